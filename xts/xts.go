@@ -1,0 +1,179 @@
+package xts
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"unsafe"
+)
+
+// SectorSize is the size in bytes of one sector, the XTS data unit: tapdisk
+// encrypts each 512-byte VHD sector on its own.
+const SectorSize = 512
+
+const (
+	blockSize       = aes.BlockSize          // 16, the AES block size
+	blocksPerSector = SectorSize / blockSize // 32
+	// Key sizes in bytes: two AES-128 keys or two AES-256 keys (FORMAT.md,
+	// "Encryption").
+	keySize128 = 2 * 16
+	keySize256 = 2 * 32
+)
+
+// Errors returned by NewCipher, EncryptSectors and DecryptSectors. Callers
+// can test for them with errors.Is.
+var (
+	// ErrKeySize means the key is neither 32 bytes (AES-128-XTS) nor 64
+	// bytes (AES-256-XTS).
+	ErrKeySize = errors.New("xts: key must be 32 bytes (AES-128-XTS) or 64 bytes (AES-256-XTS)")
+	// ErrWeakKey means the two halves of the key are equal, which IEEE
+	// 1619-2018 (section 5.1) and FIPS 140-3 (IG C.I) forbid for XTS.
+	ErrWeakKey = errors.New("xts: the data key and the tweak key (the two halves of the key) are equal")
+	// ErrLength means the source is not a whole number of 512-byte sectors.
+	ErrLength = errors.New("xts: input is not a whole number of 512-byte sectors")
+	// ErrShortBuffer means the destination is shorter than the source.
+	ErrShortBuffer = errors.New("xts: destination is shorter than source")
+	// ErrOverlap means the destination and the source share memory without
+	// starting at the same address. Exactly overlapping buffers (in-place
+	// operation) are allowed.
+	ErrOverlap = errors.New("xts: destination and source overlap without being the same buffer")
+)
+
+// errUninitialised is returned by the methods of a Cipher that was not made
+// by NewCipher (a nil pointer or a zero value).
+var errUninitialised = errors.New("xts: Cipher was not created by NewCipher")
+
+// Cipher is AES-XTS with one key. It is safe for concurrent use: nothing in
+// it changes after NewCipher returns.
+type Cipher struct {
+	// data and tweak are the AES ciphers of the first (data) and second
+	// (tweak) halves of the key. They hold the expanded key schedules
+	// only.
+	data, tweak cipher.Block
+	keyBits     int // 128 or 256: the size of each half
+}
+
+// NewCipher returns a Cipher for a 32-byte (AES-128-XTS) or 64-byte
+// (AES-256-XTS) key: data key first, tweak key second. It returns an error
+// wrapping ErrKeySize for any other length and ErrWeakKey when the two
+// halves are equal. The Cipher does not retain key.
+func NewCipher(key []byte) (*Cipher, error) {
+	if len(key) != keySize128 && len(key) != keySize256 {
+		return nil, fmt.Errorf("%w (got %d bytes)", ErrKeySize, len(key))
+	}
+	half := len(key) / 2
+	if subtle.ConstantTimeCompare(key[:half], key[half:]) == 1 {
+		return nil, ErrWeakKey
+	}
+	return newCipher(key)
+}
+
+// newCipher expands key without the weak-key check, so tests can run IEEE
+// 1619 vector 1, whose two keys are both zero.
+func newCipher(key []byte) (*Cipher, error) {
+	if len(key) != keySize128 && len(key) != keySize256 {
+		return nil, fmt.Errorf("%w (got %d bytes)", ErrKeySize, len(key))
+	}
+	half := len(key) / 2
+	data, err := aes.NewCipher(key[:half])
+	if err != nil {
+		return nil, fmt.Errorf("xts: expanding the data key: %w", err)
+	}
+	tweak, err := aes.NewCipher(key[half:])
+	if err != nil {
+		return nil, fmt.Errorf("xts: expanding the tweak key: %w", err)
+	}
+	return &Cipher{data: data, tweak: tweak, keyBits: half * 8}, nil
+}
+
+// String names the algorithm; it never shows key material. String, GoString
+// and Format have value receivers so that a Cipher printed by value is
+// redacted too.
+func (c Cipher) String() string {
+	if c.keyBits == 0 {
+		return "xts.Cipher(uninitialised)"
+	}
+	return fmt.Sprintf("xts.Cipher(AES-%d-XTS)", c.keyBits)
+}
+
+// GoString is String, so that %#v shows no key material either.
+func (c Cipher) GoString() string { return c.String() }
+
+// Format writes String for every verb, so that no fmt verb (%x, %d, %+v...)
+// prints the key schedules.
+func (c Cipher) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(c.String())) }
+
+// EncryptSectors encrypts src into dst. src must be a whole number of
+// 512-byte sectors, the first of which is guest sector firstSector and the
+// others consecutive. dst must be at least as long as src; only its first
+// len(src) bytes are written. dst and src may be the same buffer (same
+// start) but must not otherwise overlap. The tweak of sector n is uint32(n)
+// (see the package documentation).
+//
+// It returns ErrLength, ErrShortBuffer or ErrOverlap, without writing
+// anything, when the buffers do not meet these rules.
+func (c *Cipher) EncryptSectors(dst, src []byte, firstSector uint64) error {
+	if err := c.check(dst, src); err != nil {
+		return err
+	}
+	c.sectors(dst[:len(src)], src, firstSector, false)
+	return nil
+}
+
+// DecryptSectors decrypts src into dst. The rules for the buffers and the
+// sector numbers are those of EncryptSectors.
+func (c *Cipher) DecryptSectors(dst, src []byte, firstSector uint64) error {
+	if err := c.check(dst, src); err != nil {
+		return err
+	}
+	c.sectors(dst[:len(src)], src, firstSector, true)
+	return nil
+}
+
+// forceGeneric makes every Cipher use the portable implementation even
+// where a faster one exists. Only tests set it, to run both implementations
+// on one machine; it is never changed while a Cipher is in use.
+var forceGeneric bool
+
+// sectors dispatches to the best implementation for this machine.
+func (c *Cipher) sectors(dst, src []byte, firstSector uint64, decrypt bool) {
+	c.genericSectors(dst, src, firstSector, decrypt)
+}
+
+// unit processes one data unit of any whole number of blocks with any
+// 128-bit data unit sequence number hi:lo (for IEEE 1619 vectors).
+func (c *Cipher) unit(dst, src []byte, lo, hi uint64, decrypt bool) {
+	c.genericUnit(dst, src, lo, hi, decrypt)
+}
+
+// check validates the receiver and the buffers.
+func (c *Cipher) check(dst, src []byte) error {
+	switch {
+	case c == nil || c.keyBits == 0:
+		return errUninitialised
+	case len(src)%SectorSize != 0:
+		return ErrLength
+	case len(dst) < len(src):
+		return ErrShortBuffer
+	case inexactOverlap(dst[:len(src)], src):
+		return ErrOverlap
+	}
+	return nil
+}
+
+// inexactOverlap reports whether x and y share memory without starting at
+// the same address.
+func inexactOverlap(x, y []byte) bool {
+	if len(x) == 0 || len(y) == 0 || &x[0] == &y[0] {
+		return false
+	}
+	x0 := uintptr(unsafe.Pointer(&x[0]))
+	y0 := uintptr(unsafe.Pointer(&y[0]))
+	return x0 <= y0+uintptr(len(y)-1) && y0 <= x0+uintptr(len(x)-1)
+}
+
+// hasFastPath reports whether this machine has an implementation faster
+// than the portable one.
+func hasFastPath() bool { return false }

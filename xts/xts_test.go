@@ -1,0 +1,405 @@
+package xts
+
+import (
+	"bytes"
+	"crypto/aes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+
+	xcxts "golang.org/x/crypto/xts"
+)
+
+// implementations lists the implementations this machine can run: the
+// portable one always, the assembly one where the CPU supports it.
+func implementations() []struct {
+	name    string
+	generic bool
+} {
+	list := []struct {
+		name    string
+		generic bool
+	}{{"generic", true}}
+	if hasFastPath() {
+		list = append(list, struct {
+			name    string
+			generic bool
+		}{"fast", false})
+	}
+	return list
+}
+
+// forEachImpl runs body once per implementation (as subtests), so CI
+// exercises the portable code even on machines with AES-NI. Tests that use
+// it must not run in parallel with each other.
+func forEachImpl(t *testing.T, body func(t *testing.T)) {
+	t.Helper()
+	for _, impl := range implementations() {
+		t.Run(impl.name, func(t *testing.T) {
+			saved := forceGeneric
+			forceGeneric = impl.generic
+			t.Cleanup(func() { forceGeneric = saved })
+			body(t)
+		})
+	}
+}
+
+func randomKey(r *rand.Rand, size int) []byte {
+	k := make([]byte, size)
+	for i := range k {
+		k[i] = byte(r.Uint32())
+	}
+	return k
+}
+
+func randomBytes(r *rand.Rand, n int) []byte { return randomKey(r, n) }
+
+// reference encrypts or decrypts with golang.org/x/crypto/xts, one call per
+// sector, with the tweak mapped as in FORMAT.md: x/crypto writes the sector
+// number as 64-bit little endian, tapdisk as 32-bit, so pass uint32(n).
+func reference(t testing.TB, key, src []byte, first uint64, decrypt bool) []byte {
+	t.Helper()
+	c, err := xcxts.NewCipher(aes.NewCipher, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]byte, len(src))
+	for i := 0; i < len(src); i += SectorSize {
+		n := uint64(uint32(first + uint64(i/SectorSize)))
+		if decrypt {
+			c.Decrypt(out[i:i+SectorSize], src[i:i+SectorSize], n)
+		} else {
+			c.Encrypt(out[i:i+SectorSize], src[i:i+SectorSize], n)
+		}
+	}
+	return out
+}
+
+// TestAgainstXCrypto compares with golang.org/x/crypto/xts on random keys,
+// lengths and sector numbers, including around 2^32 where the tweak wraps.
+func TestAgainstXCrypto(t *testing.T) {
+	starts := []uint64{0, 1, 4095, 1<<32 - 1, 1<<32 - 3, 1 << 32, 1<<32 + 7, 0xFF000000 - 1, 1<<64 - 1, 1<<64 - 2}
+	forEachImpl(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(1, 2))
+		for iter := 0; iter < 200; iter++ {
+			keySize := keySize128
+			if iter%2 == 1 {
+				keySize = keySize256
+			}
+			key := randomKey(r, keySize)
+			c, err := NewCipher(key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := r.IntN(40)
+			if iter%17 == 0 {
+				n = 4096 // one VHD block
+			}
+			first := r.Uint64()
+			switch iter % 3 {
+			case 0:
+				first = starts[r.IntN(len(starts))]
+			case 1:
+				first = first >> 32 // below 2^32
+			}
+			src := randomBytes(r, n*SectorSize)
+			want := reference(t, key, src, first, false)
+
+			got := make([]byte, len(src))
+			if err := c.EncryptSectors(got, src, first); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("iter %d (%d-byte key, %d sectors from %d): encrypt differs from x/crypto/xts", iter, keySize, n, first)
+			}
+			back := make([]byte, len(src)+SectorSize) // longer dst is allowed
+			if err := c.DecryptSectors(back, got, first); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(back[:len(src)], src) || !bytes.Equal(back[len(src):], make([]byte, SectorSize)) {
+				t.Fatalf("iter %d: decrypt did not restore the plaintext or wrote past len(src)", iter)
+			}
+			if !bytes.Equal(reference(t, key, want, first, true), src) {
+				t.Fatal("x/crypto/xts does not invert itself")
+			}
+			// In place, both ways.
+			buf := bytes.Clone(src)
+			if err := c.EncryptSectors(buf, buf, first); err != nil || !bytes.Equal(buf, want) {
+				t.Fatalf("iter %d: in-place encrypt differs (err %v)", iter, err)
+			}
+			if err := c.DecryptSectors(buf, buf, first); err != nil || !bytes.Equal(buf, src) {
+				t.Fatalf("iter %d: in-place decrypt differs (err %v)", iter, err)
+			}
+		}
+	})
+}
+
+// TestTweakWrapsAt2To32 pins the documented behaviour above 2^32 sectors:
+// only the low 32 bits of the sector number count, as in tapdisk.
+func TestTweakWrapsAt2To32(t *testing.T) {
+	forEachImpl(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(3, 4))
+		c, err := NewCipher(randomKey(r, keySize256))
+		if err != nil {
+			t.Fatal(err)
+		}
+		src := randomBytes(r, 3*SectorSize)
+		low := make([]byte, len(src))
+		high := make([]byte, len(src))
+		if err := c.EncryptSectors(low, src, 5); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.EncryptSectors(high, src, 1<<32+5); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(low, high) {
+			t.Fatal("sector 2^32+5 should encrypt like sector 5")
+		}
+		// A call that crosses 2^32: sectors 2^32-1, 0, 1.
+		span := make([]byte, len(src))
+		if err := c.EncryptSectors(span, src, 1<<32-1); err != nil {
+			t.Fatal(err)
+		}
+		last := make([]byte, SectorSize)
+		if err := c.EncryptSectors(last, src[:SectorSize], 0xFFFFFFFF); err != nil {
+			t.Fatal(err)
+		}
+		zeroOne := make([]byte, 2*SectorSize)
+		if err := c.EncryptSectors(zeroOne, src[SectorSize:], 0); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(span, append(last, zeroOne...)) {
+			t.Fatal("a call across 2^32 should wrap to sector 0")
+		}
+		// The largest VHD's last sector is still below 2^32.
+		const vhdMaxSectors = 2040 << 30 / SectorSize
+		if vhdMaxSectors > 1<<32 {
+			t.Fatal("VHD maximum exceeds 2^32 sectors")
+		}
+	})
+}
+
+func TestNewCipherErrors(t *testing.T) {
+	for _, n := range []int{0, 1, 16, 24, 31, 33, 48, 63, 65, 128} {
+		c, err := NewCipher(make([]byte, n))
+		if !errors.Is(err, ErrKeySize) || c != nil {
+			t.Errorf("%d-byte key: got %v, %v; want ErrKeySize", n, c, err)
+		}
+	}
+	if _, err := NewCipher(nil); !errors.Is(err, ErrKeySize) {
+		t.Errorf("nil key: %v", err)
+	}
+	for _, size := range []int{keySize128, keySize256} {
+		k := bytes.Repeat([]byte{0x5A}, size)
+		if c, err := NewCipher(k); !errors.Is(err, ErrWeakKey) || c != nil {
+			t.Errorf("%d-byte key with equal halves: got %v, %v; want ErrWeakKey", size, c, err)
+		}
+		k[0] ^= 1 // halves now differ in one bit
+		if _, err := NewCipher(k); err != nil {
+			t.Errorf("%d-byte key with different halves: %v", size, err)
+		}
+	}
+}
+
+func TestBufferErrors(t *testing.T) {
+	c, err := NewCipher(randomKey(rand.New(rand.NewPCG(5, 6)), keySize128))
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 8*SectorSize)
+	cases := []struct {
+		name     string
+		dst, src []byte
+		want     error
+	}{
+		{"src 1 byte", big, big[:1], ErrLength},
+		{"src 511 bytes", big, big[:511], ErrLength},
+		{"src 513 bytes", big, big[:513], ErrLength},
+		{"src 16 bytes", big, big[:16], ErrLength},
+		{"dst short", big[:SectorSize], big[SectorSize : 3*SectorSize], ErrShortBuffer},
+		{"dst nil", nil, big[:SectorSize], ErrShortBuffer},
+		{"dst one byte ahead", big[1:], big[:2*SectorSize], ErrOverlap},
+		{"dst one byte behind", big[:2*SectorSize], big[1 : 1+SectorSize], ErrOverlap},
+		{"dst a sector behind", big[:4*SectorSize], big[SectorSize : 3*SectorSize], ErrOverlap},
+		{"dst starts in src's last block", big[SectorSize-16:], big[:SectorSize], ErrOverlap},
+		{"overlap beyond len(src) is fine", big[:SectorSize+1], big[SectorSize : 2*SectorSize], nil},
+		{"same buffer", big, big, nil},
+		{"same start, dst longer", big, big[:SectorSize], nil},
+		{"adjacent", big[:SectorSize], big[SectorSize : 2*SectorSize], nil},
+		{"empty src", nil, nil, nil},
+		{"empty src, odd dst", big[:3], big[:0], nil},
+	}
+	for _, tc := range cases {
+		for _, dir := range []string{"encrypt", "decrypt"} {
+			before := bytes.Clone(big)
+			var err error
+			if dir == "encrypt" {
+				err = c.EncryptSectors(tc.dst, tc.src, 0)
+			} else {
+				err = c.DecryptSectors(tc.dst, tc.src, 0)
+			}
+			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+				t.Errorf("%s, %s: got %v, want %v", tc.name, dir, err, tc.want)
+			}
+			if tc.want != nil && !bytes.Equal(before, big) {
+				t.Errorf("%s, %s: wrote to dst despite the error", tc.name, dir)
+			}
+		}
+	}
+}
+
+// TestUninitialisedCipher: methods of a nil or zero Cipher return an error
+// instead of panicking.
+func TestUninitialisedCipher(t *testing.T) {
+	buf := make([]byte, SectorSize)
+	for name, c := range map[string]*Cipher{"nil": nil, "zero": {}} {
+		if err := c.EncryptSectors(buf, buf, 0); err == nil {
+			t.Errorf("%s Cipher: EncryptSectors returned nil", name)
+		}
+		if err := c.DecryptSectors(buf, buf, 0); err == nil {
+			t.Errorf("%s Cipher: DecryptSectors returned nil", name)
+		}
+	}
+}
+
+// TestDoesNotRetainKey: changing the caller's key after NewCipher changes
+// nothing.
+func TestDoesNotRetainKey(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	key := randomKey(r, keySize256)
+	c, err := NewCipher(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := randomBytes(r, 2*SectorSize)
+	want := make([]byte, len(src))
+	if err := c.EncryptSectors(want, src, 9); err != nil {
+		t.Fatal(err)
+	}
+	for i := range key {
+		key[i] = 0
+	}
+	got := make([]byte, len(src))
+	if err := c.EncryptSectors(got, src, 9); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("zeroing the caller's key changed the Cipher")
+	}
+}
+
+// TestPrintsNoKeyMaterial formats a Cipher every way fmt can and checks the
+// output is the fixed description only.
+func TestPrintsNoKeyMaterial(t *testing.T) {
+	key := make([]byte, keySize256)
+	for i := range key {
+		key[i] = byte(0xA0 + i)
+	}
+	c, err := NewCipher(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = "xts.Cipher(AES-256-XTS)"
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%x", "%X", "%d", "%q"} {
+		for _, arg := range []any{c, *c} {
+			got := fmt.Sprintf(verb, arg)
+			if got != want {
+				t.Errorf("Sprintf(%q, %T) = %q, want %q", verb, arg, got, want)
+			}
+		}
+	}
+	// fmt handles %p before any method: it prints the pointer, or for a
+	// value the fields without calling Format. The fields must then be
+	// pointers (printed as addresses), never the key schedules themselves.
+	for _, arg := range []any{c, *c} {
+		got := fmt.Sprintf("%p", arg)
+		if strings.Contains(got, "a0a1a2") || strings.Contains(got, "160 161") || strings.Contains(got, "[") {
+			t.Errorf("Sprintf(%%p, %T) = %q shows key material", arg, got)
+		}
+	}
+	if got := fmt.Sprint([]*Cipher{c}); !strings.Contains(got, want) {
+		t.Errorf("Sprint(slice) = %q", got)
+	}
+	var zero Cipher
+	if got := fmt.Sprint(zero); got != "xts.Cipher(uninitialised)" {
+		t.Errorf("zero Cipher prints %q", got)
+	}
+	c128, err := NewCipher(key[:keySize128])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c128.String(); got != "xts.Cipher(AES-128-XTS)" {
+		t.Errorf("128-bit Cipher prints %q", got)
+	}
+}
+
+// TestZeroAllocs proves EncryptSectors and DecryptSectors allocate nothing,
+// for one sector and for a 2 MiB VHD block, in place and not.
+func TestZeroAllocs(t *testing.T) {
+	forEachImpl(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(9, 10))
+		for _, keySize := range []int{keySize128, keySize256} {
+			c, err := NewCipher(randomKey(r, keySize))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range []int{1, 4096} {
+				src := randomBytes(r, n*SectorSize)
+				dst := make([]byte, len(src))
+				runs := 100
+				if n > 1 {
+					runs = 5
+				}
+				for name, f := range map[string]func(){
+					"encrypt":          func() { _ = c.EncryptSectors(dst, src, 77) },
+					"decrypt":          func() { _ = c.DecryptSectors(dst, src, 77) },
+					"encrypt in place": func() { _ = c.EncryptSectors(dst, dst, 1<<32-1) },
+				} {
+					if a := testing.AllocsPerRun(runs, f); a != 0 {
+						t.Errorf("%d-byte key, %d sectors, %s: %v allocs per call", keySize, n, name, a)
+					}
+				}
+			}
+		}
+	})
+}
+
+// TestConcurrentUse shares one Cipher between goroutines (run with -race).
+func TestConcurrentUse(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	key := randomKey(r, keySize256)
+	c, err := NewCipher(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := randomBytes(r, 64*SectorSize)
+	want := reference(t, key, src, 1000, false)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, len(src))
+			for i := 0; i < 20; i++ {
+				copy(buf, src)
+				if err := c.EncryptSectors(buf, buf, 1000); err != nil {
+					errs <- err
+					return
+				}
+				if !bytes.Equal(buf, want) {
+					errs <- errors.New("concurrent encryption gave a wrong result")
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
