@@ -328,15 +328,15 @@ func TestPolicyValidation(t *testing.T) {
 	tok, _, err := f.iam.IssueToken(ownerKey)
 	require.NoError(t, err)
 	cases := map[string]string{
-		"no subject service": `{"type":"authorization","subjects":[{"attributes":[{"name":"accountId","value":"` + acct + `"}]}],"roles":[{"role_id":"` + iamsim.RoleReader + `"}],"resources":[{"attributes":[{"name":"accountId","value":"` + acct + `"},{"name":"serviceName","value":"kms"}]}]}`,
-		"no subject account": `{"type":"authorization","subjects":[{"attributes":[{"name":"serviceName","value":"server-protect"}]}],"roles":[{"role_id":"` + iamsim.RoleReader + `"}],"resources":[{"attributes":[{"name":"accountId","value":"` + acct + `"},{"name":"serviceName","value":"kms"}]}]}`,
+		"no subject service":  `{"type":"authorization","subjects":[{"attributes":[{"name":"accountId","value":"` + acct + `"}]}],"roles":[{"role_id":"` + iamsim.RoleReader + `"}],"resources":[{"attributes":[{"name":"accountId","value":"` + acct + `"},{"name":"serviceName","value":"kms"}]}]}`,
+		"no subject account":  `{"type":"authorization","subjects":[{"attributes":[{"name":"serviceName","value":"server-protect"}]}],"roles":[{"role_id":"` + iamsim.RoleReader + `"}],"resources":[{"attributes":[{"name":"accountId","value":"` + acct + `"},{"name":"serviceName","value":"kms"}]}]}`,
 		"no resource account": `{"type":"authorization","subjects":[{"attributes":[{"name":"accountId","value":"` + acct + `"},{"name":"serviceName","value":"server-protect"}]}],"roles":[{"role_id":"` + iamsim.RoleReader + `"}],"resources":[{"attributes":[{"name":"serviceName","value":"kms"}]}]}`,
-		"no roles":       `{"type":"authorization","subjects":[{"attributes":[{"name":"accountId","value":"` + acct + `"},{"name":"serviceName","value":"server-protect"}]}],"roles":[],"resources":[{"attributes":[{"name":"accountId","value":"` + acct + `"},{"name":"serviceName","value":"kms"}]}]}`,
-		"bad type":       `{"type":"bogus","subjects":[{"attributes":[{"name":"iam_id","value":"x"}]}],"roles":[{"role_id":"` + iamsim.RoleReader + `"}],"resources":[{"attributes":[{"name":"accountId","value":"` + acct + `"}]}]}`,
-		"bad role":       `{"type":"access","subjects":[{"attributes":[{"name":"iam_id","value":"x"}]}],"roles":[{"role_id":"Reader"}],"resources":[{"attributes":[{"name":"accountId","value":"` + acct + `"}]}]}`,
-		"access no iam":  `{"type":"access","subjects":[{"attributes":[{"name":"serviceName","value":"x"}]}],"roles":[{"role_id":"` + iamsim.RoleReader + `"}],"resources":[{"attributes":[{"name":"accountId","value":"` + acct + `"}]}]}`,
-		"not json":       `{`,
-		"wrong operator": `{"type":"access","subjects":[{"attributes":[{"name":"iam_id","value":"x"}]}],"roles":[{"role_id":"` + iamsim.RoleReader + `"}],"resources":[{"attributes":[{"name":"accountId","value":"` + acct + `","operator":"stringMatch"}]}]}`,
+		"no roles":            `{"type":"authorization","subjects":[{"attributes":[{"name":"accountId","value":"` + acct + `"},{"name":"serviceName","value":"server-protect"}]}],"roles":[],"resources":[{"attributes":[{"name":"accountId","value":"` + acct + `"},{"name":"serviceName","value":"kms"}]}]}`,
+		"bad type":            `{"type":"bogus","subjects":[{"attributes":[{"name":"iam_id","value":"x"}]}],"roles":[{"role_id":"` + iamsim.RoleReader + `"}],"resources":[{"attributes":[{"name":"accountId","value":"` + acct + `"}]}]}`,
+		"bad role":            `{"type":"access","subjects":[{"attributes":[{"name":"iam_id","value":"x"}]}],"roles":[{"role_id":"Reader"}],"resources":[{"attributes":[{"name":"accountId","value":"` + acct + `"}]}]}`,
+		"access no iam":       `{"type":"access","subjects":[{"attributes":[{"name":"serviceName","value":"x"}]}],"roles":[{"role_id":"` + iamsim.RoleReader + `"}],"resources":[{"attributes":[{"name":"accountId","value":"` + acct + `"}]}]}`,
+		"not json":            `{`,
+		"wrong operator":      `{"type":"access","subjects":[{"attributes":[{"name":"iam_id","value":"x"}]}],"roles":[{"role_id":"` + iamsim.RoleReader + `"}],"resources":[{"attributes":[{"name":"accountId","value":"` + acct + `","operator":"stringMatch"}]}]}`,
 	}
 	for name, body := range cases {
 		req, _ := http.NewRequest(http.MethodPost, f.url+"/v1/policies", strings.NewReader(body))
