@@ -1,0 +1,32 @@
+// Package vhd reads and writes Virtual Hard Disk (VHD) images in the form
+// IBM Cloud classic's storage driver (blktap's tapdisk) uses for End-to-End
+// encrypted images.
+//
+// Reading: Open validates a fixed or dynamic VHD (from qemu-img, tapdisk or
+// vhd-util, Hyper-V, VirtualBox) and presents it as a virtual disk: an
+// io.ReaderAt over the guest bytes as stored, and the allocated blocks with
+// their sector bitmaps, always in BlockSize (2 MiB) units. NewStreamReader
+// does the same front to back from an io.Reader for dynamic VHDs whose
+// blocks are stored in order. Check validates an image and, for an encrypted
+// one, finds the damage left by the reference tool's copy defect.
+//
+// Writing: NewWriter writes a tapdisk-style dynamic VHD (creator "tap" 1.3,
+// BAT, batmap, optional key hash, block data 4 KiB aligned) as a pure stream
+// given the virtual size and the allocation map up front; Layout.FileSize
+// gives its exact size before the first byte. WriteFixed writes a fixed VHD.
+//
+// Every structure read from a file is checked before it is trusted: sizes
+// are bounded (MaxSize, MaxBATEntries, MaxNativeBlockSize), nothing is read
+// past the end of the file, blocks may overlap neither metadata nor each
+// other. Malformed input gives a *FormatError naming the field and its
+// offset; no input makes the package panic or allocate more than the file's
+// metadata size.
+//
+// What this package does NOT do: it knows nothing about ciphers. Data of an
+// encrypted disk is read and written as stored (ciphertext); encrypting,
+// decrypting and checking a key against the key hash beyond KeyHash.Matches
+// is the caller's job. It does not read differencing disks (they need their
+// parent; Open returns ErrDifferencing naming it), VHDX, or the 511-byte
+// footers of pre-2004 Virtual PC images, and it does not modify images in
+// place.
+package vhd
