@@ -1,0 +1,266 @@
+package iam
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/IBM/go-sdk-core/v5/core"
+
+	"github.com/e2eimage/e2eimage/internal/secret"
+	"github.com/e2eimage/e2eimage/kms"
+)
+
+// IAM endpoints (CLOUD.md §3.1).
+const (
+	// DefaultURL is the public IAM endpoint.
+	DefaultURL = "https://iam.cloud.ibm.com"
+	// PrivateURL is the IAM endpoint on the IBM Cloud private network.
+	PrivateURL = "https://private.iam.cloud.ibm.com"
+	// tokenPath is appended to the base URL by go-sdk-core.
+	tokenPath = "/identity/token"
+)
+
+// Token timing. IAM tokens last at most 60 minutes (CLOUD.md §3.1); a token
+// is renewed when less than tokenMargin (or a fifth of its lifetime, if that
+// is shorter) remains, so that a request never leaves with a token about to
+// expire.
+const (
+	tokenMargin         = 60 * time.Second
+	defaultTokenTimeout = 30 * time.Second
+)
+
+// ErrAuthentication is matched by errors from IAM refusing the API key (HTTP
+// 400 or 401 from the token endpoint, e.g. BXNIM0415E "Provided API key could
+// not be found").
+var ErrAuthentication = errors.New("iam: the API key was refused")
+
+// AuthOption configures an Authenticator.
+type AuthOption func(*authOptions)
+
+type authOptions struct {
+	url       string
+	transport http.RoundTripper
+	timeout   time.Duration
+}
+
+// WithURL sets the IAM base URL (default DefaultURL). A full token URL
+// ending in /identity/token is accepted too. It must be https, or http to a
+// loopback host.
+func WithURL(url string) AuthOption { return func(o *authOptions) { o.url = url } }
+
+// WithTransport sets the HTTP transport for token requests. A
+// *http.Transport that skips TLS verification is refused.
+func WithTransport(rt http.RoundTripper) AuthOption {
+	return func(o *authOptions) { o.transport = rt }
+}
+
+// WithTokenTimeout bounds one token request (default 30s); the context
+// passed to AccessToken bounds it too.
+func WithTokenTimeout(d time.Duration) AuthOption { return func(o *authOptions) { o.timeout = d } }
+
+// Authenticator exchanges an API key for IAM access tokens through
+// go-sdk-core's IamAuthenticator and caches them until shortly before they
+// expire. It implements kms.TokenSource and go-sdk-core's
+// core.Authenticator, so the same credentials serve the key services and the
+// platform SDKs. It is safe for concurrent use; concurrent callers share one
+// token request.
+//
+// Unlike core.IamAuthenticator used directly, it starts no background
+// goroutine, and a token request stops when the caller's context is done.
+type Authenticator struct {
+	apiKey    *secret.String
+	url       string
+	transport http.RoundTripper
+	timeout   time.Duration
+	now       func() time.Time
+
+	sem    chan struct{} // one token request at a time
+	mu     sync.Mutex
+	token  *secret.String
+	expiry time.Time
+}
+
+var (
+	_ kms.TokenSource    = (*Authenticator)(nil)
+	_ core.Authenticator = (*Authenticator)(nil)
+)
+
+// NewAuthenticator returns an Authenticator for apiKey. It keeps its own
+// copy of the key, so the caller may Zero apiKey afterwards. It makes no
+// request.
+func NewAuthenticator(apiKey *secret.String, opts ...AuthOption) (*Authenticator, error) {
+	if apiKey.Empty() {
+		return nil, errors.New("iam: an API key is required")
+	}
+	o := authOptions{url: DefaultURL, timeout: defaultTokenTimeout}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	base, err := checkURL(strings.TrimSuffix(strings.TrimSuffix(o.url, "/"), tokenPath))
+	if err != nil {
+		return nil, err
+	}
+	rt := o.transport
+	if rt == nil {
+		rt = defaultTransport()
+	} else if t, ok := rt.(*http.Transport); ok && t.TLSClientConfig != nil && t.TLSClientConfig.InsecureSkipVerify {
+		return nil, errors.New("iam: the transport skips TLS certificate verification; refusing to send an API key over it")
+	}
+	if o.timeout <= 0 {
+		o.timeout = defaultTokenTimeout
+	}
+	return &Authenticator{
+		apiKey:    secret.NewString(apiKey.Reveal()),
+		url:       base,
+		transport: rt,
+		timeout:   o.timeout,
+		now:       time.Now,
+		sem:       make(chan struct{}, 1),
+	}, nil
+}
+
+// URL returns the IAM base URL in use.
+func (a *Authenticator) URL() string { return a.url }
+
+// AccessToken returns a valid access token, without the "Bearer " prefix,
+// fetching a new one when the cached one is missing or about to expire.
+func (a *Authenticator) AccessToken(ctx context.Context) (*secret.String, error) {
+	if tok := a.cached(); tok != nil {
+		return tok, nil
+	}
+	select {
+	case a.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("iam: waiting for an access token: %w", ctx.Err())
+	}
+	defer func() { <-a.sem }()
+	if tok := a.cached(); tok != nil { // another caller fetched it meanwhile
+		return tok, nil
+	}
+	return a.fetch(ctx)
+}
+
+func (a *Authenticator) cached() *secret.String {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.token != nil && a.now().Before(a.expiry) {
+		return a.token
+	}
+	return nil
+}
+
+// InvalidateToken drops the cached token, so that the next AccessToken
+// fetches a new one. Call it when a service refuses a token (HTTP 401).
+func (a *Authenticator) InvalidateToken() {
+	a.mu.Lock()
+	a.token = nil
+	a.mu.Unlock()
+}
+
+// fetch asks IAM for a token through a throw-away core.IamAuthenticator
+// whose HTTP client is bound to ctx (go-sdk-core's token call takes no
+// context).
+func (a *Authenticator) fetch(ctx context.Context) (*secret.String, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("iam: getting an access token: %w", err)
+	}
+	tctx, cancel := context.WithTimeout(ctx, a.timeout)
+	defer cancel()
+	ca := &core.IamAuthenticator{
+		ApiKey: a.apiKey.Reveal(),
+		URL:    a.url,
+		Client: &http.Client{Transport: ctxTransport{ctx: tctx, base: a.transport}},
+	}
+	start := a.now()
+	resp, err := ca.RequestToken()
+	if err != nil {
+		if tctx.Err() != nil {
+			return nil, fmt.Errorf("iam: getting an access token from %s: %w", a.url, tctx.Err())
+		}
+		var hp *core.HTTPProblem
+		if errors.As(err, &hp) && hp.Response != nil {
+			if sc := hp.Response.GetStatusCode(); sc == http.StatusBadRequest || sc == http.StatusUnauthorized {
+				return nil, fmt.Errorf("iam: getting an access token from %s: HTTP %d: %w: %w", a.url, sc, ErrAuthentication, err)
+			}
+		}
+		return nil, fmt.Errorf("iam: getting an access token from %s: %w", a.url, err)
+	}
+	if resp == nil || resp.AccessToken == "" {
+		return nil, fmt.Errorf("iam: getting an access token from %s: the answer holds no access_token", a.url)
+	}
+	life := time.Duration(resp.ExpiresIn) * time.Second
+	if life <= 0 && resp.Expiration > 0 {
+		life = time.Unix(resp.Expiration, 0).Sub(start)
+	}
+	if life <= 0 {
+		return nil, fmt.Errorf("iam: getting an access token from %s: the token has no lifetime (expires_in and expiration missing)", a.url)
+	}
+	margin := min(tokenMargin, life/5)
+	tok := secret.NewString(resp.AccessToken)
+	a.mu.Lock()
+	a.token, a.expiry = tok, start.Add(life-margin)
+	a.mu.Unlock()
+	return tok, nil
+}
+
+// AuthenticationType implements core.Authenticator.
+func (a *Authenticator) AuthenticationType() string { return core.AUTHTYPE_IAM }
+
+// Authenticate implements core.Authenticator: it sets the Authorization
+// header of req, bounded by req's context.
+func (a *Authenticator) Authenticate(req *http.Request) error {
+	tok, err := a.AccessToken(req.Context())
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok.Reveal())
+	return nil
+}
+
+// Validate implements core.Authenticator.
+func (a *Authenticator) Validate() error {
+	if a == nil || a.apiKey.Empty() {
+		return errors.New("iam: the authenticator has no API key")
+	}
+	return nil
+}
+
+// ctxTransport binds every request to a context.
+type ctxTransport struct {
+	ctx  context.Context
+	base http.RoundTripper
+}
+
+func (t ctxTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return t.base.RoundTrip(req.WithContext(t.ctx))
+}
+
+// checkURL applies kms.CheckURL's rule (https, or http to loopback) with an
+// iam prefix.
+func checkURL(raw string) (string, error) {
+	u, err := kms.CheckURL(raw)
+	if err != nil {
+		return "", fmt.Errorf("iam: %w", err)
+	}
+	return u, nil
+}
+
+func defaultTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:   10 * time.Second,
+		MaxIdleConnsPerHost:   4,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		ForceAttemptHTTP2:     true,
+	}
+}

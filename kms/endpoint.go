@@ -1,0 +1,101 @@
+package kms
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// HPCS port range for port-based endpoints (CLOUD.md §1.7: "The port lies in
+// 8000–19999 and is shown on the instance dashboard").
+const (
+	minHPCSPort = 8000
+	maxHPCSPort = 19999
+)
+
+// ErrInsecureEndpoint is returned for an endpoint URL that is not https,
+// unless it is plain http to a loopback address (a local simulator).
+var ErrInsecureEndpoint = errors.New("kms: endpoint must use https (plain http is allowed only to a loopback host)")
+
+// EndpointURL returns the base URL of the key service API for a key, without
+// the /api/v2 suffix:
+//
+//   - Key Protect: https://<region>.kms.cloud.ibm.com, or
+//     https://private.<region>.kms.cloud.ibm.com when private is set.
+//   - HPCS with hpcsPort == 0 (instance-based endpoints, the current style):
+//     https://<instance>.api.<region>.hs-crypto.appdomain.cloud, or
+//     https://<instance>.api.private.<region>.hs-crypto.appdomain.cloud.
+//   - HPCS with a port (older, port-based instances):
+//     https://api.<region>.hs-crypto.cloud.ibm.com:<port>, or
+//     https://api.private.<region>.hs-crypto.cloud.ibm.com:<port>.
+//
+// Source: CLOUD.md §1.1 and §1.7. A port is refused for Key Protect.
+func EndpointURL(c CRN, private bool, hpcsPort int) (string, error) {
+	switch c.Service {
+	case KeyProtect:
+		if hpcsPort != 0 {
+			return "", fmt.Errorf("kms: an HPCS port (%d) was given for a Key Protect key; Key Protect endpoints have no port", hpcsPort)
+		}
+		if private {
+			return "https://private." + c.Region + ".kms.cloud.ibm.com", nil
+		}
+		return "https://" + c.Region + ".kms.cloud.ibm.com", nil
+	case HPCS:
+		priv := ""
+		if private {
+			priv = "private."
+		}
+		if hpcsPort == 0 {
+			return "https://" + c.InstanceID + ".api." + priv + c.Region + ".hs-crypto.appdomain.cloud", nil
+		}
+		if hpcsPort < minHPCSPort || hpcsPort > maxHPCSPort {
+			return "", fmt.Errorf("kms: HPCS port %d is outside %d-%d (see the instance's key management endpoint URL)", hpcsPort, minHPCSPort, maxHPCSPort)
+		}
+		return "https://api." + priv + c.Region + ".hs-crypto.cloud.ibm.com:" + strconv.Itoa(hpcsPort), nil
+	}
+	return "", fmt.Errorf("kms: unknown key service %q", c.Service)
+}
+
+// CheckURL validates a service base URL: https to any host, or http only to
+// a loopback host (127.0.0.0/8, ::1 or localhost), with no user
+// information, query or fragment. It returns the URL without a trailing
+// slash. The iam package applies the same rule to IAM endpoints.
+func CheckURL(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("kms: endpoint %q: %w", raw, err)
+	}
+	if u.Host == "" || u.Opaque != "" {
+		return "", fmt.Errorf("kms: endpoint %q: want an absolute URL such as https://us-south.kms.cloud.ibm.com", raw)
+	}
+	if u.User != nil {
+		// Do not echo it: user information may hold a password.
+		return "", errors.New("kms: endpoint URL must not contain user information")
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("kms: endpoint %q: must not have a query or fragment", raw)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !IsLoopback(u.Hostname()) {
+			return "", fmt.Errorf("%w: %q", ErrInsecureEndpoint, raw)
+		}
+	default:
+		return "", fmt.Errorf("%w: %q has scheme %q", ErrInsecureEndpoint, raw, u.Scheme)
+	}
+	return strings.TrimSuffix(u.String(), "/"), nil
+}
+
+// IsLoopback reports whether host (without port) names the local machine:
+// "localhost" or a loopback IP address.
+func IsLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
