@@ -52,7 +52,11 @@ type Cipher struct {
 	// (tweak) halves of the key. They hold the expanded key schedules
 	// only.
 	data, tweak cipher.Block
-	keyBits     int // 128 or 256: the size of each half
+	// sched holds the same keys expanded for the assembly kernels (nil
+	// where there are none). It is a pointer so that printing a Cipher
+	// value with %p, which bypasses Format, shows an address only.
+	sched   *schedule
+	keyBits int // 128 or 256: the size of each half
 }
 
 // NewCipher returns a Cipher for a 32-byte (AES-128-XTS) or 64-byte
@@ -85,7 +89,7 @@ func newCipher(key []byte) (*Cipher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("xts: expanding the tweak key: %w", err)
 	}
-	return &Cipher{data: data, tweak: tweak, keyBits: half * 8}, nil
+	return &Cipher{data: data, tweak: tweak, sched: newSchedule(key[:half], key[half:]), keyBits: half * 8}, nil
 }
 
 // String names the algorithm; it never shows key material. String, GoString
@@ -132,19 +136,36 @@ func (c *Cipher) DecryptSectors(dst, src []byte, firstSector uint64) error {
 	return nil
 }
 
-// forceGeneric makes every Cipher use the portable implementation even
-// where a faster one exists. Only tests set it, to run both implementations
-// on one machine; it is never changed while a Cipher is in use.
-var forceGeneric bool
+// implementation names one of the package's implementations.
+type implementation int
 
-// sectors dispatches to the best implementation for this machine.
+const (
+	implGeneric implementation = iota // portable: crypto/aes, any architecture
+	implAESNI                         // amd64 assembly, AES-NI, 128-bit registers
+	implVAES                          // amd64 assembly, VAES + VPCLMULQDQ, 256-bit registers
+)
+
+// activeImpl is the implementation every Cipher uses: the fastest one this
+// processor runs, chosen once at start-up. Only tests change it, to run
+// every implementation on one machine, and never while a Cipher is in use.
+var activeImpl = bestImpl()
+
+// sectors dispatches to the active implementation.
 func (c *Cipher) sectors(dst, src []byte, firstSector uint64, decrypt bool) {
+	if impl := activeImpl; impl != implGeneric && c.sched != nil {
+		c.fastSectors(impl, dst, src, firstSector, decrypt)
+		return
+	}
 	c.genericSectors(dst, src, firstSector, decrypt)
 }
 
 // unit processes one data unit of any whole number of blocks with any
 // 128-bit data unit sequence number hi:lo (for IEEE 1619 vectors).
 func (c *Cipher) unit(dst, src []byte, lo, hi uint64, decrypt bool) {
+	if impl := activeImpl; impl != implGeneric && c.sched != nil {
+		c.fastUnit(impl, dst, src, lo, hi, decrypt)
+		return
+	}
 	c.genericUnit(dst, src, lo, hi, decrypt)
 }
 
@@ -174,6 +195,3 @@ func inexactOverlap(x, y []byte) bool {
 	return x0 <= y0+uintptr(len(y)-1) && y0 <= x0+uintptr(len(x)-1)
 }
 
-// hasFastPath reports whether this machine has an implementation faster
-// than the portable one.
-func hasFastPath() bool { return false }

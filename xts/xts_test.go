@@ -13,23 +13,26 @@ import (
 	xcxts "golang.org/x/crypto/xts"
 )
 
-// implementations lists the implementations this machine can run: the
-// portable one always, the assembly one where the CPU supports it.
-func implementations() []struct {
-	name    string
-	generic bool
-} {
-	list := []struct {
-		name    string
-		generic bool
-	}{{"generic", true}}
-	if hasFastPath() {
-		list = append(list, struct {
-			name    string
-			generic bool
-		}{"fast", false})
+// implNames names the implementations for subtests and benchmarks.
+var implNames = map[implementation]string{implGeneric: "generic", implAESNI: "aesni", implVAES: "vaes"}
+
+// implementations lists the implementations this processor runs: the
+// portable one always, the assembly ones where the CPU supports them.
+func implementations() []implementation {
+	var list []implementation
+	for _, impl := range []implementation{implGeneric, implAESNI, implVAES} {
+		if available(impl) {
+			list = append(list, impl)
+		}
 	}
 	return list
+}
+
+// withImpl makes impl the active implementation until the test ends.
+func withImpl(tb testing.TB, impl implementation) {
+	saved := activeImpl
+	activeImpl = impl
+	tb.Cleanup(func() { activeImpl = saved })
 }
 
 // forEachImpl runs body once per implementation (as subtests), so CI
@@ -38,10 +41,8 @@ func implementations() []struct {
 func forEachImpl(t *testing.T, body func(t *testing.T)) {
 	t.Helper()
 	for _, impl := range implementations() {
-		t.Run(impl.name, func(t *testing.T) {
-			saved := forceGeneric
-			forceGeneric = impl.generic
-			t.Cleanup(func() { forceGeneric = saved })
+		t.Run(implNames[impl], func(t *testing.T) {
+			withImpl(t, impl)
 			body(t)
 		})
 	}
