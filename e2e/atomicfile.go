@@ -1,0 +1,126 @@
+package e2e
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// outputFile is where a file-producing verb writes: a temporary file beside
+// the destination (same directory, so the final rename is atomic), mode 0600,
+// renamed over the destination only after everything was written and synced.
+// Until then the destination is untouched, and on any error or cancellation
+// the temporary file is removed, so a failed run never leaves a partial image
+// behind (vhd-util copy does, and it then blocks a retry).
+//
+// When the destination exists and is not a regular file (a device such as
+// /dev/null, a named pipe), it is opened and written directly: there is
+// nothing to rename over and nothing partial to clean up.
+type outputFile struct {
+	*os.File
+	dst     string
+	tmp     string // "" when writing dst directly
+	settled bool
+}
+
+// errSameFile is returned when the destination is the source itself.
+var errSameFile = errors.New("e2e: the output file is the input file")
+
+// createOutput prepares the output for dst. src, when not "", is the input's
+// path: writing onto it would destroy the input, so that is refused.
+func createOutput(dst, src string) (*outputFile, error) {
+	fi, err := os.Stat(dst)
+	switch {
+	case err == nil && !fi.Mode().IsRegular():
+		if fi.IsDir() {
+			return nil, fmt.Errorf("e2e: output %s is a directory", dst)
+		}
+		f, err := os.OpenFile(dst, os.O_WRONLY, 0)
+		if err != nil {
+			return nil, fmt.Errorf("e2e: opening output: %w", err)
+		}
+		return &outputFile{File: f, dst: dst}, nil
+	case err == nil && src != "":
+		if si, serr := os.Stat(src); serr == nil && os.SameFile(fi, si) {
+			return nil, fmt.Errorf("%w (%s)", errSameFile, dst)
+		}
+	case err != nil && !errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("e2e: checking output: %w", err)
+	}
+	f, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".partial-*")
+	if err != nil {
+		return nil, fmt.Errorf("e2e: creating output: %w", err)
+	}
+	o := &outputFile{File: f, dst: dst, tmp: f.Name()}
+	if err := f.Chmod(0o600); err != nil {
+		o.abort()
+		return nil, fmt.Errorf("e2e: creating output: %w", err)
+	}
+	return o, nil
+}
+
+// commit syncs the data and moves it into place. After commit, abort does
+// nothing.
+func (o *outputFile) commit() error {
+	if o.settled {
+		return errors.New("e2e: output already closed")
+	}
+	if o.tmp == "" {
+		o.settled = true
+		if err := o.Close(); err != nil {
+			return fmt.Errorf("e2e: closing output: %w", err)
+		}
+		return nil
+	}
+	if err := o.Sync(); err != nil {
+		o.abort()
+		return fmt.Errorf("e2e: syncing output: %w", err)
+	}
+	if err := o.Close(); err != nil {
+		o.abort()
+		return fmt.Errorf("e2e: closing output: %w", err)
+	}
+	if err := os.Rename(o.tmp, o.dst); err != nil {
+		o.abort()
+		return fmt.Errorf("e2e: moving output into place: %w", err)
+	}
+	o.settled = true
+	syncDir(filepath.Dir(o.dst))
+	return nil
+}
+
+// abort closes and removes the temporary file. It is safe to call after
+// commit (it then does nothing) and more than once.
+func (o *outputFile) abort() {
+	if o.settled {
+		return
+	}
+	o.settled = true
+	_ = o.Close()
+	if o.tmp != "" {
+		_ = os.Remove(o.tmp)
+	}
+}
+
+// syncDir makes a rename or a new file in dir durable. Failures are ignored:
+// some file systems cannot sync a directory, and the data itself is synced.
+func syncDir(dir string) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return
+	}
+	_ = d.Sync()
+	_ = d.Close()
+}
+
+// WriteFile writes what src produces (an Encryptor, a Decryptor) to the file
+// at path, all or nothing: into a temporary file beside path (mode 0600),
+// synced and renamed over path only when src has finished without error. On
+// failure or cancellation path is untouched and nothing is left behind. A
+// path that exists and is not a regular file (a device such as /dev/null, a
+// named pipe) is written directly.
+func WriteFile(path string, src io.WriterTo) error {
+	return writeOutput(path, "", src.WriteTo)
+}

@@ -1,0 +1,154 @@
+package e2e
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/e2eimage/e2eimage/internal/secret"
+)
+
+// DEK is a data encryption key: 32 or 64 raw bytes that never print
+// themselves (every fmt verb, JSON and slog show a redaction marker). Call
+// Zero when it is no longer needed.
+type DEK = secret.DEK
+
+// DEK sizes, in bytes. The encrypted VHD format uses AES-XTS, whose key is
+// two AES keys (one for the data, one for the tweak), so IBM's documentation
+// names each size after the total key length in bits:
+const (
+	// AES128XTS is a 32-byte DEK: AES-128-XTS, what IBM Cloud calls
+	// "AES 256-bit" encryption.
+	AES128XTS = secret.DEK256
+	// AES256XTS is a 64-byte DEK: AES-256-XTS, what IBM Cloud calls
+	// "AES 512-bit" encryption. It is the stronger choice and what NewDEK
+	// callers should normally ask for.
+	AES256XTS = secret.DEK512
+)
+
+// ErrKeySize is returned (wrapped) for a key that is neither 32 nor 64 bytes.
+var ErrKeySize = secret.ErrDEKSize
+
+// ErrKeyEnv is returned (wrapped) when a key cannot be taken from an
+// environment variable: unset, empty or not base64.
+var ErrKeyEnv = errors.New("e2e: no usable key in the environment variable")
+
+// NewDEK returns a new random DEK of size bytes (AES128XTS or AES256XTS),
+// read from crypto/rand.
+func NewDEK(size int) (*DEK, error) {
+	return secret.GenerateDEK(size)
+}
+
+// DEKFromBytes returns a DEK holding a copy of b, which must be 32 or 64
+// bytes long. The caller should clear b afterwards.
+func DEKFromBytes(b []byte) (*DEK, error) {
+	return secret.NewDEK(b)
+}
+
+// maxKeyFile bounds what ReadKeyFile reads, so that pointing it at a large
+// file by mistake fails fast instead of reading the file into memory.
+const maxKeyFile = AES256XTS + 1
+
+// ReadKeyFile reads a DEK stored as its raw 32 or 64 bytes (the format of
+// vhd-util's -k key file and of WriteKeyFile). The error never contains key
+// material. A file readable by group or others is accepted; callers that
+// want to warn about it can check LooseKeyFileMode.
+func ReadKeyFile(path string) (*DEK, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("e2e: opening key file: %w", err)
+	}
+	defer f.Close()
+	buf := make([]byte, maxKeyFile)
+	defer clear(buf)
+	n, err := io.ReadFull(f, buf)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("e2e: reading key file %s: %w", path, err)
+	}
+	if n != AES128XTS && n != AES256XTS {
+		size := fmt.Sprintf("%d bytes", n)
+		if n == maxKeyFile {
+			size = "more than 64 bytes"
+		}
+		hint := ""
+		if n == AES128XTS+1 || n == AES256XTS+1 {
+			hint = " (a trailing newline? the file must hold the raw key bytes only)"
+		}
+		return nil, fmt.Errorf("e2e: key file %s holds %s%s: %w", path, size, hint, ErrKeySize)
+	}
+	return DEKFromBytes(buf[:n])
+}
+
+// LooseKeyFileMode reports whether a key file can be read by users other
+// than its owner (any group or other permission bit set).
+func LooseKeyFileMode(path string) (bool, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return false, fmt.Errorf("e2e: checking key file: %w", err)
+	}
+	return fi.Mode().Perm()&0o077 != 0, nil
+}
+
+// KeyFromEnv reads a DEK from the environment variable name, which holds
+// the raw key bytes base64-encoded (standard alphabet, padding optional),
+// for example `KEY=$(base64 -w0 key.bin)`. lookup is os.LookupEnv when nil.
+// The error names the variable but never its value.
+func KeyFromEnv(name string, lookup func(string) (string, bool)) (*DEK, error) {
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	v, ok := lookup(name)
+	if !ok || strings.TrimSpace(v) == "" {
+		return nil, fmt.Errorf("%w %s: it is unset or empty", ErrKeyEnv, name)
+	}
+	s := strings.TrimRight(strings.TrimSpace(v), "=")
+	b, err := base64.RawStdEncoding.DecodeString(s)
+	if err != nil {
+		// Do not wrap err: base64 errors quote the offending byte offset
+		// only, but keep even that out of the message.
+		return nil, fmt.Errorf("%w %s: it is not valid base64", ErrKeyEnv, name)
+	}
+	defer clear(b)
+	dek, err := DEKFromBytes(b)
+	if err != nil {
+		return nil, fmt.Errorf("e2e: key in environment variable %s: %w", name, err)
+	}
+	return dek, nil
+}
+
+// WriteKeyFile stores dek's raw bytes in a new file at path, mode 0600. It
+// refuses to replace an existing file (the error wraps fs.ErrExist): losing a
+// DEK loses every image encrypted with it. On any failure nothing is left at
+// path.
+func WriteKeyFile(path string, dek *DEK) (err error) {
+	if dek.Len() != AES128XTS && dek.Len() != AES256XTS {
+		return fmt.Errorf("e2e: writing key file: %w (got %d bytes)", ErrKeySize, dek.Len())
+	}
+	// O_EXCL: an existing key is never replaced, even by a concurrent writer.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("e2e: writing key file: %w", err)
+	}
+	defer func() {
+		if cerr := f.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("e2e: writing key file: %w", cerr)
+		}
+		if err != nil {
+			_ = os.Remove(path)
+		}
+	}()
+	// The umask cannot widen 0600, but make the mode explicit anyway.
+	if err := f.Chmod(0o600); err != nil {
+		return fmt.Errorf("e2e: writing key file: %w", err)
+	}
+	if _, err := f.Write(dek.Bytes()); err != nil {
+		return fmt.Errorf("e2e: writing key file: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("e2e: writing key file: %w", err)
+	}
+	return nil
+}

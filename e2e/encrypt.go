@@ -1,0 +1,426 @@
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync/atomic"
+
+	"github.com/e2eimage/e2eimage/vhd"
+	"github.com/e2eimage/e2eimage/xts"
+)
+
+// Encryptor produces the encrypted VHD of one input image. Its size is known
+// before the first byte is written (Size), which is what an uploader needs to
+// announce a content length or plan multipart parts.
+//
+// NewEncryptor does everything that can fail before output starts: it
+// detects the input, checks it is not encrypted, and plans the output's
+// layout (for a raw or fixed VHD file this reads the whole input once, see
+// the package documentation). WriteTo or Reader then produce the output,
+// once.
+type Encryptor struct {
+	ctx    context.Context
+	o      *options
+	in     *input
+	cipher *xts.Cipher
+	layout *vhd.Layout
+	blocks []int // indices of the allocated blocks, ascending
+	size   int64
+	used   atomic.Bool
+}
+
+// NewEncryptor prepares the encryption of src with dek. src may be a raw
+// disk image, a fixed VHD or a dynamic VHD, read with random access when it
+// can be (see the package documentation) and as a stream otherwise. ctx
+// governs the whole life of the Encryptor, including WriteTo and Reader:
+// cancelling it stops them.
+//
+// Errors: ErrAlreadyEncrypted for an encrypted VHD, ErrKeySize (wrapped) for
+// a bad DEK, ErrNeedSize for a raw stream without WithSize, vhd errors for a
+// malformed VHD.
+func NewEncryptor(ctx context.Context, src io.Reader, dek *DEK, opts ...Option) (*Encryptor, error) {
+	o := buildOptions(opts)
+	if err := checkDEK(dek); err != nil {
+		return nil, err
+	}
+	c, err := xts.NewCipher(dek.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("e2e: using the DEK: %w", err)
+	}
+	in, err := openInput(src, o.size)
+	if err != nil {
+		return nil, err
+	}
+	if in.encrypted() {
+		return nil, fmt.Errorf("e2e: encrypting the input: %w", ErrAlreadyEncrypted)
+	}
+	e := &Encryptor{ctx: ctx, o: o, in: in, cipher: c}
+	alloc, err := e.plan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var nonce [32]byte
+	if o.nonce != nil {
+		nonce = *o.nonce
+	} else if _, err := rand.Read(nonce[:]); err != nil {
+		return nil, fmt.Errorf("e2e: making the key hash nonce: %w", err)
+	}
+	kh := vhd.ComputeKeyHash(nonce, dek.Bytes())
+	e.layout = newLayout(in.size, alloc, &kh, o)
+	for i, bm := range alloc {
+		if bm != nil {
+			e.blocks = append(e.blocks, i)
+		}
+	}
+	e.size = e.layout.FileSize()
+	o.logger.Debug("e2e: encryption planned", "input", in.kind.String(), "virtual_size", in.size,
+		"blocks", len(alloc), "allocated", len(e.blocks), "output_size", e.size)
+	return e, nil
+}
+
+// checkDEK checks the key's length; the error never shows the key.
+func checkDEK(dek *DEK) error {
+	if n := dek.Len(); n != AES128XTS && n != AES256XTS {
+		return fmt.Errorf("e2e: %w (got %d bytes)", ErrKeySize, n)
+	}
+	return nil
+}
+
+func (in *input) encrypted() bool {
+	switch {
+	case in.img != nil:
+		_, ok := in.img.KeyHash()
+		return ok
+	case in.sr != nil:
+		_, ok := in.sr.KeyHash()
+		return ok
+	}
+	return false
+}
+
+// newLayout builds the output layout with the reproducibility options.
+func newLayout(size int64, alloc []vhd.Bitmap, kh *vhd.KeyHash, o *options) *vhd.Layout {
+	l := &vhd.Layout{Size: size, Allocated: alloc, KeyHash: kh, Timestamp: o.timestamp}
+	if o.uniqueID != nil {
+		l.UniqueID = *o.uniqueID // otherwise zero, which vhd replaces with random bytes
+	}
+	return l
+}
+
+// Size returns the exact size in bytes of the encrypted VHD that WriteTo or
+// Reader will produce.
+func (e *Encryptor) Size() int64 { return e.size }
+
+// AllocatedBlocks returns how many 2 MiB blocks the output stores, and the
+// virtual disk's total number of blocks.
+func (e *Encryptor) AllocatedBlocks() (allocated, total int) {
+	return len(e.blocks), len(e.layout.Allocated)
+}
+
+// plan decides the output's allocation, block by block (nil: unallocated).
+//
+//   - Dynamic VHD, random access: the source's own allocation and sector
+//     bitmaps, from its BAT and bitmaps, without reading any data. Partial
+//     bitmaps are kept, and only present sectors are encrypted, as tapdisk
+//     itself writes.
+//   - Dynamic VHD stream: the source's BAT; the sector bitmaps only arrive
+//     with each block, after the header has been written, so every
+//     allocated block is written full, its absent sectors as encrypted
+//     zeros (which read back as the zeros they were).
+//   - Raw or fixed VHD, random access: one parallel pass finds the all-zero
+//     blocks, which stay unallocated; the other blocks are full.
+//   - Raw or fixed VHD stream: every block is allocated and full, since no
+//     block can be known to be zero before the stream has been read.
+func (e *Encryptor) plan(ctx context.Context) ([]vhd.Bitmap, error) {
+	return planAllocation(ctx, e.in, e.o)
+}
+
+func planAllocation(ctx context.Context, in *input, o *options) ([]vhd.Bitmap, error) {
+	n := numBlocks(in.size)
+	alloc := make([]vhd.Bitmap, n)
+	full := vhd.FullBitmap() // shared by every full block: memory stays O(blocks) words
+	switch {
+	case in.kind == kindDynamic && in.img != nil:
+		for b, err := range in.img.Blocks() {
+			if err != nil {
+				return nil, fmt.Errorf("e2e: reading the input's block map: %w", err)
+			}
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			switch {
+			case b.Full:
+				alloc[b.Index] = full
+			case b.Bitmap.Empty():
+				// Allocated with no sector present: reads as zeros, store nothing.
+			default:
+				alloc[b.Index] = b.Bitmap
+			}
+		}
+	case in.kind == kindDynamic:
+		for i := range n {
+			if in.sr.Allocated(i) {
+				alloc[i] = full
+			}
+		}
+	case in.ra != nil:
+		nonZero, err := scanZeroBlocks(ctx, in, o)
+		if err != nil {
+			return nil, err
+		}
+		for i := range n {
+			if nonZero[i] {
+				alloc[i] = full
+			}
+		}
+	default:
+		o.logger.Warn("e2e: a raw image read from a stream is encrypted with every block allocated; give a file, or a dynamic VHD, for sparse output",
+			"virtual_size", in.size)
+		for i := range alloc {
+			alloc[i] = full
+		}
+	}
+	return alloc, nil
+}
+
+// WriteTo writes the encrypted VHD to w: exactly Size bytes, with no
+// seeking, in large writes. It returns the number of bytes written and the
+// first error of any stage. It can be called once (the second call returns
+// ErrUsed); Reader and WriteTo are exclusive.
+func (e *Encryptor) WriteTo(w io.Writer) (int64, error) {
+	if !e.used.CompareAndSwap(false, true) {
+		return 0, ErrUsed
+	}
+	r := e.newReader()
+	n, err := r.WriteTo(w)
+	if cerr := r.Close(); err == nil {
+		err = cerr
+	}
+	return n, err
+}
+
+// Reader returns the encrypted VHD as an io.ReadCloser, for APIs that pull
+// (an HTTP request body, an SDK uploader). The work starts at the first
+// Read and runs in background goroutines; Close stops them and must be
+// called unless Read has returned an error or io.EOF. Reading to the end
+// yields exactly Size bytes. The reader implements io.WriterTo, so io.Copy
+// uses the same path as WriteTo. Reader and WriteTo are exclusive, and
+// Reader can be called once (a second call returns a reader whose Read
+// fails with ErrUsed).
+func (e *Encryptor) Reader() io.ReadCloser {
+	if !e.used.CompareAndSwap(false, true) {
+		return errReader{ErrUsed}
+	}
+	return e.newReader()
+}
+
+type errReader struct{ err error }
+
+func (r errReader) Read([]byte) (int, error) { return 0, r.err }
+func (r errReader) Close() error             { return nil }
+
+// blockJob is what flows through an encryption or decryption pipeline.
+type blockJob struct {
+	index  int
+	bitmap vhd.Bitmap // sectors to transform; nil: none (a zero block)
+}
+
+// newReader sets up the output stream (nothing runs until the first Read or
+// WriteTo).
+func (e *Encryptor) newReader() *outReader {
+	cfg := pipelineConfig[blockJob]{
+		workers: e.o.workers,
+		depth:   pipelineDepth(e.o.workers),
+		bufSize: vhd.BlockSize,
+	}
+	switch {
+	case e.in.ra != nil:
+		next := 0
+		cfg.read = func(_ context.Context, j *job[blockJob]) error {
+			if next == len(e.blocks) {
+				return errNoMoreJobs
+			}
+			i := e.blocks[next]
+			next++
+			j.v = blockJob{index: i, bitmap: e.layout.Allocated[i]}
+			return nil
+		}
+		cfg.process = func(_ context.Context, j *job[blockJob]) error {
+			if err := e.in.readBlockAt(j.v.index, j.buf); err != nil {
+				return err
+			}
+			return encryptBlock(e.cipher, j.buf, j.v.index, j.v.bitmap)
+		}
+	case e.in.sr != nil:
+		cfg.read = func(_ context.Context, j *job[blockJob]) error {
+			b, err := e.in.sr.Next(j.buf)
+			if errors.Is(err, io.EOF) {
+				return errNoMoreJobs
+			}
+			if err != nil {
+				return fmt.Errorf("e2e: reading the input stream: %w", err)
+			}
+			if b.Index < 0 || b.Index >= len(e.layout.Allocated) || e.layout.Allocated[b.Index] == nil {
+				return fmt.Errorf("e2e: the input stream holds block %d, which its BAT does not allocate", b.Index)
+			}
+			// The output marks every sector present: absent ones must be
+			// encrypted zeros.
+			zeroAbsent(j.buf, b.Bitmap)
+			j.v = blockJob{index: b.Index, bitmap: e.layout.Allocated[b.Index]}
+			return nil
+		}
+		cfg.process = func(_ context.Context, j *job[blockJob]) error {
+			return encryptBlock(e.cipher, j.buf, j.v.index, j.v.bitmap)
+		}
+	default:
+		next := 0
+		cfg.read = func(_ context.Context, j *job[blockJob]) error {
+			if next == len(e.layout.Allocated) {
+				return errNoMoreJobs
+			}
+			if err := e.in.readRawStreamBlock(next, j.buf); err != nil {
+				return err
+			}
+			j.v = blockJob{index: next, bitmap: e.layout.Allocated[next]}
+			next++
+			return nil
+		}
+		cfg.process = func(_ context.Context, j *job[blockJob]) error {
+			return encryptBlock(e.cipher, j.buf, j.v.index, j.v.bitmap)
+		}
+	}
+	return &outReader{
+		ctx:   e.ctx,
+		cfg:   cfg,
+		em:    &vhdEmitter{layout: e.layout},
+		total: e.size,
+		phase: PhaseEncrypt,
+		o:     e.o,
+	}
+}
+
+// pipelineDepth is the number of block buffers in flight for n workers:
+// one being processed by each worker, as many again queued for the writer
+// so that a worker never waits for a slow one ahead of it, plus the one the
+// reader fills and the one being written. With 2 MiB blocks, 2 workers use
+// 12 MiB and 8 workers 36 MiB, whatever the image size.
+func pipelineDepth(workers int) int { return 2*workers + 2 }
+
+// encryptBlock encrypts, in place, the sectors of block i that bm marks
+// present.
+func encryptBlock(c *xts.Cipher, buf []byte, i int, bm vhd.Bitmap) error {
+	return forEachRun(bm, func(s, e int) error {
+		first := uint64(i)*vhd.SectorsPerBlock + uint64(s)
+		if err := c.EncryptSectors(buf[s*vhd.SectorSize:e*vhd.SectorSize], buf[s*vhd.SectorSize:e*vhd.SectorSize], first); err != nil {
+			return fmt.Errorf("e2e: encrypting block %d: %w", i, err)
+		}
+		return nil
+	})
+}
+
+// decryptBlock decrypts, in place, the sectors of block i that bm marks
+// present.
+func decryptBlock(c *xts.Cipher, buf []byte, i int, bm vhd.Bitmap) error {
+	return forEachRun(bm, func(s, e int) error {
+		first := uint64(i)*vhd.SectorsPerBlock + uint64(s)
+		if err := c.DecryptSectors(buf[s*vhd.SectorSize:e*vhd.SectorSize], buf[s*vhd.SectorSize:e*vhd.SectorSize], first); err != nil {
+			return fmt.Errorf("e2e: decrypting block %d: %w", i, err)
+		}
+		return nil
+	})
+}
+
+// forEachRun calls fn for each maximal run [s, e) of present sectors of bm,
+// in order. A nil bitmap has none.
+func forEachRun(bm vhd.Bitmap, fn func(s, e int) error) error {
+	n := min(len(bm)*8, vhd.SectorsPerBlock)
+	s := 0
+	for s < n {
+		// Skip absent sectors, a byte at a time where possible.
+		for s < n && !bm.Present(s) {
+			if s&7 == 0 && bm[s>>3] == 0 {
+				s += 8
+				continue
+			}
+			s++
+		}
+		if s >= n {
+			break
+		}
+		e := s
+		for e < n && bm.Present(e) {
+			if e&7 == 0 && bm[e>>3] == 0xFF {
+				e += 8
+				continue
+			}
+			e++
+		}
+		if err := fn(s, min(e, n)); err != nil {
+			return err
+		}
+		s = e
+	}
+	return nil
+}
+
+// zeroAbsent zeroes the sectors of buf that bm does not mark present.
+func zeroAbsent(buf []byte, bm vhd.Bitmap) {
+	if bm.Full() {
+		return
+	}
+	prev := 0
+	_ = forEachRun(bm, func(s, e int) error {
+		clear(buf[prev*vhd.SectorSize : s*vhd.SectorSize])
+		prev = e
+		return nil
+	})
+	clear(buf[prev*vhd.SectorSize : vhd.BlockSize])
+}
+
+// EncryptImage encrypts the image src with dek and writes the encrypted,
+// tapdisk-style dynamic VHD to dst, a plain io.Writer that is never seeked.
+// It is NewEncryptor followed by WriteTo; use those to learn the output size
+// first or to pull the output through an io.Reader.
+func EncryptImage(ctx context.Context, dst io.Writer, src io.Reader, dek *DEK, opts ...Option) error {
+	e, err := NewEncryptor(ctx, src, dek, opts...)
+	if err != nil {
+		return err
+	}
+	_, err = e.WriteTo(dst)
+	return err
+}
+
+// EncryptFile encrypts the image file at srcPath into dstPath. The output is
+// written to a temporary file beside dstPath (mode 0600) and renamed over it
+// only when complete and synced: on any error or cancellation dstPath is
+// untouched and nothing partial is left. A dstPath that exists and is not a
+// regular file (a device, a pipe) is written directly.
+func EncryptFile(ctx context.Context, dstPath, srcPath string, dek *DEK, opts ...Option) error {
+	src, err := os.Open(srcPath)
+	if err != nil {
+		return fmt.Errorf("e2e: opening the input: %w", err)
+	}
+	defer src.Close()
+	e, err := NewEncryptor(ctx, src, dek, opts...)
+	if err != nil {
+		return err
+	}
+	return writeOutput(dstPath, srcPath, e.WriteTo)
+}
+
+// writeOutput runs write into an atomic output file at dstPath.
+func writeOutput(dstPath, srcPath string, write func(io.Writer) (int64, error)) error {
+	out, err := createOutput(dstPath, srcPath)
+	if err != nil {
+		return err
+	}
+	if _, err := write(out.File); err != nil {
+		out.abort()
+		return err
+	}
+	return out.commit()
+}

@@ -1,0 +1,170 @@
+package e2e
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/e2eimage/e2eimage/vhd"
+)
+
+// ImageInfo is what Inspect finds out about an image from its metadata.
+type ImageInfo struct {
+	// Format is "raw", "fixed VHD" or "dynamic VHD".
+	Format string
+	// Creator is the VHD creator application ("tap" for tapdisk and this
+	// package, "qem2" for qemu-img, ...); empty for raw.
+	Creator string
+	// CreatorVersion is the creator's version field, e.g. 0x00010003.
+	CreatorVersion uint32
+	// Created is the footer's timestamp; zero for raw.
+	Created time.Time
+	// UniqueID is the footer's unique id; zero for raw.
+	UniqueID [16]byte
+	// VirtualSize is the guest disk's size in bytes.
+	VirtualSize int64
+	// FileSize is the image's size in bytes, -1 when it is read from a stream.
+	FileSize int64
+	// Blocks is the number of 2 MiB blocks of the virtual disk.
+	Blocks int
+	// AllocatedBlocks is how many blocks the image stores, -1 when not known
+	// (a raw image is not scanned by Inspect).
+	AllocatedBlocks int
+	// FullBlocks is how many allocated blocks have every sector present, -1
+	// when not known (a stream).
+	FullBlocks int
+	// Encrypted reports whether the image carries a key hash.
+	Encrypted bool
+	// KeyHash is the key check of an encrypted image: SHA-256(nonce || DEK).
+	// It identifies the key without revealing it; its length does not tell
+	// the key's size.
+	KeyHash *vhd.KeyHash
+}
+
+// Inspect reads an image's metadata (never its data) and describes it. src
+// is read like EncryptImage's input; from a stream only the headers are
+// consumed.
+func Inspect(ctx context.Context, src io.Reader) (*ImageInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	in, err := openInput(src, -1)
+	if errors.Is(err, ErrNeedSize) {
+		// A raw stream: fine here, its size is simply unknown.
+		return &ImageInfo{Format: kindRaw.String(), VirtualSize: -1, FileSize: -1, Blocks: -1, AllocatedBlocks: -1, FullBlocks: -1}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	info := &ImageInfo{
+		Format:          in.kind.String(),
+		VirtualSize:     in.size,
+		FileSize:        -1,
+		Blocks:          numBlocks(in.size),
+		AllocatedBlocks: -1,
+		FullBlocks:      -1,
+	}
+	if in.ra != nil {
+		info.FileSize = in.raSize
+	}
+	var f *vhd.Footer
+	switch {
+	case in.img != nil:
+		ft := in.img.Footer()
+		f = &ft
+		info.Creator = in.img.Creator()
+		if kh, ok := in.img.KeyHash(); ok {
+			info.Encrypted, info.KeyHash = true, &kh
+		}
+		info.AllocatedBlocks, info.FullBlocks = 0, 0
+		for b, err := range in.img.Blocks() {
+			if err != nil {
+				return nil, fmt.Errorf("e2e: reading the block map: %w", err)
+			}
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			info.AllocatedBlocks++
+			if b.Full {
+				info.FullBlocks++
+			}
+		}
+	case in.sr != nil:
+		ft := in.sr.Footer()
+		f = &ft
+		info.Creator = trimCreator(ft.Creator)
+		if kh, ok := in.sr.KeyHash(); ok {
+			info.Encrypted, info.KeyHash = true, &kh
+		}
+		info.AllocatedBlocks = 0
+		for i := range info.Blocks {
+			if in.sr.Allocated(i) {
+				info.AllocatedBlocks++
+			}
+		}
+	}
+	if f != nil {
+		info.CreatorVersion = f.CreatorVersion
+		info.Created = f.Time()
+		info.UniqueID = f.UniqueID
+	}
+	return info, nil
+}
+
+// String is a human summary, one "name: value" line per fact.
+func (i *ImageInfo) String() string {
+	var b strings.Builder
+	line := func(k, format string, args ...any) {
+		fmt.Fprintf(&b, "%-17s "+format+"\n", append([]any{k + ":"}, args...)...)
+	}
+	line("format", "%s", i.Format)
+	if i.Creator != "" || i.Format != "raw" {
+		line("creator", "%q version %d.%d", i.Creator, i.CreatorVersion>>16, i.CreatorVersion&0xFFFF)
+		line("created", "%s", i.Created.UTC().Format(time.RFC3339))
+		line("unique id", "%s", hex.EncodeToString(i.UniqueID[:]))
+	}
+	if i.VirtualSize >= 0 {
+		line("virtual size", "%d bytes (%s)", i.VirtualSize, humanBytes(i.VirtualSize))
+	} else {
+		line("virtual size", "unknown (raw stream)")
+	}
+	if i.FileSize >= 0 {
+		line("file size", "%d bytes (%s)", i.FileSize, humanBytes(i.FileSize))
+	}
+	if i.Blocks >= 0 {
+		switch {
+		case i.AllocatedBlocks < 0:
+			line("blocks", "%d of 2 MiB (allocation not scanned)", i.Blocks)
+		case i.FullBlocks < 0:
+			line("blocks", "%d of 2 MiB, %d allocated", i.Blocks, i.AllocatedBlocks)
+		default:
+			line("blocks", "%d of 2 MiB, %d allocated (%d full, %d partial)", i.Blocks, i.AllocatedBlocks, i.FullBlocks, i.AllocatedBlocks-i.FullBlocks)
+		}
+	}
+	if i.Encrypted {
+		line("encrypted", "yes (AES-XTS, tapdisk key hash)")
+		line("key hash nonce", "%s", hex.EncodeToString(i.KeyHash.Nonce[:]))
+		line("key hash", "%s", hex.EncodeToString(i.KeyHash.Hash[:]))
+	} else {
+		line("encrypted", "no")
+	}
+	return b.String()
+}
+
+// humanBytes formats n in binary units.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 5; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,398 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/e2eimage/e2eimage/e2e"
+	"golang.org/x/term"
+)
+
+// Exit codes (documented in the package comment).
+const (
+	exitOK          = 0
+	exitFailure     = 1
+	exitUsage       = 2
+	exitWrongKey    = 3
+	exitDamaged     = 4
+	exitInterrupted = 130
+)
+
+// env is the process environment, injectable for tests.
+type env struct {
+	stdin  *os.File
+	stdout *os.File
+	stderr io.Writer
+	lookup func(string) (string, bool)
+}
+
+// usageError is a command-line mistake: exit code 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// exitError carries a specific exit code for an error.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e exitError) Error() string { return e.err.Error() }
+func (e exitError) Unwrap() error { return e.err }
+
+const usage = `usage:
+  vhdcrypt encrypt -in SRC -out DST (-key-file KEY | -key-env NAME) [-workers N] [-size BYTES] [-q]
+  vhdcrypt decrypt -in ENC -out DST (-key-file KEY | -key-env NAME) [-format raw|vhd] [-workers N] [-q]
+  vhdcrypt verify  -in ENC (-key-file KEY | -key-env NAME)
+  vhdcrypt inspect -in FILE
+  vhdcrypt keygen  -out KEY [-bits 256|512]
+"-" as -in or -out means standard input or output. Run "vhdcrypt CMD -h" for a command's flags.
+`
+
+// run executes one command and returns the exit code.
+func run(ctx context.Context, args []string, e *env) int {
+	if len(args) == 0 {
+		fmt.Fprint(e.stderr, usage)
+		return exitUsage
+	}
+	cmds := map[string]func(context.Context, []string, *env) error{
+		"encrypt": cmdEncrypt,
+		"decrypt": cmdDecrypt,
+		"verify":  cmdVerify,
+		"inspect": cmdInspect,
+		"keygen":  cmdKeygen,
+	}
+	name := args[0]
+	if name == "-h" || name == "-help" || name == "--help" || name == "help" {
+		fmt.Fprint(e.stdout, usage)
+		return exitOK
+	}
+	cmd, ok := cmds[name]
+	if !ok {
+		fmt.Fprintf(e.stderr, "vhdcrypt: unknown command %q\n%s", name, usage)
+		return exitUsage
+	}
+	err := cmd(ctx, args[1:], e)
+	if err == nil {
+		return exitOK
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	fmt.Fprintf(e.stderr, "vhdcrypt %s: %v\n", name, err)
+	var ue usageError
+	var ee exitError
+	switch {
+	case errors.As(err, &ue):
+		return exitUsage
+	case ctx.Err() != nil && errors.Is(err, context.Canceled):
+		return exitInterrupted
+	case errors.As(err, &ee):
+		return ee.code
+	case errors.Is(err, e2e.ErrWrongKey):
+		return exitWrongKey
+	}
+	return exitFailure
+}
+
+// newFlags returns a flag set that reports errors instead of exiting.
+func newFlags(name string, e *env) *flag.FlagSet {
+	fs := flag.NewFlagSet("vhdcrypt "+name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	return fs
+}
+
+// parse parses args and rejects positional arguments.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("unexpected argument %q (all inputs are flags)", fs.Arg(0))}
+	}
+	return nil
+}
+
+// keyFlags are the two ways to give a DEK.
+type keyFlags struct{ file, env string }
+
+func (k *keyFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&k.file, "key-file", "", "file holding the raw 32- or 64-byte key")
+	fs.StringVar(&k.env, "key-env", "", "environment variable holding the key, base64-encoded")
+}
+
+func (k *keyFlags) load(e *env) (*e2e.DEK, error) {
+	switch {
+	case k.file != "" && k.env != "":
+		return nil, usageError{"give the key with -key-file or -key-env, not both"}
+	case k.file != "":
+		if loose, err := e2e.LooseKeyFileMode(k.file); err == nil && loose {
+			fmt.Fprintf(e.stderr, "vhdcrypt: warning: key file %s can be read by other users (chmod 600 it)\n", k.file)
+		}
+		return e2e.ReadKeyFile(k.file)
+	case k.env != "":
+		return e2e.KeyFromEnv(k.env, e.lookup)
+	}
+	return nil, usageError{"a key is required: -key-file KEY or -key-env NAME"}
+}
+
+// dataFlags are shared by encrypt and decrypt.
+type dataFlags struct {
+	in, out string
+	workers int
+	quiet   bool
+	key     keyFlags
+}
+
+func (d *dataFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&d.in, "in", "", "input image file, or - for standard input")
+	fs.StringVar(&d.out, "out", "", "output file, or - for standard output")
+	fs.IntVar(&d.workers, "workers", runtime.GOMAXPROCS(0), "parallel workers")
+	fs.BoolVar(&d.quiet, "q", false, "no progress or summary on standard error")
+	d.key.register(fs)
+}
+
+func (d *dataFlags) check() error {
+	if d.in == "" || d.out == "" {
+		return usageError{"-in and -out are required"}
+	}
+	if d.workers < 1 {
+		return usageError{"-workers must be at least 1"}
+	}
+	return nil
+}
+
+// openIn opens the input: a file, or standard input for "-".
+func openIn(path string, e *env) (*os.File, func(), error) {
+	if path == "-" {
+		return e.stdin, func() {}, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, func() { f.Close() }, nil
+}
+
+// writeOut writes w's output to the -out destination.
+func writeOut(out string, e *env, w io.WriterTo) error {
+	if out == "-" {
+		if term.IsTerminal(int(e.stdout.Fd())) {
+			return usageError{"refusing to write a disk image to a terminal; redirect standard output or use -out FILE"}
+		}
+		_, err := w.WriteTo(e.stdout)
+		return err
+	}
+	return e2e.WriteFile(out, w)
+}
+
+func cmdEncrypt(ctx context.Context, args []string, e *env) error {
+	fs := newFlags("encrypt", e)
+	var d dataFlags
+	d.register(fs)
+	size := fs.Int64("size", -1, "size in bytes of a raw image read from standard input")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := d.check(); err != nil {
+		return err
+	}
+	dek, err := d.key.load(e)
+	if err != nil {
+		return err
+	}
+	defer dek.Zero()
+	in, done, err := openIn(d.in, e)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if d.in != "-" && d.out != "-" && sameFile(d.in, d.out) {
+		return usageError{"-out is the input file"}
+	}
+	p := newProgress(e.stderr, d.quiet)
+	opts := []e2e.Option{e2e.WithWorkers(d.workers), e2e.WithProgress(p.update)}
+	if *size >= 0 {
+		opts = append(opts, e2e.WithSize(*size))
+	}
+	start := time.Now()
+	enc, err := e2e.NewEncryptor(ctx, in, dek, opts...)
+	if err != nil {
+		p.abort()
+		if errors.Is(err, e2e.ErrNeedSize) {
+			return usageError{"standard input is not a dynamic VHD: for a raw image give its size with -size BYTES (or give a file)"}
+		}
+		return err
+	}
+	if err := writeOut(d.out, e, enc); err != nil {
+		p.abort()
+		return err
+	}
+	alloc, total := enc.AllocatedBlocks()
+	p.finish("encrypted", enc.Size(), time.Since(start), fmt.Sprintf("%d of %d blocks stored", alloc, total))
+	return nil
+}
+
+func cmdDecrypt(ctx context.Context, args []string, e *env) error {
+	fs := newFlags("decrypt", e)
+	var d dataFlags
+	d.register(fs)
+	format := fs.String("format", "raw", "output format: raw (a disk image) or vhd (an unencrypted dynamic VHD)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := d.check(); err != nil {
+		return err
+	}
+	f, err := e2e.ParseFormat(*format)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	dek, err := d.key.load(e)
+	if err != nil {
+		return err
+	}
+	defer dek.Zero()
+	in, done, err := openIn(d.in, e)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if d.in != "-" && d.out != "-" && sameFile(d.in, d.out) {
+		return usageError{"-out is the input file"}
+	}
+	p := newProgress(e.stderr, d.quiet)
+	start := time.Now()
+	dec, err := e2e.NewDecryptor(ctx, in, dek, e2e.WithWorkers(d.workers), e2e.WithProgress(p.update), e2e.WithFormat(f))
+	if err != nil {
+		p.abort()
+		return err
+	}
+	if err := writeOut(d.out, e, dec); err != nil {
+		p.abort()
+		return err
+	}
+	p.finish("decrypted", dec.Size(), time.Since(start), "")
+	return nil
+}
+
+func cmdVerify(ctx context.Context, args []string, e *env) error {
+	fs := newFlags("verify", e)
+	var in string
+	var key keyFlags
+	fs.StringVar(&in, "in", "", "encrypted VHD file, or - for standard input")
+	key.register(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if in == "" {
+		return usageError{"-in is required"}
+	}
+	dek, err := key.load(e)
+	if err != nil {
+		return err
+	}
+	defer dek.Zero()
+	f, done, err := openIn(in, e)
+	if err != nil {
+		return err
+	}
+	defer done()
+	rep, err := e2e.VerifyImage(ctx, f, dek)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, "key: matches")
+	if rep.ZeroPresentSectors > 0 {
+		fmt.Fprintf(e.stdout, "damage: %d present sectors are stored as plaintext zeros (blocks %v) and decrypt to garbage\n",
+			rep.ZeroPresentSectors, rep.ZeroPresentBlocks)
+		fmt.Fprintln(e.stdout, "  (the defect of vhd-util copy with partially allocated source blocks; re-encrypt the source with vhdcrypt)")
+		return exitError{exitDamaged, fmt.Errorf("the image is damaged: %d sectors affected", rep.ZeroPresentSectors)}
+	}
+	if len(rep.Problems) > 0 {
+		for _, p := range rep.Problems {
+			fmt.Fprintf(e.stdout, "problem: %v\n", &p)
+		}
+		return exitError{exitDamaged, fmt.Errorf("the image has %d structural problems", len(rep.Problems))}
+	}
+	fmt.Fprintln(e.stdout, "damage: none found")
+	return nil
+}
+
+func cmdInspect(ctx context.Context, args []string, e *env) error {
+	fs := newFlags("inspect", e)
+	in := fs.String("in", "", "image file, or - for standard input")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *in == "" {
+		return usageError{"-in is required"}
+	}
+	f, done, err := openIn(*in, e)
+	if err != nil {
+		return err
+	}
+	defer done()
+	info, err := e2e.Inspect(ctx, f)
+	if err != nil {
+		return err
+	}
+	_, err = io.WriteString(e.stdout, info.String())
+	return err
+}
+
+func cmdKeygen(_ context.Context, args []string, e *env) error {
+	fs := newFlags("keygen", e)
+	out := fs.String("out", "", "key file to create (mode 0600; never overwritten)")
+	bits := fs.Int("bits", 512, "key size as IBM Cloud names it: 512 (64 bytes, AES-256-XTS) or 256 (32 bytes, AES-128-XTS)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *out == "" || *out == "-" {
+		return usageError{"-out KEYFILE is required (keys are never written to standard output)"}
+	}
+	var size int
+	switch *bits {
+	case 512:
+		size = e2e.AES256XTS
+	case 256:
+		size = e2e.AES128XTS
+	default:
+		return usageError{fmt.Sprintf("-bits must be 256 or 512, not %d", *bits)}
+	}
+	dek, err := e2e.NewDEK(size)
+	if err != nil {
+		return err
+	}
+	defer dek.Zero()
+	if err := e2e.WriteKeyFile(*out, dek); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("%s exists; refusing to overwrite a key (delete it first if you really mean it)", *out)
+		}
+		return err
+	}
+	fmt.Fprintf(e.stderr, "wrote a %d-byte key (IBM \"AES %d-bit\") to %s\n", size, *bits, *out)
+	return nil
+}
+
+// sameFile reports whether two paths name the same existing file.
+func sameFile(a, b string) bool {
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	fb, err := os.Stat(b)
+	if err != nil {
+		return false
+	}
+	return os.SameFile(fa, fb)
+}
