@@ -190,152 +190,204 @@ type region struct {
 }
 
 func (img *Image) openDynamic() error {
-	f, foff := &img.footer, img.footerOff
-	limit := img.limit
-	if f.DataOffset < FooterSize || f.DataOffset > uint64(limit) || uint64(limit)-f.DataOffset < HeaderSize {
-		if f.DataOffset < FooterSize {
-			return formatErr(foff+0x10, "footer.data_offset", nil, "dynamic header offset %#x overlaps the footer copy at offset 0", f.DataOffset)
-		}
-		return formatErr(foff+0x10, "footer.data_offset", ErrTruncated, "the %d-byte dynamic header at %#x extends past the end of the file (%d bytes)", HeaderSize, f.DataOffset, img.fileSize)
+	ho, err := img.headerOffset()
+	if err != nil {
+		return err
 	}
-	ho := int64(f.DataOffset)
 	hb := make([]byte, HeaderSize)
 	if err := img.readFile(hb, ho, "header"); err != nil {
 		return err
 	}
-	h, herr := ParseHeader(hb)
-	if img.typ == Differencing {
-		if herr != nil {
-			return fmt.Errorf("vhd: %w: the parent is unknown because the dynamic header is unreadable (%v)", ErrDifferencing, rebase(herr, ho))
-		}
-		return fmt.Errorf("vhd: %w: this disk stores only changes to its parent %q (parent unique id %x); merge it into a standalone disk first (qemu-img convert, vhd-util coalesce)",
-			ErrDifferencing, h.ParentName(), h.ParentUniqueID)
-	}
-	if herr != nil {
-		return rebase(herr, ho)
-	}
-	img.header = h
-	if h.Version>>16 != headerVersion>>16 {
-		return formatErr(ho+0x18, "header.version", ErrUnsupported, "version %#08x, this reader knows 1.x (%#08x)", h.Version, headerVersion)
-	}
-	bs := int64(h.BlockSize)
-	if bs == 0 || bs&(bs-1) != 0 {
-		return formatErr(ho+0x20, "header.block_size", nil, "block size %d is not a power of two", bs)
-	}
-	if bs < MinNativeBlockSize || bs > MaxNativeBlockSize {
-		return formatErr(ho+0x20, "header.block_size", ErrUnsupported, "block size %d is outside %d..%d bytes", bs, MinNativeBlockSize, MaxNativeBlockSize)
-	}
-	img.nb = bs
-	img.bitmapBytes = padSector(bs / SectorSize / 8)
-	needed := (img.size + bs - 1) / bs
-	if needed > MaxBATEntries {
-		return formatErr(ho+0x20, "header.block_size", ErrUnsupported, "a %d-byte disk of %d-byte blocks needs %d BAT entries, more than the %d this reader accepts", img.size, bs, needed, MaxBATEntries)
-	}
-	if int64(h.MaxTableEntries) < needed {
-		return formatErr(ho+0x1C, "header.max_table_entries", nil, "%d BAT entries cannot map a %d-byte disk of %d-byte blocks, which needs %d", h.MaxTableEntries, img.size, bs, needed)
-	}
-	batLen := int64(h.MaxTableEntries) * 4
-	if h.TableOffset < FooterSize || h.TableOffset > uint64(limit) {
-		return formatErr(ho+0x10, "header.table_offset", ErrTruncated, "BAT offset %#x is outside the file's metadata area %#x..%#x", h.TableOffset, FooterSize, limit)
-	}
-	to := int64(h.TableOffset)
-	if batLen > limit-to {
-		return formatErr(ho+0x1C, "header.max_table_entries", ErrTruncated, "a BAT of %d entries (%d bytes) at %#x does not fit in the file (%d bytes)", h.MaxTableEntries, batLen, to, img.fileSize)
-	}
-	regions := []region{
-		{"footer copy", 0, FooterSize},
-		{"dynamic header", ho, ho + HeaderSize},
-		{"BAT", to, to + batLen},
-	}
-	if to < ho+HeaderSize && ho < to+batLen {
-		return formatErr(ho+0x10, "header.table_offset", nil, "the BAT at %#x..%#x overlaps the dynamic header at %#x..%#x", to, to+batLen, ho, ho+HeaderSize)
-	}
-	if limit < img.fileSize {
-		regions = append(regions, region{"footer", limit, img.fileSize})
-	}
-
-	raw := make([]byte, needed*4)
-	if err := img.readFile(raw, to, "BAT"); err != nil {
+	d, err := img.useHeader(hb, ho)
+	if err != nil {
 		return err
 	}
-	img.bat = make([]uint32, needed)
-	for i := range img.bat {
-		img.bat[i] = be32(raw[4*i:])
+	if img.limit < img.fileSize {
+		d.regions = append(d.regions, region{"footer", img.limit, img.fileSize})
 	}
-
-	if f.Creator == tapCreator && f.CreatorVersion >= batmapMinCreator {
-		bmh := to + padSector(batLen)
-		r, err := img.openBatmap(bmh, needed)
+	raw := make([]byte, d.needed*4)
+	if err := img.readFile(raw, d.to, "BAT"); err != nil {
+		return err
+	}
+	img.useBAT(raw)
+	if d.batmapAt >= 0 && d.batmapAt <= img.limit-BatmapHeaderSize {
+		b := make([]byte, BatmapHeaderSize)
+		if err := img.readFile(b, d.batmapAt, "batmap header"); err != nil {
+			return err
+		}
+		bh, err := img.parseBatmapHeader(b, d.batmapAt, d.needed)
 		if err != nil {
 			return err
 		}
-		regions = append(regions, r...)
+		if bh != nil {
+			m := make([]byte, bh.mapLen)
+			if err := img.readFile(m, bh.mapOff, "batmap"); err != nil {
+				return err
+			}
+			if err := img.useBatmap(bh, m); err != nil {
+				return err
+			}
+			d.regions = append(d.regions, bh.regions()...)
+		}
 	}
-	return img.checkBlocks(to, regions)
+	return img.checkBlocks(d.to, d.regions)
 }
 
-// openBatmap reads tapdisk's batmap header at off and the batmap, when
-// present (tapdisk itself probes for the cookie).
-func (img *Image) openBatmap(off, needed int64) ([]region, error) {
-	if off < 0 || off > img.limit-BatmapHeaderSize {
-		return nil, nil
+// headerOffset validates the footer's pointer to the dynamic header.
+func (img *Image) headerOffset() (int64, error) {
+	f, foff, limit := &img.footer, img.footerOff, img.limit
+	if f.DataOffset < FooterSize {
+		return 0, formatErr(foff+0x10, "footer.data_offset", nil, "dynamic header offset %#x overlaps the footer copy at offset 0", f.DataOffset)
 	}
-	b := make([]byte, BatmapHeaderSize)
-	if err := img.readFile(b, off, "batmap header"); err != nil {
-		return nil, err
+	if f.DataOffset > uint64(limit) || uint64(limit)-f.DataOffset < HeaderSize {
+		return 0, formatErr(foff+0x10, "footer.data_offset", ErrTruncated, "the %d-byte dynamic header at %#x extends past the end of the file (%d bytes)", HeaderSize, f.DataOffset, img.fileSize)
 	}
+	return int64(f.DataOffset), nil
+}
+
+// dynLayout is where a dynamic disk's metadata lies, from its header.
+type dynLayout struct {
+	to       int64 // BAT offset
+	batLen   int64 // BAT bytes (all MaxTableEntries)
+	needed   int64 // BAT entries that map the virtual size
+	batmapAt int64 // where tapdisk's batmap header would be; -1 if not a tapdisk image
+	regions  []region
+}
+
+// useHeader parses and validates the dynamic header read at ho and sets up
+// the image's block geometry.
+func (img *Image) useHeader(hb []byte, ho int64) (dynLayout, error) {
+	var d dynLayout
+	limit := img.limit
+	h, herr := ParseHeader(hb)
+	if img.typ == Differencing {
+		if herr != nil {
+			return d, fmt.Errorf("vhd: %w: the parent is unknown because the dynamic header is unreadable (%v)", ErrDifferencing, rebase(herr, ho))
+		}
+		return d, fmt.Errorf("vhd: %w: this disk stores only changes to its parent %q (parent unique id %x); merge it into a standalone disk first (qemu-img convert, vhd-util coalesce)",
+			ErrDifferencing, h.ParentName(), h.ParentUniqueID)
+	}
+	if herr != nil {
+		return d, rebase(herr, ho)
+	}
+	img.header = h
+	if h.Version>>16 != headerVersion>>16 {
+		return d, formatErr(ho+0x18, "header.version", ErrUnsupported, "version %#08x, this reader knows 1.x (%#08x)", h.Version, headerVersion)
+	}
+	bs := int64(h.BlockSize)
+	if bs == 0 || bs&(bs-1) != 0 {
+		return d, formatErr(ho+0x20, "header.block_size", nil, "block size %d is not a power of two", bs)
+	}
+	if bs < MinNativeBlockSize || bs > MaxNativeBlockSize {
+		return d, formatErr(ho+0x20, "header.block_size", ErrUnsupported, "block size %d is outside %d..%d bytes", bs, MinNativeBlockSize, MaxNativeBlockSize)
+	}
+	img.nb = bs
+	img.bitmapBytes = padSector(bs / SectorSize / 8)
+	d.needed = (img.size + bs - 1) / bs
+	if d.needed > MaxBATEntries {
+		return d, formatErr(ho+0x20, "header.block_size", ErrUnsupported, "a %d-byte disk of %d-byte blocks needs %d BAT entries, more than the %d this reader accepts", img.size, bs, d.needed, MaxBATEntries)
+	}
+	if int64(h.MaxTableEntries) < d.needed {
+		return d, formatErr(ho+0x1C, "header.max_table_entries", nil, "%d BAT entries cannot map a %d-byte disk of %d-byte blocks, which needs %d", h.MaxTableEntries, img.size, bs, d.needed)
+	}
+	d.batLen = int64(h.MaxTableEntries) * 4
+	if h.TableOffset < FooterSize || h.TableOffset > uint64(limit) {
+		return d, formatErr(ho+0x10, "header.table_offset", ErrTruncated, "BAT offset %#x is outside the file's metadata area %#x..%#x", h.TableOffset, FooterSize, limit)
+	}
+	d.to = int64(h.TableOffset)
+	if d.batLen > limit-d.to {
+		return d, formatErr(ho+0x1C, "header.max_table_entries", ErrTruncated, "a BAT of %d entries (%d bytes) at %#x does not fit in the file (%d bytes)", h.MaxTableEntries, d.batLen, d.to, img.fileSize)
+	}
+	if d.to < ho+HeaderSize && ho < d.to+d.batLen {
+		return d, formatErr(ho+0x10, "header.table_offset", nil, "the BAT at %#x..%#x overlaps the dynamic header at %#x..%#x", d.to, d.to+d.batLen, ho, ho+HeaderSize)
+	}
+	d.regions = []region{
+		{"footer copy", 0, FooterSize},
+		{"dynamic header", ho, ho + HeaderSize},
+		{"BAT", d.to, d.to + d.batLen},
+	}
+	d.batmapAt = -1
+	if f := &img.footer; f.Creator == tapCreator && f.CreatorVersion >= batmapMinCreator {
+		d.batmapAt = d.to + padSector(d.batLen)
+	}
+	return d, nil
+}
+
+// useBAT decodes the entries that map the virtual size.
+func (img *Image) useBAT(raw []byte) {
+	img.bat = make([]uint32, len(raw)/4)
+	for i := range img.bat {
+		img.bat[i] = be32(raw[4*i:])
+	}
+}
+
+// batmapHeader is a decoded tapdisk batmap header.
+type batmapHeader struct {
+	off     int64 // of the header
+	mapOff  int64
+	mapLen  int64
+	version uint32
+	sum     uint32
+	raw     []byte
+}
+
+func (bh *batmapHeader) regions() []region {
+	return []region{
+		{"batmap header", bh.off, bh.off + BatmapHeaderSize},
+		{"batmap", bh.mapOff, bh.mapOff + bh.mapLen},
+	}
+}
+
+// parseBatmapHeader decodes the batmap header b read at off; it returns nil
+// without error when there is no batmap cookie (tapdisk itself probes).
+func (img *Image) parseBatmapHeader(b []byte, off, needed int64) (*batmapHeader, error) {
 	if string(b[:8]) != batmapCookie {
 		return nil, nil
 	}
 	mapOff := be64(b[8:])
 	secs := int64(be32(b[16:]))
-	ver := be32(b[20:])
-	sum := be32(b[24:])
-	if ver>>16 != batmapVersion>>16 || ver > batmapVersion {
-		return nil, formatErr(off+20, "batmap.version", ErrUnsupported, "batmap version %#08x, this reader knows up to %#08x", ver, batmapVersion)
+	bh := &batmapHeader{off: off, version: be32(b[20:]), sum: be32(b[24:]), raw: b}
+	if bh.version>>16 != batmapVersion>>16 || bh.version > batmapVersion {
+		return nil, formatErr(off+20, "batmap.version", ErrUnsupported, "batmap version %#08x, this reader knows up to %#08x", bh.version, batmapVersion)
 	}
-	mapLen := secs * SectorSize
-	if mapLen > maxBatmapBytes {
+	bh.mapLen = secs * SectorSize
+	if bh.mapLen > maxBatmapBytes {
 		return nil, formatErr(off+16, "batmap.size", nil, "batmap of %d sectors is larger than the %d bytes %d blocks need", secs, maxBatmapBytes, MaxBATEntries)
 	}
-	if mapLen*8 < needed {
-		return nil, formatErr(off+16, "batmap.size", nil, "batmap of %d sectors maps %d blocks, the disk has %d", secs, mapLen*8, needed)
+	if bh.mapLen*8 < needed {
+		return nil, formatErr(off+16, "batmap.size", nil, "batmap of %d sectors maps %d blocks, the disk has %d", secs, bh.mapLen*8, needed)
 	}
-	if mapOff < FooterSize || mapOff > uint64(img.limit) || int64(mapOff) > img.limit-mapLen {
-		return nil, formatErr(off+8, "batmap.offset", ErrTruncated, "batmap of %d bytes at %#x extends past the end of the file (%d bytes)", mapLen, mapOff, img.fileSize)
+	if mapOff < FooterSize || mapOff > uint64(img.limit) || int64(mapOff) > img.limit-bh.mapLen {
+		return nil, formatErr(off+8, "batmap.offset", ErrTruncated, "batmap of %d bytes at %#x extends past the end of the file (%d bytes)", bh.mapLen, mapOff, img.fileSize)
 	}
-	m := make([]byte, mapLen)
-	if err := img.readFile(m, int64(mapOff), "batmap"); err != nil {
-		return nil, err
+	bh.mapOff = int64(mapOff)
+	if c := b[29]; bh.version >= batmapVersion && c != 0 && c != keyHashCookieValue {
+		return nil, formatErr(off+29, "batmap.key_hash_cookie", ErrUnsupported, "key hash cookie %d, want 0 (plain) or 1 (encrypted)", c)
 	}
+	return bh, nil
+}
+
+// useBatmap verifies the batmap m against its header and adopts both.
+func (img *Image) useBatmap(bh *batmapHeader, m []byte) error {
 	var s uint32
 	for _, c := range m {
-		if ver == batmapVersionOld {
+		if bh.version == batmapVersionOld {
 			s += uint32(int32(int8(c))) // version 1.1 summed signed chars
 		} else {
 			s += uint32(c)
 		}
 	}
-	if ^s != sum {
-		return nil, formatErr(off+24, "batmap.checksum", nil, "stored %#08x, computed %#08x over the %d-byte batmap", sum, ^s, mapLen)
+	if ^s != bh.sum {
+		return formatErr(bh.off+24, "batmap.checksum", nil, "stored %#08x, computed %#08x over the %d-byte batmap", bh.sum, ^s, bh.mapLen)
 	}
-	if ver >= batmapVersion {
-		switch c := b[29]; c {
-		case 0:
-		case keyHashCookieValue:
-			img.encrypted = true
-			copy(img.keyHash.Nonce[:], b[30:62])
-			copy(img.keyHash.Hash[:], b[62:94])
-		default:
-			return nil, formatErr(off+29, "batmap.key_hash_cookie", ErrUnsupported, "key hash cookie %d, want 0 (plain) or 1 (encrypted)", c)
-		}
+	if bh.version >= batmapVersion && bh.raw[29] == keyHashCookieValue {
+		img.encrypted = true
+		copy(img.keyHash.Nonce[:], bh.raw[30:62])
+		copy(img.keyHash.Hash[:], bh.raw[62:94])
 	}
 	img.batmap = m
-	img.batmapOff = off
-	return []region{
-		{"batmap header", off, off + BatmapHeaderSize},
-		{"batmap", int64(mapOff), int64(mapOff) + mapLen},
-	}, nil
+	img.batmapOff = bh.off
+	return nil
 }
 
 // checkBlocks validates every allocated BAT entry: inside the file, clear of
