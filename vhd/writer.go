@@ -275,11 +275,12 @@ func (wr *Writer) Close() error {
 }
 
 // WriteFixed writes a fixed VHD: size bytes from r (the guest disk) followed
-// by a footer. size must be a multiple of SectorSize and at most MaxSize; r
-// must supply at least size bytes.
+// by a footer. size must be a positive multiple of SectorSize, at most
+// MaxSize (a 0-byte fixed VHD is a lone footer, which qemu-img cannot open);
+// r must supply at least size bytes.
 func WriteFixed(w io.Writer, r io.Reader, size int64) error {
-	if size < 0 || size > MaxSize || size%SectorSize != 0 {
-		return fmt.Errorf("vhd: fixed disk size %d must be a multiple of %d in 0..%d", size, SectorSize, int64(MaxSize))
+	if size <= 0 || size > MaxSize || size%SectorSize != 0 {
+		return fmt.Errorf("vhd: fixed disk size %d must be a multiple of %d in %d..%d", size, SectorSize, SectorSize, int64(MaxSize))
 	}
 	f := Footer{
 		Cookie:         footerCookie,
