@@ -41,6 +41,9 @@ var (
 	// (2040 GiB).
 	ErrTooLarge = errors.New("e2e: the image is larger than a VHD can be (2040 GiB)")
 
+	// ErrEmpty: the input holds no bytes at all.
+	ErrEmpty = errors.New("e2e: the input is empty")
+
 	// ErrUsed: an Encryptor or Decryptor was asked to produce its output a
 	// second time. Each produces it once; make a new one.
 	ErrUsed = errors.New("e2e: the output was already produced")

@@ -46,9 +46,9 @@ type input struct {
 	img    *vhd.Image // fixed or dynamic VHD
 
 	// Stream (ra == nil).
-	stream    io.Reader   // raw or fixed VHD stream, past nothing
-	sr        blockStream // dynamic VHD stream
-	rawLength int64       // raw stream: bytes of disk data to read (the declared size)
+	stream    io.Reader         // raw or fixed VHD stream
+	sr        *vhd.StreamReader // dynamic VHD stream
+	rawLength int64             // raw stream: bytes of disk data to read (the declared size)
 
 	path string // the input file's name when known, to refuse writing onto it
 }
@@ -117,7 +117,7 @@ func openRandomAccess(ra io.ReaderAt, n int64, path string) (*input, error) {
 		return in, checkSize(in.size)
 	case errors.Is(err, vhd.ErrNotVHD) && !looksLikeVHD(ra, n):
 		if n == 0 {
-			return nil, errors.New("e2e: the input is empty")
+			return nil, ErrEmpty
 		}
 		size := roundUp(n, vhd.SectorSize)
 		return &input{kind: kindRaw, ra: ra, raSize: n, size: size, path: path}, checkSize(size)
@@ -154,20 +154,20 @@ func openStream(src io.Reader, size int64) (*input, error) {
 	head = head[:n]
 	rest := io.MultiReader(bytes.NewReader(head), src)
 	if n == vhd.FooterSize && bytes.HasPrefix(head, []byte("conectix")) {
-		sr, err := newBlockStream(rest)
+		sr, err := vhd.NewStreamReader(rest)
 		if err != nil {
 			return nil, fmt.Errorf("e2e: reading the input as a VHD stream: %w", err)
 		}
 		return &input{kind: kindDynamic, sr: sr, size: sr.Size()}, checkSize(sr.Size())
 	}
 	if n == 0 {
-		return nil, errors.New("e2e: the input is empty")
+		return nil, ErrEmpty
 	}
 	if size < 0 {
 		return nil, ErrNeedSize
 	}
 	if size == 0 {
-		return nil, fmt.Errorf("%w: the declared size is 0", ErrStreamSize)
+		return nil, fmt.Errorf("%w: the declared size is 0 but the stream is not empty", ErrStreamSize)
 	}
 	vsize := roundUp(size, vhd.SectorSize)
 	return &input{kind: kindRaw, stream: rest, rawLength: size, size: vsize}, checkSize(vsize)

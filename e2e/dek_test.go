@@ -1,0 +1,86 @@
+package e2e_test
+
+import (
+	"encoding/base64"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/stretchr/testify/require"
+)
+
+func TestKeyFiles(t *testing.T) {
+	dir := t.TempDir()
+	for _, size := range []int{e2e.AES128XTS, e2e.AES256XTS} {
+		dek, err := e2e.NewDEK(size)
+		require.NoError(t, err)
+		path := filepath.Join(dir, fmt.Sprintf("k%d.bin", size))
+		require.NoError(t, e2e.WriteKeyFile(path, dek))
+		fi, err := os.Stat(path)
+		require.NoError(t, err)
+		require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+		require.Equal(t, int64(size), fi.Size())
+		loose, err := e2e.LooseKeyFileMode(path)
+		require.NoError(t, err)
+		require.False(t, loose)
+
+		back, err := e2e.ReadKeyFile(path)
+		require.NoError(t, err)
+		require.Equal(t, dek.Bytes(), back.Bytes())
+
+		// Never overwritten.
+		other, err := e2e.NewDEK(size)
+		require.NoError(t, err)
+		require.ErrorIs(t, e2e.WriteKeyFile(path, other), os.ErrExist)
+		again, err := e2e.ReadKeyFile(path)
+		require.NoError(t, err)
+		require.Equal(t, dek.Bytes(), again.Bytes())
+
+		// The DEK never prints.
+		require.Equal(t, "[REDACTED]", fmt.Sprintf("%v %x", dek, dek)[:10])
+	}
+
+	for _, n := range []int{0, 16, 33, 65, 100} {
+		path := filepath.Join(dir, fmt.Sprintf("bad%d", n))
+		require.NoError(t, os.WriteFile(path, []byte(strings.Repeat("k", n)), 0o644))
+		_, err := e2e.ReadKeyFile(path)
+		require.ErrorIs(t, err, e2e.ErrKeySize, "%d bytes", n)
+		require.NotContains(t, err.Error(), "kkkk", "key material in the error")
+		loose, err := e2e.LooseKeyFileMode(path)
+		require.NoError(t, err)
+		require.True(t, loose)
+	}
+	_, err := e2e.ReadKeyFile(filepath.Join(dir, "missing"))
+	require.ErrorIs(t, err, os.ErrNotExist)
+}
+
+func TestKeyFromEnv(t *testing.T) {
+	raw := []byte(strings.Repeat("0123456789abcdef", 4))
+	env := map[string]string{
+		"STD":       base64.StdEncoding.EncodeToString(raw),
+		"RAW":       base64.RawStdEncoding.EncodeToString(raw) + "\n",
+		"SHORT":     base64.StdEncoding.EncodeToString(raw[:20]),
+		"NOTB64":    "this is not base64 ###",
+		"EMPTY":     "",
+		"SECRETISH": base64.StdEncoding.EncodeToString(raw[:31]),
+	}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	for _, name := range []string{"STD", "RAW"} {
+		dek, err := e2e.KeyFromEnv(name, lookup)
+		require.NoError(t, err, name)
+		require.Equal(t, raw, dek.Bytes())
+	}
+	for name, want := range map[string]error{
+		"SHORT": e2e.ErrKeySize, "NOTB64": e2e.ErrKeyEnv, "EMPTY": e2e.ErrKeyEnv, "UNSET": e2e.ErrKeyEnv, "SECRETISH": e2e.ErrKeySize,
+	} {
+		_, err := e2e.KeyFromEnv(name, lookup)
+		require.ErrorIs(t, err, want, name)
+		require.Contains(t, err.Error(), name, "the error names the variable")
+		if v := env[name]; len(v) > 4 {
+			require.NotContains(t, err.Error(), v[:5], "the error must not show the value")
+		}
+	}
+}
