@@ -1,0 +1,194 @@
+package cos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+
+	"github.com/IBM/ibm-cos-sdk-go/aws"
+	"github.com/IBM/ibm-cos-sdk-go/service/s3"
+)
+
+// Errors of the bucket checks.
+var (
+	// ErrBucketNotFound: HeadBucket says the bucket does not exist.
+	ErrBucketNotFound = errors.New("cos: bucket not found")
+	// ErrBucketAccess: the credentials may not use the bucket.
+	ErrBucketAccess = errors.New("cos: access to bucket denied")
+	// ErrUnknownLocation: a LocationConstraint this package cannot classify
+	// (empty, or not of the form <location>-<class>).
+	ErrUnknownLocation = errors.New("cos: unrecognised bucket location constraint")
+	// ErrNotRegional: the bucket is Cross Region or Single Data Center;
+	// E2E image import needs a Regional bucket.
+	ErrNotRegional = errors.New("cos: bucket is not regional")
+	// ErrRegionMismatch: the bucket's region differs from the one required
+	// (the key service's region).
+	ErrRegionMismatch = errors.New("cos: bucket region does not match")
+)
+
+// Resiliency is a bucket's resiliency class (CLOUD.md §4.3).
+type Resiliency int
+
+// The resiliency classes.
+const (
+	// UnknownResiliency is the zero value.
+	UnknownResiliency Resiliency = iota
+	// Regional buckets live in one multi-zone region (us-south, eu-de, ...).
+	Regional
+	// CrossRegion buckets span a geography (us, eu, ap).
+	CrossRegion
+	// SingleSite buckets live in one data center (ams03, che01, ...).
+	SingleSite
+)
+
+// String names the class as the IBM docs do.
+func (r Resiliency) String() string {
+	switch r {
+	case Regional:
+		return "Regional"
+	case CrossRegion:
+		return "Cross Region"
+	case SingleSite:
+		return "Single Data Center"
+	}
+	return "unknown"
+}
+
+// Location is a parsed bucket LocationConstraint.
+type Location struct {
+	// Constraint is the string as the server gave it.
+	Constraint string
+	// Location is its location part: a region, a cross-region geography or
+	// a data-center code.
+	Location string
+	// Class is the storage class part ("standard", "vault", "cold",
+	// "smart", "flex", "onerate_active"), or "" when the constraint has none.
+	Class string
+	// Resiliency follows from Location.
+	Resiliency Resiliency
+}
+
+// storageClasses are the class suffixes of COS provisioning codes.
+var storageClasses = map[string]bool{
+	"standard": true, "vault": true, "cold": true, "smart": true, "flex": true,
+	"onerate_active": true,
+}
+
+var (
+	// A region is <2 letters>-<word>: us-south, eu-de, jp-tok, in-che.
+	regionShape = regexp.MustCompile(`^[a-z]{2}-[a-z]+$`)
+	// A single data center is <3 letters><2 digits>: ams03, sjc04.
+	siteShape = regexp.MustCompile(`^[a-z]{3}[0-9]{2}$`)
+)
+
+// crossRegions are the cross-region geographies.
+var crossRegions = map[string]bool{"us": true, "eu": true, "ap": true}
+
+// ParseLocationConstraint classifies a LocationConstraint of the form
+// <location>-<class> ("us-south-standard", "eu-smart", "ams03-vault",
+// "jp-tok-onerate_active") or a bare location ("us-south", as S3-compatible
+// servers answer). Location names are recognised by shape: a region is two
+// letters, a hyphen and a word; us, eu and ap are cross-region; three letters
+// and two digits are a data center. Anything else, including "", gives
+// ErrUnknownLocation.
+func ParseLocationConstraint(s string) (Location, error) {
+	loc := Location{Constraint: s, Location: strings.ToLower(s)}
+	if i := strings.LastIndexByte(loc.Location, '-'); i >= 0 && storageClasses[loc.Location[i+1:]] {
+		loc.Location, loc.Class = loc.Location[:i], loc.Location[i+1:]
+	}
+	switch {
+	case crossRegions[loc.Location]:
+		loc.Resiliency = CrossRegion
+	case siteShape.MatchString(loc.Location):
+		loc.Resiliency = SingleSite
+	case regionShape.MatchString(loc.Location):
+		loc.Resiliency = Regional
+	default:
+		return Location{Constraint: s}, fmt.Errorf("%w: %q", ErrUnknownLocation, s)
+	}
+	return loc, nil
+}
+
+// BucketInfo is what CheckBucket learned about a bucket.
+type BucketInfo struct {
+	Name     string
+	Location Location
+	// KeyProtect reports server-side encryption with a Key Protect or HPCS
+	// root key (HeadBucket's ibm-sse-kp-enabled), RootKeyCRN the key.
+	KeyProtect bool
+	RootKeyCRN string
+}
+
+// CheckBucket runs the preflight checks of a bucket that will receive an
+// image for E2E import: it exists and is accessible (HeadBucket), it is
+// Regional (GetBucketLocation), and, when region is not "", it is in that
+// region (the key service's). The returned info is filled as far as the
+// checks got, also when an error is returned.
+func (c *Client) CheckBucket(ctx context.Context, bucket, region string) (*BucketInfo, error) {
+	info := &BucketInfo{Name: bucket}
+	hb, err := c.s3.HeadBucketWithContext(ctx, &s3.HeadBucketInput{Bucket: aws.String(bucket)})
+	if err != nil {
+		switch statusCode(err) {
+		case http.StatusNotFound:
+			return info, fmt.Errorf("cos: checking bucket %s: %w", bucket, ErrBucketNotFound)
+		case http.StatusForbidden:
+			return info, fmt.Errorf("cos: checking bucket %s: %w: %w", bucket, ErrBucketAccess, err)
+		}
+		return info, fmt.Errorf("cos: checking bucket %s: %w", bucket, err)
+	}
+	info.KeyProtect = aws.BoolValue(hb.IBMSSEKPEnabled)
+	info.RootKeyCRN = aws.StringValue(hb.IBMSSEKPCrkId)
+
+	gl, err := c.s3.GetBucketLocationWithContext(ctx, &s3.GetBucketLocationInput{Bucket: aws.String(bucket)})
+	if err != nil {
+		return info, fmt.Errorf("cos: getting location of bucket %s: %w", bucket, err)
+	}
+	loc, err := ParseLocationConstraint(aws.StringValue(gl.LocationConstraint))
+	info.Location = loc
+	if err != nil {
+		return info, fmt.Errorf("cos: bucket %s: %w", bucket, err)
+	}
+	if loc.Resiliency != Regional {
+		return info, fmt.Errorf("cos: bucket %s is %s (%s): %w", bucket, loc.Resiliency, loc.Constraint, ErrNotRegional)
+	}
+	if region != "" && loc.Location != region {
+		return info, fmt.Errorf("cos: bucket %s is in %s, not %s: %w", bucket, loc.Location, region, ErrRegionMismatch)
+	}
+	return info, nil
+}
+
+// BucketSpec describes a bucket to create.
+type BucketSpec struct {
+	// LocationConstraint is the provisioning code, <location>-<class>.
+	// Default: "<client region>-standard".
+	LocationConstraint string
+	// RootKeyCRN, when set, encrypts the bucket with this Key Protect or
+	// HPCS root key (ibm-sse-kp-encryption-algorithm AES256 and
+	// ibm-sse-kp-customer-root-key-crn; CLOUD.md §4.4). COS needs an
+	// authorization from the COS instance to the key service for this.
+	RootKeyCRN string
+}
+
+// CreateBucket creates a bucket. With API-key credentials the client's
+// Config.ServiceInstanceID names the COS instance it is created in.
+func (c *Client) CreateBucket(ctx context.Context, bucket string, spec BucketSpec) error {
+	lc := spec.LocationConstraint
+	if lc == "" {
+		lc = c.region + "-standard"
+	}
+	in := &s3.CreateBucketInput{
+		Bucket:                    aws.String(bucket),
+		CreateBucketConfiguration: &s3.CreateBucketConfiguration{LocationConstraint: aws.String(lc)},
+	}
+	if spec.RootKeyCRN != "" {
+		in.IBMSSEKPEncryptionAlgorithm = aws.String("AES256")
+		in.IBMSSEKPCustomerRootKeyCrn = aws.String(spec.RootKeyCRN)
+	}
+	if _, err := c.s3.CreateBucketWithContext(ctx, in); err != nil {
+		return fmt.Errorf("cos: creating bucket %s in %s: %w", bucket, lc, err)
+	}
+	return nil
+}

@@ -1,0 +1,308 @@
+package cos
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/IBM/ibm-cos-sdk-go/aws"
+	"github.com/IBM/ibm-cos-sdk-go/aws/credentials"
+	"github.com/IBM/ibm-cos-sdk-go/aws/credentials/ibmiam"
+	"github.com/IBM/ibm-cos-sdk-go/aws/session"
+	"github.com/IBM/ibm-cos-sdk-go/service/s3"
+
+	"github.com/e2eimage/e2eimage/internal/secret"
+)
+
+// DefaultIAMTokenURL is the IAM token endpoint the API-key credentials use
+// unless Config.IAMTokenURL says otherwise (CLOUD.md §3.1). The COS SDK
+// takes the full URL, path included.
+const DefaultIAMTokenURL = "https://iam.cloud.ibm.com/identity/token"
+
+// DefaultMaxRetries is how many times the SDK itself retries one request
+// (throttling, 5xx, connection errors) before the caller sees the error. The
+// upload engine retries a failed part on top of this (WithPartAttempts).
+const DefaultMaxRetries = 3
+
+// EndpointType selects which of a region's COS endpoints a client uses.
+type EndpointType int
+
+// The endpoint types (CLOUD.md §4.2).
+const (
+	// Public is s3.<region>.cloud-object-storage.appdomain.cloud.
+	Public EndpointType = iota
+	// Private is s3.private.<region>…, reachable from IBM Cloud's private
+	// network (classic infrastructure included).
+	Private
+	// Direct is s3.direct.<region>…, for VPC.
+	Direct
+)
+
+// String names the endpoint type.
+func (t EndpointType) String() string {
+	switch t {
+	case Public:
+		return "public"
+	case Private:
+		return "private"
+	case Direct:
+		return "direct"
+	}
+	return fmt.Sprintf("EndpointType(%d)", int(t))
+}
+
+// Errors returned by New.
+var (
+	// ErrConfig is wrapped by every configuration error New returns.
+	ErrConfig = errors.New("cos: invalid configuration")
+	// ErrInsecureEndpoint means a plain-http URL that is not a loopback
+	// address, or an HTTP client that skips TLS verification. Requests carry
+	// bearer tokens or signatures and object data; they are never sent in
+	// clear text over a network.
+	ErrInsecureEndpoint = errors.New("cos: insecure endpoint: plain http is allowed only to loopback hosts, and TLS verification cannot be turned off")
+)
+
+// HMAC holds COS HMAC credentials (an access key ID and a secret access
+// key, created with a service credential's HMAC option).
+type HMAC struct {
+	AccessKeyID     string
+	SecretAccessKey *secret.String
+}
+
+// Config describes how to reach COS. Exactly one of APIKey and HMAC must
+// be set.
+type Config struct {
+	// Region is the COS location the endpoint is derived from and, for
+	// HMAC, the region requests are signed for ("us-south", "eu-de", ...).
+	// Required.
+	Region string
+	// EndpointType picks the public (default), private or direct endpoint.
+	EndpointType EndpointType
+	// Endpoint overrides the URL derived from Region and EndpointType
+	// ("https://s3.example.com", or "http://127.0.0.1:9000" for a local
+	// server). Plain http is accepted only for loopback hosts.
+	Endpoint string
+
+	// APIKey is an IBM Cloud API key. The SDK's ibmiam credentials exchange
+	// it for IAM tokens at IAMTokenURL and refresh them.
+	APIKey *secret.String
+	// ServiceInstanceID is the COS instance's CRN or GUID, sent with
+	// API-key credentials as ibm-service-instance-id. Needed to create or
+	// list buckets; object operations work without it.
+	ServiceInstanceID string
+	// IAMTokenURL overrides DefaultIAMTokenURL (full URL including
+	// /identity/token), for the private IAM endpoint or a local simulator.
+	IAMTokenURL string
+
+	// HMAC selects HMAC (AWS Signature V4) credentials instead of an API key.
+	HMAC *HMAC
+
+	// HTTPClient is used for every request, IAM included. Default: a client
+	// whose transport keeps enough idle connections for parallel parts and
+	// requires TLS 1.2. A client whose transport skips certificate
+	// verification is refused.
+	HTTPClient *http.Client
+	// MaxRetries is the SDK's per-request retry count. Default
+	// DefaultMaxRetries; a negative value disables SDK retries.
+	MaxRetries int
+	// Logger receives the client's log records (retries at Info, failures
+	// at Warn, part traffic at Debug). Default: discard.
+	Logger *slog.Logger
+}
+
+// Client is a COS client. It is safe for concurrent use.
+type Client struct {
+	s3       *s3.S3
+	http     *http.Client
+	region   string
+	endpoint string
+	logger   *slog.Logger
+}
+
+// region names are lower-case words joined by hyphens ("us-south",
+// "eu-de", "us" for cross-region, "ams03" for single sites).
+var regionRE = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+
+// EndpointURL returns the COS endpoint for a location and endpoint type:
+// https://s3.<region>.cloud-object-storage.appdomain.cloud and its
+// s3.private. and s3.direct. variants (CLOUD.md §4.2).
+func EndpointURL(region string, t EndpointType) (string, error) {
+	if !regionRE.MatchString(region) {
+		return "", fmt.Errorf("%w: region %q is not a COS location name", ErrConfig, region)
+	}
+	var prefix string
+	switch t {
+	case Public:
+		prefix = "s3."
+	case Private:
+		prefix = "s3.private."
+	case Direct:
+		prefix = "s3.direct."
+	default:
+		return "", fmt.Errorf("%w: unknown endpoint type %v", ErrConfig, t)
+	}
+	return "https://" + prefix + region + ".cloud-object-storage.appdomain.cloud", nil
+}
+
+// New returns a client for cfg. It makes no request: a wrong key or an
+// unreachable endpoint shows on the first call.
+func New(cfg Config) (*Client, error) {
+	if cfg.Region == "" {
+		return nil, fmt.Errorf("%w: Region is required", ErrConfig)
+	}
+	endpoint := cfg.Endpoint
+	if endpoint == "" {
+		var err error
+		if endpoint, err = EndpointURL(cfg.Region, cfg.EndpointType); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkURL("endpoint", endpoint); err != nil {
+		return nil, err
+	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = defaultHTTPClient()
+	} else if skipsVerify(hc) {
+		return nil, fmt.Errorf("%w (HTTPClient has InsecureSkipVerify set)", ErrInsecureEndpoint)
+	}
+	retries := cfg.MaxRetries
+	switch {
+	case retries == 0:
+		retries = DefaultMaxRetries
+	case retries < 0:
+		retries = 0
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+
+	awsConf := aws.NewConfig().
+		WithRegion(cfg.Region).
+		WithEndpoint(strings.TrimRight(endpoint, "/")).
+		WithS3ForcePathStyle(true).
+		WithHTTPClient(hc).
+		WithMaxRetries(retries)
+
+	var creds *credentials.Credentials
+	switch {
+	case cfg.HMAC != nil && !cfg.APIKey.Empty():
+		return nil, fmt.Errorf("%w: set APIKey or HMAC, not both", ErrConfig)
+	case cfg.HMAC != nil:
+		if cfg.HMAC.AccessKeyID == "" || cfg.HMAC.SecretAccessKey.Empty() {
+			return nil, fmt.Errorf("%w: HMAC needs an access key ID and a secret access key", ErrConfig)
+		}
+		creds = credentials.NewStaticCredentials(cfg.HMAC.AccessKeyID, cfg.HMAC.SecretAccessKey.Reveal(), "")
+	case !cfg.APIKey.Empty():
+		tokenURL := cfg.IAMTokenURL
+		if tokenURL == "" {
+			tokenURL = DefaultIAMTokenURL
+		}
+		if err := checkURL("IAM token URL", tokenURL); err != nil {
+			return nil, err
+		}
+		// The token manager uses awsConf.HTTPClient, so the TLS rules
+		// above apply to the IAM exchange too.
+		creds = ibmiam.NewStaticCredentials(awsConf, tokenURL, cfg.APIKey.Reveal(), cfg.ServiceInstanceID)
+	default:
+		return nil, fmt.Errorf("%w: no credentials (set APIKey or HMAC)", ErrConfig)
+	}
+	awsConf.WithCredentials(creds)
+
+	sess, err := session.NewSession(awsConf)
+	if err != nil {
+		return nil, fmt.Errorf("cos: creating SDK session: %w", err)
+	}
+	return &Client{
+		s3:       s3.New(sess),
+		http:     hc,
+		region:   cfg.Region,
+		endpoint: endpoint,
+		logger:   logger,
+	}, nil
+}
+
+// Region returns the configured region.
+func (c *Client) Region() string { return c.region }
+
+// Endpoint returns the endpoint URL requests go to.
+func (c *Client) Endpoint() string { return c.endpoint }
+
+// CloseIdleConnections closes the HTTP connections the client keeps open
+// between requests. The client stays usable.
+func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
+
+// SDK returns the underlying ibm-cos-sdk-go client, for operations this
+// package does not wrap. It shares the client's credentials and transport.
+func (c *Client) SDK() *s3.S3 { return c.s3 }
+
+// checkURL accepts https URLs, and http URLs whose host is a loopback
+// address or "localhost".
+func checkURL(what, raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%w: %s %q: %v", ErrConfig, what, raw, err)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%w: %s %q has no host", ErrConfig, what, raw)
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if isLoopback(u.Hostname()) {
+			return nil
+		}
+		return fmt.Errorf("%w (%s %s)", ErrInsecureEndpoint, what, u.Redacted())
+	default:
+		return fmt.Errorf("%w: %s %q: scheme must be https (or http to a loopback host)", ErrConfig, what, raw)
+	}
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func skipsVerify(hc *http.Client) bool {
+	t, ok := hc.Transport.(*http.Transport)
+	return ok && t.TLSClientConfig != nil && t.TLSClientConfig.InsecureSkipVerify
+}
+
+// Transport settings of the default HTTP client.
+const (
+	// maxIdleConnsPerHost keeps a connection per part in flight, with room
+	// for a raised concurrency, instead of net/http's default of 2.
+	maxIdleConnsPerHost = 32
+	// responseHeaderTimeout bounds the wait for a response once a request
+	// has been sent in full; a stuck connection then fails and is retried.
+	responseHeaderTimeout = 2 * time.Minute
+)
+
+// defaultHTTPClient speaks HTTP/1.1: each part in flight gets its own TCP
+// connection, which moves bulk data faster than multiplexing them over one
+// HTTP/2 connection's flow-control window.
+func defaultHTTPClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          2 * maxIdleConnsPerHost,
+		MaxIdleConnsPerHost:   maxIdleConnsPerHost,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		ResponseHeaderTimeout: responseHeaderTimeout,
+		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+	}}
+}
