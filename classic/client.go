@@ -1,0 +1,324 @@
+package classic
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/softlayer/softlayer-go/datatypes"
+	"github.com/softlayer/softlayer-go/session"
+
+	"github.com/e2eimage/e2eimage/internal/secret"
+)
+
+// Endpoints of the SoftLayer REST API (CLOUD.md section 5.5).
+const (
+	// DefaultEndpoint is the public REST endpoint, used when WithEndpoint is
+	// not given.
+	DefaultEndpoint = session.DefaultEndpoint
+	// PrivateEndpoint is the REST endpoint on the IBM Cloud private
+	// network, reachable from classic servers and over the VPN.
+	PrivateEndpoint = "https://api.service.softlayer.com/rest/v3.1"
+)
+
+// IBMCloudUsername is the user name that goes with an IBM Cloud (IAM) API
+// key on the classic API (SLDN "Authenticating to the SoftLayer API").
+const IBMCloudUsername = "apikey"
+
+// Defaults of the options.
+const (
+	// DefaultRequestTimeout bounds one HTTP request; it is softlayer-go's
+	// own default (session.DefaultTimeout).
+	DefaultRequestTimeout = session.DefaultTimeout
+	// DefaultReadAttempts is how many times a read-only call is tried when
+	// it times out or is rate limited.
+	DefaultReadAttempts = 4
+	// DefaultMinPoll and DefaultMaxPoll bound the interval between two
+	// polls of a template or a server. Imports take "several minutes to an
+	// hour" (CLOUD.md section 7.2), provisioning a few minutes.
+	DefaultMinPoll = 5 * time.Second
+	DefaultMaxPoll = 60 * time.Second
+)
+
+// Credentials authenticate to the classic infrastructure API.
+type Credentials struct {
+	// Username is the classic user name, or IBMCloudUsername ("apikey")
+	// for an IBM Cloud API key. Empty means IBMCloudUsername.
+	Username string
+	// APIKey is the classic API key or the IBM Cloud API key.
+	APIKey *secret.String
+}
+
+// IBMCloudAPIKey returns credentials for an IBM Cloud (IAM) API key.
+func IBMCloudAPIKey(key *secret.String) Credentials {
+	return Credentials{Username: IBMCloudUsername, APIKey: key}
+}
+
+// ClassicAPIKey returns credentials for a classic infrastructure user name
+// and its API key.
+func ClassicAPIKey(username string, key *secret.String) Credentials {
+	return Credentials{Username: username, APIKey: key}
+}
+
+// Option configures a Client.
+type Option func(*options)
+
+type options struct {
+	endpoint     string
+	httpClient   *http.Client
+	logger       *slog.Logger
+	reqTimeout   time.Duration
+	readAttempts int
+	minPoll      time.Duration
+	maxPoll      time.Duration
+	userAgent    string
+	retryBase    time.Duration // first delay between read attempts
+}
+
+// WithEndpoint sets the REST endpoint (default DefaultEndpoint). It must be
+// https, or http to a loopback address (a local simulator). An endpoint
+// containing "/xmlrpc/" is refused: this package speaks REST only.
+func WithEndpoint(u string) Option { return func(o *options) { o.endpoint = u } }
+
+// WithPrivateEndpoint is WithEndpoint(PrivateEndpoint).
+func WithPrivateEndpoint() Option { return WithEndpoint(PrivateEndpoint) }
+
+// WithHTTPClient sets the HTTP client whose Transport (and redirect policy)
+// carries the requests. Its Timeout is ignored: see WithRequestTimeout.
+// Default: http.DefaultTransport.
+func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.httpClient = c } }
+
+// WithLogger sets the logger for debug messages (polls, retries). Default:
+// none. Nothing secret is ever logged.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithRequestTimeout bounds each HTTP request (default
+// DefaultRequestTimeout). The context given to each method bounds the whole
+// call as well.
+func WithRequestTimeout(d time.Duration) Option { return func(o *options) { o.reqTimeout = d } }
+
+// WithReadAttempts sets how many times a read-only call (getObject, list,
+// getAllObjects) is tried when it times out, is rate limited or meets a
+// 502/503/504 (default DefaultReadAttempts; 1 disables retries). Calls that
+// create or change something are never retried: see the package
+// documentation.
+func WithReadAttempts(n int) Option { return func(o *options) { o.readAttempts = n } }
+
+// WithPollInterval sets the bounds of the interval between two polls of a
+// waiting method (defaults DefaultMinPoll and DefaultMaxPoll). The interval
+// starts at min, doubles after each poll that saw no change, is capped at
+// max and is jittered by up to a half downwards.
+func WithPollInterval(min, max time.Duration) Option {
+	return func(o *options) { o.minPoll, o.maxPoll = min, max }
+}
+
+// WithUserAgent appends a product token to softlayer-go's User-Agent.
+func WithUserAgent(ua string) Option { return func(o *options) { o.userAgent = ua } }
+
+// Client calls the SoftLayer classic infrastructure API through
+// softlayer-go. It is safe for concurrent use.
+type Client struct {
+	creds    Credentials
+	opts     options
+	endpoint string
+
+	osMu    sync.Mutex
+	osCodes map[string]string // reference code -> name, nil until loaded
+}
+
+// New returns a Client. It checks the credentials and the endpoint but makes
+// no request.
+func New(creds Credentials, opts ...Option) (*Client, error) {
+	o := options{
+		endpoint:     DefaultEndpoint,
+		reqTimeout:   DefaultRequestTimeout,
+		readAttempts: DefaultReadAttempts,
+		minPoll:      DefaultMinPoll,
+		maxPoll:      DefaultMaxPoll,
+		retryBase:    time.Second,
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	if creds.APIKey.Empty() {
+		return nil, errors.New("classic: no API key")
+	}
+	if creds.Username == "" {
+		creds.Username = IBMCloudUsername
+	}
+	ep, err := checkEndpoint(o.endpoint)
+	if err != nil {
+		return nil, err
+	}
+	if o.reqTimeout <= 0 {
+		o.reqTimeout = DefaultRequestTimeout
+	}
+	if o.readAttempts < 1 {
+		o.readAttempts = 1
+	}
+	if o.minPoll <= 0 {
+		o.minPoll = DefaultMinPoll
+	}
+	if o.maxPoll < o.minPoll {
+		o.maxPoll = o.minPoll
+	}
+	if o.logger == nil {
+		o.logger = slog.New(discardHandler{})
+	}
+	return &Client{creds: creds, opts: o, endpoint: ep}, nil
+}
+
+// Endpoint returns the REST endpoint the client talks to.
+func (c *Client) Endpoint() string { return c.endpoint }
+
+// checkEndpoint refuses endpoints that would send the API key in clear over
+// a network, carry credentials in the URL, or select the XML-RPC transport.
+func checkEndpoint(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("classic: endpoint %q: %w", raw, err)
+	}
+	if u.User != nil {
+		return "", errors.New("classic: endpoint must not carry credentials in the URL")
+	}
+	if strings.Contains(u.Path, "/xmlrpc/") {
+		return "", fmt.Errorf("classic: endpoint %q is XML-RPC; only REST is supported", u.Redacted())
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !isLoopback(u.Hostname()) {
+			return "", fmt.Errorf("classic: endpoint %q: plain http is allowed only to a loopback address", u.Redacted())
+		}
+	default:
+		return "", fmt.Errorf("classic: endpoint %q: scheme must be https", u.Redacted())
+	}
+	if u.Host == "" {
+		return "", fmt.Errorf("classic: endpoint %q has no host", raw)
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// session returns a fresh softlayer-go session bound to ctx. A session per
+// call keeps calls independent: softlayer-go writes LastCall (which holds
+// the call's parameters, API keys included) and the http.Client's Timeout
+// into the session it is given. The session is dropped after the call, and
+// Debug logging (which prints request bodies) stays off.
+func (c *Client) session(ctx context.Context) *session.Session {
+	hc := &http.Client{}
+	if c.opts.httpClient != nil {
+		hc.Transport = c.opts.httpClient.Transport
+		hc.CheckRedirect = c.opts.httpClient.CheckRedirect
+		hc.Jar = c.opts.httpClient.Jar
+	}
+	s := &session.Session{
+		UserName:         c.creds.Username,
+		APIKey:           c.creds.APIKey.Reveal(),
+		Endpoint:         c.endpoint,
+		HTTPClient:       hc,
+		Context:          ctx,
+		Timeout:          c.opts.reqTimeout,
+		TransportHandler: &session.RestTransport{},
+		// softlayer-go retries timeouts on every method, POSTs included,
+		// and sleeps without watching the context: a createObject that
+		// timed out after the server accepted it would be sent again and
+		// order a second server. Retries stay off here; reads are retried
+		// by Client.read, which honours ctx.
+		Retries: 0,
+	}
+	s.AppendUserAgent("e2eimage")
+	if c.opts.userAgent != "" {
+		s.AppendUserAgent(c.opts.userAgent)
+	}
+	return s
+}
+
+// secrets lists the strings that must never appear in an error.
+func (c *Client) secrets(extra ...*secret.String) []string {
+	out := []string{c.creds.APIKey.Reveal()}
+	for _, s := range extra {
+		if !s.Empty() {
+			out = append(out, s.Reveal())
+		}
+	}
+	return out
+}
+
+// read runs a read-only call, retrying timeouts, rate limiting and
+// 502/503/504 with backoff while ctx allows.
+func (c *Client) read(ctx context.Context, op string, fn func(*session.Session) error) error {
+	var err error
+	delay := c.opts.retryBase
+	for attempt := 1; ; attempt++ {
+		err = fn(c.session(ctx))
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil || attempt >= c.opts.readAttempts || !retryable(err) {
+			break
+		}
+		c.opts.logger.DebugContext(ctx, "classic: retrying read", "op", op, "attempt", attempt, "status", statusOf(err))
+		if serr := sleep(ctx, jitter(delay)); serr != nil {
+			break
+		}
+		delay = min(2*delay, 30*time.Second)
+	}
+	return c.apiError(ctx, op, err)
+}
+
+// write runs a call that creates or changes something, exactly once.
+func (c *Client) write(ctx context.Context, op string, fn func(*session.Session) error, extra ...*secret.String) error {
+	if err := fn(c.session(ctx)); err != nil {
+		return c.apiError(ctx, op, err, extra...)
+	}
+	return nil
+}
+
+// discardHandler is a slog.Handler that drops everything.
+type discardHandler struct{}
+
+func (discardHandler) Enabled(context.Context, slog.Level) bool  { return false }
+func (discardHandler) Handle(context.Context, slog.Record) error { return nil }
+func (d discardHandler) WithAttrs([]slog.Attr) slog.Handler      { return d }
+func (d discardHandler) WithGroup(string) slog.Handler           { return d }
+
+// ptr helpers for softlayer-go's pointer-heavy datatypes.
+func sp(s string) *string { return &s }
+func bp(b bool) *bool     { return &b }
+func ip(i int) *int       { return &i }
+
+func str(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+func num(p *int) int {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+func tm(p *datatypes.Time) time.Time {
+	if p == nil {
+		return time.Time{}
+	}
+	return p.Time
+}

@@ -1,0 +1,66 @@
+// Package classic drives the IBM Cloud classic infrastructure (SoftLayer)
+// API for the End to End encryption flow: it imports an encrypted VHD from
+// Cloud Object Storage as an image template, waits for the import, exports
+// an unencrypted template back to COS, and orders a virtual server from a
+// template and waits until it is provisioned. Every call goes through
+// github.com/softlayer/softlayer-go's REST transport.
+//
+// # Failing early
+//
+// An import runs for minutes to an hour on the backplane before it reports
+// a mistake in its request. Import therefore checks first, in order and
+// before any request: the template name; the cos://<region>/<bucket>/<object>
+// URI, its region (an import location) and object name (.vhd for an
+// encrypted image); the API key; the disk size (MaxImportDiskSize); the
+// root key CRN (Key Protect or HPCS, in the bucket's region) and the wrapped
+// DEK (base64); the bucket's resiliency (Regional, in the URI's region),
+// from ImportRequest.BucketLocation or a BucketLocator. Only then does it
+// ask the API, once per Client, which OS reference codes VHD imports
+// accept. Violations are *InvalidImportError values naming the field.
+// ValidateImport runs the same checks and imports nothing.
+//
+// # Waiting
+//
+// WaitTemplate, WaitServer and Export poll with a backoff that starts at
+// the minimum interval, doubles while nothing changes, is capped at the
+// maximum and is jittered (WithPollInterval, PollEvery). Progress callbacks
+// (TemplateProgress, ServerProgress) see every poll. A failed import ends
+// the wait with an *ImportFailedError carrying the backplane's reason.
+// Every wait ends when its context does; give it a deadline.
+//
+// # Retries and idempotency
+//
+// softlayer-go can retry requests itself (Session.Retries), but it retries
+// timeouts of every method, POSTs included, and sleeps without watching the
+// context. A createObject or createFromIcos whose response timed out may
+// have succeeded, and sending it again orders a second server or starts a
+// second import. This package therefore leaves softlayer-go's retries off
+// and retries only read-only calls itself (getObject, lists,
+// generateOrderTemplate, verifyOrder, getAllObjects), on timeouts,
+// SoftLayer_Exception_WebService_RateLimitExceeded, 429 and 502/503/504,
+// with a context-aware backoff (WithReadAttempts). Calls that create
+// something are sent once; after an unknown outcome use FindTemplateByName
+// or FindServer to see whether the object exists before trying again.
+//
+// # Secrets
+//
+// API keys are *secret.String values. The classic API key is sent as HTTP
+// Basic credentials, the import's service ID API key in the request body.
+// Neither reaches an error: every error from softlayer-go becomes an
+// *APIError whose strings have the call's keys replaced by a redaction
+// marker (a server may echo what it was sent). softlayer-go's Debug logging,
+// which prints request bodies, is never enabled, and its LastCall record
+// (which holds the parameters) lives only in a per-call session that is
+// dropped. Plain http endpoints are accepted only on loopback.
+//
+// # What this package does NOT do
+//
+// It does not upload or encrypt images (see packages cos and e2e), wrap keys
+// (kms), or create IAM authorizations (iam). It never deletes, cancels or
+// edits anything: no template deletion (of yours or anyone's), no server
+// cancellation, no reloads. It does not handle billing, quotes or saved
+// orders beyond verifyOrder's dry run, does not choose data centers, VLANs or
+// prices, does not share templates between accounts or copy them between
+// data centers, and does not speak the XML-RPC endpoint or refresh IAM
+// tokens (it authenticates with API keys only).
+package classic

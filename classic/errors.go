@@ -1,0 +1,229 @@
+package classic
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/softlayer/softlayer-go/sl"
+
+	"github.com/e2eimage/e2eimage/internal/secret"
+)
+
+// Sentinel errors that callers branch on.
+var (
+	// ErrInvalidImportRequest is matched (errors.Is) by every
+	// *InvalidImportError: the request would be refused by the backplane
+	// and was not sent.
+	ErrInvalidImportRequest = errors.New("classic: invalid import request")
+	// ErrInvalidServerSpec is matched by every *InvalidServerError.
+	ErrInvalidServerSpec = errors.New("classic: invalid server order")
+	// ErrNotFound is matched by an *APIError for
+	// SoftLayer_Exception_ObjectNotFound and returned by the Find methods
+	// when nothing matches.
+	ErrNotFound = errors.New("classic: not found")
+	// ErrAmbiguous is returned by the Find methods when more than one
+	// object matches.
+	ErrAmbiguous = errors.New("classic: more than one match")
+	// ErrTemplateNotActive is returned when a server is ordered from a
+	// template whose status is not Active.
+	ErrTemplateNotActive = errors.New("classic: image template is not Active")
+	// ErrImportFailed is matched by every *ImportFailedError.
+	ErrImportFailed = errors.New("classic: image import failed")
+)
+
+// InvalidImportError says which field of an ImportRequest the backplane
+// would reject, and why. It matches ErrInvalidImportRequest.
+type InvalidImportError struct {
+	Field  string // ImportRequest field name, e.g. "URI", "DiskSize"
+	Reason string
+}
+
+func (e *InvalidImportError) Error() string {
+	return "classic: invalid import request: " + e.Field + ": " + e.Reason
+}
+
+// Is matches ErrInvalidImportRequest.
+func (e *InvalidImportError) Is(target error) bool { return target == ErrInvalidImportRequest }
+
+// InvalidServerError says which field of a ServerSpec is missing or wrong.
+// It matches ErrInvalidServerSpec.
+type InvalidServerError struct {
+	Field  string
+	Reason string
+}
+
+func (e *InvalidServerError) Error() string {
+	return "classic: invalid server order: " + e.Field + ": " + e.Reason
+}
+
+// Is matches ErrInvalidServerSpec.
+func (e *InvalidServerError) Is(target error) bool { return target == ErrInvalidServerSpec }
+
+// ImportFailedError reports an image template that ended in an error status
+// instead of Active. It matches ErrImportFailed.
+type ImportFailedError struct {
+	TemplateID int
+	Status     string // the status keyName, e.g. "ERROR"
+	Reason     string // what the backplane said, when it said something
+}
+
+func (e *ImportFailedError) Error() string {
+	msg := fmt.Sprintf("classic: image template %d import failed: status %s", e.TemplateID, e.Status)
+	if e.Reason != "" {
+		msg += ": " + e.Reason
+	}
+	return msg
+}
+
+// Is matches ErrImportFailed.
+func (e *ImportFailedError) Is(target error) bool { return target == ErrImportFailed }
+
+// APIError is an error answered by the SoftLayer API, or a failure to reach
+// it. Every string in it has had the API keys of the call removed:
+// softlayer-go's own errors may carry response text, and a server may echo
+// what it was sent.
+type APIError struct {
+	Op         string // the service method, e.g. "SoftLayer_Virtual_Guest::createObject"
+	StatusCode int    // HTTP status; 0 when no response arrived
+	Code       string // the SoftLayer exception, e.g. "SoftLayer_Exception_ObjectNotFound"
+	Message    string
+	cause      error
+	timedOut   bool
+}
+
+func (e *APIError) Error() string {
+	var b strings.Builder
+	b.WriteString("classic: ")
+	b.WriteString(e.Op)
+	b.WriteString(": ")
+	if e.Code != "" {
+		b.WriteString(e.Code)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Message)
+	if e.StatusCode != 0 {
+		fmt.Fprintf(&b, " (HTTP %d)", e.StatusCode)
+	}
+	return b.String()
+}
+
+// Unwrap returns the context error when the call was cancelled, or the
+// transport error when it holds no secret.
+func (e *APIError) Unwrap() error { return e.cause }
+
+// Is matches ErrNotFound for SoftLayer_Exception_ObjectNotFound (and HTTP 404).
+func (e *APIError) Is(target error) bool {
+	return target == ErrNotFound && (e.Code == "SoftLayer_Exception_ObjectNotFound" || e.StatusCode == 404)
+}
+
+// Timeout reports whether the call timed out (the net.Error convention).
+func (e *APIError) Timeout() bool {
+	if e.timedOut || e.StatusCode == 408 || e.StatusCode == 504 {
+		return true
+	}
+	var ne net.Error
+	return errors.As(e.cause, &ne) && ne.Timeout()
+}
+
+// apiError turns an error from softlayer-go into an *APIError with every
+// secret of the call removed.
+func (c *Client) apiError(ctx context.Context, op string, err error, extra ...*secret.String) error {
+	if err == nil {
+		return nil
+	}
+	secrets := c.secrets(extra...)
+	e := &APIError{Op: op}
+	var slErr sl.Error
+	if errors.As(err, &slErr) {
+		e.StatusCode = slErr.StatusCode
+		e.Code = scrub(slErr.Exception, secrets)
+		if slErr.Wrapped != nil {
+			msg := slErr.Wrapped.Error()
+			e.Message = scrub(msg, secrets)
+			if e.Message == msg {
+				e.cause = slErr.Wrapped
+			} else {
+				e.cause = errors.New(e.Message)
+			}
+		} else {
+			e.Message = scrub(slErr.Message, secrets)
+		}
+		if e.StatusCode == 599 || e.StatusCode == 520 {
+			// softlayer-go's markers for "no response" (599: timed out),
+			// not statuses a server sent.
+			e.timedOut = e.StatusCode == 599
+			e.StatusCode = 0
+		}
+	} else {
+		msg := err.Error()
+		e.Message = scrub(msg, secrets)
+		if e.Message == msg {
+			e.cause = err
+		}
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		e.cause = ctxErr
+	}
+	return e
+}
+
+// scrub replaces every occurrence of each secret in s.
+func scrub(s string, secrets []string) string {
+	for _, k := range secrets {
+		if len(k) >= 4 && strings.Contains(s, k) {
+			s = strings.ReplaceAll(s, k, secret.Redacted)
+		}
+	}
+	return s
+}
+
+// retryable reports whether a read may be tried again: timeouts, rate
+// limiting and 502/503/504.
+func retryable(err error) bool {
+	var slErr sl.Error
+	if errors.As(err, &slErr) {
+		switch slErr.StatusCode {
+		case 408, 429, 502, 503, 504, 599:
+			return true
+		}
+		if slErr.Exception == "SoftLayer_Exception_WebService_RateLimitExceeded" {
+			return true
+		}
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func statusOf(err error) int {
+	var slErr sl.Error
+	if errors.As(err, &slErr) {
+		return slErr.StatusCode
+	}
+	return 0
+}
+
+// sleep waits d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// jitter returns a duration in [d/2, d).
+func jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	half := d / 2
+	return half + rand.N(d-half)
+}
