@@ -142,7 +142,7 @@ func TestImportSendsTheConfiguration(t *testing.T) {
 	serveOSCodes(f)
 	f.on("SoftLayer_Virtual_Guest_Block_Device_Template_Group::createFromIcos", func(r fakeReq) (int, any) {
 		return 200, map[string]any{"id": 4711, "globalIdentifier": "guid-4711", "name": "e2e-ubuntu",
-			"status": map[string]any{"keyName": "PENDING", "name": "Pending"},
+			"status":      map[string]any{"keyName": "PENDING", "name": "Pending"},
 			"transaction": map[string]any{"transactionStatus": map[string]any{"name": "IMAGE_IMPORT_QUEUED"}}}
 	})
 	c := newTestClient(t, f)

@@ -48,9 +48,9 @@ const (
 var crossRegionLocations = map[string]bool{"us": true, "eu": true, "ap": true}
 
 var (
-	singleSiteRe  = regexp.MustCompile(`^[a-z]{3}[0-9]{2}$`)
-	regionRe      = regexp.MustCompile(`^[a-z]{2}-[a-z]{2,5}$`)
-	bucketRe      = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+	singleSiteRe   = regexp.MustCompile(`^[a-z]{3}[0-9]{2}$`)
+	regionRe       = regexp.MustCompile(`^[a-z]{2}-[a-z]{2,5}$`)
+	bucketRe       = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 	storageClasses = []string{"standard", "vault", "cold", "smart", "flex", "onerate_active"}
 )
 
