@@ -194,4 +194,3 @@ func inexactOverlap(x, y []byte) bool {
 	y0 := uintptr(unsafe.Pointer(&y[0]))
 	return x0 <= y0+uintptr(len(y)-1) && y0 <= x0+uintptr(len(x)-1)
 }
-

@@ -79,60 +79,138 @@ func reference(t testing.TB, key, src []byte, first uint64, decrypt bool) []byte
 	return out
 }
 
-// TestAgainstXCrypto compares with golang.org/x/crypto/xts on random keys,
-// lengths and sector numbers, including around 2^32 where the tweak wraps.
-func TestAgainstXCrypto(t *testing.T) {
+// xcase is one differential test case: a key, a first sector, a plaintext
+// and x/crypto/xts's ciphertext for them.
+type xcase struct {
+	key       []byte
+	first     uint64
+	src, want []byte
+}
+
+// xcryptoCases draws random keys (both sizes), lengths (0 to 40 sectors,
+// and two whole 2 MiB VHD blocks) and first sectors (random, below 2^32,
+// and around 2^32 where the tweak wraps), with x/crypto/xts's answers.
+func xcryptoCases(t *testing.T) []xcase {
 	starts := []uint64{0, 1, 4095, 1<<32 - 1, 1<<32 - 3, 1 << 32, 1<<32 + 7, 0xFF000000 - 1, 1<<64 - 1, 1<<64 - 2}
+	r := rand.New(rand.NewPCG(1, 2))
+	var cases []xcase
+	for iter := 0; iter < 80; iter++ {
+		keySize := keySize128
+		if iter%2 == 1 {
+			keySize = keySize256
+		}
+		n := r.IntN(41)
+		if iter == 10 || iter == 11 {
+			n = 4096
+		}
+		first := r.Uint64()
+		switch iter % 3 {
+		case 0:
+			first = starts[r.IntN(len(starts))]
+		case 1:
+			first >>= 32 // below 2^32
+		}
+		key := randomKey(r, keySize)
+		src := randomBytes(r, n*SectorSize)
+		cases = append(cases, xcase{key, first, src, reference(t, key, src, first, false)})
+	}
+	return cases
+}
+
+// TestAgainstXCrypto compares every implementation with
+// golang.org/x/crypto/xts, in both directions, in place and not, with a
+// destination longer than the source (whose tail must stay untouched).
+func TestAgainstXCrypto(t *testing.T) {
+	cases := xcryptoCases(t)
 	forEachImpl(t, func(t *testing.T) {
-		r := rand.New(rand.NewPCG(1, 2))
-		for iter := 0; iter < 200; iter++ {
-			keySize := keySize128
-			if iter%2 == 1 {
-				keySize = keySize256
-			}
-			key := randomKey(r, keySize)
-			c, err := NewCipher(key)
+		for i, tc := range cases {
+			c, err := NewCipher(tc.key)
 			if err != nil {
 				t.Fatal(err)
 			}
-			n := r.IntN(40)
-			if iter%17 == 0 {
-				n = 4096 // one VHD block
+			got := make([]byte, len(tc.src)+SectorSize)
+			if err := c.EncryptSectors(got, tc.src, tc.first); err != nil {
+				t.Fatal(err)
 			}
-			first := r.Uint64()
-			switch iter % 3 {
-			case 0:
-				first = starts[r.IntN(len(starts))]
-			case 1:
-				first = first >> 32 // below 2^32
+			if !bytes.Equal(got[:len(tc.src)], tc.want) {
+				t.Fatalf("case %d (%d-byte key, %d sectors from %d): encrypt differs from x/crypto/xts",
+					i, len(tc.key), len(tc.src)/SectorSize, tc.first)
 			}
-			src := randomBytes(r, n*SectorSize)
-			want := reference(t, key, src, first, false)
+			back := make([]byte, len(tc.src)+SectorSize)
+			if err := c.DecryptSectors(back, tc.want, tc.first); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(back[:len(tc.src)], tc.src) {
+				t.Fatalf("case %d: decrypt did not restore the plaintext", i)
+			}
+			zero := make([]byte, SectorSize)
+			if !bytes.Equal(got[len(tc.src):], zero) || !bytes.Equal(back[len(tc.src):], zero) {
+				t.Fatalf("case %d: wrote past len(src)", i)
+			}
+			buf := bytes.Clone(tc.src)
+			if err := c.EncryptSectors(buf, buf, tc.first); err != nil || !bytes.Equal(buf, tc.want) {
+				t.Fatalf("case %d: in-place encrypt differs (err %v)", i, err)
+			}
+			if err := c.DecryptSectors(buf, buf, tc.first); err != nil || !bytes.Equal(buf, tc.src) {
+				t.Fatalf("case %d: in-place decrypt differs (err %v)", i, err)
+			}
+		}
+	})
+}
 
-			got := make([]byte, len(src))
-			if err := c.EncryptSectors(got, src, first); err != nil {
+// TestUnitsAgainstGeneric runs the data-unit primitive of every
+// implementation on units of 1 to 70 blocks (every tail length of the
+// 8- and 16-block loops) with random 128-bit sequence numbers, against the
+// portable implementation, with guard bytes after the destination.
+func TestUnitsAgainstGeneric(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	type ucase struct {
+		key        []byte
+		lo, hi     uint64
+		src, want  []byte
+		wantDecode []byte
+	}
+	var cases []ucase
+	withImpl(t, implGeneric)
+	for blocks := 1; blocks <= 70; blocks++ {
+		for _, keySize := range []int{keySize128, keySize256} {
+			key := randomKey(r, keySize)
+			c, err := newCipher(key)
+			if err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(got, want) {
-				t.Fatalf("iter %d (%d-byte key, %d sectors from %d): encrypt differs from x/crypto/xts", iter, keySize, n, first)
-			}
-			back := make([]byte, len(src)+SectorSize) // longer dst is allowed
-			if err := c.DecryptSectors(back, got, first); err != nil {
+			uc := ucase{key: key, lo: r.Uint64(), hi: r.Uint64(), src: randomBytes(r, 16*blocks)}
+			uc.want = make([]byte, len(uc.src))
+			c.unit(uc.want, uc.src, uc.lo, uc.hi, false)
+			uc.wantDecode = make([]byte, len(uc.src))
+			c.unit(uc.wantDecode, uc.src, uc.lo, uc.hi, true)
+			cases = append(cases, uc)
+		}
+	}
+	forEachImpl(t, func(t *testing.T) {
+		for _, uc := range cases {
+			c, err := newCipher(uc.key)
+			if err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(back[:len(src)], src) || !bytes.Equal(back[len(src):], make([]byte, SectorSize)) {
-				t.Fatalf("iter %d: decrypt did not restore the plaintext or wrote past len(src)", iter)
-			}
-			if !bytes.Equal(reference(t, key, want, first, true), src) {
-				t.Fatal("x/crypto/xts does not invert itself")
-			}
-			// In place, both ways.
-			buf := bytes.Clone(src)
-			if err := c.EncryptSectors(buf, buf, first); err != nil || !bytes.Equal(buf, want) {
-				t.Fatalf("iter %d: in-place encrypt differs (err %v)", iter, err)
-			}
-			if err := c.DecryptSectors(buf, buf, first); err != nil || !bytes.Equal(buf, src) {
-				t.Fatalf("iter %d: in-place decrypt differs (err %v)", iter, err)
+			for _, decrypt := range []bool{false, true} {
+				want := uc.want
+				if decrypt {
+					want = uc.wantDecode
+				}
+				got := bytes.Repeat([]byte{0xEE}, len(uc.src)+64)
+				c.unit(got, uc.src, uc.lo, uc.hi, decrypt)
+				if !bytes.Equal(got[:len(uc.src)], want) {
+					t.Fatalf("%d blocks, %d-byte key, decrypt=%v: differs from generic", len(uc.src)/16, len(uc.key), decrypt)
+				}
+				if !bytes.Equal(got[len(uc.src):], bytes.Repeat([]byte{0xEE}, 64)) {
+					t.Fatalf("%d blocks: wrote past the end", len(uc.src)/16)
+				}
+				inPlace := bytes.Clone(uc.src)
+				c.unit(inPlace, inPlace, uc.lo, uc.hi, decrypt)
+				if !bytes.Equal(inPlace, want) {
+					t.Fatalf("%d blocks, decrypt=%v: in place differs", len(uc.src)/16, decrypt)
+				}
 			}
 		}
 	})
