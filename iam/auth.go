@@ -184,11 +184,8 @@ func (a *Authenticator) fetch(ctx context.Context) (*secret.String, error) {
 		if tctx.Err() != nil {
 			return nil, fmt.Errorf("iam: getting an access token from %s: %w", a.url, tctx.Err())
 		}
-		var hp *core.HTTPProblem
-		if errors.As(err, &hp) && hp.Response != nil {
-			if sc := hp.Response.GetStatusCode(); sc == http.StatusBadRequest || sc == http.StatusUnauthorized {
-				return nil, fmt.Errorf("iam: getting an access token from %s: HTTP %d: %w: %w", a.url, sc, ErrAuthentication, err)
-			}
+		if sc := httpStatus(err); sc == http.StatusBadRequest || sc == http.StatusUnauthorized {
+			return nil, fmt.Errorf("iam: getting an access token from %s: HTTP %d: %w: %w", a.url, sc, ErrAuthentication, err)
 		}
 		return nil, fmt.Errorf("iam: getting an access token from %s: %w", a.url, err)
 	}
@@ -263,4 +260,17 @@ func defaultTransport() *http.Transport {
 		ExpectContinueTimeout: time.Second,
 		ForceAttemptHTTP2:     true,
 	}
+}
+
+// httpStatus is the HTTP status behind a go-sdk-core error, 0 if none.
+func httpStatus(err error) int {
+	var ae *core.AuthenticationError
+	if errors.As(err, &ae) && ae.HTTPProblem != nil && ae.Response != nil {
+		return ae.Response.GetStatusCode()
+	}
+	var hp *core.HTTPProblem
+	if errors.As(err, &hp) && hp.Response != nil {
+		return hp.Response.GetStatusCode()
+	}
+	return 0
 }

@@ -201,7 +201,9 @@ func (c *Client) callOnce(ctx context.Context, op string, fn func(ctx context.Co
 	switch {
 	case exhausted != nil:
 		e = c.exhaustedError(op, exhausted)
-	case isContextError(ctx, err):
+	case ctx.Err() != nil:
+		// The caller's context ended the call (kp.URLError does not unwrap,
+		// so report the context's error itself).
 		e = &Error{Op: op, Key: c.crn.String(), Err: ctx.Err()}
 	default:
 		e = classify(op, c.crn, err)
@@ -232,7 +234,7 @@ func (c *Client) exhaustedError(op string, a *lastAnswer) *Error {
 	e := &Error{Op: op, Key: c.crn.String(), State: StateUnknown}
 	if a.err != nil {
 		e.Kind = ErrUnavailable
-		e.Err = a.err
+		e.Err = fmt.Errorf("request to %s: %w", a.url, a.err)
 		return e
 	}
 	msg, reason := parseErrorBody(a.body)

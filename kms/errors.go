@@ -1,7 +1,6 @@
 package kms
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,8 +31,12 @@ var (
 	// ErrUnauthorized: the credentials were refused or lack a role on the
 	// instance (HTTP 401, 403, or an IAM token failure).
 	ErrUnauthorized = errors.New("kms: not authorized")
-	// ErrWrongInstance: the key exists but not in the instance named by the
-	// CRN, or the instance in the CRN does not exist.
+	// ErrWrongInstance: the instance named by the CRN is not served at the
+	// endpoint, or the key service returned a key of another instance. Key
+	// Protect answers a request for an unknown instance with the same 401
+	// UNAUTHORIZED_ERR as a request without access, so a 401 from the key
+	// service matches both ErrUnauthorized and ErrWrongInstance; the message
+	// names both causes.
 	ErrWrongInstance = errors.New("kms: key does not belong to the instance in the CRN")
 	// ErrBadCiphertext: the key service could not unwrap the ciphertext; it
 	// is corrupted or was wrapped by another key (HTTP 422
@@ -74,6 +77,10 @@ type Error struct {
 	Attempts int
 	// Err is the underlying error (from the SDK, IAM or the network).
 	Err error
+
+	// also is a second sentinel the failure matches: a 401 from the key
+	// service matches ErrWrongInstance as well as ErrUnauthorized.
+	also error
 }
 
 // Error says what was being done, what went wrong and what to do.
@@ -117,6 +124,9 @@ func (e *Error) Unwrap() []error {
 	if e.Kind != nil {
 		errs = append(errs, e.Kind)
 	}
+	if e.also != nil {
+		errs = append(errs, e.also)
+	}
 	if e.Err != nil {
 		errs = append(errs, e.Err)
 	}
@@ -136,8 +146,12 @@ func (e *Error) Fix() string {
 		}
 		return "enable the key (kp key enable, or the console) or use an active root key"
 	case ErrKeyDeleted:
-		return "a deleted key cannot be used; restore it within 30 days or use another root key"
+		return "restore it within 30 days of its deletion, or use another root key"
 	case ErrUnauthorized:
+		if e.also == ErrWrongInstance {
+			return "check that the API key's identity has the Reader role on the key service instance, " +
+				"and that the instance GUID and region in the key CRN are right (the key service answers 401 alike for both)"
+		}
 		return "check the API key and that its identity has the Reader role on the key service instance"
 	case ErrWrongInstance:
 		return "check the instance GUID and region in the key CRN"
@@ -198,11 +212,22 @@ func classify(op string, crn CRN, err error) *Error {
 		e.CorrelationID = ke.CorrelationID
 		_, e.Reason = parseErrorBody(ke.BodyContent)
 		e.Kind = kindOf(op, e.Status, e.Reason)
+		if e.Status == http.StatusUnauthorized {
+			e.also = ErrWrongInstance
+		}
 	case errors.As(err, &ue):
 		e.CorrelationID = ue.CorrelationID
+		e.Err = transportError{ue}
 	}
 	return e
 }
+
+// transportError keeps a *kp.URLError reachable with errors.As while also
+// exposing the network error inside it, which kp.URLError does not unwrap.
+type transportError struct{ ue *kp.URLError }
+
+func (t transportError) Error() string   { return t.ue.Error() }
+func (t transportError) Unwrap() []error { return []error{t.ue, t.ue.Err} }
 
 // kindOf maps an HTTP status and reason code to a sentinel.
 func kindOf(op string, status int, reason string) error {
@@ -239,9 +264,4 @@ func kindOf(op string, status int, reason string) error {
 		return ErrUnavailable
 	}
 	return nil
-}
-
-// isContextError reports whether err comes from ctx being done.
-func isContextError(ctx context.Context, err error) bool {
-	return ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
 }

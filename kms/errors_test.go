@@ -124,3 +124,14 @@ func TestKeyStateString(t *testing.T) {
 		}
 	}
 }
+
+func TestClassifyTransportErrorUnwraps(t *testing.T) {
+	crn, _ := ParseCRN(testKPCRN)
+	inner := errors.New("connection refused")
+	ue := &kp.URLError{Err: inner, CorrelationID: "c"}
+	e := classify("wrap", crn, ue)
+	var got *kp.URLError
+	if !errors.Is(e, inner) || !errors.As(e, &got) || got != ue {
+		t.Errorf("the transport error and its cause must both be reachable: %v", e)
+	}
+}

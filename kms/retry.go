@@ -219,21 +219,18 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			st.cancel(errRetriesExhausted)
 			return ans.response(req), ans.err
 		}
-		t.log.LogAttrs(ctx, slog.LevelInfo, "kms: retrying",
-			slog.String("method", req.Method), slog.String("path", req.URL.Path),
-			slog.Int("status", ans.status), slog.Any("error", errString(ans.err)),
-			slog.Int("attempt", attempt), slog.Duration("wait", wait))
+		attrs := []slog.Attr{slog.String("method", req.Method), slog.String("path", req.URL.Path),
+			slog.Int("attempt", attempt), slog.Duration("wait", wait)}
+		if ans.err != nil {
+			attrs = append(attrs, slog.String("error", ans.err.Error()))
+		} else {
+			attrs = append(attrs, slog.Int("status", ans.status))
+		}
+		t.log.LogAttrs(ctx, slog.LevelInfo, "kms: retrying", attrs...)
 		if err := t.sleep(ctx, wait); err != nil {
 			return nil, err
 		}
 	}
-}
-
-func errString(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
 }
 
 // attempt makes one request and buffers its answer, so that the per-attempt
