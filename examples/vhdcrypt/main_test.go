@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/e2eimage/e2eimage/internal/testenv"
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"vhdcrypt": func() {
+			os.Exit(run(context.Background(), os.Args[1:], &env{
+				stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, lookup: os.LookupEnv,
+			}))
+		},
+	})
+}
+
+// TestScripts runs testdata/script/*.txtar. Scripts see the reference
+// vectors in $REF and the 64-byte reference key base64-encoded in $KEY64B64.
+func TestScripts(t *testing.T) {
+	ref := testenv.RefDir(t)
+	key64, err := os.ReadFile(filepath.Join(ref, "key64.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/script",
+		RequireExplicitExec: true,
+		Setup: func(e *testscript.Env) error {
+			e.Setenv("REF", ref)
+			e.Setenv("KEY64B64", base64.StdEncoding.EncodeToString(key64))
+			// Private copies of the keys: the reference files are world
+			// readable, which vhdcrypt warns about.
+			for _, k := range []string{"key32.bin", "key64.bin"} {
+				b, err := os.ReadFile(filepath.Join(ref, k))
+				if err != nil {
+					return err
+				}
+				if err := os.WriteFile(filepath.Join(e.WorkDir, k), b, 0o600); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"exitcode": cmdExitCode,
+			"filemode": cmdFileMode,
+			"filesize": cmdFileSize,
+		},
+	})
+}
+
+// exitcode N vhdcrypt ARGS...: runs the command and requires exit status N.
+func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exitcode N command [args...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	err = ts.Exec(args[1], args[2:]...)
+	got := 0
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		got = ee.ExitCode()
+	case err != nil:
+		ts.Fatalf("running %s: %v", args[1], err)
+	}
+	if got != want {
+		ts.Fatalf("exit code %d, want %d", got, want)
+	}
+}
+
+// filemode FILE MODE: the file's permission bits, in octal.
+func cmdFileMode(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: filemode file mode")
+	}
+	fi, err := os.Stat(ts.MkAbs(args[0]))
+	ts.Check(err)
+	want, err := strconv.ParseUint(args[1], 8, 32)
+	ts.Check(err)
+	if (uint64(fi.Mode().Perm()) == want) == neg {
+		ts.Fatalf("%s has mode %#o", args[0], fi.Mode().Perm())
+	}
+}
+
+// filesize FILE N: the file's size in bytes.
+func cmdFileSize(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: filesize file bytes")
+	}
+	fi, err := os.Stat(ts.MkAbs(args[0]))
+	ts.Check(err)
+	want, err := strconv.ParseInt(args[1], 10, 64)
+	ts.Check(err)
+	if (fi.Size() == want) == neg {
+		ts.Fatalf("%s is %d bytes", args[0], fi.Size())
+	}
+}
