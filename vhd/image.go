@@ -59,7 +59,7 @@ func Open(r io.ReaderAt, fileSize int64) (*Image, error) {
 		return nil, fmt.Errorf("vhd: invalid file size %d", fileSize)
 	}
 	if fileSize == 0 {
-		return nil, fmt.Errorf("vhd: empty file (0 bytes): %w", ErrNotVHD)
+		return nil, fmt.Errorf("%w: the file is empty", ErrNotVHD)
 	}
 	img := &Image{r: r, fileSize: fileSize}
 	if fileSize < FooterSize {
@@ -70,7 +70,7 @@ func Open(r io.ReaderAt, fileSize int64) (*Image, error) {
 		if bytes.HasPrefix(b, []byte(footerCookie)) {
 			return nil, formatErr(0, "footer", ErrTruncated, "the file is %d bytes, shorter than the %d-byte footer it starts", fileSize, FooterSize)
 		}
-		return nil, fmt.Errorf("vhd: file of %d bytes is smaller than a VHD footer: %w", fileSize, ErrNotVHD)
+		return nil, fmt.Errorf("%w: the file of %d bytes is smaller than a footer", ErrNotVHD, fileSize)
 	}
 	if err := img.openFooter(); err != nil {
 		return nil, err
@@ -156,7 +156,7 @@ func (img *Image) openFooter() error {
 	case startCookie:
 		return rebase(startErr, 0)
 	default:
-		return fmt.Errorf("vhd: no %q footer at offset 0 or at the end of the file: %w", footerCookie, ErrNotVHD)
+		return fmt.Errorf("%w: no %q cookie at offset 0 or at the end of the file", ErrNotVHD, footerCookie)
 	}
 	return nil
 }
@@ -262,9 +262,9 @@ func (img *Image) useHeader(hb []byte, ho int64) (dynLayout, error) {
 	h, herr := ParseHeader(hb)
 	if img.typ == Differencing {
 		if herr != nil {
-			return d, fmt.Errorf("vhd: %w: the parent is unknown because the dynamic header is unreadable (%v)", ErrDifferencing, rebase(herr, ho))
+			return d, fmt.Errorf("%w: the parent is unknown because the dynamic header is unreadable (%v)", ErrDifferencing, rebase(herr, ho))
 		}
-		return d, fmt.Errorf("vhd: %w: this disk stores only changes to its parent %q (parent unique id %x); merge it into a standalone disk first (qemu-img convert, vhd-util coalesce)",
+		return d, fmt.Errorf("%w: this disk stores only changes to its parent %q (parent unique id %x); merge it into a standalone disk first (qemu-img convert, vhd-util coalesce)",
 			ErrDifferencing, h.ParentName(), h.ParentUniqueID)
 	}
 	if herr != nil {

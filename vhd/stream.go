@@ -47,19 +47,19 @@ func NewStreamReader(r io.Reader) (*StreamReader, error) {
 	s.pos = int64(n)
 	switch {
 	case n == 0 && (err == io.EOF || err == io.ErrUnexpectedEOF):
-		return nil, fmt.Errorf("vhd: empty stream: %w", ErrNotVHD)
+		return nil, fmt.Errorf("%w: the stream is empty", ErrNotVHD)
 	case err == io.ErrUnexpectedEOF:
 		if string(b[:min(n, 8)]) == footerCookie[:min(n, 8)] {
 			return nil, formatErr(0, "footer", ErrTruncated, "the stream ended after %d bytes of its %d-byte footer copy", n, FooterSize)
 		}
-		return nil, fmt.Errorf("vhd: stream of %d bytes is smaller than a VHD footer: %w", n, ErrNotVHD)
+		return nil, fmt.Errorf("%w: the stream of %d bytes is smaller than a footer", ErrNotVHD, n)
 	case err != nil:
 		return nil, fmt.Errorf("vhd: reading the footer copy: %w", err)
 	}
 	f, err := ParseFooter(b)
 	if err != nil {
 		if errors.Is(err, ErrNotVHD) {
-			return nil, fmt.Errorf("vhd: the stream does not start with a dynamic VHD's footer copy (raw images and fixed VHDs have none): %w", ErrNotVHD)
+			return nil, fmt.Errorf("%w: the stream does not start with a dynamic VHD's footer copy (raw images and fixed VHDs have none)", ErrNotVHD)
 		}
 		return nil, err
 	}
@@ -149,8 +149,8 @@ func (s *StreamReader) checkOrder() error {
 		}
 		off := int64(e) * SectorSize
 		if off < prevOff {
-			return fmt.Errorf("vhd: block %d is stored at %#x, before block %d at %#x: the blocks are not in ascending order in the file, so it cannot be read front to back; save it to a file and use Open: %w",
-				j, off, prev, prevOff, ErrNotStreamable)
+			return fmt.Errorf("%w: block %d is stored at %#x, before block %d at %#x: the blocks are not in ascending order in the file, so it cannot be read front to back; save it to a file and use Open",
+				ErrNotStreamable, j, off, prev, prevOff)
 		}
 		prev, prevOff = j, off
 	}
@@ -160,8 +160,8 @@ func (s *StreamReader) checkOrder() error {
 // skipTo discards input up to offset off.
 func (s *StreamReader) skipTo(off int64, what string) error {
 	if off < s.pos {
-		return fmt.Errorf("vhd: the %s at %#x lies before data already read (stream position %#x), so the VHD cannot be read front to back; save it to a file and use Open: %w",
-			what, off, s.pos, ErrNotStreamable)
+		return fmt.Errorf("%w: the %s at %#x lies before data already read (stream position %#x), so the VHD cannot be read front to back; save it to a file and use Open",
+			ErrNotStreamable, what, off, s.pos)
 	}
 	if off == s.pos {
 		return nil

@@ -92,4 +92,3 @@ func TestStreamReaderNotVHD(t *testing.T) {
 	require.True(t, errors.As(last, &fe))
 	require.Equal(t, "block 3 data", fe.Field)
 }
-
