@@ -190,7 +190,7 @@ func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
 func downloadBoth(t *testing.T, c *Client, bucket, key string, want []byte) {
 	t.Helper()
 	var buf bytes.Buffer
-	n, err := c.DownloadStream(t.Context(), bucket, key, &buf, WithPartSize(MinPartSize))
+	n, err := c.DownloadStream(t.Context(), bucket, key, &buf, WithPartSize(MinPartSize), fastRetries)
 	require.NoError(t, err)
 	require.Equal(t, int64(len(want)), n)
 	require.True(t, bytes.Equal(want, buf.Bytes()), "DownloadStream bytes differ")
@@ -198,7 +198,7 @@ func downloadBoth(t *testing.T, c *Client, bucket, key string, want []byte) {
 	f, err := os.CreateTemp(t.TempDir(), "download")
 	require.NoError(t, err)
 	defer f.Close()
-	n, err = c.Download(t.Context(), bucket, key, f, WithPartSize(MinPartSize), WithConcurrency(3))
+	n, err = c.Download(t.Context(), bucket, key, f, WithPartSize(MinPartSize), WithConcurrency(3), fastRetries)
 	require.NoError(t, err)
 	require.Equal(t, int64(len(want)), n)
 	got, err := os.ReadFile(f.Name())
