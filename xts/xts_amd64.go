@@ -51,29 +51,48 @@ func available(impl implementation) bool {
 }
 
 // tweakBatch is how many sector tweaks are encrypted per call of the
-// tweak kernel: 32 sectors (16 KiB of data) keeps the tweaks in a 512-byte
-// stack array while amortising the call.
-const tweakBatch = 32
+// tweak kernel when a call covers several sectors: the 8-block ECB kernel
+// then runs full, and the 128-byte array is cheap to zero.
+const tweakBatch = 8
 
 // fastSectors encrypts or decrypts whole sectors with the assembly
 // kernels. dst and src have the same length, a multiple of SectorSize,
 // and are the same buffer or disjoint.
 func (c *Cipher) fastSectors(impl implementation, dst, src []byte, sector uint64, decrypt bool) {
+	switch n := len(src) / SectorSize; {
+	case n == 1:
+		// One sector: the kernel encrypts the tweak itself.
+		var tweak [blockSize]byte
+		putSectorTweak(tweak[:], sector)
+		c.kernel(impl, dst, src, 1, blocksPerSector, &tweak[0], c.sched.twk, decrypt)
+	case n > 1:
+		c.fastBatches(impl, dst, src, sector, decrypt)
+	}
+}
+
+// fastBatches handles calls of several sectors: it encrypts up to
+// tweakBatch sector tweaks in one ECB call, then runs the XTS kernel on
+// those sectors.
+func (c *Cipher) fastBatches(impl implementation, dst, src []byte, sector uint64, decrypt bool) {
 	s := c.sched
 	var tweaks [tweakBatch * blockSize]byte
 	for len(src) >= SectorSize {
 		n := min(len(src)/SectorSize, tweakBatch)
 		for i := 0; i < n; i++ {
-			// tapdisk's tweak: the low 32 bits of the sector number, little
-			// endian, then 12 zero bytes.
-			binary.LittleEndian.PutUint64(tweaks[16*i:], uint64(uint32(sector+uint64(i))))
-			binary.LittleEndian.PutUint64(tweaks[16*i+8:], 0)
+			putSectorTweak(tweaks[16*i:16*i+16], sector+uint64(i))
 		}
 		encryptBlocksAESNI(s.twk, s.rounds, &tweaks[0], &tweaks[0], n)
-		c.kernel(impl, dst, src, n, blocksPerSector, &tweaks[0], decrypt)
+		c.kernel(impl, dst, src, n, blocksPerSector, &tweaks[0], nil, decrypt)
 		dst, src = dst[n*SectorSize:], src[n*SectorSize:]
 		sector += uint64(n)
 	}
+}
+
+// putSectorTweak writes tapdisk's tweak for a sector: the low 32 bits of
+// its number, little endian, then 12 zero bytes.
+func putSectorTweak(b []byte, sector uint64) {
+	binary.LittleEndian.PutUint64(b[0:8], uint64(uint32(sector)))
+	binary.LittleEndian.PutUint64(b[8:16], 0)
 }
 
 // fastUnit processes one data unit of any whole number of blocks with the
@@ -85,23 +104,23 @@ func (c *Cipher) fastUnit(impl implementation, dst, src []byte, lo, hi uint64, d
 	var tweak [blockSize]byte
 	binary.LittleEndian.PutUint64(tweak[0:], lo)
 	binary.LittleEndian.PutUint64(tweak[8:], hi)
-	encryptBlocksAESNI(c.sched.twk, c.sched.rounds, &tweak[0], &tweak[0], 1)
-	c.kernel(impl, dst, src, 1, len(src)/blockSize, &tweak[0], decrypt)
+	c.kernel(impl, dst, src, 1, len(src)/blockSize, &tweak[0], c.sched.twk, decrypt)
 }
 
 // kernel runs the XTS kernel of impl on units data units of unitBlocks
-// blocks each, whose encrypted tweaks are at tweaks. The callers have
+// blocks each, whose tweaks are at tweaks: already encrypted when tk is
+// nil, to be encrypted with the schedule tk otherwise. The callers have
 // checked that dst and src hold units*unitBlocks blocks.
-func (c *Cipher) kernel(impl implementation, dst, src []byte, units, unitBlocks int, tweaks *byte, decrypt bool) {
+func (c *Cipher) kernel(impl implementation, dst, src []byte, units, unitBlocks int, tweaks, tk *byte, decrypt bool) {
 	s := c.sched
 	switch {
 	case impl == implVAES && !decrypt:
-		xtsEncVAES(s.enc, s.rounds, &dst[0], &src[0], units, unitBlocks, tweaks)
+		xtsEncVAES(s.enc, tk, s.rounds, &dst[0], &src[0], units, unitBlocks, tweaks)
 	case impl == implVAES:
-		xtsDecVAES(s.dec, s.rounds, &dst[0], &src[0], units, unitBlocks, tweaks)
+		xtsDecVAES(s.dec, tk, s.rounds, &dst[0], &src[0], units, unitBlocks, tweaks)
 	case !decrypt:
-		xtsEncAESNI(s.enc, s.rounds, &dst[0], &src[0], units, unitBlocks, tweaks)
+		xtsEncAESNI(s.enc, tk, s.rounds, &dst[0], &src[0], units, unitBlocks, tweaks)
 	default:
-		xtsDecAESNI(s.dec, s.rounds, &dst[0], &src[0], units, unitBlocks, tweaks)
+		xtsDecAESNI(s.dec, tk, s.rounds, &dst[0], &src[0], units, unitBlocks, tweaks)
 	}
 }

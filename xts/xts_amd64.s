@@ -16,6 +16,74 @@ DATA xtsPoly<>+16(SB)/8, $0x0000000000000087
 DATA xtsPoly<>+24(SB)/8, $0x0000000000000000
 GLOBL xtsPoly<>(SB), RODATA|NOPTR, $32
 
+DATA xtsShiftLeft<>+0(SB)/8, $0x0000000000000000
+DATA xtsShiftLeft<>+8(SB)/8, $0x0000000000000000
+DATA xtsShiftLeft<>+16(SB)/8, $0x0000000000000001
+DATA xtsShiftLeft<>+24(SB)/8, $0x0000000000000001
+DATA xtsShiftLeft<>+32(SB)/8, $0x0000000000000002
+DATA xtsShiftLeft<>+40(SB)/8, $0x0000000000000002
+DATA xtsShiftLeft<>+48(SB)/8, $0x0000000000000003
+DATA xtsShiftLeft<>+56(SB)/8, $0x0000000000000003
+DATA xtsShiftLeft<>+64(SB)/8, $0x0000000000000004
+DATA xtsShiftLeft<>+72(SB)/8, $0x0000000000000004
+DATA xtsShiftLeft<>+80(SB)/8, $0x0000000000000005
+DATA xtsShiftLeft<>+88(SB)/8, $0x0000000000000005
+DATA xtsShiftLeft<>+96(SB)/8, $0x0000000000000006
+DATA xtsShiftLeft<>+104(SB)/8, $0x0000000000000006
+DATA xtsShiftLeft<>+112(SB)/8, $0x0000000000000007
+DATA xtsShiftLeft<>+120(SB)/8, $0x0000000000000007
+DATA xtsShiftLeft<>+128(SB)/8, $0x0000000000000008
+DATA xtsShiftLeft<>+136(SB)/8, $0x0000000000000008
+DATA xtsShiftLeft<>+144(SB)/8, $0x0000000000000009
+DATA xtsShiftLeft<>+152(SB)/8, $0x0000000000000009
+DATA xtsShiftLeft<>+160(SB)/8, $0x000000000000000a
+DATA xtsShiftLeft<>+168(SB)/8, $0x000000000000000a
+DATA xtsShiftLeft<>+176(SB)/8, $0x000000000000000b
+DATA xtsShiftLeft<>+184(SB)/8, $0x000000000000000b
+DATA xtsShiftLeft<>+192(SB)/8, $0x000000000000000c
+DATA xtsShiftLeft<>+200(SB)/8, $0x000000000000000c
+DATA xtsShiftLeft<>+208(SB)/8, $0x000000000000000d
+DATA xtsShiftLeft<>+216(SB)/8, $0x000000000000000d
+DATA xtsShiftLeft<>+224(SB)/8, $0x000000000000000e
+DATA xtsShiftLeft<>+232(SB)/8, $0x000000000000000e
+DATA xtsShiftLeft<>+240(SB)/8, $0x000000000000000f
+DATA xtsShiftLeft<>+248(SB)/8, $0x000000000000000f
+GLOBL xtsShiftLeft<>(SB), RODATA|NOPTR, $256
+
+DATA xtsShiftRight<>+0(SB)/8, $0x0000000000000040
+DATA xtsShiftRight<>+8(SB)/8, $0x0000000000000040
+DATA xtsShiftRight<>+16(SB)/8, $0x000000000000003f
+DATA xtsShiftRight<>+24(SB)/8, $0x000000000000003f
+DATA xtsShiftRight<>+32(SB)/8, $0x000000000000003e
+DATA xtsShiftRight<>+40(SB)/8, $0x000000000000003e
+DATA xtsShiftRight<>+48(SB)/8, $0x000000000000003d
+DATA xtsShiftRight<>+56(SB)/8, $0x000000000000003d
+DATA xtsShiftRight<>+64(SB)/8, $0x000000000000003c
+DATA xtsShiftRight<>+72(SB)/8, $0x000000000000003c
+DATA xtsShiftRight<>+80(SB)/8, $0x000000000000003b
+DATA xtsShiftRight<>+88(SB)/8, $0x000000000000003b
+DATA xtsShiftRight<>+96(SB)/8, $0x000000000000003a
+DATA xtsShiftRight<>+104(SB)/8, $0x000000000000003a
+DATA xtsShiftRight<>+112(SB)/8, $0x0000000000000039
+DATA xtsShiftRight<>+120(SB)/8, $0x0000000000000039
+DATA xtsShiftRight<>+128(SB)/8, $0x0000000000000038
+DATA xtsShiftRight<>+136(SB)/8, $0x0000000000000038
+DATA xtsShiftRight<>+144(SB)/8, $0x0000000000000037
+DATA xtsShiftRight<>+152(SB)/8, $0x0000000000000037
+DATA xtsShiftRight<>+160(SB)/8, $0x0000000000000036
+DATA xtsShiftRight<>+168(SB)/8, $0x0000000000000036
+DATA xtsShiftRight<>+176(SB)/8, $0x0000000000000035
+DATA xtsShiftRight<>+184(SB)/8, $0x0000000000000035
+DATA xtsShiftRight<>+192(SB)/8, $0x0000000000000034
+DATA xtsShiftRight<>+200(SB)/8, $0x0000000000000034
+DATA xtsShiftRight<>+208(SB)/8, $0x0000000000000033
+DATA xtsShiftRight<>+216(SB)/8, $0x0000000000000033
+DATA xtsShiftRight<>+224(SB)/8, $0x0000000000000032
+DATA xtsShiftRight<>+232(SB)/8, $0x0000000000000032
+DATA xtsShiftRight<>+240(SB)/8, $0x0000000000000031
+DATA xtsShiftRight<>+248(SB)/8, $0x0000000000000031
+GLOBL xtsShiftRight<>(SB), RODATA|NOPTR, $256
+
 // func encryptBlocksAESNI(rk *byte, rounds int, dst *byte, src *byte, n int)
 // Requires: AES, SSE2
 TEXT ·encryptBlocksAESNI(SB), NOSPLIT, $0-40
@@ -708,25 +776,41 @@ decryptBlocksAESNI_r14b_tail:
 decryptBlocksAESNI_r14b_done:
 	RET
 
-// func xtsEncAESNI(rk *byte, rounds int, dst *byte, src *byte, units int, unitBlocks int, tweaks *byte)
+// func xtsEncAESNI(rk *byte, tk *byte, rounds int, dst *byte, src *byte, units int, unitBlocks int, tweaks *byte)
 // Requires: AES, SSE2
-TEXT ·xtsEncAESNI(SB), NOSPLIT, $0-56
+TEXT ·xtsEncAESNI(SB), NOSPLIT, $0-64
 	MOVQ rk+0(FP), AX
-	MOVQ rounds+8(FP), CX
-	MOVQ dst+16(FP), DI
-	MOVQ src+24(FP), SI
-	MOVQ units+32(FP), DX
-	MOVQ unitBlocks+40(FP), BX
-	MOVQ tweaks+48(FP), R8
+	MOVQ tk+8(FP), R10
+	MOVQ rounds+16(FP), CX
+	MOVQ dst+24(FP), DI
+	MOVQ src+32(FP), SI
+	MOVQ units+40(FP), DX
+	MOVQ unitBlocks+48(FP), BX
+	MOVQ tweaks+56(FP), R8
 	CMPQ CX, $0x0e
 	JEQ  xtsEncAESNI_r14
 
 xtsEncAESNI_r10_unit:
-	TESTQ DX, DX
-	JZ    xtsEncAESNI_r10_done
-	MOVOU (R8), X8
-	ADDQ  $0x10, R8
-	MOVQ  BX, R9
+	TESTQ      DX, DX
+	JZ         xtsEncAESNI_r10_done
+	MOVOU      (R8), X8
+	ADDQ       $0x10, R8
+	TESTQ      R10, R10
+	JZ         xtsEncAESNI_r10_encrypted
+	PXOR       (R10), X8
+	AESENC     32(R10), X8
+	AESENC     64(R10), X8
+	AESENC     96(R10), X8
+	AESENC     128(R10), X8
+	AESENC     160(R10), X8
+	AESENC     192(R10), X8
+	AESENC     224(R10), X8
+	AESENC     256(R10), X8
+	AESENC     288(R10), X8
+	AESENCLAST 320(R10), X8
+
+xtsEncAESNI_r10_encrypted:
+	MOVQ BX, R9
 
 xtsEncAESNI_r10_loop8:
 	CMPQ       R9, $0x08
@@ -944,11 +1028,30 @@ xtsEncAESNI_r10_done:
 
 xtsEncAESNI_r14:
 xtsEncAESNI_r14b_unit:
-	TESTQ DX, DX
-	JZ    xtsEncAESNI_r14b_done
-	MOVOU (R8), X8
-	ADDQ  $0x10, R8
-	MOVQ  BX, R9
+	TESTQ      DX, DX
+	JZ         xtsEncAESNI_r14b_done
+	MOVOU      (R8), X8
+	ADDQ       $0x10, R8
+	TESTQ      R10, R10
+	JZ         xtsEncAESNI_r14b_encrypted
+	PXOR       (R10), X8
+	AESENC     32(R10), X8
+	AESENC     64(R10), X8
+	AESENC     96(R10), X8
+	AESENC     128(R10), X8
+	AESENC     160(R10), X8
+	AESENC     192(R10), X8
+	AESENC     224(R10), X8
+	AESENC     256(R10), X8
+	AESENC     288(R10), X8
+	AESENC     320(R10), X8
+	AESENC     352(R10), X8
+	AESENC     384(R10), X8
+	AESENC     416(R10), X8
+	AESENCLAST 448(R10), X8
+
+xtsEncAESNI_r14b_encrypted:
+	MOVQ BX, R9
 
 xtsEncAESNI_r14b_loop8:
 	CMPQ       R9, $0x08
@@ -1200,25 +1303,41 @@ xtsEncAESNI_r14b_next:
 xtsEncAESNI_r14b_done:
 	RET
 
-// func xtsDecAESNI(rk *byte, rounds int, dst *byte, src *byte, units int, unitBlocks int, tweaks *byte)
+// func xtsDecAESNI(rk *byte, tk *byte, rounds int, dst *byte, src *byte, units int, unitBlocks int, tweaks *byte)
 // Requires: AES, SSE2
-TEXT ·xtsDecAESNI(SB), NOSPLIT, $0-56
+TEXT ·xtsDecAESNI(SB), NOSPLIT, $0-64
 	MOVQ rk+0(FP), AX
-	MOVQ rounds+8(FP), CX
-	MOVQ dst+16(FP), DI
-	MOVQ src+24(FP), SI
-	MOVQ units+32(FP), DX
-	MOVQ unitBlocks+40(FP), BX
-	MOVQ tweaks+48(FP), R8
+	MOVQ tk+8(FP), R10
+	MOVQ rounds+16(FP), CX
+	MOVQ dst+24(FP), DI
+	MOVQ src+32(FP), SI
+	MOVQ units+40(FP), DX
+	MOVQ unitBlocks+48(FP), BX
+	MOVQ tweaks+56(FP), R8
 	CMPQ CX, $0x0e
 	JEQ  xtsDecAESNI_r14
 
 xtsDecAESNI_r10_unit:
-	TESTQ DX, DX
-	JZ    xtsDecAESNI_r10_done
-	MOVOU (R8), X8
-	ADDQ  $0x10, R8
-	MOVQ  BX, R9
+	TESTQ      DX, DX
+	JZ         xtsDecAESNI_r10_done
+	MOVOU      (R8), X8
+	ADDQ       $0x10, R8
+	TESTQ      R10, R10
+	JZ         xtsDecAESNI_r10_encrypted
+	PXOR       (R10), X8
+	AESENC     32(R10), X8
+	AESENC     64(R10), X8
+	AESENC     96(R10), X8
+	AESENC     128(R10), X8
+	AESENC     160(R10), X8
+	AESENC     192(R10), X8
+	AESENC     224(R10), X8
+	AESENC     256(R10), X8
+	AESENC     288(R10), X8
+	AESENCLAST 320(R10), X8
+
+xtsDecAESNI_r10_encrypted:
+	MOVQ BX, R9
 
 xtsDecAESNI_r10_loop8:
 	CMPQ       R9, $0x08
@@ -1436,11 +1555,30 @@ xtsDecAESNI_r10_done:
 
 xtsDecAESNI_r14:
 xtsDecAESNI_r14b_unit:
-	TESTQ DX, DX
-	JZ    xtsDecAESNI_r14b_done
-	MOVOU (R8), X8
-	ADDQ  $0x10, R8
-	MOVQ  BX, R9
+	TESTQ      DX, DX
+	JZ         xtsDecAESNI_r14b_done
+	MOVOU      (R8), X8
+	ADDQ       $0x10, R8
+	TESTQ      R10, R10
+	JZ         xtsDecAESNI_r14b_encrypted
+	PXOR       (R10), X8
+	AESENC     32(R10), X8
+	AESENC     64(R10), X8
+	AESENC     96(R10), X8
+	AESENC     128(R10), X8
+	AESENC     160(R10), X8
+	AESENC     192(R10), X8
+	AESENC     224(R10), X8
+	AESENC     256(R10), X8
+	AESENC     288(R10), X8
+	AESENC     320(R10), X8
+	AESENC     352(R10), X8
+	AESENC     384(R10), X8
+	AESENC     416(R10), X8
+	AESENCLAST 448(R10), X8
+
+xtsDecAESNI_r14b_encrypted:
+	MOVQ BX, R9
 
 xtsDecAESNI_r14b_loop8:
 	CMPQ       R9, $0x08
@@ -1692,16 +1830,17 @@ xtsDecAESNI_r14b_next:
 xtsDecAESNI_r14b_done:
 	RET
 
-// func xtsEncVAES(rk *byte, rounds int, dst *byte, src *byte, units int, unitBlocks int, tweaks *byte)
+// func xtsEncVAES(rk *byte, tk *byte, rounds int, dst *byte, src *byte, units int, unitBlocks int, tweaks *byte)
 // Requires: AES, AVX, AVX2
-TEXT ·xtsEncVAES(SB), NOSPLIT, $0-56
+TEXT ·xtsEncVAES(SB), NOSPLIT, $0-64
 	MOVQ rk+0(FP), AX
-	MOVQ rounds+8(FP), CX
-	MOVQ dst+16(FP), DI
-	MOVQ src+24(FP), SI
-	MOVQ units+32(FP), DX
-	MOVQ unitBlocks+40(FP), BX
-	MOVQ tweaks+48(FP), R8
+	MOVQ tk+8(FP), R10
+	MOVQ rounds+16(FP), CX
+	MOVQ dst+24(FP), DI
+	MOVQ src+32(FP), SI
+	MOVQ units+40(FP), DX
+	MOVQ unitBlocks+48(FP), BX
+	MOVQ tweaks+56(FP), R8
 	CMPQ CX, $0x0e
 	JEQ  xtsEncVAES_r14
 
@@ -1710,48 +1849,76 @@ xtsEncVAES_r10_unit:
 	JZ          xtsEncVAES_r10_done
 	VMOVDQU     (R8), X8
 	ADDQ        $0x10, R8
-	VMOVDQU     xtsMulxMask<>+0(SB), X1
-	VPSHUFD     $0x13, X8, X0
-	VPSRAD      $0x1f, X0, X0
-	VPAND       X1, X0, X0
-	VPADDQ      X8, X8, X9
-	VPXOR       X0, X9, X9
-	VINSERTI128 $0x01, X9, Y8, Y8
-	VPSLLQ      $0x02, Y8, Y9
-	VPSRLQ      $0x3e, Y8, Y0
-	VPSLLDQ     $0x08, Y0, Y1
-	VPXOR       Y1, Y9, Y9
-	VPSRLDQ     $0x08, Y0, Y0
-	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y0, Y0
-	VPXOR       Y0, Y9, Y9
-	VPSLLQ      $0x04, Y8, Y10
-	VPSRLQ      $0x3c, Y8, Y2
-	VPSLLDQ     $0x08, Y2, Y3
-	VPXOR       Y3, Y10, Y10
-	VPSRLDQ     $0x08, Y2, Y2
-	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y2, Y2
-	VPXOR       Y2, Y10, Y10
-	VPSLLQ      $0x06, Y8, Y11
-	VPSRLQ      $0x3a, Y8, Y4
-	VPSLLDQ     $0x08, Y4, Y5
-	VPXOR       Y5, Y11, Y11
-	VPSRLDQ     $0x08, Y4, Y4
-	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y4, Y4
-	VPXOR       Y4, Y11, Y11
-	VPSRLDQ     $0x0f, Y8, Y0
-	VPSLLDQ     $0x01, Y8, Y12
-	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y0, Y0
-	VPXOR       Y0, Y12, Y12
-	VPSRLDQ     $0x0f, Y9, Y1
-	VPSLLDQ     $0x01, Y9, Y13
+	TESTQ       R10, R10
+	JZ          xtsEncVAES_r10_encrypted
+	VPXOR       (R10), X8, X8
+	VAESENC     32(R10), X8, X8
+	VAESENC     64(R10), X8, X8
+	VAESENC     96(R10), X8, X8
+	VAESENC     128(R10), X8, X8
+	VAESENC     160(R10), X8, X8
+	VAESENC     192(R10), X8, X8
+	VAESENC     224(R10), X8, X8
+	VAESENC     256(R10), X8, X8
+	VAESENC     288(R10), X8, X8
+	VAESENCLAST 320(R10), X8, X8
+
+xtsEncVAES_r10_encrypted:
+	VINSERTI128 $0x01, X8, Y8, Y0
+	VPSLLVQ     xtsShiftLeft<>+0(SB), Y0, Y8
+	VPSRLVQ     xtsShiftRight<>+0(SB), Y0, Y1
+	VPSLLDQ     $0x08, Y1, Y2
+	VPXOR       Y2, Y8, Y8
+	VPSRLDQ     $0x08, Y1, Y1
 	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y1, Y1
-	VPXOR       Y1, Y13, Y13
-	VPSRLDQ     $0x0f, Y10, Y2
-	VPSLLDQ     $0x01, Y10, Y14
-	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y2, Y2
+	VPXOR       Y1, Y8, Y8
+	VPSLLVQ     xtsShiftLeft<>+32(SB), Y0, Y9
+	VPSRLVQ     xtsShiftRight<>+32(SB), Y0, Y3
+	VPSLLDQ     $0x08, Y3, Y4
+	VPXOR       Y4, Y9, Y9
+	VPSRLDQ     $0x08, Y3, Y3
+	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y3, Y3
+	VPXOR       Y3, Y9, Y9
+	VPSLLVQ     xtsShiftLeft<>+64(SB), Y0, Y10
+	VPSRLVQ     xtsShiftRight<>+64(SB), Y0, Y5
+	VPSLLDQ     $0x08, Y5, Y6
+	VPXOR       Y6, Y10, Y10
+	VPSRLDQ     $0x08, Y5, Y5
+	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y5, Y5
+	VPXOR       Y5, Y10, Y10
+	VPSLLVQ     xtsShiftLeft<>+96(SB), Y0, Y11
+	VPSRLVQ     xtsShiftRight<>+96(SB), Y0, Y1
+	VPSLLDQ     $0x08, Y1, Y2
+	VPXOR       Y2, Y11, Y11
+	VPSRLDQ     $0x08, Y1, Y1
+	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y1, Y1
+	VPXOR       Y1, Y11, Y11
+	VPSLLVQ     xtsShiftLeft<>+128(SB), Y0, Y12
+	VPSRLVQ     xtsShiftRight<>+128(SB), Y0, Y3
+	VPSLLDQ     $0x08, Y3, Y4
+	VPXOR       Y4, Y12, Y12
+	VPSRLDQ     $0x08, Y3, Y3
+	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y3, Y3
+	VPXOR       Y3, Y12, Y12
+	VPSLLVQ     xtsShiftLeft<>+160(SB), Y0, Y13
+	VPSRLVQ     xtsShiftRight<>+160(SB), Y0, Y5
+	VPSLLDQ     $0x08, Y5, Y6
+	VPXOR       Y6, Y13, Y13
+	VPSRLDQ     $0x08, Y5, Y5
+	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y5, Y5
+	VPXOR       Y5, Y13, Y13
+	VPSLLVQ     xtsShiftLeft<>+192(SB), Y0, Y14
+	VPSRLVQ     xtsShiftRight<>+192(SB), Y0, Y1
+	VPSLLDQ     $0x08, Y1, Y2
 	VPXOR       Y2, Y14, Y14
-	VPSRLDQ     $0x0f, Y11, Y3
-	VPSLLDQ     $0x01, Y11, Y15
+	VPSRLDQ     $0x08, Y1, Y1
+	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y1, Y1
+	VPXOR       Y1, Y14, Y14
+	VPSLLVQ     xtsShiftLeft<>+224(SB), Y0, Y15
+	VPSRLVQ     xtsShiftRight<>+224(SB), Y0, Y3
+	VPSLLDQ     $0x08, Y3, Y4
+	VPXOR       Y4, Y15, Y15
+	VPSRLDQ     $0x08, Y3, Y3
 	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y3, Y3
 	VPXOR       Y3, Y15, Y15
 	MOVQ        BX, R9
@@ -1871,6 +2038,11 @@ xtsEncVAES_r10_loop16:
 	VAESENCLAST 320(AX), Y7, Y7
 	VPXOR       Y15, Y7, Y7
 	VMOVDQU     Y7, 224(DI)
+	ADDQ        $0x00000100, SI
+	ADDQ        $0x00000100, DI
+	SUBQ        $0x10, R9
+	CMPQ        R9, $0x10
+	JB          xtsEncVAES_r10_last
 	VPSRLDQ     $0x0e, Y8, Y0
 	VPSLLDQ     $0x02, Y8, Y8
 	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y0, Y0
@@ -1903,10 +2075,15 @@ xtsEncVAES_r10_loop16:
 	VPSLLDQ     $0x02, Y15, Y15
 	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y7, Y7
 	VPXOR       Y7, Y15, Y15
-	ADDQ        $0x00000100, SI
-	ADDQ        $0x00000100, DI
-	SUBQ        $0x10, R9
 	JMP         xtsEncVAES_r10_loop16
+
+xtsEncVAES_r10_last:
+	TESTQ      R9, R9
+	JZ         xtsEncVAES_r10_next
+	VPSRLDQ    $0x0e, Y8, Y0
+	VPSLLDQ    $0x02, Y8, Y8
+	VPCLMULQDQ $0x00, xtsPoly<>+0(SB), Y0, Y0
+	VPXOR      Y0, Y8, Y8
 
 xtsEncVAES_r10_tail:
 	TESTQ       R9, R9
@@ -1950,48 +2127,80 @@ xtsEncVAES_r14b_unit:
 	JZ          xtsEncVAES_r14b_done
 	VMOVDQU     (R8), X8
 	ADDQ        $0x10, R8
-	VMOVDQU     xtsMulxMask<>+0(SB), X1
-	VPSHUFD     $0x13, X8, X0
-	VPSRAD      $0x1f, X0, X0
-	VPAND       X1, X0, X0
-	VPADDQ      X8, X8, X9
-	VPXOR       X0, X9, X9
-	VINSERTI128 $0x01, X9, Y8, Y8
-	VPSLLQ      $0x02, Y8, Y9
-	VPSRLQ      $0x3e, Y8, Y0
-	VPSLLDQ     $0x08, Y0, Y1
-	VPXOR       Y1, Y9, Y9
-	VPSRLDQ     $0x08, Y0, Y0
-	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y0, Y0
-	VPXOR       Y0, Y9, Y9
-	VPSLLQ      $0x04, Y8, Y10
-	VPSRLQ      $0x3c, Y8, Y2
-	VPSLLDQ     $0x08, Y2, Y3
-	VPXOR       Y3, Y10, Y10
-	VPSRLDQ     $0x08, Y2, Y2
-	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y2, Y2
-	VPXOR       Y2, Y10, Y10
-	VPSLLQ      $0x06, Y8, Y11
-	VPSRLQ      $0x3a, Y8, Y4
-	VPSLLDQ     $0x08, Y4, Y5
-	VPXOR       Y5, Y11, Y11
-	VPSRLDQ     $0x08, Y4, Y4
-	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y4, Y4
-	VPXOR       Y4, Y11, Y11
-	VPSRLDQ     $0x0f, Y8, Y0
-	VPSLLDQ     $0x01, Y8, Y12
-	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y0, Y0
-	VPXOR       Y0, Y12, Y12
-	VPSRLDQ     $0x0f, Y9, Y1
-	VPSLLDQ     $0x01, Y9, Y13
+	TESTQ       R10, R10
+	JZ          xtsEncVAES_r14b_encrypted
+	VPXOR       (R10), X8, X8
+	VAESENC     32(R10), X8, X8
+	VAESENC     64(R10), X8, X8
+	VAESENC     96(R10), X8, X8
+	VAESENC     128(R10), X8, X8
+	VAESENC     160(R10), X8, X8
+	VAESENC     192(R10), X8, X8
+	VAESENC     224(R10), X8, X8
+	VAESENC     256(R10), X8, X8
+	VAESENC     288(R10), X8, X8
+	VAESENC     320(R10), X8, X8
+	VAESENC     352(R10), X8, X8
+	VAESENC     384(R10), X8, X8
+	VAESENC     416(R10), X8, X8
+	VAESENCLAST 448(R10), X8, X8
+
+xtsEncVAES_r14b_encrypted:
+	VINSERTI128 $0x01, X8, Y8, Y0
+	VPSLLVQ     xtsShiftLeft<>+0(SB), Y0, Y8
+	VPSRLVQ     xtsShiftRight<>+0(SB), Y0, Y1
+	VPSLLDQ     $0x08, Y1, Y2
+	VPXOR       Y2, Y8, Y8
+	VPSRLDQ     $0x08, Y1, Y1
 	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y1, Y1
-	VPXOR       Y1, Y13, Y13
-	VPSRLDQ     $0x0f, Y10, Y2
-	VPSLLDQ     $0x01, Y10, Y14
-	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y2, Y2
+	VPXOR       Y1, Y8, Y8
+	VPSLLVQ     xtsShiftLeft<>+32(SB), Y0, Y9
+	VPSRLVQ     xtsShiftRight<>+32(SB), Y0, Y3
+	VPSLLDQ     $0x08, Y3, Y4
+	VPXOR       Y4, Y9, Y9
+	VPSRLDQ     $0x08, Y3, Y3
+	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y3, Y3
+	VPXOR       Y3, Y9, Y9
+	VPSLLVQ     xtsShiftLeft<>+64(SB), Y0, Y10
+	VPSRLVQ     xtsShiftRight<>+64(SB), Y0, Y5
+	VPSLLDQ     $0x08, Y5, Y6
+	VPXOR       Y6, Y10, Y10
+	VPSRLDQ     $0x08, Y5, Y5
+	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y5, Y5
+	VPXOR       Y5, Y10, Y10
+	VPSLLVQ     xtsShiftLeft<>+96(SB), Y0, Y11
+	VPSRLVQ     xtsShiftRight<>+96(SB), Y0, Y1
+	VPSLLDQ     $0x08, Y1, Y2
+	VPXOR       Y2, Y11, Y11
+	VPSRLDQ     $0x08, Y1, Y1
+	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y1, Y1
+	VPXOR       Y1, Y11, Y11
+	VPSLLVQ     xtsShiftLeft<>+128(SB), Y0, Y12
+	VPSRLVQ     xtsShiftRight<>+128(SB), Y0, Y3
+	VPSLLDQ     $0x08, Y3, Y4
+	VPXOR       Y4, Y12, Y12
+	VPSRLDQ     $0x08, Y3, Y3
+	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y3, Y3
+	VPXOR       Y3, Y12, Y12
+	VPSLLVQ     xtsShiftLeft<>+160(SB), Y0, Y13
+	VPSRLVQ     xtsShiftRight<>+160(SB), Y0, Y5
+	VPSLLDQ     $0x08, Y5, Y6
+	VPXOR       Y6, Y13, Y13
+	VPSRLDQ     $0x08, Y5, Y5
+	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y5, Y5
+	VPXOR       Y5, Y13, Y13
+	VPSLLVQ     xtsShiftLeft<>+192(SB), Y0, Y14
+	VPSRLVQ     xtsShiftRight<>+192(SB), Y0, Y1
+	VPSLLDQ     $0x08, Y1, Y2
 	VPXOR       Y2, Y14, Y14
-	VPSRLDQ     $0x0f, Y11, Y3
-	VPSLLDQ     $0x01, Y11, Y15
+	VPSRLDQ     $0x08, Y1, Y1
+	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y1, Y1
+	VPXOR       Y1, Y14, Y14
+	VPSLLVQ     xtsShiftLeft<>+224(SB), Y0, Y15
+	VPSRLVQ     xtsShiftRight<>+224(SB), Y0, Y3
+	VPSLLDQ     $0x08, Y3, Y4
+	VPXOR       Y4, Y15, Y15
+	VPSRLDQ     $0x08, Y3, Y3
 	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y3, Y3
 	VPXOR       Y3, Y15, Y15
 	MOVQ        BX, R9
@@ -2143,6 +2352,11 @@ xtsEncVAES_r14b_loop16:
 	VAESENCLAST 448(AX), Y7, Y7
 	VPXOR       Y15, Y7, Y7
 	VMOVDQU     Y7, 224(DI)
+	ADDQ        $0x00000100, SI
+	ADDQ        $0x00000100, DI
+	SUBQ        $0x10, R9
+	CMPQ        R9, $0x10
+	JB          xtsEncVAES_r14b_last
 	VPSRLDQ     $0x0e, Y8, Y0
 	VPSLLDQ     $0x02, Y8, Y8
 	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y0, Y0
@@ -2175,10 +2389,15 @@ xtsEncVAES_r14b_loop16:
 	VPSLLDQ     $0x02, Y15, Y15
 	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y7, Y7
 	VPXOR       Y7, Y15, Y15
-	ADDQ        $0x00000100, SI
-	ADDQ        $0x00000100, DI
-	SUBQ        $0x10, R9
 	JMP         xtsEncVAES_r14b_loop16
+
+xtsEncVAES_r14b_last:
+	TESTQ      R9, R9
+	JZ         xtsEncVAES_r14b_next
+	VPSRLDQ    $0x0e, Y8, Y0
+	VPSLLDQ    $0x02, Y8, Y8
+	VPCLMULQDQ $0x00, xtsPoly<>+0(SB), Y0, Y0
+	VPXOR      Y0, Y8, Y8
 
 xtsEncVAES_r14b_tail:
 	TESTQ       R9, R9
@@ -2220,16 +2439,17 @@ xtsEncVAES_r14b_done:
 	VZEROUPPER
 	RET
 
-// func xtsDecVAES(rk *byte, rounds int, dst *byte, src *byte, units int, unitBlocks int, tweaks *byte)
+// func xtsDecVAES(rk *byte, tk *byte, rounds int, dst *byte, src *byte, units int, unitBlocks int, tweaks *byte)
 // Requires: AES, AVX, AVX2
-TEXT ·xtsDecVAES(SB), NOSPLIT, $0-56
+TEXT ·xtsDecVAES(SB), NOSPLIT, $0-64
 	MOVQ rk+0(FP), AX
-	MOVQ rounds+8(FP), CX
-	MOVQ dst+16(FP), DI
-	MOVQ src+24(FP), SI
-	MOVQ units+32(FP), DX
-	MOVQ unitBlocks+40(FP), BX
-	MOVQ tweaks+48(FP), R8
+	MOVQ tk+8(FP), R10
+	MOVQ rounds+16(FP), CX
+	MOVQ dst+24(FP), DI
+	MOVQ src+32(FP), SI
+	MOVQ units+40(FP), DX
+	MOVQ unitBlocks+48(FP), BX
+	MOVQ tweaks+56(FP), R8
 	CMPQ CX, $0x0e
 	JEQ  xtsDecVAES_r14
 
@@ -2238,48 +2458,76 @@ xtsDecVAES_r10_unit:
 	JZ          xtsDecVAES_r10_done
 	VMOVDQU     (R8), X8
 	ADDQ        $0x10, R8
-	VMOVDQU     xtsMulxMask<>+0(SB), X1
-	VPSHUFD     $0x13, X8, X0
-	VPSRAD      $0x1f, X0, X0
-	VPAND       X1, X0, X0
-	VPADDQ      X8, X8, X9
-	VPXOR       X0, X9, X9
-	VINSERTI128 $0x01, X9, Y8, Y8
-	VPSLLQ      $0x02, Y8, Y9
-	VPSRLQ      $0x3e, Y8, Y0
-	VPSLLDQ     $0x08, Y0, Y1
-	VPXOR       Y1, Y9, Y9
-	VPSRLDQ     $0x08, Y0, Y0
-	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y0, Y0
-	VPXOR       Y0, Y9, Y9
-	VPSLLQ      $0x04, Y8, Y10
-	VPSRLQ      $0x3c, Y8, Y2
-	VPSLLDQ     $0x08, Y2, Y3
-	VPXOR       Y3, Y10, Y10
-	VPSRLDQ     $0x08, Y2, Y2
-	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y2, Y2
-	VPXOR       Y2, Y10, Y10
-	VPSLLQ      $0x06, Y8, Y11
-	VPSRLQ      $0x3a, Y8, Y4
-	VPSLLDQ     $0x08, Y4, Y5
-	VPXOR       Y5, Y11, Y11
-	VPSRLDQ     $0x08, Y4, Y4
-	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y4, Y4
-	VPXOR       Y4, Y11, Y11
-	VPSRLDQ     $0x0f, Y8, Y0
-	VPSLLDQ     $0x01, Y8, Y12
-	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y0, Y0
-	VPXOR       Y0, Y12, Y12
-	VPSRLDQ     $0x0f, Y9, Y1
-	VPSLLDQ     $0x01, Y9, Y13
+	TESTQ       R10, R10
+	JZ          xtsDecVAES_r10_encrypted
+	VPXOR       (R10), X8, X8
+	VAESENC     32(R10), X8, X8
+	VAESENC     64(R10), X8, X8
+	VAESENC     96(R10), X8, X8
+	VAESENC     128(R10), X8, X8
+	VAESENC     160(R10), X8, X8
+	VAESENC     192(R10), X8, X8
+	VAESENC     224(R10), X8, X8
+	VAESENC     256(R10), X8, X8
+	VAESENC     288(R10), X8, X8
+	VAESENCLAST 320(R10), X8, X8
+
+xtsDecVAES_r10_encrypted:
+	VINSERTI128 $0x01, X8, Y8, Y0
+	VPSLLVQ     xtsShiftLeft<>+0(SB), Y0, Y8
+	VPSRLVQ     xtsShiftRight<>+0(SB), Y0, Y1
+	VPSLLDQ     $0x08, Y1, Y2
+	VPXOR       Y2, Y8, Y8
+	VPSRLDQ     $0x08, Y1, Y1
 	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y1, Y1
-	VPXOR       Y1, Y13, Y13
-	VPSRLDQ     $0x0f, Y10, Y2
-	VPSLLDQ     $0x01, Y10, Y14
-	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y2, Y2
+	VPXOR       Y1, Y8, Y8
+	VPSLLVQ     xtsShiftLeft<>+32(SB), Y0, Y9
+	VPSRLVQ     xtsShiftRight<>+32(SB), Y0, Y3
+	VPSLLDQ     $0x08, Y3, Y4
+	VPXOR       Y4, Y9, Y9
+	VPSRLDQ     $0x08, Y3, Y3
+	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y3, Y3
+	VPXOR       Y3, Y9, Y9
+	VPSLLVQ     xtsShiftLeft<>+64(SB), Y0, Y10
+	VPSRLVQ     xtsShiftRight<>+64(SB), Y0, Y5
+	VPSLLDQ     $0x08, Y5, Y6
+	VPXOR       Y6, Y10, Y10
+	VPSRLDQ     $0x08, Y5, Y5
+	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y5, Y5
+	VPXOR       Y5, Y10, Y10
+	VPSLLVQ     xtsShiftLeft<>+96(SB), Y0, Y11
+	VPSRLVQ     xtsShiftRight<>+96(SB), Y0, Y1
+	VPSLLDQ     $0x08, Y1, Y2
+	VPXOR       Y2, Y11, Y11
+	VPSRLDQ     $0x08, Y1, Y1
+	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y1, Y1
+	VPXOR       Y1, Y11, Y11
+	VPSLLVQ     xtsShiftLeft<>+128(SB), Y0, Y12
+	VPSRLVQ     xtsShiftRight<>+128(SB), Y0, Y3
+	VPSLLDQ     $0x08, Y3, Y4
+	VPXOR       Y4, Y12, Y12
+	VPSRLDQ     $0x08, Y3, Y3
+	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y3, Y3
+	VPXOR       Y3, Y12, Y12
+	VPSLLVQ     xtsShiftLeft<>+160(SB), Y0, Y13
+	VPSRLVQ     xtsShiftRight<>+160(SB), Y0, Y5
+	VPSLLDQ     $0x08, Y5, Y6
+	VPXOR       Y6, Y13, Y13
+	VPSRLDQ     $0x08, Y5, Y5
+	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y5, Y5
+	VPXOR       Y5, Y13, Y13
+	VPSLLVQ     xtsShiftLeft<>+192(SB), Y0, Y14
+	VPSRLVQ     xtsShiftRight<>+192(SB), Y0, Y1
+	VPSLLDQ     $0x08, Y1, Y2
 	VPXOR       Y2, Y14, Y14
-	VPSRLDQ     $0x0f, Y11, Y3
-	VPSLLDQ     $0x01, Y11, Y15
+	VPSRLDQ     $0x08, Y1, Y1
+	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y1, Y1
+	VPXOR       Y1, Y14, Y14
+	VPSLLVQ     xtsShiftLeft<>+224(SB), Y0, Y15
+	VPSRLVQ     xtsShiftRight<>+224(SB), Y0, Y3
+	VPSLLDQ     $0x08, Y3, Y4
+	VPXOR       Y4, Y15, Y15
+	VPSRLDQ     $0x08, Y3, Y3
 	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y3, Y3
 	VPXOR       Y3, Y15, Y15
 	MOVQ        BX, R9
@@ -2399,6 +2647,11 @@ xtsDecVAES_r10_loop16:
 	VAESDECLAST 320(AX), Y7, Y7
 	VPXOR       Y15, Y7, Y7
 	VMOVDQU     Y7, 224(DI)
+	ADDQ        $0x00000100, SI
+	ADDQ        $0x00000100, DI
+	SUBQ        $0x10, R9
+	CMPQ        R9, $0x10
+	JB          xtsDecVAES_r10_last
 	VPSRLDQ     $0x0e, Y8, Y0
 	VPSLLDQ     $0x02, Y8, Y8
 	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y0, Y0
@@ -2431,10 +2684,15 @@ xtsDecVAES_r10_loop16:
 	VPSLLDQ     $0x02, Y15, Y15
 	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y7, Y7
 	VPXOR       Y7, Y15, Y15
-	ADDQ        $0x00000100, SI
-	ADDQ        $0x00000100, DI
-	SUBQ        $0x10, R9
 	JMP         xtsDecVAES_r10_loop16
+
+xtsDecVAES_r10_last:
+	TESTQ      R9, R9
+	JZ         xtsDecVAES_r10_next
+	VPSRLDQ    $0x0e, Y8, Y0
+	VPSLLDQ    $0x02, Y8, Y8
+	VPCLMULQDQ $0x00, xtsPoly<>+0(SB), Y0, Y0
+	VPXOR      Y0, Y8, Y8
 
 xtsDecVAES_r10_tail:
 	TESTQ       R9, R9
@@ -2478,48 +2736,80 @@ xtsDecVAES_r14b_unit:
 	JZ          xtsDecVAES_r14b_done
 	VMOVDQU     (R8), X8
 	ADDQ        $0x10, R8
-	VMOVDQU     xtsMulxMask<>+0(SB), X1
-	VPSHUFD     $0x13, X8, X0
-	VPSRAD      $0x1f, X0, X0
-	VPAND       X1, X0, X0
-	VPADDQ      X8, X8, X9
-	VPXOR       X0, X9, X9
-	VINSERTI128 $0x01, X9, Y8, Y8
-	VPSLLQ      $0x02, Y8, Y9
-	VPSRLQ      $0x3e, Y8, Y0
-	VPSLLDQ     $0x08, Y0, Y1
-	VPXOR       Y1, Y9, Y9
-	VPSRLDQ     $0x08, Y0, Y0
-	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y0, Y0
-	VPXOR       Y0, Y9, Y9
-	VPSLLQ      $0x04, Y8, Y10
-	VPSRLQ      $0x3c, Y8, Y2
-	VPSLLDQ     $0x08, Y2, Y3
-	VPXOR       Y3, Y10, Y10
-	VPSRLDQ     $0x08, Y2, Y2
-	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y2, Y2
-	VPXOR       Y2, Y10, Y10
-	VPSLLQ      $0x06, Y8, Y11
-	VPSRLQ      $0x3a, Y8, Y4
-	VPSLLDQ     $0x08, Y4, Y5
-	VPXOR       Y5, Y11, Y11
-	VPSRLDQ     $0x08, Y4, Y4
-	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y4, Y4
-	VPXOR       Y4, Y11, Y11
-	VPSRLDQ     $0x0f, Y8, Y0
-	VPSLLDQ     $0x01, Y8, Y12
-	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y0, Y0
-	VPXOR       Y0, Y12, Y12
-	VPSRLDQ     $0x0f, Y9, Y1
-	VPSLLDQ     $0x01, Y9, Y13
+	TESTQ       R10, R10
+	JZ          xtsDecVAES_r14b_encrypted
+	VPXOR       (R10), X8, X8
+	VAESENC     32(R10), X8, X8
+	VAESENC     64(R10), X8, X8
+	VAESENC     96(R10), X8, X8
+	VAESENC     128(R10), X8, X8
+	VAESENC     160(R10), X8, X8
+	VAESENC     192(R10), X8, X8
+	VAESENC     224(R10), X8, X8
+	VAESENC     256(R10), X8, X8
+	VAESENC     288(R10), X8, X8
+	VAESENC     320(R10), X8, X8
+	VAESENC     352(R10), X8, X8
+	VAESENC     384(R10), X8, X8
+	VAESENC     416(R10), X8, X8
+	VAESENCLAST 448(R10), X8, X8
+
+xtsDecVAES_r14b_encrypted:
+	VINSERTI128 $0x01, X8, Y8, Y0
+	VPSLLVQ     xtsShiftLeft<>+0(SB), Y0, Y8
+	VPSRLVQ     xtsShiftRight<>+0(SB), Y0, Y1
+	VPSLLDQ     $0x08, Y1, Y2
+	VPXOR       Y2, Y8, Y8
+	VPSRLDQ     $0x08, Y1, Y1
 	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y1, Y1
-	VPXOR       Y1, Y13, Y13
-	VPSRLDQ     $0x0f, Y10, Y2
-	VPSLLDQ     $0x01, Y10, Y14
-	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y2, Y2
+	VPXOR       Y1, Y8, Y8
+	VPSLLVQ     xtsShiftLeft<>+32(SB), Y0, Y9
+	VPSRLVQ     xtsShiftRight<>+32(SB), Y0, Y3
+	VPSLLDQ     $0x08, Y3, Y4
+	VPXOR       Y4, Y9, Y9
+	VPSRLDQ     $0x08, Y3, Y3
+	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y3, Y3
+	VPXOR       Y3, Y9, Y9
+	VPSLLVQ     xtsShiftLeft<>+64(SB), Y0, Y10
+	VPSRLVQ     xtsShiftRight<>+64(SB), Y0, Y5
+	VPSLLDQ     $0x08, Y5, Y6
+	VPXOR       Y6, Y10, Y10
+	VPSRLDQ     $0x08, Y5, Y5
+	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y5, Y5
+	VPXOR       Y5, Y10, Y10
+	VPSLLVQ     xtsShiftLeft<>+96(SB), Y0, Y11
+	VPSRLVQ     xtsShiftRight<>+96(SB), Y0, Y1
+	VPSLLDQ     $0x08, Y1, Y2
+	VPXOR       Y2, Y11, Y11
+	VPSRLDQ     $0x08, Y1, Y1
+	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y1, Y1
+	VPXOR       Y1, Y11, Y11
+	VPSLLVQ     xtsShiftLeft<>+128(SB), Y0, Y12
+	VPSRLVQ     xtsShiftRight<>+128(SB), Y0, Y3
+	VPSLLDQ     $0x08, Y3, Y4
+	VPXOR       Y4, Y12, Y12
+	VPSRLDQ     $0x08, Y3, Y3
+	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y3, Y3
+	VPXOR       Y3, Y12, Y12
+	VPSLLVQ     xtsShiftLeft<>+160(SB), Y0, Y13
+	VPSRLVQ     xtsShiftRight<>+160(SB), Y0, Y5
+	VPSLLDQ     $0x08, Y5, Y6
+	VPXOR       Y6, Y13, Y13
+	VPSRLDQ     $0x08, Y5, Y5
+	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y5, Y5
+	VPXOR       Y5, Y13, Y13
+	VPSLLVQ     xtsShiftLeft<>+192(SB), Y0, Y14
+	VPSRLVQ     xtsShiftRight<>+192(SB), Y0, Y1
+	VPSLLDQ     $0x08, Y1, Y2
 	VPXOR       Y2, Y14, Y14
-	VPSRLDQ     $0x0f, Y11, Y3
-	VPSLLDQ     $0x01, Y11, Y15
+	VPSRLDQ     $0x08, Y1, Y1
+	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y1, Y1
+	VPXOR       Y1, Y14, Y14
+	VPSLLVQ     xtsShiftLeft<>+224(SB), Y0, Y15
+	VPSRLVQ     xtsShiftRight<>+224(SB), Y0, Y3
+	VPSLLDQ     $0x08, Y3, Y4
+	VPXOR       Y4, Y15, Y15
+	VPSRLDQ     $0x08, Y3, Y3
 	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y3, Y3
 	VPXOR       Y3, Y15, Y15
 	MOVQ        BX, R9
@@ -2671,6 +2961,11 @@ xtsDecVAES_r14b_loop16:
 	VAESDECLAST 448(AX), Y7, Y7
 	VPXOR       Y15, Y7, Y7
 	VMOVDQU     Y7, 224(DI)
+	ADDQ        $0x00000100, SI
+	ADDQ        $0x00000100, DI
+	SUBQ        $0x10, R9
+	CMPQ        R9, $0x10
+	JB          xtsDecVAES_r14b_last
 	VPSRLDQ     $0x0e, Y8, Y0
 	VPSLLDQ     $0x02, Y8, Y8
 	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y0, Y0
@@ -2703,10 +2998,15 @@ xtsDecVAES_r14b_loop16:
 	VPSLLDQ     $0x02, Y15, Y15
 	VPCLMULQDQ  $0x00, xtsPoly<>+0(SB), Y7, Y7
 	VPXOR       Y7, Y15, Y15
-	ADDQ        $0x00000100, SI
-	ADDQ        $0x00000100, DI
-	SUBQ        $0x10, R9
 	JMP         xtsDecVAES_r14b_loop16
+
+xtsDecVAES_r14b_last:
+	TESTQ      R9, R9
+	JZ         xtsDecVAES_r14b_next
+	VPSRLDQ    $0x0e, Y8, Y0
+	VPSLLDQ    $0x02, Y8, Y8
+	VPCLMULQDQ $0x00, xtsPoly<>+0(SB), Y0, Y0
+	VPXOR      Y0, Y8, Y8
 
 xtsDecVAES_r14b_tail:
 	TESTQ       R9, R9

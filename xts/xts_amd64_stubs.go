@@ -19,24 +19,24 @@ func decryptBlocksAESNI(rk *byte, rounds int, dst *byte, src *byte, n int)
 // xtsEncAESNI is XTS encryption with AES-NI, eight blocks in flight.
 //
 //go:noescape
-func xtsEncAESNI(rk *byte, rounds int, dst *byte, src *byte, units int, unitBlocks int, tweaks *byte)
+func xtsEncAESNI(rk *byte, tk *byte, rounds int, dst *byte, src *byte, units int, unitBlocks int, tweaks *byte)
 
 // xtsDecAESNI is XTS decryption with AES-NI, eight blocks in flight.
 //
 //go:noescape
-func xtsDecAESNI(rk *byte, rounds int, dst *byte, src *byte, units int, unitBlocks int, tweaks *byte)
+func xtsDecAESNI(rk *byte, tk *byte, rounds int, dst *byte, src *byte, units int, unitBlocks int, tweaks *byte)
 
 // xtsEncVAES is XTS encryption with VAES and VPCLMULQDQ on 256-bit
 // registers, sixteen blocks in flight.
 //
 //go:noescape
-func xtsEncVAES(rk *byte, rounds int, dst *byte, src *byte, units int, unitBlocks int, tweaks *byte)
+func xtsEncVAES(rk *byte, tk *byte, rounds int, dst *byte, src *byte, units int, unitBlocks int, tweaks *byte)
 
 // xtsDecVAES is XTS decryption with VAES and VPCLMULQDQ on 256-bit
 // registers, sixteen blocks in flight.
 //
 //go:noescape
-func xtsDecVAES(rk *byte, rounds int, dst *byte, src *byte, units int, unitBlocks int, tweaks *byte)
+func xtsDecVAES(rk *byte, tk *byte, rounds int, dst *byte, src *byte, units int, unitBlocks int, tweaks *byte)
 
 // cpuid7ECX returns ECX of CPUID leaf 7, sub-leaf 0.
 func cpuid7ECX() uint32

@@ -40,7 +40,21 @@ var (
 	// poly holds the reduction polynomial's low part, 0x87, in the low
 	// quadword of each 128-bit lane, for VPCLMULQDQ.
 	poly Mem
+	// shiftLeft and shiftRight hold, per 32-byte row i, the quadword shift
+	// counts k and 64-k that multiply [T, T] by [x^(2i), x^(2i+1)].
+	shiftLeft, shiftRight Mem
 )
+
+// forEachShift calls f with the offset and the exponent k of each quadword
+// of the shift-count tables: 8 rows of two lanes of two quadwords.
+func forEachShift(f func(off, k int)) {
+	for i := 0; i < 8; i++ {
+		for lane, k := range []int{2 * i, 2*i + 1} {
+			f(32*i+16*lane, k)
+			f(32*i+16*lane+8, k)
+		}
+	}
+}
 
 func main() {
 	ConstraintExpr("amd64,!purego")
@@ -56,6 +70,15 @@ func main() {
 	DATA(8, U64(0))
 	DATA(16, U64(0x87))
 	DATA(24, U64(0))
+
+	// Per-quadword shift counts for the first sixteen tweaks of a unit:
+	// pair i (blocks 2i and 2i+1) is T * x^(2i) in its low lane and
+	// T * x^(2i+1) in its high lane (see genXTSVAES). A right shift by 64
+	// (for k = 0) leaves zero, as it should.
+	shiftLeft = GLOBL("xtsShiftLeft", RODATA|NOPTR)
+	forEachShift(func(off, k int) { DATA(off, U64(uint64(k))) })
+	shiftRight = GLOBL("xtsShiftRight", RODATA|NOPTR)
+	forEachShift(func(off, k int) { DATA(off, U64(uint64(64-k))) })
 
 	genECB("encryptBlocksAESNI", false)
 	genECB("decryptBlocksAESNI", true)
@@ -162,17 +185,21 @@ func dirName(decrypt bool) string {
 
 // xtsSignature is shared by the XTS kernels. They process units data units
 // of unitBlocks 16-byte blocks each, from src to dst (the same or disjoint
-// buffers), unit i starting with the encrypted tweak at tweaks+16*i.
-const xtsSignature = "func(rk *byte, rounds int, dst *byte, src *byte, units int, unitBlocks int, tweaks *byte)"
+// buffers), unit i starting with the tweak at tweaks+16*i. When tk (the
+// tweak key's schedule) is nil the tweaks are already encrypted; otherwise
+// the kernel encrypts each one first, which saves a call and a round trip
+// through memory when there is a single unit (a one-sector call).
+const xtsSignature = "func(rk *byte, tk *byte, rounds int, dst *byte, src *byte, units int, unitBlocks int, tweaks *byte)"
 
 // xtsRegs are the general registers of the XTS kernels.
 type xtsRegs struct {
-	key, nr, dst, src, units, unitBlocks, tweaks, left Register
+	key, tk, nr, dst, src, units, unitBlocks, tweaks, left Register
 }
 
 func loadXTSParams() xtsRegs {
-	r := xtsRegs{key: RAX, nr: RCX, dst: RDI, src: RSI, units: RDX, unitBlocks: RBX, tweaks: R8, left: R9}
+	r := xtsRegs{key: RAX, tk: R10, nr: RCX, dst: RDI, src: RSI, units: RDX, unitBlocks: RBX, tweaks: R8, left: R9}
 	Load(Param("rk"), r.key)
+	Load(Param("tk"), r.tk)
 	Load(Param("rounds"), r.nr)
 	Load(Param("dst"), r.dst)
 	Load(Param("src"), r.src)
@@ -216,6 +243,14 @@ func genXTSAESNI(name string, decrypt bool) {
 		JZ(LabelRef(p + "_done"))
 		MOVOU(Mem{Base: g.tweaks}, tw[0])
 		ADDQ(Imm(16), g.tweaks)
+		TESTQ(g.tk, g.tk)
+		JZ(LabelRef(p + "_encrypted"))
+		PXOR(rk(g.tk, 0), tw[0])
+		for r := 1; r < rounds; r++ {
+			AESENC(rk(g.tk, r), tw[0])
+		}
+		AESENCLAST(rk(g.tk, rounds), tw[0])
+		Label(p + "_encrypted")
 		MOVQ(g.unitBlocks, g.left)
 
 		Label(p + "_loop8")
@@ -345,16 +380,28 @@ func genXTSVAES(name string, decrypt bool) {
 		// Y8 = [T, T*x]; Y9-Y11 = Y8 * x^2, x^4, x^6; Y12-Y15 = Y8-Y11 * x^8.
 		VMOVDQU(Mem{Base: g.tweaks}, X8)
 		ADDQ(Imm(16), g.tweaks)
-		VMOVDQU(mulxMask, X1)
-		vmulx(X8, X9, X0, X1)
-		VINSERTI128(Imm(1), X9, Y8, Y8)
-		vmulxk(2, Y8, Y9, Y0, Y1)
-		vmulxk(4, Y8, Y10, Y2, Y3)
-		vmulxk(6, Y8, Y11, Y4, Y5)
-		vmulxBytes(1, Y8, Y12, Y0)
-		vmulxBytes(1, Y9, Y13, Y1)
-		vmulxBytes(1, Y10, Y14, Y2)
-		vmulxBytes(1, Y11, Y15, Y3)
+		TESTQ(g.tk, g.tk)
+		JZ(LabelRef(p + "_encrypted"))
+		VPXOR(rk(g.tk, 0), X8, X8)
+		for r := 1; r < rounds; r++ {
+			VAESENC(rk(g.tk, r), X8, X8)
+		}
+		VAESENCLAST(rk(g.tk, rounds), X8, X8)
+		Label(p + "_encrypted")
+		// Y0 = [T, T]; pair i = Y0 * [x^(2i), x^(2i+1)], all eight
+		// independent: shift each quadword left by its k, then put back
+		// the k bits each lost, the high quadword's reduced by 0x87.
+		VINSERTI128(Imm(1), X8, Y8, Y0)
+		for i, t := range tw {
+			c, d := data[1+i%3*2], data[2+i%3*2] // scratch, Y1-Y6
+			VPSLLVQ(shiftLeft.Offset(32*i), Y0, t)
+			VPSRLVQ(shiftRight.Offset(32*i), Y0, c)
+			VPSLLDQ(Imm(8), c, d) // the low quadword's bits go high
+			VPXOR(d, t, t)
+			VPSRLDQ(Imm(8), c, c) // the high quadword's come back...
+			vclmul(0x00, poly, c, c)
+			VPXOR(c, t, t) // ...reduced
+		}
 		MOVQ(g.unitBlocks, g.left)
 
 		Label(p + "_loop16")
@@ -374,14 +421,23 @@ func genXTSVAES(name string, decrypt bool) {
 			VPXOR(tw[i], y, y)
 			VMOVDQU(y, Mem{Base: g.dst, Disp: 32 * i})
 		}
+		ADDQ(U32(256), g.src)
+		ADDQ(U32(256), g.dst)
+		SUBQ(Imm(16), g.left)
+		CMPQ(g.left, Imm(16))
+		JB(LabelRef(p + "_last"))
 		// Tweaks of the next sixteen blocks: each times x^16.
 		for i, t := range tw {
 			vmulxBytes(2, t, t, data[i])
 		}
-		ADDQ(U32(256), g.src)
-		ADDQ(U32(256), g.dst)
-		SUBQ(Imm(16), g.left)
 		JMP(LabelRef(p + "_loop16"))
+
+		// After the last group of sixteen, only the first tweak moves on,
+		// and only if a tail follows (never for 512-byte sectors).
+		Label(p + "_last")
+		TESTQ(g.left, g.left)
+		JZ(LabelRef(p + "_next"))
+		vmulxBytes(2, Y8, Y8, Y0)
 
 		// Fewer than sixteen blocks left: one at a time with 128-bit
 		// VEX instructions, the tweak in X8 (the low lane of Y8). Only
