@@ -115,6 +115,24 @@ func syncDir(dir string) {
 	_ = d.Close()
 }
 
+// writeOutput runs write into an atomic output file at dstPath.
+func writeOutput(dstPath, srcPath string, write func(io.Writer) (int64, error)) error {
+	out, err := createOutput(dstPath, srcPath)
+	if err != nil {
+		return err
+	}
+	var w io.Writer = out.File
+	if out.tmp != "" {
+		// A new regular file: zero ranges can be left as holes.
+		w = &holeWriter{f: out.File}
+	}
+	if _, err := write(w); err != nil {
+		out.abort()
+		return err
+	}
+	return out.commit()
+}
+
 // WriteFile writes what src produces (an Encryptor, a Decryptor) to the file
 // at path, all or nothing: into a temporary file beside path (mode 0600),
 // synced and renamed over path only when src has finished without error. On
@@ -124,3 +142,35 @@ func syncDir(dir string) {
 func WriteFile(path string, src io.WriterTo) error {
 	return writeOutput(path, "", src.WriteTo)
 }
+
+// skipper is an output that can advance past n zero bytes without writing
+// them (a hole in a sparse file). finish fixes the size when the output ends
+// with a hole.
+type skipper interface {
+	skip(n int64) error
+	finish() error
+}
+
+// holeWriter writes a new file sequentially and leaves skipped ranges as
+// holes, so a decrypted raw image takes no disk space for its unallocated
+// blocks.
+type holeWriter struct {
+	f   *os.File
+	off int64
+}
+
+func (h *holeWriter) Write(p []byte) (int, error) {
+	n, err := h.f.Write(p)
+	h.off += int64(n)
+	return n, err
+}
+
+func (h *holeWriter) skip(n int64) error {
+	if _, err := h.f.Seek(n, io.SeekCurrent); err != nil {
+		return err
+	}
+	h.off += n
+	return nil
+}
+
+func (h *holeWriter) finish() error { return h.f.Truncate(h.off) }

@@ -506,3 +506,29 @@ func TestQemuReadsOurVHD(t *testing.T) {
 		require.Equal(t, testenv.RefFile(t, "plain.raw"), got, src)
 	}
 }
+
+// TestDecryptFileSparse: a decrypted raw file keeps unallocated blocks as
+// holes (no disk space), including a hole at the very end.
+func TestDecryptFileSparse(t *testing.T) {
+	dir := t.TempDir()
+	disk := make([]byte, 64<<20)
+	_, _ = rand.Read(disk[3<<20 : 5<<20])
+	dek, err := e2e.NewDEK(e2e.AES256XTS)
+	require.NoError(t, err)
+	enc := filepath.Join(dir, "enc.vhd")
+	require.NoError(t, e2e.WriteFile(enc, mustEncryptor(t, bytes.NewReader(disk), dek)))
+	out := filepath.Join(dir, "plain.raw")
+	require.NoError(t, e2e.DecryptFile(context.Background(), out, enc, dek))
+	got, err := os.ReadFile(out)
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(disk, got))
+	used := diskUsage(t, out)
+	require.Less(t, used, int64(16<<20), "a 64 MiB image with 2 MiB of data used %d bytes", used)
+}
+
+func mustEncryptor(t *testing.T, src io.Reader, dek *e2e.DEK, opts ...e2e.Option) *e2e.Encryptor {
+	t.Helper()
+	e, err := e2e.NewEncryptor(context.Background(), src, dek, opts...)
+	require.NoError(t, err)
+	return e
+}

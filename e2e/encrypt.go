@@ -59,7 +59,7 @@ func NewEncryptor(ctx context.Context, src io.Reader, dek *DEK, opts ...Option) 
 		return nil, fmt.Errorf("e2e: encrypting the input: %w", ErrAlreadyEncrypted)
 	}
 	e := &Encryptor{ctx: ctx, o: o, in: in, cipher: c}
-	alloc, err := e.plan(ctx)
+	alloc, err := planAllocation(ctx, in, o)
 	if err != nil {
 		return nil, err
 	}
@@ -121,24 +121,21 @@ func (e *Encryptor) AllocatedBlocks() (allocated, total int) {
 	return len(e.blocks), len(e.layout.Allocated)
 }
 
-// plan decides the output's allocation, block by block (nil: unallocated).
+// planAllocation decides the output's allocation, block by block (nil:
+// unallocated), as the package documentation's table says:
 //
 //   - Dynamic VHD, random access: the source's own allocation and sector
 //     bitmaps, from its BAT and bitmaps, without reading any data. Partial
 //     bitmaps are kept, and only present sectors are encrypted, as tapdisk
-//     itself writes.
+//     itself writes. A block allocated with no sector present is dropped.
 //   - Dynamic VHD stream: the source's BAT; the sector bitmaps only arrive
 //     with each block, after the header has been written, so every
 //     allocated block is written full, its absent sectors as encrypted
-//     zeros (which read back as the zeros they were).
+//     zeros (which decrypt to the zeros they were).
 //   - Raw or fixed VHD, random access: one parallel pass finds the all-zero
 //     blocks, which stay unallocated; the other blocks are full.
 //   - Raw or fixed VHD stream: every block is allocated and full, since no
 //     block can be known to be zero before the stream has been read.
-func (e *Encryptor) plan(ctx context.Context) ([]vhd.Bitmap, error) {
-	return planAllocation(ctx, e.in, e.o)
-}
-
 func planAllocation(ctx context.Context, in *input, o *options) ([]vhd.Bitmap, error) {
 	n := numBlocks(in.size)
 	alloc := make([]vhd.Bitmap, n)
@@ -410,17 +407,4 @@ func EncryptFile(ctx context.Context, dstPath, srcPath string, dek *DEK, opts ..
 		return err
 	}
 	return writeOutput(dstPath, srcPath, e.WriteTo)
-}
-
-// writeOutput runs write into an atomic output file at dstPath.
-func writeOutput(dstPath, srcPath string, write func(io.Writer) (int64, error)) error {
-	out, err := createOutput(dstPath, srcPath)
-	if err != nil {
-		return err
-	}
-	if _, err := write(out.File); err != nil {
-		out.abort()
-		return err
-	}
-	return out.commit()
 }

@@ -1,7 +1,9 @@
 package e2e_test
 
 import (
+	"os"
 	"os/exec"
+	"syscall"
 	"testing"
 )
 
@@ -12,4 +14,18 @@ func runCmd(t *testing.T, name string, args ...string) []byte {
 		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
 	}
 	return out
+}
+
+// diskUsage returns the bytes a file occupies on disk.
+func diskUsage(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		t.Skip("no block count on this platform")
+	}
+	return st.Blocks * 512
 }

@@ -193,6 +193,28 @@ type switchWriter struct {
 	n int64
 }
 
+// skip advances the output past n zero bytes, leaving a hole, when the
+// destination can; otherwise it reports false and the caller writes zeros.
+func (s *switchWriter) skip(n int64) (bool, error) {
+	sk, ok := s.w.(skipper)
+	if !ok {
+		return false, nil
+	}
+	if err := sk.skip(n); err != nil {
+		return true, err
+	}
+	s.n += n
+	return true, nil
+}
+
+// finish completes a destination that may end with a hole.
+func (s *switchWriter) finish() error {
+	if sk, ok := s.w.(skipper); ok {
+		return sk.finish()
+	}
+	return nil
+}
+
 func (s *switchWriter) Write(p []byte) (int, error) {
 	n, err := s.w.Write(p)
 	s.n += int64(n)
@@ -291,10 +313,26 @@ func (rawEmitter) begin(io.Writer) error { return nil }
 func (e rawEmitter) block(w io.Writer, j *job[blockJob]) error {
 	off := int64(j.v.index) * vhd.BlockSize
 	n := min(int64(vhd.BlockSize), e.size-off)
+	if sw, ok := w.(*switchWriter); ok && j.v.bitmap == nil {
+		// An unallocated block: a hole where the destination allows it.
+		if skipped, err := sw.skip(n); skipped || err != nil {
+			if err != nil {
+				return fmt.Errorf("e2e: skipping a zero block at offset %d: %w", off, err)
+			}
+			return nil
+		}
+	}
 	if _, err := w.Write(j.buf[:n]); err != nil {
 		return fmt.Errorf("e2e: writing the output at offset %d: %w", off, err)
 	}
 	return nil
 }
 
-func (rawEmitter) end(io.Writer) error { return nil }
+func (rawEmitter) end(w io.Writer) error {
+	if sw, ok := w.(*switchWriter); ok {
+		if err := sw.finish(); err != nil {
+			return fmt.Errorf("e2e: finishing the output: %w", err)
+		}
+	}
+	return nil
+}

@@ -49,8 +49,6 @@ type input struct {
 	stream    io.Reader         // raw or fixed VHD stream
 	sr        *vhd.StreamReader // dynamic VHD stream
 	rawLength int64             // raw stream: bytes of disk data to read (the declared size)
-
-	path string // the input file's name when known, to refuse writing onto it
 }
 
 // sizer is an io.ReaderAt that knows its size, like *io.SectionReader.
@@ -60,29 +58,29 @@ type sizer interface {
 }
 
 // randomAccess returns src as an io.ReaderAt with its size, when it is one.
-func randomAccess(src io.Reader) (io.ReaderAt, int64, string, bool, error) {
+func randomAccess(src io.Reader) (io.ReaderAt, int64, bool, error) {
 	switch s := src.(type) {
 	case *os.File:
 		fi, err := s.Stat()
 		if err != nil {
-			return nil, 0, "", false, fmt.Errorf("e2e: inspecting the input: %w", err)
+			return nil, 0, false, fmt.Errorf("e2e: inspecting the input: %w", err)
 		}
 		switch m := fi.Mode(); {
 		case m.IsRegular():
-			return s, fi.Size(), s.Name(), true, nil
+			return s, fi.Size(), true, nil
 		case m&os.ModeDevice != 0 && m&os.ModeCharDevice == 0:
 			// A block device: Stat reports 0 bytes; its end does not lie.
 			n, err := s.Seek(0, io.SeekEnd)
 			if err != nil {
-				return nil, 0, "", false, fmt.Errorf("e2e: finding the size of block device %s: %w", s.Name(), err)
+				return nil, 0, false, fmt.Errorf("e2e: finding the size of block device %s: %w", s.Name(), err)
 			}
-			return s, n, s.Name(), true, nil
+			return s, n, true, nil
 		}
-		return nil, 0, "", false, nil // pipe, terminal, character device
+		return nil, 0, false, nil // pipe, terminal, character device
 	case sizer:
-		return s, s.Size(), "", true, nil
+		return s, s.Size(), true, nil
 	}
-	return nil, 0, "", false, nil
+	return nil, 0, false, nil
 }
 
 // openInput detects what src holds. size is the declared size of a raw
@@ -91,21 +89,21 @@ func openInput(src io.Reader, size int64) (*input, error) {
 	if src == nil {
 		return nil, errors.New("e2e: no input")
 	}
-	ra, n, path, ok, err := randomAccess(src)
+	ra, n, ok, err := randomAccess(src)
 	if err != nil {
 		return nil, err
 	}
 	if ok {
-		return openRandomAccess(ra, n, path)
+		return openRandomAccess(ra, n)
 	}
 	return openStream(src, size)
 }
 
-func openRandomAccess(ra io.ReaderAt, n int64, path string) (*input, error) {
+func openRandomAccess(ra io.ReaderAt, n int64) (*input, error) {
 	img, err := vhd.Open(ra, n)
 	switch {
 	case err == nil:
-		in := &input{ra: ra, raSize: n, img: img, size: img.Size(), path: path}
+		in := &input{ra: ra, raSize: n, img: img, size: img.Size()}
 		switch img.Type() {
 		case vhd.Fixed:
 			in.kind = kindFixed
@@ -120,7 +118,7 @@ func openRandomAccess(ra io.ReaderAt, n int64, path string) (*input, error) {
 			return nil, ErrEmpty
 		}
 		size := roundUp(n, vhd.SectorSize)
-		return &input{kind: kindRaw, ra: ra, raSize: n, size: size, path: path}, checkSize(size)
+		return &input{kind: kindRaw, ra: ra, raSize: n, size: size}, checkSize(size)
 	default:
 		return nil, fmt.Errorf("e2e: opening the input: %w", err)
 	}
