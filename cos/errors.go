@@ -114,6 +114,10 @@ func retryable(err error) bool {
 	case request.InvalidParameterErrCode, request.ParamRequiredErrCode, request.ErrCodeInvalidPresignExpire:
 		return false
 	}
+	if isCredentialError(err) {
+		// The IAM token client has already retried with its own backoff.
+		return false
+	}
 	code := statusCode(err)
 	switch {
 	case code == 0:
@@ -124,4 +128,21 @@ func retryable(err error) bool {
 		return true
 	}
 	return false
+}
+
+// isCredentialError reports an error getting credentials (an IAM token):
+// not worth retrying at once, but an upload kept for Resume can finish once
+// the key or IAM is back.
+func isCredentialError(err error) bool {
+	switch errorCode(err) {
+	case "TokenManagerRetrieveError", "NoCredentialProviders", "IbmApiKeyIdNotFound", "ErrFetchingIAMToken":
+		return true
+	}
+	return false
+}
+
+// resumable reports whether a failed upload is worth keeping for Resume.
+func resumable(err error) bool {
+	var se *sourceError
+	return retryable(err) || isCredentialError(err) || errors.As(err, &se)
 }

@@ -858,9 +858,7 @@ func (u *uploader) fail(ctx context.Context, err error) error {
 		return ue
 	}
 	canceled := ctx.Err() != nil
-	var se *sourceError
-	keep := u.o.resumable && ((canceled && u.o.keepOnCancel) ||
-		(!canceled && (retryable(err) || errors.As(err, &se))))
+	keep := u.o.resumable && ((canceled && u.o.keepOnCancel) || (!canceled && resumable(err)))
 	if keep {
 		ue.Resumable = true
 		u.log.Info("cos: upload failed; kept for resume", "upload_id", u.uploadID, "parts", len(ue.Completed), "err", err)
