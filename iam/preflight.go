@@ -159,8 +159,11 @@ func KeyCheck(ks kms.KeyService) Check {
 		if err != nil {
 			res := CheckResult{Name: name, Detail: err.Error(), Err: err, Fix: "check the key CRN and the key's state in the key service"}
 			var ke *kms.Error
-			if errors.As(err, &ke) && ke.Fix() != "" {
-				res.Fix = ke.Fix()
+			if errors.As(err, &ke) && ke.Problem() != "" {
+				res.Detail = "key " + ke.Key + ": " + ke.Problem()
+				if ke.Fix() != "" {
+					res.Fix = ke.Fix()
+				}
 			}
 			return res
 		}

@@ -89,10 +89,7 @@ func (e *Error) Error() string {
 	fmt.Fprintf(&b, "kms: %s with key %s", e.Op, e.Key)
 	if e.Kind != nil {
 		b.WriteString(": ")
-		b.WriteString(strings.TrimPrefix(e.Kind.Error(), "kms: "))
-		if e.Kind == ErrKeyNotActive && e.State != StateUnknown {
-			fmt.Fprintf(&b, " (state %s)", e.State)
-		}
+		b.WriteString(e.Problem())
 		if fix := e.Fix(); fix != "" {
 			b.WriteString("; ")
 			b.WriteString(fix)
@@ -116,6 +113,20 @@ func (e *Error) Error() string {
 		b.WriteString(e.Err.Error())
 	}
 	return b.String()
+}
+
+// Problem says in a few words what is wrong ("key is not active (state
+// Suspended)"), without the operation, the advice or the cause; "" when the
+// failure has no known kind.
+func (e *Error) Problem() string {
+	if e.Kind == nil {
+		return ""
+	}
+	p := strings.TrimPrefix(e.Kind.Error(), "kms: ")
+	if e.Kind == ErrKeyNotActive && e.State != StateUnknown {
+		p += fmt.Sprintf(" (state %s)", e.State)
+	}
+	return p
 }
 
 // Unwrap returns the sentinel kind and the cause.
