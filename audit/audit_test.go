@@ -1,0 +1,652 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/IBM/go-sdk-core/v5/core"
+	"github.com/softlayer/softlayer-go/datatypes"
+	"github.com/stretchr/testify/require"
+
+	"github.com/e2eimage/e2eimage/internal/secret"
+)
+
+var t0 = time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
+
+const keyCRN = "crn:v1:bluemix:public:kms:us-south:a/acct:inst:key:k1"
+
+// --- event log -------------------------------------------------------------
+
+func TestEventLogFilters(t *testing.T) {
+	l := NewEventLog(nil)
+	q := Query{Start: t0, End: t0.Add(time.Hour), GuestIDs: []int{7, 8}, TemplateIDs: []int{3},
+		KeyCRNs: []string{keyCRN}, Actions: []string{"Create", "Import Complete"}}
+	fs := l.Filters(q, t0.Add(500*time.Millisecond), t0.Add(90*time.Second+time.Millisecond))
+	require.Len(t, fs, 2, "one filter per object kind; key CRNs are not in the event log")
+
+	type crit struct {
+		Operation any `json:"operation"`
+		Options   []struct {
+			Name  string `json:"name"`
+			Value []any  `json:"value"`
+		} `json:"options"`
+	}
+	opt := func(c crit, name string) []any {
+		for _, o := range c.Options {
+			if o.Name == name {
+				return o.Value
+			}
+		}
+		t.Fatalf("no option %q in %+v", name, c)
+		return nil
+	}
+	for i, want := range []struct {
+		object string
+		ids    []any
+	}{{"CCI", []any{7.0, 8.0}}, {"Image", []any{3.0}}} {
+		var f map[string]crit
+		require.NoError(t, json.Unmarshal([]byte(fs[i]), &f), fs[i])
+		require.Equal(t, want.object, f["objectName"].Operation)
+		require.Equal(t, "in", f["objectId"].Operation)
+		require.Equal(t, want.ids, opt(f["objectId"], "data"))
+		require.Equal(t, "in", f["eventName"].Operation)
+		require.Equal(t, []any{"Create", "Import Complete"}, opt(f["eventName"], "data"))
+		require.Equal(t, "betweenDate", f["eventCreateDate"].Operation)
+		// Widened to whole seconds: betweenDate is inclusive and
+		// eventCreateDate has second resolution.
+		require.Equal(t, []any{"2026-03-04T10:00:00Z"}, opt(f["eventCreateDate"], "startDate"))
+		require.Equal(t, []any{"2026-03-04T10:01:31Z"}, opt(f["eventCreateDate"], "endDate"))
+	}
+
+	// No resources: the whole window.
+	fs = l.Filters(Query{Start: t0, End: t0.Add(time.Hour)}, t0, t0.Add(time.Minute))
+	require.Len(t, fs, 1)
+	require.NotContains(t, fs[0], "objectName")
+	require.Contains(t, fs[0], `"endDate"`)
+
+	fs = NewEventLog(nil, WithObjectNames("VSI", "Template")).Filters(q, t0, t0.Add(time.Minute))
+	require.Contains(t, fs[0], `"VSI"`)
+	require.Contains(t, fs[1], `"Template"`)
+}
+
+type fakePager struct {
+	mu          sync.Mutex
+	recs        []datatypes.Event_Log
+	ignoreLimit bool
+	calls       []string
+	err         error
+}
+
+func (p *fakePager) EventLogPage(_ context.Context, f string, offset, limit int) ([]datatypes.Event_Log, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls = append(p.calls, fmt.Sprintf("%d,%d", offset, limit))
+	if p.err != nil {
+		return nil, p.err
+	}
+	if p.ignoreLimit {
+		return p.recs, nil
+	}
+	if offset >= len(p.recs) {
+		return nil, nil
+	}
+	return p.recs[offset:min(offset+limit, len(p.recs))], nil
+}
+
+func elRecord(at time.Time, object string, id int, name string) datatypes.Event_Log {
+	return datatypes.Event_Log{
+		EventCreateDate: &datatypes.Time{Time: at}, ObjectName: &object, ObjectId: &id, EventName: &name,
+		Label: ptr("label"), Username: ptr("user@example.com"), TraceId: ptr("trace"),
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestEventLogPaging(t *testing.T) {
+	p := &fakePager{}
+	for i := range 250 {
+		p.recs = append(p.recs, elRecord(t0.Add(time.Duration(i)*time.Second), "CCI", 7, "Power On"))
+	}
+	l := NewEventLog(p, WithPageSize(100))
+	q := Query{Start: t0, End: t0.Add(time.Hour), GuestIDs: []int{7}}
+	evs, err := l.Window(context.Background(), q, t0.Add(10*time.Second), t0.Add(200*time.Second))
+	require.NoError(t, err)
+	require.Equal(t, []string{"0,100", "100,100", "200,100"}, p.calls)
+	require.Len(t, evs, 190, "trimmed to [from, to)")
+	e := evs[0]
+	require.Equal(t, ClassicEventLog, e.Source)
+	require.Equal(t, "Power On", e.Action)
+	require.Equal(t, "7", e.TargetID)
+	require.Equal(t, "CCI", e.TargetType)
+	require.Equal(t, "user@example.com", e.Initiator)
+	require.Equal(t, "trace", e.CorrelationID)
+	require.Equal(t, t0.Add(10*time.Second), e.Time)
+	var raw map[string]any
+	require.NoError(t, json.Unmarshal(e.Raw, &raw))
+	require.Equal(t, "Power On", raw["eventName"])
+
+	// A server that ignores resultLimit is read once, not forever.
+	p2 := &fakePager{recs: p.recs, ignoreLimit: true}
+	evs, err = NewEventLog(p2, WithPageSize(100)).Window(context.Background(), q, t0, t0.Add(time.Hour))
+	require.NoError(t, err)
+	require.Len(t, p2.calls, 1)
+	require.Len(t, evs, 250)
+
+	// Errors say what was being done.
+	p3 := &fakePager{err: errors.New("boom")}
+	_, err = NewEventLog(p3).Window(context.Background(), q, t0, t0.Add(time.Hour))
+	require.ErrorContains(t, err, "classic event log")
+	require.ErrorContains(t, err, "boom")
+}
+
+// --- server-sent events ----------------------------------------------------
+
+func TestReadEventStream(t *testing.T) {
+	cases := []struct {
+		name string
+		in   string
+		want []string
+	}{
+		{"one event", "data: {\"a\":1}\n\n", []string{`{"a":1}`}},
+		{"no space after colon", "data:{\"a\":1}\n\n", []string{`{"a":1}`}},
+		{"only one space is stripped", "data:  x\n\n", []string{" x"}},
+		{"multi-line data", "data: {\"a\":\ndata: 1}\n\n", []string{"{\"a\":\n1}"}},
+		{"keep-alive comments", ": ping\n\n: ping\ndata: x\n: ping\n\n", []string{"x"}},
+		{"other fields ignored", "event: message\nid: 7\nretry: 100\ndata: x\n\n", []string{"x"}},
+		{"CRLF", "data: x\r\n\r\ndata: y\r\n\r\n", []string{"x", "y"}},
+		{"CR", "data: x\r\rdata: y\r\r", []string{"x", "y"}},
+		{"unterminated last event", "data: x\n\ndata: y", []string{"x", "y"}},
+		{"blank lines only", "\n\n\n", nil},
+		{"empty", "", nil},
+		{"field without colon", "data\n\n", []string{""}},
+		{"empty data then more", "data:\ndata: z\n\n", []string{"\nz"}},
+		{"unknown field", "foo: bar\n\n", nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			err := ReadEventStream(strings.NewReader(tc.in), func(d []byte, _ int) error {
+				got = append(got, string(d))
+				return nil
+			})
+			require.NoError(t, err)
+			require.Equal(t, tc.want, got)
+		})
+	}
+	// Byte-at-a-time delivery changes nothing.
+	var got []string
+	err := ReadEventStream(io.MultiReader(oneByte("data: a\r\n\r\ndata: b\n\n")...), func(d []byte, _ int) error {
+		got = append(got, string(d))
+		return nil
+	})
+	require.NoError(t, err)
+	require.Equal(t, []string{"a", "b"}, got)
+
+	// fn's error stops the read; lines are reported.
+	stop := errors.New("stop")
+	var lines []int
+	err = ReadEventStream(strings.NewReader(": hi\ndata: a\n\ndata: b\n\n"), func(d []byte, line int) error {
+		lines = append(lines, line)
+		return stop
+	})
+	require.ErrorIs(t, err, stop)
+	require.Equal(t, []int{3}, lines)
+}
+
+func oneByte(s string) []io.Reader {
+	var rs []io.Reader
+	for i := range len(s) {
+		rs = append(rs, strings.NewReader(s[i:i+1]))
+	}
+	return rs
+}
+
+// --- Cloud Logs --------------------------------------------------------------
+
+type atEvent struct {
+	Action    string    `json:"action"`
+	Outcome   string    `json:"outcome"`
+	EventTime string    `json:"eventTime"`
+	Target    atTarget  `json:"target"`
+	Initiator atInitBy  `json:"initiator"`
+	Message   string    `json:"message"`
+	Reason    *atReason `json:"reason,omitempty"`
+}
+type atTarget struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	TypeURI string `json:"typeURI"`
+}
+type atInitBy struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+type atReason struct {
+	ReasonForFailure string `json:"reasonForFailure"`
+}
+
+func result(e atEvent) map[string]any {
+	b, _ := json.Marshal(e)
+	return map[string]any{"metadata": []any{map[string]any{"key": "timestamp", "value": e.EventTime}},
+		"labels": []any{}, "user_data": string(b)}
+}
+
+func sse(msgs ...any) string {
+	var b strings.Builder
+	for _, m := range msgs {
+		if s, ok := m.(string); ok {
+			b.WriteString(s)
+			continue
+		}
+		j, _ := json.Marshal(m)
+		fmt.Fprintf(&b, "data: %s\n\n", j)
+	}
+	return b.String()
+}
+
+type capturedQuery struct {
+	Auth, Accept, ContentType string
+	Body                      queryRequest
+}
+
+func newCloudLogsServer(t *testing.T, respond func(q queryRequest) (int, string)) (*httptest.Server, *[]capturedQuery) {
+	var mu sync.Mutex
+	var got []capturedQuery
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		require.Equal(t, "POST", r.Method)
+		require.Equal(t, "/v1/query", r.URL.Path)
+		var c capturedQuery
+		c.Auth, c.Accept, c.ContentType = r.Header.Get("Authorization"), r.Header.Get("Accept"), r.Header.Get("Content-Type")
+		require.NoError(t, json.NewDecoder(r.Body).Decode(&c.Body))
+		mu.Lock()
+		got = append(got, c)
+		mu.Unlock()
+		status, body := respond(c.Body)
+		if status == 200 {
+			w.Header().Set("Content-Type", "text/event-stream")
+		}
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &got
+}
+
+func bearer(t *testing.T) core.Authenticator {
+	a, err := core.NewBearerTokenAuthenticator("tok-123")
+	require.NoError(t, err)
+	return a
+}
+
+func TestCloudLogsSearch(t *testing.T) {
+	wrap := atEvent{Action: ActionWrap, Outcome: "success", EventTime: "2026-03-04T10:00:05.25+0000",
+		Target: atTarget{ID: keyCRN, Name: "root", TypeURI: "kms/secrets"}, Initiator: atInitBy{ID: "iam-ServiceId-1", Name: "e2e"},
+		Message: "Key Protect: wrap secret root"}
+	fail := atEvent{Action: ActionUnwrap, Outcome: "failure", EventTime: "2026-03-04T10:00:06Z",
+		Target: atTarget{ID: keyCRN}, Initiator: atInitBy{ID: "iam-ServiceId-1"}, Reason: &atReason{ReasonForFailure: "bad ciphertext"}}
+	srv, got := newCloudLogsServer(t, func(q queryRequest) (int, string) {
+		return 200, sse(": keep-alive\n\n",
+			map[string]any{"query_id": map[string]any{"query_id": "q1"}},
+			map[string]any{"warning": map[string]any{"message": "something"}},
+			map[string]any{"result": map[string]any{"results": []any{result(wrap)}}},
+			": keep-alive\n\n",
+			map[string]any{"result": map[string]any{"results": []any{result(fail)}}})
+	})
+	c, err := NewCloudLogs(srv.URL+"/", bearer(t))
+	require.NoError(t, err)
+	evs, err := c.Search(context.Background(), `target.id:"x"`, t0, t0.Add(time.Hour), 50)
+	require.NoError(t, err)
+	require.Len(t, evs, 2)
+
+	q := (*got)[0]
+	require.Equal(t, "Bearer tok-123", q.Auth)
+	require.Equal(t, "text/event-stream", q.Accept)
+	require.Equal(t, "application/json", q.ContentType)
+	require.Equal(t, `target.id:"x"`, q.Body.Query)
+	require.Equal(t, "lucene", q.Body.Metadata.Syntax)
+	require.Equal(t, "frequent_search", q.Body.Metadata.Tier)
+	require.Equal(t, 50, q.Body.Metadata.Limit)
+	require.Equal(t, "2026-03-04T10:00:00Z", q.Body.Metadata.StartDate)
+	require.Equal(t, "2026-03-04T11:00:00Z", q.Body.Metadata.EndDate)
+
+	e := evs[0]
+	require.Equal(t, ActivityTracker, e.Source)
+	require.Equal(t, ActionWrap, e.Action)
+	require.Equal(t, OutcomeSuccess, e.Outcome)
+	require.Equal(t, keyCRN, e.TargetID)
+	require.Equal(t, "root", e.TargetName)
+	require.Equal(t, "kms/secrets", e.TargetType)
+	require.Equal(t, "e2e", e.Initiator)
+	require.Equal(t, "Key Protect: wrap secret root", e.Message)
+	require.True(t, e.Time.Equal(t0.Add(5250*time.Millisecond)), e.Time)
+	require.JSONEq(t, mustJSON(wrap), string(e.Raw))
+
+	require.Equal(t, OutcomeFailure, evs[1].Outcome)
+	require.Equal(t, "bad ciphertext", evs[1].FailureReason)
+	require.Equal(t, "iam-ServiceId-1", evs[1].Initiator, "falls back to the initiator id")
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func TestCloudLogsMalformed(t *testing.T) {
+	key := secret.NewString("secret-api-key-123")
+	good := result(atEvent{Action: ActionWrap, EventTime: "2026-03-04T10:00:00Z"})
+	cases := []struct {
+		name   string
+		status int
+		body   string
+		check  func(t *testing.T, err error)
+	}{
+		{"HTTP error with errors[]", 403, `{"errors":[{"code":"forbidden","message":"no access for secret-api-key-123"}],"status_code":403}`,
+			func(t *testing.T, err error) {
+				var qe *QueryError
+				require.ErrorAs(t, err, &qe)
+				require.Equal(t, 403, qe.StatusCode)
+				require.Equal(t, "forbidden", qe.Code)
+				require.Contains(t, qe.Message, "no access")
+			}},
+		{"HTTP error in text", 502, "bad gateway", func(t *testing.T, err error) {
+			var qe *QueryError
+			require.ErrorAs(t, err, &qe)
+			require.Equal(t, "bad gateway", qe.Message)
+		}},
+		{"error in the stream", 200, sse(map[string]any{"query_id": map[string]any{"query_id": "q"}},
+			map[string]any{"error": map[string]any{"message": "query timed out", "code": map[string]any{"rate_limit_reached": map[string]any{}}}}),
+			func(t *testing.T, err error) {
+				var qe *QueryError
+				require.ErrorAs(t, err, &qe)
+				require.Equal(t, 200, qe.StatusCode)
+				require.Equal(t, "query timed out", qe.Message)
+				require.Contains(t, qe.Code, "rate_limit_reached")
+			}},
+		{"message not JSON", 200, "data: {\"result\":\n\n", func(t *testing.T, err error) {
+			var se *StreamError
+			require.ErrorAs(t, err, &se)
+			require.Equal(t, 2, se.Line)
+		}},
+		{"user_data not JSON", 200, sse(map[string]any{"result": map[string]any{"results": []any{good, map[string]any{"user_data": "{nope"}}}}),
+			func(t *testing.T, err error) {
+				var se *StreamError
+				require.ErrorAs(t, err, &se)
+				require.Contains(t, se.Reason, "result 1")
+			}},
+		{"user_data empty", 200, sse(map[string]any{"result": map[string]any{"results": []any{map[string]any{"user_data": ""}}}}),
+			func(t *testing.T, err error) { require.ErrorContains(t, err, "empty user_data") }},
+		{"event without action", 200, sse(map[string]any{"result": map[string]any{"results": []any{map[string]any{"user_data": `{"eventTime":"2026-03-04T10:00:00Z"}`}}}}),
+			func(t *testing.T, err error) { require.ErrorContains(t, err, "no action") }},
+		{"event without time", 200, sse(map[string]any{"result": map[string]any{"results": []any{map[string]any{"user_data": `{"action":"a.b.c","eventTime":"yesterday"}`}}}}),
+			func(t *testing.T, err error) { require.ErrorContains(t, err, "eventTime") }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, _ := newCloudLogsServer(t, func(queryRequest) (int, string) { return tc.status, tc.body })
+			c, err := NewCloudLogs(srv.URL, bearer(t), WithSecrets(key))
+			require.NoError(t, err)
+			evs, err := c.Search(context.Background(), "*", t0, t0.Add(time.Hour), 10)
+			require.Nil(t, evs)
+			require.Error(t, err)
+			require.NotContains(t, err.Error(), key.Reveal())
+			tc.check(t, err)
+		})
+	}
+
+	// The metadata timestamp stands in for a missing eventTime; unknown
+	// messages are skipped.
+	srv, _ := newCloudLogsServer(t, func(queryRequest) (int, string) {
+		return 200, sse(map[string]any{"something_new": 1}, map[string]any{"result": map[string]any{"results": []any{map[string]any{
+			"metadata":  []any{map[string]any{"key": "timestamp", "value": "2026-03-04T10:00:01Z"}},
+			"user_data": `{"action":"kms.secrets.wrap"}`}}}})
+	})
+	c, err := NewCloudLogs(srv.URL, bearer(t))
+	require.NoError(t, err)
+	evs, err := c.Search(context.Background(), "*", t0, t0.Add(time.Hour), 10)
+	require.NoError(t, err)
+	require.Len(t, evs, 1)
+	require.Equal(t, t0.Add(time.Second), evs[0].Time)
+}
+
+// storeServer answers queries from a list of events like Cloud Logs: the
+// window's events, oldest first, at most limit.
+func storeServer(t *testing.T, events []atEvent) (*httptest.Server, *[]capturedQuery) {
+	return newCloudLogsServer(t, func(q queryRequest) (int, string) {
+		from, _ := time.Parse(time.RFC3339Nano, q.Metadata.StartDate)
+		to, _ := time.Parse(time.RFC3339Nano, q.Metadata.EndDate)
+		var results []any
+		for _, e := range events {
+			at, _ := parseEventTime(e.EventTime)
+			if !at.Before(from) && !at.After(to) && len(results) < q.Metadata.Limit { // inclusive end, on purpose
+				results = append(results, result(e))
+			}
+		}
+		return 200, sse(map[string]any{"result": map[string]any{"results": results}})
+	})
+}
+
+func TestCloudLogsSplitsFullWindows(t *testing.T) {
+	var events []atEvent
+	for i := range 40 {
+		events = append(events, atEvent{Action: ActionWrap, EventTime: t0.Add(time.Duration(i) * 90 * time.Second).Format(time.RFC3339),
+			Target: atTarget{ID: keyCRN}})
+	}
+	srv, got := storeServer(t, events)
+	c, err := NewCloudLogs(srv.URL, bearer(t), WithQueryLimit(7))
+	require.NoError(t, err)
+	q := Query{Start: t0, End: t0.Add(time.Hour), KeyCRNs: []string{keyCRN}}
+	evs, err := c.Window(context.Background(), q, q.Start, q.End)
+	require.NoError(t, err)
+	require.Len(t, evs, 40, "every event exactly once, although the server's end bound is inclusive")
+	seen := map[time.Time]bool{}
+	for _, e := range evs {
+		require.False(t, seen[e.Time], "duplicate %v", e.Time)
+		seen[e.Time] = true
+	}
+	require.Greater(t, len(*got), 6, "full windows were split")
+	for _, g := range *got {
+		require.Equal(t, 7, g.Body.Metadata.Limit)
+		require.Equal(t, `target.id:"`+keyCRN+`"`, g.Body.Query)
+	}
+
+	// Too many events in one second cannot be split further.
+	var burst []atEvent
+	for range 10 {
+		burst = append(burst, atEvent{Action: ActionWrap, EventTime: t0.Format(time.RFC3339)})
+	}
+	srv2, _ := storeServer(t, burst)
+	c2, err := NewCloudLogs(srv2.URL, bearer(t), WithQueryLimit(5))
+	require.NoError(t, err)
+	_, err = c2.Window(context.Background(), q, q.Start, q.End)
+	require.ErrorIs(t, err, ErrTooManyEvents)
+}
+
+func TestLuceneQuery(t *testing.T) {
+	require.Equal(t, "*", LuceneQuery(Query{}))
+	require.Equal(t, `target.id:"a\"b\\c"`, LuceneQuery(Query{KeyCRNs: []string{`a"b\c`}}))
+	require.Equal(t, `target.id:"k" OR action:audit-log.*`, LuceneQuery(Query{KeyCRNs: []string{"k"}, GuestIDs: []int{1}}))
+	require.Equal(t, `(action:audit-log.*) AND (action:"a" OR action:"b")`,
+		LuceneQuery(Query{TemplateIDs: []int{1}, Actions: []string{"a", "b"}}))
+	require.Equal(t, `action:"a"`, LuceneQuery(Query{Actions: []string{"a"}}))
+}
+
+func TestNewCloudLogsAndIAM(t *testing.T) {
+	for _, bad := range []string{"http://logs.example.com", "ftp://127.0.0.1", "https://u:p@x.example.com", "https://"} {
+		_, err := NewCloudLogs(bad, bearer(t))
+		require.Error(t, err, bad)
+	}
+	_, err := NewCloudLogs("https://x.api.us-south.logs.cloud.ibm.com", nil)
+	require.Error(t, err)
+	_, err = NewIAMAuthenticator(nil, "", nil)
+	require.Error(t, err)
+	_, err = NewIAMAuthenticator(secret.NewString("k"), "http://iam.example.com", nil)
+	require.Error(t, err)
+	a, err := NewIAMAuthenticator(secret.NewString("k"), "", nil)
+	require.NoError(t, err)
+	require.Equal(t, DefaultIAMURL, a.URL)
+
+	// The whole chain with a local IAM: the token it grants is the bearer;
+	// a failing IAM does not leak the key.
+	key := secret.NewString("my-iam-api-key-0000")
+	var fail bool
+	iam := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		require.Equal(t, "/identity/token", r.URL.Path)
+		require.NoError(t, r.ParseForm())
+		if fail {
+			w.WriteHeader(400)
+			_, _ = io.WriteString(w, `{"errorCode":"BXNIM0415E","errorMessage":"Provided API key `+r.Form.Get("apikey")+` could not be found."}`)
+			return
+		}
+		now := time.Now().Unix()
+		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": "at-" + r.Form.Get("apikey")[:2], "refresh_token": "r",
+			"token_type": "Bearer", "expires_in": 3600, "expiration": now + 3600})
+	}))
+	defer iam.Close()
+	srv, got := newCloudLogsServer(t, func(queryRequest) (int, string) { return 200, sse() })
+	auth, err := NewIAMAuthenticator(key, iam.URL, nil)
+	require.NoError(t, err)
+	c, err := NewCloudLogs(srv.URL, auth, WithSecrets(key))
+	require.NoError(t, err)
+	_, err = c.Search(context.Background(), "*", t0, t0.Add(time.Minute), 10)
+	require.NoError(t, err)
+	require.Equal(t, "Bearer at-my", (*got)[0].Auth)
+
+	fail = true
+	auth2, err := NewIAMAuthenticator(key, iam.URL, nil)
+	require.NoError(t, err)
+	c2, err := NewCloudLogs(srv.URL, auth2, WithSecrets(key))
+	require.NoError(t, err)
+	_, err = c2.Search(context.Background(), "*", t0, t0.Add(time.Minute), 10)
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), key.Reveal())
+}
+
+// --- matching and merging ----------------------------------------------------
+
+func TestQueryMatches(t *testing.T) {
+	q := Query{Start: t0, End: t0.Add(time.Hour), KeyCRNs: []string{keyCRN}, TemplateIDs: []int{3},
+		TemplateGUIDs: []string{"tg"}, GuestIDs: []int{7}}
+	at := func(id string) Event { return Event{Source: ActivityTracker, Time: t0, TargetID: id} }
+	el := func(obj string, id string) Event {
+		return Event{Source: ClassicEventLog, Time: t0, TargetType: obj, TargetID: id}
+	}
+	cases := []struct {
+		name string
+		e    Event
+		want bool
+	}{
+		{"key", at(keyCRN), true},
+		{"other key", at(strings.Replace(keyCRN, "k1", "k2", 1)), false},
+		{"template by id", at("crn:v1:bluemix:public:audit-log:us-south:a/acct::image-template:3"), true},
+		{"template by guid", at("crn:v1:bluemix:public:audit-log:us-south:a/acct::image-template:tg"), true},
+		{"guest", at("crn:v1:bluemix:public:audit-log:us-south:a/acct::vsi:7"), true},
+		{"guest id as template", at("crn:v1:bluemix:public:audit-log:us-south:a/acct::image-template:7"), false},
+		{"template id as guest", at("crn:v1:bluemix:public:audit-log:us-south:a/acct::vsi:3"), false},
+		{"other guest", at("crn:v1:bluemix:public:audit-log:us-south:a/acct::vsi:8"), false},
+		{"not a CRN", at("7"), false},
+		{"event log guest", el("CCI", "7"), true},
+		{"event log other guest", el("CCI", "3"), false},
+		{"event log template", el("Image", "3"), true},
+		{"event log bad id", el("Image", "x"), false},
+		{"before the window", Event{Source: ActivityTracker, Time: t0.Add(-time.Nanosecond), TargetID: keyCRN}, false},
+		{"at the end", Event{Source: ActivityTracker, Time: t0.Add(time.Hour), TargetID: keyCRN}, false},
+	}
+	for _, tc := range cases {
+		require.Equal(t, tc.want, q.Matches(&tc.e), tc.name)
+	}
+	q.Actions = []string{ActionWrap}
+	e := at(keyCRN)
+	e.Action = ActionUnwrap
+	require.False(t, q.Matches(&e))
+	e.Action = ActionWrap
+	require.True(t, q.Matches(&e))
+	all := Query{Start: t0, End: t0.Add(time.Hour)}
+	require.True(t, all.Matches(&Event{Time: t0, TargetID: "anything"}))
+}
+
+type fakeSource struct {
+	mu     sync.Mutex
+	events []Event
+	calls  [][2]time.Time
+	err    error
+}
+
+func (s *fakeSource) Window(_ context.Context, q Query, from, to time.Time) ([]Event, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, [2]time.Time{from, to})
+	if s.err != nil {
+		return nil, s.err
+	}
+	return s.events, nil // deliberately everything: Reader must trim
+}
+
+func TestReaderMergesSortsAndFilters(t *testing.T) {
+	ev := func(src SourceName, min int, action, target string) Event {
+		return Event{Source: src, Time: t0.Add(time.Duration(min) * time.Minute), Action: action, TargetID: target}
+	}
+	a := &fakeSource{events: []Event{
+		ev(ActivityTracker, 50, ActionProvision, "crn:v1:bluemix:public:audit-log:us-south:a/x::vsi:7"),
+		ev(ActivityTracker, 1, ActionWrap, keyCRN),
+		ev(ActivityTracker, 61, ActionWrap, keyCRN), // after the window
+		ev(ActivityTracker, 20, ActionWrap, "crn:v1:bluemix:public:kms:us-south:a/acct:inst:key:other"),
+	}}
+	b := &fakeSource{events: []Event{
+		{Source: ClassicEventLog, Time: t0.Add(30 * time.Minute), Action: "Import Complete", TargetType: "Image", TargetID: "3"},
+		{Source: ClassicEventLog, Time: t0.Add(1 * time.Minute), Action: "Create", TargetType: "CCI", TargetID: "7"},
+		{Source: ClassicEventLog, Time: t0.Add(-1 * time.Minute), Action: "Create", TargetType: "CCI", TargetID: "7"},
+	}}
+	r := NewReader([]Source{a, b}, WithSlice(25*time.Minute))
+	q := Query{Start: t0, End: t0.Add(time.Hour), KeyCRNs: []string{keyCRN}, TemplateIDs: []int{3}, GuestIDs: []int{7}}
+	got, err := r.Collect(context.Background(), q)
+	require.NoError(t, err)
+	var names []string
+	for _, e := range got {
+		names = append(names, fmt.Sprintf("%s %s %s", e.Time.Sub(t0), e.Source, e.Action))
+	}
+	require.Equal(t, []string{
+		"1m0s activity-tracker kms.secrets.wrap",
+		"1m0s classic-event-log Create",
+		"30m0s classic-event-log Import Complete",
+		"50m0s activity-tracker audit-log.vsi.provision",
+	}, names)
+	require.Equal(t, [][2]time.Time{{t0, t0.Add(25 * time.Minute)}, {t0.Add(25 * time.Minute), t0.Add(50 * time.Minute)},
+		{t0.Add(50 * time.Minute), t0.Add(time.Hour)}}, a.calls, "the window is read slice by slice")
+
+	// Stopping the iteration stops the reading.
+	a.calls = nil
+	for range r.Events(context.Background(), q) {
+		break
+	}
+	require.Len(t, a.calls, 1)
+}
+
+func TestReaderErrors(t *testing.T) {
+	boom := errors.New("boom")
+	r := NewReader([]Source{&fakeSource{}, &fakeSource{err: boom}})
+	n := 0
+	for _, err := range r.Events(context.Background(), Query{Start: t0, End: t0.Add(time.Hour)}) {
+		n++
+		require.ErrorIs(t, err, boom)
+	}
+	require.Equal(t, 1, n)
+
+	_, err := r.Collect(context.Background(), Query{Start: t0, End: t0})
+	require.ErrorContains(t, err, "Start before End")
+	_, err = NewReader(nil).Collect(context.Background(), Query{Start: t0, End: t0.Add(time.Hour)})
+	require.ErrorContains(t, err, "no sources")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = NewReader([]Source{&fakeSource{}}).Collect(ctx, Query{Start: t0, End: t0.Add(time.Hour)})
+	require.ErrorIs(t, err, context.Canceled)
+}

@@ -1,0 +1,632 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/IBM/go-sdk-core/v5/core"
+
+	"github.com/e2eimage/e2eimage/internal/secret"
+)
+
+// Limits of the IBM Cloud Logs query API (CLOUD.md section 6.5).
+const (
+	// MaxQueryLimit is the most results one synchronous query returns
+	// ("Sync queries return at most 50k records").
+	MaxQueryLimit = 50_000
+	// DefaultQueryLimit is the limit this package asks for per query.
+	DefaultQueryLimit = 1000
+	// MinSplitWindow is the narrowest window Window splits a query into
+	// when a query returns its limit; a window this narrow that is still
+	// full gives ErrTooManyEvents.
+	MinSplitWindow = time.Second
+	// maxSSELine bounds one line of the event stream (a data line holds up
+	// to a page of results).
+	maxSSELine = 64 << 20
+	// maxErrorBody bounds how much of an error response is kept.
+	maxErrorBody = 4 << 10
+)
+
+// DefaultIAMURL is IAM's public endpoint, which go-sdk-core's
+// IamAuthenticator appends /identity/token to.
+const DefaultIAMURL = "https://iam.cloud.ibm.com"
+
+// ErrTooManyEvents is returned when even a MinSplitWindow-wide query
+// returns its limit, so that results would be lost.
+var ErrTooManyEvents = errors.New("audit: too many events in one window")
+
+// QueryError is an error answered by the Cloud Logs query endpoint: an
+// HTTP error status, or an error message in the event stream.
+type QueryError struct {
+	StatusCode int    // HTTP status; 200 for an error inside the stream
+	Code       string // the error code, when the service gave one
+	Message    string
+}
+
+func (e *QueryError) Error() string {
+	msg := fmt.Sprintf("audit: Cloud Logs query failed (HTTP %d)", e.StatusCode)
+	if e.Code != "" {
+		msg += " " + e.Code
+	}
+	if e.Message != "" {
+		msg += ": " + e.Message
+	}
+	return msg
+}
+
+// StreamError reports an event stream that could not be read: a message
+// that is not JSON, a result whose user_data is not an event, or a line too
+// long.
+type StreamError struct {
+	Line   int // 1-based line of the stream where the message ended
+	Reason string
+}
+
+func (e *StreamError) Error() string {
+	return fmt.Sprintf("audit: Cloud Logs event stream, line %d: %s", e.Line, e.Reason)
+}
+
+// CloudLogsOption configures a CloudLogs.
+type CloudLogsOption func(*CloudLogs)
+
+// WithHTTPClient sets the HTTP client of the queries (default: a client
+// over http.DefaultTransport).
+func WithHTTPClient(hc *http.Client) CloudLogsOption {
+	return func(c *CloudLogs) {
+		if hc != nil {
+			c.hc = hc
+		}
+	}
+}
+
+// WithQueryLimit sets the limit of each query (default DefaultQueryLimit,
+// at most MaxQueryLimit). A query that returns its limit is split in two.
+func WithQueryLimit(n int) CloudLogsOption {
+	return func(c *CloudLogs) {
+		if n > 0 {
+			c.limit = min(n, MaxQueryLimit)
+		}
+	}
+}
+
+// WithLogger sets the logger for debug messages and the stream's warnings
+// (default: none).
+func WithLogger(l *slog.Logger) CloudLogsOption {
+	return func(c *CloudLogs) {
+		if l != nil {
+			c.log = l
+		}
+	}
+}
+
+// WithSecrets names strings (API keys) that must never appear in this
+// client's errors; NewIAMAuthenticator's key is one.
+func WithSecrets(s ...*secret.String) CloudLogsOption {
+	return func(c *CloudLogs) { c.secrets = append(c.secrets, s...) }
+}
+
+// CloudLogs reads Activity Tracker events from an IBM Cloud Logs instance
+// through its query API (POST /v1/query, Lucene syntax, server-sent
+// events) as a Source.
+type CloudLogs struct {
+	endpoint string
+	auth     core.Authenticator
+	hc       *http.Client
+	limit    int
+	log      *slog.Logger
+	secrets  []*secret.String
+}
+
+// NewCloudLogs returns a reader of the Cloud Logs instance at endpoint
+// (https://<instance-guid>.api.<region>.logs.cloud.ibm.com, without
+// /v1/query) that authenticates with auth (an IAM authenticator: see
+// NewIAMAuthenticator). The endpoint must be https, or http to a loopback
+// address.
+func NewCloudLogs(endpoint string, auth core.Authenticator, opts ...CloudLogsOption) (*CloudLogs, error) {
+	ep, err := checkURL(endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("audit: Cloud Logs endpoint: %w", err)
+	}
+	if auth == nil {
+		return nil, errors.New("audit: Cloud Logs needs an authenticator")
+	}
+	c := &CloudLogs{endpoint: ep, auth: auth, hc: &http.Client{}, limit: DefaultQueryLimit, log: slog.New(discard{})}
+	for _, f := range opts {
+		f(c)
+	}
+	return c, nil
+}
+
+// NewIAMAuthenticator returns go-sdk-core's IAM API key authenticator with
+// the token URL base iamURL ("" means DefaultIAMURL; https, or http to a
+// loopback address) and HTTP client hc (nil: its default).
+func NewIAMAuthenticator(apiKey *secret.String, iamURL string, hc *http.Client) (*core.IamAuthenticator, error) {
+	if apiKey.Empty() {
+		return nil, errors.New("audit: no API key for IAM")
+	}
+	if iamURL == "" {
+		iamURL = DefaultIAMURL
+	}
+	u, err := checkURL(iamURL)
+	if err != nil {
+		return nil, fmt.Errorf("audit: IAM URL: %w", err)
+	}
+	a := &core.IamAuthenticator{ApiKey: apiKey.Reveal(), URL: u, Client: hc}
+	if err := a.Validate(); err != nil {
+		return nil, fmt.Errorf("audit: IAM authenticator: %s", scrub(err.Error(), []*secret.String{apiKey}))
+	}
+	return a, nil
+}
+
+func checkURL(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", err
+	}
+	if u.User != nil {
+		return "", errors.New("credentials in the URL are not allowed")
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		h := u.Hostname()
+		if ip := net.ParseIP(h); h != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return "", fmt.Errorf("%q: plain http is allowed only to a loopback address", u.Redacted())
+		}
+	default:
+		return "", fmt.Errorf("%q: the scheme must be https", u.Redacted())
+	}
+	if u.Host == "" {
+		return "", fmt.Errorf("%q has no host", u.Redacted())
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// LuceneQuery returns the query CloudLogs sends for q: the key CRNs as
+// exact target.id terms, classic resources as the audit-log service's
+// actions (their CRNs are not documented, so they are matched after the
+// fact by Query.Matches), and q.Actions as a conjunction.
+func LuceneQuery(q Query) string {
+	var terms []string
+	for _, crn := range q.KeyCRNs {
+		terms = append(terms, "target.id:"+luceneQuote(crn))
+	}
+	if len(q.TemplateIDs)+len(q.TemplateGUIDs)+len(q.GuestIDs) > 0 {
+		terms = append(terms, "action:audit-log.*")
+	}
+	var acts []string
+	for _, a := range q.Actions {
+		acts = append(acts, "action:"+luceneQuote(a))
+	}
+	switch {
+	case len(terms) == 0 && len(acts) == 0:
+		return "*"
+	case len(acts) == 0:
+		return strings.Join(terms, " OR ")
+	case len(terms) == 0:
+		return strings.Join(acts, " OR ")
+	}
+	return "(" + strings.Join(terms, " OR ") + ") AND (" + strings.Join(acts, " OR ") + ")"
+}
+
+func luceneQuote(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`)
+	return `"` + r.Replace(s) + `"`
+}
+
+// Window returns the events of q in [from, to). When a query returns its
+// limit, the window is split in two and each half is queried, down to
+// MinSplitWindow.
+func (c *CloudLogs) Window(ctx context.Context, q Query, from, to time.Time) ([]Event, error) {
+	return c.window(ctx, LuceneQuery(q), from, to)
+}
+
+func (c *CloudLogs) window(ctx context.Context, query string, from, to time.Time) ([]Event, error) {
+	evs, err := c.Search(ctx, query, from, to, c.limit)
+	if err != nil {
+		return nil, err
+	}
+	if len(evs) < c.limit {
+		out := evs[:0]
+		for _, e := range evs {
+			if !e.Time.Before(from) && e.Time.Before(to) {
+				out = append(out, e)
+			}
+		}
+		return out, nil
+	}
+	if to.Sub(from) <= MinSplitWindow {
+		return nil, fmt.Errorf("%w: %d or more events between %s and %s", ErrTooManyEvents, c.limit,
+			from.Format(time.RFC3339Nano), to.Format(time.RFC3339Nano))
+	}
+	mid := from.Add(to.Sub(from) / 2)
+	c.log.DebugContext(ctx, "audit: query hit its limit, splitting the window", "from", from, "to", to, "limit", c.limit)
+	a, err := c.window(ctx, query, from, mid)
+	if err != nil {
+		return nil, err
+	}
+	b, err := c.window(ctx, query, mid, to)
+	if err != nil {
+		return nil, err
+	}
+	return append(a, b...), nil
+}
+
+type queryRequest struct {
+	Query    string        `json:"query"`
+	Metadata queryMetadata `json:"metadata"`
+}
+
+type queryMetadata struct {
+	StartDate string `json:"start_date"`
+	EndDate   string `json:"end_date"`
+	Tier      string `json:"tier"`
+	Syntax    string `json:"syntax"`
+	Limit     int    `json:"limit"`
+}
+
+// Search runs one Lucene query over [from, to) and returns at most limit
+// events, in the order the service sent them.
+func (c *CloudLogs) Search(ctx context.Context, query string, from, to time.Time, limit int) ([]Event, error) {
+	body, err := json.Marshal(queryRequest{Query: query, Metadata: queryMetadata{
+		StartDate: from.UTC().Format(time.RFC3339Nano),
+		EndDate:   to.UTC().Format(time.RFC3339Nano),
+		Tier:      "frequent_search",
+		Syntax:    "lucene",
+		Limit:     limit,
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("audit: encoding the query: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint+"/v1/query", bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("audit: building the query request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "text/event-stream")
+	if err := c.auth.Authenticate(req); err != nil {
+		return nil, fmt.Errorf("audit: getting an IAM token: %s", scrub(err.Error(), c.secrets))
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("audit: querying Cloud Logs: %w", ctx.Err())
+		}
+		return nil, fmt.Errorf("audit: querying Cloud Logs: %s", scrub(err.Error(), c.secrets))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		return nil, httpQueryError(resp.StatusCode, b, c.secrets)
+	}
+	var out []Event
+	err = ReadEventStream(resp.Body, func(data []byte, line int) error {
+		evs, err := c.decodeMessage(ctx, data, line)
+		out = append(out, evs...)
+		return err
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("audit: reading Cloud Logs results: %w", ctx.Err())
+		}
+		return nil, err
+	}
+	return out, nil
+}
+
+// httpQueryError reads an error response: JSON {"errors":[{"code",
+// "message"}]}, {"message"}, {"error"}, or text.
+func httpQueryError(status int, body []byte, secrets []*secret.String) *QueryError {
+	qe := &QueryError{StatusCode: status}
+	var j struct {
+		Errors []struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"errors"`
+		Message string `json:"message"`
+		Error   string `json:"error"`
+		Code    string `json:"code"`
+	}
+	if json.Unmarshal(body, &j) == nil {
+		if len(j.Errors) > 0 {
+			qe.Code, qe.Message = j.Errors[0].Code, j.Errors[0].Message
+		} else {
+			qe.Code, qe.Message = j.Code, j.Message+j.Error
+		}
+	} else {
+		qe.Message = strings.TrimSpace(string(body))
+	}
+	qe.Code, qe.Message = scrub(qe.Code, secrets), scrub(qe.Message, secrets)
+	return qe
+}
+
+// queryMessage is one message of the query API's stream (logs-go-sdk
+// QueryResponseStreamItem): exactly one field is set.
+type queryMessage struct {
+	QueryID json.RawMessage `json:"query_id"`
+	Result  *struct {
+		Results []queryResult `json:"results"`
+	} `json:"result"`
+	Warning json.RawMessage `json:"warning"`
+	Error   *struct {
+		Message string          `json:"message"`
+		Code    json.RawMessage `json:"code"`
+	} `json:"error"`
+}
+
+type keyValue struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+type queryResult struct {
+	Metadata []keyValue `json:"metadata"`
+	Labels   []keyValue `json:"labels"`
+	UserData string     `json:"user_data"`
+}
+
+func (c *CloudLogs) decodeMessage(ctx context.Context, data []byte, line int) ([]Event, error) {
+	var m queryMessage
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, &StreamError{Line: line, Reason: "message is not JSON: " + err.Error()}
+	}
+	switch {
+	case m.Error != nil:
+		return nil, &QueryError{StatusCode: http.StatusOK, Code: codeString(m.Error.Code), Message: scrub(m.Error.Message, c.secrets)}
+	case len(m.Warning) > 0 && string(m.Warning) != "null":
+		c.log.WarnContext(ctx, "audit: Cloud Logs query warning", "warning", string(m.Warning))
+		return nil, nil
+	case m.Result != nil:
+		out := make([]Event, 0, len(m.Result.Results))
+		for i, r := range m.Result.Results {
+			e, err := fromResult(&r)
+			if err != nil {
+				return nil, &StreamError{Line: line, Reason: fmt.Sprintf("result %d: %v", i, err)}
+			}
+			out = append(out, e)
+		}
+		return out, nil
+	}
+	return nil, nil // query_id, or a message this package does not know
+}
+
+// codeString renders an error code that may be a string, a number or an
+// object.
+func codeString(raw json.RawMessage) string {
+	if len(raw) == 0 || string(raw) == "null" {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	return string(raw)
+}
+
+// cadfEvent is the part of an Activity Tracker event (CLOUD.md section
+// 6.3) the Event model holds.
+type cadfEvent struct {
+	Action    string `json:"action"`
+	Outcome   string `json:"outcome"`
+	EventTime string `json:"eventTime"`
+	Initiator struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+	} `json:"initiator"`
+	Target struct {
+		ID      string `json:"id"`
+		Name    string `json:"name"`
+		TypeURI string `json:"typeURI"`
+	} `json:"target"`
+	Reason struct {
+		ReasonForFailure string `json:"reasonForFailure"`
+	} `json:"reason"`
+	CorrelationID string `json:"correlationId"`
+	Message       string `json:"message"`
+}
+
+// eventTimeLayouts are the forms of eventTime: RFC 3339, and Activity
+// Tracker's documented "2006-01-02T15:04:05.00+0000" without a colon in
+// the offset.
+var eventTimeLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999-0700", "2006-01-02T15:04:05-0700"}
+
+func parseEventTime(s string) (time.Time, bool) {
+	for _, l := range eventTimeLayouts {
+		if t, err := time.Parse(l, s); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}
+
+func fromResult(r *queryResult) (Event, error) {
+	if r.UserData == "" {
+		return Event{}, errors.New("empty user_data")
+	}
+	var ev cadfEvent
+	if err := json.Unmarshal([]byte(r.UserData), &ev); err != nil {
+		return Event{}, fmt.Errorf("user_data is not an event: %v", err)
+	}
+	if ev.Action == "" {
+		return Event{}, errors.New("user_data has no action")
+	}
+	e := Event{
+		Source:        ActivityTracker,
+		Action:        ev.Action,
+		Outcome:       ev.Outcome,
+		TargetID:      ev.Target.ID,
+		TargetType:    ev.Target.TypeURI,
+		TargetName:    ev.Target.Name,
+		Initiator:     ev.Initiator.Name,
+		Message:       ev.Message,
+		CorrelationID: ev.CorrelationID,
+		FailureReason: ev.Reason.ReasonForFailure,
+		Raw:           json.RawMessage(r.UserData),
+	}
+	if e.Initiator == "" {
+		e.Initiator = ev.Initiator.ID
+	}
+	t, ok := parseEventTime(ev.EventTime)
+	if !ok {
+		for _, m := range r.Metadata {
+			if m.Key == "timestamp" {
+				t, ok = parseEventTime(m.Value)
+			}
+		}
+	}
+	if !ok {
+		return Event{}, fmt.Errorf("no readable eventTime (%q) or timestamp", ev.EventTime)
+	}
+	e.Time = t
+	return e, nil
+}
+
+// ReadEventStream reads a server-sent event stream (the WHATWG
+// EventSource format) and calls fn with the data of each event and the line
+// where it ended. Several data lines are joined with newlines; comment lines
+// (":" keep-alives) and the event, id and retry fields are ignored; CRLF,
+// LF and CR line ends are accepted; an event cut off by the end of the
+// stream is still delivered. An error from fn stops the read.
+func ReadEventStream(r io.Reader, fn func(data []byte, line int) error) error {
+	sc := newLineScanner(r)
+	var data []byte
+	has := false
+	dispatch := func(line int) error {
+		if !has {
+			return nil
+		}
+		d := data
+		data, has = nil, false
+		return fn(d, line)
+	}
+	for sc.scan() {
+		line := sc.text()
+		if len(line) == 0 {
+			if err := dispatch(sc.line); err != nil {
+				return err
+			}
+			continue
+		}
+		if line[0] == ':' {
+			continue
+		}
+		field, value, found := bytes.Cut(line, []byte(":"))
+		if found && len(value) > 0 && value[0] == ' ' {
+			value = value[1:]
+		}
+		if string(field) != "data" {
+			continue
+		}
+		if has {
+			data = append(data, '\n')
+		}
+		data = append(data, value...)
+		has = true
+	}
+	if err := sc.err; err != nil {
+		return err
+	}
+	return dispatch(sc.line)
+}
+
+// lineScanner splits a stream on CRLF, LF or CR, with a line length limit.
+type lineScanner struct {
+	r       *bufferedReader
+	buf     []byte
+	line    int
+	err     error
+	afterCR bool
+}
+
+type bufferedReader struct {
+	r   io.Reader
+	b   []byte
+	pos int
+	n   int
+	err error
+}
+
+func newLineScanner(r io.Reader) *lineScanner {
+	return &lineScanner{r: &bufferedReader{r: r, b: make([]byte, 32<<10)}}
+}
+
+func (b *bufferedReader) readByte() (byte, error) {
+	for b.pos == b.n {
+		if b.err != nil {
+			return 0, b.err
+		}
+		b.n, b.err = b.r.Read(b.b)
+		b.pos = 0
+	}
+	c := b.b[b.pos]
+	b.pos++
+	return c, nil
+}
+
+func (s *lineScanner) scan() bool {
+	s.buf = s.buf[:0]
+	for {
+		c, err := s.r.readByte()
+		if err != nil {
+			if err != io.EOF {
+				s.err = fmt.Errorf("audit: reading the event stream: %w", err)
+				return false
+			}
+			if len(s.buf) > 0 {
+				s.line++
+				return true
+			}
+			return false
+		}
+		if s.afterCR {
+			s.afterCR = false
+			if c == '\n' {
+				continue
+			}
+		}
+		switch c {
+		case '\r':
+			s.afterCR = true
+			s.line++
+			return true
+		case '\n':
+			s.line++
+			return true
+		}
+		if len(s.buf) >= maxSSELine {
+			s.err = &StreamError{Line: s.line + 1, Reason: fmt.Sprintf("line longer than %d bytes", maxSSELine)}
+			return false
+		}
+		s.buf = append(s.buf, c)
+	}
+}
+
+func (s *lineScanner) text() []byte { return s.buf }
+
+// scrub replaces every secret in s.
+func scrub(s string, secrets []*secret.String) string {
+	for _, k := range secrets {
+		if v := k.Reveal(); len(v) >= 4 {
+			s = strings.ReplaceAll(s, v, secret.Redacted)
+		}
+	}
+	return s
+}
+
+// discard is a slog.Handler that drops everything.
+type discard struct{}
+
+func (discard) Enabled(context.Context, slog.Level) bool  { return false }
+func (discard) Handle(context.Context, slog.Record) error { return nil }
+func (d discard) WithAttrs([]slog.Attr) slog.Handler      { return d }
+func (d discard) WithGroup(string) slog.Handler           { return d }

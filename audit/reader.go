@@ -1,0 +1,129 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"slices"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// A Source returns audit events of one time window. EventLog and CloudLogs
+// are Sources.
+type Source interface {
+	// Window returns the events in [from, to) that concern q. It may
+	// return events that do not match q; Reader keeps only those that
+	// Query.Matches.
+	Window(ctx context.Context, q Query, from, to time.Time) ([]Event, error)
+}
+
+// DefaultSlice is how much time Reader reads from every source at once.
+const DefaultSlice = time.Hour
+
+// ReaderOption configures a Reader.
+type ReaderOption func(*Reader)
+
+// WithSlice sets how wide a time slice Reader reads at once (default
+// DefaultSlice). Events are held in memory one slice at a time.
+func WithSlice(d time.Duration) ReaderOption {
+	return func(r *Reader) {
+		if d > 0 {
+			r.slice = d
+		}
+	}
+}
+
+// Reader merges the events of several sources into one trail, sorted by
+// time.
+type Reader struct {
+	sources []Source
+	slice   time.Duration
+}
+
+// NewReader returns a Reader over the sources.
+func NewReader(sources []Source, opts ...ReaderOption) *Reader {
+	r := &Reader{sources: slices.Clone(sources), slice: DefaultSlice}
+	for _, f := range opts {
+		f(r)
+	}
+	return r
+}
+
+// Events returns an iterator over the events of q from every source,
+// merged and sorted by time (then source, action and target). It reads the
+// window one slice at a time, all sources of a slice concurrently, so memory
+// holds one slice's events; each source pages within the slice (resultLimit
+// for the event log, limit and window splitting for Cloud Logs). On an
+// error the iterator yields it once, with a zero Event, and stops.
+func (r *Reader) Events(ctx context.Context, q Query) iter.Seq2[Event, error] {
+	return func(yield func(Event, error) bool) {
+		if q.Start.IsZero() || q.End.IsZero() || !q.End.After(q.Start) {
+			yield(Event{}, errors.New("audit: the query needs a window with Start before End"))
+			return
+		}
+		if len(r.sources) == 0 {
+			yield(Event{}, errors.New("audit: no sources"))
+			return
+		}
+		for from := q.Start; from.Before(q.End); {
+			to := from.Add(r.slice)
+			if to.After(q.End) {
+				to = q.End
+			}
+			evs, err := r.slice1(ctx, q, from, to)
+			if err != nil {
+				yield(Event{}, err)
+				return
+			}
+			for _, e := range evs {
+				if !yield(e, nil) {
+					return
+				}
+			}
+			from = to
+		}
+	}
+}
+
+func (r *Reader) slice1(ctx context.Context, q Query, from, to time.Time) ([]Event, error) {
+	got := make([][]Event, len(r.sources))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, s := range r.sources {
+		g.Go(func() error {
+			evs, err := s.Window(gctx, q, from, to)
+			got[i] = evs
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	var out []Event
+	for _, evs := range got {
+		for _, e := range evs {
+			if !e.Time.Before(from) && e.Time.Before(to) && q.Matches(&e) {
+				out = append(out, e)
+			}
+		}
+	}
+	slices.SortStableFunc(out, compareEvents)
+	return out, nil
+}
+
+// Collect returns all the events of q (see Events).
+func (r *Reader) Collect(ctx context.Context, q Query) ([]Event, error) {
+	var out []Event
+	for e, err := range r.Events(ctx, q) {
+		if err != nil {
+			return out, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
