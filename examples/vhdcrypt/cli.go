@@ -174,6 +174,7 @@ func (d *dataFlags) check() error {
 // openIn opens the input: a file, or standard input for "-".
 func openIn(path string, e *env) (*os.File, func(), error) {
 	if path == "-" {
+		growPipe(e.stdin)
 		return e.stdin, func() {}, nil
 	}
 	f, err := os.Open(path)
@@ -189,6 +190,7 @@ func writeOut(out string, e *env, w io.WriterTo) error {
 		if term.IsTerminal(int(e.stdout.Fd())) {
 			return usageError{"refusing to write a disk image to a terminal; redirect standard output or use -out FILE"}
 		}
+		growPipe(e.stdout)
 		_, err := w.WriteTo(e.stdout)
 		return err
 	}
