@@ -43,7 +43,9 @@ import (
 	"github.com/e2eimage/e2eimage/internal/cloudsim/atsim"
 	"github.com/e2eimage/e2eimage/internal/cloudsim/iamsim"
 	"github.com/e2eimage/e2eimage/internal/cloudsim/kmssim"
+	"github.com/e2eimage/e2eimage/internal/cloudsim/s3sim"
 	"github.com/e2eimage/e2eimage/internal/cloudsim/simcore"
+	"github.com/e2eimage/e2eimage/internal/cloudsim/slsim"
 	"github.com/e2eimage/e2eimage/internal/faults"
 )
 
@@ -135,10 +137,12 @@ type Sim struct {
 	Clock   *simcore.Clock
 
 	// The simulated services, for tests that inspect or seed state.
-	IAM    *iamsim.Server
-	KMS    *kmssim.Server
-	HPCS   *kmssim.Server
-	Events *atsim.Store
+	IAM       *iamsim.Server
+	KMS       *kmssim.Server
+	HPCS      *kmssim.Server
+	S3        *s3sim.Server
+	SoftLayer *slsim.Server
+	Events    *atsim.Store
 
 	log       *slog.Logger
 	cancel    context.CancelFunc
@@ -150,6 +154,7 @@ type Sim struct {
 	closed    bool
 	closeOnce sync.Once
 	closeErr  error
+	before    []func()       // run before the listeners stop (background work)
 	extra     []func() error // closers of services, run after the listeners stop
 }
 
@@ -275,38 +280,24 @@ func Start(ctx context.Context, opts Options) (*Sim, error) {
 	}
 	sim.Account = acct
 
-	handlers, err := sim.buildHandlers(opts)
-	if err != nil {
-		sim.runClosers()
-		return nil, err
-	}
-
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	sim.cancel = cancel
-	urls := make(map[string]string, len(handlers))
-	for i, h := range handlers {
+	// Listen first: the SoftLayer backplane needs the other services' URLs.
+	names := serviceOrder
+	listeners := make([]net.Listener, 0, len(names))
+	urls := make(map[string]string, len(names))
+	for i, name := range names {
 		port := 0
 		if basePort > 0 {
 			port = basePort + i
 		}
 		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 		if err != nil {
-			_ = sim.Close()
-			return nil, fmt.Errorf("cloudsim: listening for %s: %w", h.name, err)
+			for _, l := range listeners {
+				_ = l.Close()
+			}
+			return nil, fmt.Errorf("cloudsim: listening for %s: %w", name, err)
 		}
-		urls[h.name] = "http://" + ln.Addr().String()
-		srv := &http.Server{
-			Handler:           sim.wrap(h.name, h.handler),
-			ReadHeaderTimeout: 30 * time.Second,
-			BaseContext:       func(net.Listener) context.Context { return runCtx },
-			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-		}
-		sim.servers = append(sim.servers, srv)
-		sim.serveWG.Add(1)
-		go func() {
-			defer sim.serveWG.Done()
-			_ = srv.Serve(ln)
-		}()
+		listeners = append(listeners, ln)
+		urls[name] = "http://" + ln.Addr().String()
 	}
 	sim.URLs = URLs{
 		IAM:             urls[ServiceIAM],
@@ -317,6 +308,34 @@ func Start(ctx context.Context, opts Options) (*Sim, error) {
 		S3:              urls[ServiceS3],
 		SoftLayer:       urls[ServiceSoftLayer] + "/rest/v3.1",
 		ActivityTracker: urls[ServiceActivityTracker],
+	}
+	handlers, err := sim.buildHandlers(opts, ids)
+	if err != nil {
+		for _, l := range listeners {
+			_ = l.Close()
+		}
+		for _, f := range sim.before {
+			f()
+		}
+		_ = sim.runClosers()
+		return nil, err
+	}
+
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	sim.cancel = cancel
+	for i, name := range names {
+		srv := &http.Server{
+			Handler:           sim.wrap(name, handlers[name]),
+			ReadHeaderTimeout: 30 * time.Second,
+			BaseContext:       func(net.Listener) context.Context { return runCtx },
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		}
+		sim.servers = append(sim.servers, srv)
+		sim.serveWG.Add(1)
+		go func(ln net.Listener) {
+			defer sim.serveWG.Done()
+			_ = srv.Serve(ln)
+		}(listeners[i])
 	}
 	sim.stopWatch = context.AfterFunc(ctx, func() { _ = sim.Close() })
 	log.Debug("cloudsim: started", "urls", sim.URLs)
@@ -336,9 +355,11 @@ func splitAddr(addr string) (string, int, error) {
 	return host, p, nil
 }
 
-type namedHandler struct {
-	name    string
-	handler http.Handler
+// serviceOrder is the order of URLs' fields, which fixes the services'
+// ports when Options.Addr has one.
+var serviceOrder = []string{
+	ServiceIAM, ServiceIAMIdentity, ServiceIAMPolicy, ServiceKMS, ServiceHPCS,
+	ServiceS3, ServiceSoftLayer, ServiceActivityTracker,
 }
 
 // wrap applies faults and request logging, and tracks in-flight requests
@@ -391,6 +412,9 @@ func (s *Sim) Close() error {
 	s.closeOnce.Do(func() {
 		if s.stopWatch != nil {
 			s.stopWatch()
+		}
+		for _, f := range s.before {
+			f()
 		}
 		if s.cancel != nil {
 			s.cancel()

@@ -306,6 +306,11 @@ func apply(w http.ResponseWriter, r *http.Request, service string, f *Rule, next
 		}
 		select {
 		case <-r.Context().Done():
+			// The client or the server gave up: drop the connection so
+			// that no response (not even an empty 200) goes out.
+			if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				_ = conn.Close()
+			}
 		case <-limit:
 			g := *f
 			g.Status = http.StatusGatewayTimeout

@@ -317,6 +317,16 @@ func (s *Server) Register(idOrAlias, resourceCRN string) error {
 	return nil
 }
 
+// Unregister removes a registration made by Register; unknown keys and
+// resources are ignored.
+func (s *Server) Unregister(idOrAlias, resourceCRN string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if k := s.findLocked(idOrAlias, s.now()); k != nil {
+		delete(k.registration, resourceCRN)
+	}
+}
+
 // Purge removes a deleted key at once, regardless of PurgeWait (for tests).
 func (s *Server) Purge(idOrAlias string) bool {
 	s.mu.Lock()
