@@ -155,14 +155,16 @@ func (s *Server) exportImage(ctx context.Context, j *exportJob) error {
 		return err
 	}
 	defer dstTok.Zero()
-	src, err := s.s3Client(srcTok, j.src.region)
+	src, releaseSrc, err := s.s3Client(srcTok, j.src.region)
 	if err != nil {
 		return err
 	}
-	dst, err := s.s3Client(dstTok, j.dst.region)
+	defer releaseSrc()
+	dst, releaseDst, err := s.s3Client(dstTok, j.dst.region)
 	if err != nil {
 		return err
 	}
+	defer releaseDst()
 	in, err := src.GetObjectWithContext(ctx, &s3.GetObjectInput{Bucket: aws.String(j.src.bucket), Key: aws.String(j.src.key)})
 	if err != nil {
 		f := cosFailure(err, "source "+j.src.String())

@@ -141,10 +141,11 @@ func (s *Server) importImage(ctx context.Context, j *importJob) (*importResult, 
 	if !s.setTemplateTx(j.templateID, TxImportDownload) {
 		return nil, context.Canceled
 	}
-	cos, err := s.s3Client(tok, req.uri.region)
+	cos, release, err := s.s3Client(tok, req.uri.region)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	size, err := s.checkObject(ctx, cos, req)
 	if err != nil {
 		return nil, err
@@ -330,22 +331,35 @@ func (p *tokenProvider) Retrieve() (credentials.Value, error) {
 
 func (p *tokenProvider) IsExpired() bool { return false }
 
-func (s *Server) s3Client(tok *secret.String, region string) (*s3.S3, error) {
+// s3Client returns a COS client authenticated by tok and a function that
+// releases its connections. Each client gets its own http.Client and
+// transport: the SDK's session rewrites the client's transport when
+// AWS_CA_BUNDLE is set, which must not touch a shared one.
+func (s *Server) s3Client(tok *secret.String, region string) (*s3.S3, func(), error) {
 	if s.cfg.S3URL == "" {
-		return nil, &importFailure{reason: ReasonInternal, detail: "no Cloud Object Storage endpoint configured", internal: true}
+		return nil, nil, &importFailure{reason: ReasonInternal, detail: "no Cloud Object Storage endpoint configured", internal: true}
 	}
+	hc := *s.http
+	switch t := hc.Transport.(type) {
+	case nil:
+		hc.Transport = http.DefaultTransport.(*http.Transport).Clone()
+	case *http.Transport:
+		hc.Transport = t.Clone()
+	}
+	release := func() { hc.CloseIdleConnections() }
 	conf := aws.NewConfig().
 		WithEndpoint(s.cfg.S3URL).
 		WithRegion(region).
 		WithS3ForcePathStyle(true).
-		WithHTTPClient(s.http).
+		WithHTTPClient(&hc).
 		WithMaxRetries(2).
 		WithCredentials(credentials.NewCredentials(&tokenProvider{tok: tok}))
 	sess, err := session.NewSession(conf)
 	if err != nil {
-		return nil, &importFailure{reason: ReasonInternal, detail: "creating the COS client: " + err.Error(), internal: true}
+		release()
+		return nil, nil, &importFailure{reason: ReasonInternal, detail: "creating the COS client: " + err.Error(), internal: true}
 	}
-	return s3.New(sess), nil
+	return s3.New(sess), release, nil
 }
 
 // COS location classes (CLOUD.md section 4.3): a LocationConstraint is

@@ -198,7 +198,11 @@ func (s *Server) validateOrder(c *call) (*orderSpec, error) {
 		return nil, errPublic("%s needs an order container parameter.", c.method)
 	}
 	base := &o.Container_Product_Order_Hardware_Server.Container_Product_Order
-	if ct := deref(base.ComplexType); ct != OrderComplexType {
+	// softlayer-go sets complexType from the Go type it is given, so a
+	// generateOrderTemplate result passed back as a *Container_Product_Order
+	// arrives as SoftLayer_Container_Product_Order; package 46 makes it a
+	// virtual guest order either way.
+	if ct := deref(base.ComplexType); ct != OrderComplexType && ct != "SoftLayer_Container_Product_Order" {
 		if ct == "" {
 			return nil, errPublic("The order container has no complexType; send %s.", OrderComplexType)
 		}
