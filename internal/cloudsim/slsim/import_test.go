@@ -127,8 +127,8 @@ func eventNames(t *testing.T, w *world, objectName string) []string {
 func TestImportEncrypted(t *testing.T) {
 	for _, tc := range []struct {
 		name, service, instance, table string
-		dekLen                          int
-		attr                            string
+		dekLen                         int
+		attr                           string
 	}{
 		{"key protect, 32-byte DEK, MBR", "kms", kpInstance, "mbr", 32, "XTS_AES_128"},
 		{"hpcs, 64-byte DEK, GPT", "hs-crypto", hpInstance, "gpt", 64, "XTS_AES_256"},
