@@ -1,0 +1,116 @@
+// Command cloudsim runs the local IBM Cloud simulator (internal/cloudsim)
+// until it is interrupted: IAM, IAM Identity and Policy Management, Key
+// Protect, Hyper Protect Crypto Services, Cloud Object Storage (S3),
+// SoftLayer classic and an Activity Tracker (Cloud Logs) query endpoint, each
+// on its own loopback port.
+//
+// Usage:
+//
+//	cloudsim [-addr HOST[:PORT]] [-seed N] [-clock-speed X] [-seed-authorizations] [-v]
+//
+// The first line on standard output is one JSON object with every service's
+// base URL and the seeded account:
+//
+//	{"iam":…, "iam_identity":…, "iam_policy":…, "kms":…, "hpcs":…, "s3":…,
+//	 "softlayer":…, "activity_tracker":…, "account_id":…, "api_key":…,
+//	 "kms_instance_id":…, "hpcs_instance_id":…, "root_key_crn":…,
+//	 "hpcs_root_key_crn":…, "bucket":…, "region":…, "s3_access_key":…,
+//	 "s3_secret_key":…, "cos_instance_id":…, "cos_instance_crn":…}
+//
+// The API key and HMAC keys it prints are fake credentials of this local
+// simulator, valid nowhere else; printing them is the point. Point the
+// official SDKs at the URLs: the IAM token URL is iam + "/identity/token",
+// Key Protect and HPCS base URLs are used as is (the client appends /api/v2),
+// softlayer ends in /rest/v3.1, s3 is a path-style endpoint.
+//
+// -addr is the listening host, default 127.0.0.1:0 (a random port per
+// service); a non-zero port N gives the services ports N..N+7 in the order
+// above. -seed derives the account's identifiers and keys (same seed, same
+// account). -clock-speed runs simulated time faster (imports and
+// provisioning take minutes of simulated time). -seed-authorizations
+// pre-creates the server-protect -> kms / hs-crypto authorizations. -v logs
+// every request to standard error.
+//
+// It stops on SIGINT or SIGTERM and exits 0; it exits 1 if the simulator
+// cannot start and 2 on bad flags.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/e2eimage/e2eimage/internal/cloudsim"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// Info is the first output line: the service URLs and the seeded account.
+type Info struct {
+	cloudsim.URLs
+	cloudsim.Account
+}
+
+// run starts the simulator, prints Info and serves until ctx is done.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("cloudsim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:0", "listen `host[:port]`; port 0 = a random port per service")
+	seed := fs.Int64("seed", 1, "seed for the account's identifiers and fake credentials")
+	speed := fs.Float64("clock-speed", 1, "simulated seconds per real second")
+	seedAuthz := fs.Bool("seed-authorizations", false, "pre-create the server-protect -> kms and hs-crypto authorizations")
+	verbose := fs.Bool("v", false, "log every request to standard error")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "cloudsim: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	if *speed <= 0 {
+		fmt.Fprintln(stderr, "cloudsim: -clock-speed must be positive")
+		return 2
+	}
+	logger := slog.New(slog.DiscardHandler)
+	if *verbose {
+		logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	sim, err := cloudsim.Start(ctx, cloudsim.Options{
+		Addr: *addr, Seed: *seed, ClockSpeed: *speed, SeedAuthorizations: *seedAuthz, Logger: logger,
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, "cloudsim:", err)
+		return 1
+	}
+	defer sim.Close()
+	line, err := json.Marshal(Info{URLs: sim.URLs, Account: sim.Account})
+	if err != nil {
+		fmt.Fprintln(stderr, "cloudsim: encoding the service list:", err)
+		return 1
+	}
+	if _, err := fmt.Fprintf(stdout, "%s\n", line); err != nil {
+		fmt.Fprintln(stderr, "cloudsim: writing the service list:", err)
+		return 1
+	}
+	<-ctx.Done()
+	if err := sim.Close(); err != nil {
+		fmt.Fprintln(stderr, "cloudsim: stopping:", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+
+	kp "github.com/IBM/keyprotect-go-client"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			_, _ = io.WriteString(os.Stderr, "goleak: "+err.Error()+"\n")
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func TestFirstLineAndKeyProtect(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	var stderr bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		code := run(ctx, []string{"-addr", "127.0.0.1:0", "-seed", "42", "-seed-authorizations"}, pw, &stderr)
+		_ = pw.Close()
+		done <- code
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	require.NoError(t, err, stderr.String())
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+
+	var m map[string]string
+	require.NoError(t, json.Unmarshal([]byte(line), &m))
+	for _, k := range []string{"iam", "iam_identity", "iam_policy", "kms", "hpcs", "s3", "softlayer", "activity_tracker",
+		"account_id", "api_key", "kms_instance_id", "hpcs_instance_id", "root_key_crn", "hpcs_root_key_crn", "bucket",
+		"region", "s3_access_key", "s3_secret_key", "cos_instance_id", "cos_instance_crn"} {
+		require.NotEmpty(t, m[k], k)
+	}
+	require.Len(t, m, 20)
+	require.True(t, strings.HasSuffix(m["softlayer"], "/rest/v3.1"))
+
+	// Talk to Key Protect with the printed values only.
+	c, err := kp.New(kp.ClientConfig{
+		BaseURL: m["kms"], APIKey: m["api_key"], TokenURL: m["iam"] + "/identity/token", InstanceID: m["kms_instance_id"],
+	}, kp.DefaultTransport())
+	require.NoError(t, err)
+	keyID := m["root_key_crn"][strings.LastIndexByte(m["root_key_crn"], ':')+1:]
+	dek, wrapped, err := c.WrapCreateDEK(ctx, keyID, nil)
+	require.NoError(t, err)
+	raw, err := base64.StdEncoding.DecodeString(string(dek))
+	require.NoError(t, err)
+	require.Len(t, raw, 32)
+	require.NotEmpty(t, wrapped)
+
+	cancel()
+	require.Equal(t, 0, <-done, stderr.String())
+}
+
+func TestBadFlags(t *testing.T) {
+	var out, errOut bytes.Buffer
+	require.Equal(t, 2, run(context.Background(), []string{"-clock-speed", "0"}, &out, &errOut))
+	require.Equal(t, 2, run(context.Background(), []string{"-nope"}, &out, &errOut))
+	require.Equal(t, 2, run(context.Background(), []string{"extra"}, &out, &errOut))
+	require.Equal(t, 1, run(context.Background(), []string{"-addr", "256.0.0.1:0"}, &out, &errOut))
+	require.Empty(t, out.String())
+}
+
+func ExampleInfo() {
+	// The first line of `go run ./examples/cloudsim` decodes into Info.
+	var info Info
+	_ = json.Unmarshal([]byte(`{"kms":"http://127.0.0.1:1","api_key":"fake"}`), &info)
+	os.Stdout.WriteString(info.KMS + " " + info.APIKey + "\n")
+	// Output: http://127.0.0.1:1 fake
+}
