@@ -38,8 +38,16 @@ const (
 
 // ErrAuthentication is matched by errors from IAM refusing the API key (HTTP
 // 400 or 401 from the token endpoint, e.g. BXNIM0415E "Provided API key could
-// not be found").
-var ErrAuthentication = errors.New("iam: the API key was refused")
+// not be found"). Such errors match kms.ErrUnauthorized too, so a key
+// service call whose token was refused reports ErrUnauthorized.
+var ErrAuthentication error = refusedError{}
+
+type refusedError struct{}
+
+func (refusedError) Error() string { return "iam: the API key was refused" }
+
+// Is makes ErrAuthentication match kms.ErrUnauthorized as well.
+func (refusedError) Is(target error) bool { return target == kms.ErrUnauthorized }
 
 // AuthOption configures an Authenticator.
 type AuthOption func(*authOptions)

@@ -262,3 +262,19 @@ func TestGrants(t *testing.T) {
 		t.Error("an exact bucket policy must grant the bucket")
 	}
 }
+
+func TestPageToken(t *testing.T) {
+	for in, want := range map[string]string{
+		"": "",
+		"https://iam.cloud.ibm.com/v1/serviceids?account_id=a&pagetoken=abc%3D": "abc=",
+		"https://iam.cloud.ibm.com/v1/apikeys?pagesize=100":                     "",
+		"::not a url": "",
+	} {
+		if got := pageToken(&in); got != want {
+			t.Errorf("pageToken(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if pageToken(nil) != "" {
+		t.Error("nil next link")
+	}
+}

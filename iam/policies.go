@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"slices"
-	"strings"
 
 	"github.com/IBM/go-sdk-core/v5/core"
 	"github.com/IBM/platform-services-go-sdk/iampolicymanagementv1"
@@ -349,33 +347,9 @@ func (c *Client) EnsureAccessPolicy(ctx context.Context, p AccessPolicy) (Result
 	return c.createPolicy(ctx, "creating access policy "+p.String(), opts, func() (string, error) { return c.FindAccessPolicy(ctx, p) })
 }
 
-// KeyServiceName maps a key CRN's service to its IAM service name.
-func KeyServiceName(key kms.CRN) string { return key.Service.String() }
-
 func deref(s *string) string {
 	if s == nil {
 		return ""
 	}
 	return *s
-}
-
-// sortedKeys is used for stable messages.
-func sortedKeys(m attrs) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
-}
-
-func (m attrs) String() string {
-	var b strings.Builder
-	for i, k := range sortedKeys(m) {
-		if i > 0 {
-			b.WriteString(",")
-		}
-		b.WriteString(k + "=" + m[k])
-	}
-	return b.String()
 }

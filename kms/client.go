@@ -1,6 +1,7 @@
 package kms
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -20,7 +21,9 @@ import (
 // TokenSource supplies IAM access tokens. *iam.Authenticator implements it.
 type TokenSource interface {
 	// AccessToken returns a valid IAM access token, without the "Bearer "
-	// prefix.
+	// prefix. An error that matches ErrUnauthorized (the credentials were
+	// refused) makes the call fail with ErrUnauthorized; other errors (IAM
+	// unreachable, ...) are reported as they are.
 	AccessToken(ctx context.Context) (*secret.String, error)
 }
 
@@ -186,7 +189,11 @@ func (c *Client) callOnce(ctx context.Context, op string, fn func(ctx context.Co
 	}
 	tok, err := c.tokens.AccessToken(ctx)
 	if err != nil {
-		return nil, &Error{Op: op, Key: c.crn.String(), Kind: ErrUnauthorized, Err: fmt.Errorf("getting an IAM token: %w", err)}
+		e := &Error{Op: op, Key: c.crn.String(), State: StateUnknown, Err: fmt.Errorf("getting an IAM token: %w", err)}
+		if errors.Is(err, ErrUnauthorized) { // the token source says the credentials were refused
+			e.Kind = ErrUnauthorized
+		}
+		return nil, e
 	}
 	cctx, st := newCall(ctx)
 	defer st.done()
@@ -243,7 +250,8 @@ func (c *Client) exhaustedError(op string, a *lastAnswer) *Error {
 	}
 	e.Status, e.Reason = a.status, reason
 	e.Kind = kindOf(op, a.status, reason)
-	e.Err = &kp.Error{URL: a.url, StatusCode: a.status, Message: msg, BodyContent: a.body}
+	// Clone: the call's buffers are cleared when it ends.
+	e.Err = &kp.Error{URL: a.url, StatusCode: a.status, Message: msg, BodyContent: bytes.Clone(a.body)}
 	return e
 }
 

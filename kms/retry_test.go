@@ -130,7 +130,7 @@ func TestRetryGivesUpWithinBudget(t *testing.T) {
 			t.Errorf("attempts=%d: %+v", attempts, e)
 		}
 		var ke *kp.Error
-		if !errors.As(err, &ke) || ke.StatusCode != 503 || ke.Message != "scripted failure" {
+		if !errors.As(err, &ke) || ke.StatusCode != 503 || ke.Message != "scripted failure" || !strings.Contains(string(ke.BodyContent), "scripted failure") {
 			t.Errorf("attempts=%d: the cause is not the *kp.Error of the last answer: %#v", attempts, ke)
 		}
 	}

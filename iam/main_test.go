@@ -1,0 +1,11 @@
+package iam_test
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// No test may leave a goroutine behind (token requests, the
+// simulator's servers, idle connections).
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
