@@ -185,6 +185,7 @@ type APIError struct {
 	Err    error  // the SDK's error
 }
 
+// Error names the operation, the status and the SDK's message.
 func (e *APIError) Error() string {
 	if e.Status != 0 {
 		return fmt.Sprintf("iam: %s: HTTP %d: %v", e.Op, e.Status, e.Err)
@@ -192,6 +193,7 @@ func (e *APIError) Error() string {
 	return fmt.Sprintf("iam: %s: %v", e.Op, e.Err)
 }
 
+// Unwrap returns the SDK's error.
 func (e *APIError) Unwrap() error { return e.Err }
 
 // ErrForbidden is matched by IAM calls refused with HTTP 403: the caller's

@@ -166,6 +166,7 @@ type retryTransport struct {
 	sleep  func(ctx context.Context, d time.Duration) error
 }
 
+// RoundTrip sends req, retrying within the call's budget.
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	st, _ := req.Context().Value(callKey{}).(*callState)
 	if st == nil {

@@ -545,3 +545,27 @@ func encodings(b []byte) map[string]string {
 	}
 	return m
 }
+
+// A refused API key is ErrUnauthorized; an IAM outage is not.
+func TestSimTokenFailures(t *testing.T) {
+	sim := startSim(t)
+	ctx := context.Background()
+	in := instances(sim)[0]
+
+	bad, err := iam.NewAuthenticator(secret.NewString(sim.Account.APIKey+"-revoked"), iam.WithURL(sim.URLs.IAM))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = client(t, bad, in, in.crn).Describe(ctx)
+	wantKind(t, "refused key", err, kms.ErrUnauthorized)
+	if !errors.Is(err, iam.ErrAuthentication) {
+		t.Errorf("the IAM cause is lost: %v", err)
+	}
+
+	id := sim.Faults.Add(faults.Rule{Service: cloudsim.ServiceIAM, Kind: faults.Status, Status: http.StatusInternalServerError})
+	defer sim.Faults.Remove(id)
+	_, err = client(t, ownerAuth(t, sim), in, in.crn).Describe(ctx)
+	if err == nil || errors.Is(err, kms.ErrUnauthorized) || !strings.Contains(err.Error(), "getting an IAM token") {
+		t.Errorf("IAM outage: %v; want a token error that is not ErrUnauthorized", err)
+	}
+}
