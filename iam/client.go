@@ -107,7 +107,10 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 // WithRetries sets how often a failed IAM call (429, 5xx, connection error)
 // is retried and the longest wait between tries. Default 4 retries, 30s.
 // 0 retries disables retrying. The bound is per Client (go-sdk-core's
-// EnableRetries), not process-wide.
+// EnableRetries), not process-wide. A create retried after a 5xx that IAM
+// had in fact carried out can leave a duplicate: a duplicate policy is
+// refused (409, then found), a duplicate service ID is tolerated
+// (FindServiceID uses the oldest).
 func WithRetries(n int, maxWait time.Duration) Option {
 	return func(o *options) { o.maxRetries, o.maxWait = n, maxWait }
 }
