@@ -2,11 +2,7 @@
 
 package xts
 
-import (
-	"encoding/binary"
-
-	"golang.org/x/sys/cpu"
-)
+import "golang.org/x/sys/cpu"
 
 //go:generate go run -C _asm . -out ../xts_amd64.s -stubs ../xts_amd64_stubs.go -pkg xts
 
@@ -62,37 +58,25 @@ func (c *Cipher) fastSectors(impl implementation, dst, src []byte, sector uint64
 	switch n := len(src) / SectorSize; {
 	case n == 1:
 		// One sector: the kernel encrypts the tweak itself.
-		var tweak [blockSize]byte
-		putSectorTweak(tweak[:], sector)
-		c.kernel(impl, dst, src, 1, blocksPerSector, &tweak[0], c.sched.twk, decrypt)
+		c.kernel(impl, dst, src, 1, blocksPerSector, nil, c.sched.twk, uint64(uint32(sector)), 0, decrypt)
 	case n > 1:
 		c.fastBatches(impl, dst, src, sector, decrypt)
 	}
 }
 
 // fastBatches handles calls of several sectors: it encrypts up to
-// tweakBatch sector tweaks in one ECB call, then runs the XTS kernel on
-// those sectors.
+// tweakBatch sector tweaks in one call, then runs the XTS kernel on those
+// sectors.
 func (c *Cipher) fastBatches(impl implementation, dst, src []byte, sector uint64, decrypt bool) {
 	s := c.sched
 	var tweaks [tweakBatch * blockSize]byte
 	for len(src) >= SectorSize {
 		n := min(len(src)/SectorSize, tweakBatch)
-		for i := 0; i < n; i++ {
-			putSectorTweak(tweaks[16*i:16*i+16], sector+uint64(i))
-		}
-		encryptBlocksAESNI(s.twk, s.rounds, &tweaks[0], &tweaks[0], n)
-		c.kernel(impl, dst, src, n, blocksPerSector, &tweaks[0], nil, decrypt)
+		sectorTweaksAESNI(s.twk, s.rounds, &tweaks[0], sector, n)
+		c.kernel(impl, dst, src, n, blocksPerSector, &tweaks[0], nil, 0, 0, decrypt)
 		dst, src = dst[n*SectorSize:], src[n*SectorSize:]
 		sector += uint64(n)
 	}
-}
-
-// putSectorTweak writes tapdisk's tweak for a sector: the low 32 bits of
-// its number, little endian, then 12 zero bytes.
-func putSectorTweak(b []byte, sector uint64) {
-	binary.LittleEndian.PutUint64(b[0:8], uint64(uint32(sector)))
-	binary.LittleEndian.PutUint64(b[8:16], 0)
 }
 
 // fastUnit processes one data unit of any whole number of blocks with the
@@ -101,26 +85,24 @@ func (c *Cipher) fastUnit(impl implementation, dst, src []byte, lo, hi uint64, d
 	if len(src) < blockSize || len(src)%blockSize != 0 || len(dst) < len(src) {
 		return
 	}
-	var tweak [blockSize]byte
-	binary.LittleEndian.PutUint64(tweak[0:], lo)
-	binary.LittleEndian.PutUint64(tweak[8:], hi)
-	c.kernel(impl, dst, src, 1, len(src)/blockSize, &tweak[0], c.sched.twk, decrypt)
+	c.kernel(impl, dst, src, 1, len(src)/blockSize, nil, c.sched.twk, lo, hi, decrypt)
 }
 
 // kernel runs the XTS kernel of impl on units data units of unitBlocks
-// blocks each, whose tweaks are at tweaks: already encrypted when tk is
-// nil, to be encrypted with the schedule tk otherwise. The callers have
-// checked that dst and src hold units*unitBlocks blocks.
-func (c *Cipher) kernel(impl implementation, dst, src []byte, units, unitBlocks int, tweaks, tk *byte, decrypt bool) {
+// blocks each. With tk nil, the units' encrypted tweaks are at tweaks;
+// otherwise there is one unit, whose tweak before encryption with the
+// schedule tk is hi:lo. The callers have checked that dst and src hold
+// units*unitBlocks blocks.
+func (c *Cipher) kernel(impl implementation, dst, src []byte, units, unitBlocks int, tweaks, tk *byte, lo, hi uint64, decrypt bool) {
 	s := c.sched
 	switch {
 	case impl == implVAES && !decrypt:
-		xtsEncVAES(s.enc, tk, s.rounds, &dst[0], &src[0], units, unitBlocks, tweaks)
+		xtsEncVAES(s.enc, tk, s.rounds, &dst[0], &src[0], units, unitBlocks, tweaks, lo, hi)
 	case impl == implVAES:
-		xtsDecVAES(s.dec, tk, s.rounds, &dst[0], &src[0], units, unitBlocks, tweaks)
+		xtsDecVAES(s.dec, tk, s.rounds, &dst[0], &src[0], units, unitBlocks, tweaks, lo, hi)
 	case !decrypt:
-		xtsEncAESNI(s.enc, tk, s.rounds, &dst[0], &src[0], units, unitBlocks, tweaks)
+		xtsEncAESNI(s.enc, tk, s.rounds, &dst[0], &src[0], units, unitBlocks, tweaks, lo, hi)
 	default:
-		xtsDecAESNI(s.dec, tk, s.rounds, &dst[0], &src[0], units, unitBlocks, tweaks)
+		xtsDecAESNI(s.dec, tk, s.rounds, &dst[0], &src[0], units, unitBlocks, tweaks, lo, hi)
 	}
 }

@@ -776,9 +776,370 @@ decryptBlocksAESNI_r14b_tail:
 decryptBlocksAESNI_r14b_done:
 	RET
 
-// func xtsEncAESNI(rk *byte, tk *byte, rounds int, dst *byte, src *byte, units int, unitBlocks int, tweaks *byte)
+// func sectorTweaksAESNI(tk *byte, rounds int, dst *byte, first uint64, n int)
 // Requires: AES, SSE2
-TEXT ·xtsEncAESNI(SB), NOSPLIT, $0-64
+TEXT ·sectorTweaksAESNI(SB), NOSPLIT, $0-40
+	MOVQ tk+0(FP), AX
+	MOVQ rounds+8(FP), CX
+	MOVQ dst+16(FP), DI
+	MOVQ first+24(FP), SI
+	MOVQ n+32(FP), DX
+	MOVL SI, R11
+	CMPQ CX, $0x0e
+	JEQ  sectorTweaksAESNI_r14
+
+sectorTweaksAESNI_r10_loop8:
+	CMPQ       DX, $0x08
+	JB         sectorTweaksAESNI_r10_tail
+	MOVOU      (AX), X8
+	MOVQ       R11, X0
+	PXOR       X8, X0
+	INCL       R11
+	MOVQ       R11, X1
+	PXOR       X8, X1
+	INCL       R11
+	MOVQ       R11, X2
+	PXOR       X8, X2
+	INCL       R11
+	MOVQ       R11, X3
+	PXOR       X8, X3
+	INCL       R11
+	MOVQ       R11, X4
+	PXOR       X8, X4
+	INCL       R11
+	MOVQ       R11, X5
+	PXOR       X8, X5
+	INCL       R11
+	MOVQ       R11, X6
+	PXOR       X8, X6
+	INCL       R11
+	MOVQ       R11, X7
+	PXOR       X8, X7
+	INCL       R11
+	MOVOU      32(AX), X8
+	AESENC     X8, X0
+	AESENC     X8, X1
+	AESENC     X8, X2
+	AESENC     X8, X3
+	AESENC     X8, X4
+	AESENC     X8, X5
+	AESENC     X8, X6
+	AESENC     X8, X7
+	MOVOU      64(AX), X8
+	AESENC     X8, X0
+	AESENC     X8, X1
+	AESENC     X8, X2
+	AESENC     X8, X3
+	AESENC     X8, X4
+	AESENC     X8, X5
+	AESENC     X8, X6
+	AESENC     X8, X7
+	MOVOU      96(AX), X8
+	AESENC     X8, X0
+	AESENC     X8, X1
+	AESENC     X8, X2
+	AESENC     X8, X3
+	AESENC     X8, X4
+	AESENC     X8, X5
+	AESENC     X8, X6
+	AESENC     X8, X7
+	MOVOU      128(AX), X8
+	AESENC     X8, X0
+	AESENC     X8, X1
+	AESENC     X8, X2
+	AESENC     X8, X3
+	AESENC     X8, X4
+	AESENC     X8, X5
+	AESENC     X8, X6
+	AESENC     X8, X7
+	MOVOU      160(AX), X8
+	AESENC     X8, X0
+	AESENC     X8, X1
+	AESENC     X8, X2
+	AESENC     X8, X3
+	AESENC     X8, X4
+	AESENC     X8, X5
+	AESENC     X8, X6
+	AESENC     X8, X7
+	MOVOU      192(AX), X8
+	AESENC     X8, X0
+	AESENC     X8, X1
+	AESENC     X8, X2
+	AESENC     X8, X3
+	AESENC     X8, X4
+	AESENC     X8, X5
+	AESENC     X8, X6
+	AESENC     X8, X7
+	MOVOU      224(AX), X8
+	AESENC     X8, X0
+	AESENC     X8, X1
+	AESENC     X8, X2
+	AESENC     X8, X3
+	AESENC     X8, X4
+	AESENC     X8, X5
+	AESENC     X8, X6
+	AESENC     X8, X7
+	MOVOU      256(AX), X8
+	AESENC     X8, X0
+	AESENC     X8, X1
+	AESENC     X8, X2
+	AESENC     X8, X3
+	AESENC     X8, X4
+	AESENC     X8, X5
+	AESENC     X8, X6
+	AESENC     X8, X7
+	MOVOU      288(AX), X8
+	AESENC     X8, X0
+	AESENC     X8, X1
+	AESENC     X8, X2
+	AESENC     X8, X3
+	AESENC     X8, X4
+	AESENC     X8, X5
+	AESENC     X8, X6
+	AESENC     X8, X7
+	MOVOU      320(AX), X8
+	AESENCLAST X8, X0
+	MOVOU      X0, (DI)
+	AESENCLAST X8, X1
+	MOVOU      X1, 16(DI)
+	AESENCLAST X8, X2
+	MOVOU      X2, 32(DI)
+	AESENCLAST X8, X3
+	MOVOU      X3, 48(DI)
+	AESENCLAST X8, X4
+	MOVOU      X4, 64(DI)
+	AESENCLAST X8, X5
+	MOVOU      X5, 80(DI)
+	AESENCLAST X8, X6
+	MOVOU      X6, 96(DI)
+	AESENCLAST X8, X7
+	MOVOU      X7, 112(DI)
+	ADDQ       $0x80, DI
+	SUBQ       $0x08, DX
+	JMP        sectorTweaksAESNI_r10_loop8
+
+sectorTweaksAESNI_r10_tail:
+	TESTQ      DX, DX
+	JZ         sectorTweaksAESNI_r10_done
+	MOVQ       R11, X0
+	PXOR       (AX), X0
+	AESENC     32(AX), X0
+	AESENC     64(AX), X0
+	AESENC     96(AX), X0
+	AESENC     128(AX), X0
+	AESENC     160(AX), X0
+	AESENC     192(AX), X0
+	AESENC     224(AX), X0
+	AESENC     256(AX), X0
+	AESENC     288(AX), X0
+	AESENCLAST 320(AX), X0
+	MOVOU      X0, (DI)
+	INCL       R11
+	ADDQ       $0x10, DI
+	DECQ       DX
+	JMP        sectorTweaksAESNI_r10_tail
+
+sectorTweaksAESNI_r10_done:
+	RET
+
+sectorTweaksAESNI_r14:
+sectorTweaksAESNI_r14b_loop8:
+	CMPQ       DX, $0x08
+	JB         sectorTweaksAESNI_r14b_tail
+	MOVOU      (AX), X8
+	MOVQ       R11, X0
+	PXOR       X8, X0
+	INCL       R11
+	MOVQ       R11, X1
+	PXOR       X8, X1
+	INCL       R11
+	MOVQ       R11, X2
+	PXOR       X8, X2
+	INCL       R11
+	MOVQ       R11, X3
+	PXOR       X8, X3
+	INCL       R11
+	MOVQ       R11, X4
+	PXOR       X8, X4
+	INCL       R11
+	MOVQ       R11, X5
+	PXOR       X8, X5
+	INCL       R11
+	MOVQ       R11, X6
+	PXOR       X8, X6
+	INCL       R11
+	MOVQ       R11, X7
+	PXOR       X8, X7
+	INCL       R11
+	MOVOU      32(AX), X8
+	AESENC     X8, X0
+	AESENC     X8, X1
+	AESENC     X8, X2
+	AESENC     X8, X3
+	AESENC     X8, X4
+	AESENC     X8, X5
+	AESENC     X8, X6
+	AESENC     X8, X7
+	MOVOU      64(AX), X8
+	AESENC     X8, X0
+	AESENC     X8, X1
+	AESENC     X8, X2
+	AESENC     X8, X3
+	AESENC     X8, X4
+	AESENC     X8, X5
+	AESENC     X8, X6
+	AESENC     X8, X7
+	MOVOU      96(AX), X8
+	AESENC     X8, X0
+	AESENC     X8, X1
+	AESENC     X8, X2
+	AESENC     X8, X3
+	AESENC     X8, X4
+	AESENC     X8, X5
+	AESENC     X8, X6
+	AESENC     X8, X7
+	MOVOU      128(AX), X8
+	AESENC     X8, X0
+	AESENC     X8, X1
+	AESENC     X8, X2
+	AESENC     X8, X3
+	AESENC     X8, X4
+	AESENC     X8, X5
+	AESENC     X8, X6
+	AESENC     X8, X7
+	MOVOU      160(AX), X8
+	AESENC     X8, X0
+	AESENC     X8, X1
+	AESENC     X8, X2
+	AESENC     X8, X3
+	AESENC     X8, X4
+	AESENC     X8, X5
+	AESENC     X8, X6
+	AESENC     X8, X7
+	MOVOU      192(AX), X8
+	AESENC     X8, X0
+	AESENC     X8, X1
+	AESENC     X8, X2
+	AESENC     X8, X3
+	AESENC     X8, X4
+	AESENC     X8, X5
+	AESENC     X8, X6
+	AESENC     X8, X7
+	MOVOU      224(AX), X8
+	AESENC     X8, X0
+	AESENC     X8, X1
+	AESENC     X8, X2
+	AESENC     X8, X3
+	AESENC     X8, X4
+	AESENC     X8, X5
+	AESENC     X8, X6
+	AESENC     X8, X7
+	MOVOU      256(AX), X8
+	AESENC     X8, X0
+	AESENC     X8, X1
+	AESENC     X8, X2
+	AESENC     X8, X3
+	AESENC     X8, X4
+	AESENC     X8, X5
+	AESENC     X8, X6
+	AESENC     X8, X7
+	MOVOU      288(AX), X8
+	AESENC     X8, X0
+	AESENC     X8, X1
+	AESENC     X8, X2
+	AESENC     X8, X3
+	AESENC     X8, X4
+	AESENC     X8, X5
+	AESENC     X8, X6
+	AESENC     X8, X7
+	MOVOU      320(AX), X8
+	AESENC     X8, X0
+	AESENC     X8, X1
+	AESENC     X8, X2
+	AESENC     X8, X3
+	AESENC     X8, X4
+	AESENC     X8, X5
+	AESENC     X8, X6
+	AESENC     X8, X7
+	MOVOU      352(AX), X8
+	AESENC     X8, X0
+	AESENC     X8, X1
+	AESENC     X8, X2
+	AESENC     X8, X3
+	AESENC     X8, X4
+	AESENC     X8, X5
+	AESENC     X8, X6
+	AESENC     X8, X7
+	MOVOU      384(AX), X8
+	AESENC     X8, X0
+	AESENC     X8, X1
+	AESENC     X8, X2
+	AESENC     X8, X3
+	AESENC     X8, X4
+	AESENC     X8, X5
+	AESENC     X8, X6
+	AESENC     X8, X7
+	MOVOU      416(AX), X8
+	AESENC     X8, X0
+	AESENC     X8, X1
+	AESENC     X8, X2
+	AESENC     X8, X3
+	AESENC     X8, X4
+	AESENC     X8, X5
+	AESENC     X8, X6
+	AESENC     X8, X7
+	MOVOU      448(AX), X8
+	AESENCLAST X8, X0
+	MOVOU      X0, (DI)
+	AESENCLAST X8, X1
+	MOVOU      X1, 16(DI)
+	AESENCLAST X8, X2
+	MOVOU      X2, 32(DI)
+	AESENCLAST X8, X3
+	MOVOU      X3, 48(DI)
+	AESENCLAST X8, X4
+	MOVOU      X4, 64(DI)
+	AESENCLAST X8, X5
+	MOVOU      X5, 80(DI)
+	AESENCLAST X8, X6
+	MOVOU      X6, 96(DI)
+	AESENCLAST X8, X7
+	MOVOU      X7, 112(DI)
+	ADDQ       $0x80, DI
+	SUBQ       $0x08, DX
+	JMP        sectorTweaksAESNI_r14b_loop8
+
+sectorTweaksAESNI_r14b_tail:
+	TESTQ      DX, DX
+	JZ         sectorTweaksAESNI_r14b_done
+	MOVQ       R11, X0
+	PXOR       (AX), X0
+	AESENC     32(AX), X0
+	AESENC     64(AX), X0
+	AESENC     96(AX), X0
+	AESENC     128(AX), X0
+	AESENC     160(AX), X0
+	AESENC     192(AX), X0
+	AESENC     224(AX), X0
+	AESENC     256(AX), X0
+	AESENC     288(AX), X0
+	AESENC     320(AX), X0
+	AESENC     352(AX), X0
+	AESENC     384(AX), X0
+	AESENC     416(AX), X0
+	AESENCLAST 448(AX), X0
+	MOVOU      X0, (DI)
+	INCL       R11
+	ADDQ       $0x10, DI
+	DECQ       DX
+	JMP        sectorTweaksAESNI_r14b_tail
+
+sectorTweaksAESNI_r14b_done:
+	RET
+
+// func xtsEncAESNI(rk *byte, tk *byte, rounds int, dst *byte, src *byte, units int, unitBlocks int, tweaks *byte, tweakLo uint64, tweakHi uint64)
+// Requires: AES, SSE2
+TEXT ·xtsEncAESNI(SB), NOSPLIT, $0-80
 	MOVQ rk+0(FP), AX
 	MOVQ tk+8(FP), R10
 	MOVQ rounds+16(FP), CX
@@ -791,12 +1152,20 @@ TEXT ·xtsEncAESNI(SB), NOSPLIT, $0-64
 	JEQ  xtsEncAESNI_r14
 
 xtsEncAESNI_r10_unit:
-	TESTQ      DX, DX
-	JZ         xtsEncAESNI_r10_done
-	MOVOU      (R8), X8
-	ADDQ       $0x10, R8
-	TESTQ      R10, R10
-	JZ         xtsEncAESNI_r10_encrypted
+	TESTQ DX, DX
+	JZ    xtsEncAESNI_r10_done
+	TESTQ R10, R10
+	JNZ   xtsEncAESNI_r10_plain
+	MOVOU (R8), X8
+	ADDQ  $0x10, R8
+	JMP   xtsEncAESNI_r10_encrypted
+
+xtsEncAESNI_r10_plain:
+	MOVQ       tweakLo+64(FP), R11
+	MOVQ       R11, X8
+	MOVQ       tweakHi+72(FP), R11
+	MOVQ       R11, X0
+	PUNPCKLQDQ X0, X8
 	PXOR       (R10), X8
 	AESENC     32(R10), X8
 	AESENC     64(R10), X8
@@ -1028,12 +1397,20 @@ xtsEncAESNI_r10_done:
 
 xtsEncAESNI_r14:
 xtsEncAESNI_r14b_unit:
-	TESTQ      DX, DX
-	JZ         xtsEncAESNI_r14b_done
-	MOVOU      (R8), X8
-	ADDQ       $0x10, R8
-	TESTQ      R10, R10
-	JZ         xtsEncAESNI_r14b_encrypted
+	TESTQ DX, DX
+	JZ    xtsEncAESNI_r14b_done
+	TESTQ R10, R10
+	JNZ   xtsEncAESNI_r14b_plain
+	MOVOU (R8), X8
+	ADDQ  $0x10, R8
+	JMP   xtsEncAESNI_r14b_encrypted
+
+xtsEncAESNI_r14b_plain:
+	MOVQ       tweakLo+64(FP), R11
+	MOVQ       R11, X8
+	MOVQ       tweakHi+72(FP), R11
+	MOVQ       R11, X0
+	PUNPCKLQDQ X0, X8
 	PXOR       (R10), X8
 	AESENC     32(R10), X8
 	AESENC     64(R10), X8
@@ -1303,9 +1680,9 @@ xtsEncAESNI_r14b_next:
 xtsEncAESNI_r14b_done:
 	RET
 
-// func xtsDecAESNI(rk *byte, tk *byte, rounds int, dst *byte, src *byte, units int, unitBlocks int, tweaks *byte)
+// func xtsDecAESNI(rk *byte, tk *byte, rounds int, dst *byte, src *byte, units int, unitBlocks int, tweaks *byte, tweakLo uint64, tweakHi uint64)
 // Requires: AES, SSE2
-TEXT ·xtsDecAESNI(SB), NOSPLIT, $0-64
+TEXT ·xtsDecAESNI(SB), NOSPLIT, $0-80
 	MOVQ rk+0(FP), AX
 	MOVQ tk+8(FP), R10
 	MOVQ rounds+16(FP), CX
@@ -1318,12 +1695,20 @@ TEXT ·xtsDecAESNI(SB), NOSPLIT, $0-64
 	JEQ  xtsDecAESNI_r14
 
 xtsDecAESNI_r10_unit:
-	TESTQ      DX, DX
-	JZ         xtsDecAESNI_r10_done
-	MOVOU      (R8), X8
-	ADDQ       $0x10, R8
-	TESTQ      R10, R10
-	JZ         xtsDecAESNI_r10_encrypted
+	TESTQ DX, DX
+	JZ    xtsDecAESNI_r10_done
+	TESTQ R10, R10
+	JNZ   xtsDecAESNI_r10_plain
+	MOVOU (R8), X8
+	ADDQ  $0x10, R8
+	JMP   xtsDecAESNI_r10_encrypted
+
+xtsDecAESNI_r10_plain:
+	MOVQ       tweakLo+64(FP), R11
+	MOVQ       R11, X8
+	MOVQ       tweakHi+72(FP), R11
+	MOVQ       R11, X0
+	PUNPCKLQDQ X0, X8
 	PXOR       (R10), X8
 	AESENC     32(R10), X8
 	AESENC     64(R10), X8
@@ -1555,12 +1940,20 @@ xtsDecAESNI_r10_done:
 
 xtsDecAESNI_r14:
 xtsDecAESNI_r14b_unit:
-	TESTQ      DX, DX
-	JZ         xtsDecAESNI_r14b_done
-	MOVOU      (R8), X8
-	ADDQ       $0x10, R8
-	TESTQ      R10, R10
-	JZ         xtsDecAESNI_r14b_encrypted
+	TESTQ DX, DX
+	JZ    xtsDecAESNI_r14b_done
+	TESTQ R10, R10
+	JNZ   xtsDecAESNI_r14b_plain
+	MOVOU (R8), X8
+	ADDQ  $0x10, R8
+	JMP   xtsDecAESNI_r14b_encrypted
+
+xtsDecAESNI_r14b_plain:
+	MOVQ       tweakLo+64(FP), R11
+	MOVQ       R11, X8
+	MOVQ       tweakHi+72(FP), R11
+	MOVQ       R11, X0
+	PUNPCKLQDQ X0, X8
 	PXOR       (R10), X8
 	AESENC     32(R10), X8
 	AESENC     64(R10), X8
@@ -1830,9 +2223,9 @@ xtsDecAESNI_r14b_next:
 xtsDecAESNI_r14b_done:
 	RET
 
-// func xtsEncVAES(rk *byte, tk *byte, rounds int, dst *byte, src *byte, units int, unitBlocks int, tweaks *byte)
+// func xtsEncVAES(rk *byte, tk *byte, rounds int, dst *byte, src *byte, units int, unitBlocks int, tweaks *byte, tweakLo uint64, tweakHi uint64)
 // Requires: AES, AVX, AVX2
-TEXT ·xtsEncVAES(SB), NOSPLIT, $0-64
+TEXT ·xtsEncVAES(SB), NOSPLIT, $0-80
 	MOVQ rk+0(FP), AX
 	MOVQ tk+8(FP), R10
 	MOVQ rounds+16(FP), CX
@@ -1845,12 +2238,19 @@ TEXT ·xtsEncVAES(SB), NOSPLIT, $0-64
 	JEQ  xtsEncVAES_r14
 
 xtsEncVAES_r10_unit:
-	TESTQ       DX, DX
-	JZ          xtsEncVAES_r10_done
-	VMOVDQU     (R8), X8
-	ADDQ        $0x10, R8
-	TESTQ       R10, R10
-	JZ          xtsEncVAES_r10_encrypted
+	TESTQ   DX, DX
+	JZ      xtsEncVAES_r10_done
+	TESTQ   R10, R10
+	JNZ     xtsEncVAES_r10_plain
+	VMOVDQU (R8), X8
+	ADDQ    $0x10, R8
+	JMP     xtsEncVAES_r10_encrypted
+
+xtsEncVAES_r10_plain:
+	MOVQ        tweakLo+64(FP), R11
+	VMOVQ       R11, X8
+	MOVQ        tweakHi+72(FP), R11
+	VPINSRQ     $0x01, R11, X8, X8
 	VPXOR       (R10), X8, X8
 	VAESENC     32(R10), X8, X8
 	VAESENC     64(R10), X8, X8
@@ -2123,12 +2523,19 @@ xtsEncVAES_r10_done:
 
 xtsEncVAES_r14:
 xtsEncVAES_r14b_unit:
-	TESTQ       DX, DX
-	JZ          xtsEncVAES_r14b_done
-	VMOVDQU     (R8), X8
-	ADDQ        $0x10, R8
-	TESTQ       R10, R10
-	JZ          xtsEncVAES_r14b_encrypted
+	TESTQ   DX, DX
+	JZ      xtsEncVAES_r14b_done
+	TESTQ   R10, R10
+	JNZ     xtsEncVAES_r14b_plain
+	VMOVDQU (R8), X8
+	ADDQ    $0x10, R8
+	JMP     xtsEncVAES_r14b_encrypted
+
+xtsEncVAES_r14b_plain:
+	MOVQ        tweakLo+64(FP), R11
+	VMOVQ       R11, X8
+	MOVQ        tweakHi+72(FP), R11
+	VPINSRQ     $0x01, R11, X8, X8
 	VPXOR       (R10), X8, X8
 	VAESENC     32(R10), X8, X8
 	VAESENC     64(R10), X8, X8
@@ -2439,9 +2846,9 @@ xtsEncVAES_r14b_done:
 	VZEROUPPER
 	RET
 
-// func xtsDecVAES(rk *byte, tk *byte, rounds int, dst *byte, src *byte, units int, unitBlocks int, tweaks *byte)
+// func xtsDecVAES(rk *byte, tk *byte, rounds int, dst *byte, src *byte, units int, unitBlocks int, tweaks *byte, tweakLo uint64, tweakHi uint64)
 // Requires: AES, AVX, AVX2
-TEXT ·xtsDecVAES(SB), NOSPLIT, $0-64
+TEXT ·xtsDecVAES(SB), NOSPLIT, $0-80
 	MOVQ rk+0(FP), AX
 	MOVQ tk+8(FP), R10
 	MOVQ rounds+16(FP), CX
@@ -2454,12 +2861,19 @@ TEXT ·xtsDecVAES(SB), NOSPLIT, $0-64
 	JEQ  xtsDecVAES_r14
 
 xtsDecVAES_r10_unit:
-	TESTQ       DX, DX
-	JZ          xtsDecVAES_r10_done
-	VMOVDQU     (R8), X8
-	ADDQ        $0x10, R8
-	TESTQ       R10, R10
-	JZ          xtsDecVAES_r10_encrypted
+	TESTQ   DX, DX
+	JZ      xtsDecVAES_r10_done
+	TESTQ   R10, R10
+	JNZ     xtsDecVAES_r10_plain
+	VMOVDQU (R8), X8
+	ADDQ    $0x10, R8
+	JMP     xtsDecVAES_r10_encrypted
+
+xtsDecVAES_r10_plain:
+	MOVQ        tweakLo+64(FP), R11
+	VMOVQ       R11, X8
+	MOVQ        tweakHi+72(FP), R11
+	VPINSRQ     $0x01, R11, X8, X8
 	VPXOR       (R10), X8, X8
 	VAESENC     32(R10), X8, X8
 	VAESENC     64(R10), X8, X8
@@ -2732,12 +3146,19 @@ xtsDecVAES_r10_done:
 
 xtsDecVAES_r14:
 xtsDecVAES_r14b_unit:
-	TESTQ       DX, DX
-	JZ          xtsDecVAES_r14b_done
-	VMOVDQU     (R8), X8
-	ADDQ        $0x10, R8
-	TESTQ       R10, R10
-	JZ          xtsDecVAES_r14b_encrypted
+	TESTQ   DX, DX
+	JZ      xtsDecVAES_r14b_done
+	TESTQ   R10, R10
+	JNZ     xtsDecVAES_r14b_plain
+	VMOVDQU (R8), X8
+	ADDQ    $0x10, R8
+	JMP     xtsDecVAES_r14b_encrypted
+
+xtsDecVAES_r14b_plain:
+	MOVQ        tweakLo+64(FP), R11
+	VMOVQ       R11, X8
+	MOVQ        tweakHi+72(FP), R11
+	VPINSRQ     $0x01, R11, X8, X8
 	VPXOR       (R10), X8, X8
 	VAESENC     32(R10), X8, X8
 	VAESENC     64(R10), X8, X8

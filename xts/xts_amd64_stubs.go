@@ -16,27 +16,33 @@ func encryptBlocksAESNI(rk *byte, rounds int, dst *byte, src *byte, n int)
 //go:noescape
 func decryptBlocksAESNI(rk *byte, rounds int, dst *byte, src *byte, n int)
 
+// sectorTweaksAESNI writes the encrypted tweaks of sectors first to
+// first+n-1 (tapdisk's 32-bit plain tweak) to dst, eight in flight.
+//
+//go:noescape
+func sectorTweaksAESNI(tk *byte, rounds int, dst *byte, first uint64, n int)
+
 // xtsEncAESNI is XTS encryption with AES-NI, eight blocks in flight.
 //
 //go:noescape
-func xtsEncAESNI(rk *byte, tk *byte, rounds int, dst *byte, src *byte, units int, unitBlocks int, tweaks *byte)
+func xtsEncAESNI(rk *byte, tk *byte, rounds int, dst *byte, src *byte, units int, unitBlocks int, tweaks *byte, tweakLo uint64, tweakHi uint64)
 
 // xtsDecAESNI is XTS decryption with AES-NI, eight blocks in flight.
 //
 //go:noescape
-func xtsDecAESNI(rk *byte, tk *byte, rounds int, dst *byte, src *byte, units int, unitBlocks int, tweaks *byte)
+func xtsDecAESNI(rk *byte, tk *byte, rounds int, dst *byte, src *byte, units int, unitBlocks int, tweaks *byte, tweakLo uint64, tweakHi uint64)
 
 // xtsEncVAES is XTS encryption with VAES and VPCLMULQDQ on 256-bit
 // registers, sixteen blocks in flight.
 //
 //go:noescape
-func xtsEncVAES(rk *byte, tk *byte, rounds int, dst *byte, src *byte, units int, unitBlocks int, tweaks *byte)
+func xtsEncVAES(rk *byte, tk *byte, rounds int, dst *byte, src *byte, units int, unitBlocks int, tweaks *byte, tweakLo uint64, tweakHi uint64)
 
 // xtsDecVAES is XTS decryption with VAES and VPCLMULQDQ on 256-bit
 // registers, sixteen blocks in flight.
 //
 //go:noescape
-func xtsDecVAES(rk *byte, tk *byte, rounds int, dst *byte, src *byte, units int, unitBlocks int, tweaks *byte)
+func xtsDecVAES(rk *byte, tk *byte, rounds int, dst *byte, src *byte, units int, unitBlocks int, tweaks *byte, tweakLo uint64, tweakHi uint64)
 
 // cpuid7ECX returns ECX of CPUID leaf 7, sub-leaf 0.
 func cpuid7ECX() uint32
