@@ -10,8 +10,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/IBM/ibm-cos-sdk-go/aws"
 	"github.com/IBM/ibm-cos-sdk-go/aws/awserr"
@@ -360,4 +364,57 @@ func TestNewValidatesConfig(t *testing.T) {
 	require.Error(t, s.CreateBucket("x", "mars-standard"))
 	require.Error(t, s.CreateBucket("Bad_Name", ""))
 	require.NoError(t, s.Close(), "removes its temporary directory")
+}
+
+// TestBigUploadMemory uploads CLOUDSIM_BIG_MB MiB (e.g. 1024) through
+// s3manager from an unseekable stream and reports the peak heap and the
+// throughput; the store keeps data in files, so the heap stays near the
+// uploader's own part buffers. Opt-in: it writes that much to a temp dir.
+func TestBigUploadMemory(t *testing.T) {
+	mb, _ := strconv.Atoi(os.Getenv("CLOUDSIM_BIG_MB"))
+	if mb <= 0 {
+		t.Skip("set CLOUDSIM_BIG_MB=1024 to upload 1 GiB and measure memory")
+	}
+	f := newFixture(t)
+	require.NoError(t, f.s3.CreateBucket("images", ""))
+	c := f.iamClient(t, ownerKey)
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var ms runtime.MemStats
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peak.Load() {
+				peak.Store(ms.HeapInuse)
+			}
+		}
+	}()
+	size := int64(mb) << 20
+	src := io.LimitReader(zeroReader{}, size)
+	start := time.Now()
+	up := s3manager.NewUploaderWithClient(c, func(u *s3manager.Uploader) { u.PartSize = 16 << 20; u.Concurrency = 4 })
+	_, err := up.Upload(&s3manager.UploadInput{Bucket: aws.String("images"), Key: aws.String("big"), Body: struct{ io.Reader }{src}})
+	elapsed := time.Since(start)
+	close(stop)
+	<-done
+	require.NoError(t, err)
+	rd, n, err := f.s3.Open("images", "big")
+	require.NoError(t, err)
+	require.NoError(t, rd.Close())
+	require.Equal(t, size, n)
+	t.Logf("uploaded %d MiB in %v (%.0f MiB/s); peak heap in use %.1f MiB", mb, elapsed, float64(mb)/elapsed.Seconds(), float64(peak.Load())/(1<<20))
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }
