@@ -284,10 +284,11 @@ type ExportRequest struct {
 	// with. Required; never appears in errors.
 	APIKey *secret.String
 	// ObjectExists, when set, is polled (with the wait options' backoff)
-	// for ExportedObjectName(object, 0) to decide that the export is done.
-	// When nil, Export waits until the template's transaction has ended
-	// (or, when none is ever seen, for two polls without one): a
-	// heuristic, since copyToIcos returns only true. Prefer setting it.
+	// for ExportedObjectName(object, 0); the export is done when the
+	// object exists and the template has no transaction running. When
+	// nil, Export waits until the template's transaction has ended (or,
+	// when none is ever seen, for two polls without one): a heuristic,
+	// since copyToIcos answers only true. Prefer setting it.
 	ObjectExists func(ctx context.Context, bucket, object string) (bool, error)
 }
 
@@ -299,9 +300,7 @@ func ExportedObjectName(object string, n int) string {
 }
 
 // Export copies an (unencrypted) image template to COS with copyToIcos and
-// waits until the export is done: until ObjectExists reports the first
-// exported object when it is set, otherwise until the template has no
-// transaction running again. It returns the URI of the first exported
+// waits until the export is done (see ExportRequest.ObjectExists). It returns the URI of the first exported
 // object. Encrypted templates cannot be exported; the backplane refuses.
 func (c *Client) Export(ctx context.Context, templateID int, req ExportRequest, opts ...WaitOption) (string, error) {
 	u, err := ParseCOSURI(req.URI)
@@ -328,18 +327,17 @@ func (c *Client) Export(ctx context.Context, templateID int, req ExportRequest, 
 	}
 	out := COSURI{Region: u.Region, Bucket: u.Bucket, Object: ExportedObjectName(u.Object, 0)}
 	wo := c.waitOptions(opts)
-	if req.ObjectExists != nil {
-		err = c.poll(ctx, wo, "export of template "+fmt.Sprint(templateID), func() (string, bool, error) {
+	sawTx, idle := false, 0
+	err = c.poll(ctx, wo, "export of template "+fmt.Sprint(templateID), func() (string, bool, error) {
+		if req.ObjectExists != nil {
 			exists, err := req.ObjectExists(ctx, out.Bucket, out.Object)
 			if err != nil {
 				return "", false, fmt.Errorf("classic: checking for %s: %w", out, err)
 			}
-			return fmt.Sprint(exists), exists, nil
-		})
-		return out.String(), err
-	}
-	sawTx, idle := false, 0
-	err = c.poll(ctx, wo, "export of template "+fmt.Sprint(templateID), func() (string, bool, error) {
+			if !exists {
+				return "object absent", false, nil
+			}
+		}
 		t, err := c.GetTemplate(ctx, templateID)
 		if err != nil {
 			return "", false, err
@@ -354,11 +352,12 @@ func (c *Client) Export(ctx context.Context, templateID int, req ExportRequest, 
 			sawTx = true
 			return t.Transaction, false, nil
 		}
-		// No transaction: done once one was seen to end. An export that
-		// ended before the first poll is never seen running; two idle
-		// polls in a row are taken as done then.
+		// No transaction. With ObjectExists the object is there: done.
+		// Otherwise done once a transaction was seen to end; an export
+		// that ended before the first poll is never seen running, so two
+		// idle polls in a row are taken as done too.
 		idle++
-		return "", sawTx || idle >= 2, nil
+		return "idle", req.ObjectExists != nil || sawTx || idle >= 2, nil
 	})
 	return out.String(), err
 }

@@ -394,6 +394,10 @@ func TestExportWaitsForTheObject(t *testing.T) {
 	f.on("SoftLayer_Virtual_Guest_Block_Device_Template_Group::copyToIcos", func(r fakeReq) (int, any) {
 		return 200, "true" // softlayer-go wants a bare boolean, no newline
 	})
+	templateScript(f,
+		map[string]any{"status": status("ACTIVE", ""), "transaction": tx("IMAGE_EXPORT")},
+		map[string]any{"status": status("ACTIVE", "")},
+	)
 	c := newTestClient(t, f)
 	polls := 0
 	uri, err := c.Export(context.Background(), 42, ExportRequest{
@@ -408,7 +412,8 @@ func TestExportWaitsForTheObject(t *testing.T) {
 	})
 	require.NoError(t, err)
 	require.Equal(t, "cos://us-south/exports/img.vhd-0.vhd", uri)
-	require.Equal(t, 3, polls)
+	require.Equal(t, 4, polls, "the object appeared at poll 3; the transaction ended one poll later")
+	require.Equal(t, 2, f.count("SoftLayer_Virtual_Guest_Block_Device_Template_Group::getObject"), "the template is read only once the object exists")
 	r := f.requests()[0]
 	require.Equal(t, 42, r.ID)
 	var cfg map[string]any

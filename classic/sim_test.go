@@ -3,6 +3,7 @@ package classic_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
 	"github.com/e2eimage/e2eimage/internal/secret"
 	"github.com/e2eimage/e2eimage/kms"
+	"github.com/e2eimage/e2eimage/vhd"
 )
 
 // countingTransport counts the requests that reach the SoftLayer API, by
@@ -302,4 +304,54 @@ func TestSimValidationMakesNoRequest(t *testing.T) {
 	}
 	require.Equal(t, int64(1), w.rt.total.Load(), "%v", w.rt.paths)
 	require.Zero(t, w.rt.count("createFromIcos"))
+}
+
+func TestSimExportUnencryptedTemplate(t *testing.T) {
+	w := newWorld(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	var plain bytes.Buffer
+	require.NoError(t, vhd.WriteFixed(&plain, bytes.NewReader(rawDisk()), w.size))
+	_, err := w.cos.Upload(ctx, w.sim.Account.Bucket, "plain.vhd", bytes.NewReader(plain.Bytes()), int64(plain.Len()))
+	require.NoError(t, err)
+	req := w.request("plain", "plain.vhd", "")
+	req.Encryption = nil
+	tmpl, err := w.cl.Import(ctx, req)
+	require.NoError(t, err)
+	_, err = w.cl.WaitTemplate(ctx, tmpl.ID)
+	require.NoError(t, err)
+
+	exists := func(ctx context.Context, bucket, object string) (bool, error) {
+		_, err := w.cos.Stat(ctx, bucket, object)
+		if errors.Is(err, cos.ErrNotFound) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	base := "cos://" + w.sim.Account.Region + "/" + w.sim.Account.Bucket + "/"
+	uri, err := w.cl.Export(ctx, tmpl.ID, classic.ExportRequest{URI: base + "exported.vhd", APIKey: w.apiKey, ObjectExists: exists})
+	require.NoError(t, err)
+	require.Equal(t, base+"exported.vhd-0.vhd", uri)
+	info, err := w.cos.Stat(ctx, w.sim.Account.Bucket, "exported.vhd-0.vhd")
+	require.NoError(t, err)
+	require.Positive(t, info.Size)
+
+	// Without ObjectExists, the template's transaction tells.
+	uri, err = w.cl.Export(ctx, tmpl.ID, classic.ExportRequest{URI: base + "again.vhd", APIKey: w.apiKey})
+	require.NoError(t, err)
+	ok, err := exists(ctx, w.sim.Account.Bucket, "again.vhd-0.vhd")
+	require.NoError(t, err)
+	require.True(t, ok, "the export of %s had finished when Export returned", uri)
+
+	// An encrypted template cannot be exported; the backplane says so.
+	enc, err := w.cl.Import(ctx, w.request("enc", w.object, w.wrapped.Ciphertext))
+	require.NoError(t, err)
+	_, err = w.cl.WaitTemplate(ctx, enc.ID)
+	require.NoError(t, err)
+	_, err = w.cl.Export(ctx, enc.ID, classic.ExportRequest{URI: base + "nope.vhd", APIKey: w.apiKey})
+	var ae *classic.APIError
+	require.ErrorAs(t, err, &ae)
+	require.NotContains(t, err.Error(), w.apiKey.Reveal())
+	t.Logf("encrypted export: %v", err)
 }
