@@ -73,10 +73,7 @@ func (img *Image) Check(ctx context.Context) (*Report, error) {
 	if img.typ == Dynamic && img.batmap != nil {
 		img.checkBatmap(r)
 	}
-	var buf []byte
-	if img.encrypted {
-		buf = make([]byte, BlockSize)
-	}
+	var buf []byte // one block, allocated at the first allocated block
 	bm := make(Bitmap, BitmapSize)
 	for i := range img.NumBlocks() {
 		if err := ctx.Err(); err != nil {
@@ -94,8 +91,11 @@ func (img *Image) Check(ctx context.Context) (*Report, error) {
 			r.FullBlocks++
 		}
 		r.PresentSectors += int64(countBits(bm, inSize))
-		if buf == nil {
+		if !img.encrypted {
 			continue
+		}
+		if buf == nil {
+			buf = make([]byte, BlockSize)
 		}
 		if err := img.ReadBlock(i, buf); err != nil {
 			return r, fmt.Errorf("vhd: checking block %d: %w", i, err)
