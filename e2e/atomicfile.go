@@ -151,17 +151,26 @@ type skipper interface {
 	finish() error
 }
 
-// holeWriter writes a new file sequentially and leaves skipped ranges as
-// holes, so a decrypted raw image takes no disk space for its unallocated
-// blocks.
+// holeWriter writes a new file sequentially, starts the writeback of what
+// it wrote as it goes, and leaves skipped ranges as holes, so a decrypted
+// raw image takes no disk space for its unallocated blocks.
 type holeWriter struct {
-	f   *os.File
-	off int64
+	f       *os.File
+	off     int64
+	flushed int64 // writeback has been started up to here
 }
+
+// writebackChunk is how much written data accumulates before its writeback
+// to disk is started (see startWriteback).
+const writebackChunk = 32 << 20
 
 func (h *holeWriter) Write(p []byte) (int, error) {
 	n, err := h.f.Write(p)
 	h.off += int64(n)
+	if h.off-h.flushed >= writebackChunk {
+		startWriteback(h.f, h.flushed, h.off-h.flushed)
+		h.flushed = h.off
+	}
 	return n, err
 }
 

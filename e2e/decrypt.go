@@ -196,7 +196,6 @@ func (d *Decryptor) newReader() *outReader {
 			if b.Index != i {
 				return fmt.Errorf("e2e: the input stream holds block %d where block %d was expected", b.Index, i)
 			}
-			zeroAbsent(j.buf, b.Bitmap)
 			j.v = blockJob{index: i, bitmap: b.Bitmap}
 			return nil
 		}

@@ -264,9 +264,8 @@ func (e *Encryptor) newReader() *outReader {
 			if b.Index < 0 || b.Index >= len(e.layout.Allocated) || e.layout.Allocated[b.Index] == nil {
 				return fmt.Errorf("e2e: the input stream holds block %d, which its BAT does not allocate", b.Index)
 			}
-			// The output marks every sector present: absent ones must be
-			// encrypted zeros.
-			zeroAbsent(j.buf, b.Bitmap)
+			// The output marks every sector present; the absent ones are
+			// zeros in buf (Next zeroes them) and get encrypted as such.
 			j.v = blockJob{index: b.Index, bitmap: e.layout.Allocated[b.Index]}
 			return nil
 		}
@@ -362,20 +361,6 @@ func forEachRun(bm vhd.Bitmap, fn func(s, e int) error) error {
 		s = e
 	}
 	return nil
-}
-
-// zeroAbsent zeroes the sectors of buf that bm does not mark present.
-func zeroAbsent(buf []byte, bm vhd.Bitmap) {
-	if bm.Full() {
-		return
-	}
-	prev := 0
-	_ = forEachRun(bm, func(s, e int) error {
-		clear(buf[prev*vhd.SectorSize : s*vhd.SectorSize])
-		prev = e
-		return nil
-	})
-	clear(buf[prev*vhd.SectorSize : vhd.BlockSize])
 }
 
 // EncryptImage encrypts the image src with dek and writes the encrypted,
