@@ -72,6 +72,8 @@ func (c *Client) poll(ctx context.Context, wo waitOptions, what string, check fu
 		case err != nil && !done && isTransient(err) && failures+1 < maxPollFailures && ctx.Err() == nil:
 			failures++
 			c.opts.logger.DebugContext(ctx, "classic: poll failed, will retry", "what", what, "failures", failures, "err", err)
+		case err != nil && ctx.Err() != nil:
+			return fmt.Errorf("classic: waiting for %s (last state %q): %w", what, last, err)
 		case err != nil || done:
 			return err
 		default:
