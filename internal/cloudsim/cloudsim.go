@@ -309,7 +309,7 @@ func Start(ctx context.Context, opts Options) (*Sim, error) {
 		SoftLayer:       urls[ServiceSoftLayer] + "/rest/v3.1",
 		ActivityTracker: urls[ServiceActivityTracker],
 	}
-	handlers, err := sim.buildHandlers(opts, ids)
+	handlers, err := sim.buildHandlers(opts)
 	if err != nil {
 		for _, l := range listeners {
 			_ = l.Close()
@@ -346,7 +346,7 @@ func splitAddr(addr string) (string, int, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		// No port.
-		return addr, 0, nil //nolint:nilerr // a bare host is valid
+		return addr, 0, nil // a bare host: no port
 	}
 	p, err := strconv.Atoi(port)
 	if err != nil || p < 0 || p > 65535-8 {

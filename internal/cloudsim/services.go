@@ -2,7 +2,6 @@ package cloudsim
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -36,7 +35,7 @@ func crossRegionOf(region string) string {
 
 // buildHandlers creates every service and returns its HTTP handler by
 // service name. s.URLs is already set.
-func (s *Sim) buildHandlers(opts Options, ids io.Reader) (map[string]http.Handler, error) {
+func (s *Sim) buildHandlers(opts Options) (map[string]http.Handler, error) {
 	var err error
 	s.S3, err = s3sim.New(s3sim.Config{
 		AccountID: s.Account.AccountID, InstanceID: s.Account.COSInstanceID, InstanceCRN: s.Account.COSInstanceCRN,
@@ -71,7 +70,6 @@ func (s *Sim) buildHandlers(opts Options, ids io.Reader) (map[string]http.Handle
 		return nil, fmt.Errorf("cloudsim: starting SoftLayer: %w", err)
 	}
 	s.before = append(s.before, s.SoftLayer.Close)
-	_ = ids // identifiers of later services come from their own sources
 
 	iam := s.IAM.Handler()
 	return map[string]http.Handler{

@@ -293,7 +293,9 @@ func (s *Server) createKey(w http.ResponseWriter, c *call) {
 		s.fail(w, c, action, nil, errf(http.StatusNotImplemented, "FEATURE_NOT_SIMULATED_ERR", "Not Implemented: secure import (encryptedNonce, iv) is not simulated"))
 		return
 	}
-	extractable := res.Extractable != nil && *res.Extractable
+	// A missing extractable makes a standard key, the key API's default;
+	// keyprotect-go-client always sends the field.
+	extractable := res.Extractable == nil || *res.Extractable
 	now := s.now()
 	k := &key{
 		ID: s.uuid(), Name: res.Name, Description: res.Description, Extractable: extractable,
