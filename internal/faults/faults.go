@@ -46,7 +46,10 @@ const (
 	// Reset closes the connection without a response. With
 	// Rule.AfterBytes > 0 it lets that many body bytes pass first (request
 	// body bytes for requests that carry one, such as uploads; response
-	// body bytes otherwise), then closes the connection mid-body.
+	// body bytes otherwise), then closes the connection mid-body. Where
+	// the connection cannot be hijacked (HTTP/2, a ResponseRecorder) it
+	// aborts the handler with http.ErrAbortHandler, the net/http way of
+	// dropping a response.
 	Reset
 	// Timeout hangs until the client gives up, the server shuts down, or
 	// Rule.Delay has passed (when non-zero; then it answers 504).

@@ -217,3 +217,22 @@ func TestEventsEndpoint(t *testing.T) {
 	m = get("target=" + keyCRN)
 	require.EqualValues(t, 2, m["total"])
 }
+
+func ExampleParse() {
+	s := atsim.NewStore(0)
+	s.Record(simcore.Event{Action: "kms.secrets.wrap", Outcome: "success", Target: simcore.Target{ID: "crn:v1:bluemix:public:kms:us-south:a/1:2:key:3"}})
+	s.Record(simcore.Event{Action: "kms.secrets.unwrap", Outcome: "failure"})
+	evs, err := s.Search(`action:kms.secrets.* AND NOT outcome:failure`, time.Time{}, time.Time{}, 0)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, ev := range evs {
+		fmt.Println(ev.Action, ev.Target.ID)
+	}
+	_, err = atsim.Parse(`action:[a TO b]`)
+	fmt.Println(errors.Is(err, atsim.ErrSyntax))
+	// Output:
+	// kms.secrets.wrap crn:v1:bluemix:public:kms:us-south:a/1:2:key:3
+	// true
+}
