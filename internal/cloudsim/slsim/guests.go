@@ -3,6 +3,7 @@ package slsim
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"reflect"
 	"regexp"
 	"sort"
@@ -282,7 +283,7 @@ func (s *Server) activeTemplate(acct *account, guid string, id int) (int, error)
 		if what == "" {
 			what = fmt.Sprint(id)
 		}
-		return 0, &apiError{404, ExceptionObjectNotFound, fmt.Sprintf("Unable to find image template '%s'.", what)}
+		return 0, &apiError{http.StatusNotFound, ExceptionObjectNotFound, fmt.Sprintf("Unable to find image template '%s'.", what)}
 	}
 	if t.status != TemplateStatusActive {
 		st := templateStatuses[t.status]

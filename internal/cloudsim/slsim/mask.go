@@ -44,9 +44,14 @@ func (n *maskNode) child(name string) *maskNode {
 	return c
 }
 
+// maxMaskDepth bounds the nesting of a mask. The real limit is not
+// documented; no datatype nests anywhere near this deep.
+const maxMaskDepth = 32
+
 type maskParser struct {
-	s   string
-	pos int
+	s     string
+	pos   int
+	depth int
 }
 
 // parseMask parses an objectMask query parameter. The empty string gives nil.
@@ -178,6 +183,11 @@ func (p *maskParser) item(parent *maskNode) error {
 }
 
 func (p *maskParser) itemNamed(parent *maskNode, name string) error {
+	p.depth++
+	defer func() { p.depth-- }()
+	if p.depth > maxMaskDepth {
+		return p.errorf("mask nested deeper than %d levels", maxMaskDepth)
+	}
 	c := parent.child(name)
 	if err := p.typeHint(); err != nil {
 		return err
@@ -354,11 +364,7 @@ func project(v any, t reflect.Type, m *maskNode) (any, error) {
 		}
 		if m != nil {
 			for name := range m.children {
-				base, ok := strings.CutSuffix(name, "Count")
-				if !ok {
-					continue
-				}
-				if bp, ok := props[base]; ok && bp.list {
+				if base, ok := countedList(name, props); ok {
 					arr, _ := x[base].([]any)
 					out[name] = len(arr)
 				}
@@ -367,4 +373,24 @@ func project(v any, t reflect.Type, m *maskNode) (any, error) {
 		return out, nil
 	}
 	return v, nil
+}
+
+// countedList returns the relational list a count property counts:
+// childrenCount counts children, blockDeviceCount blockDevices,
+// activeTransactionCount activeTransactions, propertyCount properties.
+func countedList(name string, props map[string]propInfo) (string, bool) {
+	base, ok := strings.CutSuffix(name, "Count")
+	if !ok || base == "" {
+		return "", false
+	}
+	cands := []string{base, base + "s", base + "es"}
+	if b, ok := strings.CutSuffix(base, "y"); ok {
+		cands = append(cands, b+"ies")
+	}
+	for _, c := range cands {
+		if p, ok := props[c]; ok && p.list {
+			return c, true
+		}
+	}
+	return "", false
 }

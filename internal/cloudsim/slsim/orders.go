@@ -2,6 +2,7 @@ package slsim
 
 import (
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 
@@ -229,9 +230,9 @@ func (s *Server) validateOrder(c *call) (*orderSpec, error) {
 	}
 	if dc == "" {
 		if loc == "" {
-			return nil, &apiError{500, "SoftLayer_Exception_Order_InvalidLocation", "The order has no location."}
+			return nil, &apiError{http.StatusInternalServerError, ExceptionOrderInvalidLocation, "The order has no location."}
 		}
-		return nil, &apiError{500, "SoftLayer_Exception_Order_InvalidLocation",
+		return nil, &apiError{http.StatusInternalServerError, ExceptionOrderInvalidLocation,
 			fmt.Sprintf("The location '%s' is not available for this order (available: %s).", loc, strings.Join(s.cfg.Datacenters, ", "))}
 	}
 	spec := &orderSpec{}
@@ -252,7 +253,7 @@ func (s *Server) validateOrder(c *call) (*orderSpec, error) {
 			if p.Id == nil {
 				what = deref(p.Item.KeyName)
 			}
-			return nil, &apiError{500, "SoftLayer_Exception_Order_Item_Invalid",
+			return nil, &apiError{http.StatusInternalServerError, ExceptionOrderItemInvalid,
 				fmt.Sprintf("Price '%s' is not valid for package %d.", what, CloudServerPackageID)}
 		}
 		if prev, dup := seen[cp.category]; dup {
@@ -263,7 +264,7 @@ func (s *Server) validateOrder(c *call) (*orderSpec, error) {
 	}
 	for _, cat := range []string{"guest_core", "ram"} {
 		if _, ok := seen[cat]; !ok {
-			return nil, &apiError{500, "SoftLayer_Exception_Order_MissingCategory", fmt.Sprintf("The order has no price for required category %s.", cat)}
+			return nil, &apiError{http.StatusInternalServerError, ExceptionOrderMissingCategory, fmt.Sprintf("The order has no price for required category %s.", cat)}
 		}
 	}
 	guid, tid := deref(base.ImageTemplateGlobalIdentifier), deref(base.ImageTemplateId)
@@ -278,7 +279,7 @@ func (s *Server) validateOrder(c *call) (*orderSpec, error) {
 	} else {
 		for _, cat := range []string{"os", "guest_disk0"} {
 			if _, ok := seen[cat]; !ok {
-				return nil, &apiError{500, "SoftLayer_Exception_Order_MissingCategory",
+				return nil, &apiError{http.StatusInternalServerError, ExceptionOrderMissingCategory,
 					fmt.Sprintf("The order has no image template and no price for required category %s.", cat)}
 			}
 		}

@@ -26,13 +26,16 @@ const APIPrefix = "/rest/v3.1/"
 // the largest bodies here are orders of a few kilobytes.
 const maxRequestBody = 1 << 20
 
-// Exception codes used in error bodies ({"error": ..., "code": ...}).
+// Exception codes of error bodies ({"error": ..., "code": ...}). Bad
+// credentials, unknown methods and refused operations use the base class
+// ExceptionPublic, as the real API does.
 const (
-	ExceptionPublic         = "SoftLayer_Exception_Public"
-	ExceptionInvalidValue   = "SoftLayer_Exception_InvalidValue"
-	ExceptionObjectNotFound = "SoftLayer_Exception_ObjectNotFound"
-	ExceptionNotImplemented = "SoftLayer_Exception_NotImplemented"
-	ExceptionInvalidLogin   = "SoftLayer_Exception_Public" // the REST API answers bad credentials with the base class
+	ExceptionPublic               = "SoftLayer_Exception_Public"
+	ExceptionInvalidValue         = "SoftLayer_Exception_InvalidValue"
+	ExceptionObjectNotFound       = "SoftLayer_Exception_ObjectNotFound"
+	ExceptionOrderInvalidLocation = "SoftLayer_Exception_Order_InvalidLocation"
+	ExceptionOrderItemInvalid     = "SoftLayer_Exception_Order_Item_Invalid"
+	ExceptionOrderMissingCategory = "SoftLayer_Exception_Order_MissingCategory"
 )
 
 // apiError is a SoftLayer exception with its HTTP status. The real API
@@ -318,7 +321,7 @@ func remoteIP(r *http.Request) string {
 // authenticate resolves HTTP Basic apikey:<IBM Cloud API key> or an IAM
 // bearer token to a principal and its classic account.
 func (s *Server) authenticate(r *http.Request, c *call) error {
-	unauthorized := &apiError{http.StatusUnauthorized, ExceptionInvalidLogin, "Invalid API token."}
+	unauthorized := &apiError{http.StatusUnauthorized, ExceptionPublic, "Invalid API token."}
 	if user, key, ok := r.BasicAuth(); ok {
 		if !strings.EqualFold(user, "apikey") || key == "" {
 			return unauthorized

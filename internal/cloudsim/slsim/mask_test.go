@@ -1,0 +1,256 @@
+package slsim
+
+import (
+	"encoding/json"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/softlayer/softlayer-go/datatypes"
+)
+
+// maskString renders a parsed mask canonically (children sorted).
+func maskString(n *maskNode) string {
+	if n == nil || n.children == nil {
+		return ""
+	}
+	var names []string
+	for k := range n.children {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var parts []string
+	for _, k := range names {
+		c := n.children[k]
+		if c.children != nil {
+			parts = append(parts, k+"["+maskString(c)+"]")
+		} else {
+			parts = append(parts, k)
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+func TestParseMask(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"id", "id"},
+		{"status.keyName", "status[keyName]"},
+		{"mask[id,name]", "id,name"},
+		{"mask[id, status[keyName, name], transaction.transactionStatus.name]", "id,status[keyName,name],transaction[transactionStatus[name]]"},
+		{"mask.status,mask.transaction", "status,transaction"},
+		{"mask.children.datacenter", "children[datacenter]"},
+		{"mask(SoftLayer_Virtual_Guest)[id,datacenter(SoftLayer_Location)[name]]", "datacenter[name],id"},
+		{"filteredMask[id]", "id"},
+		{"mask[]", ""},
+		{"mask", ""},
+		{"mask[status[keyName],status[name]]", "status[keyName,name]"},
+	} {
+		m, err := parseMask(tc.in)
+		if err != nil {
+			t.Errorf("parseMask(%q): %v", tc.in, err)
+			continue
+		}
+		if got := maskString(m); got != tc.want {
+			t.Errorf("parseMask(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	for _, bad := range []string{"mask[id", "mask[id]]", "id status", "mask[id,[name]]", "mask(SoftLayer_X", "mask[.id]", "a..b", "mask[id;name]", strings.Repeat("a.", 40) + "b"} {
+		if _, err := parseMask(bad); err == nil {
+			t.Errorf("parseMask(%q) succeeded, want an error", bad)
+		}
+	}
+	if m, err := parseMask("  "); m != nil || err != nil {
+		t.Errorf("empty mask: %v, %v", m, err)
+	}
+}
+
+func TestPropsOf(t *testing.T) {
+	p := propsOf(reflect.TypeOf(datatypes.Virtual_Guest_Block_Device_Template_Group{}))
+	for name, local := range map[string]bool{"id": true, "name": true, "createDate": true, "globalIdentifier": false,
+		"status": false, "byolFlag": false, "children": false, "childrenCount": false} {
+		if got, ok := p[name]; !ok || got.local != local {
+			t.Errorf("template %s: local=%v (known %v), want %v", name, got.local, ok, local)
+		}
+	}
+	g := propsOf(reflect.TypeOf(datatypes.Virtual_Guest{}))
+	if !g["provisionDate"].local || g["primaryIpAddress"].local || g["activeTransaction"].local {
+		t.Error("Virtual_Guest local/relational split does not follow SLDN")
+	}
+	if !g["activeTransactions"].list || g["activeTransactions"].elem == nil {
+		t.Error("activeTransactions is a relational list of transactions")
+	}
+	c := propsOf(reflect.TypeOf(datatypes.Container_Product_Order_Virtual_Guest{}))
+	if !c["prices"].local || !c["complexType"].local || !c["bootMode"].local {
+		t.Error("container properties are all local, embedded ones included")
+	}
+}
+
+func decode(t *testing.T, v any) any {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out any
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestProject(t *testing.T) {
+	typ := reflect.TypeOf(datatypes.Virtual_Guest_Block_Device_Template_Group{})
+	full := decode(t, datatypes.Virtual_Guest_Block_Device_Template_Group{
+		Id: ptr(1), Name: ptr("n"), GlobalIdentifier: ptr("g"),
+		Status:   &datatypes.Virtual_Guest_Block_Device_Template_Group_Status{KeyName: ptr("ACTIVE"), Name: ptr("Active")},
+		Children: []datatypes.Virtual_Guest_Block_Device_Template_Group{{Id: ptr(2), Name: ptr("c"), GlobalIdentifier: ptr("x")}},
+	})
+	for _, tc := range []struct{ mask, want string }{
+		{"", `{"id":1,"name":"n"}`},
+		{"id", `{"id":1}`},
+		{"status", `{"id":1,"name":"n","status":{"keyName":"ACTIVE","name":"Active"}}`},
+		{"mask[id,status.keyName]", `{"id":1,"status":{"keyName":"ACTIVE"}}`},
+		{"mask[children[id],childrenCount]", `{"children":[{"id":2}],"childrenCount":1,"id":1,"name":"n"}`},
+		{"mask[globalIdentifier,blockDevicesCount]", `{"globalIdentifier":"g"}`},
+		{"mask[globalIdentifier,blockDeviceCount]", `{"blockDeviceCount":0,"globalIdentifier":"g","id":1,"name":"n"}`},
+	} {
+		m, err := parseMask(tc.mask)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := project(full, typ, m)
+		if tc.mask == "mask[globalIdentifier,blockDevicesCount]" {
+			if err == nil || !strings.Contains(err.Error(), "Property 'blockDevicesCount' not valid for 'SoftLayer_Virtual_Guest_Block_Device_Template_Group'") {
+				t.Errorf("mask %q: err %v", tc.mask, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("mask %q: %v", tc.mask, err)
+		}
+		b, _ := json.Marshal(got)
+		if string(b) != tc.want {
+			t.Errorf("mask %q: got %s, want %s", tc.mask, b, tc.want)
+		}
+	}
+}
+
+func TestFilterOperations(t *testing.T) {
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	typ := reflect.TypeOf(datatypes.Event_Log{})
+	items := []any{
+		decode(t, datatypes.Event_Log{ObjectId: ptr(1), ObjectName: ptr("CCI"), EventName: ptr("Power On"), EventCreateDate: slTime(now.Add(-48 * time.Hour))}),
+		decode(t, datatypes.Event_Log{ObjectId: ptr(2), ObjectName: ptr("Image"), EventName: ptr("Import Started"), EventCreateDate: slTime(now.Add(-2 * time.Hour))}),
+		decode(t, datatypes.Event_Log{ObjectId: ptr(30), ObjectName: ptr("Image"), EventName: ptr("Import Failed"), EventCreateDate: slTime(now)}),
+	}
+	for _, tc := range []struct {
+		filter string
+		want   []int
+	}{
+		{`{"objectName":{"operation":"Image"}}`, []int{2, 30}},
+		{`{"objectName":{"operation":"image"}}`, nil},
+		{`{"objectName":{"operation":"_= image"}}`, []int{2, 30}},
+		{`{"objectName":{"operation":"!=image"}}`, []int{1}},
+		{`{"eventName":{"operation":"*= import"}}`, []int{2, 30}},
+		{`{"eventName":{"operation":"!*= import"}}`, []int{1}},
+		{`{"eventName":{"operation":"^= POWER"}}`, []int{1}},
+		{`{"eventName":{"operation":"!^= power"}}`, []int{2, 30}},
+		{`{"eventName":{"operation":"$= failed"}}`, []int{30}},
+		{`{"eventName":{"operation":"!$= failed"}}`, []int{1, 2}},
+		{`{"eventName":{"operation":"~ import%"}}`, []int{2, 30}},
+		{`{"eventName":{"operation":"~ import _tarted"}}`, []int{2}},
+		{`{"eventName":{"operation":"!~ started"}}`, []int{1, 30}},
+		{`{"objectId":{"operation":30}}`, []int{30}},
+		{`{"objectId":{"operation":"> 1"}}`, []int{2, 30}},
+		{`{"objectId":{"operation":">= 2"}}`, []int{2, 30}},
+		{`{"objectId":{"operation":"< 30"}}`, []int{1, 2}},
+		{`{"objectId":{"operation":"<= 2"}}`, []int{1, 2}},
+		{`{"objectId":{"operation":"in","options":[{"name":"data","value":[1,30]}]}}`, []int{1, 30}},
+		{`{"traceId":{"operation":"is null"}}`, []int{1, 2, 30}},
+		{`{"traceId":{"operation":"not null"}}`, nil},
+		{`{"eventCreateDate":{"operation":"greaterThanDate","options":[{"name":"date","value":["` + now.Add(-3*time.Hour).Format(time.RFC3339) + `"]}]}}`, []int{2, 30}},
+		{`{"eventCreateDate":{"operation":"lessThanDate","options":[{"name":"date","value":["03/10/2026"]}]}}`, []int{1}},
+		{`{"eventCreateDate":{"operation":"betweenDate","options":[{"name":"startDate","value":["03/08/2026 12:00:00"]},{"name":"endDate","value":["2026-03-10T10:00:00Z"]}]}}`, []int{1, 2}},
+		{`{"eventCreateDate":{"operation":"isDate","options":[{"name":"date","value":["2026-03-10"]}]}}`, []int{2, 30}},
+		{`{"eventCreateDate":{"operation":">= currentDate - 1"}}`, []int{2, 30}},
+		{`{"objectName":{"operation":"Image"},"eventName":{"operation":"^= Import S"}}`, []int{2}},
+		{`{"noSuchProperty":{"operation":"x"}}`, []int{1, 2, 30}},
+		{`{"objectId":{"operation":"orderBy","options":[{"name":"sort","value":["DESC"]}]}}`, []int{30, 2, 1}},
+	} {
+		var f map[string]any
+		dec := json.NewDecoder(strings.NewReader(tc.filter))
+		dec.UseNumber()
+		if err := dec.Decode(&f); err != nil {
+			t.Fatal(err)
+		}
+		// Decode items with UseNumber as render does.
+		var its []any
+		for _, it := range items {
+			b, _ := json.Marshal(it)
+			d := json.NewDecoder(strings.NewReader(string(b)))
+			d.UseNumber()
+			var v any
+			_ = d.Decode(&v)
+			its = append(its, v)
+		}
+		got, err := applyFilter(its, typ, f, now)
+		if err != nil {
+			t.Errorf("%s: %v", tc.filter, err)
+			continue
+		}
+		var ids []int
+		for _, g := range got {
+			n, _ := g.(map[string]any)["objectId"].(json.Number).Int64()
+			ids = append(ids, int(n))
+		}
+		if !reflect.DeepEqual(ids, tc.want) {
+			t.Errorf("%s: got %v, want %v", tc.filter, ids, tc.want)
+		}
+	}
+	for _, bad := range []string{
+		`{"objectName":"CCI"}`,
+		`{"eventCreateDate":{"operation":"betweenDate","options":[{"name":"startDate","value":["x"]}]}}`,
+		`{"eventCreateDate":{"operation":"greaterThanDate"}}`,
+	} {
+		var f map[string]any
+		_ = json.Unmarshal([]byte(bad), &f)
+		if _, err := applyFilter(items, typ, f, now); err == nil {
+			t.Errorf("%s: want an error", bad)
+		}
+	}
+}
+
+func FuzzParseMask(f *testing.F) {
+	for _, s := range []string{"mask[id,status[keyName]]", "mask.a.b,mask.c", "a.b", "mask(X)[y(Z)[w]]", "[[]]"} {
+		f.Add(s)
+	}
+	typ := reflect.TypeOf(datatypes.Virtual_Guest{})
+	obj := map[string]any{"id": 1.0, "datacenter": map[string]any{"name": "dal13"}, "activeTransactions": []any{map[string]any{"id": 2.0}}}
+	f.Fuzz(func(t *testing.T, s string) {
+		m, err := parseMask(s)
+		if err != nil {
+			return
+		}
+		_, _ = project(obj, typ, m)
+	})
+}
+
+func FuzzFilter(f *testing.F) {
+	for _, s := range []string{`{"a":{"operation":"x"}}`, `{"eventCreateDate":{"operation":"betweenDate","options":[{"name":"startDate","value":["1"]}]}}`,
+		`{"objectId":{"operation":"in","options":[{"name":"data","value":[1]}]}}`, `{"x":{"operation":">= currentDate - q"}}`} {
+		f.Add(s)
+	}
+	typ := reflect.TypeOf(datatypes.Event_Log{})
+	items := []any{map[string]any{"objectId": json.Number("1"), "eventName": "A", "eventCreateDate": "2026-01-01T00:00:00Z"}}
+	f.Fuzz(func(t *testing.T, s string) {
+		var fl map[string]any
+		dec := json.NewDecoder(strings.NewReader(s))
+		dec.UseNumber()
+		if dec.Decode(&fl) != nil {
+			return
+		}
+		_, _ = applyFilter(items, typ, fl, time.Now())
+	})
+}
