@@ -1,0 +1,8 @@
+//go:build !linux
+
+package e2e
+
+import "os"
+
+// nextData cannot find holes on this system: every block is read.
+func nextData(*os.File, int64) int64 { return -1 }
