@@ -650,3 +650,49 @@ func TestReaderErrors(t *testing.T) {
 	_, err = NewReader([]Source{&fakeSource{}}).Collect(ctx, Query{Start: t0, End: t0.Add(time.Hour)})
 	require.ErrorIs(t, err, context.Canceled)
 }
+
+func TestCloudLogsRetries(t *testing.T) {
+	var mu sync.Mutex
+	statuses := []int{503, 429, 200}
+	srv, got := newCloudLogsServer(t, func(queryRequest) (int, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		st := statuses[0]
+		if len(statuses) > 1 {
+			statuses = statuses[1:]
+		}
+		if st != 200 {
+			return st, `{"errors":[{"code":"busy","message":"try later"}]}`
+		}
+		return 200, sse(map[string]any{"result": map[string]any{"results": []any{result(atEvent{Action: ActionWrap, EventTime: "2026-03-04T10:00:00Z"})}}})
+	})
+	c, err := NewCloudLogs(srv.URL, bearer(t))
+	require.NoError(t, err)
+	c.retryBase = time.Millisecond
+	evs, err := c.Search(context.Background(), "*", t0, t0.Add(time.Hour), 10)
+	require.NoError(t, err)
+	require.Len(t, evs, 1)
+	require.Len(t, *got, 3)
+
+	// Out of attempts: the last error.
+	statuses = []int{429}
+	c2, err := NewCloudLogs(srv.URL, bearer(t), WithQueryAttempts(2))
+	require.NoError(t, err)
+	c2.retryBase = time.Millisecond
+	_, err = c2.Search(context.Background(), "*", t0, t0.Add(time.Hour), 10)
+	var qe *QueryError
+	require.ErrorAs(t, err, &qe)
+	require.Equal(t, 429, qe.StatusCode)
+	require.Len(t, *got, 5)
+
+	// A client error is not retried.
+	statuses = []int{400}
+	_, err = c2.Search(context.Background(), "*", t0, t0.Add(time.Hour), 10)
+	require.ErrorAs(t, err, &qe)
+	require.Len(t, *got, 6)
+
+	// Nor is a dead server retried past the attempts, and the error says so.
+	srv.Close()
+	_, err = c2.Search(context.Background(), "*", t0, t0.Add(time.Hour), 10)
+	require.ErrorContains(t, err, "querying Cloud Logs")
+}

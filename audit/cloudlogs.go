@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -99,6 +100,21 @@ func WithQueryLimit(n int) CloudLogsOption {
 	}
 }
 
+// DefaultQueryAttempts is how many times a query is tried when the service
+// answers 429 or 502/503/504 or the connection fails.
+const DefaultQueryAttempts = 3
+
+// WithQueryAttempts sets how many times a query is tried (default
+// DefaultQueryAttempts; 1 disables retries). Queries only read, so a retry
+// is always safe.
+func WithQueryAttempts(n int) CloudLogsOption {
+	return func(c *CloudLogs) {
+		if n > 0 {
+			c.attempts = n
+		}
+	}
+}
+
 // WithLogger sets the logger for debug messages and the stream's warnings
 // (default: none).
 func WithLogger(l *slog.Logger) CloudLogsOption {
@@ -119,12 +135,14 @@ func WithSecrets(s ...*secret.String) CloudLogsOption {
 // through its query API (POST /v1/query, Lucene syntax, server-sent
 // events) as a Source.
 type CloudLogs struct {
-	endpoint string
-	auth     core.Authenticator
-	hc       *http.Client
-	limit    int
-	log      *slog.Logger
-	secrets  []*secret.String
+	endpoint  string
+	auth      core.Authenticator
+	hc        *http.Client
+	limit     int
+	attempts  int
+	retryBase time.Duration
+	log       *slog.Logger
+	secrets   []*secret.String
 }
 
 // NewCloudLogs returns a reader of the Cloud Logs instance at endpoint
@@ -140,7 +158,8 @@ func NewCloudLogs(endpoint string, auth core.Authenticator, opts ...CloudLogsOpt
 	if auth == nil {
 		return nil, errors.New("audit: Cloud Logs needs an authenticator")
 	}
-	c := &CloudLogs{endpoint: ep, auth: auth, hc: &http.Client{}, limit: DefaultQueryLimit, log: slog.New(discard{})}
+	c := &CloudLogs{endpoint: ep, auth: auth, hc: &http.Client{}, limit: DefaultQueryLimit,
+		attempts: DefaultQueryAttempts, retryBase: time.Second, log: slog.New(discard{})}
 	for _, f := range opts {
 		f(c)
 	}
@@ -276,8 +295,46 @@ type queryMetadata struct {
 }
 
 // Search runs one Lucene query over [from, to) and returns at most limit
-// events, in the order the service sent them.
+// events, in the order the service sent them. It retries rate limiting,
+// 502/503/504 and connection failures (WithQueryAttempts).
 func (c *CloudLogs) Search(ctx context.Context, query string, from, to time.Time, limit int) ([]Event, error) {
+	delay := c.retryBase
+	for attempt := 1; ; attempt++ {
+		evs, err := c.search(ctx, query, from, to, limit)
+		if err == nil || attempt >= c.attempts || ctx.Err() != nil || !retryableQuery(err) {
+			return evs, err
+		}
+		c.log.DebugContext(ctx, "audit: retrying the Cloud Logs query", "attempt", attempt, "err", err)
+		t := time.NewTimer(delay/2 + rand.N(delay/2+1))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("audit: querying Cloud Logs: %w", ctx.Err())
+		case <-t.C:
+		}
+		delay = min(2*delay, 30*time.Second)
+	}
+}
+
+// transportError marks a query that got no HTTP response.
+type transportError struct{ msg string }
+
+func (e *transportError) Error() string { return e.msg }
+
+func retryableQuery(err error) bool {
+	var qe *QueryError
+	if errors.As(err, &qe) {
+		switch qe.StatusCode {
+		case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return true
+		}
+		return false
+	}
+	var te *transportError
+	return errors.As(err, &te)
+}
+
+func (c *CloudLogs) search(ctx context.Context, query string, from, to time.Time, limit int) ([]Event, error) {
 	body, err := json.Marshal(queryRequest{Query: query, Metadata: queryMetadata{
 		StartDate: from.UTC().Format(time.RFC3339Nano),
 		EndDate:   to.UTC().Format(time.RFC3339Nano),
@@ -302,7 +359,7 @@ func (c *CloudLogs) Search(ctx context.Context, query string, from, to time.Time
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("audit: querying Cloud Logs: %w", ctx.Err())
 		}
-		return nil, fmt.Errorf("audit: querying Cloud Logs: %s", scrub(err.Error(), c.secrets))
+		return nil, &transportError{msg: "audit: querying Cloud Logs: " + scrub(err.Error(), c.secrets)}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

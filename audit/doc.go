@@ -20,7 +20,13 @@
 // reads one time slice at a time (WithSlice) so that memory holds one
 // slice; within a slice the event log is paged with resultLimit and a Cloud
 // Logs query that returns its limit is split into two half windows until it
-// does not (down to MinSplitWindow, then ErrTooManyEvents).
+// does not (down to MinSplitWindow, then ErrTooManyEvents). Queries are
+// retried after 429, 502/503/504 and connection failures
+// (WithQueryAttempts); event log pages are retried by the pager
+// (*classic.Client retries reads).
+//
+// API keys never reach an error: errors from IAM and Cloud Logs have the
+// keys given with WithSecrets replaced by a redaction marker.
 //
 // # Names IBM does not document
 //

@@ -116,9 +116,10 @@ func (e *APIError) Error() string {
 // transport error when it holds no secret.
 func (e *APIError) Unwrap() error { return e.cause }
 
-// Is matches ErrNotFound for SoftLayer_Exception_ObjectNotFound (and HTTP 404).
+// Is matches ErrNotFound for SoftLayer_Exception_ObjectNotFound (and for an
+// HTTP 404 without an exception code).
 func (e *APIError) Is(target error) bool {
-	return target == ErrNotFound && (e.Code == "SoftLayer_Exception_ObjectNotFound" || e.StatusCode == 404)
+	return target == ErrNotFound && (e.Code == "SoftLayer_Exception_ObjectNotFound" || (e.StatusCode == 404 && e.Code == ""))
 }
 
 // Timeout reports whether the call timed out (the net.Error convention).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -157,7 +158,7 @@ func (c *Client) OSReferenceCodes(ctx context.Context) (map[string]string, error
 	c.osMu.Lock()
 	defer c.osMu.Unlock()
 	if c.osCodes != nil {
-		return c.osCodes, nil
+		return maps.Clone(c.osCodes), nil
 	}
 	var descs []datatypes.Software_Description
 	err := c.read(ctx, "SoftLayer_Virtual_Guest_Block_Device_Template_Group::getVhdImportSoftwareDescriptions",
@@ -176,7 +177,7 @@ func (c *Client) OSReferenceCodes(ctx context.Context) (map[string]string, error
 		}
 	}
 	c.osCodes = codes
-	return codes, nil
+	return maps.Clone(codes), nil
 }
 
 // Import validates req (see ValidateImport) and then starts the import with
