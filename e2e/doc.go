@@ -49,9 +49,10 @@
 // written front to back without seeking (so it can go to a pipe or an
 // upload), so the allocation must be known before the first byte. A dynamic
 // VHD states it in its header. For a raw file, the zero blocks are found by
-// reading the file once before encrypting; the encryption pass then reads
-// the non-zero blocks again (usually from the page cache), and the memory
-// cost is one bool per 2 MiB block. A raw stream cannot be scanned ahead,
+// reading the file once before encrypting (blocks in the holes of a sparse
+// file are known to be zero without being read); the encryption pass then
+// reads the non-zero blocks again (usually from the page cache), and the
+// memory cost is one bool per 2 MiB block. A raw stream cannot be scanned ahead,
 // so its output has every block allocated and is as large as the disk; for
 // sparse output give a file, or convert the image to a dynamic VHD first
 // (qemu-img convert -O vpc). A dynamic VHD's blocks are taken as allocated
