@@ -129,7 +129,7 @@ func (img *Image) checkBatmap(r *Report) {
 			continue
 		}
 		off := int64(e) * SectorSize
-		if err := img.readFile(nbm, off, fmt.Sprintf("block %d bitmap", j)); err != nil {
+		if err := img.readFile(nbm, off, blockPart(j, "bitmap")); err != nil {
 			r.Problems = append(r.Problems, FormatError{Offset: off, Field: field, Reason: err.Error()})
 			continue
 		}

@@ -64,7 +64,7 @@ func Open(r io.ReaderAt, fileSize int64) (*Image, error) {
 	img := &Image{r: r, fileSize: fileSize}
 	if fileSize < FooterSize {
 		b := make([]byte, fileSize)
-		if err := img.readFile(b, 0, "footer"); err != nil {
+		if err := img.readFile(b, 0, named("footer")); err != nil {
 			return nil, err
 		}
 		if bytes.HasPrefix(b, []byte(footerCookie)) {
@@ -117,13 +117,13 @@ func (img *Image) openFooter() error {
 	fileSize := img.fileSize
 	endOff := fileSize - FooterSize
 	var endB, startB [FooterSize]byte
-	if err := img.readFile(endB[:], endOff, "footer"); err != nil {
+	if err := img.readFile(endB[:], endOff, named("footer")); err != nil {
 		return err
 	}
 	endF, endErr := ParseFooter(endB[:])
 	startF, startErr := endF, endErr
 	if endOff > 0 {
-		if err := img.readFile(startB[:], 0, "footer copy"); err != nil {
+		if err := img.readFile(startB[:], 0, named("footer copy")); err != nil {
 			return err
 		}
 		startF, startErr = ParseFooter(startB[:])
@@ -195,7 +195,7 @@ func (img *Image) openDynamic() error {
 		return err
 	}
 	hb := make([]byte, HeaderSize)
-	if err := img.readFile(hb, ho, "header"); err != nil {
+	if err := img.readFile(hb, ho, named("header")); err != nil {
 		return err
 	}
 	d, err := img.useHeader(hb, ho)
@@ -206,13 +206,13 @@ func (img *Image) openDynamic() error {
 		d.regions = append(d.regions, region{"footer", img.limit, img.fileSize})
 	}
 	raw := make([]byte, d.needed*4)
-	if err := img.readFile(raw, d.to, "BAT"); err != nil {
+	if err := img.readFile(raw, d.to, named("BAT")); err != nil {
 		return err
 	}
 	img.useBAT(raw)
 	if d.batmapAt >= 0 && d.batmapAt <= img.limit-BatmapHeaderSize {
 		b := make([]byte, BatmapHeaderSize)
-		if err := img.readFile(b, d.batmapAt, "batmap header"); err != nil {
+		if err := img.readFile(b, d.batmapAt, named("batmap header")); err != nil {
 			return err
 		}
 		bh, err := img.parseBatmapHeader(b, d.batmapAt, d.needed)
@@ -221,7 +221,7 @@ func (img *Image) openDynamic() error {
 		}
 		if bh != nil {
 			m := make([]byte, bh.mapLen)
-			if err := img.readFile(m, bh.mapOff, "batmap"); err != nil {
+			if err := img.readFile(m, bh.mapOff, named("batmap")); err != nil {
 				return err
 			}
 			if err := img.useBatmap(bh, m); err != nil {
@@ -437,13 +437,31 @@ func (img *Image) extent(j int) int64 {
 	return img.bitmapBytes + min(img.nb, img.size-int64(j)*img.nb)
 }
 
-// readFile reads exactly len(b) bytes at off, naming field in errors.
-func (img *Image) readFile(b []byte, off int64, field string) error {
+// field names what is being read, formatted only for an error message (the
+// read paths make no allocation).
+type field struct {
+	name  string
+	block int // >= 0: name is a part of this native block
+}
+
+func named(s string) field { return field{name: s, block: -1} }
+
+func blockPart(j int, part string) field { return field{name: part, block: j} }
+
+func (f field) String() string {
+	if f.block >= 0 {
+		return fmt.Sprintf("block %d %s", f.block, f.name)
+	}
+	return f.name
+}
+
+// readFile reads exactly len(b) bytes at off, naming f in errors.
+func (img *Image) readFile(b []byte, off int64, f field) error {
 	if len(b) == 0 {
 		return nil
 	}
 	if off < 0 || off > img.fileSize || int64(len(b)) > img.fileSize-off {
-		return formatErr(off, field, ErrTruncated, "reading %d bytes past the end of the file (%d bytes)", len(b), img.fileSize)
+		return formatErr(off, f.String(), ErrTruncated, "reading %d bytes past the end of the file (%d bytes)", len(b), img.fileSize)
 	}
 	n, err := img.r.ReadAt(b, off)
 	if n == len(b) {
@@ -452,7 +470,7 @@ func (img *Image) readFile(b []byte, off int64, field string) error {
 	if err == nil || err == io.EOF {
 		err = io.ErrUnexpectedEOF
 	}
-	return formatErr(off, field, err, "read %d of %d bytes", n, len(b))
+	return formatErr(off, f.String(), err, "read %d of %d bytes", n, len(b))
 }
 
 // Type returns the disk type (Fixed or Dynamic).
@@ -580,7 +598,7 @@ func (img *Image) blockBitmap(i int, bm Bitmap) (int64, error) {
 			fillOnes(bm)
 			return data, nil
 		}
-		return data, img.readFile(bm, base+sub*BitmapSize, fmt.Sprintf("block %d bitmap", j))
+		return data, img.readFile(bm, base+sub*BitmapSize, blockPart(j, "bitmap"))
 	}
 	clear(bm)
 	spn := int(img.nb / SectorSize) // sectors per native block
@@ -603,7 +621,7 @@ func (img *Image) blockBitmap(i int, bm Bitmap) (int64, error) {
 		if nbm == nil {
 			nbm = make([]byte, (spn+7)/8)
 		}
-		if err := img.readFile(nbm, int64(img.bat[j])*SectorSize, fmt.Sprintf("block %d bitmap", j)); err != nil {
+		if err := img.readFile(nbm, int64(img.bat[j])*SectorSize, blockPart(j, "bitmap")); err != nil {
 			return -1, err
 		}
 		for s := range spn {
@@ -670,7 +688,7 @@ func (img *Image) ReadAt(p []byte, off int64) (int, error) {
 // read fills p with guest bytes at off; the range is within the disk.
 func (img *Image) read(p []byte, off int64) error {
 	if img.typ == Fixed {
-		return img.readFile(p, off, "disk data")
+		return img.readFile(p, off, named("disk data"))
 	}
 	var scratch [BitmapSize + 8]byte
 	for len(p) > 0 {
@@ -685,7 +703,7 @@ func (img *Image) read(p []byte, off int64) error {
 			base := int64(e) * SectorSize
 			data := base + img.bitmapBytes
 			if img.batmapFull(j) {
-				if err := img.readFile(chunk, data+in, fmt.Sprintf("block %d data", j)); err != nil {
+				if err := img.readFile(chunk, data+in, blockPart(j, "data")); err != nil {
 					return err
 				}
 			} else if err := img.readSparse(chunk, j, base, in, scratch[:]); err != nil {
@@ -706,7 +724,7 @@ func (img *Image) readSparse(chunk []byte, j int, base, in int64, scratch []byte
 	s1 := int((in+n-1)/SectorSize) + 1
 	b0, b1 := s0/8, (s1+7)/8
 	bm := Bitmap(scratch[:b1-b0])
-	if err := img.readFile(bm, base+int64(b0), fmt.Sprintf("block %d bitmap", j)); err != nil {
+	if err := img.readFile(bm, base+int64(b0), blockPart(j, "bitmap")); err != nil {
 		return err
 	}
 	data := base + img.bitmapBytes
@@ -717,7 +735,7 @@ func (img *Image) readSparse(chunk []byte, j int, base, in int64, scratch []byte
 		to := min(int64(e)*SectorSize, in+n)
 		dst := chunk[from-in : to-in]
 		if bm.Present(rel) {
-			if err := img.readFile(dst, data+from, fmt.Sprintf("block %d data", j)); err != nil {
+			if err := img.readFile(dst, data+from, blockPart(j, "data")); err != nil {
 				return err
 			}
 		} else {

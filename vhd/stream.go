@@ -76,20 +76,20 @@ func NewStreamReader(r io.Reader) (*StreamReader, error) {
 		return nil, err
 	}
 	hb := make([]byte, HeaderSize)
-	if err := s.skipTo(ho, "dynamic header"); err != nil {
+	if err := s.skipTo(ho, named("dynamic header")); err != nil {
 		return nil, err
 	}
-	if err := s.readFull(hb, "dynamic header"); err != nil {
+	if err := s.readFull(hb, named("dynamic header")); err != nil {
 		return nil, err
 	}
 	d, err := img.useHeader(hb, ho)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.skipTo(d.to, "BAT"); err != nil {
+	if err := s.skipTo(d.to, named("BAT")); err != nil {
 		return nil, err
 	}
-	raw, err := s.readGrow(d.needed*4, "BAT")
+	raw, err := s.readGrow(d.needed*4, named("BAT"))
 	if err != nil {
 		return nil, err
 	}
@@ -104,10 +104,10 @@ func NewStreamReader(r io.Reader) (*StreamReader, error) {
 	var bh *batmapHeader
 	if d.batmapAt >= 0 && d.batmapAt+BatmapHeaderSize <= first {
 		b := make([]byte, BatmapHeaderSize)
-		if err := s.skipTo(d.batmapAt, "batmap header"); err != nil {
+		if err := s.skipTo(d.batmapAt, named("batmap header")); err != nil {
 			return nil, err
 		}
-		if err := s.readFull(b, "batmap header"); err != nil {
+		if err := s.readFull(b, named("batmap header")); err != nil {
 			return nil, err
 		}
 		if bh, err = img.parseBatmapHeader(b, d.batmapAt, d.needed); err != nil {
@@ -124,10 +124,10 @@ func NewStreamReader(r io.Reader) (*StreamReader, error) {
 		return nil, err
 	}
 	if bh != nil {
-		if err := s.skipTo(bh.mapOff, "batmap"); err != nil {
+		if err := s.skipTo(bh.mapOff, named("batmap")); err != nil {
 			return nil, err
 		}
-		m, err := s.readGrow(bh.mapLen, "batmap")
+		m, err := s.readGrow(bh.mapLen, named("batmap"))
 		if err != nil {
 			return nil, err
 		}
@@ -158,7 +158,7 @@ func (s *StreamReader) checkOrder() error {
 }
 
 // skipTo discards input up to offset off.
-func (s *StreamReader) skipTo(off int64, what string) error {
+func (s *StreamReader) skipTo(off int64, what field) error {
 	if off < s.pos {
 		return fmt.Errorf("%w: the %s at %#x lies before data already read (stream position %#x), so the VHD cannot be read front to back; save it to a file and use Open",
 			ErrNotStreamable, what, off, s.pos)
@@ -169,7 +169,7 @@ func (s *StreamReader) skipTo(off int64, what string) error {
 	n, err := io.CopyN(io.Discard, s.r, off-s.pos)
 	s.pos += n
 	if err == io.EOF {
-		return formatErr(s.pos, what, ErrTruncated, "the stream ended at %#x, before the %s at %#x", s.pos, what, off)
+		return formatErr(s.pos, what.String(), ErrTruncated, "the stream ended at %#x, before the %s at %#x", s.pos, what, off)
 	}
 	if err != nil {
 		return fmt.Errorf("vhd: skipping to the %s at %#x: %w", what, off, err)
@@ -178,12 +178,12 @@ func (s *StreamReader) skipTo(off int64, what string) error {
 }
 
 // readFull reads exactly len(b) bytes.
-func (s *StreamReader) readFull(b []byte, what string) error {
+func (s *StreamReader) readFull(b []byte, what field) error {
 	n, err := io.ReadFull(s.r, b)
 	at := s.pos
 	s.pos += int64(n)
 	if err == io.EOF || err == io.ErrUnexpectedEOF {
-		return formatErr(at, what, ErrTruncated, "the stream ended after %d of the %d bytes of the %s", n, len(b), what)
+		return formatErr(at, what.String(), ErrTruncated, "the stream ended after %d of the %d bytes of the %s", n, len(b), what)
 	}
 	if err != nil {
 		return fmt.Errorf("vhd: reading the %s at %#x: %w", what, at, err)
@@ -192,7 +192,7 @@ func (s *StreamReader) readFull(b []byte, what string) error {
 }
 
 // readGrow reads n bytes, allocating only as the data arrives.
-func (s *StreamReader) readGrow(n int64, what string) ([]byte, error) {
+func (s *StreamReader) readGrow(n int64, what field) ([]byte, error) {
 	b := make([]byte, 0, min(n, readChunk))
 	for int64(len(b)) < n {
 		c := min(n-int64(len(b)), readChunk)
@@ -276,20 +276,20 @@ func (s *StreamReader) readLarge(i int, dst []byte) (BlockInfo, error) {
 	j, sub := i/k, int64(i%k)
 	base := int64(img.bat[j]) * SectorSize
 	if s.cur != j {
-		if err := s.skipTo(base, fmt.Sprintf("block %d bitmap", j)); err != nil {
+		if err := s.skipTo(base, blockPart(j, "bitmap")); err != nil {
 			return BlockInfo{}, err
 		}
-		if err := s.readFull(s.nbm, fmt.Sprintf("block %d bitmap", j)); err != nil {
+		if err := s.readFull(s.nbm, blockPart(j, "bitmap")); err != nil {
 			return BlockInfo{}, err
 		}
 		s.cur = j
 	}
 	data := base + img.bitmapBytes + sub*BlockSize
-	if err := s.skipTo(data, fmt.Sprintf("block %d data", j)); err != nil {
+	if err := s.skipTo(data, blockPart(j, "data")); err != nil {
 		return BlockInfo{}, err
 	}
 	n := min(BlockSize, img.size-int64(i)*BlockSize)
-	if err := s.readFull(dst[:n], fmt.Sprintf("block %d data", j)); err != nil {
+	if err := s.readFull(dst[:n], blockPart(j, "data")); err != nil {
 		return BlockInfo{}, err
 	}
 	clear(dst[n:])
@@ -320,15 +320,15 @@ func (s *StreamReader) readSmall(i int, dst []byte) (BlockInfo, error) {
 			continue
 		}
 		base := int64(img.bat[j]) * SectorSize
-		what := fmt.Sprintf("block %d", j)
-		if err := s.skipTo(base, what); err != nil {
+		what := j
+		if err := s.skipTo(base, blockPart(what, "bitmap")); err != nil {
 			return BlockInfo{}, err
 		}
-		if err := s.readFull(s.nbm, what+" bitmap"); err != nil {
+		if err := s.readFull(s.nbm, blockPart(what, "bitmap")); err != nil {
 			return BlockInfo{}, err
 		}
 		n := min(img.nb, img.size-int64(j)*img.nb)
-		if err := s.readFull(dst[int64(t)*img.nb:int64(t)*img.nb+n], what+" data"); err != nil {
+		if err := s.readFull(dst[int64(t)*img.nb:int64(t)*img.nb+n], blockPart(what, "data")); err != nil {
 			return BlockInfo{}, err
 		}
 		full := img.batmapFull(j)
