@@ -41,7 +41,11 @@ func TestWriteBlockAllocatesNothing(t *testing.T) {
 // countingWriter counts Write calls and bytes.
 type countingWriter struct{ calls, bytes int }
 
-func (c *countingWriter) Write(p []byte) (int, error) { c.calls++; c.bytes += len(p); return len(p), nil }
+func (c *countingWriter) Write(p []byte) (int, error) {
+	c.calls++
+	c.bytes += len(p)
+	return len(p), nil
+}
 
 func TestWriterCallsPerBlock(t *testing.T) {
 	var c countingWriter
