@@ -63,6 +63,8 @@ func TestStartSeedsADeterministicAccount(t *testing.T) {
 	require.Equal(t, a.Account.AccountID, b.Account.AccountID)
 	require.Equal(t, a.Account.APIKey, b.Account.APIKey)
 	require.Equal(t, a.Account.KMSInstanceID, b.Account.KMSInstanceID)
+	require.Equal(t, a.Account.RootKeyCRN, b.Account.RootKeyCRN)
+	require.Equal(t, a.Account.Bucket, b.Account.Bucket)
 	require.NotEqual(t, a.Account.AccountID, c.Account.AccountID)
 	require.Len(t, a.Account.APIKey, 44)
 	require.Equal(t, "us-south", a.Account.Region)
