@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -353,5 +352,3 @@ func (s *Server) Events() []datatypes.Event_Log {
 	}
 	return out
 }
-
-func (s *Server) String() string { return fmt.Sprintf("slsim.Server(region=%s)", s.cfg.Region) }
