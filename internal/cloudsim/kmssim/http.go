@@ -47,7 +47,9 @@ type call struct {
 
 func (s *Server) withAuth(h func(http.ResponseWriter, *call)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Correlation-Id", r.Header.Get("correlation-id"))
+		if id := r.Header.Get("correlation-id"); id != "" {
+			w.Header().Set("Correlation-Id", id)
+		}
 		inst := r.Header.Get("bluemix-instance")
 		if inst == "" {
 			writeError(w, http.StatusBadRequest, "MISSING_INSTANCE_ERR", "Bad Request: the bluemix-instance header is required")
