@@ -141,21 +141,24 @@ func (d *Decryptor) newReader() *outReader {
 	}
 	// Which blocks to emit: every block for a raw output, the allocated
 	// ones for a VHD.
-	var order []int
-	for i, bm := range d.alloc {
-		if bm != nil || d.o.format == FormatRaw {
-			order = append(order, i)
-		}
-	}
 	next := 0
+	nextBlock := func() (int, bool) {
+		if d.o.format == FormatVHD {
+			return nextAllocated(d.alloc, &next)
+		}
+		if next == len(d.alloc) {
+			return 0, false
+		}
+		next++
+		return next - 1, true
+	}
 	switch {
 	case d.in.ra != nil:
 		cfg.read = func(_ context.Context, j *job[blockJob]) error {
-			if next == len(order) {
+			i, ok := nextBlock()
+			if !ok {
 				return errNoMoreJobs
 			}
-			i := order[next]
-			next++
 			j.v = blockJob{index: i, bitmap: d.alloc[i]}
 			return nil
 		}
@@ -171,7 +174,8 @@ func (d *Decryptor) newReader() *outReader {
 		}
 	default:
 		cfg.read = func(_ context.Context, j *job[blockJob]) error {
-			if next == len(order) {
+			i, ok := nextBlock()
+			if !ok {
 				if _, err := d.in.sr.Next(j.buf); !errors.Is(err, io.EOF) {
 					if err == nil {
 						err = errors.New("a block past the last allocated one")
@@ -180,8 +184,6 @@ func (d *Decryptor) newReader() *outReader {
 				}
 				return errNoMoreJobs
 			}
-			i := order[next]
-			next++
 			if d.alloc[i] == nil {
 				j.v = blockJob{index: i}
 				return nil

@@ -23,14 +23,14 @@ import (
 // the package documentation). WriteTo or Reader then produce the output,
 // once.
 type Encryptor struct {
-	ctx    context.Context
-	o      *options
-	in     *input
-	cipher *xts.Cipher
-	layout *vhd.Layout
-	blocks []int // indices of the allocated blocks, ascending
-	size   int64
-	used   atomic.Bool
+	ctx       context.Context
+	o         *options
+	in        *input
+	cipher    *xts.Cipher
+	layout    *vhd.Layout
+	allocated int // allocated blocks in the output
+	size      int64
+	used      atomic.Bool
 }
 
 // NewEncryptor prepares the encryption of src with dek. src may be a raw
@@ -71,14 +71,14 @@ func NewEncryptor(ctx context.Context, src io.Reader, dek *DEK, opts ...Option) 
 	}
 	kh := vhd.ComputeKeyHash(nonce, dek.Bytes())
 	e.layout = newLayout(in.size, alloc, &kh, o)
-	for i, bm := range alloc {
+	for _, bm := range alloc {
 		if bm != nil {
-			e.blocks = append(e.blocks, i)
+			e.allocated++
 		}
 	}
 	e.size = e.layout.FileSize()
 	o.logger.Debug("e2e: encryption planned", "input", in.kind.String(), "virtual_size", in.size,
-		"blocks", len(alloc), "allocated", len(e.blocks), "output_size", e.size)
+		"blocks", len(alloc), "allocated", e.allocated, "output_size", e.size)
 	return e, nil
 }
 
@@ -118,7 +118,7 @@ func (e *Encryptor) Size() int64 { return e.size }
 // AllocatedBlocks returns how many 2 MiB blocks the output stores, and the
 // virtual disk's total number of blocks.
 func (e *Encryptor) AllocatedBlocks() (allocated, total int) {
-	return len(e.blocks), len(e.layout.Allocated)
+	return e.allocated, len(e.layout.Allocated)
 }
 
 // planAllocation decides the output's allocation, block by block (nil:
@@ -238,11 +238,10 @@ func (e *Encryptor) newReader() *outReader {
 	case e.in.ra != nil:
 		next := 0
 		cfg.read = func(_ context.Context, j *job[blockJob]) error {
-			if next == len(e.blocks) {
+			i, ok := nextAllocated(e.layout.Allocated, &next)
+			if !ok {
 				return errNoMoreJobs
 			}
-			i := e.blocks[next]
-			next++
 			j.v = blockJob{index: i, bitmap: e.layout.Allocated[i]}
 			return nil
 		}
@@ -297,6 +296,19 @@ func (e *Encryptor) newReader() *outReader {
 		phase: PhaseEncrypt,
 		o:     e.o,
 	}
+}
+
+// nextAllocated returns the first allocated block at or after *next and
+// moves *next past it; ok is false when there is none.
+func nextAllocated(alloc []vhd.Bitmap, next *int) (i int, ok bool) {
+	for *next < len(alloc) {
+		i = *next
+		*next++
+		if alloc[i] != nil {
+			return i, true
+		}
+	}
+	return 0, false
 }
 
 // pipelineDepth is the number of block buffers in flight for n workers:

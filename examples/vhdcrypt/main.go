@@ -31,7 +31,8 @@
 //	1  failure (unreadable or malformed input, I/O error, ...)
 //	2  usage error (unknown command, bad or missing flags)
 //	3  wrong key (decrypt, verify): the key does not match the image's key hash
-//	4  damage found (verify): present sectors stored as plaintext zeros
+//	4  damage found (verify): present sectors stored as plaintext zeros (the
+//	   defect of vhd-util copy), or structural problems in the VHD
 //	130 interrupted (SIGINT, SIGTERM); no partial output file is left
 package main
 
