@@ -3,6 +3,7 @@ package vhd
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 )
 
@@ -85,13 +86,8 @@ func (img *Image) Check(ctx context.Context) (*Report, error) {
 		if _, err := img.blockBitmap(i, bm); err != nil {
 			return r, fmt.Errorf("vhd: checking block %d: %w", i, err)
 		}
-		inSize := int(min(SectorsPerBlock, (img.size-int64(i)*BlockSize)/SectorSize))
-		r.AllocatedBlocks++
-		if bm.Full() {
-			r.FullBlocks++
-		}
-		r.PresentSectors += int64(countBits(bm, inSize))
 		if !img.encrypted {
+			r.addBlock(i, bm, nil, img.size)
 			continue
 		}
 		if buf == nil {
@@ -100,18 +96,67 @@ func (img *Image) Check(ctx context.Context) (*Report, error) {
 		if err := img.ReadBlock(i, buf); err != nil {
 			return r, fmt.Errorf("vhd: checking block %d: %w", i, err)
 		}
-		var zeros int64
-		for s := range inSize {
-			if bm.Present(s) && allZero(buf[s*SectorSize:(s+1)*SectorSize]) {
-				zeros++
-			}
-		}
-		if zeros > 0 {
-			r.ZeroPresentSectors += zeros
-			r.ZeroPresentBlocks = append(r.ZeroPresentBlocks, i)
-		}
+		r.addBlock(i, bm, buf, img.size)
 	}
 	return r, nil
+}
+
+// addBlock accounts for allocated block i with bitmap bm; data, when not
+// nil, is its stored bytes, scanned for present all-zero sectors.
+func (r *Report) addBlock(i int, bm Bitmap, data []byte, size int64) {
+	inSize := int(min(SectorsPerBlock, (size-int64(i)*BlockSize)/SectorSize))
+	r.AllocatedBlocks++
+	if bm.Full() {
+		r.FullBlocks++
+	}
+	r.PresentSectors += int64(countBits(bm, inSize))
+	if data == nil {
+		return
+	}
+	var zeros int64
+	for s := range inSize {
+		if bm.Present(s) && allZero(data[s*SectorSize:(s+1)*SectorSize]) {
+			zeros++
+		}
+	}
+	if zeros > 0 {
+		r.ZeroPresentSectors += zeros
+		r.ZeroPresentBlocks = append(r.ZeroPresentBlocks, i)
+	}
+}
+
+// Check reads the remaining blocks of the stream and reports on them as
+// Image.Check does: the allocation and, for an encrypted disk, the present
+// sectors stored as all zeros. The stream's structure was validated by
+// NewStreamReader; what only a file shows (the footer at the end, batmap
+// bits against bitmaps) is not checked. It uses one BlockSize buffer.
+func (s *StreamReader) Check(ctx context.Context) (*Report, error) {
+	img := s.img
+	r := &Report{
+		Type:            img.typ,
+		Size:            img.size,
+		Creator:         img.Creator(),
+		NativeBlockSize: img.nb,
+		Encrypted:       img.encrypted,
+	}
+	buf := make([]byte, BlockSize)
+	for {
+		if err := ctx.Err(); err != nil {
+			return r, err
+		}
+		b, err := s.Next(buf)
+		if err == io.EOF {
+			return r, nil
+		}
+		if err != nil {
+			return r, err
+		}
+		data := buf
+		if !img.encrypted {
+			data = nil
+		}
+		r.addBlock(b.Index, b.Bitmap, data, img.size)
+	}
 }
 
 // checkBatmap compares tapdisk's batmap with the BAT and the bitmaps.

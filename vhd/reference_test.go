@@ -158,10 +158,15 @@ func TestReferenceCheck(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			img, _ := openRef(t, c.name)
+			img, file := openRef(t, c.name)
 			rep, err := img.Check(context.Background())
 			require.NoError(t, err)
 			require.Empty(t, rep.Problems)
+			sr, err := NewStreamReader(bytes.NewReader(file))
+			require.NoError(t, err)
+			srep, err := sr.Check(context.Background())
+			require.NoError(t, err)
+			require.Equal(t, rep, srep, "a stream reports what a file does")
 			require.Equal(t, c.zeroBlocks, rep.ZeroPresentBlocks)
 			if c.zeroBlocks == nil {
 				require.Zero(t, rep.ZeroPresentSectors)
