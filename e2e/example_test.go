@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/vhd"
 )
 
 // exampleDisk is a 6 MiB raw disk with data in its first and last blocks
@@ -130,4 +131,41 @@ func ExampleEncryptFile() {
 	fmt.Println(info.Format, info.Creator, "encrypted:", info.Encrypted, "blocks:", info.AllocatedBlocks, "of", info.Blocks)
 	// Output:
 	// dynamic VHD tap encrypted: true blocks: 2 of 3
+}
+
+// Find the damage that vhd-util copy does to partially allocated blocks: the
+// image below marks every sector of its block present, but half of them were
+// never encrypted and are stored as zeros, which tapdisk would "decrypt"
+// into garbage.
+func ExampleCheck() {
+	ctx := context.Background()
+	dek, _ := e2e.NewDEK(e2e.AES256XTS)
+	var nonce [32]byte
+	kh := vhd.ComputeKeyHash(nonce, dek.Bytes())
+	layout := &vhd.Layout{Size: 2 << 20, Allocated: []vhd.Bitmap{vhd.FullBitmap()}, KeyHash: &kh}
+	var img bytes.Buffer
+	w, err := vhd.NewWriter(&img, layout)
+	if err != nil {
+		log.Fatal(err)
+	}
+	block := make([]byte, vhd.BlockSize)
+	for i := range vhd.BlockSize / 2 {
+		block[i] = byte(i*7 + 1) // stands for ciphertext; the second half stays zero
+	}
+	if err := w.WriteBlock(0, block); err != nil {
+		log.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		log.Fatal(err)
+	}
+
+	report, err := e2e.Check(ctx, bytes.NewReader(img.Bytes()))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("ok:", report.OK())
+	fmt.Println("damaged sectors:", report.ZeroPresentSectors, "in blocks", report.ZeroPresentBlocks)
+	// Output:
+	// ok: false
+	// damaged sectors: 2048 in blocks [0]
 }

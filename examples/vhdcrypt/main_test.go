@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/e2eimage/e2eimage/internal/testenv"
@@ -105,5 +106,28 @@ func cmdFileSize(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	if (fi.Size() == want) == neg {
 		ts.Fatalf("%s is %d bytes", args[0], fi.Size())
+	}
+}
+
+// TestInterrupted: a cancelled run (SIGINT in main) exits 130 and leaves no
+// output file.
+func TestInterrupted(t *testing.T) {
+	ref := testenv.RefDir(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.vhd")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var stderr strings.Builder
+	code := run(ctx, []string{"encrypt", "-in", filepath.Join(ref, "plain.raw"), "-out", out, "-key-file", filepath.Join(ref, "key64.bin"), "-q"},
+		&env{stdin: os.Stdin, stdout: os.Stdout, stderr: &stderr, lookup: os.LookupEnv})
+	if code != exitInterrupted {
+		t.Fatalf("exit code %d, want %d; stderr: %s", code, exitInterrupted, stderr.String())
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 0 {
+		t.Fatalf("left behind: %v", entries)
 	}
 }
