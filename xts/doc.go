@@ -48,7 +48,9 @@
 //   - It does not manage keys: it never generates, stores, wraps or zeroes a
 //     DEK. A Cipher keeps only the expanded AES key schedules (which, for
 //     AES, contain the key), never a separate copy of the key bytes, and
-//     prints as a fixed string that contains no key material.
+//     prints as a fixed string that contains no key material. There is no
+//     Close: the assembly path's schedules are zeroed when the Cipher is
+//     garbage collected, crypto/aes's copies are not.
 //   - It knows nothing about the VHD format: callers pass the guest sector
 //     number of the first sector of the data they hand over.
 //

@@ -4,6 +4,7 @@ package xts
 
 import (
 	"encoding/binary"
+	"runtime"
 	"unsafe"
 )
 
@@ -156,4 +157,15 @@ func newSchedule(dataKey, tweakKey []byte) *schedule {
 	clear(tw[:])
 	s.enc, s.dec, s.twk = &encMem[0], &decMem[0], &twkMem[0]
 	return s
+}
+
+// wipeWhenUnreachable zeroes the schedules once owner has been garbage
+// collected, so the expanded keys do not linger in freed memory. It is best
+// effort: the API has no Close, and crypto/aes's own copies (used by the
+// portable path) cannot be reached.
+func (s *schedule) wipeWhenUnreachable(owner *Cipher) {
+	if s == nil {
+		return
+	}
+	runtime.AddCleanup(owner, func(mem []byte) { clear(mem) }, s.mem)
 }

@@ -7,7 +7,9 @@ import (
 	"crypto/aes"
 	"encoding/binary"
 	"math/rand/v2"
+	"runtime"
 	"testing"
+	"time"
 	"unsafe"
 )
 
@@ -105,4 +107,27 @@ func TestSectorTweaks(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestSchedulesWipedAfterCollection: once a Cipher is unreachable and
+// collected, its assembly schedules are zeroed.
+func TestSchedulesWipedAfterCollection(t *testing.T) {
+	c, err := NewCipher(randomKey(rand.New(rand.NewPCG(25, 26)), keySize256))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := c.sched.mem // keeps the memory, not the Cipher, alive
+	if bytes.Equal(mem, make([]byte, len(mem))) {
+		t.Fatal("schedule is empty before collection")
+	}
+	c = nil
+	deadline := time.Now().Add(5 * time.Second)
+	for !bytes.Equal(mem, make([]byte, len(mem))) {
+		if time.Now().After(deadline) {
+			t.Fatal("schedule not wiped after the Cipher was collected")
+		}
+		runtime.GC()
+		time.Sleep(time.Millisecond)
+	}
+	_ = c
 }

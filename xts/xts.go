@@ -89,7 +89,9 @@ func newCipher(key []byte) (*Cipher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("xts: expanding the tweak key: %w", err)
 	}
-	return &Cipher{data: data, tweak: tweak, sched: newSchedule(key[:half], key[half:]), keyBits: half * 8}, nil
+	c := &Cipher{data: data, tweak: tweak, sched: newSchedule(key[:half], key[half:]), keyBits: half * 8}
+	c.sched.wipeWhenUnreachable(c)
+	return c, nil
 }
 
 // String names the algorithm; it never shows key material. String, GoString
