@@ -106,7 +106,8 @@ type importResult struct {
 func (s *Server) runImport(ctx context.Context, j *importJob) {
 	res, err := s.importImage(ctx, j)
 	if ctx.Err() != nil {
-		return // deleted, or the server is closing
+		j.req.apiKey.Zero() // deleted, or the server is closing
+		return
 	}
 	if err != nil {
 		var f *importFailure
@@ -120,6 +121,7 @@ func (s *Server) runImport(ctx context.Context, j *importJob) {
 		return
 	}
 	if err := s.clock.Sleep(ctx, s.cfg.ImportDuration); err != nil {
+		j.req.apiKey.Zero()
 		return
 	}
 	s.finishImport(j, res, nil)

@@ -550,7 +550,9 @@ func (s *Server) deleteTemplate(c *call) (any, error) {
 	for _, id := range ids {
 		delete(s.templates, id)
 	}
-	if t.apiKey != nil && t.parentID == 0 {
+	if t.cancel == nil && t.parentID == 0 {
+		// No transaction uses the key any more (a running one zeroes it
+		// itself when it sees the cancellation).
 		t.apiKey.Zero()
 	}
 	who := c.actor()
