@@ -696,3 +696,19 @@ func TestCloudLogsRetries(t *testing.T) {
 	_, err = c2.Search(context.Background(), "*", t0, t0.Add(time.Hour), 10)
 	require.ErrorContains(t, err, "querying Cloud Logs")
 }
+
+func TestEventLogObjectNamesReachMatches(t *testing.T) {
+	p := &fakePager{recs: []datatypes.Event_Log{
+		elRecord(t0, "VSI", 7, "Create"),
+		elRecord(t0, "Template", 3, "Import Complete"),
+		elRecord(t0, "User", 7, "Login"), // same id, another kind of object
+	}}
+	r := NewReader([]Source{NewEventLog(p, WithObjectNames("VSI", "Template"))})
+	evs, err := r.Collect(context.Background(), Query{Start: t0, End: t0.Add(time.Minute), GuestIDs: []int{7}, TemplateIDs: []int{3}})
+	require.NoError(t, err)
+	var got []string
+	for _, e := range evs {
+		got = append(got, e.TargetType+"/"+e.Action)
+	}
+	require.ElementsMatch(t, []string{"VSI/Create", "Template/Import Complete"}, got)
+}

@@ -79,6 +79,10 @@ type Event struct {
 	// Raw is the event as the source sent it: the CADF JSON for Activity
 	// Tracker, the SoftLayer_Event_Log object for the event log.
 	Raw json.RawMessage
+
+	// kind is what EventLog knew the record to be about, from its
+	// configured object names; kindOther when not set.
+	kind resourceKind
 }
 
 // Query selects the events of one run: a time window and the resources the
@@ -125,12 +129,22 @@ func (q *Query) Matches(e *Event) bool {
 		if err != nil {
 			return false
 		}
-		switch {
-		case strings.EqualFold(e.TargetType, ObjectNameGuest):
+		kind := e.kind
+		if kind == kindOther {
+			switch {
+			case strings.EqualFold(e.TargetType, ObjectNameGuest):
+				kind = kindGuest
+			case strings.EqualFold(e.TargetType, ObjectNameTemplate):
+				kind = kindTemplate
+			}
+		}
+		switch kind {
+		case kindGuest:
 			return slices.Contains(q.GuestIDs, id)
-		default:
+		case kindTemplate:
 			return slices.Contains(q.TemplateIDs, id)
 		}
+		return false
 	default:
 		if slices.Contains(q.KeyCRNs, e.TargetID) {
 			return true

@@ -107,6 +107,9 @@ func anys[T any](xs []T) []any {
 // Window returns q's event log records in [from, to), reading every page.
 func (l *EventLog) Window(ctx context.Context, q Query, from, to time.Time) ([]Event, error) {
 	var out []Event
+	// A record is kept once even if two filters select it (a server that
+	// ignores object filters answers every query with everything).
+	seen := map[string]bool{}
 	for _, f := range l.Filters(q, from, to) {
 		for offset := 0; ; {
 			page, err := l.pager.EventLogPage(ctx, f, offset, l.pageSize)
@@ -118,7 +121,14 @@ func (l *EventLog) Window(ctx context.Context, q Query, from, to time.Time) ([]E
 				if err != nil {
 					return nil, err
 				}
-				if !e.Time.Before(from) && e.Time.Before(to) {
+				switch e.TargetType {
+				case l.guestObject:
+					e.kind = kindGuest
+				case l.templateObject:
+					e.kind = kindTemplate
+				}
+				if !e.Time.Before(from) && e.Time.Before(to) && !seen[string(e.Raw)] {
+					seen[string(e.Raw)] = true
 					out = append(out, e)
 				}
 			}
