@@ -81,10 +81,10 @@ func TestImportUnencrypted(t *testing.T) {
 	require.Equal(t, "ACTIVE", *g.Status.KeyName)
 	require.Equal(t, "Active", *g.Status.Name)
 	require.Nil(t, g.Transaction)
-	require.Len(t, g.Datacenters, len(slsim.DefaultDatacenters))
+	require.Len(t, g.Datacenters, len(slsim.DefaultDatacenters()))
 	require.Len(t, g.BlockDevices, 1)
 	require.Equal(t, datatypes.Float64(1), *g.BlockDevices[0].DiskSpace, "a 3 MiB disk rounds up to 1 GB")
-	require.Len(t, g.Children, len(slsim.DefaultDatacenters))
+	require.Len(t, g.Children, len(slsim.DefaultDatacenters()))
 	for _, ch := range g.Children {
 		require.Equal(t, id, *ch.ParentId)
 		require.NotNil(t, ch.Datacenter)
@@ -94,7 +94,7 @@ func TestImportUnencrypted(t *testing.T) {
 	// Children are reachable by id but not listed as account templates.
 	ch, err := services.GetVirtualGuestBlockDeviceTemplateGroupService(w.sess).Id(*g.Children[0].Id).Mask("datacenter.name").GetObject()
 	require.NoError(t, err)
-	require.Equal(t, slsim.DefaultDatacenters[0], *ch.Datacenter.Name)
+	require.Equal(t, slsim.DefaultDatacenters()[0], *ch.Datacenter.Name)
 	list, err := services.GetAccountService(w.sess).GetPrivateBlockDeviceTemplateGroups()
 	require.NoError(t, err)
 	require.Len(t, list, 1)

@@ -32,11 +32,13 @@ const (
 	DefaultRegion = "us-south"
 )
 
-// DefaultDatacenters are the data centers a guest can be ordered in when
+// DefaultDatacenters returns the data centers a guest can be ordered in when
 // Config.Datacenters is empty: the E2E import locations of CLOUD.md section
 // 7.2 (US-South DAL13, US-East WDC07, EU-GB LON02, EU-DE FRA02, Japan TOK02,
 // Sydney SYD04).
-var DefaultDatacenters = []string{"dal13", "wdc07", "lon02", "fra02", "tok02", "syd04"}
+func DefaultDatacenters() []string {
+	return []string{"dal13", "wdc07", "lon02", "fra02", "tok02", "syd04"}
+}
 
 // Config configures a Server. IAMTokenURL, S3URL and the KMS URLs are what the
 // simulated backplane calls during an import, exactly as the real one calls
@@ -55,7 +57,7 @@ type Config struct {
 	Clock       *simcore.Clock // optional: defaults to real time
 	Logger      *slog.Logger   // optional: defaults to a discarding logger
 	Region      string         // defaults to DefaultRegion
-	Datacenters []string       // defaults to DefaultDatacenters
+	Datacenters []string       // defaults to DefaultDatacenters()
 
 	// ImportDuration is the simulated time an import transaction spends
 	// copying the verified image (default DefaultImportDuration).
@@ -121,7 +123,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Region = DefaultRegion
 	}
 	if len(cfg.Datacenters) == 0 {
-		cfg.Datacenters = DefaultDatacenters
+		cfg.Datacenters = DefaultDatacenters()
 	}
 	cfg.Datacenters = append([]string(nil), cfg.Datacenters...)
 	if cfg.ImportDuration <= 0 {
