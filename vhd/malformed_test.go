@@ -28,7 +28,16 @@ func baseRaw() []byte {
 
 // baseImage is baseRaw written by our Writer: BAT at 0x600 (blocks 0 and 2
 // at sectors 7 and 0x100f), batmap header at 0x800, batmap at 0xa00.
-func baseImage(t testing.TB) []byte { return writeRaw(t, baseRaw()) }
+func baseImage(t testing.TB) []byte {
+	baseOnce.Do(func() { baseBytes = writeRaw(t, baseRaw()) })
+	require.NotNil(t, baseBytes)
+	return bytes.Clone(baseBytes)
+}
+
+var (
+	baseOnce  sync.Once
+	baseBytes []byte // written once: layoutOf scans every sector
+)
 
 const (
 	batmapHdrAt = 0x800 // in baseImage
