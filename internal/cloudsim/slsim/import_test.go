@@ -295,6 +295,7 @@ func TestImportReadsOnlyWhatItVerifies(t *testing.T) {
 	id := w.createImport(t, importSpec{uri: "cos://us-south/images/big.vhd", crk: w.keyCRN("kms", kpInstance, "root-1"), wdek: w.kms.wrap(t, "root-1", dek)})
 	g := w.waitImport(t, id)
 	require.Equal(t, "ACTIVE", *g.Status.KeyName, deref(g.Status.Description))
+	t.Logf("verification read %d of the image's %d bytes", w.s3.served.Load(), len(img))
 	require.Zero(t, w.s3.fullReads.Load(), "the image must be read with ranged GETs")
 	require.Less(t, w.s3.served.Load(), int64(256<<10), "read %d of %d bytes", w.s3.served.Load(), len(img))
 }
