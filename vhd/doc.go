@@ -7,8 +7,17 @@
 // io.ReaderAt over the guest bytes as stored, and the allocated blocks with
 // their sector bitmaps, always in BlockSize (2 MiB) units. NewStreamReader
 // does the same front to back from an io.Reader for dynamic VHDs whose
-// blocks are stored in order. Check validates an image and, for an encrypted
-// one, finds the damage left by the reference tool's copy defect.
+// blocks are stored in order. Image.Check (and StreamReader.Check) validate
+// an image and, for an encrypted one, find the damage left by the reference
+// tool's copy defect: present sectors stored as plaintext zeros.
+//
+// Choices where the specification leaves room: the virtual size is the
+// footer's current size (as Hyper-V, tapdisk and qemu-img for its own
+// images read it); a dynamic disk whose last footer is damaged opens with
+// the copy at offset 0 and Check reports it; tapdisk's batmap wins over a
+// block's bitmap when it marks the block full, as in tapdisk; native block
+// sizes from 512 bytes to 256 MiB are read; a 0-byte dynamic disk can be
+// written but a 0-byte fixed one cannot (qemu-img cannot open it).
 //
 // Writing: NewWriter writes a tapdisk-style dynamic VHD (creator "tap" 1.3,
 // BAT, batmap, optional key hash, block data 4 KiB aligned) as a pure stream

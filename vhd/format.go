@@ -122,6 +122,8 @@ type FormatError struct {
 	Err    error  // an underlying cause or category (ErrUnsupported, ErrTruncated, io errors); may be nil
 }
 
+// Error says which field at which offset is wrong and why:
+// "vhd: header.checksum at offset 548 (0x224): stored ..., computed ...".
 func (e *FormatError) Error() string {
 	s := fmt.Sprintf("vhd: %s at offset %d (%#x): %s", e.Field, e.Offset, e.Offset, e.Reason)
 	if e.Err != nil {
