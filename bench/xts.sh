@@ -3,8 +3,8 @@
 # golang.org/x/crypto/xts, measured in one run on one core.
 #
 # It runs the xts package's BenchmarkEncrypt and BenchmarkDecrypt (our
-# fastest path, our AES-NI path when the fastest is VAES, our portable
-# fallback, x/crypto/xts) and `openssl speed -evp aes-{128,256}-xts` with
+# fastest path, our slower assembly kernels that this CPU also runs, our
+# portable fallback, x/crypto/xts) and `openssl speed -evp aes-{128,256}-xts` with
 # 512-byte and 64 KiB buffers, both single-threaded and pinned to the same
 # CPU, then prints throughput in GB/s (10^9 bytes/s) and the ratios
 # ours/OpenSSL and fallback/x-crypto. Each number is the median of COUNT
@@ -90,8 +90,9 @@ cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null ||
 echo
 echo "AES-XTS throughput, one core: GB/s (10^9 bytes/s) of $TIMING time, median of $COUNT rounds"
 echo "CPU: ${cpu:-unknown}; $(go version | cut -d' ' -f3-); $(openssl version | cut -d' ' -f1-2); pinned: $pinned"
-echo "ours: fastest path on this CPU (VAES when an aesni column is shown, else AES-NI or, without it, the fallback)"
-echo "aesni: 128-bit AES-NI kernels; generic: portable fallback on crypto/aes; x/crypto: golang.org/x/crypto/xts"
+echo "ours: the fastest path on this CPU (avx512 > vaes > aesni > generic); vaes, aesni: our 256-bit"
+echo "and 128-bit kernels, shown when this CPU runs them and they are not ours; generic: portable"
+echo "fallback on crypto/aes; x/crypto: golang.org/x/crypto/xts"
 echo
 awk '
 function median(key,    n, i, j, t, v) {
@@ -100,9 +101,10 @@ function median(key,    n, i, j, t, v) {
 	for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j-1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j-1]; v[j-1] = t }
 	return (n % 2) ? v[(n+1)/2] : (v[n/2] + v[n/2+1]) / 2
 }
-{ vals[$1 " " $2 " " $3 " " $4] = vals[$1 " " $2 " " $3 " " $4] " " $5; if ($2 == "aesni") haveAESNI = 1 }
+{ vals[$1 " " $2 " " $3 " " $4] = vals[$1 " " $2 " " $3 " " $4] " " $5; if ($2 == "vaes") haveVAES = 1; if ($2 == "aesni") haveAESNI = 1 }
 END {
 	printf "%-8s %-8s %6s | %7s", "op", "key", "unit", "ours"
+	if (haveVAES) printf " %7s", "vaes"
 	if (haveAESNI) printf " %7s", "aesni"
 	printf " %8s %8s %8s | %12s %16s\n", "generic", "x/crypto", "openssl", "ours/openssl", "generic/x-crypto"
 	split("encrypt decrypt", ops, " "); split("AES-128 AES-256", keys, " "); split("512 65536", units, " ")
@@ -111,6 +113,7 @@ END {
 		ours = median(sprintf(base, "ours")); gen = median(sprintf(base, "generic"))
 		xc = median(sprintf(base, "xcrypto")); ssl = median(sprintf(base, "openssl"))
 		printf "%-8s %-8s %6s | %7.2f", ops[o], keys[k], units[u], ours / 1e9
+		if (haveVAES) printf " %7.2f", median(sprintf(base, "vaes")) / 1e9
 		if (haveAESNI) printf " %7.2f", median(sprintf(base, "aesni")) / 1e9
 		printf " %8.2f %8.2f %8.2f | %12.2f %16.2f\n", gen / 1e9, xc / 1e9, ssl / 1e9, ssl ? ours / ssl : 0, xc ? gen / xc : 0
 	}

@@ -11,9 +11,9 @@ import (
 
 // Benchmarks for bench/xts.sh. Each sub-benchmark name is
 // <impl>/<AES-128|AES-256>/<unit bytes>, where impl is "ours" (the fastest
-// path this machine has), "aesni" (the 128-bit AES-NI kernels, shown when
-// "ours" is the VAES one), "generic" (the portable fallback, forced) or
-// "xcrypto" (golang.org/x/crypto/xts, one call per 512-byte sector, the
+// path this machine has), "vaes" and "aesni" (the 256-bit and 128-bit
+// kernels, when this CPU runs them and they are not "ours"), "generic"
+// (the portable fallback, forced) or "xcrypto" (golang.org/x/crypto/xts, one call per 512-byte sector, the
 // baseline). A 512-byte unit is one call per sector; a 65536-byte unit is
 // one call per 128 sectors for ours and 128 calls for x/crypto/xts.
 
@@ -99,8 +99,11 @@ func benchXCrypto(b *testing.B, decrypt bool) {
 
 func bench(b *testing.B, decrypt bool) {
 	b.Run("ours", func(b *testing.B) { benchOurs(b, bestImpl(), decrypt) })
-	if bestImpl() == implVAES {
-		b.Run("aesni", func(b *testing.B) { benchOurs(b, implAESNI, decrypt) })
+	// The slower assembly kernels this CPU also runs, for comparison.
+	for _, impl := range []implementation{implVAES, implAESNI} {
+		if impl != bestImpl() && available(impl) {
+			b.Run(implNames[impl], func(b *testing.B) { benchOurs(b, impl, decrypt) })
+		}
 	}
 	b.Run("generic", func(b *testing.B) { benchOurs(b, implGeneric, decrypt) })
 	b.Run("xcrypto", func(b *testing.B) { benchXCrypto(b, decrypt) })

@@ -145,6 +145,7 @@ const (
 	implGeneric implementation = iota // portable: crypto/aes, any architecture
 	implAESNI                         // amd64 assembly, AES-NI, 128-bit registers
 	implVAES                          // amd64 assembly, VAES + VPCLMULQDQ, 256-bit registers
+	implAVX512                        // amd64 assembly, AVX-512 + VAES + VPCLMULQDQ, 512-bit registers
 )
 
 // activeImpl is the implementation every Cipher uses: the fastest one this

@@ -22,11 +22,18 @@ var (
 	// only on AVX-512 processors.
 	hasVAES = hasAESNI && cpu.X86.HasAVX2 && cpu.X86.HasPCLMULQDQ &&
 		cpuid7ECX()&(cpuidVAES|cpuidVPCLMULQDQ) == cpuidVAES|cpuidVPCLMULQDQ
+	// hasAVX512: the 512-bit kernels need AVX512F, AVX512BW (byte shifts
+	// of 512-bit registers) and the 512-bit forms of VAES and VPCLMULQDQ,
+	// which x/sys/cpu reports (with the OS saving ZMM state).
+	hasAVX512 = hasVAES && cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW &&
+		cpu.X86.HasAVX512VAES && cpu.X86.HasAVX512VPCLMULQDQ
 )
 
 // bestImpl is the fastest implementation this processor runs.
 func bestImpl() implementation {
 	switch {
+	case hasAVX512:
+		return implAVX512
 	case hasVAES:
 		return implVAES
 	case hasAESNI:
@@ -38,6 +45,8 @@ func bestImpl() implementation {
 // available reports whether this processor can run impl.
 func available(impl implementation) bool {
 	switch impl {
+	case implAVX512:
+		return hasAVX512
 	case implVAES:
 		return hasVAES
 	case implAESNI:
@@ -96,6 +105,10 @@ func (c *Cipher) fastUnit(impl implementation, dst, src []byte, lo, hi uint64, d
 func (c *Cipher) kernel(impl implementation, dst, src []byte, units, unitBlocks int, tweaks, tk *byte, lo, hi uint64, decrypt bool) {
 	s := c.sched
 	switch {
+	case impl == implAVX512 && !decrypt:
+		xtsEncAVX512(s.enc, tk, s.rounds, &dst[0], &src[0], units, unitBlocks, tweaks, lo, hi)
+	case impl == implAVX512:
+		xtsDecAVX512(s.dec, tk, s.rounds, &dst[0], &src[0], units, unitBlocks, tweaks, lo, hi)
 	case impl == implVAES && !decrypt:
 		xtsEncVAES(s.enc, tk, s.rounds, &dst[0], &src[0], units, unitBlocks, tweaks, lo, hi)
 	case impl == implVAES:

@@ -44,5 +44,17 @@ func xtsEncVAES(rk *byte, tk *byte, rounds int, dst *byte, src *byte, units int,
 //go:noescape
 func xtsDecVAES(rk *byte, tk *byte, rounds int, dst *byte, src *byte, units int, unitBlocks int, tweaks *byte, tweakLo uint64, tweakHi uint64)
 
+// xtsEncAVX512 is XTS encryption with VAES and VPCLMULQDQ on 512-bit
+// registers, thirty-two blocks in flight.
+//
+//go:noescape
+func xtsEncAVX512(rk *byte, tk *byte, rounds int, dst *byte, src *byte, units int, unitBlocks int, tweaks *byte, tweakLo uint64, tweakHi uint64)
+
+// xtsDecAVX512 is XTS decryption with VAES and VPCLMULQDQ on 512-bit
+// registers, thirty-two blocks in flight.
+//
+//go:noescape
+func xtsDecAVX512(rk *byte, tk *byte, rounds int, dst *byte, src *byte, units int, unitBlocks int, tweaks *byte, tweakLo uint64, tweakHi uint64)
+
 // cpuid7ECX returns ECX of CPUID leaf 7, sub-leaf 0.
 func cpuid7ECX() uint32

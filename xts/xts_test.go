@@ -14,13 +14,13 @@ import (
 )
 
 // implNames names the implementations for subtests and benchmarks.
-var implNames = map[implementation]string{implGeneric: "generic", implAESNI: "aesni", implVAES: "vaes"}
+var implNames = map[implementation]string{implGeneric: "generic", implAESNI: "aesni", implVAES: "vaes", implAVX512: "avx512"}
 
 // implementations lists the implementations this processor runs: the
 // portable one always, the assembly ones where the CPU supports them.
 func implementations() []implementation {
 	var list []implementation
-	for _, impl := range []implementation{implGeneric, implAESNI, implVAES} {
+	for _, impl := range []implementation{implGeneric, implAESNI, implVAES, implAVX512} {
 		if available(impl) {
 			list = append(list, impl)
 		}

@@ -43,7 +43,20 @@ var (
 	// shiftLeft and shiftRight hold, per 32-byte row i, the quadword shift
 	// counts k and 64-k that multiply [T, T] by [x^(2i), x^(2i+1)].
 	shiftLeft, shiftRight Mem
+	// shiftLeft512 and shiftRight512 are their 512-bit counterparts: per
+	// 64-byte row i, the counts for [x^(4i), ..., x^(4i+3)].
+	shiftLeft512, shiftRight512 Mem
 )
+
+// forEachShift512 is forEachShift for 8 rows of four lanes.
+func forEachShift512(f func(off, k int)) {
+	for i := 0; i < 8; i++ {
+		for lane := 0; lane < 4; lane++ {
+			f(64*i+16*lane, 4*i+lane)
+			f(64*i+16*lane+8, 4*i+lane)
+		}
+	}
+}
 
 // forEachShift calls f with the offset and the exponent k of each quadword
 // of the shift-count tables: 8 rows of two lanes of two quadwords.
@@ -80,6 +93,13 @@ func main() {
 	shiftRight = GLOBL("xtsShiftRight", RODATA|NOPTR)
 	forEachShift(func(off, k int) { DATA(off, U64(uint64(64-k))) })
 
+	// The same for the 512-bit kernel: row i multiplies [T, T, T, T] by
+	// [x^(4i), x^(4i+1), x^(4i+2), x^(4i+3)].
+	shiftLeft512 = GLOBL("xtsShiftLeft512", RODATA|NOPTR)
+	forEachShift512(func(off, k int) { DATA(off, U64(uint64(k))) })
+	shiftRight512 = GLOBL("xtsShiftRight512", RODATA|NOPTR)
+	forEachShift512(func(off, k int) { DATA(off, U64(uint64(64-k))) })
+
 	genECB("encryptBlocksAESNI", false)
 	genECB("decryptBlocksAESNI", true)
 	genSectorTweaks()
@@ -87,6 +107,8 @@ func main() {
 	genXTSAESNI("xtsDecAESNI", true)
 	genXTSVAES("xtsEncVAES", false)
 	genXTSVAES("xtsDecVAES", true)
+	genXTSAVX512("xtsEncAVX512", false)
+	genXTSAVX512("xtsDecAVX512", true)
 	genCPUID()
 
 	Generate()
@@ -556,6 +578,143 @@ func genXTSVAES(name string, decrypt bool) {
 		VZEROUPPER()
 		RET()
 	})
+}
+
+// genXTSAVX512 writes an XTS kernel for AVX-512 with VAES and VPCLMULQDQ
+// on 512-bit registers: four blocks per register, a whole 512-byte sector
+// (32 blocks) in flight, the round keys broadcast into Z16-Z30 once per
+// call, the next 32 tweaks computed from these with VPCLMULQDQ
+// (multiplication by x^32). It needs AVX512F, AVX512BW (byte shifts of
+// 512-bit registers), VAES and VPCLMULQDQ.
+func genXTSAVX512(name string, decrypt bool) {
+	TEXT(name, NOSPLIT, xtsSignature)
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s is XTS %s with VAES and VPCLMULQDQ on 512-bit", name, dirName(decrypt)),
+		"registers, thirty-two blocks in flight.")
+	g := loadXTSParams()
+	round, last := "VAESENC", "VAESENCLAST"
+	if decrypt {
+		round, last = "VAESDEC", "VAESDECLAST"
+	}
+	data := []VecPhysical{Z0, Z1, Z2, Z3, Z4, Z5, Z6, Z7}
+	tw := []VecPhysical{Z8, Z9, Z10, Z11, Z12, Z13, Z14, Z15}
+	keys := []VecPhysical{Z16, Z17, Z18, Z19, Z20, Z21, Z22, Z23, Z24, Z25, Z26, Z27, Z28, Z29, Z30}
+	polyZ := Z31
+	forEachRounds(name, g.nr, func(rounds int, p string) {
+		for r := 0; r <= rounds; r++ {
+			VBROADCASTI32X4(rk(g.key, r), keys[r])
+		}
+		VBROADCASTI32X4(poly, polyZ)
+
+		Label(p + "_unit")
+		TESTQ(g.units, g.units)
+		JZ(LabelRef(p + "_done"))
+		TESTQ(g.tk, g.tk)
+		JNZ(LabelRef(p + "_plain"))
+		VMOVDQU(Mem{Base: g.tweaks}, X8)
+		ADDQ(Imm(16), g.tweaks)
+		JMP(LabelRef(p + "_encrypted"))
+		Label(p + "_plain")
+		Load(Param("tweakLo"), R11)
+		VMOVQ(R11, X8)
+		Load(Param("tweakHi"), R11)
+		VPINSRQ(Imm(1), R11, X8, X8)
+		VPXOR(rk(g.tk, 0), X8, X8)
+		for r := 1; r < rounds; r++ {
+			VAESENC(rk(g.tk, r), X8, X8)
+		}
+		VAESENCLAST(rk(g.tk, rounds), X8, X8)
+		Label(p + "_encrypted")
+		// Z0 = [T, T, T, T]; register i = Z0 * [x^(4i), ..., x^(4i+3)],
+		// all eight independent (as in genXTSVAES).
+		VSHUFI64X2(Imm(0), Z8, Z8, Z0)
+		for i, t := range tw {
+			c, d := data[1+i%3*2], data[2+i%3*2] // scratch, Z1-Z6
+			VPSLLVQ(shiftLeft512.Offset(64*i), Z0, t)
+			VPSRLVQ(shiftRight512.Offset(64*i), Z0, c)
+			VPSLLDQ(Imm(8), c, d)
+			VPXORQ(d, t, t)
+			VPSRLDQ(Imm(8), c, c)
+			raw("VPCLMULQDQ", Imm(0x00), polyZ, c, c)
+			VPXORQ(c, t, t)
+		}
+		MOVQ(g.unitBlocks, g.left)
+
+		Label(p + "_loop32")
+		CMPQ(g.left, Imm(32))
+		JB(LabelRef(p + "_tail"))
+		for i, z := range data {
+			VPXORQ(Mem{Base: g.src, Disp: 64 * i}, tw[i], z)
+			VPXORQ(keys[0], z, z)
+		}
+		for r := 1; r < rounds; r++ {
+			for _, z := range data {
+				raw(round, keys[r], z, z)
+			}
+		}
+		for i, z := range data {
+			raw(last, keys[rounds], z, z)
+			VPXORQ(tw[i], z, z)
+			VMOVDQU64(z, Mem{Base: g.dst, Disp: 64 * i})
+		}
+		ADDQ(U32(512), g.src)
+		ADDQ(U32(512), g.dst)
+		SUBQ(Imm(32), g.left)
+		CMPQ(g.left, Imm(32))
+		JB(LabelRef(p + "_last"))
+		// Tweaks of the next 32 blocks: each times x^32, a 4-byte shift.
+		for i, t := range tw {
+			zmulxBytes(4, t, t, data[i], polyZ)
+		}
+		JMP(LabelRef(p + "_loop32"))
+
+		// After the last group, only the first tweak moves on, and only
+		// if a tail follows (never for 512-byte sectors).
+		Label(p + "_last")
+		TESTQ(g.left, g.left)
+		JZ(LabelRef(p + "_next"))
+		zmulxBytes(4, Z8, Z8, Z0, polyZ)
+
+		// Fewer than 32 blocks left: one at a time with 128-bit VEX
+		// instructions, the tweak in X8 (the low lane of Z8).
+		Label(p + "_tail")
+		TESTQ(g.left, g.left)
+		JZ(LabelRef(p + "_next"))
+		VMOVDQU(mulxMask, X2)
+		VPXOR(Mem{Base: g.src}, X8, X0)
+		VPXOR(rk(g.key, 0), X0, X0)
+		r128, l128 := VAESENC, VAESENCLAST
+		if decrypt {
+			r128, l128 = VAESDEC, VAESDECLAST
+		}
+		for r := 1; r < rounds; r++ {
+			r128(rk(g.key, r), X0, X0)
+		}
+		l128(rk(g.key, rounds), X0, X0)
+		VPXOR(X8, X0, X0)
+		VMOVDQU(X0, Mem{Base: g.dst})
+		vmulx(X8, X8, X1, X2)
+		ADDQ(Imm(16), g.src)
+		ADDQ(Imm(16), g.dst)
+		DECQ(g.left)
+		JMP(LabelRef(p + "_tail"))
+
+		Label(p + "_next")
+		DECQ(g.units)
+		JMP(LabelRef(p + "_unit"))
+		Label(p + "_done")
+		VZEROUPPER()
+		RET()
+	})
+}
+
+// zmulxBytes is vmulxBytes for 512-bit registers, with the polynomial in a
+// register.
+func zmulxBytes(n int, src, dst, t0, polyReg VecPhysical) {
+	VPSRLDQ(Imm(uint64(16-n)), src, t0)
+	VPSLLDQ(Imm(uint64(n)), src, dst)
+	raw("VPCLMULQDQ", Imm(0x00), polyReg, t0, t0)
+	VPXORQ(t0, dst, dst)
 }
 
 // genCPUID writes func cpuid7ECX() uint32: ECX of CPUID leaf 7, sub-leaf 0,
