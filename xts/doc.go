@@ -67,7 +67,7 @@
 // registers, without tables. Elsewhere, on processors without AES-NI, or
 // when built with the purego tag, a portable implementation runs on
 // crypto/aes with word-sized tweak arithmetic. All give identical results
-// (the tests run every implementation the machine
-// supports). bench/xts.sh in the repository measures them against OpenSSL
-// and golang.org/x/crypto/xts.
+// (the tests run every implementation the machine supports). bench/xts.sh
+// in the repository measures them against OpenSSL and
+// golang.org/x/crypto/xts.
 package xts
