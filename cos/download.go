@@ -127,9 +127,10 @@ func (c *Client) Download(ctx context.Context, bucket, key string, w io.WriterAt
 // DownloadStream writes the object bucket/key to w in order, with one GET
 // (and a ranged GET from where it stopped when the body breaks, up to
 // WithPartAttempts times), and returns the number of bytes written. It
-// verifies what it wrote: the size, the x-amz-meta-sha256 digest when the
-// object has one, and the MD5 when the ETag is a plain MD5; a mismatch is an
-// error wrapping ErrVerify (the bytes have been written to w by then).
+// verifies what it wrote: the size, then the x-amz-meta-sha256 digest when
+// the object has one or, failing that, the MD5 when the ETag has the form of
+// one (32 hex digits: a single-PUT object on COS); a mismatch is an error
+// wrapping ErrVerify (the bytes have been written to w by then).
 func (c *Client) DownloadStream(ctx context.Context, bucket, key string, w io.Writer, opts ...Option) (int64, error) {
 	o := c.options(opts)
 	info, err := c.Stat(ctx, bucket, key)
@@ -142,7 +143,7 @@ func (c *Client) DownloadStream(ctx context.Context, bucket, key string, w io.Wr
 		shaH = sha256.New()
 		hashers = append(hashers, shaH)
 	}
-	if isMD5Hex(info.ETag) {
+	if info.SHA256 == "" && isMD5Hex(info.ETag) {
 		md5H = md5.New()
 		hashers = append(hashers, md5H)
 	}

@@ -99,9 +99,9 @@ func WithMetadata(m map[string]string) Option {
 func WithContentType(ct string) Option { return func(o *options) { o.contentType = ct } }
 
 // WithResumable keeps a multipart upload on the server when the upload
-// fails for a reason a retry can fix (network errors, 5xx and throttling
-// once every attempt is spent, an error reading the input), so that Resume
-// can finish it. The *UploadError then has Resumable set and carries the
+// fails for a reason a later retry can fix (network errors, 5xx and
+// throttling once every attempt is spent, an IAM token that could not be
+// had, an error reading the input), so that Resume can finish it. The *UploadError then has Resumable set and carries the
 // state Resume needs. Failures a retry cannot fix (access denied, the
 // upload gone, an input of the wrong length) and cancellation still abort
 // it; add WithKeepOnCancel to keep it on cancellation too. A kept upload

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/e2eimage/e2eimage/internal/faults"
 )
@@ -479,4 +480,23 @@ func settledParts(t *testing.T, c *Client, bucket, key, uploadID string) []Compl
 	}
 	t.Fatal("part list did not settle")
 	return nil
+}
+
+func TestNoGoroutineOutlivesCalls(t *testing.T) {
+	be := newFake(t)
+	bucket := mkBucket(t, be.client)
+	be.client.CloseIdleConnections()
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+
+	data := prngBytes(t, 21, 3*ps+1)
+	_, err := be.client.Upload(t.Context(), bucket, "ok", onlyReader{bytes.NewReader(data)}, SizeUnknown, WithPartSize(ps))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(t.Context())
+	_, err = be.client.Upload(ctx, bucket, "cancelled", onlyReader{bytes.NewReader(data)}, SizeUnknown, WithPartSize(ps),
+		WithProgress(func(int64, int64) { cancel() }))
+	require.ErrorIs(t, err, context.Canceled)
+	_, err = be.client.Upload(t.Context(), bucket, "short", onlyReader{bytes.NewReader(data)}, int64(len(data))+1, WithPartSize(ps))
+	require.ErrorIs(t, err, ErrSizeMismatch)
+	downloadBoth(t, be.client, bucket, "ok", data)
+	be.client.CloseIdleConnections()
 }
