@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -390,7 +391,7 @@ func TestProgress(t *testing.T) {
 func TestEncryptFileCancel(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src.raw")
-	raw := make([]byte, 24<<20)
+	raw := make([]byte, 40<<20) // more than one writeback chunk
 	_, _ = rand.Read(raw)
 	require.NoError(t, os.WriteFile(src, raw, 0o600))
 	dek, err := e2e.NewDEK(e2e.AES256XTS)
@@ -531,4 +532,44 @@ func mustEncryptor(t *testing.T, src io.Reader, dek *e2e.DEK, opts ...e2e.Option
 	e, err := e2e.NewEncryptor(context.Background(), src, dek, opts...)
 	require.NoError(t, err)
 	return e
+}
+
+// TestOutputsOtherThanFiles: a device is written directly (no temporary
+// file beside it), a directory is refused.
+func TestOutputsOtherThanFiles(t *testing.T) {
+	dek := refKey(t, "key64.bin")
+	src := filepath.Join(testenv.RefDir(t), "src-qemu.vhd")
+	require.NoError(t, e2e.EncryptFile(context.Background(), os.DevNull, src, dek))
+	fi, err := os.Stat(os.DevNull)
+	require.NoError(t, err)
+	require.NotZero(t, fi.Mode()&os.ModeDevice, "%s must still be a device", os.DevNull)
+	require.Error(t, e2e.EncryptFile(context.Background(), t.TempDir(), src, dek))
+}
+
+// TestDecryptorReader pulls a decryption, and a raw stream logs that its
+// output is dense.
+func TestDecryptorReader(t *testing.T) {
+	dek := refKey(t, "key64.bin")
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	plain := testenv.RefFile(t, "plain.raw")
+	enc := encrypt(t, streamOf(plain), dek, e2e.WithSize(int64(len(plain))), e2e.WithLogger(logger))
+	require.Contains(t, logs.String(), "every block allocated")
+	require.NotContains(t, logs.String(), string(dek.Bytes()[:6]))
+
+	d, err := e2e.NewDecryptor(context.Background(), bytes.NewReader(enc), dek, e2e.WithFormat(e2e.FormatRaw))
+	require.NoError(t, err)
+	r := d.Reader()
+	got, err := io.ReadAll(r)
+	require.NoError(t, err)
+	require.NoError(t, r.Close())
+	require.Equal(t, plain, got)
+	_, err = d.Reader().Read(make([]byte, 1))
+	require.ErrorIs(t, err, e2e.ErrUsed)
+
+	f, err := e2e.ParseFormat("vhd")
+	require.NoError(t, err)
+	require.Equal(t, "vhd", f.String())
+	_, err = e2e.ParseFormat("qcow2")
+	require.Error(t, err)
 }
