@@ -877,39 +877,61 @@ func (u *uploader) fail(ctx context.Context, err error) error {
 	return ue
 }
 
-// abortFully aborts an upload and makes sure it is gone. A part whose
-// request was cancelled may still be being stored when the abort arrives and
-// land after it (S3 documents this); so the part list is checked after each
-// abort, and the abort repeated until the server no longer knows the upload.
+// abortFully aborts an upload and makes sure it stays gone. A part whose
+// request was cancelled may still be being stored by the server when the
+// abort arrives, and land after it (S3 documents this; versitygw even
+// recreates the upload for it). So after each abort the part list is
+// checked at once and again after a pause, and the abort repeated until the
+// server no longer knows the upload on both checks.
 func (c *Client) abortFully(ctx context.Context, bucket, key, uploadID string) error {
-	delay := 100 * time.Millisecond
-	for i := 1; ; i++ {
+	pause := func(d time.Duration) error {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	delay := abortSettle
+	for aborts := 1; ; aborts++ {
 		if err := c.Abort(ctx, bucket, key, uploadID); err != nil {
 			return err
 		}
-		_, err := c.listParts(ctx, bucket, key, uploadID)
-		if errors.Is(err, ErrUploadGone) {
+		gone := true
+		for check := range 2 {
+			if check > 0 {
+				if err := pause(delay); err != nil {
+					return err
+				}
+			}
+			_, err := c.listParts(ctx, bucket, key, uploadID)
+			if errors.Is(err, ErrUploadGone) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			gone = false
+			break
+		}
+		if gone {
 			return nil
 		}
-		if i == abortChecks {
-			if err == nil {
-				err = fmt.Errorf("cos: upload %s still listed after %d aborts", uploadID, i)
-			}
-			return err
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
+		if aborts == abortChecks {
+			return fmt.Errorf("cos: upload %s still has parts after %d aborts", uploadID, aborts)
 		}
 		delay *= 2
 	}
 }
 
-// abortChecks is how many times abortFully aborts before giving up.
-const abortChecks = 5
+// abortChecks is how many times abortFully aborts before giving up, and
+// abortSettle its first pause before checking that an abort held.
+const (
+	abortChecks = 5
+	abortSettle = 200 * time.Millisecond
+)
 
 // guardedBody is a request body that stops serving reads once closed. The
 // SDK does not close a request's body when it gives up, and net/http may
