@@ -2,7 +2,6 @@ package cos
 
 import (
 	"context"
-	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -127,33 +126,27 @@ func (c *Client) Download(ctx context.Context, bucket, key string, w io.WriterAt
 // DownloadStream writes the object bucket/key to w in order, with one GET
 // (and a ranged GET from where it stopped when the body breaks, up to
 // WithPartAttempts times), and returns the number of bytes written. It
-// verifies what it wrote: the size, then the x-amz-meta-sha256 digest when
-// the object has one or, failing that, the MD5 when the ETag has the form of
-// one (32 hex digits: a single-PUT object on COS); a mismatch is an error
-// wrapping ErrVerify (the bytes have been written to w by then).
+// checks the size, and the SHA-256 of what it wrote against WithSHA256 when
+// given (a Result.SHA256 kept from the upload), else against the object's
+// x-amz-meta-sha256 when it has one; a mismatch is an error wrapping
+// ErrVerify (the bytes have been written to w by then). It does not compare
+// with the ETag, which is not an MD5 of the content for multipart objects
+// and, on some servers, for encrypted ones.
 func (c *Client) DownloadStream(ctx context.Context, bucket, key string, w io.Writer, opts ...Option) (int64, error) {
 	o := c.options(opts)
 	info, err := c.Stat(ctx, bucket, key)
 	if err != nil {
 		return 0, err
 	}
-	var hashers []hash.Hash
-	var shaH, md5H hash.Hash
-	if info.SHA256 != "" {
-		shaH = sha256.New()
-		hashers = append(hashers, shaH)
-	}
-	if info.SHA256 == "" && isMD5Hex(info.ETag) {
-		md5H = md5.New()
-		hashers = append(hashers, md5H)
+	want := o.sha256
+	if want == "" {
+		want = info.SHA256
 	}
 	dst := w
-	if len(hashers) > 0 {
-		ws := []io.Writer{w}
-		for _, h := range hashers {
-			ws = append(ws, h)
-		}
-		dst = io.MultiWriter(ws...)
+	var shaH hash.Hash
+	if want != "" {
+		shaH = sha256.New()
+		dst = io.MultiWriter(w, shaH)
 	}
 	prog := &progress{fn: o.progress, total: info.Size}
 	log := o.logger.With("bucket", bucket, "key", key)
@@ -162,13 +155,8 @@ func (c *Client) DownloadStream(ctx context.Context, bucket, key string, w io.Wr
 		return 0, fmt.Errorf("cos: downloading %s/%s: %w", bucket, key, err)
 	}
 	if shaH != nil {
-		if got := hex.EncodeToString(shaH.Sum(nil)); got != info.SHA256 {
-			return info.Size, fmt.Errorf("cos: downloading %s/%s: %w: SHA-256 %s, stored %s", bucket, key, ErrVerify, got, info.SHA256)
-		}
-	}
-	if md5H != nil {
-		if got := hex.EncodeToString(md5H.Sum(nil)); got != info.ETag {
-			return info.Size, fmt.Errorf("cos: downloading %s/%s: %w: MD5 %s, ETag %s", bucket, key, ErrVerify, got, info.ETag)
+		if got := hex.EncodeToString(shaH.Sum(nil)); got != want {
+			return info.Size, fmt.Errorf("cos: downloading %s/%s: %w: SHA-256 %s, expected %s", bucket, key, ErrVerify, got, want)
 		}
 	}
 	return info.Size, nil

@@ -194,6 +194,11 @@ func downloadBoth(t *testing.T, c *Client, bucket, key string, want []byte) {
 	require.NoError(t, err)
 	require.Equal(t, int64(len(want)), n)
 	require.True(t, bytes.Equal(want, buf.Bytes()), "DownloadStream bytes differ")
+	// Checked against a digest given by the caller, right and wrong.
+	_, err = c.DownloadStream(t.Context(), bucket, key, io.Discard, WithSHA256(sha256Hex(want)))
+	require.NoError(t, err)
+	_, err = c.DownloadStream(t.Context(), bucket, key, io.Discard, WithSHA256(sha256Hex(append(want, 0))))
+	require.ErrorIs(t, err, ErrVerify)
 
 	f, err := os.CreateTemp(t.TempDir(), "download")
 	require.NoError(t, err)

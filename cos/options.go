@@ -124,8 +124,9 @@ func WithKeepOnCancel() Option {
 // serialised; fn receives its own copy.
 func WithCheckpoint(fn func(UploadState)) Option { return func(o *options) { o.checkpoint = fn } }
 
-// WithSHA256 declares the hex SHA-256 the uploaded bytes must have. It is
-// stored as x-amz-meta-sha256 at creation (for multipart uploads too, which
-// otherwise cannot carry the digest of a stream, known only at the end),
-// and the upload fails with ErrVerify when the bytes read differ.
+// WithSHA256 declares the hex SHA-256 the bytes must have. For an upload it
+// is stored as x-amz-meta-sha256 at creation (for multipart uploads too,
+// which otherwise cannot carry the digest of a stream, known only at the
+// end), and the upload fails with ErrVerify, before completing, when the
+// bytes read differ. DownloadStream checks what it wrote against it.
 func WithSHA256(hexDigest string) Option { return func(o *options) { o.sha256 = hexDigest } }
