@@ -1,0 +1,693 @@
+package e2e
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/e2eimage/e2eimage/audit"
+	"github.com/e2eimage/e2eimage/classic"
+	"github.com/e2eimage/e2eimage/cos"
+	"github.com/e2eimage/e2eimage/iam"
+	"github.com/e2eimage/e2eimage/internal/secret"
+	"github.com/e2eimage/e2eimage/kms"
+)
+
+// auditPoll is how often the audit step reads again while expected events
+// are missing (Plan.AuditWait).
+const auditPoll = 15 * time.Second
+
+// prepare creates the missing IAM objects (iam.Client.Setup).
+func (r *runner) prepare(ctx context.Context, s *Step) error {
+	switch {
+	case !r.p.Prepare:
+		s.Status, s.Detail = StepSkipped, "not asked for: the preparation is only checked"
+		return nil
+	case r.st.ImportRequested:
+		s.Status, s.Detail = StepResumed, "an earlier attempt prepared and started the import"
+		return nil
+	}
+	sr, err := r.setup(ctx)
+	if err != nil {
+		return err
+	}
+	if created := sr.Created(); len(created) > 0 {
+		s.Detail = "created " + strings.Join(created, ", ")
+	} else {
+		s.Detail = "everything was in place"
+	}
+	if sr.ServiceID != nil && sr.ServiceID.Note != "" {
+		s.Detail += "; " + sr.ServiceID.Note
+	}
+	return nil
+}
+
+// setup runs iam.Client.Setup, records what it found or made and keeps the
+// service ID's API key for the import.
+func (r *runner) setup(ctx context.Context) (*iam.SetupResult, error) {
+	sr, err := r.p.IAM.Setup(ctx, r.p.iamPlan(r.key))
+	if sr != nil {
+		r.recordIAM(sr)
+		if serr := r.save(); err == nil {
+			err = serr
+		}
+	}
+	if err != nil {
+		return sr, err
+	}
+	if sid := sr.ServiceID; sid != nil {
+		r.importKey = sid.APIKey
+		if sid.APIKeyCreated && r.p.SaveAPIKey != nil {
+			if err := r.p.SaveAPIKey(ctx, sid.ServiceID, sid.APIKeyID, sid.APIKey); err != nil {
+				return sr, fmt.Errorf("e2e: saving the service ID's new API key %s: %w", sid.APIKeyID, err)
+			}
+		}
+	}
+	return sr, nil
+}
+
+func (r *runner) recordIAM(sr *iam.SetupResult) {
+	ir := &IAMResult{BlockStorageAuthorization: sr.BlockStorageAuthorization.ID, Created: sr.Created()}
+	if sr.COSAuthorization != nil {
+		ir.COSAuthorization = sr.COSAuthorization.ID
+	}
+	if s := sr.ServiceID; s != nil {
+		ir.ServiceID, ir.ServiceIDName, ir.ServiceIDIAMID, ir.ServiceIDCRN, ir.APIKeyID = s.ID, s.Name, s.IAMID, s.CRN, s.APIKeyID
+	}
+	if sr.COSPolicy != nil {
+		ir.COSPolicy = sr.COSPolicy.ID
+	}
+	if sr.KeyPolicy != nil {
+		ir.KeyPolicy = sr.KeyPolicy.ID
+	}
+	r.mu.Lock()
+	r.st.IAM = ir
+	r.mu.Unlock()
+	cp := *ir
+	r.res.IAM = &cp
+}
+
+// preflight runs the checks; a failure stops the run.
+func (r *runner) preflight(ctx context.Context, s *Step) error {
+	rep := iam.Preflight(ctx, r.checks()...)
+	r.res.Preflight = preflightResults(rep)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if !rep.OK() {
+		var names []string
+		for _, f := range rep.Failed() {
+			names = append(names, f.Name)
+		}
+		s.Detail = fmt.Sprintf("%d of %d checks failed: %s", len(names), len(rep.Results), strings.Join(names, ", "))
+		return &PreflightError{Report: rep}
+	}
+	s.Detail = fmt.Sprintf("%d checks passed", len(rep.Results))
+	return r.save() // the image check may have learnt the disk size
+}
+
+// keyStep makes and wraps the DEK, or finds the wrapped DEK of an earlier
+// attempt.
+func (r *runner) keyStep(ctx context.Context, s *Step) error {
+	st := r.st
+	if st.WrappedDEK != "" {
+		s.Status = StepResumed
+		s.Detail = fmt.Sprintf("%d-byte DEK wrapped by an earlier attempt (key version %s)", st.DEKSize, orDash(st.KeyVersion))
+		return nil
+	}
+	var (
+		dek     *secret.DEK
+		wrapped kms.WrappedDEK
+		source  string
+		err     error
+	)
+	if r.p.DEK != nil {
+		if wrapped, err = r.p.KeyService.Wrap(ctx, r.p.DEK); err != nil {
+			return err
+		}
+		if dek, err = DEKFromBytes(r.p.DEK.Bytes()); err != nil {
+			return err
+		}
+		source = DEKProvided
+	} else {
+		if dek, wrapped, err = kms.NewDEK(ctx, r.p.KeyService, r.p.DEKSize); err != nil {
+			return err
+		}
+		source = DEKLocal
+		if dek.Len() == AES128XTS {
+			source = DEKKeyService
+		}
+	}
+	r.dek = dek
+	r.mu.Lock()
+	st.WrappedDEK, st.KeyVersion, st.DEKSize, st.DEKSource = wrapped.Ciphertext, wrapped.KeyVersion, dek.Len(), source
+	_, _, _, err = st.encryptionParams(r.p.Clock())
+	if err == nil {
+		err = r.saveLocked()
+	}
+	r.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	s.Detail = fmt.Sprintf("%d-byte DEK (%s) wrapped by %s (key version %s)", dek.Len(), source, r.key.Service.DisplayName(), orDash(wrapped.KeyVersion))
+	return nil
+}
+
+// loadDEK returns the run's DEK, unwrapping the stored WDEK on resume.
+func (r *runner) loadDEK(ctx context.Context) (*secret.DEK, error) {
+	if r.dek != nil {
+		return r.dek, nil
+	}
+	st := r.st
+	if st.WrappedDEK == "" {
+		return nil, fmt.Errorf("%w: no wrapped DEK to unwrap", errUnexpected)
+	}
+	dek, rewrapped, err := r.p.KeyService.Unwrap(ctx, kms.WrappedDEK{Ciphertext: st.WrappedDEK, KeyVersion: st.KeyVersion})
+	if err != nil {
+		return nil, fmt.Errorf("e2e: unwrapping the DEK of an earlier attempt: %w", err)
+	}
+	if r.p.DEK != nil && subtle.ConstantTimeCompare(dek.Bytes(), r.p.DEK.Bytes()) != 1 {
+		dek.Zero()
+		return nil, fmt.Errorf("%w: the plan's DEK is not the one the state file's wrapped DEK holds", ErrStateMismatch)
+	}
+	if rewrapped != nil && !st.ImportRequested {
+		// The root key was rotated: the import gets the DEK wrapped by
+		// the newest version.
+		r.mu.Lock()
+		st.WrappedDEK, st.KeyVersion = rewrapped.Ciphertext, rewrapped.KeyVersion
+		err = r.saveLocked()
+		r.mu.Unlock()
+		if err != nil {
+			dek.Zero()
+			return nil, err
+		}
+	}
+	r.dek = dek
+	return dek, nil
+}
+
+// upload encrypts the image and uploads it in one stream, or resumes an
+// interrupted multipart upload, or checks that an earlier attempt's object
+// is still there.
+func (r *runner) upload(ctx context.Context, s *Step) error {
+	st := r.st
+	if st.Uploaded != nil {
+		if st.TemplateActive {
+			s.Status, s.Detail = StepResumed, st.Uploaded.URI+" was uploaded and imported by an earlier attempt"
+			return nil
+		}
+		info, err := r.p.COS.Stat(ctx, st.Bucket, st.Object)
+		switch {
+		case err == nil && info.Size == st.Uploaded.Size && sameETag(info.ETag, st.Uploaded.ETag) &&
+			(info.SHA256 == "" || info.SHA256 == st.Uploaded.SHA256):
+			s.Status = StepResumed
+			s.Detail = fmt.Sprintf("%s is already uploaded (%s, ETag %s)", st.Uploaded.URI, humanBytes(info.Size), info.ETag)
+			return nil
+		case err == nil:
+			r.p.Logger.Warn("e2e: the uploaded object changed since an earlier attempt; uploading again", "object", st.Uploaded.URI)
+		case errors.Is(err, cos.ErrNotFound):
+			r.p.Logger.Warn("e2e: the uploaded object is gone; uploading again", "object", st.Uploaded.URI)
+		default:
+			return fmt.Errorf("e2e: checking the object an earlier attempt uploaded: %w", err)
+		}
+		r.mu.Lock()
+		st.Uploaded = nil
+		err = r.saveLocked()
+		r.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	if r.p.Image == nil {
+		return ErrNoImage
+	}
+	dek, err := r.loadDEK(ctx)
+	if err != nil {
+		return err
+	}
+	enc, err := r.newEncryptor(ctx, dek)
+	if err != nil {
+		return err
+	}
+	if st.ImageSize != 0 && st.ImageSize != enc.Size() {
+		return fmt.Errorf("%w: the encrypted image is %d bytes, the state file's was %d (another image?)", ErrStateMismatch, enc.Size(), st.ImageSize)
+	}
+	r.mu.Lock()
+	st.ImageSize = enc.Size()
+	err = r.saveLocked()
+	r.mu.Unlock()
+	if err != nil {
+		return err
+	}
+
+	opts := []cos.Option{
+		cos.WithContentType("application/octet-stream"),
+		cos.WithProgress(func(done, total int64) { r.progress(Progress{Phase: PhaseUpload, Done: done, Total: total}) }),
+	}
+	if r.p.PartSize > 0 {
+		opts = append(opts, cos.WithPartSize(r.p.PartSize))
+	}
+	if r.p.Concurrency > 0 {
+		opts = append(opts, cos.WithConcurrency(r.p.Concurrency))
+	}
+	if r.p.StatePath != "" {
+		opts = append(opts, cos.WithKeepOnCancel(), cos.WithCheckpoint(r.checkpoint))
+	}
+	body := enc.Reader()
+	defer body.Close()
+	var res *cos.Result
+	resumed := false
+	if st.Upload != nil && st.Upload.UploadID != "" {
+		resumed = true
+		s.Detail = "resuming multipart upload " + st.Upload.UploadID
+		r.emit(*s)
+		res, err = r.p.COS.Resume(ctx, *st.Upload, body, enc.Size(), opts...)
+	} else {
+		res, err = r.p.COS.Upload(ctx, st.Bucket, st.Object, body, enc.Size(), opts...)
+	}
+	if err != nil {
+		var ue *cos.UploadError
+		r.mu.Lock()
+		if errors.As(err, &ue) && ue.Resumable && ue.UploadID != "" && r.p.StatePath != "" {
+			us := ue.UploadState
+			st.Upload = &us
+		} else {
+			st.Upload = nil
+		}
+		serr := r.saveLocked()
+		r.mu.Unlock()
+		if resumed && errors.Is(err, cos.ErrUploadGone) {
+			return fmt.Errorf("%w (run again to upload from the start)", err)
+		}
+		return errors.Join(err, serr)
+	}
+	obj := &ObjectResult{
+		Bucket: res.Bucket, Key: res.Key, URI: r.objectURI(), Size: res.Size, ETag: res.ETag, SHA256: res.SHA256,
+		UploadID: res.UploadID, Parts: res.Parts, PartsSent: res.PartsSent, PartsSkipped: res.PartsSkipped,
+	}
+	r.mu.Lock()
+	st.Upload, st.Uploaded = nil, obj
+	err = r.saveLocked()
+	r.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	cp := *obj
+	r.res.Object = &cp
+	s.Detail = fmt.Sprintf("%s: %s encrypted and uploaded", obj.URI, humanBytes(obj.Size))
+	if res.Parts > 0 {
+		s.Detail += fmt.Sprintf(" in %d parts", res.Parts)
+	}
+	if res.PartsSkipped > 0 {
+		s.Detail += fmt.Sprintf(" (%d already uploaded by an earlier attempt, checked and kept)", res.PartsSkipped)
+	}
+	return nil
+}
+
+// newEncryptor prepares the encryption with the state's reproducible
+// parameters, so that every attempt produces the same bytes.
+func (r *runner) newEncryptor(ctx context.Context, dek *secret.DEK) (*Encryptor, error) {
+	r.mu.Lock()
+	nonce, id, ts, err := r.st.encryptionParams(r.p.Clock())
+	r.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	opts := []Option{WithNonce(nonce), WithUniqueID(id), WithTimestamp(ts), WithProgress(r.progress)}
+	if r.p.Workers > 0 {
+		opts = append(opts, WithWorkers(r.p.Workers))
+	}
+	if r.p.ImageSize > 0 {
+		opts = append(opts, WithSize(r.p.ImageSize))
+	}
+	opts = append(opts, WithLogger(r.p.Logger))
+	return NewEncryptor(ctx, r.p.Image, dek, opts...)
+}
+
+// checkpoint saves a multipart upload's progress (cos.WithCheckpoint).
+func (r *runner) checkpoint(us cos.UploadState) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.st.Upload = &us
+	if err := r.saveLocked(); err != nil {
+		r.p.Logger.Warn("e2e: saving the upload's progress", "err", err)
+	}
+}
+
+func (r *runner) objectURI() string {
+	return classic.COSURI{Region: r.p.COS.Region(), Bucket: r.p.Bucket, Object: r.p.Object}.String()
+}
+
+// sameETag compares ETags ignoring quotes and a multipart "-N" suffix,
+// which some servers drop from HEAD answers.
+func sameETag(a, b string) bool {
+	norm := func(s string) string {
+		s = strings.Trim(s, `"`)
+		if i := strings.IndexByte(s, '-'); i >= 0 {
+			s = s[:i]
+		}
+		return strings.ToLower(s)
+	}
+	return a != "" && norm(a) == norm(b)
+}
+
+// importStep starts the import, or finds the template of an earlier
+// attempt.
+func (r *runner) importStep(ctx context.Context, s *Step) error {
+	st := r.st
+	if st.TemplateID != 0 {
+		t, err := r.p.Classic.GetTemplate(ctx, st.TemplateID)
+		switch {
+		case err == nil && !t.Failed():
+			r.recordTemplate(t)
+			s.Status, s.Detail = StepResumed, fmt.Sprintf("template %d (%s) imported by an earlier attempt, %s", t.ID, t.GlobalIdentifier, t.Status)
+			return r.save()
+		case err == nil:
+			if err := r.forgetTemplate("import failed: " + t.FailureReason()); err != nil {
+				return err
+			}
+		case errors.Is(err, classic.ErrNotFound):
+			if err := r.forgetTemplate("it no longer exists"); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("e2e: reading the template of an earlier attempt: %w", err)
+		}
+	} else if st.ImportRequested {
+		// An attempt sent createFromIcos and did not learn the outcome.
+		t, err := r.p.Classic.FindTemplateByName(ctx, r.p.Name)
+		switch {
+		case err == nil && !t.Failed():
+			r.recordTemplate(t)
+			if err := r.save(); err != nil {
+				return err
+			}
+			s.Status, s.Detail = StepResumed, fmt.Sprintf("template %d found by name: an earlier attempt's import", t.ID)
+			return nil
+		case err == nil, errors.Is(err, classic.ErrNotFound):
+		default:
+			return fmt.Errorf("e2e: looking for the template an earlier attempt may have created: %w", err)
+		}
+	}
+	if st.Uploaded == nil {
+		return fmt.Errorf("%w: import without an uploaded object", errUnexpected)
+	}
+	apiKey, err := r.importAPIKey(ctx)
+	if err != nil {
+		return err
+	}
+	req := classic.ImportRequest{
+		Name:           r.p.Name,
+		Note:           r.p.Note,
+		URI:            r.objectURI(),
+		APIKey:         apiKey,
+		OSCode:         r.p.OSCode,
+		DiskSize:       st.DiskSize,
+		BucketLocation: r.bucketLocation,
+		BucketLocator: func(ctx context.Context, _, bucket string) (string, error) {
+			info, err := r.p.COS.CheckBucket(ctx, bucket, "")
+			if info == nil {
+				return "", err
+			}
+			return info.Location.Constraint, err
+		},
+		Encryption: &classic.Encryption{RootKeyCRN: r.key.String(), WrappedDEK: st.WrappedDEK},
+		CloudInit:  true,
+	}
+	r.mu.Lock()
+	st.ImportRequested = true
+	err = r.saveLocked()
+	r.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	t, err := r.p.Classic.Import(ctx, req)
+	if err != nil {
+		if errors.Is(err, classic.ErrInvalidImportRequest) {
+			// Refused before sending: nothing to look for next time.
+			r.mu.Lock()
+			st.ImportRequested = false
+			serr := r.saveLocked()
+			r.mu.Unlock()
+			return errors.Join(err, serr)
+		}
+		return err
+	}
+	r.recordTemplate(t)
+	if err := r.save(); err != nil {
+		return err
+	}
+	s.Detail = fmt.Sprintf("template %d (%s) importing %s", t.ID, t.GlobalIdentifier, req.URI)
+	return nil
+}
+
+// importAPIKey returns the API key the backplane uses, running the IAM
+// preparation when the service ID's key is needed but was not made in this
+// run (a resumed run that must import again).
+func (r *runner) importAPIKey(ctx context.Context) (*secret.String, error) {
+	if !r.importKey.Empty() {
+		return r.importKey, nil
+	}
+	if r.p.Prepare && r.p.ServiceID.Name != "" {
+		if _, err := r.setup(ctx); err != nil {
+			return nil, err
+		}
+		if !r.importKey.Empty() {
+			return r.importKey, nil
+		}
+	}
+	return nil, errNotPrepared
+}
+
+func (r *runner) recordTemplate(t *classic.Template) {
+	r.template = t
+	r.mu.Lock()
+	r.st.TemplateID, r.st.TemplateGUID = t.ID, t.GlobalIdentifier
+	r.st.TemplateActive = t.Active()
+	r.mu.Unlock()
+	r.res.Template = &TemplateResult{ID: t.ID, GlobalIdentifier: t.GlobalIdentifier, Name: t.Name, Status: t.Status}
+}
+
+// forgetTemplate moves the recorded template to the failed list, so that
+// the run imports again.
+func (r *runner) forgetTemplate(why string) error {
+	r.p.Logger.Warn("e2e: importing again", "template", r.st.TemplateID, "reason", why)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.st
+	if !slices.Contains(st.FailedTemplates, st.TemplateID) {
+		st.FailedTemplates = append(st.FailedTemplates, st.TemplateID)
+	}
+	st.TemplateID, st.TemplateGUID, st.TemplateActive, st.ImportRequested = 0, "", false, false
+	r.template = nil
+	r.res.Template = nil
+	return r.saveLocked()
+}
+
+// waitTemplate waits until the import is done.
+func (r *runner) waitTemplate(ctx context.Context, s *Step) error {
+	st := r.st
+	if st.TemplateActive {
+		s.Status, s.Detail = StepResumed, fmt.Sprintf("template %d is Active", st.TemplateID)
+		return nil
+	}
+	last := ""
+	t, err := r.p.Classic.WaitTemplate(ctx, st.TemplateID, classic.TemplateProgress(func(t classic.Template) {
+		if d := t.Status + " " + t.Transaction; d != last {
+			last = d
+			s.Detail = strings.TrimSpace(d)
+			r.emit(*s)
+		}
+	}))
+	if err != nil {
+		var failed *classic.ImportFailedError
+		if errors.As(err, &failed) {
+			// The next attempt imports again (after the cause is fixed).
+			return errors.Join(err, r.forgetTemplate("import failed: "+failed.Reason))
+		}
+		return err
+	}
+	r.recordTemplate(t)
+	if err := r.save(); err != nil {
+		return err
+	}
+	s.Detail = fmt.Sprintf("template %d (%s) is Active", t.ID, t.GlobalIdentifier)
+	return nil
+}
+
+// order orders the server, or finds the server of an earlier attempt.
+func (r *runner) order(ctx context.Context, s *Step) error {
+	if r.p.Server == nil {
+		s.Status, s.Detail = StepSkipped, "no server asked for"
+		return nil
+	}
+	st := r.st
+	spec := *r.p.Server
+	if st.GuestID != 0 {
+		srv, err := r.p.Classic.GetServer(ctx, st.GuestID)
+		switch {
+		case err == nil:
+			r.recordServer(srv)
+			s.Status, s.Detail = StepResumed, fmt.Sprintf("server %d (%s) ordered by an earlier attempt", srv.ID, srv.FQDN)
+			return nil
+		case errors.Is(err, classic.ErrNotFound):
+			r.p.Logger.Warn("e2e: the server of an earlier attempt no longer exists; ordering again", "id", st.GuestID)
+			r.mu.Lock()
+			st.GuestID, st.GuestGUID, st.Provisioned, st.OrderRequested = 0, "", false, false
+			r.mu.Unlock()
+		default:
+			return fmt.Errorf("e2e: reading the server of an earlier attempt: %w", err)
+		}
+	} else if st.OrderRequested {
+		srv, err := r.p.Classic.FindServer(ctx, spec.Hostname, spec.Domain)
+		switch {
+		case err == nil:
+			r.recordServer(srv)
+			if err := r.save(); err != nil {
+				return err
+			}
+			s.Status, s.Detail = StepResumed, fmt.Sprintf("server %d found by name: an earlier attempt's order", srv.ID)
+			return nil
+		case errors.Is(err, classic.ErrNotFound):
+		default:
+			return fmt.Errorf("e2e: looking for the server an earlier attempt may have ordered: %w", err)
+		}
+	}
+	spec.Template = classic.TemplateRef{ID: st.TemplateID, GlobalIdentifier: st.TemplateGUID}
+	r.mu.Lock()
+	st.OrderRequested = true
+	err := r.saveLocked()
+	r.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	srv, err := r.p.Classic.CreateServer(ctx, spec)
+	if err != nil {
+		if errors.Is(err, classic.ErrInvalidServerSpec) || errors.Is(err, classic.ErrTemplateNotActive) {
+			r.mu.Lock()
+			st.OrderRequested = false
+			serr := r.saveLocked()
+			r.mu.Unlock()
+			return errors.Join(err, serr)
+		}
+		return err
+	}
+	r.recordServer(srv)
+	if err := r.save(); err != nil {
+		return err
+	}
+	s.Detail = fmt.Sprintf("server %d (%s.%s) ordered in %s from template %d", srv.ID, srv.Hostname, srv.Domain, spec.Datacenter, st.TemplateID)
+	return nil
+}
+
+func (r *runner) recordServer(srv *classic.Server) {
+	r.mu.Lock()
+	r.st.GuestID, r.st.GuestGUID, r.st.Provisioned = srv.ID, srv.GlobalIdentifier, srv.Provisioned()
+	r.mu.Unlock()
+	r.res.Server = &ServerResult{
+		ID: srv.ID, GlobalIdentifier: srv.GlobalIdentifier, Hostname: srv.Hostname, Domain: srv.Domain,
+		PrimaryIP: srv.PrimaryIP, BackendIP: srv.BackendIP, Datacenter: srv.Datacenter, ProvisionDate: srv.ProvisionDate,
+	}
+}
+
+// waitServer waits until the server is provisioned.
+func (r *runner) waitServer(ctx context.Context, s *Step) error {
+	if r.p.Server == nil {
+		s.Status, s.Detail = StepSkipped, "no server asked for"
+		return nil
+	}
+	st := r.st
+	if st.Provisioned && r.res.Server != nil {
+		s.Status, s.Detail = StepResumed, fmt.Sprintf("server %d was provisioned %s", st.GuestID, r.res.Server.ProvisionDate.Format(time.RFC3339))
+		return nil
+	}
+	last := ""
+	srv, err := r.p.Classic.WaitServer(ctx, st.GuestID, classic.ServerProgress(func(srv classic.Server) {
+		if srv.Transaction != last {
+			last = srv.Transaction
+			s.Detail = srv.Transaction
+			r.emit(*s)
+		}
+	}))
+	if err != nil {
+		return err
+	}
+	r.recordServer(srv)
+	if err := r.save(); err != nil {
+		return err
+	}
+	s.Detail = fmt.Sprintf("server %d (%s) provisioned, public %s, private %s", srv.ID, srv.FQDN, orDash(srv.PrimaryIP), orDash(srv.BackendIP))
+	return nil
+}
+
+// auditStep collects the run's events, reading again while expected ones
+// are missing, up to Plan.AuditWait.
+func (r *runner) auditStep(ctx context.Context, s *Step) error {
+	if r.p.Audit == nil {
+		s.Status, s.Detail = StepSkipped, "no audit reader"
+		return nil
+	}
+	st := r.st
+	q := audit.Query{
+		Start:   st.Started.Truncate(time.Second),
+		KeyCRNs: []string{r.key.String()},
+	}
+	want := []string{audit.ActionWrap}
+	if st.TemplateID != 0 {
+		q.TemplateIDs = []int{st.TemplateID}
+		if st.TemplateGUID != "" {
+			q.TemplateGUIDs = []string{st.TemplateGUID}
+		}
+		want = append(want, audit.ActionTemplateCreate)
+	}
+	if st.GuestID != 0 {
+		q.GuestIDs = []int{st.GuestID}
+		want = append(want, audit.ActionProvision)
+	}
+	deadline := time.Now().Add(r.p.AuditWait)
+	for {
+		q.End = r.p.Clock().Add(time.Second)
+		events, err := r.p.Audit.Collect(ctx, q)
+		if err != nil {
+			return err
+		}
+		missing := missingActions(events, want)
+		r.res.Audit, r.res.AuditMissing = events, missing
+		if len(missing) == 0 {
+			s.Detail = fmt.Sprintf("%d events, including %s", len(events), strings.Join(want, ", "))
+			return nil
+		}
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			s.Detail = fmt.Sprintf("%d events; not (yet) found: %s", len(events), strings.Join(missing, ", "))
+			return nil
+		}
+		s.Detail = fmt.Sprintf("%d events so far; waiting for %s", len(events), strings.Join(missing, ", "))
+		r.emit(*s)
+		t := time.NewTimer(min(wait, auditPoll))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// missingActions returns the actions of want that no successful (or
+// outcome-less) event has.
+func missingActions(events []audit.Event, want []string) []string {
+	var missing []string
+	for _, a := range want {
+		if !slices.ContainsFunc(events, func(e audit.Event) bool {
+			return e.Action == a && e.Outcome != audit.OutcomeFailure
+		}) {
+			missing = append(missing, a)
+		}
+	}
+	return missing
+}

@@ -1,0 +1,222 @@
+package e2e
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/e2eimage/e2eimage/cos"
+)
+
+// StateVersion is the version of the state file format that this package
+// writes and reads.
+const StateVersion = 1
+
+// maxStateFile bounds the state file read by LoadState: the state of a
+// multipart upload of cos.MaxParts parts is about 1.5 MB.
+const maxStateFile = 8 << 20
+
+// ErrStateMismatch is returned (wrapped) when a state file belongs to
+// another run: another template name, bucket, object or root key, a DEK
+// other than the one the plan brings, or an image of another size.
+var ErrStateMismatch = errors.New("e2e: the state file belongs to another run")
+
+// ErrStateVersion is returned (wrapped) by LoadState for a state file of a
+// format version this package does not read.
+var ErrStateVersion = errors.New("e2e: unsupported state file version")
+
+// State is what Run remembers between attempts, so that a run stopped by an
+// error, a signal or a crash resumes where it stopped and never uploads,
+// imports or orders twice. It is saved as JSON (LoadState, Save).
+//
+// It holds no secret: the DEK is kept only wrapped by the root key (the
+// WDEK, which only the key service can open), and API keys are never
+// stored. The key-hash nonce and the VHD footer's unique id and timestamp
+// are stored so that a resumed upload encrypts the image to the very same
+// bytes; they are not secret (they are written into the image itself).
+type State struct {
+	Version int `json:"version"`
+
+	// What the run is about; a plan must agree with these to resume.
+	Name       string `json:"name"`
+	RootKeyCRN string `json:"root_key_crn"`
+	Bucket     string `json:"bucket"`
+	Object     string `json:"object"`
+
+	// The DEK, wrapped.
+	WrappedDEK string `json:"wrapped_dek,omitempty"`
+	KeyVersion string `json:"key_version,omitempty"`
+	DEKSize    int    `json:"dek_size,omitempty"`
+	DEKSource  string `json:"dek_source,omitempty"`
+
+	// Encryption parameters that make the output reproducible.
+	Nonce     string    `json:"nonce,omitempty"`     // hex, 32 bytes
+	UniqueID  string    `json:"unique_id,omitempty"` // hex, 16 bytes
+	Timestamp time.Time `json:"timestamp,omitzero"`  // VHD footer time, whole seconds
+
+	// ImageSize is the encrypted image's size in bytes; DiskSize the
+	// virtual disk's, when known.
+	ImageSize int64 `json:"image_size,omitempty"`
+	DiskSize  int64 `json:"disk_size,omitempty"`
+
+	// Upload is the multipart upload in progress (kept on the server for
+	// Resume); Uploaded the finished, verified object.
+	Upload   *cos.UploadState `json:"upload,omitempty"`
+	Uploaded *ObjectResult    `json:"uploaded,omitempty"`
+
+	// IAM holds the ids of the IAM objects preparation found or made.
+	IAM *IAMResult `json:"iam,omitempty"`
+
+	// ImportRequested is set just before createFromIcos is sent, so that
+	// a run that died without its answer looks for the template by name
+	// instead of importing again.
+	ImportRequested bool   `json:"import_requested,omitempty"`
+	TemplateID      int    `json:"template_id,omitempty"`
+	TemplateGUID    string `json:"template_guid,omitempty"`
+	TemplateActive  bool   `json:"template_active,omitempty"`
+	// FailedTemplates are templates of earlier attempts whose import
+	// failed; they stay in the account (this package deletes nothing).
+	FailedTemplates []int `json:"failed_templates,omitempty"`
+
+	// OrderRequested, GuestID, ... are the server's, as for the template.
+	OrderRequested bool   `json:"order_requested,omitempty"`
+	GuestID        int    `json:"guest_id,omitempty"`
+	GuestGUID      string `json:"guest_guid,omitempty"`
+	Provisioned    bool   `json:"provisioned,omitempty"`
+
+	// Started is when the first attempt began, Updated when the state
+	// was last saved (both on the plan's clock). The audit window starts
+	// at Started.
+	Started time.Time `json:"started"`
+	Updated time.Time `json:"updated"`
+}
+
+// LoadState reads a state file. A file that does not exist gives an error
+// matching fs.ErrNotExist.
+func LoadState(path string) (*State, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("e2e: reading state file: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("e2e: reading state file: %w", err)
+	}
+	if fi.Size() > maxStateFile {
+		return nil, fmt.Errorf("e2e: state file %s is %d bytes, more than a state can be", path, fi.Size())
+	}
+	var st State
+	dec := json.NewDecoder(f)
+	if err := dec.Decode(&st); err != nil {
+		return nil, fmt.Errorf("e2e: state file %s is not valid: %w", path, err)
+	}
+	if st.Version != StateVersion {
+		return nil, fmt.Errorf("%w: %s has version %d, this program reads %d", ErrStateVersion, path, st.Version, StateVersion)
+	}
+	return &st, nil
+}
+
+// Save writes the state to path atomically: to a temporary file in the same
+// directory (mode 0600), synced, renamed over path, and the directory
+// synced, so that a crash leaves either the old state or the new one.
+func (s *State) Save(path string) (err error) {
+	s.Version = StateVersion
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return fmt.Errorf("e2e: encoding state: %w", err)
+	}
+	b = append(b, '\n')
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("e2e: saving state: %w", err)
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = os.Remove(tmp)
+		}
+	}()
+	if err := f.Chmod(0o600); err != nil {
+		return fmt.Errorf("e2e: saving state: %w", err)
+	}
+	if _, err := f.Write(b); err != nil {
+		return fmt.Errorf("e2e: saving state: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("e2e: saving state: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("e2e: saving state: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("e2e: saving state: %w", err)
+	}
+	syncDir(dir)
+	return nil
+}
+
+// matches checks that the state was made for the same run as plan.
+func (s *State) matches(p *Plan, rootKey string) error {
+	check := func(field, have, want string) error {
+		if have != want {
+			return fmt.Errorf("%w: it is for %s %q, the plan says %q (use another state file, or remove it to start over)",
+				ErrStateMismatch, field, have, want)
+		}
+		return nil
+	}
+	return errors.Join(
+		check("template name", s.Name, p.Name),
+		check("root key", s.RootKeyCRN, rootKey),
+		check("bucket", s.Bucket, p.Bucket),
+		check("object", s.Object, p.Object),
+	)
+}
+
+// encryptionParams returns the stored nonce, unique id and timestamp,
+// making them first when the state has none.
+func (s *State) encryptionParams(now time.Time) (nonce [32]byte, id [16]byte, ts time.Time, err error) {
+	if s.Nonce == "" {
+		if _, err := rand.Read(nonce[:]); err != nil {
+			return nonce, id, ts, fmt.Errorf("e2e: making a nonce: %w", err)
+		}
+		if _, err := rand.Read(id[:]); err != nil {
+			return nonce, id, ts, fmt.Errorf("e2e: making a unique id: %w", err)
+		}
+		s.Nonce, s.UniqueID = hex.EncodeToString(nonce[:]), hex.EncodeToString(id[:])
+		s.Timestamp = now.UTC().Truncate(time.Second)
+		return nonce, id, s.Timestamp, nil
+	}
+	n, err1 := hex.DecodeString(s.Nonce)
+	u, err2 := hex.DecodeString(s.UniqueID)
+	if err1 != nil || err2 != nil || len(n) != len(nonce) || len(u) != len(id) {
+		return nonce, id, ts, fmt.Errorf("e2e: state file: malformed nonce or unique id")
+	}
+	copy(nonce[:], n)
+	copy(id[:], u)
+	return nonce, id, s.Timestamp, nil
+}
+
+// loadOrNewState loads the state at path, or returns a new one when there
+// is no file (or no path).
+func loadOrNewState(path string) (*State, bool, error) {
+	if path == "" {
+		return &State{Version: StateVersion}, false, nil
+	}
+	st, err := LoadState(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &State{Version: StateVersion}, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return st, true, nil
+}
