@@ -156,3 +156,24 @@ func TestCreateBucketKeyProtect(t *testing.T) {
 	err := be.client.CreateBucket(t.Context(), "kp-bucket", BucketSpec{})
 	require.Error(t, err, "the bucket exists already")
 }
+
+func FuzzParseLocationConstraint(f *testing.F) {
+	for _, s := range []string{"us-south-standard", "eu-smart", "ams03-vault", "jp-tok-onerate_active", "us-south", "", "-", "us-south-"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		loc, err := ParseLocationConstraint(s)
+		if err != nil {
+			require.ErrorIs(t, err, ErrUnknownLocation)
+			require.Equal(t, UnknownResiliency, loc.Resiliency)
+			return
+		}
+		require.Equal(t, s, loc.Constraint)
+		require.NotEqual(t, UnknownResiliency, loc.Resiliency)
+		want := loc.Location
+		if loc.Class != "" {
+			want += "-" + loc.Class
+		}
+		require.Equal(t, strings.ToLower(s), want, "location and class put back together give the input")
+	})
+}

@@ -33,7 +33,9 @@
 //     its size, and the SHA-256 of the bytes read, stored as
 //     x-amz-meta-sha256 when it is known before the object is created (a
 //     single PUT, or WithSHA256). A mismatch is an error wrapping
-//     ErrVerify; a nil error means Result.Verified.
+//     ErrVerify; a nil error means Result.Verified. Bodies are signed as
+//     UNSIGNED-PAYLOAD under HMAC: Content-MD5 covers them and TLS the
+//     connection, and it spares a second hash of every byte.
 //   - Failure: an *UploadError carries the upload ID and the parts done.
 //     By default the multipart upload is aborted, so nothing is left behind;
 //     WithResumable keeps it after failures a retry can fix, WithKeepOnCancel

@@ -22,8 +22,9 @@ var (
 	// said it would.
 	ErrSizeMismatch = errors.New("cos: input size differs from the size given")
 	// ErrVerify: the object the server holds is not the one that was sent
-	// (ETag, size or SHA-256 differs). The object exists; it is not deleted.
-	ErrVerify = errors.New("cos: uploaded object failed verification")
+	// or expected (ETag, size or SHA-256 differs). An uploaded object that
+	// fails exists; it is not deleted.
+	ErrVerify = errors.New("cos: object failed verification")
 	// ErrUploadGone: the multipart upload to resume no longer exists (it was
 	// completed or aborted, or expired under a lifecycle rule).
 	ErrUploadGone = errors.New("cos: multipart upload no longer exists")

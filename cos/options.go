@@ -66,9 +66,10 @@ func WithConcurrency(n int) Option { return func(o *options) { o.concurrency = n
 // (Config.MaxRetries). Default DefaultPartAttempts.
 func WithPartAttempts(n int) Option { return func(o *options) { o.partAttempts = n } }
 
-// WithProgress reports progress: done is the number of bytes the server
-// has acknowledged (whole parts for uploads, parts found already uploaded
-// by Resume included), total the input size or -1 when unknown. Calls are
+// WithProgress reports progress. For uploads done is the number of bytes
+// the server has acknowledged (whole parts, parts Resume found already
+// uploaded included) and total the input size, or -1 when unknown; for
+// downloads, the bytes written so far and the object size. Calls are
 // serialised and done never decreases; keep fn quick, it runs on the
 // transfer's goroutines. It has the same shape as the encryptor's progress
 // callback, so one function can report both.
