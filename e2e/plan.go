@@ -229,9 +229,6 @@ func (p Plan) withDefaults(mode runMode) (Plan, kms.CRN, error) {
 	if (p.Prepare || p.COSKeyAuthorization) && p.IAM == nil {
 		errs = append(errs, bad("Prepare needs IAM (the IAM client)"))
 	}
-	if firstSecret(p.ServiceID.KnownAPIKey, p.ImportAPIKey).Empty() && !(withServiceID && p.Prepare) && run {
-		errs = append(errs, bad("ImportAPIKey is required unless Prepare makes the service ID's API key"))
-	}
 	if p.Server != nil && (p.Server.Hostname == "" || p.Server.Domain == "") {
 		errs = append(errs, bad("Server needs a Hostname and a Domain (a retried order finds the server by them)"))
 	}

@@ -101,7 +101,28 @@ func (r *runner) checks() []iam.Check {
 	if c, ok := r.imageCheck(); ok {
 		checks = append(checks, c)
 	}
+	if r.mode == modeRun {
+		checks = append(checks, r.importKeyCheck())
+	}
 	return checks
+}
+
+// importKeyCheck checks that the import will have an API key: given, or
+// made by the preparation.
+func (r *runner) importKeyCheck() iam.Check {
+	return iam.FuncCheck("import API key", func(context.Context) (string, error) {
+		switch {
+		case r.st.TemplateActive:
+			return "not needed: the image is imported", nil
+		case !r.importKey.Empty() && r.p.ServiceID.Name != "":
+			return "given for service ID " + r.p.ServiceID.Name, nil
+		case !r.importKey.Empty():
+			return "given", nil
+		case r.p.Prepare && r.p.ServiceID.Name != "":
+			return "made by the preparation for service ID " + r.p.ServiceID.Name, nil
+		}
+		return "", errNotPrepared
+	}, "give the service ID's API key (Plan.ImportAPIKey), or prepare the service ID (Plan.Prepare) to make one")
 }
 
 func (r *runner) bucketCheck() iam.Check {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -428,3 +429,46 @@ func (r *runner) close() {
 
 // errUnexpected marks states that should not happen.
 var errUnexpected = errors.New("e2e: unexpected state")
+
+// String formats the step as one line: name, status, duration, detail and
+// error.
+func (s Step) String() string {
+	line := fmt.Sprintf("%-13s %-8s", s.Name, s.Status)
+	if s.Status != StepRunning {
+		line += fmt.Sprintf(" %7s", s.Duration.Round(time.Millisecond))
+	}
+	if s.Detail != "" {
+		line += "  " + s.Detail
+	}
+	if s.Error != "" {
+		line += "  error: " + s.Error
+	}
+	return line
+}
+
+// String formats the result for people: the resources, then the audit
+// trail.
+func (r *Result) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Resources of %q:\n", r.Name)
+	for _, res := range r.Resources() {
+		fmt.Fprintf(&b, "  %-16s %s\n", res.Kind, res.ID)
+		if res.Detail != "" {
+			fmt.Fprintf(&b, "  %-16s   %s\n", "", res.Detail)
+		}
+	}
+	if len(r.Audit) > 0 || len(r.AuditMissing) > 0 {
+		fmt.Fprintf(&b, "Audit trail (%d events):\n", len(r.Audit))
+		for _, e := range r.Audit {
+			outcome := e.Outcome
+			if outcome == "" {
+				outcome = "-"
+			}
+			fmt.Fprintf(&b, "  %s  %-17s  %-36s %-8s %s\n", e.Time.UTC().Format(time.RFC3339), e.Source, e.Action, outcome, e.TargetID)
+		}
+		if len(r.AuditMissing) > 0 {
+			fmt.Fprintf(&b, "  not (yet) found: %s\n", strings.Join(r.AuditMissing, ", "))
+		}
+	}
+	return b.String()
+}

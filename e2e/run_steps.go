@@ -607,7 +607,7 @@ func (r *runner) waitServer(ctx context.Context, s *Step) error {
 	}
 	last := ""
 	srv, err := r.p.Classic.WaitServer(ctx, st.GuestID, classic.ServerProgress(func(srv classic.Server) {
-		if srv.Transaction != last {
+		if srv.Transaction != last && srv.Transaction != "" {
 			last = srv.Transaction
 			s.Detail = srv.Transaction
 			r.emit(*s)

@@ -580,7 +580,6 @@ func TestRunPlanErrors(t *testing.T) {
 		"no key service":  func(p *e2e.Plan) { p.KeyService, p.RootKeyCRN = nil, w.sim.Account.RootKeyCRN },
 		"bad DEK size":    func(p *e2e.Plan) { p.DEKSize = 48 },
 		"no bucket":       func(p *e2e.Plan) { p.Bucket = "" },
-		"no import key":   func(p *e2e.Plan) { p.ImportAPIKey = nil },
 		"service ID, no IAM": func(p *e2e.Plan) {
 			p.ServiceID.Name, p.COSInstanceID = "sid", "guid"
 		},
@@ -641,4 +640,19 @@ func TestPrepareAndPreflight(t *testing.T) {
 	}
 	require.Equal(t, []string{"access policy prepared-import -> cloud-object-storage", "bucket " + cloudsim.CrossRegionBucket,
 		"classic infrastructure API"}, failed)
+}
+
+func TestRunPreflightNeedsAnImportKey(t *testing.T) {
+	w := newWorld(t, cloudsim.Options{Seed: 32, SeedAuthorizations: true})
+	plan := w.plan(t, sample(t, sampleimage.MinSize))
+	plan.ImportAPIKey = nil
+	res, err := e2e.Run(ctxFor(t), plan)
+	var pe *e2e.PreflightError
+	require.ErrorAs(t, err, &pe)
+	c, ok := pe.Report.Result("import API key")
+	require.True(t, ok)
+	require.False(t, c.OK)
+	require.NotEmpty(t, c.Fix)
+	require.Len(t, res.Steps, 2)
+	require.Zero(t, w.puts())
 }

@@ -1,0 +1,607 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/e2eimage/e2eimage/classic"
+	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/iam"
+	"github.com/e2eimage/e2eimage/internal/cloudsim"
+	"github.com/e2eimage/e2eimage/internal/progressbar"
+	"github.com/e2eimage/e2eimage/internal/sampleimage"
+	"github.com/e2eimage/e2eimage/internal/secret"
+)
+
+// Exit codes.
+const (
+	exitOK          = 0
+	exitFailure     = 1
+	exitUsage       = 2
+	exitPreflight   = 3
+	exitInterrupted = 130
+)
+
+// env is the process environment run works in.
+type env struct {
+	stdout, stderr io.Writer
+	lookup         func(string) (string, bool)
+}
+
+func (e env) getenv(name string) string {
+	v, _ := e.lookup(name)
+	return strings.TrimSpace(v)
+}
+
+// config is what the flags say.
+type config struct {
+	sim        bool
+	clockSpeed float64
+	seed       int64
+
+	image, name, note, osCode, object string
+	imageSize                         int64
+	workers                           int
+
+	rootKeyCRN, region, bucket, cosInstance string
+	apiKeyFile                              string
+	endpoints                               string
+	private                                 bool
+
+	keyFile, keyEnv string
+	dekBits         int
+
+	prepare           bool
+	serviceID         string
+	importAPIKeyFile  string
+	saveAPIKey        string
+	cosKeyAuthz       bool
+	hostname, domain  string
+	datacenter        string
+	cpus, memoryMB    int
+	monthly           bool
+	privateOnly       bool
+	sshKeyIDs         intList
+	userDataFile      string
+	state             string
+	auditWait         time.Duration
+	partSize          int64
+	concurrency       int
+	jsonOut, quiet, v bool
+
+	set map[string]bool // flags given on the command line
+}
+
+func isSet(c *config, name string) bool { return c.set[name] }
+
+// intList is a repeatable integer flag.
+type intList []int
+
+func (l *intList) String() string { return fmt.Sprint(*l) }
+func (l *intList) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return err
+	}
+	*l = append(*l, n)
+	return nil
+}
+
+func run(ctx context.Context, args []string, e env) int {
+	_, hasKey := e.lookup("IBMCLOUD_API_KEY")
+	fs := flag.NewFlagSet("e2e", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	var c config
+	fs.BoolVar(&c.sim, "sim", !hasKey, "run against the embedded cloud simulator (default: true unless IBMCLOUD_API_KEY is set)")
+	fs.Float64Var(&c.clockSpeed, "clock-speed", 1000, "simulator: simulated seconds per real second")
+	fs.Int64Var(&c.seed, "seed", 1, "simulator: seed of the account's identifiers")
+	fs.StringVar(&c.image, "image", "", "disk image to encrypt: raw, fixed or dynamic VHD (`path`; \"-\" for standard input); simulator default: a sample disk")
+	fs.Int64Var(&c.imageSize, "image-size", 0, "virtual size in `bytes` of a raw image read from standard input")
+	fs.StringVar(&c.name, "name", "", "image template `name` (default: the image file's base name; simulator: e2e-demo)")
+	fs.StringVar(&c.note, "note", "encrypted by e2eimage", "`text` stored with the template")
+	fs.StringVar(&c.osCode, "os-code", "UBUNTU_22_64", "operating system reference `code` of the template")
+	fs.StringVar(&c.object, "object", "", "object `name` in the bucket (default <name>"+e2e.ObjectSuffix+")")
+	fs.IntVar(&c.workers, "workers", 0, "encryption goroutines (default GOMAXPROCS)")
+	fs.StringVar(&c.rootKeyCRN, "root-key-crn", "", "Key Protect or HPCS root key `CRN`")
+	fs.StringVar(&c.region, "region", e.getenv("IBMCLOUD_REGION"), "COS `region` of the bucket (env IBMCLOUD_REGION; default: the root key's)")
+	fs.StringVar(&c.bucket, "bucket", "", "Regional COS `bucket` in the root key's region")
+	fs.StringVar(&c.cosInstance, "cos-instance", "", "COS instance `CRN or GUID` (needed by -prepare with a service ID)")
+	fs.StringVar(&c.apiKeyFile, "api-key-file", "", "`file` holding the IBM Cloud API key (default: env IBMCLOUD_API_KEY)")
+	fs.StringVar(&c.endpoints, "endpoints", "", "JSON `file` of service URLs (keys iam, iam_identity, iam_policy, kms, hpcs, s3, softlayer, activity_tracker), e.g. examples/cloudsim's output")
+	fs.BoolVar(&c.private, "private", false, "use the private endpoints (from IBM Cloud's network)")
+	fs.StringVar(&c.keyFile, "key-file", "", "bring your own DEK: `file` of its raw 32 or 64 bytes")
+	fs.StringVar(&c.keyEnv, "key-env", "", "bring your own DEK: environment `variable` holding it base64-encoded")
+	fs.IntVar(&c.dekBits, "dek-bits", 512, "size of a new DEK in bits, IBM's naming: 512 (64 bytes, made here) or 256 (32 bytes, made by the key service)")
+	fs.BoolVar(&c.prepare, "prepare", false, "create the missing IAM objects first (always on in simulator mode)")
+	fs.StringVar(&c.serviceID, "service-id", "e2eimage-import", "service ID `name` whose API key the import uses; \"\" imports with the API key itself")
+	fs.StringVar(&c.importAPIKeyFile, "import-api-key-file", "", "`file` holding the service ID's API key (default: env E2E_IMPORT_API_KEY)")
+	fs.StringVar(&c.saveAPIKey, "save-api-key", "", "`file` to store a service ID API key that -prepare creates (mode 0600, must not exist)")
+	fs.BoolVar(&c.cosKeyAuthz, "cos-key-authorization", false, "-prepare also authorizes COS to read the key (for KP-encrypted buckets)")
+	fs.StringVar(&c.hostname, "hostname", "", "order a server with this `hostname` from the template (simulator default: e2e-demo)")
+	fs.StringVar(&c.domain, "domain", "example.com", "server `domain`")
+	fs.StringVar(&c.datacenter, "datacenter", "", "server data `center` (default: the bucket region's import location, e.g. dal13)")
+	fs.IntVar(&c.cpus, "cpus", 2, "server CPUs")
+	fs.IntVar(&c.memoryMB, "memory", 4096, "server memory in `MB`")
+	fs.BoolVar(&c.monthly, "monthly", false, "monthly billing (default hourly)")
+	fs.BoolVar(&c.privateOnly, "private-network-only", false, "order the server without a public interface")
+	fs.Var(&c.sshKeyIDs, "ssh-key-id", "`id` of an SSH key in the account (repeatable)")
+	fs.StringVar(&c.userDataFile, "user-data-file", "", "cloud-init user data `file` for the server")
+	fs.StringVar(&c.state, "state", "", "state `file` that makes the run resumable (default <name>.e2e-state.json; simulator: a temporary file)")
+	fs.DurationVar(&c.auditWait, "audit-wait", -1, "how long to wait for audit events to appear (default 5m on IBM Cloud, 0 in the simulator)")
+	fs.Int64Var(&c.partSize, "part-size", 0, "multipart upload part size in `bytes` (default 16 MiB)")
+	fs.IntVar(&c.concurrency, "concurrency", 0, "parts uploaded in parallel (default 4)")
+	fs.BoolVar(&c.jsonOut, "json", false, "print the result as JSON on standard output")
+	fs.BoolVar(&c.quiet, "q", false, "no progress bars")
+	fs.BoolVar(&c.v, "v", false, "debug logs on standard error")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	c.set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { c.set[f.Name] = true })
+	if fs.NArg() > 0 {
+		fmt.Fprintf(e.stderr, "e2e: unexpected arguments %q\n", fs.Args())
+		return exitUsage
+	}
+	if c.dekBits != 256 && c.dekBits != 512 {
+		fmt.Fprintln(e.stderr, "e2e: -dek-bits must be 256 or 512")
+		return exitUsage
+	}
+	if c.keyFile != "" && c.keyEnv != "" {
+		fmt.Fprintln(e.stderr, "e2e: give -key-file or -key-env, not both")
+		return exitUsage
+	}
+	logger := slog.New(slog.DiscardHandler)
+	if c.v {
+		logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+
+	out := newPrinter(e.stderr, c.quiet)
+	var (
+		plan    e2e.Plan
+		cleanup func()
+		code    int
+	)
+	if c.sim {
+		plan, cleanup, code = simPlan(ctx, &c, e, out, logger)
+	} else {
+		plan, cleanup, code = cloudPlan(&c, e, out, logger)
+	}
+	if cleanup != nil {
+		defer cleanup()
+	}
+	if code != exitOK {
+		return code
+	}
+	plan.OnStep = out.step
+	if !c.quiet {
+		plan.OnProgress = out.progress
+	}
+	plan.Logger = logger
+
+	res, err := e2e.Run(ctx, plan)
+	out.bar.Break()
+	if res != nil {
+		if c.jsonOut {
+			enc := json.NewEncoder(e.stdout)
+			enc.SetIndent("", "  ")
+			if jerr := enc.Encode(res); jerr != nil {
+				fmt.Fprintln(e.stderr, "e2e: writing the result:", jerr)
+				return exitFailure
+			}
+		} else {
+			fmt.Fprint(e.stdout, res.String())
+		}
+	}
+	switch {
+	case err == nil:
+		fmt.Fprintf(e.stderr, "e2e: done in %s\n", out.elapsed())
+		return exitOK
+	case ctx.Err() != nil:
+		fmt.Fprintf(e.stderr, "e2e: interrupted; run the same command again to resume (state: %s)\n", plan.StatePath)
+		return exitInterrupted
+	}
+	fmt.Fprintln(e.stderr, err)
+	var pe *e2e.PreflightError
+	if errors.As(err, &pe) {
+		fmt.Fprint(e.stderr, pe.Report.String())
+		return exitPreflight
+	}
+	if plan.StatePath != "" && !c.sim {
+		fmt.Fprintf(e.stderr, "e2e: fix the cause and run the same command again to resume (state: %s)\n", plan.StatePath)
+	}
+	return exitFailure
+}
+
+const usage = `Usage:
+  e2e                       the whole flow against the embedded simulator (no account needed)
+  e2e -sim=false -image DISK -root-key-crn CRN -bucket NAME [flags]
+
+Encrypts a disk image for IBM Cloud classic End to End encryption, wraps its
+key with Key Protect or HPCS, uploads it, imports it as an image template,
+optionally orders a server from it, and prints the resources and the audit
+trail. Re-running the same command resumes an interrupted run.
+
+Environment: IBMCLOUD_API_KEY (its presence selects IBM Cloud unless -sim),
+IBMCLOUD_REGION, SL_USERNAME and SL_API_KEY (classic credentials, default:
+the IBM Cloud key), E2E_IMPORT_API_KEY (the import service ID's key).
+Secrets are never taken from flags.
+
+Exit codes: 0 success, 1 failure, 2 usage, 3 preflight failed, 130 interrupted.
+
+Flags:
+`
+
+// simPlan starts the simulator and plans a run against it.
+func simPlan(ctx context.Context, c *config, e env, out *printer, logger *slog.Logger) (e2e.Plan, func(), int) {
+	sim, err := cloudsim.Start(ctx, cloudsim.Options{Seed: c.seed, ClockSpeed: c.clockSpeed})
+	if err != nil {
+		fmt.Fprintln(e.stderr, "e2e: starting the simulator:", err)
+		return e2e.Plan{}, nil, exitFailure
+	}
+	var cleanups []func()
+	cleanup := func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}
+	cleanups = append(cleanups, func() { _ = sim.Close() })
+	a := sim.Account
+	out.line("simulator: a fresh account %s in %s with Key Protect root key %s", a.AccountID, a.Region, a.RootKeyCRN)
+	out.line("simulator: IAM %s, SoftLayer %s, S3 %s (clock x%g)", sim.URLs.IAM, sim.URLs.SoftLayer, sim.URLs.S3, c.clockSpeed)
+
+	clients, err := e2e.Connect(e2e.Cloud{
+		APIKey: secret.NewString(a.APIKey), RootKeyCRN: a.RootKeyCRN, COSInstance: a.COSInstanceCRN,
+		Endpoints: e2e.Endpoints{
+			IAM: sim.URLs.IAM, IAMIdentity: sim.URLs.IAMIdentity, IAMPolicy: sim.URLs.IAMPolicy, KMS: sim.URLs.KMS,
+			HPCS: sim.URLs.HPCS, S3: sim.URLs.S3, SoftLayer: sim.URLs.SoftLayer, ActivityTracker: sim.URLs.ActivityTracker,
+		},
+		PollMin: 10 * time.Millisecond, PollMax: 100 * time.Millisecond, Logger: logger,
+	})
+	if err != nil {
+		fmt.Fprintln(e.stderr, "e2e:", err)
+		return e2e.Plan{}, cleanup, exitFailure
+	}
+	cleanups = append(cleanups, clients.Close)
+
+	if c.name == "" {
+		c.name = "e2e-demo"
+	}
+	if c.hostname == "" && !isSet(c, "hostname") {
+		c.hostname = "e2e-demo"
+	}
+	if c.auditWait < 0 {
+		c.auditWait = 0
+	}
+	if c.state == "" {
+		dir, err := os.MkdirTemp("", "e2e-sim-*")
+		if err != nil {
+			fmt.Fprintln(e.stderr, "e2e:", err)
+			return e2e.Plan{}, cleanup, exitFailure
+		}
+		cleanups = append(cleanups, func() { _ = os.RemoveAll(dir) })
+		c.state = filepath.Join(dir, "state.json")
+	}
+	plan := basePlan(c)
+	plan.KeyService, plan.IAM, plan.COS, plan.Classic, plan.Audit = clients.Keys, clients.IAM, clients.COS, clients.Classic, clients.Audit
+	plan.Bucket, plan.COSInstanceID = a.Bucket, a.COSInstanceID
+	plan.Prepare = true
+	plan.Clock = sim.Clock.Now
+	if plan.ServiceID.Name == "" {
+		plan.ImportAPIKey = secret.NewString(a.APIKey)
+	}
+	if code := planImage(&plan, c, e, out); code != exitOK {
+		return plan, cleanup, code
+	}
+	if code := planKeys(&plan, c, e); code != exitOK {
+		return plan, cleanup, code
+	}
+	if code := planServer(&plan, c, e, a.Region); code != exitOK {
+		return plan, cleanup, code
+	}
+	return plan, cleanup, exitOK
+}
+
+// cloudPlan plans a run against IBM Cloud (or the endpoints of -endpoints).
+func cloudPlan(c *config, e env, out *printer, logger *slog.Logger) (e2e.Plan, func(), int) {
+	fail := func(format string, a ...any) (e2e.Plan, func(), int) {
+		fmt.Fprintf(e.stderr, "e2e: "+format+"\n", a...)
+		return e2e.Plan{}, nil, exitUsage
+	}
+	apiKey, err := secretFrom(c.apiKeyFile, "IBMCLOUD_API_KEY", e)
+	switch {
+	case err != nil:
+		return fail("%v", err)
+	case apiKey.Empty():
+		return fail("no API key: set IBMCLOUD_API_KEY or give -api-key-file (or run with -sim)")
+	case c.rootKeyCRN == "":
+		return fail("-root-key-crn is required")
+	case c.bucket == "":
+		return fail("-bucket is required")
+	case c.image == "":
+		return fail("-image is required")
+	}
+	var ep e2e.Endpoints
+	if c.endpoints != "" {
+		if ep, err = readEndpoints(c.endpoints); err != nil {
+			return fail("%v", err)
+		}
+	}
+	cloud := e2e.Cloud{
+		APIKey: apiKey, RootKeyCRN: c.rootKeyCRN, Region: c.region, COSInstance: c.cosInstance,
+		Private: c.private, Endpoints: ep, Logger: logger,
+	}
+	if u, k := e.getenv("SL_USERNAME"), e.getenv("SL_API_KEY"); u != "" && k != "" {
+		cloud.Classic = classic.ClassicAPIKey(u, secret.NewString(k))
+	}
+	if ep.SoftLayer != "" {
+		// A local endpoint (a simulator): poll it often.
+		cloud.PollMin, cloud.PollMax = 50*time.Millisecond, time.Second
+	}
+	clients, err := e2e.Connect(cloud)
+	if err != nil {
+		fmt.Fprintln(e.stderr, "e2e:", err)
+		return e2e.Plan{}, nil, exitFailure
+	}
+	if c.name == "" {
+		base := filepath.Base(c.image)
+		c.name = strings.TrimSuffix(base, filepath.Ext(base))
+		if c.image == "-" || c.name == "" {
+			return fail("-name is required for an image read from standard input")
+		}
+	}
+	if c.state == "" {
+		c.state = c.name + ".e2e-state.json"
+	}
+	if c.auditWait < 0 {
+		c.auditWait = 5 * time.Minute
+	}
+	plan := basePlan(c)
+	plan.KeyService, plan.IAM, plan.COS, plan.Classic, plan.Audit = clients.Keys, clients.IAM, clients.COS, clients.Classic, clients.Audit
+	plan.Bucket, plan.COSInstanceID, plan.Prepare = c.bucket, c.cosInstance, c.prepare
+	importKey, err := secretFrom(c.importAPIKeyFile, "E2E_IMPORT_API_KEY", e)
+	if err != nil {
+		return fail("%v", err)
+	}
+	plan.ImportAPIKey = importKey
+	if plan.ServiceID.Name == "" && importKey.Empty() {
+		plan.ImportAPIKey = apiKey
+	}
+	if code := planImage(&plan, c, e, out); code != exitOK {
+		return plan, clients.Close, code
+	}
+	if code := planKeys(&plan, c, e); code != exitOK {
+		return plan, clients.Close, code
+	}
+	region := c.region
+	if region == "" {
+		region = clients.Keys.CRN().Region
+	}
+	if code := planServer(&plan, c, e, region); code != exitOK {
+		return plan, clients.Close, code
+	}
+	out.line("IBM Cloud: root key %s, bucket %s, COS endpoint %s, classic %s", c.rootKeyCRN, c.bucket, clients.COS.Endpoint(), clients.Classic.Endpoint())
+	return plan, clients.Close, exitOK
+}
+
+// basePlan is the part of the plan the flags fill in both modes.
+func basePlan(c *config) e2e.Plan {
+	p := e2e.Plan{
+		Name: c.name, Note: c.note, OSCode: c.osCode, Object: c.object, Workers: c.workers, ImageSize: c.imageSize,
+		ServiceID:           iam.ServiceIDSpec{Name: c.serviceID, Description: "imports E2E-encrypted images (made by e2eimage)"},
+		COSKeyAuthorization: c.cosKeyAuthz, StatePath: c.state, AuditWait: c.auditWait,
+		PartSize: c.partSize, Concurrency: c.concurrency,
+	}
+	if c.dekBits == 256 {
+		p.DEKSize = e2e.AES128XTS
+	}
+	if c.saveAPIKey != "" {
+		path := c.saveAPIKey
+		p.SaveAPIKey = func(_ context.Context, sid iam.ServiceID, keyID string, key *secret.String) error {
+			return writeSecretFile(path, key)
+		}
+	}
+	return p
+}
+
+// planImage opens the image (or builds the sample disk).
+func planImage(p *e2e.Plan, c *config, e env, out *printer) int {
+	switch c.image {
+	case "":
+		img, err := sampleimage.Reader(sampleimage.Options{})
+		if err != nil {
+			fmt.Fprintln(e.stderr, "e2e:", err)
+			return exitFailure
+		}
+		out.line("image: a %s sample disk (MBR, one Linux partition, a few files, zero blocks)", progressbar.Size(img.Size()))
+		p.Image = img
+	case "-":
+		p.Image = os.Stdin
+	default:
+		f, err := os.Open(c.image)
+		if err != nil {
+			fmt.Fprintln(e.stderr, "e2e:", err)
+			return exitFailure
+		}
+		// The process ends soon after Run; the file is closed with it.
+		p.Image = f
+	}
+	return exitOK
+}
+
+// planKeys reads a DEK the user brings.
+func planKeys(p *e2e.Plan, c *config, e env) int {
+	var (
+		dek *secret.DEK
+		err error
+	)
+	switch {
+	case c.keyFile != "":
+		if loose, lerr := e2e.LooseKeyFileMode(c.keyFile); lerr == nil && loose {
+			fmt.Fprintf(e.stderr, "e2e: warning: key file %s is readable by other users\n", c.keyFile)
+		}
+		dek, err = e2e.ReadKeyFile(c.keyFile)
+	case c.keyEnv != "":
+		dek, err = e2e.KeyFromEnv(c.keyEnv, e.lookup)
+	default:
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintln(e.stderr, "e2e:", err)
+		return exitUsage
+	}
+	p.DEK = dek
+	return exitOK
+}
+
+// planServer fills the server order, when a hostname is given.
+func planServer(p *e2e.Plan, c *config, e env, region string) int {
+	if c.hostname == "" {
+		return exitOK
+	}
+	dc := c.datacenter
+	if dc == "" {
+		dc = importDatacenter[region]
+		if dc == "" {
+			fmt.Fprintf(e.stderr, "e2e: -datacenter is required (no default for region %q)\n", region)
+			return exitUsage
+		}
+	}
+	s := &classic.ServerSpec{
+		Hostname: c.hostname, Domain: c.domain, Datacenter: dc, CPUs: c.cpus, MemoryMB: c.memoryMB,
+		Monthly: c.monthly, PrivateNetworkOnly: c.privateOnly, SSHKeyIDs: c.sshKeyIDs,
+	}
+	if c.userDataFile != "" {
+		b, err := os.ReadFile(c.userDataFile)
+		if err != nil {
+			fmt.Fprintln(e.stderr, "e2e:", err)
+			return exitUsage
+		}
+		s.UserData = string(b)
+	}
+	p.Server = s
+	return exitOK
+}
+
+// importDatacenter is the data center of each E2E import location
+// (CLOUD.md section 7.2: US-South DAL13, US-East WDC07, EU-GB LON02, EU-DE
+// FRA02, AP-Japan, AU-Sydney).
+var importDatacenter = map[string]string{
+	"us-south": "dal13", "us-east": "wdc07", "eu-gb": "lon02", "eu-de": "fra02", "jp-tok": "tok02", "au-syd": "syd04",
+}
+
+// secretFrom reads a secret from a file, or else from an environment
+// variable. A file must not be readable by others... it is accepted with a
+// warning.
+func secretFrom(file, envName string, e env) (*secret.String, error) {
+	if file == "" {
+		v := e.getenv(envName)
+		if v == "" {
+			return nil, nil
+		}
+		return secret.NewString(v), nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	if loose, lerr := e2e.LooseKeyFileMode(file); lerr == nil && loose {
+		fmt.Fprintf(e.stderr, "e2e: warning: %s is readable by other users\n", file)
+	}
+	v := strings.TrimSpace(string(b))
+	clear(b)
+	if v == "" {
+		return nil, fmt.Errorf("%s is empty", file)
+	}
+	return secret.NewString(v), nil
+}
+
+// writeSecretFile stores a secret in a new file, mode 0600.
+func writeSecretFile(path string, s *secret.String) (err error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			_ = os.Remove(path)
+		}
+	}()
+	if _, err := io.WriteString(f, s.Reveal()+"\n"); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+func readEndpoints(path string) (e2e.Endpoints, error) {
+	var ep e2e.Endpoints
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ep, err
+	}
+	if err := json.Unmarshal(b, &ep); err != nil {
+		return ep, fmt.Errorf("%s: %w", path, err)
+	}
+	return ep, nil
+}
+
+// printer writes the steps and the progress bars to standard error.
+type printer struct {
+	w       io.Writer
+	bar     *progressbar.Bar
+	start   time.Time
+	n       int
+	current e2e.StepName
+}
+
+func newPrinter(w io.Writer, quiet bool) *printer {
+	return &printer{w: w, bar: progressbar.New(w), start: time.Now()}
+}
+
+func (p *printer) line(format string, a ...any) {
+	p.bar.Break()
+	fmt.Fprintf(p.w, format+"\n", a...)
+}
+
+func (p *printer) step(s e2e.Step) {
+	if s.Name != p.current {
+		p.current = s.Name
+		p.n++
+	}
+	switch {
+	case s.Status != e2e.StepRunning:
+		p.line("[%d] %s", p.n, s)
+	case s.Detail == "":
+		p.line("[%d] %s ...", p.n, s.Name)
+	default:
+		p.line("      %s", s.Detail)
+	}
+}
+
+func (p *printer) progress(u e2e.Progress) {
+	if u.Phase == e2e.PhaseEncrypt {
+		return // the upload bar follows the same bytes, acknowledged
+	}
+	p.bar.Update(string(u.Phase), u.Done, u.Total)
+}
+
+func (p *printer) elapsed() time.Duration { return time.Since(p.start).Round(time.Millisecond) }

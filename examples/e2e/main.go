@@ -1,0 +1,78 @@
+// Command e2e runs the whole IBM Cloud classic End to End encryption flow
+// (e2e.Run): preflight, DEK generation and wrapping, encryption and upload
+// in one stream, image import, an optional server order, and the audit
+// trail, printing each step, the resources it made and the audit events.
+//
+// Usage:
+//
+//	e2e                      # against the embedded simulator: no account, no arguments
+//	e2e -sim=false -image DISK -root-key-crn CRN -bucket NAME [flags]
+//
+// # Two modes
+//
+// Simulator (the default when IBMCLOUD_API_KEY is not set, or -sim): the
+// program starts a local IBM Cloud (internal/cloudsim) in-process with a fast
+// clock, builds a small bootable-looking sample disk (or reads -image), and
+// runs everything against a fresh account, including the preparation a new
+// account needs: the server-protect -> kms authorization, a service ID with
+// an API key, and its access policies on COS and Key Protect. It finishes
+// in seconds. Nothing leaves the machine; the keys it uses are fake keys of
+// the simulator.
+//
+// IBM Cloud (-sim=false, or IBMCLOUD_API_KEY set without -sim): the program
+// talks to the real services. It needs an API key (IBMCLOUD_API_KEY or
+// -api-key-file), a Key Protect or HPCS root key (-root-key-crn), a Regional
+// bucket in the key's region (-bucket) and an image (-image). The IAM
+// preparation runs only with -prepare (it needs rights to manage IAM);
+// without it, preflight checks that every step is in place and names what
+// is missing. The import uses the service ID -service-id, whose API key is
+// read from -import-api-key-file or E2E_IMPORT_API_KEY, or created by
+// -prepare (then saved to -save-api-key, mode 0600: IAM shows it only
+// once). -service-id "" imports with the API key itself. A server is ordered
+// when -hostname is given. -endpoints points every service elsewhere, for
+// example at a simulator started by examples/cloudsim (its first output line
+// is such a file).
+//
+// # Secrets
+//
+// Secrets come only from the environment or from files, never from the
+// command line: IBMCLOUD_API_KEY (or -api-key-file) for IBM Cloud,
+// SL_USERNAME and SL_API_KEY for classic infrastructure when they differ from
+// the IBM Cloud key, E2E_IMPORT_API_KEY (or -import-api-key-file) for the
+// import's service ID key, and a DEK of your own with -key-file (raw 32 or 64
+// bytes) or -key-env NAME (base64). Without one, a 64-byte DEK is made
+// (-dek-bits 256 has Key Protect generate a 32-byte one). Neither the DEK nor
+// any API key is ever printed or stored; the state file keeps only the
+// wrapped DEK.
+//
+// # Resuming
+//
+// Every step is idempotent: the state file (-state, default
+// <name>.e2e-state.json in IBM Cloud mode, a temporary file in simulator
+// mode) records what is done, so running the same command again after a
+// failure or an interruption resumes without uploading, importing or ordering
+// twice.
+//
+// # Output
+//
+// Steps and progress bars go to standard error as they happen; the resources
+// and the audit trail go to standard output, or, with -json, the whole
+// e2e.Result as one JSON document.
+//
+// Exit codes: 0 success, 1 failure, 2 usage error, 3 preflight failed
+// (nothing was uploaded), 130 interrupted (run it again to resume).
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], env{stdout: os.Stdout, stderr: os.Stderr, lookup: os.LookupEnv})
+	stop()
+	os.Exit(code)
+}
