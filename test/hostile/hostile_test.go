@@ -127,23 +127,7 @@ func step(t *testing.T, st *stats, name string, f func(ctx context.Context) erro
 	}
 }
 
-// typed reports whether err is one of the errors callers can branch on.
-func typed(err error) bool {
-	var fe *vhd.FormatError
-	if errors.As(err, &fe) {
-		return fe.Field != "" && fe.Reason != ""
-	}
-	for _, s := range []error{
-		vhd.ErrNotVHD, vhd.ErrDifferencing, vhd.ErrNotStreamable, vhd.ErrTruncated, vhd.ErrUnsupported,
-		e2e.ErrAlreadyEncrypted, e2e.ErrNotEncrypted, e2e.ErrWrongKey, e2e.ErrNeedSize, e2e.ErrStreamSize,
-		e2e.ErrFixedVHDStream, e2e.ErrTooLarge, e2e.ErrEmpty,
-	} {
-		if errors.Is(err, s) {
-			return true
-		}
-	}
-	return false
-}
+func typed(err error) bool { return hvhd.Typed(err) }
 
 // expectTyped records err: nil or typed is fine, anything else fails.
 func expectTyped(t *testing.T, st *stats, name string, err error) {

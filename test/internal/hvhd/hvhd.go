@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -299,4 +300,24 @@ func (s *Sparse) ReadAt(p []byte, off int64) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// Typed reports whether err is one of the errors callers of vhd and e2e can
+// branch on: a *vhd.FormatError with its field and reason filled, or an error
+// wrapping one of the packages' sentinels.
+func Typed(err error) bool {
+	var fe *vhd.FormatError
+	if errors.As(err, &fe) {
+		return fe.Field != "" && fe.Reason != ""
+	}
+	for _, s := range []error{
+		vhd.ErrNotVHD, vhd.ErrDifferencing, vhd.ErrNotStreamable, vhd.ErrTruncated, vhd.ErrUnsupported,
+		e2e.ErrAlreadyEncrypted, e2e.ErrNotEncrypted, e2e.ErrWrongKey, e2e.ErrNeedSize, e2e.ErrStreamSize,
+		e2e.ErrFixedVHDStream, e2e.ErrTooLarge, e2e.ErrEmpty,
+	} {
+		if errors.Is(err, s) {
+			return true
+		}
+	}
+	return false
 }

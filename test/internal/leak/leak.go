@@ -30,40 +30,36 @@ const WindowBytes = 8
 // WindowChars is the length of the string fragments searched for.
 const WindowChars = 16
 
-// Needles returns the fragments of key, in every form, that must not
-// appear in any output, each with a description of its form.
-func Needles(key []byte) map[string]string {
-	n := map[string]string{}
-	if len(key) < WindowBytes {
-		if len(key) > 0 {
-			n[string(key)] = "raw"
-		}
-		return n
-	}
-	for i := 0; i+WindowBytes <= len(key); i++ {
-		w := key[i : i+WindowBytes]
-		n[string(w)] = fmt.Sprintf("raw bytes %d..%d", i, i+WindowBytes)
-		h := hex.EncodeToString(w)
-		n[h] = fmt.Sprintf("hex of bytes %d..%d", i, i+WindowBytes)
-		n[strings.ToUpper(h)] = fmt.Sprintf("HEX of bytes %d..%d", i, i+WindowBytes)
-		n[strings.Trim(fmt.Sprint(w), "[]")] = fmt.Sprintf("decimal bytes %d..%d", i, i+WindowBytes)
-		n[fmt.Sprintf("%#x", binary.LittleEndian.Uint64(w))] = fmt.Sprintf("machine word of bytes %d..%d", i, i+WindowBytes)
-	}
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
-		s := enc.EncodeToString(key)
-		for i := 0; i+12 <= len(s); i += 4 {
-			n[s[i:i+12]] = fmt.Sprintf("base64 chars %d..%d", i, i+12)
-		}
-	}
-	return n
-}
-
 // Find returns a description of the first fragment of key found in s, or ""
 // when s holds none.
 func Find(s string, key []byte) string {
-	for needle, form := range Needles(key) {
-		if strings.Contains(s, needle) {
-			return form
+	if len(key) < WindowBytes {
+		if len(key) > 0 && strings.Contains(s, string(key)) {
+			return "raw"
+		}
+		return ""
+	}
+	for i := 0; i+WindowBytes <= len(key); i++ {
+		w := key[i : i+WindowBytes]
+		h := hex.EncodeToString(w)
+		for form, needle := range map[string]string{
+			"raw bytes":    string(w),
+			"hex":          h,
+			"HEX":          strings.ToUpper(h),
+			"decimal":      strings.Trim(fmt.Sprint(w), "[]"),
+			"machine word": fmt.Sprintf("%#x", binary.LittleEndian.Uint64(w)),
+		} {
+			if strings.Contains(s, needle) {
+				return fmt.Sprintf("%s of bytes %d..%d", form, i, i+WindowBytes)
+			}
+		}
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
+		e := enc.EncodeToString(key)
+		for i := 0; i+12 <= len(e); i += 4 {
+			if strings.Contains(s, e[i:i+12]) {
+				return fmt.Sprintf("base64 chars %d..%d", i, i+12)
+			}
 		}
 	}
 	return ""
