@@ -1,9 +1,11 @@
 package e2e
 
 import (
-	"errors"
+	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -207,5 +209,69 @@ func firstNonEmpty(a, b string) string {
 	return b
 }
 
-// errNoKeyClients is returned by Clients users that need a key service.
-var errNoKeyClients = errors.New("e2e: no root key CRN was given, so there is no key service client")
+// LoadEndpoints reads Endpoints from a JSON file, such as the first line
+// examples/cloudsim prints (other keys are ignored).
+func LoadEndpoints(path string) (Endpoints, error) {
+	var ep Endpoints
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ep, fmt.Errorf("e2e: reading endpoints: %w", err)
+	}
+	if err := json.Unmarshal(b, &ep); err != nil {
+		return ep, fmt.Errorf("e2e: endpoints file %s: %w", path, err)
+	}
+	return ep, nil
+}
+
+// maxSecretFile bounds ReadSecretFile: API keys are 44 characters.
+const maxSecretFile = 64 << 10
+
+// ReadSecretFile reads an API key (or another one-line secret) from a file,
+// without surrounding white space. An empty file is an error. Whether the
+// file is readable by others can be checked with LooseKeyFileMode.
+func ReadSecretFile(path string) (*secret.String, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("e2e: reading secret file: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("e2e: reading secret file %s: %w", path, err)
+	}
+	defer clear(b)
+	if len(b) > maxSecretFile {
+		return nil, fmt.Errorf("e2e: secret file %s is larger than %d bytes", path, maxSecretFile)
+	}
+	v := strings.TrimSpace(string(b))
+	if v == "" {
+		return nil, fmt.Errorf("e2e: secret file %s is empty", path)
+	}
+	return secret.NewString(v), nil
+}
+
+// WriteSecretFile stores a secret (an API key that IAM shows only once) in a
+// new file at path, mode 0600, followed by a newline. It refuses to replace
+// an existing file (the error wraps fs.ErrExist); on failure nothing is left
+// at path.
+func WriteSecretFile(path string, s *secret.String) (err error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("e2e: writing secret file: %w", err)
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("e2e: writing secret file %s: %w", path, cerr)
+		}
+		if err != nil {
+			_ = os.Remove(path)
+		}
+	}()
+	if _, err := io.WriteString(f, s.Reveal()+"\n"); err != nil {
+		return fmt.Errorf("e2e: writing secret file %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("e2e: writing secret file %s: %w", path, err)
+	}
+	return nil
+}

@@ -339,7 +339,7 @@ func cloudPlan(c *config, e env, out *printer, logger *slog.Logger) (e2e.Plan, f
 	}
 	var ep e2e.Endpoints
 	if c.endpoints != "" {
-		if ep, err = readEndpoints(c.endpoints); err != nil {
+		if ep, err = e2e.LoadEndpoints(c.endpoints); err != nil {
 			return fail("%v", err)
 		}
 	}
@@ -414,7 +414,7 @@ func basePlan(c *config) e2e.Plan {
 	if c.saveAPIKey != "" {
 		path := c.saveAPIKey
 		p.SaveAPIKey = func(_ context.Context, sid iam.ServiceID, keyID string, key *secret.String) error {
-			return writeSecretFile(path, key)
+			return e2e.WriteSecretFile(path, key)
 		}
 	}
 	return p
@@ -507,61 +507,19 @@ var importDatacenter = map[string]string{
 }
 
 // secretFrom reads a secret from a file, or else from an environment
-// variable. A file must not be readable by others... it is accepted with a
-// warning.
+// variable; nil when neither gives one. A file readable by other users is
+// accepted with a warning.
 func secretFrom(file, envName string, e env) (*secret.String, error) {
 	if file == "" {
-		v := e.getenv(envName)
-		if v == "" {
-			return nil, nil
+		if v := e.getenv(envName); v != "" {
+			return secret.NewString(v), nil
 		}
-		return secret.NewString(v), nil
+		return nil, nil
 	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return nil, err
-	}
-	if loose, lerr := e2e.LooseKeyFileMode(file); lerr == nil && loose {
+	if loose, err := e2e.LooseKeyFileMode(file); err == nil && loose {
 		fmt.Fprintf(e.stderr, "e2e: warning: %s is readable by other users\n", file)
 	}
-	v := strings.TrimSpace(string(b))
-	clear(b)
-	if v == "" {
-		return nil, fmt.Errorf("%s is empty", file)
-	}
-	return secret.NewString(v), nil
-}
-
-// writeSecretFile stores a secret in a new file, mode 0600.
-func writeSecretFile(path string, s *secret.String) (err error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			_ = os.Remove(path)
-		}
-	}()
-	if _, err := io.WriteString(f, s.Reveal()+"\n"); err != nil {
-		return err
-	}
-	return f.Sync()
-}
-
-func readEndpoints(path string) (e2e.Endpoints, error) {
-	var ep e2e.Endpoints
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ep, err
-	}
-	if err := json.Unmarshal(b, &ep); err != nil {
-		return ep, fmt.Errorf("%s: %w", path, err)
-	}
-	return ep, nil
+	return e2e.ReadSecretFile(file)
 }
 
 // printer writes the steps and the progress bars to standard error.

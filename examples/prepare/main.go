@@ -1,0 +1,208 @@
+// Command prepare makes an IBM Cloud account ready for classic End to End
+// encrypted images, and checks it: it creates what is missing (e2e.Prepare)
+// and then runs every preflight check of e2e.Run, printing a report that
+// names what is missing and how to fix it.
+//
+// Usage:
+//
+//	prepare -root-key-crn CRN -bucket NAME [-cos-instance CRN] [-service-id NAME]
+//	        [-save-api-key FILE] [-check] [flags]
+//
+// What it prepares (each step only when missing, so running it again
+// creates nothing):
+//
+//   - the authorization that lets Cloud Block Storage (server-protect) read
+//     the root key's Key Protect or HPCS instance (Reader), without which
+//     servers cannot start from an encrypted image;
+//   - with -cos-key-authorization, the cloud-object-storage -> key service
+//     authorization that buckets encrypted with the key need;
+//   - with -service-id (default e2eimage-import; "" for none), a service ID
+//     for the import, an API key for it, and its access policies: Reader on
+//     the bucket of -cos-instance and Reader on the key service instance.
+//
+// IAM shows a new API key only once: -save-api-key FILE stores it (mode
+// 0600; the file must not exist), to be given to examples/e2e or
+// examples/import as -import-api-key-file. Without -save-api-key no key is
+// created for an existing service ID unless -import-api-key-file names its
+// current one (which is then checked). -check only checks and changes
+// nothing.
+//
+// Credentials: IBMCLOUD_API_KEY (or -api-key-file) with rights to manage
+// IAM in the account; SL_USERNAME and SL_API_KEY for the classic check when
+// they differ. Secrets are never taken from flags. -endpoints FILE points
+// the services elsewhere (a JSON file of URLs, such as examples/cloudsim
+// prints).
+//
+// Exit codes: 0 every check passed, 1 failure, 2 usage error, 3 a check
+// failed (the report says which and how to fix it).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/e2eimage/e2eimage/classic"
+	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/iam"
+	"github.com/e2eimage/e2eimage/internal/secret"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv)
+	stop()
+	os.Exit(code)
+}
+
+const usage = `Usage: prepare -root-key-crn CRN -bucket NAME [flags]
+
+Creates the IAM objects classic E2E encrypted images need (authorization
+server-protect -> key service, a service ID with an API key and its access
+policies), only where missing, then checks every preparation step.
+Environment: IBMCLOUD_API_KEY, IBMCLOUD_REGION, SL_USERNAME, SL_API_KEY,
+E2E_IMPORT_API_KEY. Exit codes: 0 ready, 1 failure, 2 usage, 3 not ready.
+
+Flags:
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup func(string) (string, bool)) int {
+	getenv := func(k string) string { v, _ := lookup(k); return strings.TrimSpace(v) }
+	fs := flag.NewFlagSet("prepare", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	rootKey := fs.String("root-key-crn", "", "Key Protect or HPCS root key `CRN` (required)")
+	bucket := fs.String("bucket", "", "Regional COS `bucket` that will hold the images (required)")
+	region := fs.String("region", getenv("IBMCLOUD_REGION"), "COS `region` of the bucket (env IBMCLOUD_REGION; default: the key's)")
+	cosInstance := fs.String("cos-instance", "", "COS instance `CRN or GUID` holding the bucket (required with a service ID)")
+	serviceID := fs.String("service-id", "e2eimage-import", "service ID `name` for the import; \"\" for none")
+	saveKey := fs.String("save-api-key", "", "`file` to store a new service ID API key in (mode 0600, must not exist)")
+	importKeyFile := fs.String("import-api-key-file", "", "`file` with the service ID's current API key (default: env E2E_IMPORT_API_KEY)")
+	cosKeyAuthz := fs.Bool("cos-key-authorization", false, "also authorize COS to read the key (KP-encrypted buckets)")
+	osCode := fs.String("os-code", "UBUNTU_22_64", "OS reference `code` to check against the classic API")
+	check := fs.Bool("check", false, "only check; create nothing")
+	apiKeyFile := fs.String("api-key-file", "", "`file` with the IBM Cloud API key (default: env IBMCLOUD_API_KEY)")
+	endpoints := fs.String("endpoints", "", "JSON `file` of service URLs (e.g. examples/cloudsim's output)")
+	private := fs.Bool("private", false, "use the private endpoints")
+	jsonOut := fs.Bool("json", false, "print the result as JSON")
+	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	fail := func(code int, format string, a ...any) int {
+		fmt.Fprintf(stderr, "prepare: "+format+"\n", a...)
+		return code
+	}
+	if fs.NArg() > 0 {
+		return fail(2, "unexpected arguments %q", fs.Args())
+	}
+	if *rootKey == "" || *bucket == "" {
+		return fail(2, "-root-key-crn and -bucket are required")
+	}
+	if *serviceID != "" && *cosInstance == "" {
+		return fail(2, "-cos-instance is required with a service ID (-service-id \"\" for none)")
+	}
+	apiKey, err := secretFrom(*apiKeyFile, getenv("IBMCLOUD_API_KEY"))
+	if err != nil {
+		return fail(2, "%v", err)
+	}
+	if apiKey.Empty() {
+		return fail(2, "no API key: set IBMCLOUD_API_KEY or give -api-key-file")
+	}
+	importKey, err := secretFrom(*importKeyFile, getenv("E2E_IMPORT_API_KEY"))
+	if err != nil {
+		return fail(2, "%v", err)
+	}
+	cloud := e2e.Cloud{APIKey: apiKey, RootKeyCRN: *rootKey, Region: *region, COSInstance: *cosInstance, Private: *private}
+	if *endpoints != "" {
+		if cloud.Endpoints, err = e2e.LoadEndpoints(*endpoints); err != nil {
+			return fail(2, "%v", err)
+		}
+	}
+	if u, k := getenv("SL_USERNAME"), getenv("SL_API_KEY"); u != "" && k != "" {
+		cloud.Classic = classic.ClassicAPIKey(u, secret.NewString(k))
+	}
+	clients, err := e2e.Connect(cloud)
+	if err != nil {
+		return fail(1, "%v", err)
+	}
+	defer clients.Close()
+
+	plan := e2e.Plan{
+		KeyService: clients.Keys, IAM: clients.IAM, COS: clients.COS, Classic: clients.Classic,
+		Bucket: *bucket, OSCode: *osCode, COSInstanceID: *cosInstance, COSKeyAuthorization: *cosKeyAuthz,
+		Prepare: !*check, ImportAPIKey: importKey,
+		ServiceID: iam.ServiceIDSpec{Name: *serviceID, Description: "imports E2E-encrypted images (made by e2eimage)"},
+	}
+	if *saveKey != "" {
+		path := *saveKey
+		plan.SaveAPIKey = func(_ context.Context, sid iam.ServiceID, keyID string, key *secret.String) error {
+			if err := e2e.WriteSecretFile(path, key); err != nil {
+				return err
+			}
+			fmt.Fprintf(stderr, "prepare: saved the new API key %s of service ID %s in %s\n", keyID, sid.ID, path)
+			return nil
+		}
+	} else if !*check && *serviceID != "" && importKey.Empty() {
+		// A key made now could not be kept: refuse rather than make a key
+		// nobody can use.
+		return fail(2, "give -save-api-key FILE (IAM shows a new API key only once), or the service ID's current key (-import-api-key-file or E2E_IMPORT_API_KEY)")
+	}
+
+	res, err := e2e.Prepare(ctx, plan)
+	if res != nil {
+		if *jsonOut {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			if jerr := enc.Encode(res); jerr != nil {
+				return fail(1, "writing the result: %v", jerr)
+			}
+		} else {
+			for _, s := range res.Steps {
+				fmt.Fprintln(stdout, s)
+			}
+			for _, c := range res.Preflight {
+				status := "ok     "
+				if !c.OK {
+					status = "MISSING"
+				}
+				fmt.Fprintf(stdout, "%s  %-50s %s\n", status, c.Name, c.Detail)
+				if c.Fix != "" {
+					fmt.Fprintf(stdout, "         fix: %s\n", c.Fix)
+				}
+			}
+			for _, r := range res.Resources() {
+				fmt.Fprintf(stdout, "%-16s %s  %s\n", r.Kind, r.ID, r.Detail)
+			}
+		}
+	}
+	var pe *e2e.PreflightError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &pe):
+		return fail(3, "not ready: %d check(s) failed", len(pe.Report.Failed()))
+	}
+	return fail(1, "%v", err)
+}
+
+// secretFrom reads a secret from file when given, else takes the value of
+// an environment variable; nil when there is neither.
+func secretFrom(file, value string) (*secret.String, error) {
+	if file != "" {
+		return e2e.ReadSecretFile(file)
+	}
+	if value == "" {
+		return nil, nil
+	}
+	return secret.NewString(value), nil
+}

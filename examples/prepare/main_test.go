@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/internal/cloudsim"
+)
+
+type simEnv struct {
+	sim       *cloudsim.Sim
+	endpoints string
+	vars      map[string]string
+}
+
+func startSim(t *testing.T) *simEnv {
+	t.Helper()
+	sim, err := cloudsim.Start(context.Background(), cloudsim.Options{Seed: 41, ClockSpeed: 2000})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = sim.Close() })
+	b, err := json.Marshal(sim.URLs)
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), "endpoints.json")
+	require.NoError(t, os.WriteFile(path, b, 0o600))
+	return &simEnv{sim: sim, endpoints: path, vars: map[string]string{"IBMCLOUD_API_KEY": sim.Account.APIKey}}
+}
+
+func (s *simEnv) run(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	code := run(ctx, args, &stdout, &stderr, func(k string) (string, bool) { v, ok := s.vars[k]; return v, ok })
+	return code, stdout.String(), stderr.String()
+}
+
+func TestPrepareAFreshAccount(t *testing.T) {
+	s := startSim(t)
+	a := s.sim.Account
+	base := []string{"-endpoints", s.endpoints, "-root-key-crn", a.RootKeyCRN, "-bucket", a.Bucket, "-cos-instance", a.COSInstanceCRN}
+
+	// A fresh account: checking finds everything missing and changes
+	// nothing.
+	code, stdout, stderr := s.run(t, append(base, "-check")...)
+	require.Equal(t, 3, code, stderr)
+	require.Contains(t, stdout, "MISSING  authorization server-protect -> kms")
+	require.Contains(t, stdout, "MISSING  service ID e2eimage-import")
+	require.Contains(t, stdout, "fix:")
+	require.Contains(t, stdout, "ok       root key")
+
+	// A new API key must have somewhere to go.
+	code, _, stderr = s.run(t, base...)
+	require.Equal(t, 2, code)
+	require.Contains(t, stderr, "-save-api-key")
+
+	keyFile := filepath.Join(t.TempDir(), "import.key")
+	code, stdout, stderr = s.run(t, append(base, "-save-api-key", keyFile)...)
+	require.Equal(t, 0, code, stdout+stderr)
+	require.Contains(t, stdout, "prepare       done")
+	require.Contains(t, stdout, "created authorization")
+	require.NotContains(t, stdout, "MISSING")
+	require.Contains(t, stdout, "service ID       ServiceId-")
+	fi, err := os.Stat(keyFile)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	key, err := os.ReadFile(keyFile)
+	require.NoError(t, err)
+	require.NotContains(t, stdout+stderr, strings.TrimSpace(string(key)), "the key is not printed")
+
+	// Again, with the saved key: nothing is created, everything passes.
+	s.vars["E2E_IMPORT_API_KEY"] = strings.TrimSpace(string(key))
+	code, stdout, stderr = s.run(t, append(base, "-json")...)
+	require.Equal(t, 0, code, stderr)
+	var res e2e.Result
+	require.NoError(t, json.Unmarshal([]byte(stdout), &res))
+	require.Empty(t, res.IAM.Created, "nothing created the second time")
+	for _, c := range res.Preflight {
+		require.True(t, c.OK, c.Name)
+	}
+}
+
+func TestHelpAndUsage(t *testing.T) {
+	s := &simEnv{vars: map[string]string{}}
+	code, _, stderr := s.run(t, "-help")
+	require.Equal(t, 0, code)
+	require.Contains(t, stderr, "Usage: prepare")
+	require.Contains(t, stderr, "-save-api-key")
+	code, _, _ = s.run(t, "-root-key-crn", "x")
+	require.Equal(t, 2, code)
+	code, _, stderr = s.run(t, "-root-key-crn", "x", "-bucket", "b", "-service-id", "")
+	require.Equal(t, 2, code)
+	require.Contains(t, stderr, "IBMCLOUD_API_KEY")
+}
