@@ -1,0 +1,98 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/internal/cloudsim"
+	"github.com/e2eimage/e2eimage/internal/sampleimage"
+	"github.com/e2eimage/e2eimage/internal/secret"
+)
+
+// imported starts a simulator and imports a sample image with e2e.Run
+// (recording it in a state file), as examples/import would.
+func imported(t *testing.T) (sim *cloudsim.Sim, endpoints, state string, res *e2e.Result) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sim, err := cloudsim.Start(context.Background(), cloudsim.Options{Seed: 61, ClockSpeed: 2000, SeedAuthorizations: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = sim.Close() })
+	b, err := json.Marshal(sim.URLs)
+	require.NoError(t, err)
+	dir := t.TempDir()
+	endpoints = filepath.Join(dir, "endpoints.json")
+	require.NoError(t, os.WriteFile(endpoints, b, 0o600))
+	ep, err := e2e.LoadEndpoints(endpoints)
+	require.NoError(t, err)
+	key := secret.NewString(sim.Account.APIKey)
+	cl, err := e2e.Connect(e2e.Cloud{APIKey: key, RootKeyCRN: sim.Account.RootKeyCRN, Endpoints: ep,
+		PollMin: 5 * time.Millisecond, PollMax: 50 * time.Millisecond})
+	require.NoError(t, err)
+	defer cl.Close()
+	img, err := sampleimage.Reader(sampleimage.Options{Size: sampleimage.MinSize})
+	require.NoError(t, err)
+	state = filepath.Join(dir, "state.json")
+	res, err = e2e.Run(ctx, e2e.Plan{Image: img, Name: "order-test", OSCode: "UBUNTU_22_64", KeyService: cl.Keys,
+		COS: cl.COS, Bucket: sim.Account.Bucket, Classic: cl.Classic, ImportAPIKey: key, StatePath: state, Clock: sim.Clock.Now})
+	require.NoError(t, err)
+	return sim, endpoints, state, res
+}
+
+func runOrder(t *testing.T, vars map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	code := run(ctx, args, &stdout, &stderr, func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
+	return code, stdout.String(), stderr.String()
+}
+
+func TestOrderFromState(t *testing.T) {
+	sim, endpoints, state, res := imported(t)
+	vars := map[string]string{"IBMCLOUD_API_KEY": sim.Account.APIKey}
+	base := []string{"-endpoints", endpoints, "-hostname", "web", "-domain", "example.com", "-datacenter", "dal13"}
+
+	code, stdout, stderr := runOrder(t, vars, append(base, "-template-name", "order-test", "-dry-run")...)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, "verified: template")
+	require.Empty(t, sim.SoftLayer.Guests(), "a dry run orders nothing")
+
+	code, stdout, stderr = runOrder(t, vars, append(base, "-state", state)...)
+	require.Equal(t, 0, code, stderr)
+	require.Regexp(t, `server \d+ \S+ web.example.com dal13 from template \d+, public \S+, private \S+, provisioned `, stdout)
+	require.Len(t, sim.SoftLayer.Guests(), 1)
+	g := sim.SoftLayer.Guests()[0]
+	require.Equal(t, res.Template.ID, g.TemplateID)
+	require.False(t, g.ProvisionDate.IsZero())
+
+	// Again: the server exists, no second order.
+	code, stdout, stderr = runOrder(t, vars, append(base, "-template-id", "1", "-json")...)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stderr, "exists already")
+	var out output
+	require.NoError(t, json.Unmarshal([]byte(stdout), &out))
+	require.True(t, out.Existing)
+	require.Equal(t, g.ID, out.Server.ID)
+	require.Len(t, sim.SoftLayer.Guests(), 1)
+}
+
+func TestHelpAndUsage(t *testing.T) {
+	code, _, stderr := runOrder(t, nil, "-help")
+	require.Equal(t, 0, code)
+	require.Contains(t, stderr, "Usage: order")
+	code, _, stderr = runOrder(t, nil, "-hostname", "h", "-domain", "d", "-datacenter", "dal13")
+	require.Equal(t, 2, code)
+	require.Contains(t, stderr, "exactly one")
+	code, _, stderr = runOrder(t, map[string]string{}, "-template-id", "1", "-hostname", "h", "-domain", "d", "-datacenter", "dal13")
+	require.Equal(t, 2, code)
+	require.Contains(t, stderr, "no credentials")
+}
