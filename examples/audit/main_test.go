@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/e2eimage/e2eimage/audit"
+	"github.com/e2eimage/e2eimage/classic"
+	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/internal/cloudsim"
+	"github.com/e2eimage/e2eimage/internal/sampleimage"
+	"github.com/e2eimage/e2eimage/internal/secret"
+)
+
+// wholeRun starts a simulator and runs the whole flow with e2e.Run.
+func wholeRun(t *testing.T) (sim *cloudsim.Sim, endpoints, state string, res *e2e.Result) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sim, err := cloudsim.Start(context.Background(), cloudsim.Options{Seed: 71, ClockSpeed: 2000, SeedAuthorizations: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = sim.Close() })
+	b, err := json.Marshal(sim.URLs)
+	require.NoError(t, err)
+	dir := t.TempDir()
+	endpoints = filepath.Join(dir, "endpoints.json")
+	require.NoError(t, os.WriteFile(endpoints, b, 0o600))
+	ep, err := e2e.LoadEndpoints(endpoints)
+	require.NoError(t, err)
+	key := secret.NewString(sim.Account.APIKey)
+	cl, err := e2e.Connect(e2e.Cloud{APIKey: key, RootKeyCRN: sim.Account.RootKeyCRN, Endpoints: ep,
+		PollMin: 5 * time.Millisecond, PollMax: 50 * time.Millisecond})
+	require.NoError(t, err)
+	defer cl.Close()
+	img, err := sampleimage.Reader(sampleimage.Options{Size: sampleimage.MinSize})
+	require.NoError(t, err)
+	state = filepath.Join(dir, "state.json")
+	res, err = e2e.Run(ctx, e2e.Plan{Image: img, Name: "audit-test", OSCode: "UBUNTU_22_64", KeyService: cl.Keys,
+		COS: cl.COS, Bucket: sim.Account.Bucket, Classic: cl.Classic, ImportAPIKey: key, StatePath: state,
+		Server: &classic.ServerSpec{Hostname: "a", Domain: "example.com", Datacenter: "dal13", CPUs: 1, MemoryMB: 1024},
+		Clock:  sim.Clock.Now})
+	require.NoError(t, err)
+	return sim, endpoints, state, res
+}
+
+func runAudit(t *testing.T, sim *cloudsim.Sim, vars map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	now := time.Now
+	if sim != nil {
+		now = sim.Clock.Now // the simulator's clock runs fast
+	}
+	code := run(context.Background(), args, &stdout, &stderr, func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, now)
+	return code, stdout.String(), stderr.String()
+}
+
+func TestAuditTrailOfARun(t *testing.T) {
+	sim, endpoints, state, res := wholeRun(t)
+	vars := map[string]string{"IBMCLOUD_API_KEY": sim.Account.APIKey}
+
+	code, stdout, stderr := runAudit(t, sim, vars, "-endpoints", endpoints, "-state", state)
+	require.Equal(t, 0, code, stderr)
+	for _, want := range []string{audit.ActionWrap, audit.ActionTemplateCreate, audit.ActionProvision, "classic-event-log", "activity-tracker"} {
+		require.Contains(t, stdout, want)
+	}
+
+	// By resource ids, one action, as JSON.
+	code, stdout, stderr = runAudit(t, sim, vars, "-endpoints", endpoints, "-json", "-since", res.Started.Format(time.RFC3339),
+		"-root-key-crn", res.Key.RootKeyCRN, "-action", audit.ActionWrap)
+	require.Equal(t, 0, code, stderr)
+	var evs []audit.Event
+	require.NoError(t, json.Unmarshal([]byte(stdout), &evs))
+	require.Len(t, evs, 1)
+	require.Equal(t, audit.ActionWrap, evs[0].Action)
+	require.Equal(t, res.Key.RootKeyCRN, evs[0].TargetID)
+
+}
+
+func TestClassicEventLogOnly(t *testing.T) {
+	sim, endpoints, state, _ := wholeRun(t)
+	ep, err := e2e.LoadEndpoints(endpoints)
+	require.NoError(t, err)
+	only := filepath.Join(t.TempDir(), "sl.json")
+	b, err := json.Marshal(e2e.Endpoints{SoftLayer: ep.SoftLayer})
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(only, b, 0o600))
+	code, stdout, stderr := runAudit(t, sim, map[string]string{"SL_USERNAME": "apikey", "SL_API_KEY": sim.Account.APIKey},
+		"-endpoints", only, "-state", state)
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stderr, "classic event log only")
+	require.Contains(t, stdout, "classic-event-log")
+	require.NotContains(t, stdout, "activity-tracker")
+}
+
+func TestHelpAndUsage(t *testing.T) {
+	code, _, stderr := runAudit(t, nil, nil, "-help")
+	require.Equal(t, 0, code)
+	require.Contains(t, stderr, "Usage: audit")
+	code, _, stderr = runAudit(t, nil, map[string]string{}, "-since", "1h")
+	require.Equal(t, 2, code)
+	require.Contains(t, stderr, "no credentials")
+	code, _, _ = runAudit(t, nil, map[string]string{"IBMCLOUD_API_KEY": "k"}, "-since", "yesterday")
+	require.Equal(t, 2, code)
+	code, _, stderr = runAudit(t, nil, map[string]string{"IBMCLOUD_API_KEY": "k"}, "-since", "1h", "-until", "2h")
+	require.Equal(t, 2, code)
+	require.Contains(t, stderr, "window is empty")
+}
