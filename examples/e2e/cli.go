@@ -213,6 +213,9 @@ func run(ctx context.Context, args []string, e env) int {
 	case err == nil:
 		fmt.Fprintf(e.stderr, "e2e: done in %s\n", out.elapsed())
 		return exitOK
+	case ctx.Err() != nil && c.sim:
+		fmt.Fprintln(e.stderr, "e2e: interrupted (the simulator and its account are gone with this process)")
+		return exitInterrupted
 	case ctx.Err() != nil:
 		fmt.Fprintf(e.stderr, "e2e: interrupted; run the same command again to resume (state: %s)\n", plan.StatePath)
 		return exitInterrupted

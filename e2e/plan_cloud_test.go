@@ -1,0 +1,75 @@
+package e2e_test
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/internal/secret"
+)
+
+func TestSecretFiles(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "key")
+	require.NoError(t, e2e.WriteSecretFile(path, secret.NewString("s3cr3t-api-key")))
+	fi, err := os.Stat(path)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	got, err := e2e.ReadSecretFile(path)
+	require.NoError(t, err)
+	require.Equal(t, "s3cr3t-api-key", got.Reveal())
+
+	err = e2e.WriteSecretFile(path, secret.NewString("other"))
+	require.ErrorIs(t, err, fs.ErrExist, "an existing file is never replaced")
+	got, err = e2e.ReadSecretFile(path)
+	require.NoError(t, err)
+	require.Equal(t, "s3cr3t-api-key", got.Reveal())
+
+	empty := filepath.Join(dir, "empty")
+	require.NoError(t, os.WriteFile(empty, []byte(" \n"), 0o600))
+	_, err = e2e.ReadSecretFile(empty)
+	require.Error(t, err)
+	_, err = e2e.ReadSecretFile(filepath.Join(dir, "none"))
+	require.ErrorIs(t, err, fs.ErrNotExist)
+
+	// A secret file's error never holds its content.
+	big := filepath.Join(dir, "big")
+	require.NoError(t, os.WriteFile(big, make([]byte, 1<<20), 0o600))
+	_, err = e2e.ReadSecretFile(big)
+	require.Error(t, err)
+}
+
+func TestLoadEndpoints(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ep.json")
+	require.NoError(t, os.WriteFile(path, []byte(`{"iam":"http://127.0.0.1:1","softlayer":"http://127.0.0.1:2/rest/v3.1","api_key":"ignored"}`), 0o600))
+	ep, err := e2e.LoadEndpoints(path)
+	require.NoError(t, err)
+	require.Equal(t, e2e.Endpoints{IAM: "http://127.0.0.1:1", SoftLayer: "http://127.0.0.1:2/rest/v3.1"}, ep)
+	require.NoError(t, os.WriteFile(path, []byte(`{`), 0o600))
+	_, err = e2e.LoadEndpoints(path)
+	require.Error(t, err)
+}
+
+func TestConnectChecksItsInput(t *testing.T) {
+	_, err := e2e.Connect(e2e.Cloud{})
+	require.ErrorIs(t, err, e2e.ErrPlan, "no API key")
+	_, err = e2e.Connect(e2e.Cloud{APIKey: secret.NewString("k")})
+	require.ErrorIs(t, err, e2e.ErrPlan, "neither a key CRN nor a region")
+	_, err = e2e.Connect(e2e.Cloud{APIKey: secret.NewString("k"), RootKeyCRN: "crn:nope"})
+	require.Error(t, err)
+	_, err = e2e.Connect(e2e.Cloud{APIKey: secret.NewString("k"), Region: "us-south", Endpoints: e2e.Endpoints{S3: "http://example.com"}})
+	require.Error(t, err, "plain http to a remote host is refused")
+
+	// Without a key CRN: COS and classic only (what order and audit need).
+	c, err := e2e.Connect(e2e.Cloud{APIKey: secret.NewString("k"), Region: "eu-de", Private: true})
+	require.NoError(t, err)
+	defer c.Close()
+	require.Nil(t, c.Keys)
+	require.Nil(t, c.IAM)
+	require.Equal(t, "https://s3.private.eu-de.cloud-object-storage.appdomain.cloud", c.COS.Endpoint())
+	require.Equal(t, "https://api.service.softlayer.com/rest/v3.1", c.Classic.Endpoint())
+}
