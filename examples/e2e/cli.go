@@ -55,7 +55,7 @@ type config struct {
 
 	rootKeyCRN, region, bucket, cosInstance string
 	apiKeyFile                              string
-	endpoints                               string
+	endpoints, logsURL                      string
 	private                                 bool
 
 	keyFile, keyEnv string
@@ -118,6 +118,7 @@ func run(ctx context.Context, args []string, e env) int {
 	fs.StringVar(&c.cosInstance, "cos-instance", "", "COS instance `CRN or GUID` (needed by -prepare with a service ID)")
 	fs.StringVar(&c.apiKeyFile, "api-key-file", "", "`file` holding the IBM Cloud API key (default: env IBMCLOUD_API_KEY)")
 	fs.StringVar(&c.endpoints, "endpoints", "", "JSON `file` of service URLs (keys iam, iam_identity, iam_policy, kms, hpcs, s3, softlayer, activity_tracker), e.g. examples/cloudsim's output")
+	fs.StringVar(&c.logsURL, "logs-url", "", "IBM Cloud Logs instance `URL` that Activity Tracker routes to, for the audit trail (default: the classic event log only)")
 	fs.BoolVar(&c.private, "private", false, "use the private endpoints (from IBM Cloud's network)")
 	fs.StringVar(&c.keyFile, "key-file", "", "bring your own DEK: `file` of its raw 32 or 64 bytes")
 	fs.StringVar(&c.keyEnv, "key-env", "", "bring your own DEK: environment `variable` holding it base64-encoded")
@@ -345,6 +346,9 @@ func cloudPlan(c *config, e env, out *printer, logger *slog.Logger) (e2e.Plan, f
 		if ep, err = e2e.LoadEndpoints(c.endpoints); err != nil {
 			return fail("%v", err)
 		}
+	}
+	if c.logsURL != "" {
+		ep.ActivityTracker = c.logsURL
 	}
 	cloud := e2e.Cloud{
 		APIKey: apiKey, RootKeyCRN: c.rootKeyCRN, Region: c.region, COSInstance: c.cosInstance,

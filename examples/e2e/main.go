@@ -29,9 +29,11 @@
 // read from -import-api-key-file or E2E_IMPORT_API_KEY, or created by
 // -prepare (then saved to -save-api-key, mode 0600: IAM shows it only
 // once). -service-id "" imports with the API key itself. A server is ordered
-// when -hostname is given. -endpoints points every service elsewhere, for
-// example at a simulator started by examples/cloudsim (its first output line
-// is such a file).
+// when -hostname is given. The audit trail reads the classic event log and,
+// with -logs-url (the IBM Cloud Logs instance Activity Tracker routes to),
+// Activity Tracker, waiting up to -audit-wait for the run's events to show.
+// -endpoints points every service elsewhere, for example at a simulator
+// started by examples/cloudsim (its first output line is such a file).
 //
 // # Secrets
 //
