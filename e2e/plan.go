@@ -137,7 +137,9 @@ type Plan struct {
 
 	// StatePath is the state file that makes the run resumable (see
 	// State). "" runs without one: nothing is resumed and an interrupted
-	// multipart upload is aborted.
+	// multipart upload is aborted. With one, an upload that fails or is
+	// cancelled is kept on the server for the next attempt; abandon it
+	// with cos.Client.Abort (its id is in the state file).
 	StatePath string
 	// Clock gives the time of the audit window and the state's
 	// timestamps; default time.Now. A simulator with a fast clock passes

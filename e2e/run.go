@@ -298,12 +298,15 @@ type runner struct {
 	mode runMode
 	key  kms.CRN
 
-	mu sync.Mutex // guards st (checkpoints arrive on upload goroutines) and OnProgress
+	mu sync.Mutex // guards st (checkpoints arrive on upload goroutines)
 	st *State
+
+	progMu sync.Mutex // serialises OnProgress (encryptor and uploader report from their goroutines)
 
 	res            *Result
 	dek            *secret.DEK    // owned by the runner (zeroed at the end)
 	importKey      *secret.String // the import's API key, once known
+	ownImportKey   bool           // importKey was made by the preparation (zeroed at the end)
 	bucketLocation string         // from the preflight
 	template       *classic.Template
 }
@@ -378,8 +381,8 @@ func (r *runner) progress(p Progress) {
 	if r.p.OnProgress == nil {
 		return
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.progMu.Lock()
+	defer r.progMu.Unlock()
 	r.p.OnProgress(p)
 }
 
@@ -424,6 +427,10 @@ func (r *runner) close() {
 	if r.dek != nil {
 		r.dek.Zero()
 		r.dek = nil
+	}
+	if r.ownImportKey {
+		r.importKey.Zero()
+		r.importKey = nil
 	}
 }
 

@@ -59,8 +59,11 @@ func (r *runner) setup(ctx context.Context) (*iam.SetupResult, error) {
 	if err != nil {
 		return sr, err
 	}
-	if sid := sr.ServiceID; sid != nil {
-		r.importKey = sid.APIKey
+	if sid := sr.ServiceID; sid != nil && !sid.APIKey.Empty() {
+		if r.ownImportKey && r.importKey != sid.APIKey {
+			r.importKey.Zero()
+		}
+		r.importKey, r.ownImportKey = sid.APIKey, sid.APIKey != r.p.ImportAPIKey && sid.APIKey != r.p.ServiceID.KnownAPIKey
 		if sid.APIKeyCreated && r.p.SaveAPIKey != nil {
 			if err := r.p.SaveAPIKey(ctx, sid.ServiceID, sid.APIKeyID, sid.APIKey); err != nil {
 				return sr, fmt.Errorf("e2e: saving the service ID's new API key %s: %w", sid.APIKeyID, err)
