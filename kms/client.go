@@ -15,6 +15,7 @@ import (
 
 	kp "github.com/IBM/keyprotect-go-client"
 
+	"github.com/e2eimage/e2eimage/internal/endpoint"
 	"github.com/e2eimage/e2eimage/internal/secret"
 )
 
@@ -127,8 +128,8 @@ func New(rootKeyCRN string, tokens TokenSource, opts ...Option) (*Client, error)
 	rt := o.transport
 	if rt == nil {
 		rt = defaultTransport()
-	} else if t, ok := rt.(*http.Transport); ok && t.TLSClientConfig != nil && t.TLSClientConfig.InsecureSkipVerify {
-		return nil, errors.New("kms: the transport skips TLS certificate verification; refusing to send keys over it")
+	} else if err := endpoint.CheckTransport(rt); err != nil {
+		return nil, fmt.Errorf("kms: refusing to send keys over this transport: %w", err)
 	}
 	rtr := &retryTransport{base: rt, policy: o.retry.withDefaults(), log: o.log, sleep: sleepCtx}
 	cfg := kp.ClientConfig{

@@ -3,10 +3,10 @@ package kms
 import (
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/e2eimage/e2eimage/internal/endpoint"
 )
 
 // HPCS port range for port-based endpoints (CLOUD.md §1.7: "The port lies in
@@ -64,38 +64,19 @@ func EndpointURL(c CRN, private bool, hpcsPort int) (string, error) {
 // information, query or fragment. It returns the URL without a trailing
 // slash. The iam package applies the same rule to IAM endpoints.
 func CheckURL(raw string) (string, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "", fmt.Errorf("kms: endpoint %q: %w", raw, err)
-	}
-	if u.Host == "" || u.Opaque != "" {
-		return "", fmt.Errorf("kms: endpoint %q: want an absolute URL such as https://us-south.kms.cloud.ibm.com", raw)
-	}
-	if u.User != nil {
-		// Do not echo it: user information may hold a password.
-		return "", errors.New("kms: endpoint URL must not contain user information")
+	u, err := endpoint.Check(raw)
+	switch {
+	case errors.Is(err, endpoint.ErrInsecure), errors.Is(err, endpoint.ErrScheme):
+		return "", fmt.Errorf("%w: %w", ErrInsecureEndpoint, err)
+	case err != nil:
+		return "", fmt.Errorf("kms: endpoint: %w", err)
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
 		return "", fmt.Errorf("kms: endpoint %q: must not have a query or fragment", raw)
-	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		if !IsLoopback(u.Hostname()) {
-			return "", fmt.Errorf("%w: %q", ErrInsecureEndpoint, raw)
-		}
-	default:
-		return "", fmt.Errorf("%w: %q has scheme %q", ErrInsecureEndpoint, raw, u.Scheme)
 	}
 	return strings.TrimSuffix(u.String(), "/"), nil
 }
 
 // IsLoopback reports whether host (without port) names the local machine:
-// "localhost" or a loopback IP address.
-func IsLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
+// "localhost" or a loopback IP address. No name is resolved.
+func IsLoopback(host string) bool { return endpoint.IsLoopback(host) }
