@@ -13,6 +13,7 @@ import (
 
 	"github.com/IBM/go-sdk-core/v5/core"
 
+	"github.com/e2eimage/e2eimage/internal/endpoint"
 	"github.com/e2eimage/e2eimage/internal/secret"
 	"github.com/e2eimage/e2eimage/kms"
 )
@@ -118,8 +119,8 @@ func NewAuthenticator(apiKey *secret.String, opts ...AuthOption) (*Authenticator
 	rt := o.transport
 	if rt == nil {
 		rt = defaultTransport()
-	} else if t, ok := rt.(*http.Transport); ok && t.TLSClientConfig != nil && t.TLSClientConfig.InsecureSkipVerify {
-		return nil, errors.New("iam: the transport skips TLS certificate verification; refusing to send an API key over it")
+	} else if err := endpoint.CheckTransport(rt); err != nil {
+		return nil, fmt.Errorf("iam: refusing to send an API key over this transport: %w", err)
 	}
 	if o.timeout <= 0 {
 		o.timeout = defaultTokenTimeout

@@ -2,6 +2,7 @@ package iam
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/e2eimage/e2eimage/internal/endpoint"
 	"github.com/e2eimage/e2eimage/internal/secret"
 	"github.com/e2eimage/e2eimage/kms"
 )
@@ -187,6 +189,10 @@ func TestAuthenticatorValidation(t *testing.T) {
 	}
 	if _, err := NewAuthenticator(secret.NewString("k"), WithURL("http://iam.cloud.ibm.com")); !errors.Is(err, kms.ErrInsecureEndpoint) {
 		t.Errorf("plain http to a remote IAM: %v", err)
+	}
+	skip := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // the test checks that it is refused
+	if _, err := NewAuthenticator(secret.NewString("k"), WithTransport(skip)); !errors.Is(err, endpoint.ErrSkipVerify) {
+		t.Errorf("transport without TLS verification: %v", err)
 	}
 	a, err := NewAuthenticator(secret.NewString("k"))
 	if err != nil || a.URL() != DefaultURL {
