@@ -298,8 +298,9 @@ type runner struct {
 	mode runMode
 	key  kms.CRN
 
-	mu sync.Mutex // guards st (checkpoints arrive on upload goroutines)
-	st *State
+	mu             sync.Mutex // guards st and lastCheckpoint (checkpoints arrive on upload goroutines)
+	st             *State
+	lastCheckpoint time.Time
 
 	progMu sync.Mutex // serialises OnProgress (encryptor and uploader report from their goroutines)
 

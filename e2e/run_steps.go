@@ -17,6 +17,10 @@ import (
 	"github.com/e2eimage/e2eimage/kms"
 )
 
+// checkpointEvery bounds how often an upload's progress is written to the
+// state file.
+const checkpointEvery = 5 * time.Second
+
 // auditPoll is how often the audit step reads again while expected events
 // are missing (Plan.AuditWait).
 const auditPoll = 15 * time.Second
@@ -331,11 +335,21 @@ func (r *runner) newEncryptor(ctx context.Context, dek *secret.DEK) (*Encryptor,
 	return NewEncryptor(ctx, r.p.Image, dek, opts...)
 }
 
-// checkpoint saves a multipart upload's progress (cos.WithCheckpoint).
+// checkpoint records a multipart upload's progress (cos.WithCheckpoint).
+// The first checkpoint of an upload (its id) is saved at once, later ones
+// at most every checkpointEvery: a resumed upload asks the server which
+// parts it holds, so a few missing entries cost only their re-checking,
+// while saving after each of thousands of parts would write the growing
+// list thousands of times.
 func (r *runner) checkpoint(us cos.UploadState) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	first := r.st.Upload == nil || r.st.Upload.UploadID != us.UploadID
 	r.st.Upload = &us
+	if !first && time.Since(r.lastCheckpoint) < checkpointEvery {
+		return
+	}
+	r.lastCheckpoint = time.Now()
 	if err := r.saveLocked(); err != nil {
 		r.p.Logger.Warn("e2e: saving the upload's progress", "err", err)
 	}

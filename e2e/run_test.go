@@ -374,10 +374,17 @@ func TestRunResumesInterruptedUpload(t *testing.T) {
 	plan := w.plan(t, img)
 	plan.Concurrency = 1
 
-	// Stop after the first part is acknowledged.
+	// Stop after the first part is acknowledged, keeping the state file as
+	// it was on disk at that moment: a process killed there (SIGKILL, a
+	// crash) leaves no more than that.
 	ctx, cancel := context.WithCancel(ctxFor(t))
+	var onDisk []byte
 	plan.OnProgress = func(p e2e.Progress) {
-		if p.Phase == e2e.PhaseUpload && p.Done > 0 {
+		if p.Phase == e2e.PhaseUpload && p.Done > 0 && onDisk == nil {
+			b, err := os.ReadFile(plan.StatePath)
+			if err == nil {
+				onDisk = b
+			}
 			cancel()
 		}
 	}
@@ -390,6 +397,14 @@ func TestRunResumesInterruptedUpload(t *testing.T) {
 	require.NotEmpty(t, st.Upload.Completed)
 	require.Nil(t, st.Uploaded)
 	require.Equal(t, 1, w.sim.S3.PendingUploads(w.sim.Account.Bucket))
+
+	// The state as the kill left it already names the upload.
+	require.NotNil(t, onDisk)
+	require.NoError(t, os.WriteFile(plan.StatePath, onDisk, 0o600))
+	killed, err := e2e.LoadState(plan.StatePath)
+	require.NoError(t, err)
+	require.NotNil(t, killed.Upload)
+	require.Equal(t, st.Upload.UploadID, killed.Upload.UploadID)
 
 	// A new process: the state's WDEK is unwrapped and the image encrypted
 	// to the same bytes, so the parts already there are kept.

@@ -138,7 +138,7 @@ func run(ctx context.Context, args []string, e env) int {
 	fs.Var(&c.sshKeyIDs, "ssh-key-id", "`id` of an SSH key in the account (repeatable)")
 	fs.StringVar(&c.userDataFile, "user-data-file", "", "cloud-init user data `file` for the server")
 	fs.StringVar(&c.state, "state", "", "state `file` that makes the run resumable (default <name>.e2e-state.json; simulator: a temporary file)")
-	fs.DurationVar(&c.auditWait, "audit-wait", -1, "how long to wait for audit events to appear (default 5m on IBM Cloud, 0 in the simulator)")
+	fs.DurationVar(&c.auditWait, "audit-wait", 0, "how long to wait for the run's audit events to appear (default 5m on IBM Cloud, 0 in the simulator)")
 	fs.Int64Var(&c.partSize, "part-size", 0, "multipart upload part size in `bytes` (default 16 MiB)")
 	fs.IntVar(&c.concurrency, "concurrency", 0, "parts uploaded in parallel (default 4)")
 	fs.BoolVar(&c.jsonOut, "json", false, "print the result as JSON on standard output")
@@ -290,9 +290,6 @@ func simPlan(ctx context.Context, c *config, e env, out *printer, logger *slog.L
 	if c.hostname == "" && !isSet(c, "hostname") {
 		c.hostname = "e2e-demo"
 	}
-	if c.auditWait < 0 {
-		c.auditWait = 0
-	}
 	if c.state == "" {
 		dir, err := os.MkdirTemp("", "e2e-sim-*")
 		if err != nil {
@@ -376,7 +373,7 @@ func cloudPlan(c *config, e env, out *printer, logger *slog.Logger) (e2e.Plan, f
 	if c.state == "" {
 		c.state = c.name + ".e2e-state.json"
 	}
-	if c.auditWait < 0 {
+	if !isSet(c, "audit-wait") {
 		c.auditWait = 5 * time.Minute
 	}
 	plan := basePlan(c)
