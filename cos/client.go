@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/IBM/ibm-cos-sdk-go/aws/session"
 	"github.com/IBM/ibm-cos-sdk-go/service/s3"
 
+	"github.com/e2eimage/e2eimage/internal/endpoint"
 	"github.com/e2eimage/e2eimage/internal/secret"
 )
 
@@ -157,21 +157,21 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Region == "" {
 		return nil, fmt.Errorf("%w: Region is required", ErrConfig)
 	}
-	endpoint := cfg.Endpoint
-	if endpoint == "" {
+	ep := cfg.Endpoint
+	if ep == "" {
 		var err error
-		if endpoint, err = EndpointURL(cfg.Region, cfg.EndpointType); err != nil {
+		if ep, err = EndpointURL(cfg.Region, cfg.EndpointType); err != nil {
 			return nil, err
 		}
 	}
-	if err := checkURL("endpoint", endpoint); err != nil {
+	if err := checkURL("endpoint", ep); err != nil {
 		return nil, err
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
 		hc = defaultHTTPClient()
-	} else if skipsVerify(hc) {
-		return nil, fmt.Errorf("%w (HTTPClient has InsecureSkipVerify set)", ErrInsecureEndpoint)
+	} else if err := endpoint.CheckClient(hc); err != nil {
+		return nil, fmt.Errorf("%w (HTTPClient: %w)", ErrInsecureEndpoint, err)
 	}
 	retries := cfg.MaxRetries
 	switch {
@@ -187,7 +187,7 @@ func New(cfg Config) (*Client, error) {
 
 	awsConf := aws.NewConfig().
 		WithRegion(cfg.Region).
-		WithEndpoint(strings.TrimRight(endpoint, "/")).
+		WithEndpoint(strings.TrimRight(ep, "/")).
 		WithS3ForcePathStyle(true).
 		WithHTTPClient(hc).
 		WithMaxRetries(retries)
@@ -225,7 +225,7 @@ func New(cfg Config) (*Client, error) {
 		s3:       s3.New(sess),
 		http:     hc,
 		region:   cfg.Region,
-		endpoint: endpoint,
+		endpoint: ep,
 		logger:   logger,
 	}, nil
 }
@@ -245,39 +245,17 @@ func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
 func (c *Client) SDK() *s3.S3 { return c.s3 }
 
 // checkURL accepts https URLs, and http URLs whose host is a loopback
-// address or "localhost".
+// address or "localhost" (internal/endpoint's rule); what names the URL in
+// errors.
 func checkURL(what, raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("%w: %s %q: %v", ErrConfig, what, raw, err)
+	_, err := endpoint.Check(raw)
+	switch {
+	case errors.Is(err, endpoint.ErrInsecure):
+		return fmt.Errorf("%w (%s: %w)", ErrInsecureEndpoint, what, err)
+	case err != nil:
+		return fmt.Errorf("%w: %s: %w", ErrConfig, what, err)
 	}
-	if u.Host == "" {
-		return fmt.Errorf("%w: %s %q has no host", ErrConfig, what, raw)
-	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		if isLoopback(u.Hostname()) {
-			return nil
-		}
-		return fmt.Errorf("%w (%s %s)", ErrInsecureEndpoint, what, u.Redacted())
-	default:
-		return fmt.Errorf("%w: %s %q: scheme must be https (or http to a loopback host)", ErrConfig, what, raw)
-	}
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-func skipsVerify(hc *http.Client) bool {
-	t, ok := hc.Transport.(*http.Transport)
-	return ok && t.TLSClientConfig != nil && t.TLSClientConfig.InsecureSkipVerify
+	return nil
 }
 
 // Transport settings of the default HTTP client.
