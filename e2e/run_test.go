@@ -671,3 +671,24 @@ func TestRunPreflightNeedsAnImportKey(t *testing.T) {
 	require.Len(t, res.Steps, 2)
 	require.Zero(t, w.puts())
 }
+
+func TestRunWithHPCS(t *testing.T) {
+	w := newWorld(t, cloudsim.Options{Seed: 33})
+	b, err := json.Marshal(w.sim.URLs)
+	require.NoError(t, err)
+	var ep e2e.Endpoints
+	require.NoError(t, json.Unmarshal(b, &ep))
+	hpcs, err := e2e.Connect(e2e.Cloud{APIKey: w.apiKey, RootKeyCRN: w.sim.Account.HPCSRootKeyCRN, Endpoints: ep,
+		PollMin: 5 * time.Millisecond, PollMax: 50 * time.Millisecond})
+	require.NoError(t, err)
+	defer hpcs.Close()
+	require.Equal(t, w.sim.URLs.HPCS, hpcs.Keys.Endpoint())
+
+	plan := w.plan(t, sample(t, sampleimage.MinSize))
+	plan.KeyService, plan.IAM, plan.Prepare = hpcs.Keys, hpcs.IAM, true
+	res, err := e2e.Run(ctxFor(t), plan)
+	require.NoError(t, err)
+	require.Equal(t, w.sim.Account.HPCSRootKeyCRN, res.Key.RootKeyCRN)
+	require.Contains(t, res.Preflight[1].Name, "server-protect -> hs-crypto")
+	require.Equal(t, slsim.TemplateStatusActive, w.templates()[0].Status)
+}
