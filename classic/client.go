@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -15,6 +13,7 @@ import (
 	"github.com/softlayer/softlayer-go/datatypes"
 	"github.com/softlayer/softlayer-go/session"
 
+	"github.com/e2eimage/e2eimage/internal/endpoint"
 	"github.com/e2eimage/e2eimage/internal/secret"
 )
 
@@ -181,37 +180,14 @@ func (c *Client) Endpoint() string { return c.endpoint }
 // checkEndpoint refuses endpoints that would send the API key in clear over
 // a network, carry credentials in the URL, or select the XML-RPC transport.
 func checkEndpoint(raw string) (string, error) {
-	u, err := url.Parse(raw)
+	u, err := endpoint.Check(raw)
 	if err != nil {
-		return "", fmt.Errorf("classic: endpoint %q: %w", raw, err)
-	}
-	if u.User != nil {
-		return "", errors.New("classic: endpoint must not carry credentials in the URL")
+		return "", fmt.Errorf("classic: endpoint: %w", err)
 	}
 	if strings.Contains(u.Path, "/xmlrpc/") {
 		return "", fmt.Errorf("classic: endpoint %q is XML-RPC; only REST is supported", u.Redacted())
 	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		if !isLoopback(u.Hostname()) {
-			return "", fmt.Errorf("classic: endpoint %q: plain http is allowed only to a loopback address", u.Redacted())
-		}
-	default:
-		return "", fmt.Errorf("classic: endpoint %q: scheme must be https", u.Redacted())
-	}
-	if u.Host == "" {
-		return "", fmt.Errorf("classic: endpoint %q has no host", raw)
-	}
 	return strings.TrimRight(u.String(), "/"), nil
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // session returns a fresh softlayer-go session bound to ctx. A session per
