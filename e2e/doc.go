@@ -94,6 +94,26 @@
 // goroutines live until it is read to the end or closed). A stream input
 // that blocks in Read delays cancellation until that Read returns.
 //
+// # The cloud flow
+//
+// Run composes the other packages into IBM's E2E procedure, one step after
+// another: prepare (optional, idempotent IAM set-up), preflight (every
+// prerequisite checked before anything is sent), key (get or generate the DEK
+// and wrap it), upload (encrypt while uploading, one stream, no temporary
+// file), import (createFromIcos), wait-template, order and wait-server
+// (optional) and audit. Plan says what to use; Connect builds the clients
+// from an API key, a root key CRN and endpoints; Prepare and Preflight run
+// only the first steps. Every step is idempotent and recorded in a state file
+// (State: JSON, mode 0600, written atomically) that holds the wrapped DEK but
+// never the DEK or an API key, plus the key-hash nonce and the VHD's unique id
+// and timestamp, so that a re-run after a failure or a kill re-encrypts to the
+// same bytes, sends only the missing parts of an interrupted upload, and never
+// uploads, imports or orders twice.
+//
+// The flow deletes nothing it did not start (an aborted multipart upload is
+// its own), creates no buckets or service instances, and does not lock its
+// state file: two runs must not share one.
+//
 // # What this package does not do
 //
 //   - No integrity: AES-XTS, as tapdisk uses it, hides the data but does
