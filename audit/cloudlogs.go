@@ -9,14 +9,13 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/IBM/go-sdk-core/v5/core"
 
+	"github.com/e2eimage/e2eimage/internal/endpoint"
 	"github.com/e2eimage/e2eimage/internal/secret"
 )
 
@@ -187,26 +186,12 @@ func NewIAMAuthenticator(apiKey *secret.String, iamURL string, hc *http.Client) 
 	return a, nil
 }
 
+// checkURL applies internal/endpoint's rule (https, or http to a loopback
+// host) and drops trailing slashes.
 func checkURL(raw string) (string, error) {
-	u, err := url.Parse(raw)
+	u, err := endpoint.Check(raw)
 	if err != nil {
 		return "", err
-	}
-	if u.User != nil {
-		return "", errors.New("credentials in the URL are not allowed")
-	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		h := u.Hostname()
-		if ip := net.ParseIP(h); h != "localhost" && (ip == nil || !ip.IsLoopback()) {
-			return "", fmt.Errorf("%q: plain http is allowed only to a loopback address", u.Redacted())
-		}
-	default:
-		return "", fmt.Errorf("%q: the scheme must be https", u.Redacted())
-	}
-	if u.Host == "" {
-		return "", fmt.Errorf("%q has no host", u.Redacted())
 	}
 	return strings.TrimRight(u.String(), "/"), nil
 }
