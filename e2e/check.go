@@ -70,60 +70,14 @@ func check(ctx context.Context, src io.Reader, dek *DEK) (*vhd.Report, error) {
 		}
 		return r, nil
 	case in.sr != nil:
-		return checkStream(ctx, in)
-	}
-	return nil, fmt.Errorf("e2e: checking: the input is a raw image: %w", vhd.ErrNotVHD)
-}
-
-// checkStream scans a dynamic VHD stream block by block.
-func checkStream(ctx context.Context, in *input) (*vhd.Report, error) {
-	f := in.sr.Footer()
-	r := &vhd.Report{
-		Type:            vhd.Dynamic,
-		Size:            in.size,
-		Creator:         trimCreator(f.Creator),
-		NativeBlockSize: vhd.BlockSize,
-	}
-	_, r.Encrypted = in.sr.KeyHash()
-	buf := make([]byte, vhd.BlockSize)
-	for {
-		if err := ctx.Err(); err != nil {
+		r, err := in.sr.Check(ctx)
+		if cerr := ctx.Err(); cerr != nil && errors.Is(err, cerr) {
 			return nil, err
-		}
-		b, err := in.sr.Next(buf)
-		if errors.Is(err, io.EOF) {
-			return r, nil
 		}
 		if err != nil {
 			return nil, fmt.Errorf("e2e: checking: reading the input stream: %w", err)
 		}
-		r.AllocatedBlocks++
-		if b.Full {
-			r.FullBlocks++
-		}
-		// Only sectors within the virtual size count.
-		limit := min(int64(vhd.SectorsPerBlock), (in.size-int64(b.Index)*vhd.BlockSize)/vhd.SectorSize)
-		var zero int64
-		_ = forEachRun(b.Bitmap, func(s, e int) error {
-			e = min(e, int(limit))
-			for k := s; k < e; k++ {
-				r.PresentSectors++
-				if r.Encrypted && isZero(buf[k*vhd.SectorSize:(k+1)*vhd.SectorSize]) {
-					zero++
-				}
-			}
-			return nil
-		})
-		if zero > 0 {
-			r.ZeroPresentSectors += zero
-			r.ZeroPresentBlocks = append(r.ZeroPresentBlocks, b.Index)
-		}
+		return r, nil
 	}
-}
-
-func trimCreator(c string) string {
-	for len(c) > 0 && (c[len(c)-1] == 0 || c[len(c)-1] == ' ') {
-		c = c[:len(c)-1]
-	}
-	return c
+	return nil, fmt.Errorf("e2e: checking: the input is a raw image: %w", vhd.ErrNotVHD)
 }

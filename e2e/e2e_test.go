@@ -156,6 +156,21 @@ func TestCheckFindsCopyBugDamage(t *testing.T) {
 	}
 }
 
+// TestCheckStreamReportsAsFile: Check of a dynamic VHD read as a stream
+// reports what Check of the same file reports, except the structural
+// Problems only a file shows.
+func TestCheckStreamReportsAsFile(t *testing.T) {
+	for _, name := range []string{"src-qemu.vhd", "src-tap-sparse.vhd", "enc-tap-sparse-k64.vhd", "enc-copybug-k64.vhd"} {
+		b := testenv.RefFile(t, name)
+		file, err := e2e.Check(context.Background(), bytes.NewReader(b))
+		require.NoError(t, err, name)
+		stream, err := e2e.Check(context.Background(), streamOf(b))
+		require.NoError(t, err, name)
+		file.Problems = nil
+		require.Equal(t, file, stream, name)
+	}
+}
+
 // TestEncryptMatchesReference: our encryption of each source, with each
 // key, decrypts back to plain.raw, is not damaged, and stores exactly the
 // reference tools' ciphertext in every sector both images hold.

@@ -96,7 +96,7 @@ func Inspect(ctx context.Context, src io.Reader) (*ImageInfo, error) {
 	case in.sr != nil:
 		ft := in.sr.Footer()
 		f = &ft
-		info.Creator = trimCreator(ft.Creator)
+		info.Creator = in.sr.Creator()
 		if kh, ok := in.sr.KeyHash(); ok {
 			info.Encrypted, info.KeyHash = true, &kh
 		}
