@@ -2,10 +2,8 @@ package iam
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -118,7 +116,7 @@ func NewAuthenticator(apiKey *secret.String, opts ...AuthOption) (*Authenticator
 	}
 	rt := o.transport
 	if rt == nil {
-		rt = defaultTransport()
+		rt = endpoint.NewTransport()
 	} else if err := endpoint.CheckTransport(rt); err != nil {
 		return nil, fmt.Errorf("iam: refusing to send an API key over this transport: %w", err)
 	}
@@ -256,19 +254,6 @@ func checkURL(raw string) (string, error) {
 		return "", fmt.Errorf("iam: %w", err)
 	}
 	return u, nil
-}
-
-func defaultTransport() *http.Transport {
-	return &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
-		TLSHandshakeTimeout:   10 * time.Second,
-		MaxIdleConnsPerHost:   4,
-		IdleConnTimeout:       90 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		ForceAttemptHTTP2:     true,
-	}
 }
 
 // httpStatus is the HTTP status behind a go-sdk-core error, 0 if none.

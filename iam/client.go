@@ -11,6 +11,8 @@ import (
 	"github.com/IBM/go-sdk-core/v5/core"
 	"github.com/IBM/platform-services-go-sdk/iamidentityv1"
 	"github.com/IBM/platform-services-go-sdk/iampolicymanagementv1"
+
+	"github.com/e2eimage/e2eimage/internal/endpoint"
 )
 
 // IAM service names used in policies (CLOUD.md §3.3).
@@ -161,7 +163,7 @@ func NewClient(auth *Authenticator, accountID string, opts ...Option) (*Client, 
 		return nil, fmt.Errorf("iam: creating the IAM Policy Management client: %w", err)
 	}
 	for _, svc := range []*core.BaseService{identity.Service, policy.Service} {
-		svc.SetHTTPClient(&http.Client{Transport: defaultTransport()})
+		svc.SetHTTPClient(&http.Client{Transport: endpoint.NewTransport()})
 		if o.maxRetries > 0 {
 			svc.EnableRetries(o.maxRetries, o.maxWait)
 		}

@@ -3,15 +3,12 @@ package kms
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"time"
 
 	kp "github.com/IBM/keyprotect-go-client"
 
@@ -127,7 +124,7 @@ func New(rootKeyCRN string, tokens TokenSource, opts ...Option) (*Client, error)
 	}
 	rt := o.transport
 	if rt == nil {
-		rt = defaultTransport()
+		rt = endpoint.NewTransport()
 	} else if err := endpoint.CheckTransport(rt); err != nil {
 		return nil, fmt.Errorf("kms: refusing to send keys over this transport: %w", err)
 	}
@@ -147,21 +144,6 @@ func New(rootKeyCRN string, tokens TokenSource, opts ...Option) (*Client, error)
 	// the caller's context and the retry budget.
 	c.HttpClient.Timeout = 0
 	return &Client{crn: crn, endpoint: base, kp: c, tokens: tokens, log: o.log}, nil
-}
-
-// defaultTransport is a keep-alive transport with TLS 1.2 or later and
-// certificate verification.
-func defaultTransport() *http.Transport {
-	return &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
-		TLSHandshakeTimeout:   10 * time.Second,
-		MaxIdleConnsPerHost:   4,
-		IdleConnTimeout:       90 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		ForceAttemptHTTP2:     true,
-	}
 }
 
 // CRN returns the root key's parsed CRN.

@@ -143,3 +143,17 @@ func TestCheckTransport(t *testing.T) {
 type roundTripperFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestNewTransport(t *testing.T) {
+	a, b := NewTransport(), NewTransport()
+	if a == b || a.TLSClientConfig == b.TLSClientConfig {
+		t.Error("NewTransport shares state between calls")
+	}
+	if err := CheckTransport(a); err != nil {
+		t.Errorf("CheckTransport(NewTransport()): %v", err)
+	}
+	if a.TLSClientConfig.MinVersion != tls.VersionTLS12 || a.Proxy == nil || a.DialContext == nil || a.TLSHandshakeTimeout <= 0 {
+		t.Errorf("NewTransport: MinVersion %#x, proxy %v, dialer %v, handshake timeout %v",
+			a.TLSClientConfig.MinVersion, a.Proxy != nil, a.DialContext != nil, a.TLSHandshakeTimeout)
+	}
+}
