@@ -465,23 +465,42 @@ func (s *Server) notFound(w http.ResponseWriter, c *call, action string) {
 	s.fail(w, c, action, nil, errf(http.StatusNotFound, "KEY_NOT_FOUND_ERR", "Not Found: The key could not be found"))
 }
 
+// withKey calls f, under s.mu, on the key that the request's path names
+// (by ID or alias) and returns the key and f's response. When there is no
+// such key, or f refuses with an error, it writes the error, records the
+// failure event for action and returns ok false. Call without s.mu.
+func (s *Server) withKey(w http.ResponseWriter, c *call, action string, f func(k *key, now time.Time) (map[string]any, *apiErr)) (k *key, out map[string]any, ok bool) {
+	s.mu.Lock()
+	now := s.now()
+	k = s.findLocked(c.r.PathValue("id"), now)
+	if k == nil {
+		s.mu.Unlock()
+		s.notFound(w, c, action)
+		return nil, nil, false
+	}
+	out, e := f(k, now)
+	s.mu.Unlock()
+	if e != nil {
+		s.fail(w, c, action, k, e)
+		return nil, nil, false
+	}
+	return k, out, true
+}
+
 func (s *Server) getKey(w http.ResponseWriter, c *call) {
 	metadata := strings.HasSuffix(c.r.URL.Path, "/metadata")
 	action := "kms.secrets.read"
 	if metadata {
 		action = "kms.secrets-metadata.read"
 	}
-	s.mu.Lock()
-	now := s.now()
-	k := s.findLocked(c.r.PathValue("id"), now)
-	if k == nil {
-		s.mu.Unlock()
-		s.notFound(w, c, action)
+	var state int
+	k, out, ok := s.withKey(w, c, action, func(k *key, now time.Time) (map[string]any, *apiErr) {
+		state = k.stateLocked(now)
+		return s.keyJSON(k, now, !metadata), nil
+	})
+	if !ok {
 		return
 	}
-	out := s.keyJSON(k, now, !metadata)
-	state := k.stateLocked(now)
-	s.mu.Unlock()
 	s.record(s.event(c, action, k, http.StatusOK, "", map[string]any{"keyState": state}))
 	writeKeys(w, http.StatusOK, []map[string]any{out})
 }
@@ -538,20 +557,14 @@ func (s *Server) doAction(w http.ResponseWriter, c *call, a string) {
 			return
 		}
 	}
-	s.mu.Lock()
-	now := s.now()
-	k := s.findLocked(c.r.PathValue("id"), now)
-	if k == nil {
-		s.mu.Unlock()
-		s.notFound(w, c, action)
-		return
-	}
-	resp, status, e := s.applyLocked(k, a, &b, now)
-	state := k.stateLocked(now)
-	latest := k.latest().ID
-	s.mu.Unlock()
-	if e != nil {
-		s.fail(w, c, action, k, e)
+	var state, status int
+	var latest string
+	k, resp, ok := s.withKey(w, c, action, func(k *key, now time.Time) (map[string]any, *apiErr) {
+		resp, st, e := s.applyLocked(k, a, &b, now)
+		state, status, latest = k.stateLocked(now), st, k.latest().ID
+		return resp, e
+	})
+	if !ok {
 		return
 	}
 	rd := map[string]any{"keyState": state, "keyVersionId": latest}
@@ -727,67 +740,50 @@ func preferRepresentation(r *http.Request) bool {
 func (s *Server) deleteKey(w http.ResponseWriter, c *call) {
 	const action = "kms.secrets.delete"
 	force, _ := strconv.ParseBool(c.r.URL.Query().Get("force"))
-	s.mu.Lock()
-	now := s.now()
-	k := s.findLocked(c.r.PathValue("id"), now)
-	if k == nil {
-		s.mu.Unlock()
-		s.notFound(w, c, action)
+	k, out, ok := s.withKey(w, c, action, func(k *key, now time.Time) (map[string]any, *apiErr) {
+		switch {
+		case k.deleted != nil:
+			return nil, stateError(StateDestroyed, false)
+		case len(k.registration) > 0 && !force:
+			return nil, errf(http.StatusConflict, "PROTECTED_RESOURCE_ERR", "Conflict: The key is protecting one or more cloud resources; delete them or use force=true")
+		}
+		t := now
+		k.deleted, k.deletedBy, k.LastUpdate = &t, c.p.IAMID, now
+		// The material stays until purge so that restore works; the API no
+		// longer uses it.
+		return s.keyJSON(k, now, false), nil
+	})
+	if !ok {
 		return
 	}
-	var e *apiErr
-	switch {
-	case k.deleted != nil:
-		e = stateError(StateDestroyed, false)
-	case len(k.registration) > 0 && !force:
-		e = errf(http.StatusConflict, "PROTECTED_RESOURCE_ERR", "Conflict: The key is protecting one or more cloud resources; delete them or use force=true")
-	}
-	if e != nil {
-		s.mu.Unlock()
-		s.fail(w, c, action, k, e)
-		return
-	}
-	t := now
-	k.deleted, k.deletedBy, k.LastUpdate = &t, c.p.IAMID, now
-	// The material stays until purge so that restore works; the API no
-	// longer uses it.
-	out := s.keyJSON(k, now, false)
-	s.mu.Unlock()
 	s.record(s.event(c, action, k, http.StatusOK, "", map[string]any{"keyState": StateDestroyed}))
-	if preferRepresentation(c.r) {
-		writeKeys(w, http.StatusOK, []map[string]any{out})
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	writeRemoved(w, c.r, out)
 }
 
 func (s *Server) purgeKey(w http.ResponseWriter, c *call) {
 	const action = "kms.secrets.purge"
-	s.mu.Lock()
-	now := s.now()
-	k := s.findLocked(c.r.PathValue("id"), now)
-	if k == nil {
-		s.mu.Unlock()
-		s.notFound(w, c, action)
+	k, out, ok := s.withKey(w, c, action, func(k *key, now time.Time) (map[string]any, *apiErr) {
+		switch {
+		case k.deleted == nil:
+			return nil, errf(http.StatusConflict, "KEY_ACTION_INVALID_STATE_ERR", "Key is not in a valid state: only deleted keys can be purged")
+		case now.Sub(*k.deleted) < PurgeWait:
+			return nil, errf(http.StatusConflict, "REQ_TOO_EARLY_ERR", "Conflict: a key can be purged only %s after its deletion", PurgeWait)
+		}
+		out := s.keyJSON(k, now, false)
+		s.purgeLocked(k)
+		return out, nil
+	})
+	if !ok {
 		return
 	}
-	var e *apiErr
-	switch {
-	case k.deleted == nil:
-		e = errf(http.StatusConflict, "KEY_ACTION_INVALID_STATE_ERR", "Key is not in a valid state: only deleted keys can be purged")
-	case now.Sub(*k.deleted) < PurgeWait:
-		e = errf(http.StatusConflict, "REQ_TOO_EARLY_ERR", "Conflict: a key can be purged only %s after its deletion", PurgeWait)
-	}
-	if e != nil {
-		s.mu.Unlock()
-		s.fail(w, c, action, k, e)
-		return
-	}
-	out := s.keyJSON(k, now, false)
-	s.purgeLocked(k)
-	s.mu.Unlock()
 	s.record(s.event(c, action, k, http.StatusOK, "", map[string]any{"keyState": StateDestroyed}))
-	if preferRepresentation(c.r) {
+	writeRemoved(w, c.r, out)
+}
+
+// writeRemoved answers a delete or a purge: with the key when the Prefer
+// header asks for its representation, else 204 No Content.
+func writeRemoved(w http.ResponseWriter, r *http.Request, out map[string]any) {
+	if preferRepresentation(r) {
 		writeKeys(w, http.StatusOK, []map[string]any{out})
 		return
 	}
@@ -796,29 +792,19 @@ func (s *Server) purgeKey(w http.ResponseWriter, c *call) {
 
 func (s *Server) restoreKey(w http.ResponseWriter, c *call) {
 	const action = "kms.secrets.restore"
-	s.mu.Lock()
-	now := s.now()
-	k := s.findLocked(c.r.PathValue("id"), now)
-	if k == nil {
-		s.mu.Unlock()
-		s.notFound(w, c, action)
+	k, out, ok := s.withKey(w, c, action, func(k *key, now time.Time) (map[string]any, *apiErr) {
+		switch {
+		case k.deleted == nil:
+			return nil, errf(http.StatusConflict, "KEY_ACTION_INVALID_STATE_ERR", "Key is not in a valid state: only deleted keys can be restored")
+		case now.Sub(*k.deleted) >= RestoreWindow:
+			return nil, errf(http.StatusConflict, "KEY_RESTORE_EXPIRED", "Conflict: a key can be restored only within %s of its deletion", RestoreWindow)
+		}
+		k.deleted, k.deletedBy, k.state, k.LastUpdate = nil, "", StateActive, now
+		return s.keyJSON(k, now, false), nil
+	})
+	if !ok {
 		return
 	}
-	var e *apiErr
-	switch {
-	case k.deleted == nil:
-		e = errf(http.StatusConflict, "KEY_ACTION_INVALID_STATE_ERR", "Key is not in a valid state: only deleted keys can be restored")
-	case now.Sub(*k.deleted) >= RestoreWindow:
-		e = errf(http.StatusConflict, "KEY_RESTORE_EXPIRED", "Conflict: a key can be restored only within %s of its deletion", RestoreWindow)
-	}
-	if e != nil {
-		s.mu.Unlock()
-		s.fail(w, c, action, k, e)
-		return
-	}
-	k.deleted, k.deletedBy, k.state, k.LastUpdate = nil, "", StateActive, now
-	out := s.keyJSON(k, now, false)
-	s.mu.Unlock()
 	s.record(s.event(c, action, k, http.StatusCreated, "", map[string]any{"keyState": StateActive}))
 	writeKeys(w, http.StatusCreated, []map[string]any{out})
 }
