@@ -207,16 +207,27 @@ func (s *Server) createServiceID(w http.ResponseWriter, r *http.Request, p simco
 	writeJSON(w, http.StatusCreated, out)
 }
 
-func (s *Server) listServiceIDs(w http.ResponseWriter, r *http.Request, p simcore.Principal) {
-	q := r.URL.Query()
-	acct := q.Get("account_id")
+// canList checks a list call of the IAM Identity API: the account_id
+// query parameter (default: the caller's account) must be this account and
+// the caller's. Otherwise it writes the 403 that names what (service IDs,
+// API keys) and returns false.
+func (s *Server) canList(w http.ResponseWriter, r *http.Request, p simcore.Principal, what string) bool {
+	acct := r.URL.Query().Get("account_id")
 	if acct == "" {
 		acct = p.AccountID
 	}
 	if acct != s.cfg.AccountID || p.AccountID != acct {
-		writeAPIError(w, r, http.StatusForbidden, "forbidden", "BXNIM0513E", "You are not authorized to list service IDs in account "+acct+".")
+		writeAPIError(w, r, http.StatusForbidden, "forbidden", "BXNIM0513E", "You are not authorized to list "+what+" in account "+acct+".")
+		return false
+	}
+	return true
+}
+
+func (s *Server) listServiceIDs(w http.ResponseWriter, r *http.Request, p simcore.Principal) {
+	if !s.canList(w, r, p, "service IDs") {
 		return
 	}
+	q := r.URL.Query()
 	name := q.Get("name")
 	s.mu.Lock()
 	list := make([]*serviceID, 0, len(s.serviceIDs))
@@ -337,15 +348,10 @@ func (s *Server) createAPIKey(w http.ResponseWriter, r *http.Request, p simcore.
 }
 
 func (s *Server) listAPIKeys(w http.ResponseWriter, r *http.Request, p simcore.Principal) {
-	q := r.URL.Query()
-	acct := q.Get("account_id")
-	if acct == "" {
-		acct = p.AccountID
-	}
-	if acct != s.cfg.AccountID || p.AccountID != acct {
-		writeAPIError(w, r, http.StatusForbidden, "forbidden", "BXNIM0513E", "You are not authorized to list API keys in account "+acct+".")
+	if !s.canList(w, r, p, "API keys") {
 		return
 	}
+	q := r.URL.Query()
 	iamID := q.Get("iam_id")
 	if iamID == "" {
 		iamID = p.IAMID // the API lists the caller's keys by default
