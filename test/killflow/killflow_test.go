@@ -19,7 +19,6 @@
 package killflow
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -29,7 +28,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -40,10 +38,10 @@ import (
 	"github.com/e2eimage/e2eimage/e2e"
 	"github.com/e2eimage/e2eimage/internal/sampleimage"
 	"github.com/e2eimage/e2eimage/internal/secret"
-	"github.com/e2eimage/e2eimage/internal/testenv"
 	"github.com/e2eimage/e2eimage/kms"
 	"github.com/e2eimage/e2eimage/test/internal/leak"
 	"github.com/e2eimage/e2eimage/test/internal/lostproxy"
+	"github.com/e2eimage/e2eimage/test/internal/procs"
 )
 
 // kills is how many times the flow is killed: 3 by default (CI), 10 with
@@ -56,67 +54,6 @@ func kills() int {
 		return 10
 	}
 	return 3
-}
-
-// build compiles a command of this module into dir.
-func build(t *testing.T, dir, pkg string) string {
-	t.Helper()
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		goBin = "go"
-	}
-	out := filepath.Join(dir, filepath.Base(pkg))
-	cmd := exec.Command(goBin, "build", "-o", out, "./"+pkg)
-	cmd.Dir = testenv.RepoRoot()
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building %s: %v\n%s", pkg, err, b)
-	}
-	return out
-}
-
-// simInfo is the first line examples/cloudsim prints.
-type simInfo struct {
-	e2e.Endpoints
-	AccountID  string `json:"account_id"`
-	APIKey     string `json:"api_key"`
-	RootKeyCRN string `json:"root_key_crn"`
-	Bucket     string `json:"bucket"`
-	Region     string `json:"region"`
-}
-
-// startSim runs examples/cloudsim and reads its first line.
-func startSim(t *testing.T, bin string, seed int64) (simInfo, []byte) {
-	t.Helper()
-	cmd := exec.Command(bin, "-seed", fmt.Sprint(seed), "-clock-speed", "3000", "-seed-authorizations")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
-	line, err := bufio.NewReader(stdout).ReadBytes('\n')
-	if err != nil {
-		t.Fatalf("reading the simulator's first line: %v (stderr: %s)", err, stderr.String())
-	}
-	var info simInfo
-	if err := json.Unmarshal(line, &info); err != nil {
-		t.Fatalf("the simulator's first line %q: %v", line, err)
-	}
-	return info, line
 }
 
 type runOutput struct {
@@ -140,9 +77,9 @@ func TestKillLoop(t *testing.T) {
 
 	dir := t.TempDir()
 	bins := t.TempDir()
-	simBin := build(t, bins, "examples/cloudsim")
-	e2eBin := build(t, bins, "examples/e2e")
-	info, _ := startSim(t, simBin, 7)
+	simBin := procs.Build(t, bins, "examples/cloudsim")
+	e2eBin := procs.Build(t, bins, "examples/e2e")
+	info := procs.StartSim(t, simBin, 7).Info
 
 	// Counting proxies in front of the classic API and the object store.
 	sl, err := lostproxy.Start(info.SoftLayer,
@@ -307,7 +244,7 @@ func runFlow(t *testing.T, bin string, args, env []string, apiKey string, killAf
 
 // verifyCloud checks the simulated cloud after the final run and scans every
 // output for secrets; it returns the number of secrets found.
-func verifyCloud(t *testing.T, info simInfo, statePath string, imgOpts sampleimage.Options, name string,
+func verifyCloud(t *testing.T, info procs.SimInfo, statePath string, imgOpts sampleimage.Options, name string,
 	reached counts, outputs []runOutput) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

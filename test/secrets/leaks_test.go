@@ -1,0 +1,366 @@
+package secrets
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/internal/sampleimage"
+	"github.com/e2eimage/e2eimage/internal/secret"
+	"github.com/e2eimage/e2eimage/test/internal/hvhd"
+	"github.com/e2eimage/e2eimage/test/internal/leak"
+	"github.com/e2eimage/e2eimage/vhd"
+	"github.com/e2eimage/e2eimage/xts"
+)
+
+// panicHelperEnv makes the test binary act as a program that panics while
+// it encrypts (TestPanicTraceHoldsNoKey runs it).
+const panicHelperEnv = "HARDEN_PANIC_HELPER"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(panicHelperEnv) != "" {
+		panicHelper(os.Getenv(panicHelperEnv))
+		return
+	}
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		if binsDir != "" {
+			_ = os.RemoveAll(binsDir)
+		}
+		os.Exit(code)
+	}))
+}
+
+// leakDEK returns a DEK with distinctive bytes.
+func leakDEK(t *testing.T, size int) (*e2e.DEK, []byte) {
+	t.Helper()
+	raw := hvhd.DEKBytes()[:size]
+	dek, err := e2e.DEKFromBytes(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(dek.Zero)
+	return dek, raw
+}
+
+// TestOfflineVerbsLeakNothing runs every offline verb, on success and on
+// failure, with a logger at the lowest level, and looks for the DEK in the
+// logs, the errors (%v and %+v), the printed results and the output image.
+func TestOfflineVerbsLeakNothing(t *testing.T) {
+	ctx := context.Background()
+	var logs bytes.Buffer
+	lvl := slog.Level(-8)
+	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: lvl}))
+	textLogger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: lvl}))
+	sc := leak.NewScanner()
+	var texts []string
+	note := func(what string, v any) {
+		switch x := v.(type) {
+		case nil:
+		case error:
+			texts = append(texts, what+": "+x.Error(), fmt.Sprintf("%s: %+v %#v", what, x, x))
+		case fmt.Stringer:
+			texts = append(texts, what+": "+x.String())
+		default:
+			texts = append(texts, fmt.Sprintf("%s: %+v", what, x))
+		}
+	}
+	img, err := sampleimage.Build(sampleimage.Options{Size: sampleimage.MinSize, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, size := range []int{e2e.AES128XTS, e2e.AES256XTS} {
+		dek, raw := leakDEK(t, size)
+		sc.AddKey(fmt.Sprintf("%d-byte DEK", size), raw)
+		wrongRaw := bytes.Clone(raw)
+		wrongRaw[0] ^= 1
+		wrong, _ := e2e.DEKFromBytes(wrongRaw)
+		defer wrong.Zero()
+		sc.AddKey("wrong DEK", wrongRaw)
+		opts := []e2e.Option{e2e.WithLogger(logger), e2e.WithProgress(func(p e2e.Progress) { note("progress", p) })}
+
+		var enc bytes.Buffer
+		note("encrypt stream", e2e.EncryptImage(ctx, &enc, struct{ io.Reader }{bytes.NewReader(img)}, dek, append(opts, e2e.WithSize(int64(len(img))))...))
+		note("encrypt file", e2e.EncryptImage(ctx, io.Discard, bytes.NewReader(img), dek, e2e.WithLogger(textLogger)))
+		note("encrypt twice", e2e.EncryptImage(ctx, io.Discard, bytes.NewReader(enc.Bytes()), dek, opts...))
+		note("decrypt", e2e.DecryptImage(ctx, io.Discard, bytes.NewReader(enc.Bytes()), dek, opts...))
+		note("decrypt wrong key", e2e.DecryptImage(ctx, io.Discard, bytes.NewReader(enc.Bytes()), wrong, opts...))
+		note("verify wrong key", e2e.VerifyKey(ctx, bytes.NewReader(enc.Bytes()), wrong))
+		rep, err := e2e.VerifyImage(ctx, bytes.NewReader(enc.Bytes()), dek)
+		note("verify image", err)
+		note("verify report", rep)
+		info, err := e2e.Inspect(ctx, bytes.NewReader(enc.Bytes()))
+		note("inspect", err)
+		note("inspect info", info)
+		truncated := enc.Bytes()[:enc.Len()/2]
+		note("decrypt truncated", e2e.DecryptImage(ctx, io.Discard, bytes.NewReader(truncated), dek, opts...))
+		note("decrypt stream truncated", e2e.DecryptImage(ctx, io.Discard, struct{ io.Reader }{bytes.NewReader(truncated)}, dek, opts...))
+		out := filepath.Join(dir, fmt.Sprintf("out-%d.vhd", size))
+		note("encrypt file", e2e.EncryptFile(ctx, out, writeTemp(t, dir, img), dek, opts...))
+		note("encrypt into a directory", e2e.EncryptFile(ctx, dir, writeTemp(t, dir, img), dek, opts...))
+		if b, err := os.ReadFile(out); err == nil && bytes.Contains(b, raw[:16]) {
+			t.Errorf("the encrypted file contains the DEK")
+		}
+		if bytes.Contains(enc.Bytes(), raw[:16]) {
+			t.Errorf("the encrypted image contains the DEK")
+		}
+
+		// Keys from files and the environment, right and wrong.
+		kf := filepath.Join(dir, fmt.Sprintf("key-%d", size))
+		note("write key file", e2e.WriteKeyFile(kf, dek))
+		note("write key file again", e2e.WriteKeyFile(kf, dek))
+		bad := filepath.Join(dir, fmt.Sprintf("bad-key-%d", size))
+		if err := os.WriteFile(bad, append(bytes.Clone(raw), '\n'), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err = e2e.ReadKeyFile(bad)
+		note("read key file with newline", err)
+		env := map[string]string{
+			"GOOD": base64.StdEncoding.EncodeToString(raw), "LONG": base64.StdEncoding.EncodeToString(append(bytes.Clone(raw), 1)),
+			"BAD": base64.StdEncoding.EncodeToString(raw)[:20] + "!!" + base64.StdEncoding.EncodeToString(raw)[22:],
+		}
+		for name := range env {
+			k, err := e2e.KeyFromEnv(name, func(n string) (string, bool) { v, ok := env[n]; return v, ok })
+			note("key from env "+name, err)
+			if k != nil {
+				note("key from env value", k)
+				k.Zero()
+			}
+		}
+	}
+	// The DEK types themselves, every way a careless program prints them.
+	dek, _ := leakDEK(t, e2e.AES256XTS)
+	holder := struct {
+		Name string
+		Key  *secret.DEK
+		API  *secret.String
+	}{"x", dek, secret.NewString("api-key-that-must-not-print-0123456789")}
+	sc.AddString("API key", holder.API.Reveal())
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d", "%T"} {
+		texts = append(texts, fmt.Sprintf(verb, dek), fmt.Sprintf(verb, holder), fmt.Sprintf(verb, &holder), fmt.Sprintf(verb, holder.API))
+	}
+	js, _ := json.Marshal(holder)
+	texts = append(texts, string(js))
+	logger.Debug("holder", "h", holder, "dek", dek, "api", holder.API)
+	textLogger.Debug("holder", "h", holder, "dek", dek, "api", holder.API)
+	c, err := xts.NewCipher(hvhd.DEKBytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%x", "%s"} {
+		texts = append(texts, fmt.Sprintf(verb, c), fmt.Sprintf(verb, *c))
+	}
+
+	var found []string
+	found = append(found, sc.Scan("logs", logs.String())...)
+	for i, s := range texts {
+		found = append(found, sc.Scan(fmt.Sprintf("output %d", i), s)...)
+	}
+	for _, f := range found {
+		t.Errorf("secret leaked: %s", f)
+	}
+	t.Logf("HARDEN secrets scope=offline texts=%d log_bytes=%d found=%d", len(texts)+1, logs.Len(), len(found))
+}
+
+func writeTemp(t *testing.T, dir string, b []byte) string {
+	t.Helper()
+	f, err := os.CreateTemp(dir, "src-*.raw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	return f.Name()
+}
+
+// panicHelper encrypts with the distinctive DEK and panics in the middle:
+// mode "progress" from the progress callback (a pipeline goroutine holds
+// the key schedule), "value" with the DEK as the panic value, "error" with
+// an error that formats the DEK.
+func panicHelper(mode string) {
+	dek, _ := e2e.DEKFromBytes(hvhd.DEKBytes())
+	switch mode {
+	case "value":
+		panic(dek)
+	case "error":
+		panic(fmt.Errorf("failed with key %v (%x)", dek, dek))
+	case "cipher":
+		c, _ := xts.NewCipher(hvhd.DEKBytes())
+		panic(c)
+	}
+	img, _ := sampleimage.Build(sampleimage.Options{Size: sampleimage.MinSize, Seed: 2})
+	n := 0
+	_ = e2e.EncryptImage(context.Background(), io.Discard, bytes.NewReader(img), dek, e2e.WithWorkers(2),
+		e2e.WithProgress(func(e2e.Progress) {
+			if n++; n == 2 {
+				panic("injected panic in the middle of an encryption")
+			}
+		}))
+	os.Exit(0)
+}
+
+// TestPanicTraceHoldsNoKey makes a program panic while it holds the DEK
+// and its key schedules, with the most verbose traceback Go prints without
+// dumping core, and looks for the key in its standard error.
+func TestPanicTraceHoldsNoKey(t *testing.T) {
+	found := 0
+	for _, mode := range []string{"progress", "value", "error", "cipher"} {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), panicHelperEnv+"="+mode, "GOTRACEBACK=system")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+			t.Errorf("%s: the helper did not panic (%v); stderr:\n%s", mode, err, stderr.String())
+			continue
+		}
+		if !strings.Contains(stderr.String(), "panic") || !strings.Contains(stderr.String(), "goroutine") {
+			t.Errorf("%s: no panic trace in:\n%s", mode, stderr.String())
+		}
+		if form := leak.Find(stderr.String(), hvhd.DEKBytes()); form != "" {
+			found++
+			t.Errorf("%s: the panic trace holds the DEK (%s):\n%s", mode, form, stderr.String())
+		}
+	}
+	t.Logf("HARDEN secrets scope=panic traces=4 found=%d", found)
+}
+
+// TestKeyMaterialIsZeroed checks what can be checked from outside: a DEK's
+// bytes are overwritten in place by Zero, secret strings are emptied, and
+// the verbs leave the caller's DEK alone (the caller owns and zeroes it).
+// xts.Cipher keeps expanded AES keys and offers no way to wipe them; that
+// is reported, not failed.
+func TestKeyMaterialIsZeroed(t *testing.T) {
+	dek, err := e2e.DEKFromBytes(hvhd.DEKBytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, _ := sampleimage.Build(sampleimage.Options{Size: sampleimage.MinSize, Seed: 3})
+	if err := e2e.EncryptImage(context.Background(), io.Discard, bytes.NewReader(img), dek); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(dek.Bytes(), hvhd.DEKBytes()) {
+		t.Errorf("EncryptImage changed the caller's DEK")
+	}
+	b := dek.Bytes()
+	dek.Zero()
+	if !bytes.Equal(b, make([]byte, len(b))) {
+		t.Errorf("Zero left key bytes in the DEK's memory")
+	}
+	if dek.Len() != 0 || len(dek.Bytes()) != 0 {
+		t.Errorf("a zeroed DEK still has %d bytes", dek.Len())
+	}
+	dek.Zero() // twice is fine
+
+	s := secret.NewString("an-api-key-0123456789")
+	s.Zero()
+	if s.Reveal() != "" || !s.Empty() {
+		t.Errorf("a zeroed secret.String still reveals %d bytes", len(s.Reveal()))
+	}
+
+	wipe := 0
+	ct := reflect.TypeOf(&xts.Cipher{})
+	for _, m := range []string{"Close", "Zero", "Wipe", "Destroy"} {
+		if _, ok := ct.MethodByName(m); ok {
+			wipe++
+		}
+	}
+	if wipe == 0 {
+		t.Logf("HARDEN suggestion: xts.Cipher has no method to wipe its expanded keys (Close/Zero); they live until garbage collection")
+	}
+	t.Logf("HARDEN secrets scope=zeroing dek_zeroed=1 string_zeroed=1 xts_wipe_methods=%d", wipe)
+}
+
+// TestFilesArePrivate writes every kind of file the packages write with a
+// umask of 0 and checks that none is readable by group or others.
+func TestFilesArePrivate(t *testing.T) {
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+	dir := t.TempDir()
+	ctx := context.Background()
+	dek, _ := leakDEK(t, e2e.AES256XTS)
+	img, _ := sampleimage.Build(sampleimage.Options{Size: sampleimage.MinSize, Seed: 4})
+	src := writeTemp(t, dir, img)
+	files := map[string]string{
+		"key file":       filepath.Join(dir, "key"),
+		"encrypted file": filepath.Join(dir, "enc.vhd"),
+		"decrypted file": filepath.Join(dir, "dec.raw"),
+		"WriteFile":      filepath.Join(dir, "writefile.vhd"),
+		"state file":     filepath.Join(dir, "state.json"),
+	}
+	if err := e2e.WriteKeyFile(files["key file"], dek); err != nil {
+		t.Fatal(err)
+	}
+	if err := e2e.EncryptFile(ctx, files["encrypted file"], src, dek); err != nil {
+		t.Fatal(err)
+	}
+	if err := e2e.DecryptFile(ctx, files["decrypted file"], files["encrypted file"], dek); err != nil {
+		t.Fatal(err)
+	}
+	enc, err := e2e.NewEncryptor(ctx, bytes.NewReader(img), dek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e2e.WriteFile(files["WriteFile"], enc); err != nil {
+		t.Fatal(err)
+	}
+	st := &e2e.State{Version: e2e.StateVersion, Name: "x", Started: time.Now()}
+	if err := st.Save(files["state file"]); err != nil {
+		t.Fatal(err)
+	}
+	for what, path := range files {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s written with mode %v under umask 0", what, fi.Mode().Perm())
+		}
+	}
+	if loose, err := e2e.LooseKeyFileMode(files["key file"]); err != nil || loose {
+		t.Errorf("LooseKeyFileMode of a 0600 key file: %v, %v", loose, err)
+	}
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") {
+			t.Errorf("temporary file left behind: %s", e.Name())
+		}
+	}
+	if _, err := vhd.Open(mustOpen(t, files["encrypted file"])); err != nil {
+		t.Errorf("the encrypted file does not open: %v", err)
+	}
+	t.Logf("HARDEN secrets scope=files files=%d loose=0", len(files))
+}
+
+func mustOpen(t *testing.T, path string) (io.ReaderAt, int64) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.Close() })
+	fi, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, fi.Size()
+}
