@@ -95,7 +95,10 @@ func constructors() []constructor {
 				_, err := kms.New(testCRN, tokens{}, kms.WithURL(u), kms.WithTransport(rt))
 				return err
 			},
-			transport: func(rt http.RoundTripper) error { _, err := kms.New(testCRN, tokens{}, kms.WithTransport(rt)); return err },
+			transport: func(rt http.RoundTripper) error {
+				_, err := kms.New(testCRN, tokens{}, kms.WithTransport(rt))
+				return err
+			},
 		},
 		{
 			name: "iam.NewAuthenticator",
@@ -103,7 +106,10 @@ func constructors() []constructor {
 				_, err := iam.NewAuthenticator(key, iam.WithURL(u), iam.WithTransport(rt))
 				return err
 			},
-			transport: func(rt http.RoundTripper) error { _, err := iam.NewAuthenticator(key, iam.WithTransport(rt)); return err },
+			transport: func(rt http.RoundTripper) error {
+				_, err := iam.NewAuthenticator(key, iam.WithTransport(rt))
+				return err
+			},
 		},
 		{
 			name: "iam.NewClient(identity)",
