@@ -377,34 +377,12 @@ func (s *Sim) wrap(name string, h http.Handler) http.Handler {
 		s.closeMu.Unlock()
 		defer s.inflight.Done()
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &simcore.StatusRecorder{ResponseWriter: w}
 		inner.ServeHTTP(sw, r)
 		s.log.Debug("cloudsim: request", "service", name, "method", r.Method, "path", r.URL.Path,
-			"status", sw.status, "elapsed", time.Since(start))
+			"status", sw.Status, "elapsed", time.Since(start))
 	})
 }
-
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(p []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(p)
-}
-
-// Unwrap lets http.ResponseController reach Flush and Hijack.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Close stops every service and waits for their goroutines. It is safe to
 // call more than once.

@@ -427,19 +427,11 @@ func (s *Server) iamEvent(action string, p simcore.Principal, r *http.Request, t
 		EventTime: s.now(),
 		Initiator: simcore.Initiator{
 			ID: p.IAMID, Name: p.Name, TypeURI: "service/security/account/user",
-			Credential: simcore.Credential{Type: "token"}, Host: simcore.Host{Address: remoteHost(r)},
+			Credential: simcore.Credential{Type: "token"}, Host: simcore.Host{Address: simcore.RemoteHost(r)},
 		},
 		Target:       simcore.Target{ID: targetCRN, Name: targetName, TypeURI: svc + "/" + strings.Split(action, ".")[1]},
 		Reason:       simcore.Reason{ReasonCode: code, ReasonType: http.StatusText(code)},
 		LogSourceCRN: "crn:v1:bluemix:public:" + svc + ":global:a/" + s.cfg.AccountID + "::",
 		Message:      svc + ": " + strings.Split(action, ".")[2] + " " + strings.Split(action, ".")[1] + " " + targetName,
 	}
-}
-
-func remoteHost(r *http.Request) string {
-	h := r.RemoteAddr
-	if i := strings.LastIndexByte(h, ':'); i > 0 {
-		h = h[:i]
-	}
-	return strings.Trim(h, "[]")
 }

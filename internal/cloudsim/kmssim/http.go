@@ -220,7 +220,7 @@ func (s *Server) event(c *call, action string, k *key, status int, fail string, 
 		Initiator: simcore.Initiator{
 			ID: c.p.IAMID, Name: c.p.Name, TypeURI: typeURI,
 			Credential: simcore.Credential{Type: "token"},
-			Host:       simcore.Host{Address: remoteHost(c.r)},
+			Host:       simcore.Host{Address: simcore.RemoteHost(c.r)},
 		},
 		Target: target,
 		Reason: simcore.Reason{ReasonCode: status, ReasonType: http.StatusText(status), ReasonForFailure: fail},
@@ -234,14 +234,6 @@ func (s *Server) event(c *call, action string, k *key, status int, fail string, 
 		CorrelationID: c.r.Header.Get("correlation-id"),
 		Message:       msg,
 	}
-}
-
-func remoteHost(r *http.Request) string {
-	h := r.RemoteAddr
-	if i := strings.LastIndexByte(h, ':'); i > 0 {
-		h = h[:i]
-	}
-	return strings.Trim(h, "[]")
 }
 
 // fail writes an error and records the failure event.

@@ -389,9 +389,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	case key == "" && r.Method == http.MethodDelete:
-		rec := &statusRecorder{ResponseWriter: w}
+		rec := &simcore.StatusRecorder{ResponseWriter: w}
 		s.fake.ServeHTTP(rec, r)
-		if rec.status == http.StatusNoContent {
+		if rec.Status == http.StatusNoContent {
 			s.bucketDeleted(r, p, bucket)
 		}
 		return
@@ -402,27 +402,6 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	s.fake.ServeHTTP(w, r)
 }
-
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusRecorder) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusRecorder) Write(p []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(p)
-}
-
-func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // authenticate checks the credentials and the caller's access; it writes
 // the error itself when it returns false.
@@ -573,14 +552,10 @@ func (s *Server) record(r *http.Request, p simcore.Principal, action, bucket str
 	if s.cfg.Events == nil {
 		return
 	}
-	host := r.RemoteAddr
-	if i := strings.LastIndexByte(host, ':'); i > 0 {
-		host = host[:i]
-	}
 	s.cfg.Events.Record(simcore.Event{
 		Action: action, Outcome: simcore.OutcomeSuccess, Severity: simcore.SeverityNormal, EventTime: s.now(),
 		Initiator: simcore.Initiator{ID: p.IAMID, Name: p.Name, TypeURI: "service/security/account/user",
-			Credential: simcore.Credential{Type: "token"}, Host: simcore.Host{Address: strings.Trim(host, "[]")}},
+			Credential: simcore.Credential{Type: "token"}, Host: simcore.Host{Address: simcore.RemoteHost(r)}},
 		Target:       simcore.Target{ID: s.BucketCRN(bucket), Name: bucket, TypeURI: "cloud-object-storage/bucket"},
 		Reason:       simcore.Reason{ReasonCode: code, ReasonType: http.StatusText(code)},
 		RequestData:  map[string]any{"requestURI": r.URL.RequestURI()},

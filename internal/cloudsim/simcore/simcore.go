@@ -1,8 +1,10 @@
 // Package simcore holds the few types that the simulated IBM Cloud services
 // share in-process: the simulation clock, the Activity Tracker event model and
-// sink, and the identity and authorization look-ups that the simulated
-// backplane makes. Each simulated service lives in its own package under
-// internal/cloudsim and depends only on this one for its neighbours.
+// sink, the identity and authorization look-ups that the simulated backplane
+// makes, and the small HTTP helpers their handlers have in common
+// (RemoteHost, StatusRecorder). Each simulated service lives in its own
+// package under internal/cloudsim and depends only on this one for its
+// neighbours.
 package simcore
 
 import (

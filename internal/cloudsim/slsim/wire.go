@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -205,7 +204,7 @@ func (s *Server) parse(r *http.Request) (*call, *service, method, error) {
 		}
 	}
 	parts := strings.Split(strings.Trim(rest, "/"), "/")
-	c := &call{ctx: r.Context(), service: parts[0], remoteIP: remoteIP(r), now: s.clock.Now()}
+	c := &call{ctx: r.Context(), service: parts[0], remoteIP: simcore.RemoteHost(r), now: s.clock.Now()}
 	svc, ok := s.services()[c.service]
 	if !ok {
 		return nil, nil, method{}, &apiError{http.StatusNotFound, ExceptionPublic,
@@ -308,14 +307,6 @@ func parseResultLimit(s string) (offset, limit int, err error) {
 		return 0, 0, fmt.Errorf("negative value")
 	}
 	return offset, limit, nil
-}
-
-func remoteIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // authenticate resolves HTTP Basic apikey:<IBM Cloud API key> or an IAM
