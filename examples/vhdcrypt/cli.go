@@ -171,6 +171,30 @@ func (d *dataFlags) check() error {
 	return nil
 }
 
+// open loads the key and opens the input of encrypt or decrypt, refusing
+// an output file that is the input file. done closes the input and zeroes
+// the key.
+func (d *dataFlags) open(e *env) (dek *e2e.DEK, in *os.File, done func(), err error) {
+	dek, err = d.key.load(e)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	in, closeIn, err := openIn(d.in, e)
+	if err != nil {
+		dek.Zero()
+		return nil, nil, nil, err
+	}
+	done = func() {
+		closeIn()
+		dek.Zero()
+	}
+	if d.in != "-" && d.out != "-" && sameFile(d.in, d.out) {
+		done()
+		return nil, nil, nil, usageError{"-out is the input file"}
+	}
+	return dek, in, done, nil
+}
+
 // openIn opens the input: a file, or standard input for "-".
 func openIn(path string, e *env) (*os.File, func(), error) {
 	if path == "-" {
@@ -208,19 +232,11 @@ func cmdEncrypt(ctx context.Context, args []string, e *env) error {
 	if err := d.check(); err != nil {
 		return err
 	}
-	dek, err := d.key.load(e)
-	if err != nil {
-		return err
-	}
-	defer dek.Zero()
-	in, done, err := openIn(d.in, e)
+	dek, in, done, err := d.open(e)
 	if err != nil {
 		return err
 	}
 	defer done()
-	if d.in != "-" && d.out != "-" && sameFile(d.in, d.out) {
-		return usageError{"-out is the input file"}
-	}
 	p := newProgress(e.stderr, d.quiet)
 	opts := []e2e.Option{e2e.WithWorkers(d.workers), e2e.WithProgress(p.update)}
 	if *size >= 0 {
@@ -259,19 +275,11 @@ func cmdDecrypt(ctx context.Context, args []string, e *env) error {
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	dek, err := d.key.load(e)
-	if err != nil {
-		return err
-	}
-	defer dek.Zero()
-	in, done, err := openIn(d.in, e)
+	dek, in, done, err := d.open(e)
 	if err != nil {
 		return err
 	}
 	defer done()
-	if d.in != "-" && d.out != "-" && sameFile(d.in, d.out) {
-		return usageError{"-out is the input file"}
-	}
 	p := newProgress(e.stderr, d.quiet)
 	start := time.Now()
 	dec, err := e2e.NewDecryptor(ctx, in, dek, e2e.WithWorkers(d.workers), e2e.WithProgress(p.update), e2e.WithFormat(f))
