@@ -7,27 +7,17 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
-	"net/http"
 	"os"
 	"strings"
 	"testing"
 
 	kp "github.com/IBM/keyprotect-go-client"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
+
+	"github.com/e2eimage/e2eimage/internal/testenv"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			_, _ = io.WriteString(os.Stderr, "goleak: "+err.Error()+"\n")
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.VerifyTestMain(m) }
 
 func TestFirstLineAndKeyProtect(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())

@@ -4,36 +4,25 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
-	"io"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	kp "github.com/IBM/keyprotect-go-client"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
 	"github.com/e2eimage/e2eimage/internal/cloudsim/atsim"
 	"github.com/e2eimage/e2eimage/internal/faults"
+	"github.com/e2eimage/e2eimage/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
-	// The KP client shortens its retry waits; the SDKs' token sources use
-	// http.DefaultTransport, whose idle connections must go before goleak.
+	// The KP client shortens its retry waits.
 	kp.RetryWaitMax = 10 * time.Millisecond
 	kp.RetryMax = 3
-	code := m.Run()
-	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			_, _ = io.WriteString(os.Stderr, "goleak: "+err.Error()+"\n")
-			code = 1
-		}
-	}
-	os.Exit(code)
+	testenv.VerifyTestMain(m)
 }
 
 func start(t *testing.T, opts cloudsim.Options) *cloudsim.Sim {

@@ -2,6 +2,8 @@
 // reference vectors, qemu-img, versitygw) and decides what happens when it is
 // missing: under CI (CI set to a non-empty value) a missing prerequisite fails
 // the test, elsewhere it skips it with a note saying how to install it.
+// VerifyTestMain is goleak's check for packages whose tests use SDKs that
+// keep connections on http.DefaultTransport.
 package testenv
 
 import (

@@ -9,33 +9,21 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	kp "github.com/IBM/keyprotect-go-client"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/e2eimage/e2eimage/internal/cloudsim/atsim"
 	"github.com/e2eimage/e2eimage/internal/cloudsim/iamsim"
 	"github.com/e2eimage/e2eimage/internal/cloudsim/kmssim"
 	"github.com/e2eimage/e2eimage/internal/cloudsim/simcore"
+	"github.com/e2eimage/e2eimage/internal/testenv"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	// keyprotect-go-client's token source uses http.DefaultTransport.
-	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			_, _ = io.WriteString(os.Stderr, "goleak: "+err.Error()+"\n")
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.VerifyTestMain(m) }
 
 const (
 	acct     = "0123456789abcdef0123456789abcdef"

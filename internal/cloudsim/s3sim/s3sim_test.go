@@ -25,24 +25,14 @@ import (
 	"github.com/IBM/ibm-cos-sdk-go/service/s3"
 	"github.com/IBM/ibm-cos-sdk-go/service/s3/s3manager"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/e2eimage/e2eimage/internal/cloudsim/iamsim"
 	"github.com/e2eimage/e2eimage/internal/cloudsim/kmssim"
 	"github.com/e2eimage/e2eimage/internal/cloudsim/s3sim"
+	"github.com/e2eimage/e2eimage/internal/testenv"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			_, _ = io.WriteString(os.Stderr, "goleak: "+err.Error()+"\n")
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.VerifyTestMain(m) }
 
 const (
 	acct      = "0123456789abcdef0123456789abcdef"
