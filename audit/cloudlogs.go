@@ -158,7 +158,7 @@ func NewCloudLogs(endpoint string, auth core.Authenticator, opts ...CloudLogsOpt
 		return nil, errors.New("audit: Cloud Logs needs an authenticator")
 	}
 	c := &CloudLogs{endpoint: ep, auth: auth, hc: &http.Client{}, limit: DefaultQueryLimit,
-		attempts: DefaultQueryAttempts, retryBase: time.Second, log: slog.New(discard{})}
+		attempts: DefaultQueryAttempts, retryBase: time.Second, log: slog.New(slog.DiscardHandler)}
 	for _, f := range opts {
 		f(c)
 	}
@@ -664,11 +664,3 @@ func scrub(s string, secrets []*secret.String) string {
 	}
 	return s
 }
-
-// discard is a slog.Handler that drops everything.
-type discard struct{}
-
-func (discard) Enabled(context.Context, slog.Level) bool  { return false }
-func (discard) Handle(context.Context, slog.Record) error { return nil }
-func (d discard) WithAttrs([]slog.Attr) slog.Handler      { return d }
-func (d discard) WithGroup(string) slog.Handler           { return d }

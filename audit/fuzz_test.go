@@ -49,7 +49,7 @@ func FuzzDecodeMessage(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	c := &CloudLogs{log: slog.New(discard{})}
+	c := &CloudLogs{log: slog.New(slog.DiscardHandler)}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		evs, err := c.decodeMessage(context.Background(), in, 1)
 		if err != nil {

@@ -169,7 +169,7 @@ func New(creds Credentials, opts ...Option) (*Client, error) {
 		o.maxPoll = o.minPoll
 	}
 	if o.logger == nil {
-		o.logger = slog.New(discardHandler{})
+		o.logger = slog.New(slog.DiscardHandler)
 	}
 	return &Client{creds: creds, opts: o, endpoint: ep}, nil
 }
@@ -264,14 +264,6 @@ func (c *Client) write(ctx context.Context, op string, fn func(*session.Session)
 	}
 	return nil
 }
-
-// discardHandler is a slog.Handler that drops everything.
-type discardHandler struct{}
-
-func (discardHandler) Enabled(context.Context, slog.Level) bool  { return false }
-func (discardHandler) Handle(context.Context, slog.Record) error { return nil }
-func (d discardHandler) WithAttrs([]slog.Attr) slog.Handler      { return d }
-func (d discardHandler) WithGroup(string) slog.Handler           { return d }
 
 // ptr helpers for softlayer-go's pointer-heavy datatypes.
 func sp(s string) *string { return &s }
