@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"strings"
 
 	"github.com/e2eimage/e2eimage/vhd"
 )
@@ -45,7 +46,9 @@ type Case struct {
 	// Encrypted: the case derives from the encrypted base, whose key is
 	// DEKBytes.
 	Encrypted bool
-	Expect    Expect
+	// Guest, when set, is what the disk must read as (the valid bases).
+	Guest  []byte
+	Expect Expect
 	// CheckFinds: when Open succeeds, Check must report a problem.
 	CheckFinds bool
 }
@@ -112,7 +115,7 @@ func Cases() ([]Case, error) {
 	}
 
 	// Sanity: the bases themselves.
-	add("base-plain", false, Opens, false, func(b []byte, _ Map) []byte { return b })
+	cs = append(cs, Case{Name: "base-plain", Data: plain, Expect: Opens, Guest: BaseGuest()})
 	add("base-encrypted", true, Opens, false, func(b []byte, _ Map) []byte { return b })
 
 	// Whole-file shapes.
@@ -399,6 +402,84 @@ func Cases() ([]Case, error) {
 	})
 
 	cs = append(cs, hugeCases(plain, pm)...)
+	for _, nb := range []struct {
+		nb  int64
+		app string
+	}{{4096, "win "}, {4 << 20, "vpc "}} {
+		nc, err := NativeCases(nb.nb, nb.app)
+		if err != nil {
+			return nil, err
+		}
+		cs = append(cs, nc...)
+	}
+	return cs, nil
+}
+
+// NativeCases mutate an image of native block size nb (blocks smaller than
+// 2 MiB are merged into 2 MiB blocks by the readers, larger ones split)
+// written by creator app without a batmap, as qemu-img, Hyper-V and
+// VirtualBox write them.
+func NativeCases(nb int64, app string) ([]Case, error) {
+	var cs []Case
+	nbc := struct {
+		name string
+		nb   int64
+		app  string
+	}{fmt.Sprintf("%d-%s", nb, strings.TrimSpace(app)), nb, app}
+	base, err := NativeBase(BaseGuest(), nbc.nb, nbc.app)
+	if err != nil {
+		return nil, fmt.Errorf("hvhd: native base %s: %w", nbc.name, err)
+	}
+	n := int((BaseSize + nbc.nb - 1) / nbc.nb)
+	var alloc []int // allocated BAT entries
+	for j := range n {
+		if be32(base[0x600+4*j:]) != 0xFFFFFFFF {
+			alloc = append(alloc, j)
+		}
+	}
+	if len(alloc) < 2 {
+		return nil, fmt.Errorf("hvhd: native base %s has %d blocks", nbc.name, len(alloc))
+	}
+	first, second := alloc[0], alloc[len(alloc)-1]
+	entry := func(b []byte, j int) int64 { return 0x600 + 4*int64(j) }
+	add := func(name string, exp Expect, finds bool, mut func(b []byte) []byte) {
+		cs = append(cs, Case{Name: "native-" + nbc.name + "/" + name, Data: mut(bytes.Clone(base)), Expect: exp, CheckFinds: finds})
+	}
+	setBAT := func(j int, v func(b []byte) uint32) func(b []byte) []byte {
+		return func(b []byte) []byte { Put32(b, entry(b, j), v(b)); return b }
+	}
+	editHeader := func(edit func(h []byte)) func(b []byte) []byte {
+		return func(b []byte) []byte { edit(b[0x200:0x600]); FixHeader(b, 0x200); return b }
+	}
+	cs = append(cs, Case{Name: "native-" + nbc.name + "/base", Data: base, Expect: Opens, Guest: BaseGuest()})
+	add("bat-loop", Fails, false, setBAT(second, func(b []byte) uint32 { return be32(b[entry(b, first):]) }))
+	add("bat-overlap", Fails, false, setBAT(second, func(b []byte) uint32 { return be32(b[entry(b, first):]) + 1 }))
+	add("bat-past-eof", Fails, false, setBAT(second, func(b []byte) uint32 { return uint32(len(b)/vhd.SectorSize) + 1 }))
+	add("bat-into-header", Fails, false, setBAT(first, func([]byte) uint32 { return 1 }))
+	add("bat-into-bat", Fails, false, setBAT(first, func([]byte) uint32 { return 0x600 / vhd.SectorSize }))
+	add("bat-into-end-footer", Fails, false, setBAT(second, func(b []byte) uint32 { return uint32(len(b)/vhd.SectorSize) - 1 }))
+	add("bat-swapped", Either, false, func(b []byte) []byte {
+		e0, e1 := be32(b[entry(b, first):]), be32(b[entry(b, second):])
+		Put32(b, entry(b, first), e1)
+		Put32(b, entry(b, second), e0)
+		return b
+	})
+	add("max-table-entries-2^32-1", Fails, false, editHeader(func(h []byte) { Put32(h, HeaderMaxEntries, math.MaxUint32) }))
+	add("max-table-entries-short", Fails, false, editHeader(func(h []byte) { Put32(h, HeaderMaxEntries, uint32(n-1)) }))
+	add("block-size-doubled", Either, false, editHeader(func(h []byte) { Put32(h, HeaderBlockSize, uint32(2*nbc.nb)) }))
+	add("block-size-halved", Either, false, editHeader(func(h []byte) { Put32(h, HeaderBlockSize, uint32(nbc.nb/2)) }))
+	add("bitmap-all-ones", Opens, false, func(b []byte) []byte {
+		off := int64(be32(b[entry(b, first):])) * vhd.SectorSize
+		for i := off; i < off+pad((nbc.nb/vhd.SectorSize+7)/8); i++ {
+			b[i] = 0xFF
+		}
+		return b
+	})
+	add("truncated-in-last-block", Fails, false, func(b []byte) []byte {
+		off := int64(be32(b[entry(b, second):])) * vhd.SectorSize
+		return b[:off+pad((nbc.nb/vhd.SectorSize+7)/8)+100]
+	})
+	add("without-end-footer", Opens, true, func(b []byte) []byte { return b[:len(b)-vhd.FooterSize] })
 	return cs, nil
 }
 

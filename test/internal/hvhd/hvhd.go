@@ -321,3 +321,53 @@ func Typed(err error) bool {
 	}
 	return false
 }
+
+// NativeBase writes guest as a dynamic VHD with native block size nb and
+// creator app (no batmap unless app is "tap"), the way qemu-img,
+// VirtualBox or Hyper-V lay one out: footer copy, header at 0x200, BAT at
+// 0x600, then each block holding a non-zero sector (bitmap marking the
+// non-zero sectors, then nb bytes of data), in block order.
+func NativeBase(guest []byte, nb int64, app string) ([]byte, error) {
+	size := (int64(len(guest)) + vhd.SectorSize - 1) / vhd.SectorSize * vhd.SectorSize
+	g := make([]byte, size)
+	copy(g, guest)
+	n := (size + nb - 1) / nb
+	cyl, heads, spt := vhd.Geometry(size)
+	f := vhd.Footer{
+		Cookie: "conectix", Features: 2, FormatVersion: 0x00010000, DataOffset: 0x200, Creator: app,
+		CreatorVersion: 0x00050003, CreatorHostOS: 0x5769326B, OriginalSize: uint64(size), CurrentSize: uint64(size),
+		Cylinders: cyl, Heads: heads, SectorsPerTrack: spt, DiskType: vhd.Dynamic, UniqueID: [16]byte{0xE2, 0xE3},
+	}
+	fb, err := f.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	h := vhd.Header{Cookie: "cxsparse", DataOffset: ^uint64(0), TableOffset: 0x600, Version: 0x00010000,
+		MaxTableEntries: uint32(n), BlockSize: uint32(nb)}
+	hb, err := h.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	bat := make([]byte, pad(n*4))
+	for i := range bat {
+		bat[i] = 0xFF
+	}
+	out := append(append(append([]byte(nil), fb...), hb...), bat...)
+	bmLen := pad((nb/vhd.SectorSize + 7) / 8) // one bit per sector, whole sectors
+	for j := int64(0); j < n; j++ {
+		blk := make([]byte, nb)
+		copy(blk, g[j*nb:min((j+1)*nb, size)])
+		bm := make(vhd.Bitmap, bmLen)
+		for s := range int(nb / vhd.SectorSize) {
+			if !bytes.Equal(blk[s*vhd.SectorSize:(s+1)*vhd.SectorSize], make([]byte, vhd.SectorSize)) {
+				bm.Set(s)
+			}
+		}
+		if bm.Empty() {
+			continue
+		}
+		Put32(out, 0x600+4*j, uint32(len(out)/vhd.SectorSize))
+		out = append(append(out, bm...), blk...)
+	}
+	return append(out, fb...), nil
+}
