@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"github.com/softlayer/softlayer-go/datatypes"
 	"github.com/stretchr/testify/require"
 
+	"github.com/e2eimage/e2eimage/internal/endpoint"
 	"github.com/e2eimage/e2eimage/internal/secret"
 )
 
@@ -490,6 +492,11 @@ func TestNewCloudLogsAndIAM(t *testing.T) {
 	require.Error(t, err)
 	_, err = NewIAMAuthenticator(secret.NewString("k"), "http://iam.example.com", nil)
 	require.Error(t, err)
+	skip := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // the test checks that it is refused
+	_, err = NewIAMAuthenticator(secret.NewString("k"), "", skip)
+	require.ErrorIs(t, err, endpoint.ErrSkipVerify)
+	_, err = NewCloudLogs("https://x.api.us-south.logs.cloud.ibm.com", bearer(t), WithHTTPClient(skip))
+	require.ErrorIs(t, err, endpoint.ErrSkipVerify)
 	a, err := NewIAMAuthenticator(secret.NewString("k"), "", nil)
 	require.NoError(t, err)
 	require.Equal(t, DefaultIAMURL, a.URL)

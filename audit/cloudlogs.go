@@ -144,13 +144,14 @@ type CloudLogs struct {
 	secrets   []*secret.String
 }
 
-// NewCloudLogs returns a reader of the Cloud Logs instance at endpoint
+// NewCloudLogs returns a reader of the Cloud Logs instance at instanceURL
 // (https://<instance-guid>.api.<region>.logs.cloud.ibm.com, without
 // /v1/query) that authenticates with auth (an IAM authenticator: see
-// NewIAMAuthenticator). The endpoint must be https, or http to a loopback
-// address.
-func NewCloudLogs(endpoint string, auth core.Authenticator, opts ...CloudLogsOption) (*CloudLogs, error) {
-	ep, err := checkURL(endpoint)
+// NewIAMAuthenticator). The URL must be https, or http to a loopback
+// address, and an HTTP client given by WithHTTPClient must verify TLS
+// certificates.
+func NewCloudLogs(instanceURL string, auth core.Authenticator, opts ...CloudLogsOption) (*CloudLogs, error) {
+	ep, err := checkURL(instanceURL)
 	if err != nil {
 		return nil, fmt.Errorf("audit: Cloud Logs endpoint: %w", err)
 	}
@@ -162,12 +163,16 @@ func NewCloudLogs(endpoint string, auth core.Authenticator, opts ...CloudLogsOpt
 	for _, f := range opts {
 		f(c)
 	}
+	if err := endpoint.CheckClient(c.hc); err != nil {
+		return nil, fmt.Errorf("audit: refusing to send tokens over this HTTP client: %w", err)
+	}
 	return c, nil
 }
 
 // NewIAMAuthenticator returns go-sdk-core's IAM API key authenticator with
 // the token URL base iamURL ("" means DefaultIAMURL; https, or http to a
-// loopback address) and HTTP client hc (nil: its default).
+// loopback address) and HTTP client hc (nil: its default; it must verify
+// TLS certificates).
 func NewIAMAuthenticator(apiKey *secret.String, iamURL string, hc *http.Client) (*core.IamAuthenticator, error) {
 	if apiKey.Empty() {
 		return nil, errors.New("audit: no API key for IAM")
@@ -178,6 +183,9 @@ func NewIAMAuthenticator(apiKey *secret.String, iamURL string, hc *http.Client) 
 	u, err := checkURL(iamURL)
 	if err != nil {
 		return nil, fmt.Errorf("audit: IAM URL: %w", err)
+	}
+	if err := endpoint.CheckClient(hc); err != nil {
+		return nil, fmt.Errorf("audit: refusing to send an API key over this HTTP client: %w", err)
 	}
 	a := &core.IamAuthenticator{ApiKey: apiKey.Reveal(), URL: u, Client: hc}
 	if err := a.Validate(); err != nil {

@@ -91,6 +91,7 @@ func WithPrivateEndpoint() Option { return WithEndpoint(PrivateEndpoint) }
 
 // WithHTTPClient sets the HTTP client whose Transport (and redirect policy)
 // carries the requests. Its Timeout is ignored: see WithRequestTimeout.
+// A Transport that skips TLS certificate verification makes New fail.
 // Default: http.DefaultTransport.
 func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.httpClient = c } }
 
@@ -155,6 +156,9 @@ func New(creds Credentials, opts ...Option) (*Client, error) {
 	ep, err := checkEndpoint(o.endpoint)
 	if err != nil {
 		return nil, err
+	}
+	if err := endpoint.CheckClient(o.httpClient); err != nil {
+		return nil, fmt.Errorf("classic: refusing to send an API key over this HTTP client: %w", err)
 	}
 	if o.reqTimeout <= 0 {
 		o.reqTimeout = DefaultRequestTimeout

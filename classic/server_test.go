@@ -2,14 +2,17 @@ package classic
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/e2eimage/e2eimage/internal/endpoint"
 	"github.com/e2eimage/e2eimage/internal/secret"
 )
 
@@ -255,7 +258,10 @@ func TestNewChecksEndpointAndKey(t *testing.T) {
 		require.Error(t, err, bad)
 		require.NotContains(t, err.Error(), "pw")
 	}
-	_, err := New(IBMCloudAPIKey(nil))
+	skip := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // the test checks that it is refused
+	_, err := New(IBMCloudAPIKey(key), WithHTTPClient(skip))
+	require.ErrorIs(t, err, endpoint.ErrSkipVerify)
+	_, err = New(IBMCloudAPIKey(nil))
 	require.Error(t, err)
 	c, err := New(Credentials{APIKey: key})
 	require.NoError(t, err)
