@@ -264,3 +264,42 @@ func TestExampleE2EVerboseLeaksNothing(t *testing.T) {
 	}
 	t.Logf("HARDEN secrets scope=examples/e2e output_bytes=%d found=%d", stdout.Len()+stderr.Len()+len(st), len(found))
 }
+
+// TestExampleVhdcryptFilesArePrivate runs vhdcrypt keygen and encrypt with a
+// umask of 0: the key file and the image must still be private.
+func TestExampleVhdcryptFilesArePrivate(t *testing.T) {
+	bins := examples(t)
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+	dir := t.TempDir()
+	key := filepath.Join(dir, "dek")
+	if out, err := exec.Command(bins["vhdcrypt"], "keygen", "-out", key).CombinedOutput(); err != nil {
+		t.Fatalf("vhdcrypt keygen: %v\n%s", err, out)
+	}
+	img := filepath.Join(dir, "disk.raw")
+	if err := sampleimage.WriteFile(img, sampleimage.Options{Size: sampleimage.MinSize, Seed: 9}); err != nil {
+		t.Fatal(err)
+	}
+	enc := filepath.Join(dir, "disk.vhd")
+	out, err := exec.Command(bins["vhdcrypt"], "encrypt", "-in", img, "-out", enc, "-key-file", key, "-q").CombinedOutput()
+	if err != nil {
+		t.Fatalf("vhdcrypt encrypt: %v\n%s", err, out)
+	}
+	raw, err := os.ReadFile(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := leak.Find(string(out), raw); f != "" {
+		t.Errorf("vhdcrypt printed the key (%s)", f)
+	}
+	for _, p := range []string{key, enc} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s: mode %v under umask 0", filepath.Base(p), fi.Mode().Perm())
+		}
+	}
+	t.Logf("HARDEN secrets scope=vhdcrypt-files files=2 found=0")
+}
