@@ -142,7 +142,12 @@ func FuzzCOSURI(f *testing.F) {
 				t.Fatalf("ParseCOSURI(%q) accepted a region or bucket with a space or URL syntax: %+v", s, u)
 			}
 		}
+		// A URI built from valid parts (no '/' in region or bucket: they
+		// are path segments) parses back to them when it parses.
 		built := classic.COSURI{Region: region, Bucket: bucket, Object: object}
+		if strings.Contains(region+bucket, "/") {
+			return
+		}
 		if p, err := classic.ParseCOSURI(built.String()); err == nil && p != built {
 			t.Fatalf("COSURI%+v prints as %q, which parses as %+v", built, built.String(), p)
 		}
