@@ -89,6 +89,9 @@ type Client struct {
 	kp       *kp.Client
 	tokens   TokenSource
 	log      *slog.Logger
+	// transport is the one given by WithTransport or the client's own,
+	// for CloseIdleConnections.
+	transport http.RoundTripper
 }
 
 var _ KeyService = (*Client)(nil)
@@ -143,7 +146,17 @@ func New(rootKeyCRN string, tokens TokenSource, opts ...Option) (*Client, error)
 	// Per-attempt timeouts are the transport's; the whole call is bounded by
 	// the caller's context and the retry budget.
 	c.HttpClient.Timeout = 0
-	return &Client{crn: crn, endpoint: base, kp: c, tokens: tokens, log: o.log}, nil
+	return &Client{crn: crn, endpoint: base, kp: c, tokens: tokens, log: o.log, transport: rt}, nil
+}
+
+// CloseIdleConnections closes the keep-alive connections of the client's
+// transport that carry no request now (its own, or the one given with
+// WithTransport if that has a CloseIdleConnections method). The client
+// stays usable: later calls open new connections.
+func (c *Client) CloseIdleConnections() {
+	if ci, ok := c.transport.(interface{ CloseIdleConnections() }); ok {
+		ci.CloseIdleConnections()
+	}
 }
 
 // CRN returns the root key's parsed CRN.
