@@ -133,6 +133,16 @@ func NewAuthenticator(apiKey *secret.String, opts ...AuthOption) (*Authenticator
 	}, nil
 }
 
+// CloseIdleConnections closes the keep-alive connections to IAM that carry
+// no token request now: those of the Authenticator's own transport, or of
+// the one given with WithTransport if it has a CloseIdleConnections method.
+// The Authenticator stays usable, and its cached token stays valid.
+func (a *Authenticator) CloseIdleConnections() {
+	if ci, ok := a.transport.(interface{ CloseIdleConnections() }); ok {
+		ci.CloseIdleConnections()
+	}
+}
+
 // URL returns the IAM base URL in use.
 func (a *Authenticator) URL() string { return a.url }
 

@@ -128,6 +128,7 @@ type Client struct {
 	identity  *iamidentityv1.IamIdentityV1
 	policy    *iampolicymanagementv1.IamPolicyManagementV1
 	log       *slog.Logger
+	transport *http.Transport // identity's and policy's
 }
 
 // NewClient returns a Client for accountID, authenticating with auth. It
@@ -162,14 +163,23 @@ func NewClient(auth *Authenticator, accountID string, opts ...Option) (*Client, 
 	if err != nil {
 		return nil, fmt.Errorf("iam: creating the IAM Policy Management client: %w", err)
 	}
+	// One transport for both APIs (usually one host), so that
+	// CloseIdleConnections reaches every connection.
+	tr := endpoint.NewTransport()
 	for _, svc := range []*core.BaseService{identity.Service, policy.Service} {
-		svc.SetHTTPClient(&http.Client{Transport: endpoint.NewTransport()})
+		svc.SetHTTPClient(&http.Client{Transport: tr})
 		if o.maxRetries > 0 {
 			svc.EnableRetries(o.maxRetries, o.maxWait)
 		}
 	}
-	return &Client{accountID: accountID, auth: auth, identity: identity, policy: policy, log: o.log}, nil
+	return &Client{accountID: accountID, auth: auth, identity: identity, policy: policy, log: o.log, transport: tr}, nil
 }
+
+// CloseIdleConnections closes the keep-alive connections to the IAM
+// Identity and Policy Management APIs that carry no request now. The
+// client stays usable. The Authenticator's token connections are its own:
+// see Authenticator.CloseIdleConnections.
+func (c *Client) CloseIdleConnections() { c.transport.CloseIdleConnections() }
 
 // AccountID returns the account the client manages.
 func (c *Client) AccountID() string { return c.accountID }
