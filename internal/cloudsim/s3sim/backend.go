@@ -39,13 +39,55 @@ type fbucket struct {
 
 // fobject is one object: the concatenation of its files.
 type fobject struct {
-	key      string
-	meta     map[string]string
-	size     int64
-	hash     []byte
+	key  string
+	meta map[string]string
+	size int64
+	// hash is the MD5 of the content for an object stored by one PUT, and
+	// the MD5 of the parts' binary MD5s for a completed multipart upload.
+	hash []byte
+	// parts is the number of parts of a completed multipart upload, 0 for
+	// an object stored by one PUT.
+	parts    int
 	modified time.Time
 	files    []string
 	sizes    []int64
+}
+
+// etag is the object's ETag, quoted, as S3 and COS give it on HEAD, GET,
+// listings and completion: the hex MD5 of the content for a single PUT, and
+// for a multipart upload the hex MD5 of the concatenated binary MD5s of its
+// parts followed by "-" and the number of parts.
+func (o *fobject) etag() string {
+	if o.parts > 0 {
+		return fmt.Sprintf(`"%s-%d"`, hex.EncodeToString(o.hash), o.parts)
+	}
+	return gofakes3.FormatETag(o.hash)
+}
+
+// objectETag returns the quoted ETag of an object, and false when the
+// bucket or object does not exist.
+func (b *fileBackend) objectETag(bucket, key string) (string, bool) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	o, err := b.object(bucket, key)
+	if err != nil {
+		return "", false
+	}
+	return o.etag(), true
+}
+
+// fullETag turns the ETag gofakes3 wrote for an object (the hex of its
+// hash, quoted) into the object's ETag, adding the "-N" suffix of a
+// multipart object. Another ETag, that of an object replaced in between,
+// is returned unchanged.
+func (b *fileBackend) fullETag(bucket, key, written string) string {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	o, err := b.object(bucket, key)
+	if err != nil || gofakes3.FormatETag(o.hash) != written {
+		return written
+	}
+	return o.etag()
 }
 
 type fupload struct {
@@ -166,7 +208,7 @@ func (b *fileBackend) ListBucket(name string, prefix *gofakes3.Prefix, page gofa
 			o := bk.objects[k]
 			resp.Add(&gofakes3.Content{
 				Key: k, LastModified: gofakes3.NewContentTime(o.modified),
-				ETag: gofakes3.FormatETag(o.hash), Size: o.size, StorageClass: "STANDARD",
+				ETag: o.etag(), Size: o.size, StorageClass: "STANDARD",
 			})
 		}
 		cnt++
@@ -317,10 +359,17 @@ func (b *fileBackend) PutObject(bucket, key string, meta map[string]string, inpu
 	}
 	if conditions != nil {
 		info := &gofakes3.ConditionalObjectInfo{}
+		cond := *conditions
 		if old := bk.objects[key]; old != nil {
 			info.Exists, info.Hash = true, old.hash
+			// gofakes3 compares If-Match with the hex of the hash; a
+			// multipart object's ETag carries "-N" as well.
+			if cond.IfMatch != nil && sameETag(*cond.IfMatch, old.etag()) {
+				plain := gofakes3.FormatETag(old.hash)
+				cond.IfMatch = &plain
+			}
 		}
-		if err := gofakes3.CheckPutConditions(conditions, info); err != nil {
+		if err := gofakes3.CheckPutConditions(&cond, info); err != nil {
 			_ = os.Remove(path)
 			return gofakes3.PutObjectResult{}, err
 		}
@@ -362,8 +411,18 @@ func (b *fileBackend) DeleteMulti(bucket string, keys ...string) (gofakes3.Multi
 	return res, nil
 }
 
+// CopyObject copies through GetObject and PutObject. The copy is stored by
+// one PUT, so its ETag is the MD5 of its content, as S3 gives a copy made
+// by CopyObject; gofakes3's helper would report the source's hash.
 func (b *fileBackend) CopyObject(srcBucket, srcKey, dstBucket, dstKey string, meta map[string]string) (gofakes3.CopyObjectResult, error) {
-	return gofakes3.CopyObject(b, srcBucket, srcKey, dstBucket, dstKey, meta)
+	res, err := gofakes3.CopyObject(b, srcBucket, srcKey, dstBucket, dstKey, meta)
+	if err != nil {
+		return res, err
+	}
+	if etag, ok := b.objectETag(dstBucket, dstKey); ok {
+		res.ETag = etag
+	}
+	return res, nil
 }
 
 // Multipart uploads.
@@ -588,8 +647,9 @@ func (b *fileBackend) CompleteMultipartUpload(bucket, key string, id gofakes3.Up
 	}
 	delete(b.uploads, id)
 	sum := md5s.Sum(nil)
-	b.replaceLocked(bk, &fobject{key: key, meta: u.meta, size: total, hash: sum, modified: b.now(), files: files, sizes: sizes})
-	return "", fmt.Sprintf(`"%s-%d"`, hex.EncodeToString(sum), len(in.Parts)), nil
+	o := &fobject{key: key, meta: u.meta, size: total, hash: sum, parts: len(in.Parts), modified: b.now(), files: files, sizes: sizes}
+	b.replaceLocked(bk, o)
+	return "", o.etag(), nil
 }
 
 // pending counts the multipart uploads in progress in a bucket.

@@ -3,8 +3,10 @@ package s3sim_test
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"net/http"
@@ -407,4 +409,86 @@ type zeroReader struct{}
 func (zeroReader) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
+}
+
+// TestMultipartETag checks that a completed multipart object carries S3's
+// composite ETag (hex MD5 of the parts' binary MD5s, "-", part count) on
+// completion, HEAD, GET and listings, that If-Match and If-None-Match are
+// evaluated against it, and that single PUTs and copies keep the content
+// MD5.
+func TestMultipartETag(t *testing.T) {
+	f := newFixture(t)
+	require.NoError(t, f.s3.CreateBucket("images", ""))
+	c := f.hmacClient(t, secretKey)
+	bucket, key := aws.String("images"), aws.String("mp")
+	parts := [][]byte{bytes.Repeat([]byte("a"), s3sim.MinPartSize), []byte("the short last part")}
+	cr, err := c.CreateMultipartUpload(&s3.CreateMultipartUploadInput{Bucket: bucket, Key: key})
+	require.NoError(t, err)
+	var done []*s3.CompletedPart
+	var md5s []byte
+	for i, p := range parts {
+		sum := md5.Sum(p)
+		md5s = append(md5s, sum[:]...)
+		up, err := c.UploadPart(&s3.UploadPartInput{Bucket: bucket, Key: key, UploadId: cr.UploadId,
+			PartNumber: aws.Int64(int64(i + 1)), Body: bytes.NewReader(p)})
+		require.NoError(t, err)
+		require.Equal(t, `"`+hex.EncodeToString(sum[:])+`"`, aws.StringValue(up.ETag), "a part's ETag is its MD5")
+		done = append(done, &s3.CompletedPart{PartNumber: aws.Int64(int64(i + 1)), ETag: up.ETag})
+	}
+	composite := md5.Sum(md5s)
+	want := `"` + hex.EncodeToString(composite[:]) + `-2"`
+
+	cm, err := c.CompleteMultipartUpload(&s3.CompleteMultipartUploadInput{Bucket: bucket, Key: key, UploadId: cr.UploadId,
+		MultipartUpload: &s3.CompletedMultipartUpload{Parts: done}})
+	require.NoError(t, err)
+	require.Equal(t, want, aws.StringValue(cm.ETag))
+
+	head, err := c.HeadObject(&s3.HeadObjectInput{Bucket: bucket, Key: key})
+	require.NoError(t, err)
+	require.Equal(t, want, aws.StringValue(head.ETag))
+	require.EqualValues(t, len(parts[0])+len(parts[1]), aws.Int64Value(head.ContentLength))
+
+	get, err := c.GetObject(&s3.GetObjectInput{Bucket: bucket, Key: key, IfMatch: aws.String(want), Range: aws.String("bytes=5242878-5242881")})
+	require.NoError(t, err)
+	b, err := io.ReadAll(get.Body)
+	require.NoError(t, get.Body.Close())
+	require.NoError(t, err)
+	require.Equal(t, "aath", string(b))
+	require.Equal(t, want, aws.StringValue(get.ETag))
+
+	list, err := c.ListObjectsV2(&s3.ListObjectsV2Input{Bucket: bucket})
+	require.NoError(t, err)
+	require.Len(t, list.Contents, 1)
+	require.Equal(t, want, aws.StringValue(list.Contents[0].ETag))
+
+	// Conditions are evaluated against the composite ETag.
+	plain := `"` + hex.EncodeToString(composite[:]) + `"`
+	_, err = c.GetObject(&s3.GetObjectInput{Bucket: bucket, Key: key, IfMatch: aws.String(plain)})
+	require.Equal(t, "PreconditionFailed", awsCode(t, err))
+	_, err = c.HeadObject(&s3.HeadObjectInput{Bucket: bucket, Key: key, IfMatch: aws.String(plain)})
+	var rf awserr.RequestFailure
+	require.ErrorAs(t, err, &rf)
+	require.Equal(t, http.StatusPreconditionFailed, rf.StatusCode())
+	_, err = c.GetObject(&s3.GetObjectInput{Bucket: bucket, Key: key, IfNoneMatch: aws.String(want)})
+	require.ErrorAs(t, err, &rf)
+	require.Equal(t, http.StatusNotModified, rf.StatusCode())
+	get, err = c.GetObject(&s3.GetObjectInput{Bucket: bucket, Key: key, IfNoneMatch: aws.String(plain)})
+	require.NoError(t, err)
+	require.NoError(t, get.Body.Close())
+
+	// A single PUT's ETag, and a copy's, is the MD5 of the content.
+	body := []byte("one put")
+	sum := md5.Sum(body)
+	_, err = c.PutObject(&s3.PutObjectInput{Bucket: bucket, Key: aws.String("single"), Body: bytes.NewReader(body)})
+	require.NoError(t, err)
+	head, err = c.HeadObject(&s3.HeadObjectInput{Bucket: bucket, Key: aws.String("single")})
+	require.NoError(t, err)
+	require.Equal(t, `"`+hex.EncodeToString(sum[:])+`"`, aws.StringValue(head.ETag))
+
+	cp, err := c.CopyObject(&s3.CopyObjectInput{Bucket: bucket, Key: aws.String("copy"), CopySource: aws.String("images/mp")})
+	require.NoError(t, err)
+	head, err = c.HeadObject(&s3.HeadObjectInput{Bucket: bucket, Key: aws.String("copy")})
+	require.NoError(t, err)
+	require.NotContains(t, aws.StringValue(head.ETag), "-", "a copy is stored whole")
+	require.Equal(t, aws.StringValue(head.ETag), aws.StringValue(cp.CopyObjectResult.ETag))
 }
