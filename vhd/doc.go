@@ -16,8 +16,11 @@
 // images read it); a dynamic disk whose last footer is damaged opens with
 // the copy at offset 0 and Check reports it; tapdisk's batmap wins over a
 // block's bitmap when it marks the block full, as in tapdisk; native block
-// sizes from 512 bytes to 256 MiB are read; a 0-byte dynamic disk can be
-// written but a 0-byte fixed one cannot (qemu-img cannot open it).
+// sizes from 512 bytes to 256 MiB are read, each block's sector bitmap
+// taking at least one sector (for blocks below 4 KiB too, as in tapdisk;
+// qemu-img 7.2 gives those no bitmap sector and reads them differently);
+// a 0-byte dynamic disk can be written but a 0-byte fixed one cannot
+// (qemu-img cannot open it).
 //
 // Writing: NewWriter writes a tapdisk-style dynamic VHD (creator "tap" 1.3,
 // BAT, batmap, optional key hash, block data 4 KiB aligned) as a pure stream

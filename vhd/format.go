@@ -431,3 +431,11 @@ func printable(b []byte) string {
 
 // padSector rounds n up to a multiple of SectorSize.
 func padSector(n int64) int64 { return (n + SectorSize - 1) &^ (SectorSize - 1) }
+
+// nativeBitmapBytes is the size in the file of the sector bitmap that
+// precedes the data of a native block of bs bytes: one bit per sector,
+// rounded up to whole bytes, then padded to a whole sector (VHD
+// specification, "Block Format"; tapdisk's libvhd never rounds it to zero
+// either). A native block below 4 KiB has fewer than 8 sectors, so its
+// bitmap is less than a byte yet still takes one sector before the data.
+func nativeBitmapBytes(bs int64) int64 { return padSector((bs/SectorSize + 7) / 8) }

@@ -82,7 +82,7 @@ func buildVHD(t testing.TB, raw []byte, bs int, creator string, order []int) []b
 	t.Helper()
 	size := int64(len(raw))
 	n := int((size + int64(bs) - 1) / int64(bs))
-	bitmapBytes := int(padSector(int64(bs / SectorSize / 8)))
+	bitmapBytes := int(padSector(int64((bs/SectorSize + 7) / 8))) // one bit per sector, whole bytes, whole sectors
 	batLen := int(padSector(int64(n) * 4))
 	if order == nil {
 		for j := range n {

@@ -282,7 +282,7 @@ func (img *Image) useHeader(hb []byte, ho int64) (dynLayout, error) {
 		return d, formatErr(ho+0x20, "header.block_size", ErrUnsupported, "block size %d is outside %d..%d bytes", bs, MinNativeBlockSize, MaxNativeBlockSize)
 	}
 	img.nb = bs
-	img.bitmapBytes = padSector(bs / SectorSize / 8)
+	img.bitmapBytes = nativeBitmapBytes(bs)
 	d.needed = (img.size + bs - 1) / bs
 	if d.needed > MaxBATEntries {
 		return d, formatErr(ho+0x20, "header.block_size", ErrUnsupported, "a %d-byte disk of %d-byte blocks needs %d BAT entries, more than the %d this reader accepts", img.size, bs, d.needed, MaxBATEntries)
