@@ -92,7 +92,9 @@ func WithPrivateEndpoint() Option { return WithEndpoint(PrivateEndpoint) }
 // WithHTTPClient sets the HTTP client whose Transport (and redirect policy)
 // carries the requests. Its Timeout is ignored: see WithRequestTimeout.
 // A Transport that skips TLS certificate verification makes New fail.
-// Default: http.DefaultTransport.
+// Default: a transport of the client's own (TLS 1.2 or later, the proxy
+// environment variables), which CloseIdleConnections can empty without
+// touching anyone else's connections.
 func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.httpClient = c } }
 
 // WithLogger sets the logger for debug messages (polls, retries). Default:
@@ -128,6 +130,9 @@ type Client struct {
 	creds    Credentials
 	opts     options
 	endpoint string
+	// transport carries every request: the WithHTTPClient client's (nil
+	// meaning http.DefaultTransport) or the client's own.
+	transport http.RoundTripper
 
 	osMu    sync.Mutex
 	osCodes map[string]string // reference code -> name, nil until loaded
@@ -175,7 +180,21 @@ func New(creds Credentials, opts ...Option) (*Client, error) {
 	if o.logger == nil {
 		o.logger = slog.New(slog.DiscardHandler)
 	}
-	return &Client{creds: creds, opts: o, endpoint: ep}, nil
+	var rt http.RoundTripper
+	if o.httpClient != nil {
+		rt = o.httpClient.Transport
+	} else {
+		rt = endpoint.NewTransport()
+	}
+	return &Client{creds: creds, opts: o, endpoint: ep, transport: rt}, nil
+}
+
+// CloseIdleConnections closes the keep-alive connections that carry no
+// request now, as http.Client.CloseIdleConnections does for the client's
+// transport: its own, or that of the client given with WithHTTPClient
+// (which may be shared). The client stays usable.
+func (c *Client) CloseIdleConnections() {
+	(&http.Client{Transport: c.transport}).CloseIdleConnections()
 }
 
 // Endpoint returns the REST endpoint the client talks to.
@@ -200,9 +219,8 @@ func checkEndpoint(raw string) (string, error) {
 // into the session it is given. The session is dropped after the call, and
 // Debug logging (which prints request bodies) stays off.
 func (c *Client) session(ctx context.Context) *session.Session {
-	hc := &http.Client{}
+	hc := &http.Client{Transport: c.transport}
 	if c.opts.httpClient != nil {
-		hc.Transport = c.opts.httpClient.Transport
 		hc.CheckRedirect = c.opts.httpClient.CheckRedirect
 		hc.Jar = c.opts.httpClient.Jar
 	}
