@@ -80,7 +80,9 @@ func (e *StreamError) Error() string {
 type CloudLogsOption func(*CloudLogs)
 
 // WithHTTPClient sets the HTTP client of the queries (default: a client
-// over http.DefaultTransport).
+// over a transport of the CloudLogs' own, TLS 1.2 or later, which
+// CloseIdleConnections can empty without touching anyone else's
+// connections).
 func WithHTTPClient(hc *http.Client) CloudLogsOption {
 	return func(c *CloudLogs) {
 		if hc != nil {
@@ -158,7 +160,7 @@ func NewCloudLogs(instanceURL string, auth core.Authenticator, opts ...CloudLogs
 	if auth == nil {
 		return nil, errors.New("audit: Cloud Logs needs an authenticator")
 	}
-	c := &CloudLogs{endpoint: ep, auth: auth, hc: &http.Client{}, limit: DefaultQueryLimit,
+	c := &CloudLogs{endpoint: ep, auth: auth, hc: &http.Client{Transport: endpoint.NewTransport()}, limit: DefaultQueryLimit,
 		attempts: DefaultQueryAttempts, retryBase: time.Second, log: slog.New(slog.DiscardHandler)}
 	for _, f := range opts {
 		f(c)
@@ -168,6 +170,13 @@ func NewCloudLogs(instanceURL string, auth core.Authenticator, opts ...CloudLogs
 	}
 	return c, nil
 }
+
+// CloseIdleConnections closes the keep-alive connections of the query
+// client that carry no request now, as http.Client.CloseIdleConnections
+// does (with WithHTTPClient, that client's transport, which may be
+// shared). The CloudLogs stays usable; the authenticator's connections are
+// its own.
+func (c *CloudLogs) CloseIdleConnections() { c.hc.CloseIdleConnections() }
 
 // NewIAMAuthenticator returns go-sdk-core's IAM API key authenticator with
 // the token URL base iamURL ("" means DefaultIAMURL; https, or http to a
