@@ -92,6 +92,10 @@ type Clients struct {
 	// Audit reads the classic event log and, with
 	// Endpoints.ActivityTracker, Activity Tracker events.
 	Audit *audit.Reader
+
+	// cloudLogs is Audit's Activity Tracker source, nil without
+	// Endpoints.ActivityTracker, for Close.
+	cloudLogs *audit.CloudLogs
 }
 
 // Connect makes the clients for c. It makes no request; a wrong key or an
@@ -190,15 +194,40 @@ func Connect(c Cloud) (*Clients, error) {
 			return nil, err
 		}
 		sources = append(sources, logs)
+		cl.cloudLogs = logs
 	}
 	cl.Audit = audit.NewReader(sources)
 	return cl, nil
 }
 
-// Close releases idle connections.
+// Close closes the keep-alive connections that the clients Connect made
+// keep open between requests: the IAM token exchange's, the key service's,
+// the IAM APIs', COS's (its IAM token exchange included), the classic
+// API's and Activity Tracker's. Each client has a transport of its own, so
+// no one else's connections are touched. Requests in flight are not
+// interrupted, and the clients stay usable: a later call opens new
+// connections. Close on nil does nothing.
 func (c *Clients) Close() {
-	if c != nil && c.COS != nil {
+	if c == nil {
+		return
+	}
+	if c.Auth != nil {
+		c.Auth.CloseIdleConnections()
+	}
+	if c.Keys != nil {
+		c.Keys.CloseIdleConnections()
+	}
+	if c.IAM != nil {
+		c.IAM.CloseIdleConnections()
+	}
+	if c.COS != nil {
 		c.COS.CloseIdleConnections()
+	}
+	if c.Classic != nil {
+		c.Classic.CloseIdleConnections()
+	}
+	if c.cloudLogs != nil {
+		c.cloudLogs.CloseIdleConnections()
 	}
 }
 
