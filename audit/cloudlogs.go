@@ -181,7 +181,9 @@ func (c *CloudLogs) CloseIdleConnections() { c.hc.CloseIdleConnections() }
 // NewIAMAuthenticator returns go-sdk-core's IAM API key authenticator with
 // the token URL base iamURL ("" means DefaultIAMURL; https, or http to a
 // loopback address) and HTTP client hc (nil: its default; it must verify
-// TLS certificates).
+// TLS certificates). The token connections are the returned
+// authenticator's Client's (go-sdk-core sets it on first use when hc is
+// nil): its CloseIdleConnections releases them.
 func NewIAMAuthenticator(apiKey *secret.String, iamURL string, hc *http.Client) (*core.IamAuthenticator, error) {
 	if apiKey.Empty() {
 		return nil, errors.New("audit: no API key for IAM")
