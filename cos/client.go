@@ -29,6 +29,9 @@ const DefaultIAMTokenURL = "https://iam.cloud.ibm.com/identity/token"
 // DefaultMaxRetries is how many times the SDK itself retries one request
 // (throttling, 5xx, connection errors) before the caller sees the error. The
 // upload engine retries a failed part on top of this (WithPartAttempts).
+// CreateMultipartUpload is the exception: the engine sends it without SDK
+// retries and retries it itself, because a retry after a lost answer
+// creates a second upload.
 const DefaultMaxRetries = 3
 
 // EndpointType selects which of a region's COS endpoints a client uses.

@@ -42,6 +42,14 @@
 //     also after cancellation, and Resume then sends only what is missing
 //     (after checking what is there). WithCheckpoint saves the state as the
 //     upload goes, for a process that may be killed.
+//   - Lost answers: a request can do its work on the server and still fail
+//     at the client (the connection drops before the answer arrives).
+//     CreateMultipartUpload is not idempotent, so it is sent without the
+//     SDK's retries and retried here; after an attempt whose outcome was not
+//     seen, the uploads of the key that appeared meanwhile are aborted,
+//     found by comparing the key's pending uploads before and after (no
+//     clocks), and never adopted; when more appeared than attempts could
+//     have made, another uploader is at work and none is aborted.
 //
 // # What this package does NOT do
 //

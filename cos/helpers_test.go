@@ -123,8 +123,8 @@ func newFake(t testing.TB, wrap ...func(http.Handler) http.Handler) *backend {
 
 // newVersity starts versitygw and, when inj is not nil, a fault-injecting
 // proxy in front of it; the client talks to the proxy. The request log
-// counts what reaches the proxy.
-func newVersity(t testing.TB, inj *faults.Injector) *backend {
+// counts what reaches the proxy; wrap goes in front of it.
+func newVersity(t testing.TB, inj *faults.Injector, wrap ...func(http.Handler) http.Handler) *backend {
 	t.Helper()
 	s := versitygw.Start(t)
 	b := &backend{name: "versitygw", reqs: &requestLog{}}
@@ -135,7 +135,11 @@ func newVersity(t testing.TB, inj *faults.Injector) *backend {
 	require.NoError(t, err)
 	proxy := faults.NewProxy(target, inj, "s3")
 	t.Cleanup(proxy.Close)
-	srv := httptest.NewServer(b.reqs.middleware(proxy))
+	h := b.reqs.middleware(proxy)
+	for _, w := range wrap {
+		h = w(h)
+	}
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	b.url = srv.URL
 	b.client = testClient(t, srv.URL)

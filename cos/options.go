@@ -63,7 +63,9 @@ func WithConcurrency(n int) Option { return func(o *options) { o.concurrency = n
 
 // WithPartAttempts sets how many times a part (or a download range) is
 // sent before the transfer fails. Each attempt is itself retried by the SDK
-// (Config.MaxRetries). Default DefaultPartAttempts.
+// (Config.MaxRetries). CreateMultipartUpload, which is not idempotent, is
+// sent this many times without SDK retries (see the package doc on lost
+// answers). Default DefaultPartAttempts.
 func WithPartAttempts(n int) Option { return func(o *options) { o.partAttempts = n } }
 
 // WithProgress reports progress. For uploads done is the number of bytes

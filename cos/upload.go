@@ -528,27 +528,6 @@ func (u *uploader) metadata() map[string]*string {
 	return m
 }
 
-func (u *uploader) create(ctx context.Context) error {
-	in := &s3.CreateMultipartUploadInput{
-		Bucket:   aws.String(u.bucket),
-		Key:      aws.String(u.key),
-		Metadata: u.metadata(),
-	}
-	if u.o.contentType != "" {
-		in.ContentType = aws.String(u.o.contentType)
-	}
-	out, err := u.c.s3.CreateMultipartUploadWithContext(ctx, in)
-	if err != nil {
-		return fmt.Errorf("creating multipart upload: %w", err)
-	}
-	u.uploadID = aws.StringValue(out.UploadId)
-	u.log.Debug("cos: multipart upload created", "upload_id", u.uploadID, "part_size", u.partSize)
-	u.mu.Lock()
-	u.checkpointLocked()
-	u.mu.Unlock()
-	return nil
-}
-
 // unsignedPayload tells the SigV4 signer not to hash the body: the body is
 // covered by Content-MD5, which the server checks, and the connection by
 // TLS (or loopback), so a second pass over every byte buys nothing.
