@@ -49,7 +49,11 @@
 //     seen, the uploads of the key that appeared meanwhile are aborted,
 //     found by comparing the key's pending uploads before and after (no
 //     clocks), and never adopted; when more appeared than attempts could
-//     have made, another uploader is at work and none is aborted.
+//     have made, another uploader is at work and none is aborted. When the
+//     answer to CompleteMultipartUpload is lost and the upload is then gone,
+//     the object is accepted only if its HEAD shows the size, the composite
+//     ETag and the stored SHA-256 (when WithSHA256 stored one) of what was
+//     sent; otherwise the error wraps ErrVerify.
 //
 // # What this package does NOT do
 //

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -182,6 +183,75 @@ func TestLostCreateAnswerWithConcurrentUploader(t *testing.T) {
 	require.Zero(t, be.reqs.count("AbortMultipartUpload"))
 	require.Len(t, pendingIDList(t, be.client, bucket), 2, "ours from the lost answer and the other uploader's")
 	require.Contains(t, logs.String(), "another uploader is writing it, so none is aborted")
+}
+
+// TestLostCompleteAnswer: the server completes the upload but the answer
+// is lost. The SDK's retry meets NoSuchUpload (or, when every answer is
+// lost, the engine finds the upload gone), and the object is accepted once
+// its HEAD matches what was sent, without sending any part again.
+func TestLostCompleteAnswer(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		lose int
+		sha  bool
+	}{
+		{"first-answer", 1, false},
+		{"every-answer", 100, false},
+		{"with-sha256", 1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lose := &loseAnswers{op: "CompleteMultipartUpload", n: tc.lose}
+			be := newVersity(t, nil, lose.middleware)
+			bucket := mkBucket(t, be.client)
+			data := prngBytes(t, 34, 2*ps+11)
+			opts := []Option{WithPartSize(ps), fastRetries}
+			if tc.sha {
+				opts = append(opts, WithSHA256(sha256Hex(data)))
+			}
+			res, err := be.client.Upload(t.Context(), bucket, "k", bytes.NewReader(data), int64(len(data)), opts...)
+			require.NoError(t, err)
+			require.True(t, res.Verified)
+			require.True(t, res.ETagVerified)
+			require.Equal(t, tc.sha, res.SHA256Stored)
+			require.True(t, strings.HasSuffix(res.ETag, "-3"), res.ETag)
+			require.Equal(t, 3, be.reqs.count("UploadPart"), "no part is sent twice")
+			require.Equal(t, min(tc.lose, 1+DefaultMaxRetries), lose.count())
+			require.Empty(t, pendingIDList(t, be.client, bucket))
+			downloadBoth(t, be.client, bucket, "k", data)
+		})
+	}
+}
+
+// TestLostCompleteAnswerNotOurObject: the answer to completing is lost and
+// by the time the client looks, the key holds another object (or, on
+// gofakes3, whose HEAD gives the whole object's MD5 instead of the
+// composite ETag, an object that cannot be recognised): the upload is not
+// accepted.
+func TestLostCompleteAnswerNotOurObject(t *testing.T) {
+	t.Run("replaced", func(t *testing.T) {
+		lose := &loseAnswers{op: "CompleteMultipartUpload", n: 1}
+		be := newVersity(t, nil, lose.middleware)
+		bucket := mkBucket(t, be.client)
+		other := testClient(t, be.url)
+		lose.after = func() { // on the server's goroutine: t.Errorf, not require
+			_, err := other.SDK().PutObject(&s3.PutObjectInput{
+				Bucket: aws.String(bucket), Key: aws.String("k"), Body: strings.NewReader("someone else's object")})
+			if err != nil {
+				t.Errorf("replacing the object: %v", err)
+			}
+		}
+		data := prngBytes(t, 35, 2*ps)
+		_, err := be.client.Upload(t.Context(), bucket, "k", bytes.NewReader(data), int64(len(data)), WithPartSize(ps), fastRetries)
+		require.ErrorIs(t, err, ErrVerify)
+	})
+	t.Run("gofakes3", func(t *testing.T) {
+		lose := &loseAnswers{op: "CompleteMultipartUpload", n: 1}
+		be := newFake(t, lose.middleware)
+		bucket := mkBucket(t, be.client)
+		data := prngBytes(t, 36, 2*ps)
+		_, err := be.client.Upload(t.Context(), bucket, "k", bytes.NewReader(data), int64(len(data)), WithPartSize(ps), fastRetries)
+		require.ErrorIs(t, err, ErrVerify)
+	})
 }
 
 // syncBuffer is a log sink shared by goroutines.

@@ -682,22 +682,9 @@ func (u *uploader) complete(ctx context.Context, last int) (*Result, error) {
 	}
 	want := fmt.Sprintf("%x-%d", composite.Sum(nil), last)
 
-	out, err := u.c.s3.CompleteMultipartUploadWithContext(ctx, &s3.CompleteMultipartUploadInput{
-		Bucket:          aws.String(u.bucket),
-		Key:             aws.String(u.key),
-		UploadId:        aws.String(u.uploadID),
-		MultipartUpload: &s3.CompletedMultipartUpload{Parts: list},
-	})
-	var etag string
-	switch {
-	case err == nil:
-		etag = trimETag(aws.StringValue(out.ETag))
-	case errorCode(err) == s3.ErrCodeNoSuchUpload:
-		// An earlier attempt may have completed it and lost the answer;
-		// the verification below decides whether the object is ours.
-		u.log.Info("cos: upload gone at completion; checking the object", "upload_id", u.uploadID)
-	default:
-		return nil, fmt.Errorf("completing multipart upload: %w", err)
+	etag, lost, err := u.sendComplete(ctx, list)
+	if err != nil {
+		return nil, err
 	}
 	u.completed = true
 	u.log.Debug("cos: multipart upload completed", "upload_id", u.uploadID, "parts", last)
@@ -705,6 +692,12 @@ func (u *uploader) complete(ctx context.Context, last int) (*Result, error) {
 	head, err := u.c.head(ctx, u.bucket, u.key)
 	if err != nil {
 		return nil, fmt.Errorf("checking the completed object: %w", err)
+	}
+	if lost && md5ETags == 0 && u.o.sha256 == "" {
+		// Nothing identifies the object as ours: its ETag is not an MD5
+		// and no digest was stored with it.
+		return nil, fmt.Errorf("%w: the answer to completing upload %s was lost, and with ETags that are not MD5s (%q) and no stored SHA-256 (WithSHA256) the object cannot be recognised as the one sent",
+			ErrVerify, u.uploadID, head.ETag)
 	}
 	if etag == "" {
 		etag = head.ETag
@@ -727,6 +720,48 @@ func (u *uploader) complete(ctx context.Context, last int) (*Result, error) {
 		return nil, err
 	}
 	return res, nil
+}
+
+// sendComplete sends CompleteMultipartUpload, each attempt retried by the
+// SDK and failed attempts again up to WithPartAttempts times. It returns
+// the ETag the server answered, or lost set when the answer was lost and
+// the upload is gone: an earlier request (an SDK retry, or an attempt that
+// failed with a transport error or a 5xx after the server did the work)
+// may have completed it. The caller then recognises the object as ours by
+// its HEAD (size, composite ETag, stored SHA-256) or fails with ErrVerify,
+// never uploading it again unchecked. An upload that still exists after a
+// failed attempt was not completed, and completing it is tried again.
+func (u *uploader) sendComplete(ctx context.Context, list []*s3.CompletedPart) (etag string, lost bool, err error) {
+	err = u.c.attempt(ctx, u.o, u.log, "complete", func() error {
+		out, err := u.c.s3.CompleteMultipartUploadWithContext(ctx, &s3.CompleteMultipartUploadInput{
+			Bucket:          aws.String(u.bucket),
+			Key:             aws.String(u.key),
+			UploadId:        aws.String(u.uploadID),
+			MultipartUpload: &s3.CompletedMultipartUpload{Parts: list},
+		})
+		switch {
+		case err == nil:
+			etag = trimETag(aws.StringValue(out.ETag))
+			return nil
+		case errorCode(err) == s3.ErrCodeNoSuchUpload:
+			lost = true
+			u.log.Info("cos: upload gone at completion; checking the object", "upload_id", u.uploadID)
+			return nil
+		case !retryable(err):
+			return err
+		}
+		_, lerr := u.c.listParts(ctx, u.bucket, u.key, u.uploadID)
+		if errors.Is(lerr, ErrUploadGone) {
+			lost = true
+			u.log.Info("cos: completion failed but the upload is gone; checking the object", "upload_id", u.uploadID, "err", err)
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return "", false, fmt.Errorf("completing multipart upload: %w", err)
+	}
+	return etag, lost, nil
 }
 
 // verifyHead checks the object's size and stored SHA-256.
