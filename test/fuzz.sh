@@ -11,6 +11,9 @@
 #                        the Go cache into each package's testdata/fuzz, so
 #                        that plain `go test` (and CI) runs them as seeds
 #   FUZZ_LOG_DIR=DIR     where each target's output goes (default: a temp dir)
+#   FUZZ_MINIMIZE=D      time spent minimizing each new input (default 5s; Go's
+#                        default, 60s, can eat most of a short run for targets
+#                        whose executions take milliseconds)
 #
 # Each target also prints a parseable line for test/harden.sh:
 #   HARDEN fuzz target=<pkg>.<Fuzz> seconds=S execs=N new=K failures=F
@@ -20,6 +23,7 @@ set -euo pipefail
 
 dur=${1:-10m}
 par=${FUZZ_PARALLEL:-1}
+minimize=${FUZZ_MINIMIZE:-5s}
 filter=${FUZZ_TARGETS:-.}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -49,7 +53,7 @@ while read -r dir name; do
 	log="$logdir/$(echo "$id" | tr '/' '_').log"
 	start=$(date +%s)
 	status=0
-	go test -run='^$' -fuzz="^${name}\$" -fuzztime="$dur" -parallel="$par" "./$dir" >"$log" 2>&1 || status=$?
+	go test -run='^$' -fuzz="^${name}\$" -fuzztime="$dur" -fuzzminimizetime="$minimize" -parallel="$par" "./$dir" >"$log" 2>&1 || status=$?
 	secs=$(($(date +%s) - start))
 	last=$(grep -E '^fuzz: elapsed:' "$log" | tail -1 || true)
 	execs=$(echo "$last" | sed -nE 's/.*execs: ([0-9]+).*/\1/p')
