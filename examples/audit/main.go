@@ -44,10 +44,12 @@ import (
 	"github.com/e2eimage/e2eimage/audit"
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/internal/nocore"
 	"github.com/e2eimage/e2eimage/internal/secret"
 )
 
 func main() {
+	_ = nocore.Disable() // no core file may hold a DEK or an API key
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv, time.Now)
 	stop()

@@ -48,9 +48,11 @@ import (
 	"syscall"
 
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
+	"github.com/e2eimage/e2eimage/internal/nocore"
 )
 
 func main() {
+	_ = nocore.Disable() // no core file may hold a DEK or an API key
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
