@@ -111,8 +111,9 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 // 0 retries disables retrying. The bound is per Client (go-sdk-core's
 // EnableRetries), not process-wide. A create retried after a 5xx that IAM
 // had in fact carried out can leave a duplicate: a duplicate policy is
-// refused (409, then found), a duplicate service ID is tolerated
-// (FindServiceID uses the oldest).
+// refused (409, then found); of duplicate service IDs the oldest is kept and
+// the ones that appeared during the create are deleted (see
+// EnsureServiceID).
 func WithRetries(n int, maxWait time.Duration) Option {
 	return func(o *options) { o.maxRetries, o.maxWait = n, maxWait }
 }

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,7 +30,28 @@ type ServiceID struct {
 // none. IAM does not keep names unique; when several exist, the oldest is
 // returned (so repeated runs agree) and a warning is logged.
 func (c *Client) FindServiceID(ctx context.Context, name string) (*ServiceID, error) {
-	var found []iamidentityv1.ServiceID
+	found, err := c.serviceIDsNamed(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if len(found) == 0 {
+		return nil, nil
+	}
+	if len(found) > 1 {
+		c.log.LogAttrs(ctx, slog.LevelWarn, "iam: several service IDs share the name; using the oldest",
+			slog.String("name", name), slog.Int("count", len(found)), slog.String("id", found[0].ID))
+	}
+	return &found[0], nil
+}
+
+// serviceIDsNamed lists the service IDs called name, oldest first (IAM's
+// created_at order; equal times keep IAM's order).
+func (c *Client) serviceIDsNamed(ctx context.Context, name string) ([]ServiceID, error) {
+	type entry struct {
+		sid     ServiceID
+		created time.Time
+	}
+	var found []entry
 	opts := &iamidentityv1.ListServiceIdsOptions{
 		AccountID: &c.accountID,
 		Name:      &name,
@@ -41,9 +64,14 @@ func (c *Client) FindServiceID(ctx context.Context, name string) (*ServiceID, er
 			return nil, apiError("listing service IDs named "+name, resp, err)
 		}
 		for _, s := range list.Serviceids {
-			if deref(s.Name) == name { // the name filter is applied here too
-				found = append(found, s)
+			if deref(s.Name) != name { // the name filter is applied here too
+				continue
 			}
+			e := entry{sid: ServiceID{ID: deref(s.ID), IAMID: deref(s.IamID), CRN: deref(s.CRN), Name: name}}
+			if s.CreatedAt != nil {
+				e.created = time.Time(*s.CreatedAt)
+			}
+			found = append(found, e)
 		}
 		tok := pageToken(list.Next)
 		if tok == "" || len(list.Serviceids) == 0 {
@@ -51,20 +79,17 @@ func (c *Client) FindServiceID(ctx context.Context, name string) (*ServiceID, er
 		}
 		opts.Pagetoken = &tok
 	}
-	if len(found) == 0 {
-		return nil, nil
-	}
-	oldest := found[0]
-	for _, s := range found[1:] {
-		if s.CreatedAt != nil && oldest.CreatedAt != nil && time.Time(*s.CreatedAt).Before(time.Time(*oldest.CreatedAt)) {
-			oldest = s
+	slices.SortStableFunc(found, func(a, b entry) int {
+		if a.created.IsZero() || b.created.IsZero() {
+			return 0 // no time to compare: keep IAM's order
 		}
+		return a.created.Compare(b.created)
+	})
+	out := make([]ServiceID, len(found))
+	for i, e := range found {
+		out[i] = e.sid
 	}
-	if len(found) > 1 {
-		c.log.LogAttrs(ctx, slog.LevelWarn, "iam: several service IDs share the name; using the oldest",
-			slog.String("name", name), slog.Int("count", len(found)), slog.String("id", deref(oldest.ID)))
-	}
-	return &ServiceID{ID: deref(oldest.ID), IAMID: deref(oldest.IamID), CRN: deref(oldest.CRN), Name: name}, nil
+	return out, nil
 }
 
 // APIKeys lists the IDs and names of the API keys of an identity (never
@@ -132,7 +157,11 @@ type ServiceIDResult struct {
 // EnsureServiceID finds the service ID called spec.Name or creates it, and
 // makes sure the caller ends up holding one of its API keys:
 //
-//   - a new service ID is created with an API key;
+//   - a new service ID is created with an API key; when the create was
+//     carried out more than once (a retry after a lost answer), the oldest
+//     service ID of the name is kept, the same one FindServiceID returns,
+//     and the others that appeared since the lookup are deleted (Note says
+//     so);
 //   - for an existing service ID, spec.KnownAPIKey is checked (it must
 //     authenticate as this service ID) and returned;
 //   - otherwise a new API key is created, because IAM never returns the
@@ -184,36 +213,79 @@ func (c *Client) EnsureServiceID(ctx context.Context, spec ServiceIDSpec) (*Serv
 	return res, nil
 }
 
+// createServiceID creates the service ID called spec.Name, which the lookup
+// just before found missing, and gives it an API key.
+//
+// The create is not idempotent: when its answer is lost after IAM carried
+// it out, go-sdk-core retries and a second service ID of the same name
+// appears, and FindServiceID (the oldest) would then disagree with the one
+// returned here. So after the create the name is listed again and the
+// oldest service ID is used; the others, which all appeared after our
+// lookup found none, are deleted. A concurrent creator whose service ID is
+// deleted this way converges the same way: its own re-listing shows the
+// older one. (Only equal created_at times could make two creators pick
+// different ones; IAM stamps them to the millisecond.)
+//
+// The API key is created separately, not inline with the service ID, so
+// that a service ID lost and found again carries no key whose value
+// nobody holds.
 func (c *Client) createServiceID(ctx context.Context, spec ServiceIDSpec, keyName string) (*ServiceIDResult, error) {
 	opts := c.identity.NewCreateServiceIDOptions(c.accountID, spec.Name)
 	if spec.Description != "" {
 		opts.SetDescription(spec.Description)
 	}
-	opts.SetApikey(&iamidentityv1.APIKeyInsideCreateServiceIDRequest{
-		Name:        core.StringPtr(keyName),
-		Description: core.StringPtr("e2eimage: imports encrypted images for " + spec.Name),
-		StoreValue:  core.BoolPtr(false),
-	})
 	s, resp, err := c.identity.CreateServiceIDWithContext(ctx, opts)
 	if err != nil {
 		return nil, apiError("creating service ID "+spec.Name, resp, err)
 	}
-	res := &ServiceIDResult{
-		ServiceID: ServiceID{ID: deref(s.ID), IAMID: deref(s.IamID), CRN: deref(s.CRN), Name: spec.Name},
-		Created:   true,
+	created := ServiceID{ID: deref(s.ID), IAMID: deref(s.IamID), CRN: deref(s.CRN), Name: spec.Name}
+	c.log.LogAttrs(ctx, slog.LevelInfo, "iam: created service ID", slog.String("name", spec.Name), slog.String("id", created.ID))
+	res := &ServiceIDResult{ServiceID: created, Created: true}
+	all, err := c.serviceIDsNamed(ctx, spec.Name)
+	if err != nil {
+		return nil, fmt.Errorf("iam: checking for duplicates of the service ID just created: %w", err)
 	}
-	c.log.LogAttrs(ctx, slog.LevelInfo, "iam: created service ID", slog.String("name", spec.Name), slog.String("id", res.ID))
-	if s.Apikey != nil && s.Apikey.Apikey != nil && *s.Apikey.Apikey != "" {
-		res.APIKey = secret.NewString(*s.Apikey.Apikey)
-		res.APIKeyID = deref(s.Apikey.ID)
-		res.APIKeyCreated = true
-		return res, nil
+	if len(all) > 0 {
+		res.ServiceID = all[0]
 	}
-	// The inline key was not returned: create one separately.
+	var extra []string
+	for _, sid := range all {
+		if sid.ID != res.ID {
+			extra = append(extra, sid.ID)
+		}
+	}
+	if len(extra) > 0 {
+		deleted, err := c.deleteServiceIDs(ctx, extra)
+		res.Note = fmt.Sprintf("%d more service ID(s) named %s appeared while creating it (a retried create); using the oldest, %s, and deleted %d of them",
+			len(extra), spec.Name, res.ID, deleted)
+		if err != nil {
+			res.Note += fmt.Sprintf(" (%v)", err)
+		}
+		c.log.LogAttrs(ctx, slog.LevelWarn, "iam: "+res.Note, slog.String("name", spec.Name), slog.String("id", res.ID))
+	}
 	if err := c.createAPIKey(ctx, res, keyName); err != nil {
 		return nil, err
 	}
 	return res, nil
+}
+
+// deleteServiceIDs deletes the service IDs ids (and with them their API
+// keys), counting one already gone as deleted. It tries every one and
+// returns how many are gone and the first error.
+func (c *Client) deleteServiceIDs(ctx context.Context, ids []string) (int, error) {
+	var first error
+	n := 0
+	for _, id := range ids {
+		resp, err := c.identity.DeleteServiceIDWithContext(ctx, c.identity.NewDeleteServiceIDOptions(id))
+		if err != nil && statusOf(resp) != http.StatusNotFound {
+			if first == nil {
+				first = apiError("deleting the duplicate service ID "+id, resp, err)
+			}
+			continue
+		}
+		n++
+	}
+	return n, first
 }
 
 func (c *Client) createAPIKey(ctx context.Context, res *ServiceIDResult, keyName string) error {
