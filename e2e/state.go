@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/e2eimage/e2eimage/cos"
@@ -134,7 +135,7 @@ func (s *State) Save(path string) (err error) {
 	}
 	b = append(b, '\n')
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	f, err := os.CreateTemp(dir, stateTempPattern(path))
 	if err != nil {
 		return fmt.Errorf("e2e: saving state: %w", err)
 	}
@@ -205,12 +206,55 @@ func (s *State) encryptionParams(now time.Time) (nonce [32]byte, id [16]byte, ts
 	return nonce, id, s.Timestamp, nil
 }
 
+// stateTempPattern is the os.CreateTemp pattern of Save's temporary files
+// for the state file path: ".<name>.tmp" then the random part, which
+// os.CreateTemp makes of decimal digits.
+func stateTempPattern(path string) string { return "." + filepath.Base(path) + ".tmp*" }
+
+// isStateTemp reports whether name (a base name) is one of Save's
+// temporary files for the state file path.
+func isStateTemp(path, name string) bool {
+	prefix, _, _ := strings.Cut(stateTempPattern(path), "*")
+	rest, ok := strings.CutPrefix(name, prefix)
+	if !ok || rest == "" {
+		return false
+	}
+	for _, c := range rest {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// removeStaleStateTemps removes the temporary files that a Save killed
+// before its rename (SIGKILL, power loss) left beside the state file path:
+// regular files whose names match Save's pattern exactly, nothing else. It
+// is best effort: a file that cannot be removed is only clutter, and the
+// state file itself is never touched. Two runs must not share a state file
+// (that is unsupported anyway): this would remove the other's file
+// mid-Save, and its Save would fail.
+func removeStaleStateTemps(path string) {
+	dir := filepath.Dir(path)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if e.Type().IsRegular() && isStateTemp(path, e.Name()) {
+			_ = os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+}
+
 // loadOrNewState loads the state at path, or returns a new one when there
-// is no file (or no path).
+// is no file (or no path). It first removes the temporary files an
+// interrupted Save left (removeStaleStateTemps).
 func loadOrNewState(path string) (*State, bool, error) {
 	if path == "" {
 		return &State{Version: StateVersion}, false, nil
 	}
+	removeStaleStateTemps(path)
 	st, err := LoadState(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &State{Version: StateVersion}, false, nil

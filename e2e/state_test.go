@@ -135,3 +135,63 @@ func TestStateFieldsAreTheReviewedOnes(t *testing.T) {
 		t.Errorf("%d fields, %d reviewed", typ.NumField(), len(reviewed))
 	}
 }
+
+// TestStaleStateTempsRemoved: a Save killed before its rename leaves its
+// temporary file; the next run removes exactly those, nothing else.
+func TestStaleStateTempsRemoved(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "run.json")
+	if err := (&State{Name: "img"}).Save(path); err != nil {
+		t.Fatal(err)
+	}
+	// A real leftover, made the way Save makes its temporary files.
+	f, err := os.CreateTemp(dir, stateTempPattern(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leftover := filepath.Base(f.Name())
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	stale := []string{leftover, ".run.json.tmp1", ".run.json.tmp4294967295"}
+	keep := []string{
+		"run.json", ".run.json.tmp", ".run.json.tmp12a", ".run.json.tmpx", "run.json.tmp1",
+		".run.json.tmp1.bak", ".other.json.tmp1", ".run.json.partial-1", ".run.jsonXtmp1", "x.run.json.tmp1",
+	}
+	for _, n := range append(stale[1:], keep[1:]...) {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, ".run.json.tmp7"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	keep = append(keep, ".run.json.tmp7") // a directory is not Save's
+
+	st, found, err := loadOrNewState(path)
+	if err != nil || !found || st.Name != "img" {
+		t.Fatalf("loadOrNewState: %+v %v %v", st, found, err)
+	}
+	for _, n := range stale {
+		if _, err := os.Lstat(filepath.Join(dir, n)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("stale %s was not removed: %v", n, err)
+		}
+	}
+	for _, n := range keep {
+		if _, err := os.Lstat(filepath.Join(dir, n)); err != nil {
+			t.Errorf("%s was removed: %v", n, err)
+		}
+	}
+
+	// No state file yet: leftovers go all the same.
+	other := filepath.Join(dir, "new.json")
+	if err := os.WriteFile(filepath.Join(dir, ".new.json.tmp42"), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, found, err := loadOrNewState(other); err != nil || found {
+		t.Fatalf("loadOrNewState(new): %v %v", found, err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, ".new.json.tmp42")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the leftover of a state never saved was not removed: %v", err)
+	}
+}
