@@ -30,20 +30,17 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/e2eimage/e2eimage/audit"
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/internal/cli"
 	"github.com/e2eimage/e2eimage/internal/nocore"
 	"github.com/e2eimage/e2eimage/internal/secret"
 )
@@ -66,30 +63,12 @@ Exit codes: 0 success, 1 failure, 2 usage.
 Flags:
 `
 
-type intList []int
-
-func (l *intList) String() string { return fmt.Sprint(*l) }
-func (l *intList) Set(s string) error {
-	n, err := strconv.Atoi(s)
-	if err != nil {
-		return err
-	}
-	*l = append(*l, n)
-	return nil
-}
-
-type stringList []string
-
-func (l *stringList) String() string     { return strings.Join(*l, ",") }
-func (l *stringList) Set(s string) error { *l = append(*l, s); return nil }
-
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup func(string) (string, bool), now func() time.Time) int {
-	getenv := func(k string) string { v, _ := lookup(k); return strings.TrimSpace(v) }
-	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	getenv := cli.Getenv(lookup)
+	fs := cli.NewFlagSet("audit", usage, stderr)
 	state := fs.String("state", "", "state `file` of examples/e2e or examples/import")
-	var keys, guids, actions stringList
-	var templates, guests intList
+	var keys, guids, actions cli.StringList
+	var templates, guests cli.IntList
 	fs.Var(&keys, "root-key-crn", "root key `CRN` (repeatable)")
 	fs.Var(&templates, "template-id", "image template `id` (repeatable)")
 	fs.Var(&guids, "template-guid", "image template global `identifier` (repeatable)")
@@ -98,20 +77,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 	since := fs.String("since", "", "window start: RFC 3339 `time` or a duration before now (default: the state's start, else 24h)")
 	until := fs.String("until", "", "window end: RFC 3339 `time` or a duration before now (default: now)")
 	logsURL := fs.String("logs-url", "", "IBM Cloud Logs instance `URL` for Activity Tracker events")
-	endpoints := fs.String("endpoints", "", "JSON `file` of service URLs (softlayer, iam, activity_tracker)")
-	private := fs.Bool("private", false, "use the private classic endpoint")
-	jsonOut := fs.Bool("json", false, "print the events as JSON")
-	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	var cf cli.CloudFlags
+	cf.Register(fs, cli.Help{NoAPIKeyFile: true,
+		Endpoints: "JSON `file` of service URLs (softlayer, iam, activity_tracker)",
+		Private:   "use the private classic endpoint",
+		JSON:      "print the events as JSON"})
+	if exit, ok := cli.Parse(fs, args); !ok {
+		return exit
 	}
-	fail := func(code int, format string, a ...any) int {
-		fmt.Fprintf(stderr, "audit: "+format+"\n", a...)
-		return code
-	}
+	fail := cli.Failer{Prefix: "audit", W: stderr}.Fail
 	if fs.NArg() > 0 {
 		return fail(2, "unexpected arguments %q", fs.Args())
 	}
@@ -146,29 +120,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 		return fail(2, "the window is empty: -since %s is not before -until %s", q.Start.Format(time.RFC3339), q.End.Format(time.RFC3339))
 	}
 
-	var ep e2e.Endpoints
-	if *endpoints != "" {
-		if ep, err = e2e.LoadEndpoints(*endpoints); err != nil {
-			return fail(2, "%v", err)
-		}
+	ep, err := cf.LoadEndpoints()
+	if err != nil {
+		return fail(2, "%v", err)
 	}
 	if *logsURL != "" {
 		ep.ActivityTracker = *logsURL
 	}
 	apiKey := getenv("IBMCLOUD_API_KEY")
-	var creds classic.Credentials
-	if u, k := getenv("SL_USERNAME"), getenv("SL_API_KEY"); u != "" && k != "" {
-		creds = classic.ClassicAPIKey(u, secret.NewString(k))
-	} else if apiKey != "" {
-		creds = classic.IBMCloudAPIKey(secret.NewString(apiKey))
-	} else {
+	creds, ok := cli.ClassicCredentials(getenv)
+	if !ok {
 		return fail(2, "no credentials: set IBMCLOUD_API_KEY, or SL_USERNAME and SL_API_KEY")
 	}
 	var copts []classic.Option
 	switch {
 	case ep.SoftLayer != "":
 		copts = append(copts, classic.WithEndpoint(ep.SoftLayer))
-	case *private:
+	case cf.Private:
 		copts = append(copts, classic.WithPrivateEndpoint())
 	}
 	cl, err := classic.New(creds, copts...)
@@ -198,7 +166,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 	if err != nil {
 		return fail(1, "%v", err)
 	}
-	if *jsonOut {
+	if cf.JSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if events == nil {

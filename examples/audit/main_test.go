@@ -14,40 +14,16 @@ import (
 	"github.com/e2eimage/e2eimage/audit"
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/internal/cli/clitest"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
-	"github.com/e2eimage/e2eimage/internal/sampleimage"
-	"github.com/e2eimage/e2eimage/internal/secret"
 )
 
 // wholeRun starts a simulator and runs the whole flow with e2e.Run.
 func wholeRun(t *testing.T) (sim *cloudsim.Sim, endpoints, state string, res *e2e.Result) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	sim, err := cloudsim.Start(context.Background(), cloudsim.Options{Seed: 71, ClockSpeed: 2000, SeedAuthorizations: true})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = sim.Close() })
-	b, err := json.Marshal(sim.URLs)
-	require.NoError(t, err)
-	dir := t.TempDir()
-	endpoints = filepath.Join(dir, "endpoints.json")
-	require.NoError(t, os.WriteFile(endpoints, b, 0o600))
-	ep, err := e2e.LoadEndpoints(endpoints)
-	require.NoError(t, err)
-	key := secret.NewString(sim.Account.APIKey)
-	cl, err := e2e.Connect(e2e.Cloud{APIKey: key, RootKeyCRN: sim.Account.RootKeyCRN, Endpoints: ep,
-		PollMin: 5 * time.Millisecond, PollMax: 50 * time.Millisecond})
-	require.NoError(t, err)
-	defer cl.Close()
-	img, err := sampleimage.Reader(sampleimage.Options{Size: sampleimage.MinSize})
-	require.NoError(t, err)
-	state = filepath.Join(dir, "state.json")
-	res, err = e2e.Run(ctx, e2e.Plan{Image: img, Name: "audit-test", OSCode: "UBUNTU_22_64", KeyService: cl.Keys,
-		COS: cl.COS, Bucket: sim.Account.Bucket, Classic: cl.Classic, ImportAPIKey: key, StatePath: state,
-		Server: &classic.ServerSpec{Hostname: "a", Domain: "example.com", Datacenter: "dal13", CPUs: 1, MemoryMB: 1024},
-		Clock:  sim.Clock.Now})
-	require.NoError(t, err)
-	return sim, endpoints, state, res
+	s := clitest.StartSim(t, cloudsim.Options{Seed: 71, ClockSpeed: 2000, SeedAuthorizations: true})
+	state, res = s.Run(t, "audit-test", &classic.ServerSpec{Hostname: "a", Domain: "example.com", Datacenter: "dal13", CPUs: 1, MemoryMB: 1024})
+	return s.Sim, s.Endpoints, state, res
 }
 
 func runAudit(t *testing.T, sim *cloudsim.Sim, vars map[string]string, args ...string) (int, string, string) {
@@ -57,7 +33,7 @@ func runAudit(t *testing.T, sim *cloudsim.Sim, vars map[string]string, args ...s
 	if sim != nil {
 		now = sim.Clock.Now // the simulator's clock runs fast
 	}
-	code := run(context.Background(), args, &stdout, &stderr, func(k string) (string, bool) { v, ok := vars[k]; return v, ok }, now)
+	code := run(context.Background(), args, &stdout, &stderr, clitest.Lookup(vars), now)
 	return code, stdout.String(), stderr.String()
 }
 

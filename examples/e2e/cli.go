@@ -10,13 +10,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/e2e"
 	"github.com/e2eimage/e2eimage/iam"
+	"github.com/e2eimage/e2eimage/internal/cli"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
 	"github.com/e2eimage/e2eimage/internal/progressbar"
 	"github.com/e2eimage/e2eimage/internal/sampleimage"
@@ -71,7 +71,7 @@ type config struct {
 	cpus, memoryMB    int
 	monthly           bool
 	privateOnly       bool
-	sshKeyIDs         intList
+	sshKeyIDs         cli.IntList
 	userDataFile      string
 	state             string
 	auditWait         time.Duration
@@ -84,23 +84,9 @@ type config struct {
 
 func isSet(c *config, name string) bool { return c.set[name] }
 
-// intList is a repeatable integer flag.
-type intList []int
-
-func (l *intList) String() string { return fmt.Sprint(*l) }
-func (l *intList) Set(s string) error {
-	n, err := strconv.Atoi(s)
-	if err != nil {
-		return err
-	}
-	*l = append(*l, n)
-	return nil
-}
-
 func run(ctx context.Context, args []string, e env) int {
 	_, hasKey := e.lookup("IBMCLOUD_API_KEY")
-	fs := flag.NewFlagSet("e2e", flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+	fs := cli.NewFlagSet("e2e", usage, e.stderr)
 	var c config
 	fs.BoolVar(&c.sim, "sim", !hasKey, "run against the embedded cloud simulator (default: true unless IBMCLOUD_API_KEY is set)")
 	fs.Float64Var(&c.clockSpeed, "clock-speed", 1000, "simulator: simulated seconds per real second")
@@ -144,15 +130,8 @@ func run(ctx context.Context, args []string, e env) int {
 	fs.BoolVar(&c.jsonOut, "json", false, "print the result as JSON on standard output")
 	fs.BoolVar(&c.quiet, "q", false, "no progress bars")
 	fs.BoolVar(&c.v, "v", false, "debug logs on standard error")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usage)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if exit, ok := cli.Parse(fs, args); !ok {
+		return exit
 	}
 	c.set = map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { c.set[f.Name] = true })
@@ -351,8 +330,8 @@ func cloudPlan(c *config, e env, out *printer, logger *slog.Logger) (e2e.Plan, f
 		APIKey: apiKey, RootKeyCRN: c.rootKeyCRN, Region: c.region, COSInstance: c.cosInstance,
 		Private: c.private, Endpoints: ep, Logger: logger,
 	}
-	if u, k := e.getenv("SL_USERNAME"), e.getenv("SL_API_KEY"); u != "" && k != "" {
-		cloud.Classic = classic.ClassicAPIKey(u, secret.NewString(k))
+	if creds, ok := cli.SLCredentials(e.getenv); ok {
+		cloud.Classic = creds
 	}
 	if ep.SoftLayer != "" {
 		// A local endpoint (a simulator): poll it often.

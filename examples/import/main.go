@@ -37,7 +37,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -47,12 +46,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/e2e"
 	"github.com/e2eimage/e2eimage/iam"
+	"github.com/e2eimage/e2eimage/internal/cli"
 	"github.com/e2eimage/e2eimage/internal/nocore"
 	"github.com/e2eimage/e2eimage/internal/progressbar"
-	"github.com/e2eimage/e2eimage/internal/secret"
 )
 
 func main() {
@@ -75,9 +73,8 @@ Flags:
 `
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, lookup func(string) (string, bool)) int {
-	getenv := func(k string) string { v, _ := lookup(k); return strings.TrimSpace(v) }
-	fs := flag.NewFlagSet("import", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	getenv := cli.Getenv(lookup)
+	fs := cli.NewFlagSet("import", usage, stderr)
 	image := fs.String("image", "", "disk image: raw, fixed or dynamic VHD (`path`, \"-\" for standard input)")
 	imageSize := fs.Int64("image-size", 0, "virtual size in `bytes` of a raw image on standard input")
 	name := fs.String("name", "", "template `name` (default: the image file's base name)")
@@ -97,22 +94,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	partSize := fs.Int64("part-size", 0, "upload part size in `bytes` (default 16 MiB)")
 	concurrency := fs.Int("concurrency", 0, "parts in flight (default 4)")
 	workers := fs.Int("workers", 0, "encryption goroutines (default GOMAXPROCS)")
-	apiKeyFile := fs.String("api-key-file", "", "`file` with the IBM Cloud API key (default: env IBMCLOUD_API_KEY)")
-	endpoints := fs.String("endpoints", "", "JSON `file` of service URLs (e.g. examples/cloudsim's output)")
-	private := fs.Bool("private", false, "use the private endpoints")
-	jsonOut := fs.Bool("json", false, "print the result as JSON")
+	var cf cli.CloudFlags
+	cf.Register(fs, cli.Help{})
 	quiet := fs.Bool("q", false, "no progress bars")
-	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if exit, ok := cli.Parse(fs, args); !ok {
+		return exit
 	}
-	fail := func(code int, format string, a ...any) int {
-		fmt.Fprintf(stderr, "import: "+format+"\n", a...)
-		return code
-	}
+	fail := cli.Failer{Prefix: "import", W: stderr}.Fail
 	switch {
 	case fs.NArg() > 0:
 		return fail(2, "unexpected arguments %q", fs.Args())
@@ -133,29 +121,26 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if *state == "" {
 		*state = *name + ".e2e-state.json"
 	}
-	apiKey, err := secretFrom(*apiKeyFile, getenv("IBMCLOUD_API_KEY"))
+	apiKey, err := cf.APIKey(getenv)
 	if err != nil {
 		return fail(2, "%v", err)
 	}
-	if apiKey.Empty() {
-		return fail(2, "no API key: set IBMCLOUD_API_KEY or give -api-key-file")
-	}
-	importKey, err := secretFrom(*importKeyFile, getenv("E2E_IMPORT_API_KEY"))
+	importKey, err := cli.SecretFrom(*importKeyFile, getenv("E2E_IMPORT_API_KEY"))
 	if err != nil {
 		return fail(2, "%v", err)
 	}
 	if importKey.Empty() {
 		importKey = apiKey
 	}
-	cloud := e2e.Cloud{APIKey: apiKey, RootKeyCRN: *rootKey, Region: *region, COSInstance: *cosInstance, Private: *private}
-	if *endpoints != "" {
-		if cloud.Endpoints, err = e2e.LoadEndpoints(*endpoints); err != nil {
+	cloud := e2e.Cloud{APIKey: apiKey, RootKeyCRN: *rootKey, Region: *region, COSInstance: *cosInstance, Private: cf.Private}
+	if cf.Endpoints != "" {
+		if cloud.Endpoints, err = cf.LoadEndpoints(); err != nil {
 			return fail(2, "%v", err)
 		}
 		cloud.PollMin, cloud.PollMax = 50*time.Millisecond, time.Second // a local endpoint: poll often
 	}
-	if u, k := getenv("SL_USERNAME"), getenv("SL_API_KEY"); u != "" && k != "" {
-		cloud.Classic = classic.ClassicAPIKey(u, secret.NewString(k))
+	if creds, ok := cli.SLCredentials(getenv); ok {
+		cloud.Classic = creds
 	}
 	clients, err := e2e.Connect(cloud)
 	if err != nil {
@@ -213,7 +198,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	res, err := e2e.Run(ctx, plan)
 	bar.Break()
 	if res != nil {
-		if *jsonOut {
+		if cf.JSON {
 			enc := json.NewEncoder(stdout)
 			enc.SetIndent("", "  ")
 			if jerr := enc.Encode(res); jerr != nil {
@@ -236,16 +221,4 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	fmt.Fprintln(stderr, err)
 	return fail(1, "fix the cause and run the same command again to resume (state %s)", *state)
-}
-
-// secretFrom reads a secret from file when given, else takes the value of
-// an environment variable; nil when there is neither.
-func secretFrom(file, value string) (*secret.String, error) {
-	if file != "" {
-		return e2e.ReadSecretFile(file)
-	}
-	if value == "" {
-		return nil, nil
-	}
-	return secret.NewString(value), nil
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/internal/cli/clitest"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
 	"github.com/e2eimage/e2eimage/internal/sampleimage"
 )
@@ -26,15 +26,8 @@ type simEnv struct {
 
 func startSim(t *testing.T, authorized bool) *simEnv {
 	t.Helper()
-	sim, err := cloudsim.Start(context.Background(), cloudsim.Options{Seed: 51, ClockSpeed: 2000, SeedAuthorizations: authorized})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = sim.Close() })
-	b, err := json.Marshal(sim.URLs)
-	require.NoError(t, err)
-	dir := t.TempDir()
-	path := filepath.Join(dir, "endpoints.json")
-	require.NoError(t, os.WriteFile(path, b, 0o600))
-	return &simEnv{sim: sim, endpoints: path, dir: dir, vars: map[string]string{"IBMCLOUD_API_KEY": sim.Account.APIKey}}
+	sim := clitest.StartSim(t, cloudsim.Options{Seed: 51, ClockSpeed: 2000, SeedAuthorizations: authorized})
+	return &simEnv{sim: sim.Sim, endpoints: sim.Endpoints, dir: sim.Dir, vars: map[string]string{"IBMCLOUD_API_KEY": sim.Account.APIKey}}
 }
 
 func (s *simEnv) run(t *testing.T, stdin io.Reader, args ...string) (int, string, string) {
@@ -42,7 +35,7 @@ func (s *simEnv) run(t *testing.T, stdin io.Reader, args ...string) (int, string
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	code := run(ctx, args, stdin, &stdout, &stderr, func(k string) (string, bool) { v, ok := s.vars[k]; return v, ok })
+	code := run(ctx, args, stdin, &stdout, &stderr, clitest.Lookup(s.vars))
 	return code, stdout.String(), stderr.String()
 }
 

@@ -28,20 +28,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/internal/cli"
 	"github.com/e2eimage/e2eimage/internal/nocore"
-	"github.com/e2eimage/e2eimage/internal/secret"
 )
 
 func main() {
@@ -62,18 +59,6 @@ IBMCLOUD_API_KEY. Exit codes: 0 done, 1 failure, 2 usage, 130 interrupted.
 Flags:
 `
 
-type intList []int
-
-func (l *intList) String() string { return fmt.Sprint(*l) }
-func (l *intList) Set(s string) error {
-	n, err := strconv.Atoi(s)
-	if err != nil {
-		return err
-	}
-	*l = append(*l, n)
-	return nil
-}
-
 // output is what -json prints.
 type output struct {
 	Server   *classic.Server     `json:"server,omitempty"`
@@ -82,9 +67,8 @@ type output struct {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup func(string) (string, bool)) int {
-	getenv := func(k string) string { v, _ := lookup(k); return strings.TrimSpace(v) }
-	fs := flag.NewFlagSet("order", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	getenv := cli.Getenv(lookup)
+	fs := cli.NewFlagSet("order", usage, stderr)
 	templateID := fs.Int("template-id", 0, "image template `id`")
 	templateName := fs.String("template-name", "", "image template `name`")
 	state := fs.String("state", "", "state `file` of examples/import or examples/e2e naming the template")
@@ -96,26 +80,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 	monthly := fs.Bool("monthly", false, "monthly billing (default hourly)")
 	speed := fs.Int("network-speed", 0, "port speed in `Mbps` (10, 100, 1000; default: the package's)")
 	privateOnly := fs.Bool("private-network-only", false, "no public interface")
-	var sshKeys intList
+	var sshKeys cli.IntList
 	fs.Var(&sshKeys, "ssh-key-id", "`id` of an SSH key in the account (repeatable)")
 	userDataFile := fs.String("user-data-file", "", "cloud-init user data `file`")
 	dryRun := fs.Bool("dry-run", false, "verify the order and print its price; order nothing")
 	noWait := fs.Bool("no-wait", false, "do not wait for provisioning")
 	timeout := fs.Duration("timeout", time.Hour, "how long to wait for provisioning")
-	endpoints := fs.String("endpoints", "", "JSON `file` of service URLs; its \"softlayer\" URL is used")
-	private := fs.Bool("private", false, "use the private classic endpoint")
-	jsonOut := fs.Bool("json", false, "print the result as JSON")
-	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	var cf cli.CloudFlags
+	cf.Register(fs, cli.Help{NoAPIKeyFile: true,
+		Endpoints: "JSON `file` of service URLs; its \"softlayer\" URL is used",
+		Private:   "use the private classic endpoint"})
+	if exit, ok := cli.Parse(fs, args); !ok {
+		return exit
 	}
-	fail := func(code int, format string, a ...any) int {
-		fmt.Fprintf(stderr, "order: "+format+"\n", a...)
-		return code
-	}
+	fail := cli.Failer{Prefix: "order", W: stderr}.Fail
 	named := 0
 	for _, set := range []bool{*templateID != 0, *templateName != "", *state != ""} {
 		if set {
@@ -130,26 +108,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 	case *hostname == "" || *domain == "" || *datacenter == "":
 		return fail(2, "-hostname, -domain and -datacenter are required")
 	}
-	var creds classic.Credentials
-	if u, k := getenv("SL_USERNAME"), getenv("SL_API_KEY"); u != "" && k != "" {
-		creds = classic.ClassicAPIKey(u, secret.NewString(k))
-	} else if k := getenv("IBMCLOUD_API_KEY"); k != "" {
-		creds = classic.IBMCloudAPIKey(secret.NewString(k))
-	} else {
+	creds, ok := cli.ClassicCredentials(getenv)
+	if !ok {
 		return fail(2, "no credentials: set SL_USERNAME and SL_API_KEY, or IBMCLOUD_API_KEY")
 	}
 	var opts []classic.Option
 	switch {
-	case *endpoints != "":
-		ep, err := e2e.LoadEndpoints(*endpoints)
+	case cf.Endpoints != "":
+		ep, err := cf.LoadEndpoints()
 		if err != nil {
 			return fail(2, "%v", err)
 		}
 		if ep.SoftLayer == "" {
-			return fail(2, "%s has no \"softlayer\" URL", *endpoints)
+			return fail(2, "%s has no \"softlayer\" URL", cf.Endpoints)
 		}
 		opts = append(opts, classic.WithEndpoint(ep.SoftLayer), classic.WithPollInterval(50*time.Millisecond, time.Second))
-	case *private:
+	case cf.Private:
 		opts = append(opts, classic.WithPrivateEndpoint())
 	}
 	cl, err := classic.New(creds, opts...)
@@ -194,7 +168,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 			return fail(1, "%v", err)
 		}
 		out.Quote = q
-		return report(stdout, stderr, *jsonOut, out)
+		return report(stdout, stderr, cf.JSON, out)
 	}
 	srv, err := cl.FindServer(ctx, *hostname, *domain)
 	switch {
@@ -227,7 +201,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 		}
 	}
 	out.Server = srv
-	return report(stdout, stderr, *jsonOut, out)
+	return report(stdout, stderr, cf.JSON, out)
 }
 
 func report(stdout, stderr io.Writer, asJSON bool, out output) int {

@@ -4,47 +4,23 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/internal/cli/clitest"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
-	"github.com/e2eimage/e2eimage/internal/sampleimage"
-	"github.com/e2eimage/e2eimage/internal/secret"
 )
 
 // imported starts a simulator and imports a sample image with e2e.Run
 // (recording it in a state file), as examples/import would.
 func imported(t *testing.T) (sim *cloudsim.Sim, endpoints, state string, res *e2e.Result) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	sim, err := cloudsim.Start(context.Background(), cloudsim.Options{Seed: 61, ClockSpeed: 2000, SeedAuthorizations: true})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = sim.Close() })
-	b, err := json.Marshal(sim.URLs)
-	require.NoError(t, err)
-	dir := t.TempDir()
-	endpoints = filepath.Join(dir, "endpoints.json")
-	require.NoError(t, os.WriteFile(endpoints, b, 0o600))
-	ep, err := e2e.LoadEndpoints(endpoints)
-	require.NoError(t, err)
-	key := secret.NewString(sim.Account.APIKey)
-	cl, err := e2e.Connect(e2e.Cloud{APIKey: key, RootKeyCRN: sim.Account.RootKeyCRN, Endpoints: ep,
-		PollMin: 5 * time.Millisecond, PollMax: 50 * time.Millisecond})
-	require.NoError(t, err)
-	defer cl.Close()
-	img, err := sampleimage.Reader(sampleimage.Options{Size: sampleimage.MinSize})
-	require.NoError(t, err)
-	state = filepath.Join(dir, "state.json")
-	res, err = e2e.Run(ctx, e2e.Plan{Image: img, Name: "order-test", OSCode: "UBUNTU_22_64", KeyService: cl.Keys,
-		COS: cl.COS, Bucket: sim.Account.Bucket, Classic: cl.Classic, ImportAPIKey: key, StatePath: state, Clock: sim.Clock.Now})
-	require.NoError(t, err)
-	return sim, endpoints, state, res
+	s := clitest.StartSim(t, cloudsim.Options{Seed: 61, ClockSpeed: 2000, SeedAuthorizations: true})
+	state, res = s.Run(t, "order-test", nil)
+	return s.Sim, s.Endpoints, state, res
 }
 
 func runOrder(t *testing.T, vars map[string]string, args ...string) (int, string, string) {
@@ -52,7 +28,7 @@ func runOrder(t *testing.T, vars map[string]string, args ...string) (int, string
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	code := run(ctx, args, &stdout, &stderr, func(k string) (string, bool) { v, ok := vars[k]; return v, ok })
+	code := run(ctx, args, &stdout, &stderr, clitest.Lookup(vars))
 	return code, stdout.String(), stderr.String()
 }
 

@@ -41,17 +41,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
-	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/e2e"
 	"github.com/e2eimage/e2eimage/iam"
+	"github.com/e2eimage/e2eimage/internal/cli"
 	"github.com/e2eimage/e2eimage/internal/nocore"
 	"github.com/e2eimage/e2eimage/internal/secret"
 )
@@ -76,9 +74,8 @@ Flags:
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup func(string) (string, bool)) int {
-	getenv := func(k string) string { v, _ := lookup(k); return strings.TrimSpace(v) }
-	fs := flag.NewFlagSet("prepare", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	getenv := cli.Getenv(lookup)
+	fs := cli.NewFlagSet("prepare", usage, stderr)
 	rootKey := fs.String("root-key-crn", "", "Key Protect or HPCS root key `CRN` (required)")
 	bucket := fs.String("bucket", "", "Regional COS `bucket` that will hold the images (required)")
 	region := fs.String("region", getenv("IBMCLOUD_REGION"), "COS `region` of the bucket (env IBMCLOUD_REGION; default: the key's)")
@@ -89,21 +86,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 	cosKeyAuthz := fs.Bool("cos-key-authorization", false, "also authorize COS to read the key (KP-encrypted buckets)")
 	osCode := fs.String("os-code", "UBUNTU_22_64", "OS reference `code` to check against the classic API")
 	check := fs.Bool("check", false, "only check; create nothing")
-	apiKeyFile := fs.String("api-key-file", "", "`file` with the IBM Cloud API key (default: env IBMCLOUD_API_KEY)")
-	endpoints := fs.String("endpoints", "", "JSON `file` of service URLs (e.g. examples/cloudsim's output)")
-	private := fs.Bool("private", false, "use the private endpoints")
-	jsonOut := fs.Bool("json", false, "print the result as JSON")
-	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	var cf cli.CloudFlags
+	cf.Register(fs, cli.Help{})
+	if exit, ok := cli.Parse(fs, args); !ok {
+		return exit
 	}
-	fail := func(code int, format string, a ...any) int {
-		fmt.Fprintf(stderr, "prepare: "+format+"\n", a...)
-		return code
-	}
+	fail := cli.Failer{Prefix: "prepare", W: stderr}.Fail
 	if fs.NArg() > 0 {
 		return fail(2, "unexpected arguments %q", fs.Args())
 	}
@@ -113,25 +101,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 	if *serviceID != "" && *cosInstance == "" {
 		return fail(2, "-cos-instance is required with a service ID (-service-id \"\" for none)")
 	}
-	apiKey, err := secretFrom(*apiKeyFile, getenv("IBMCLOUD_API_KEY"))
+	apiKey, err := cf.APIKey(getenv)
 	if err != nil {
 		return fail(2, "%v", err)
 	}
-	if apiKey.Empty() {
-		return fail(2, "no API key: set IBMCLOUD_API_KEY or give -api-key-file")
-	}
-	importKey, err := secretFrom(*importKeyFile, getenv("E2E_IMPORT_API_KEY"))
+	importKey, err := cli.SecretFrom(*importKeyFile, getenv("E2E_IMPORT_API_KEY"))
 	if err != nil {
 		return fail(2, "%v", err)
 	}
-	cloud := e2e.Cloud{APIKey: apiKey, RootKeyCRN: *rootKey, Region: *region, COSInstance: *cosInstance, Private: *private}
-	if *endpoints != "" {
-		if cloud.Endpoints, err = e2e.LoadEndpoints(*endpoints); err != nil {
+	cloud := e2e.Cloud{APIKey: apiKey, RootKeyCRN: *rootKey, Region: *region, COSInstance: *cosInstance, Private: cf.Private}
+	if cf.Endpoints != "" {
+		if cloud.Endpoints, err = cf.LoadEndpoints(); err != nil {
 			return fail(2, "%v", err)
 		}
 	}
-	if u, k := getenv("SL_USERNAME"), getenv("SL_API_KEY"); u != "" && k != "" {
-		cloud.Classic = classic.ClassicAPIKey(u, secret.NewString(k))
+	if creds, ok := cli.SLCredentials(getenv); ok {
+		cloud.Classic = creds
 	}
 	clients, err := e2e.Connect(cloud)
 	if err != nil {
@@ -162,7 +147,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 
 	res, err := e2e.Prepare(ctx, plan)
 	if res != nil {
-		if *jsonOut {
+		if cf.JSON {
 			enc := json.NewEncoder(stdout)
 			enc.SetIndent("", "  ")
 			if jerr := enc.Encode(res); jerr != nil {
@@ -195,16 +180,4 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 		return fail(3, "not ready: %d check(s) failed", len(pe.Report.Failed()))
 	}
 	return fail(1, "%v", err)
-}
-
-// secretFrom reads a secret from file when given, else takes the value of
-// an environment variable; nil when there is neither.
-func secretFrom(file, value string) (*secret.String, error) {
-	if file != "" {
-		return e2e.ReadSecretFile(file)
-	}
-	if value == "" {
-		return nil, nil
-	}
-	return secret.NewString(value), nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/internal/cli/clitest"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
 )
 
@@ -24,14 +25,8 @@ type simEnv struct {
 
 func startSim(t *testing.T) *simEnv {
 	t.Helper()
-	sim, err := cloudsim.Start(context.Background(), cloudsim.Options{Seed: 41, ClockSpeed: 2000})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = sim.Close() })
-	b, err := json.Marshal(sim.URLs)
-	require.NoError(t, err)
-	path := filepath.Join(t.TempDir(), "endpoints.json")
-	require.NoError(t, os.WriteFile(path, b, 0o600))
-	return &simEnv{sim: sim, endpoints: path, vars: map[string]string{"IBMCLOUD_API_KEY": sim.Account.APIKey}}
+	sim := clitest.StartSim(t, cloudsim.Options{Seed: 41, ClockSpeed: 2000})
+	return &simEnv{sim: sim.Sim, endpoints: sim.Endpoints, vars: map[string]string{"IBMCLOUD_API_KEY": sim.Account.APIKey}}
 }
 
 func (s *simEnv) run(t *testing.T, args ...string) (int, string, string) {
@@ -39,7 +34,7 @@ func (s *simEnv) run(t *testing.T, args ...string) (int, string, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	code := run(ctx, args, &stdout, &stderr, func(k string) (string, bool) { v, ok := s.vars[k]; return v, ok })
+	code := run(ctx, args, &stdout, &stderr, clitest.Lookup(s.vars))
 	return code, stdout.String(), stderr.String()
 }
 
