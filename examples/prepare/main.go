@@ -44,22 +44,15 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/e2eimage/e2eimage/e2e"
 	"github.com/e2eimage/e2eimage/iam"
 	"github.com/e2eimage/e2eimage/internal/cli"
-	"github.com/e2eimage/e2eimage/internal/nocore"
 	"github.com/e2eimage/e2eimage/internal/secret"
 )
 
 func main() {
-	_ = nocore.Disable() // no core file may hold a DEK or an API key
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv)
-	stop()
-	os.Exit(code)
+	cli.Main(func(ctx context.Context) int { return run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv) })
 }
 
 const usage = `Usage: prepare -root-key-crn CRN -bucket NAME [flags]
