@@ -231,16 +231,9 @@ func DecryptImage(ctx context.Context, dst io.Writer, src io.Reader, dek *DEK, o
 // DecryptFile decrypts the encrypted VHD file at srcPath into dstPath, with
 // the same all-or-nothing file handling as EncryptFile.
 func DecryptFile(ctx context.Context, dstPath, srcPath string, dek *DEK, opts ...Option) error {
-	src, err := os.Open(srcPath)
-	if err != nil {
-		return fmt.Errorf("e2e: opening the input: %w", err)
-	}
-	defer src.Close()
-	d, err := NewDecryptor(ctx, src, dek, opts...)
-	if err != nil {
-		return err
-	}
-	return writeOutput(dstPath, srcPath, d.WriteTo)
+	return convertFile(dstPath, srcPath, func(src *os.File) (io.WriterTo, error) {
+		return NewDecryptor(ctx, src, dek, opts...)
+	})
 }
 
 // VerifyKey checks dek against the key hash of the encrypted VHD src

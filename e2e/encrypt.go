@@ -394,14 +394,23 @@ func EncryptImage(ctx context.Context, dst io.Writer, src io.Reader, dek *DEK, o
 // untouched and nothing partial is left. A dstPath that exists and is not a
 // regular file (a device, a pipe) is written directly.
 func EncryptFile(ctx context.Context, dstPath, srcPath string, dek *DEK, opts ...Option) error {
+	return convertFile(dstPath, srcPath, func(src *os.File) (io.WriterTo, error) {
+		return NewEncryptor(ctx, src, dek, opts...)
+	})
+}
+
+// convertFile opens srcPath, makes the verb's output from it with start and
+// writes that to dstPath all or nothing (writeOutput). It is the shared body
+// of EncryptFile and DecryptFile.
+func convertFile(dstPath, srcPath string, start func(*os.File) (io.WriterTo, error)) error {
 	src, err := os.Open(srcPath)
 	if err != nil {
 		return fmt.Errorf("e2e: opening the input: %w", err)
 	}
 	defer src.Close()
-	e, err := NewEncryptor(ctx, src, dek, opts...)
+	out, err := start(src)
 	if err != nil {
 		return err
 	}
-	return writeOutput(dstPath, srcPath, e.WriteTo)
+	return writeOutput(dstPath, srcPath, out.WriteTo)
 }
