@@ -104,16 +104,9 @@ func guestService() *service {
 	}
 }
 
+// lookupGuest returns the caller's guest by id. Caller holds s.mu.
 func (s *Server) lookupGuest(c *call) (*guest, error) {
-	id, err := c.needID()
-	if err != nil {
-		return nil, err
-	}
-	g, ok := s.guests[id]
-	if !ok || g.acct != c.acct {
-		return nil, errNotFound(id)
-	}
-	return g, nil
+	return lookupOwned(c, s.guests, func(g *guest) *account { return g.acct })
 }
 
 func (s *Server) loadGuest(c *call) (any, error) {

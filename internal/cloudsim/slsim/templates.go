@@ -134,15 +134,22 @@ func notImplemented(_ *Server, c *call) (any, error) {
 
 // lookupTemplate returns the caller's template by id. Caller holds s.mu.
 func (s *Server) lookupTemplate(c *call) (*template, error) {
+	return lookupOwned(c, s.templates, func(t *template) *account { return t.acct })
+}
+
+// lookupOwned returns the object of c's id from objects when it belongs to
+// the caller's account; another account's object is as absent as a missing
+// one, as on the real API. Caller holds s.mu.
+func lookupOwned[T any](c *call, objects map[int]*T, owner func(*T) *account) (*T, error) {
 	id, err := c.needID()
 	if err != nil {
 		return nil, err
 	}
-	t, ok := s.templates[id]
-	if !ok || t.acct != c.acct {
+	o, ok := objects[id]
+	if !ok || owner(o) != c.acct {
 		return nil, errNotFound(id)
 	}
-	return t, nil
+	return o, nil
 }
 
 func (s *Server) loadTemplate(c *call) (any, error) {
