@@ -3,42 +3,24 @@ package classic
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
-	"time"
-
-	"github.com/stretchr/testify/require"
 
 	"github.com/e2eimage/e2eimage/internal/endpoint"
+	"github.com/e2eimage/e2eimage/internal/testenv"
+	"github.com/stretchr/testify/require"
 )
 
 // newCountingFakeSL is newFakeSL with a count of the connections open at
 // the server.
 func newCountingFakeSL(t *testing.T) (*fakeSL, *atomic.Int32) {
-	var open atomic.Int32
 	f := &fakeSL{t: t, handlers: map[string]func(fakeReq) (int, any){}}
 	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
-	f.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		switch s {
-		case http.StateNew:
-			open.Add(1)
-		case http.StateClosed, http.StateHijacked:
-			open.Add(-1)
-		}
-	}
-	f.srv.Start()
-	t.Cleanup(f.srv.Close)
+	open := testenv.StartCounting(t, f.srv)
 	f.on("SoftLayer_Event_Log::getAllObjects", func(fakeReq) (int, any) { return 200, []map[string]any{} })
-	return f, &open
-}
-
-func requireOpen(t *testing.T, open *atomic.Int32, want int32, msg string) {
-	t.Helper()
-	require.Eventually(t, func() bool { return open.Load() == want }, 2*time.Second, 10*time.Millisecond,
-		"%s: want %d connections open at the server", msg, want)
+	return f, open
 }
 
 // By default the client has a transport of its own: CloseIdleConnections
@@ -49,7 +31,7 @@ func TestCloseIdleConnectionsOwnTransport(t *testing.T) {
 	ctx := context.Background()
 	_, err := c.EventLogPage(ctx, "{}", 10, 0)
 	require.NoError(t, err)
-	requireOpen(t, open, 1, "after a call")
+	testenv.WaitConns(t, open, 1, "after a call")
 
 	// Someone else's connection on http.DefaultTransport.
 	resp, err := http.Get(f.srv.URL + "/rest/v3.1/SoftLayer_Event_Log/getAllObjects.json")
@@ -57,14 +39,14 @@ func TestCloseIdleConnectionsOwnTransport(t *testing.T) {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	require.NoError(t, resp.Body.Close())
 	t.Cleanup(http.DefaultTransport.(*http.Transport).CloseIdleConnections)
-	requireOpen(t, open, 2, "with http.DefaultTransport's")
+	testenv.WaitConns(t, open, 2, "with http.DefaultTransport's")
 
 	c.CloseIdleConnections()
-	requireOpen(t, open, 1, "after CloseIdleConnections (http.DefaultTransport's stays)")
+	testenv.WaitConns(t, open, 1, "after CloseIdleConnections (http.DefaultTransport's stays)")
 	_, err = c.EventLogPage(ctx, "{}", 10, 0)
 	require.NoError(t, err, "the client stays usable")
 	c.CloseIdleConnections()
-	requireOpen(t, open, 1, "after the second CloseIdleConnections")
+	testenv.WaitConns(t, open, 1, "after the second CloseIdleConnections")
 }
 
 func TestCloseIdleConnectionsWithHTTPClient(t *testing.T) {
@@ -72,7 +54,7 @@ func TestCloseIdleConnectionsWithHTTPClient(t *testing.T) {
 	c := newTestClient(t, f, WithHTTPClient(&http.Client{Transport: endpoint.NewTransport()}))
 	_, err := c.EventLogPage(context.Background(), "{}", 10, 0)
 	require.NoError(t, err)
-	requireOpen(t, open, 1, "after a call")
+	testenv.WaitConns(t, open, 1, "after a call")
 	c.CloseIdleConnections()
-	requireOpen(t, open, 0, "after CloseIdleConnections")
+	testenv.WaitConns(t, open, 0, "after CloseIdleConnections")
 }

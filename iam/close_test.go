@@ -3,46 +3,15 @@ package iam
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/e2eimage/e2eimage/internal/endpoint"
 	"github.com/e2eimage/e2eimage/internal/secret"
+	"github.com/e2eimage/e2eimage/internal/testenv"
 )
-
-// countedServer starts a test server for h that counts the connections
-// open on its side.
-func countedServer(t *testing.T, h http.Handler) (*httptest.Server, *atomic.Int32) {
-	t.Helper()
-	var open atomic.Int32
-	srv := httptest.NewUnstartedServer(h)
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		switch s {
-		case http.StateNew:
-			open.Add(1)
-		case http.StateClosed, http.StateHijacked:
-			open.Add(-1)
-		}
-	}
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return srv, &open
-}
-
-// waitOpen waits up to 2s for the server to count want open connections.
-func waitOpen(t *testing.T, what string, open *atomic.Int32, want int32) {
-	t.Helper()
-	for deadline := time.Now().Add(2 * time.Second); open.Load() != want && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if got := open.Load(); got != want {
-		t.Fatalf("%s: %d connections open at the server, want %d", what, got, want)
-	}
-}
 
 // jsonAnswer answers every request with body.
 func jsonAnswer(body string) http.Handler {
@@ -63,7 +32,7 @@ func TestAuthenticatorCloseIdleConnections(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := &fakeIAM{apiKey: "good-key-0123456789"}
-			srv, open := countedServer(t, f)
+			srv, open := startCounted(t, f)
 			a, err := NewAuthenticator(secret.NewString(f.apiKey), append([]AuthOption{WithURL(srv.URL)}, tc.opts...)...)
 			if err != nil {
 				t.Fatal(err)
@@ -71,9 +40,9 @@ func TestAuthenticatorCloseIdleConnections(t *testing.T) {
 			if _, err := a.AccessToken(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			waitOpen(t, "after a token request", open, 1)
+			testenv.WaitConns(t, open, 1, "after a token request")
 			a.CloseIdleConnections()
-			waitOpen(t, "after CloseIdleConnections", open, 0)
+			testenv.WaitConns(t, open, 0, "after CloseIdleConnections")
 			if _, err := a.AccessToken(context.Background()); err != nil || f.requests.Load() != 1 {
 				t.Errorf("the cached token must survive CloseIdleConnections: %v, %d requests", err, f.requests.Load())
 			}
@@ -82,7 +51,7 @@ func TestAuthenticatorCloseIdleConnections(t *testing.T) {
 				t.Fatalf("token request after CloseIdleConnections: %v", err)
 			}
 			a.CloseIdleConnections()
-			waitOpen(t, "after the second CloseIdleConnections", open, 0)
+			testenv.WaitConns(t, open, 0, "after the second CloseIdleConnections")
 		})
 	}
 }
@@ -91,9 +60,9 @@ func TestAuthenticatorCloseIdleConnections(t *testing.T) {
 // and leaves the Authenticator's, which the caller may share.
 func TestClientCloseIdleConnections(t *testing.T) {
 	f := &fakeIAM{apiKey: "good-key-0123456789"}
-	tokenSrv, tokenOpen := countedServer(t, f)
-	idSrv, idOpen := countedServer(t, jsonAnswer(`{"serviceids":[]}`))
-	polSrv, polOpen := countedServer(t, jsonAnswer(`{"policies":[]}`))
+	tokenSrv, tokenOpen := startCounted(t, f)
+	idSrv, idOpen := startCounted(t, jsonAnswer(`{"serviceids":[]}`))
+	polSrv, polOpen := startCounted(t, jsonAnswer(`{"policies":[]}`))
 	a, err := NewAuthenticator(secret.NewString(f.apiKey), WithURL(tokenSrv.URL))
 	if err != nil {
 		t.Fatal(err)
@@ -109,12 +78,19 @@ func TestClientCloseIdleConnections(t *testing.T) {
 	if id, err := c.FindAuthorization(ctx, Authorization{Source: "is", Target: "kms"}); err != nil || id != "" {
 		t.Fatalf("FindAuthorization = %q, %v", id, err)
 	}
-	waitOpen(t, "identity, after a call", idOpen, 1)
-	waitOpen(t, "policy, after a call", polOpen, 1)
+	testenv.WaitConns(t, idOpen, 1, "identity, after a call")
+	testenv.WaitConns(t, polOpen, 1, "policy, after a call")
 	c.CloseIdleConnections()
-	waitOpen(t, "identity, after CloseIdleConnections", idOpen, 0)
-	waitOpen(t, "policy, after CloseIdleConnections", polOpen, 0)
-	waitOpen(t, "token, after Client.CloseIdleConnections", tokenOpen, 1)
+	testenv.WaitConns(t, idOpen, 0, "identity, after CloseIdleConnections")
+	testenv.WaitConns(t, polOpen, 0, "policy, after CloseIdleConnections")
+	testenv.WaitConns(t, tokenOpen, 1, "token, after Client.CloseIdleConnections")
 	a.CloseIdleConnections()
-	waitOpen(t, "token, after Authenticator.CloseIdleConnections", tokenOpen, 0)
+	testenv.WaitConns(t, tokenOpen, 0, "token, after Authenticator.CloseIdleConnections")
+}
+
+// startCounted starts a test server for h that counts the connections open
+// on its side.
+func startCounted(t *testing.T, h http.Handler) (*httptest.Server, *atomic.Int32) {
+	srv := httptest.NewUnstartedServer(h)
+	return srv, testenv.StartCounting(t, srv)
 }
