@@ -34,6 +34,7 @@ type schedule struct {
 	// All three point into mem, 32-byte aligned.
 	enc, dec, twk *byte
 	mem           []byte
+	cleanup       runtime.Cleanup // wipeWhenUnreachable's, stopped by wipe
 }
 
 // sbox is the AES S-box, computed once from its definition (FIPS-197
@@ -160,12 +161,21 @@ func newSchedule(dataKey, tweakKey []byte) *schedule {
 }
 
 // wipeWhenUnreachable zeroes the schedules once owner has been garbage
-// collected, so the expanded keys do not linger in freed memory. It is best
-// effort: the API has no Close, and crypto/aes's own copies (used by the
-// portable path) cannot be reached.
+// collected, so the expanded keys of a Cipher nobody wiped do not linger
+// in freed memory.
 func (s *schedule) wipeWhenUnreachable(owner *Cipher) {
 	if s == nil {
 		return
 	}
-	runtime.AddCleanup(owner, func(mem []byte) { clear(mem) }, s.mem)
+	s.cleanup = runtime.AddCleanup(owner, func(mem []byte) { clear(mem) }, s.mem)
+}
+
+// wipe zeroes the schedules now (Cipher.Wipe).
+func (s *schedule) wipe() {
+	if s == nil {
+		return
+	}
+	s.cleanup.Stop()
+	clear(s.mem)
+	s.enc, s.dec, s.twk = nil, nil, nil
 }

@@ -131,3 +131,28 @@ func TestSchedulesWipedAfterCollection(t *testing.T) {
 	}
 	_ = c
 }
+
+// TestWipeZeroesSchedules: Wipe clears the assembly schedules at once, and
+// NewCipher made no crypto/aes copy that Wipe could not reach.
+func TestWipeZeroesSchedules(t *testing.T) {
+	if activeImpl == implGeneric {
+		t.Skip("this CPU runs the portable implementation")
+	}
+	for _, keySize := range []int{keySize128, keySize256} {
+		c, err := NewCipher(randomKey(rand.New(rand.NewPCG(27, uint64(keySize))), keySize))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.data != nil || c.tweak != nil {
+			t.Fatalf("%d-byte key: NewCipher made crypto/aes ciphers the assembly does not use", keySize)
+		}
+		mem := c.sched.mem
+		if bytes.Equal(mem, make([]byte, len(mem))) {
+			t.Fatal("schedule is empty before Wipe")
+		}
+		c.Wipe()
+		if !bytes.Equal(mem, make([]byte, len(mem))) {
+			t.Fatalf("%d-byte key: schedule not zeroed by Wipe", keySize)
+		}
+	}
+}

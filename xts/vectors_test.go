@@ -105,7 +105,7 @@ func readIEEEVectors(t testing.TB) []ieeeVector {
 func TestIEEE1619Vectors(t *testing.T) {
 	forEachImpl(t, func(t *testing.T) {
 		for _, v := range readIEEEVectors(t) {
-			c, err := newCipher(v.key)
+			c, err := newCipher(v.key, true)
 			if err != nil {
 				t.Fatalf("vector %d: %v", v.n, err)
 			}

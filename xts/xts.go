@@ -42,27 +42,34 @@ var (
 )
 
 // errUninitialised is returned by the methods of a Cipher that was not made
-// by NewCipher (a nil pointer or a zero value).
-var errUninitialised = errors.New("xts: Cipher was not created by NewCipher")
+// by NewCipher (a nil pointer or a zero value), errWiped by those of a
+// Cipher after Wipe.
+var (
+	errUninitialised = errors.New("xts: Cipher was not created by NewCipher")
+	errWiped         = errors.New("xts: Cipher was wiped")
+)
 
 // Cipher is AES-XTS with one key. It is safe for concurrent use: nothing in
-// it changes after NewCipher returns.
+// it changes after NewCipher returns, until Wipe.
 type Cipher struct {
 	// data and tweak are the AES ciphers of the first (data) and second
-	// (tweak) halves of the key. They hold the expanded key schedules
-	// only.
+	// (tweak) halves of the key, for the portable implementation. They
+	// hold the expanded key schedules only, and are made only when that
+	// implementation is in use (crypto/aes's copies cannot be wiped).
 	data, tweak cipher.Block
 	// sched holds the same keys expanded for the assembly kernels (nil
 	// where there are none). It is a pointer so that printing a Cipher
 	// value with %p, which bypasses Format, shows an address only.
 	sched   *schedule
-	keyBits int // 128 or 256: the size of each half
+	keyBits int  // 128 or 256: the size of each half
+	wiped   bool // Wipe has run
 }
 
 // NewCipher returns a Cipher for a 32-byte (AES-128-XTS) or 64-byte
 // (AES-256-XTS) key: data key first, tweak key second. It returns an error
 // wrapping ErrKeySize for any other length and ErrWeakKey when the two
-// halves are equal. The Cipher does not retain key.
+// halves are equal. The Cipher does not retain key; it holds the expanded
+// key schedules until Wipe (or until it is garbage collected).
 func NewCipher(key []byte) (*Cipher, error) {
 	if len(key) != keySize128 && len(key) != keySize256 {
 		return nil, fmt.Errorf("%w (got %d bytes)", ErrKeySize, len(key))
@@ -71,33 +78,62 @@ func NewCipher(key []byte) (*Cipher, error) {
 	if subtle.ConstantTimeCompare(key[:half], key[half:]) == 1 {
 		return nil, ErrWeakKey
 	}
-	return newCipher(key)
+	return newCipher(key, activeImpl == implGeneric)
 }
 
 // newCipher expands key without the weak-key check, so tests can run IEEE
-// 1619 vector 1, whose two keys are both zero.
-func newCipher(key []byte) (*Cipher, error) {
+// 1619 vector 1, whose two keys are both zero. It makes the crypto/aes
+// ciphers of the portable implementation when portable is set or when
+// there is no assembly; tests set it to run every implementation with one
+// Cipher.
+func newCipher(key []byte, portable bool) (*Cipher, error) {
 	if len(key) != keySize128 && len(key) != keySize256 {
 		return nil, fmt.Errorf("%w (got %d bytes)", ErrKeySize, len(key))
 	}
 	half := len(key) / 2
-	data, err := aes.NewCipher(key[:half])
-	if err != nil {
-		return nil, fmt.Errorf("xts: expanding the data key: %w", err)
+	c := &Cipher{sched: newSchedule(key[:half], key[half:]), keyBits: half * 8}
+	if portable || c.sched == nil {
+		var err error
+		if c.data, err = aes.NewCipher(key[:half]); err != nil {
+			return nil, fmt.Errorf("xts: expanding the data key: %w", err)
+		}
+		if c.tweak, err = aes.NewCipher(key[half:]); err != nil {
+			return nil, fmt.Errorf("xts: expanding the tweak key: %w", err)
+		}
 	}
-	tweak, err := aes.NewCipher(key[half:])
-	if err != nil {
-		return nil, fmt.Errorf("xts: expanding the tweak key: %w", err)
-	}
-	c := &Cipher{data: data, tweak: tweak, sched: newSchedule(key[:half], key[half:]), keyBits: half * 8}
 	c.sched.wipeWhenUnreachable(c)
 	return c, nil
+}
+
+// Wipe zeroes the expanded keys c holds and makes c unusable: later calls
+// of EncryptSectors and DecryptSectors return an error. Call it once done
+// with the key, typically with defer; it must not run concurrently with
+// EncryptSectors or DecryptSectors. Wipe is idempotent, and does nothing on
+// a nil Cipher.
+//
+// With the amd64 assembly (the default on amd64) a Cipher holds no other
+// copy of its key, so after Wipe none is left in its memory. The portable
+// implementation (other architectures, the purego tag, processors without
+// AES-NI) keeps its keys in crypto/aes ciphers, which offer no way to clear
+// them: Wipe drops them for the garbage collector. Without Wipe the
+// schedules are zeroed once the Cipher is garbage collected.
+func (c *Cipher) Wipe() {
+	if c == nil {
+		return
+	}
+	c.sched.wipe()
+	c.sched, c.data, c.tweak = nil, nil, nil
+	c.keyBits = 0
+	c.wiped = true
 }
 
 // String names the algorithm; it never shows key material. String, GoString
 // and Format have value receivers so that a Cipher printed by value is
 // redacted too.
 func (c Cipher) String() string {
+	if c.wiped {
+		return "xts.Cipher(wiped)"
+	}
 	if c.keyBits == 0 {
 		return "xts.Cipher(uninitialised)"
 	}
@@ -175,6 +211,8 @@ func (c *Cipher) unit(dst, src []byte, lo, hi uint64, decrypt bool) {
 // check validates the receiver and the buffers.
 func (c *Cipher) check(dst, src []byte) error {
 	switch {
+	case c != nil && c.wiped:
+		return errWiped
 	case c == nil || c.keyBits == 0:
 		return errUninitialised
 	case len(src)%SectorSize != 0:

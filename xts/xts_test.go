@@ -175,7 +175,7 @@ func TestUnitsAgainstGeneric(t *testing.T) {
 	for blocks := 1; blocks <= 70; blocks++ {
 		for _, keySize := range []int{keySize128, keySize256} {
 			key := randomKey(r, keySize)
-			c, err := newCipher(key)
+			c, err := newCipher(key, true)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -189,7 +189,7 @@ func TestUnitsAgainstGeneric(t *testing.T) {
 	}
 	forEachImpl(t, func(t *testing.T) {
 		for _, uc := range cases {
-			c, err := newCipher(uc.key)
+			c, err := newCipher(uc.key, true)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -481,4 +481,35 @@ func TestConcurrentUse(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
+}
+
+// TestWipe: after Wipe, every implementation refuses to run, printing says
+// so, and Wipe can be called again, or on nil.
+func TestWipe(t *testing.T) {
+	forEachImpl(t, func(t *testing.T) {
+		c, err := NewCipher(randomKey(rand.New(rand.NewPCG(13, 14)), keySize256))
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 2*SectorSize)
+		if err := c.EncryptSectors(buf, buf, 0); err != nil {
+			t.Fatal(err)
+		}
+		c.Wipe()
+		c.Wipe()
+		if err := c.EncryptSectors(buf, buf, 0); !errors.Is(err, errWiped) {
+			t.Errorf("EncryptSectors after Wipe: %v", err)
+		}
+		if err := c.DecryptSectors(buf, buf, 0); !errors.Is(err, errWiped) {
+			t.Errorf("DecryptSectors after Wipe: %v", err)
+		}
+		if c.data != nil || c.tweak != nil || c.sched != nil {
+			t.Error("Wipe left key schedules referenced")
+		}
+		if got := c.String(); got != "xts.Cipher(wiped)" {
+			t.Errorf("wiped Cipher prints %q", got)
+		}
+	})
+	var nilCipher *Cipher
+	nilCipher.Wipe()
 }
