@@ -59,6 +59,7 @@ func NewDecryptor(ctx context.Context, src io.Reader, dek *DEK, opts ...Option) 
 	}
 	alloc, err := planAllocation(ctx, in, o)
 	if err != nil {
+		c.Wipe()
 		return nil, err
 	}
 	d := &Decryptor{ctx: ctx, o: o, in: in, cipher: c, alloc: alloc}
@@ -213,7 +214,7 @@ func (d *Decryptor) newReader() *outReader {
 	if d.o.format == FormatVHD {
 		em = &vhdEmitter{layout: d.layout}
 	}
-	return &outReader{ctx: d.ctx, cfg: cfg, em: em, total: d.size, phase: PhaseDecrypt, o: d.o}
+	return &outReader{ctx: d.ctx, cfg: cfg, em: em, total: d.size, phase: PhaseDecrypt, o: d.o, finish: d.cipher.Wipe}
 }
 
 // DecryptImage decrypts the encrypted VHD src with dek and writes the result

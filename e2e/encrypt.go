@@ -42,7 +42,7 @@ type Encryptor struct {
 // Errors: ErrAlreadyEncrypted for an encrypted VHD, ErrKeySize (wrapped) for
 // a bad DEK, ErrNeedSize for a raw stream without WithSize, vhd errors for a
 // malformed VHD.
-func NewEncryptor(ctx context.Context, src io.Reader, dek *DEK, opts ...Option) (*Encryptor, error) {
+func NewEncryptor(ctx context.Context, src io.Reader, dek *DEK, opts ...Option) (_ *Encryptor, err error) {
 	o := buildOptions(opts)
 	if err := checkDEK(dek); err != nil {
 		return nil, err
@@ -51,6 +51,11 @@ func NewEncryptor(ctx context.Context, src io.Reader, dek *DEK, opts ...Option) 
 	if err != nil {
 		return nil, fmt.Errorf("e2e: using the DEK: %w", err)
 	}
+	defer func() {
+		if err != nil {
+			c.Wipe()
+		}
+	}()
 	in, err := openInput(src, o.size)
 	if err != nil {
 		return nil, err
@@ -289,12 +294,13 @@ func (e *Encryptor) newReader() *outReader {
 		}
 	}
 	return &outReader{
-		ctx:   e.ctx,
-		cfg:   cfg,
-		em:    &vhdEmitter{layout: e.layout},
-		total: e.size,
-		phase: PhaseEncrypt,
-		o:     e.o,
+		ctx:    e.ctx,
+		cfg:    cfg,
+		em:     &vhdEmitter{layout: e.layout},
+		total:  e.size,
+		phase:  PhaseEncrypt,
+		o:      e.o,
+		finish: e.cipher.Wipe,
 	}
 }
 

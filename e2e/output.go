@@ -28,6 +28,10 @@ type outReader struct {
 	total int64
 	phase Phase
 	o     *options
+	// finish runs once, after the pipeline has stopped for good (end,
+	// error or Close): the Encryptor and Decryptor wipe their cipher's keys
+	// there.
+	finish func()
 
 	p       *pipeline[blockJob]
 	sink    switchWriter
@@ -129,7 +133,9 @@ func (r *outReader) step() error {
 				return r.fail(err)
 			}
 			r.state = stateDone
-			if err := r.p.stop(nil); err != nil {
+			err := r.p.stop(nil)
+			r.finished()
+			if err != nil {
 				return err
 			}
 			if r.sink.n != r.total {
@@ -159,8 +165,17 @@ func (r *outReader) fail(err error) error {
 			err = perr
 		}
 	}
+	r.finished()
 	r.err = err
 	return err
+}
+
+// finished runs the finish hook, once; no worker is running any more.
+func (r *outReader) finished() {
+	if f := r.finish; f != nil {
+		r.finish = nil
+		f()
+	}
 }
 
 // report calls the progress callback with the bytes emitted so far.

@@ -8,6 +8,8 @@
 //	c, err := xts.NewCipher(dek) // 32 bytes: AES-128-XTS, 64 bytes: AES-256-XTS
 //	...
 //	err = c.EncryptSectors(block, block, firstSector) // in place
+//	...
+//	c.Wipe() // zero the expanded keys once done
 //
 // # Keys
 //
@@ -48,9 +50,11 @@
 //   - It does not manage keys: it never generates, stores, wraps or zeroes a
 //     DEK. A Cipher keeps only the expanded AES key schedules (which, for
 //     AES, contain the key), never a separate copy of the key bytes, and
-//     prints as a fixed string that contains no key material. There is no
-//     Close: the assembly path's schedules are zeroed when the Cipher is
-//     garbage collected, crypto/aes's copies are not.
+//     prints as a fixed string that contains no key material. Wipe zeroes
+//     the schedules (those of a Cipher nobody wiped are zeroed when it is
+//     garbage collected). With the amd64 assembly that leaves no copy of
+//     the key in the Cipher's memory; the portable implementation's
+//     crypto/aes ciphers cannot be cleared, only dropped.
 //   - It knows nothing about the VHD format: callers pass the guest sector
 //     number of the first sector of the data they hand over.
 //

@@ -34,10 +34,14 @@ func ExampleCipher_EncryptSectors() {
 	}
 	fmt.Println("round trip:", bytes.Equal(block, plain))
 	fmt.Println(c)
+
+	c.Wipe() // zero the expanded keys once done; c refuses to run afterwards
+	fmt.Println(c.EncryptSectors(block, block, firstSector))
 	// Output:
 	// ciphertext differs: true
 	// round trip: true
 	// xts.Cipher(AES-256-XTS)
+	// xts: Cipher was wiped
 }
 
 // Keys of the wrong size or with equal halves are refused.

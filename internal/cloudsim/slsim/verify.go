@@ -73,6 +73,7 @@ func (in *inspectedImage) verifyBoot(dek []byte) error {
 		if err != nil {
 			return failf(ReasonBadDEKSize, "%v", err)
 		}
+		defer c.Wipe()
 		blk, err := in.img.Block(0)
 		if err != nil {
 			return failf(ReasonBadVHD, "reading block 0: %v", err)
