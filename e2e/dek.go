@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/e2eimage/e2eimage/internal/durable"
 	"github.com/e2eimage/e2eimage/internal/secret"
 )
 
@@ -121,33 +122,16 @@ func KeyFromEnv(name string, lookup func(string) (string, bool)) (*DEK, error) {
 
 // WriteKeyFile stores dek's raw bytes in a new file at path, mode 0600. It
 // refuses to replace an existing file (the error wraps fs.ErrExist): losing a
-// DEK loses every image encrypted with it. On any failure nothing is left at
-// path.
-func WriteKeyFile(path string, dek *DEK) (err error) {
+// DEK loses every image encrypted with it. On any failure, and after a crash
+// or power cut at any point, path holds either nothing or the whole key;
+// once WriteKeyFile returns, the key survives a power cut.
+func WriteKeyFile(path string, dek *DEK) error {
 	if dek.Len() != AES128XTS && dek.Len() != AES256XTS {
 		return fmt.Errorf("e2e: writing key file: %w (got %d bytes)", ErrKeySize, dek.Len())
 	}
-	// O_EXCL: an existing key is never replaced, even by a concurrent writer.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("e2e: writing key file: %w", err)
-	}
-	defer func() {
-		if cerr := f.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("e2e: writing key file: %w", cerr)
-		}
-		if err != nil {
-			_ = os.Remove(path)
-		}
-	}()
-	// The umask cannot widen 0600, but make the mode explicit anyway.
-	if err := f.Chmod(0o600); err != nil {
-		return fmt.Errorf("e2e: writing key file: %w", err)
-	}
-	if _, err := f.Write(dek.Bytes()); err != nil {
-		return fmt.Errorf("e2e: writing key file: %w", err)
-	}
-	if err := f.Sync(); err != nil {
+	// Never replaces an existing key, even one a concurrent writer made
+	// meanwhile, and a crash or power cut leaves the whole key or no file.
+	if err := durable.Create(path, dek.Bytes()); err != nil {
 		return fmt.Errorf("e2e: writing key file: %w", err)
 	}
 	return nil

@@ -13,6 +13,7 @@ import (
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/cos"
 	"github.com/e2eimage/e2eimage/iam"
+	"github.com/e2eimage/e2eimage/internal/durable"
 	"github.com/e2eimage/e2eimage/internal/secret"
 	"github.com/e2eimage/e2eimage/kms"
 )
@@ -281,26 +282,14 @@ func ReadSecretFile(path string) (*secret.String, error) {
 
 // WriteSecretFile stores a secret (an API key that IAM shows only once) in a
 // new file at path, mode 0600, followed by a newline. It refuses to replace
-// an existing file (the error wraps fs.ErrExist); on failure nothing is left
-// at path.
-func WriteSecretFile(path string, s *secret.String) (err error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
+// an existing file (the error wraps fs.ErrExist). Like WriteKeyFile it is
+// all or nothing, also across a crash or power cut, and durable once it
+// returns.
+func WriteSecretFile(path string, s *secret.String) error {
+	b := []byte(s.Reveal() + "\n")
+	defer clear(b)
+	if err := durable.Create(path, b); err != nil {
 		return fmt.Errorf("e2e: writing secret file: %w", err)
-	}
-	defer func() {
-		if cerr := f.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("e2e: writing secret file %s: %w", path, cerr)
-		}
-		if err != nil {
-			_ = os.Remove(path)
-		}
-	}()
-	if _, err := io.WriteString(f, s.Reveal()+"\n"); err != nil {
-		return fmt.Errorf("e2e: writing secret file %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("e2e: writing secret file %s: %w", path, err)
 	}
 	return nil
 }

@@ -9,10 +9,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/e2eimage/e2eimage/cos"
+	"github.com/e2eimage/e2eimage/internal/durable"
 )
 
 // StateVersion is the version of the state file format that this package
@@ -124,44 +124,21 @@ func LoadState(path string) (*State, error) {
 	return &st, nil
 }
 
-// Save writes the state to path atomically: to a temporary file in the same
-// directory (mode 0600), synced, renamed over path, and the directory
-// synced, so that a crash leaves either the old state or the new one.
-func (s *State) Save(path string) (err error) {
+// Save writes the state to path atomically and durably: to a temporary file
+// in the same directory (mode 0600), synced, renamed over path, and the
+// directory synced, so that a crash or power cut at any point leaves either
+// the old state or the whole new one, and the new one once Save returned
+// (see internal/durable; test/powercut checks every crash point).
+func (s *State) Save(path string) error {
 	s.Version = StateVersion
 	b, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return fmt.Errorf("e2e: encoding state: %w", err)
 	}
 	b = append(b, '\n')
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, stateTempPattern(path))
-	if err != nil {
+	if err := durable.Replace(path, b, stateTempPattern(path)); err != nil {
 		return fmt.Errorf("e2e: saving state: %w", err)
 	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(0o600); err != nil {
-		return fmt.Errorf("e2e: saving state: %w", err)
-	}
-	if _, err := f.Write(b); err != nil {
-		return fmt.Errorf("e2e: saving state: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("e2e: saving state: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("e2e: saving state: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("e2e: saving state: %w", err)
-	}
-	syncDir(dir)
 	return nil
 }
 
@@ -211,22 +188,6 @@ func (s *State) encryptionParams(now time.Time) (nonce [32]byte, id [16]byte, ts
 // os.CreateTemp makes of decimal digits.
 func stateTempPattern(path string) string { return "." + filepath.Base(path) + ".tmp*" }
 
-// isStateTemp reports whether name (a base name) is one of Save's
-// temporary files for the state file path.
-func isStateTemp(path, name string) bool {
-	prefix, _, _ := strings.Cut(stateTempPattern(path), "*")
-	rest, ok := strings.CutPrefix(name, prefix)
-	if !ok || rest == "" {
-		return false
-	}
-	for _, c := range rest {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
-}
-
 // removeStaleStateTemps removes the temporary files that a Save killed
 // before its rename (SIGKILL, power loss) left beside the state file path:
 // regular files whose names match Save's pattern exactly, nothing else. It
@@ -234,18 +195,7 @@ func isStateTemp(path, name string) bool {
 // state file itself is never touched. Two runs must not share a state file
 // (that is unsupported anyway): this would remove the other's file
 // mid-Save, and its Save would fail.
-func removeStaleStateTemps(path string) {
-	dir := filepath.Dir(path)
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		if e.Type().IsRegular() && isStateTemp(path, e.Name()) {
-			_ = os.Remove(filepath.Join(dir, e.Name()))
-		}
-	}
-}
+func removeStaleStateTemps(path string) { durable.RemoveTemps(path, stateTempPattern(path)) }
 
 // loadOrNewState loads the state at path, or returns a new one when there
 // is no file (or no path). It first removes the temporary files an

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # harden.sh runs the whole hardening suite with its long loops and prints a
 # summary: parsers fuzzed (executions), hostile inputs tried, faults
-# injected, kills survived, secrets found in outputs (must be 0), and the
-# suggestions the tests made about code they do not own.
+# injected, kills survived, power cuts simulated, secrets found in outputs
+# (must be 0), and the suggestions the tests made about code they do not
+# own.
 #
 # Usage: test/harden.sh [FUZZTIME]      (per fuzz target; default 1m; 0 skips fuzzing)
 #   HARDEN_LONG=1 is set for the tests: 5 fault seeds, 10 kill cycles.
@@ -59,6 +60,9 @@ printf '%-34s %s\n' "  flows converged" "$(sum faults converged)"
 printf '%-34s %s\n' "kills survived (SIGKILL)" "$(sum kills survived)"
 printf '%-34s %s\n' "  flows converged after kills" "$(sum kills converged)"
 printf '%-34s %s\n' "  stray temp files after kills" "$(sum kills stray_temp_files)"
+printf '%-34s %s\n' "power cuts simulated (points)" "$(sum powercut crash_points)"
+printf '%-34s %s\n' "  disk states loaded after a cut" "$(sum powercut disk_states)"
+printf '%-34s %s\n' "  corrupt / lost after return" "$(sum powercut corrupt)/$(sum powercut lost_after_return)"
 printf '%-34s %s\n' "insecure URLs refused" "$(sum tls refused_urls)"
 printf '%-34s %s\n' "insecure transports accepted" "$(sum tls accepted_insecure)"
 printf '%-34s %s\n' "secrets found in outputs" "$secrets"
@@ -68,4 +72,5 @@ grep '^HARDEN suggestion' "$out/harden.txt" | sed 's/^HARDEN suggestion: /  - /'
 echo "raw lines: $out/harden.txt"
 
 [ "$secrets" -eq 0 ] || status=1
+[ "$(sum powercut corrupt)" -eq 0 ] && [ "$(sum powercut lost_after_return)" -eq 0 ] || status=1
 exit "$status"
