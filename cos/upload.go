@@ -116,6 +116,14 @@ func (c *Client) Upload(ctx context.Context, bucket, key string, r io.Reader, si
 // ETag; a part whose bytes differ is sent again, replacing the stored one.
 // Parts are never trusted unchecked. The options are those of Upload, and a
 // Resume that fails can be resumed again.
+//
+// When the upload no longer exists, an earlier attempt may have completed
+// it and been killed before it could record that. Resume then reads the
+// whole input without sending it and compares it with the object at the
+// key (multipart ETag and size, and the stored SHA-256 when there is one):
+// if they match it returns the verified Result with nothing sent; if not
+// (the upload was aborted or expired, or the key holds another object) its
+// error wraps ErrUploadGone, and the input has been read.
 func (c *Client) Resume(ctx context.Context, st UploadState, r io.Reader, size int64, opts ...Option) (*Result, error) {
 	fail := func(err error) (*Result, error) { return nil, &UploadError{UploadState: st.clone(), Err: err} }
 	if st.Bucket == "" || st.Key == "" || st.UploadID == "" {
@@ -142,6 +150,17 @@ func (c *Client) Resume(ctx context.Context, st UploadState, r io.Reader, size i
 			ErrTooLarge, st.PartSize, size, MaxParts))
 	}
 	server, err := c.listParts(ctx, st.Bucket, st.Key, st.UploadID)
+	if errors.Is(err, ErrUploadGone) && u.partSize > 0 {
+		// Completed (by an attempt killed before it could record that)
+		// or aborted: only the object can tell.
+		res, aerr := u.adoptCompleted(ctx, st)
+		if aerr != nil {
+			return fail(fmt.Errorf("%w; %w", err, aerr))
+		}
+		if res != nil {
+			return res, nil
+		}
+	}
 	if err != nil {
 		return fail(err)
 	}

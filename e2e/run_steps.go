@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -236,61 +237,19 @@ func (r *runner) upload(ctx context.Context, s *Step) error {
 	if err != nil {
 		return err
 	}
-	enc, err := r.newEncryptor(ctx, dek)
-	if err != nil {
-		return err
-	}
-	if st.ImageSize != 0 && st.ImageSize != enc.Size() {
-		return fmt.Errorf("%w: the encrypted image is %d bytes, the state file's was %d (another image?)", ErrStateMismatch, enc.Size(), st.ImageSize)
-	}
-	r.mu.Lock()
-	st.ImageSize = enc.Size()
-	err = r.saveLocked()
-	r.mu.Unlock()
-	if err != nil {
-		return err
-	}
-
-	opts := []cos.Option{
-		cos.WithContentType("application/octet-stream"),
-		cos.WithProgress(func(done, total int64) { r.progress(Progress{Phase: PhaseUpload, Done: done, Total: total}) }),
-	}
-	if r.p.PartSize > 0 {
-		opts = append(opts, cos.WithPartSize(r.p.PartSize))
-	}
-	if r.p.Concurrency > 0 {
-		opts = append(opts, cos.WithConcurrency(r.p.Concurrency))
-	}
-	if r.p.StatePath != "" {
-		opts = append(opts, cos.WithKeepOnCancel(), cos.WithCheckpoint(r.checkpoint))
-	}
-	body := enc.Reader()
-	defer body.Close()
-	var res *cos.Result
-	resumed := false
-	if st.Upload != nil && st.Upload.UploadID != "" {
-		resumed = true
-		s.Detail = "resuming multipart upload " + st.Upload.UploadID
-		r.emit(*s)
-		res, err = r.p.COS.Resume(ctx, *st.Upload, body, enc.Size(), opts...)
-	} else {
-		res, err = r.p.COS.Upload(ctx, st.Bucket, st.Object, body, enc.Size(), opts...)
+	res, err := r.send(ctx, s, dek)
+	if err != nil && errors.Is(err, cos.ErrUploadGone) && rereadable(r.p.Image) {
+		// The upload to resume is gone and the object at the key is not
+		// this image (Resume checked): start again, from the same bytes.
+		r.p.Logger.Warn("e2e: the multipart upload to resume no longer exists and the object is not this image; uploading from the start",
+			"object", st.Bucket+"/"+st.Object)
+		res, err = r.send(ctx, s, dek)
 	}
 	if err != nil {
-		var ue *cos.UploadError
-		r.mu.Lock()
-		if errors.As(err, &ue) && ue.Resumable && ue.UploadID != "" && r.p.StatePath != "" {
-			us := ue.UploadState
-			st.Upload = &us
-		} else {
-			st.Upload = nil
-		}
-		serr := r.saveLocked()
-		r.mu.Unlock()
-		if resumed && errors.Is(err, cos.ErrUploadGone) {
+		if errors.Is(err, cos.ErrUploadGone) {
 			return fmt.Errorf("%w (run again to upload from the start)", err)
 		}
-		return errors.Join(err, serr)
+		return err
 	}
 	obj := &ObjectResult{
 		Bucket: res.Bucket, Key: res.Key, URI: r.objectURI(), Size: res.Size, ETag: res.ETag, SHA256: res.SHA256,
@@ -313,6 +272,73 @@ func (r *runner) upload(ctx context.Context, s *Step) error {
 		s.Detail += fmt.Sprintf(" (%d already uploaded by an earlier attempt, checked and kept)", res.PartsSkipped)
 	}
 	return nil
+}
+
+// send encrypts the image and uploads it, or resumes the upload the state
+// records. On failure it records what a later attempt can resume (nothing
+// when the upload to resume is gone: the next attempt starts afresh).
+func (r *runner) send(ctx context.Context, s *Step, dek *secret.DEK) (*cos.Result, error) {
+	st := r.st
+	enc, err := r.newEncryptor(ctx, dek)
+	if err != nil {
+		return nil, err
+	}
+	if st.ImageSize != 0 && st.ImageSize != enc.Size() {
+		return nil, fmt.Errorf("%w: the encrypted image is %d bytes, the state file's was %d (another image?)", ErrStateMismatch, enc.Size(), st.ImageSize)
+	}
+	r.mu.Lock()
+	st.ImageSize = enc.Size()
+	err = r.saveLocked()
+	r.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+
+	opts := []cos.Option{
+		cos.WithContentType("application/octet-stream"),
+		cos.WithProgress(func(done, total int64) { r.progress(Progress{Phase: PhaseUpload, Done: done, Total: total}) }),
+	}
+	if r.p.PartSize > 0 {
+		opts = append(opts, cos.WithPartSize(r.p.PartSize))
+	}
+	if r.p.Concurrency > 0 {
+		opts = append(opts, cos.WithConcurrency(r.p.Concurrency))
+	}
+	if r.p.StatePath != "" {
+		opts = append(opts, cos.WithKeepOnCancel(), cos.WithCheckpoint(r.checkpoint))
+	}
+	body := enc.Reader()
+	defer body.Close()
+	var res *cos.Result
+	if st.Upload != nil && st.Upload.UploadID != "" {
+		s.Detail = "resuming multipart upload " + st.Upload.UploadID
+		r.emit(*s)
+		res, err = r.p.COS.Resume(ctx, *st.Upload, body, enc.Size(), opts...)
+	} else {
+		res, err = r.p.COS.Upload(ctx, st.Bucket, st.Object, body, enc.Size(), opts...)
+	}
+	if err != nil {
+		var ue *cos.UploadError
+		r.mu.Lock()
+		if errors.As(err, &ue) && ue.Resumable && ue.UploadID != "" && r.p.StatePath != "" {
+			us := ue.UploadState
+			st.Upload = &us
+		} else {
+			st.Upload = nil
+		}
+		serr := r.saveLocked()
+		r.mu.Unlock()
+		return nil, errors.Join(err, serr)
+	}
+	return res, nil
+}
+
+// rereadable reports whether the image can be read again from the start
+// (a regular file, a block device, a sized ReaderAt), as a second upload
+// attempt within one run needs.
+func rereadable(src io.Reader) bool {
+	_, _, ok, err := randomAccess(src)
+	return ok && err == nil
 }
 
 // newEncryptor prepares the encryption with the state's reproducible
