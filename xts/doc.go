@@ -50,7 +50,9 @@
 //   - It does not manage keys: it never generates, stores, wraps or zeroes a
 //     DEK. A Cipher keeps only the expanded AES key schedules (which, for
 //     AES, contain the key), never a separate copy of the key bytes, and
-//     prints as a fixed string that contains no key material. Wipe zeroes
+//     prints as a fixed string that contains no key material. With the
+//     amd64 assembly the schedules sit in a page of their own, locked in RAM
+//     and left out of core dumps where the system allows. Wipe zeroes
 //     the schedules (those of a Cipher nobody wiped are zeroed when it is
 //     garbage collected). With the amd64 assembly that leaves no copy of
 //     the key in the Cipher's memory; the portable implementation's

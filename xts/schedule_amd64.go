@@ -4,8 +4,8 @@ package xts
 
 import (
 	"encoding/binary"
-	"runtime"
-	"unsafe"
+
+	"github.com/e2eimage/e2eimage/internal/lockedmem"
 )
 
 // AES key expansion (FIPS-197 section 5.2) for the assembly kernels, which
@@ -31,10 +31,11 @@ type schedule struct {
 	// enc and dec are the data key's encryption and decryption schedules
 	// (dec in the order AESDEC uses: the equivalent inverse cipher of
 	// FIPS-197 section 5.3.5), twk the tweak key's encryption schedule.
-	// All three point into mem, 32-byte aligned.
+	// All three point into buf, a page of its own that is locked in
+	// RAM and left out of core dumps where the system allows.
 	enc, dec, twk *byte
-	mem           []byte
-	cleanup       runtime.Cleanup // wipeWhenUnreachable's, stopped by wipe
+	buf           *lockedmem.Buffer
+	mem           []byte // buf's bytes
 }
 
 // sbox is the AES S-box, computed once from its definition (FIPS-197
@@ -119,12 +120,14 @@ func invMixColumns(k *[16]byte) {
 
 // newSchedule expands the data key and the tweak key (each 16 or 32 bytes).
 func newSchedule(dataKey, tweakKey []byte) *schedule {
-	mem := make([]byte, 3*scheduleBytes+scheduleAlign)
-	off := int(-uintptr(unsafe.Pointer(&mem[0])) & (scheduleAlign - 1))
-	s := &schedule{mem: mem}
-	encMem := mem[off : off+scheduleBytes]
-	decMem := mem[off+scheduleBytes : off+2*scheduleBytes]
-	twkMem := mem[off+2*scheduleBytes : off+3*scheduleBytes]
+	// A lockedmem buffer starts a page, so each schedule (scheduleBytes,
+	// a multiple of scheduleAlign) is scheduleAlign-aligned.
+	buf := lockedmem.Alloc(3 * scheduleBytes)
+	mem := buf.Bytes()
+	s := &schedule{buf: buf, mem: mem}
+	encMem := mem[:scheduleBytes]
+	decMem := mem[scheduleBytes : 2*scheduleBytes]
+	twkMem := mem[2*scheduleBytes : 3*scheduleBytes]
 
 	put := func(dst []byte, r int, k *[16]byte) {
 		copy(dst[r*rkStride:], k[:])
@@ -160,22 +163,16 @@ func newSchedule(dataKey, tweakKey []byte) *schedule {
 	return s
 }
 
-// wipeWhenUnreachable zeroes the schedules once owner has been garbage
-// collected, so the expanded keys of a Cipher nobody wiped do not linger
-// in freed memory.
-func (s *schedule) wipeWhenUnreachable(owner *Cipher) {
-	if s == nil {
-		return
-	}
-	s.cleanup = runtime.AddCleanup(owner, func(mem []byte) { clear(mem) }, s.mem)
-}
+// wipeWhenUnreachable zeroes the schedules of a Cipher nobody wiped once it
+// has been garbage collected: lockedmem releases a buffer when it becomes
+// unreachable, which the schedule's does with its Cipher.
+func (s *schedule) wipeWhenUnreachable(*Cipher) {}
 
-// wipe zeroes the schedules now (Cipher.Wipe).
+// wipe zeroes the schedules now (Cipher.Wipe) and unlocks their page.
 func (s *schedule) wipe() {
 	if s == nil {
 		return
 	}
-	s.cleanup.Stop()
-	clear(s.mem)
-	s.enc, s.dec, s.twk = nil, nil, nil
+	s.buf.Release()
+	s.enc, s.dec, s.twk, s.mem = nil, nil, nil, nil
 }

@@ -8,9 +8,11 @@
 // through the explicit Bytes and Reveal methods, whose call sites are easy to
 // audit. Zero overwrites the material in place.
 //
-// What this package does NOT do: it does not lock memory (mlock) and cannot
-// stop the Go runtime from having copied the bytes during a garbage collection
-// or a string conversion; zeroing is best effort.
+// A DEK's bytes live in a page of their own that is locked into RAM (never
+// swapped) and left out of core dumps where the system allows (see
+// internal/lockedmem). What this package cannot do: stop a caller, an SDK
+// or a string conversion from copying the bytes elsewhere; a String's bytes
+// are ordinary memory, since every use reveals them as a Go string anyway.
 package secret
 
 import (
@@ -18,6 +20,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+
+	"github.com/e2eimage/e2eimage/internal/lockedmem"
 )
 
 // Redacted is what every secret prints as.
@@ -38,7 +42,7 @@ var ErrDEKSize = errors.New("secret: a DEK must be 32 bytes (AES-128-XTS) or 64 
 // not be copied by value after first use if Zero is to clear every copy;
 // pass *DEK.
 type DEK struct {
-	b []byte
+	buf *lockedmem.Buffer
 }
 
 // NewDEK returns a DEK holding a copy of b. It checks the length only; the
@@ -47,9 +51,9 @@ func NewDEK(b []byte) (*DEK, error) {
 	if len(b) != DEK256 && len(b) != DEK512 {
 		return nil, fmt.Errorf("%w (got %d bytes)", ErrDEKSize, len(b))
 	}
-	c := make([]byte, len(b))
-	copy(c, b)
-	return &DEK{b: c}, nil
+	buf := lockedmem.Alloc(len(b))
+	copy(buf.Bytes(), b)
+	return &DEK{buf: buf}, nil
 }
 
 // GenerateDEK returns a new random DEK of size bytes (DEK256 or DEK512) from
@@ -58,11 +62,12 @@ func GenerateDEK(size int) (*DEK, error) {
 	if size != DEK256 && size != DEK512 {
 		return nil, fmt.Errorf("%w (asked for %d bytes)", ErrDEKSize, size)
 	}
-	b := make([]byte, size)
-	if _, err := rand.Read(b); err != nil {
+	buf := lockedmem.Alloc(size)
+	if _, err := rand.Read(buf.Bytes()); err != nil {
+		buf.Release()
 		return nil, fmt.Errorf("secret: generating a DEK: %w", err)
 	}
-	return &DEK{b: b}, nil
+	return &DEK{buf: buf}, nil
 }
 
 // Bytes returns the key material itself (not a copy). Callers must not retain
@@ -71,24 +76,20 @@ func (d *DEK) Bytes() []byte {
 	if d == nil {
 		return nil
 	}
-	return d.b
+	return d.buf.Bytes()
 }
 
 // Len is the key length in bytes, 0 after Zero.
 func (d *DEK) Len() int {
-	if d == nil {
-		return 0
-	}
-	return len(d.b)
+	return len(d.Bytes())
 }
 
-// Zero overwrites the key material and empties the DEK.
+// Zero overwrites the key material, unlocks its page and empties the DEK.
 func (d *DEK) Zero() {
 	if d == nil {
 		return
 	}
-	clear(d.b)
-	d.b = nil
+	d.buf.Release()
 }
 
 // String implements fmt.Stringer with a redaction marker.

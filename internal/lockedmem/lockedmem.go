@@ -1,0 +1,86 @@
+// Package lockedmem allocates small buffers for key material that the
+// operating system keeps out of swap (mlock) and out of core dumps
+// (MADV_DONTDUMP), where it can.
+//
+// Each buffer has a page of the Go heap to itself, so that locking and
+// advising that page affects no other object, and the memory stays under
+// the garbage collector: a slice of it that outlives the buffer is never a
+// dangling pointer, as memory mapped outside the heap would be. The cost is
+// two pages per buffer, fine for the few keys a program holds.
+//
+// Both protections are best effort: where the system refuses (a small
+// RLIMIT_MEMLOCK, another operating system) the buffer is ordinary memory,
+// and Protection says what was obtained.
+package lockedmem
+
+import (
+	"os"
+	"runtime"
+	"unsafe"
+)
+
+// Protection is what the system granted for one buffer.
+type Protection struct {
+	Locked        bool // mlock: never written to swap
+	NotInCoreDump bool // MADV_DONTDUMP: left out of core dumps
+}
+
+// Buffer is a buffer from Alloc.
+type Buffer struct {
+	page []byte // the whole page the buffer sits in
+	n    int
+	prot Protection
+}
+
+// pageSize is the largest buffer Alloc makes, and what it locks.
+var pageSize = os.Getpagesize()
+
+// Alloc returns a zeroed buffer of n bytes (at most one page, 4 KiB on
+// most systems; more panics, as a programming error). Call Release when the
+// buffer is no longer needed; a buffer never released is released when it
+// is garbage collected.
+func Alloc(n int) *Buffer {
+	if n < 0 || n > pageSize {
+		panic("lockedmem: buffer larger than a page")
+	}
+	raw := make([]byte, 2*pageSize)
+	off := int(-uintptr(unsafe.Pointer(&raw[0])) & uintptr(pageSize-1))
+	b := &Buffer{page: raw[off : off+pageSize : off+pageSize], n: n}
+	b.prot = protect(b.page)
+	runtime.AddCleanup(b, release, b.page)
+	return b
+}
+
+// Bytes returns the buffer's n bytes (not a copy).
+func (b *Buffer) Bytes() []byte {
+	if b == nil || b.page == nil {
+		return nil
+	}
+	return b.page[:b.n:b.n]
+}
+
+// Protection reports what the system granted for the buffer.
+func (b *Buffer) Protection() Protection {
+	if b == nil {
+		return Protection{}
+	}
+	return b.prot
+}
+
+// Release zeroes the buffer and unlocks its page. After Release, Bytes
+// returns nil. It is idempotent.
+func (b *Buffer) Release() {
+	if b == nil || b.page == nil {
+		return
+	}
+	page := b.page
+	b.page, b.n, b.prot = nil, 0, Protection{}
+	release(page)
+}
+
+// release zeroes page and undoes protect. The page keeps MADV_DONTDUMP:
+// leaving whatever the heap puts there later out of core dumps is harmless.
+func release(page []byte) {
+	clear(page)
+	unprotect(page)
+}
