@@ -72,17 +72,7 @@ func TestRunRestartsAnAbortedUpload(t *testing.T) {
 	plan := w.plan(t, img)
 	plan.Concurrency = 1
 
-	ctx, cancel := context.WithCancel(ctxFor(t))
-	plan.OnProgress = func(p e2e.Progress) {
-		if p.Phase == e2e.PhaseUpload && p.Done > 0 {
-			cancel()
-		}
-	}
-	_, err := e2e.Run(ctx, plan)
-	require.ErrorIs(t, err, context.Canceled)
-	st, err := e2e.LoadState(plan.StatePath)
-	require.NoError(t, err)
-	require.NotNil(t, st.Upload)
+	st, _ := interruptUpload(t, plan)
 	require.NoError(t, w.clients.COS.Abort(ctxFor(t), st.Upload.Bucket, st.Upload.Key, st.Upload.UploadID))
 
 	plan.OnProgress = nil

@@ -368,17 +368,14 @@ func TestRunResumesAfterKillFollowingUpload(t *testing.T) {
 	require.True(t, bytes.Equal(img, w.decrypt(t, ctxFor(t), res, w.download(t, ctxFor(t), res.Object.Key))))
 }
 
-func TestRunResumesInterruptedUpload(t *testing.T) {
-	w := newWorld(t, cloudsim.Options{Seed: 23, SeedAuthorizations: true})
-	img := sample(t, 32<<20)
-	plan := w.plan(t, img)
-	plan.Concurrency = 1
-
-	// Stop after the first part is acknowledged, keeping the state file as
-	// it was on disk at that moment: a process killed there (SIGKILL, a
-	// crash) leaves no more than that.
+// interruptUpload runs plan until the first part of the upload is
+// acknowledged and returns the state file as the run left it, and as it was
+// on disk at that moment: a process killed there (SIGKILL, a crash) leaves
+// no more than that.
+func interruptUpload(t *testing.T, plan e2e.Plan) (st *e2e.State, onDisk []byte) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(ctxFor(t))
-	var onDisk []byte
+	defer cancel()
 	plan.OnProgress = func(p e2e.Progress) {
 		if p.Phase == e2e.PhaseUpload && p.Done > 0 && onDisk == nil {
 			b, err := os.ReadFile(plan.StatePath)
@@ -390,9 +387,19 @@ func TestRunResumesInterruptedUpload(t *testing.T) {
 	}
 	_, err := e2e.Run(ctx, plan)
 	require.ErrorIs(t, err, context.Canceled)
-	st, err := e2e.LoadState(plan.StatePath)
+	st, err = e2e.LoadState(plan.StatePath)
 	require.NoError(t, err)
 	require.NotNil(t, st.Upload, "the multipart upload is kept for resumption")
+	return st, onDisk
+}
+
+func TestRunResumesInterruptedUpload(t *testing.T) {
+	w := newWorld(t, cloudsim.Options{Seed: 23, SeedAuthorizations: true})
+	img := sample(t, 32<<20)
+	plan := w.plan(t, img)
+	plan.Concurrency = 1
+
+	st, onDisk := interruptUpload(t, plan)
 	require.NotEmpty(t, st.Upload.UploadID)
 	require.NotEmpty(t, st.Upload.Completed)
 	require.Nil(t, st.Uploaded)

@@ -228,39 +228,34 @@ func (m *FS) CreateTemp(dir, pattern string) (durable.File, error) {
 	}
 }
 
-func (m *FS) Rename(oldpath, newpath string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if err := m.step(); err != nil {
-		return err
-	}
-	from, to := filepath.Base(oldpath), filepath.Base(newpath)
-	ino, ok := m.live[from]
-	if !ok {
-		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: fs.ErrNotExist}
-	}
-	m.live[to] = ino
-	delete(m.live, from)
-	m.pending = append(m.pending, metaOp{kind: opRename, from: from, to: to})
-	return nil
-}
+// Rename moves oldpath to newpath, replacing what is there.
+func (m *FS) Rename(oldpath, newpath string) error { return m.name(opRename, oldpath, newpath) }
 
-func (m *FS) Link(oldpath, newpath string) error {
+// Link gives oldpath's file the name newpath too; it fails if newpath
+// exists.
+func (m *FS) Link(oldpath, newpath string) error { return m.name(opLink, oldpath, newpath) }
+
+// name is Rename (kind opRename) and Link (opLink).
+func (m *FS) name(kind opKind, oldpath, newpath string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.step(); err != nil {
 		return err
 	}
+	op := map[opKind]string{opRename: "rename", opLink: "link"}[kind]
 	from, to := filepath.Base(oldpath), filepath.Base(newpath)
 	ino, ok := m.live[from]
 	if !ok {
-		return &os.LinkError{Op: "link", Old: oldpath, New: newpath, Err: fs.ErrNotExist}
+		return &os.LinkError{Op: op, Old: oldpath, New: newpath, Err: fs.ErrNotExist}
 	}
-	if _, ok := m.live[to]; ok {
-		return &os.LinkError{Op: "link", Old: oldpath, New: newpath, Err: fs.ErrExist}
+	if _, exists := m.live[to]; exists && kind == opLink {
+		return &os.LinkError{Op: op, Old: oldpath, New: newpath, Err: fs.ErrExist}
 	}
 	m.live[to] = ino
-	m.pending = append(m.pending, metaOp{kind: opLink, from: from, to: to})
+	if kind == opRename {
+		delete(m.live, from)
+	}
+	m.pending = append(m.pending, metaOp{kind: kind, from: from, to: to})
 	return nil
 }
 
