@@ -78,8 +78,7 @@ func (b *Buffer) Release() {
 	release(page)
 }
 
-// release zeroes page and undoes protect. The page keeps MADV_DONTDUMP:
-// leaving whatever the heap puts there later out of core dumps is harmless.
+// release zeroes page and undoes protect.
 func release(page []byte) {
 	clear(page)
 	unprotect(page)

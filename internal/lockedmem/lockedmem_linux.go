@@ -9,4 +9,11 @@ func protect(page []byte) Protection {
 	}
 }
 
-func unprotect(page []byte) { _ = unix.Munlock(page) }
+// unprotect gives the page back the heap's flags, so that the kernel can
+// merge its mapping with its neighbours again: every locked or advised
+// page splits the heap's mapping, and a process has a limited number of
+// mappings (vm.max_map_count).
+func unprotect(page []byte) {
+	_ = unix.Munlock(page)
+	_ = unix.Madvise(page, unix.MADV_DODUMP)
+}

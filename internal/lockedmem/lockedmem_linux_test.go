@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"unsafe"
@@ -88,4 +89,42 @@ func TestProtectedPage(t *testing.T) {
 	if p.Locked && has(vmFlags(t, addr), "lo") {
 		t.Error("page still locked after Release")
 	}
+}
+
+// mappings counts the process's memory mappings.
+func mappings(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Skipf("no /proc/self/maps: %v", err)
+	}
+	return strings.Count(string(b), "\n")
+}
+
+// TestNoMappingLeak: each protected page splits the heap's mapping; once
+// released, the mappings merge again, so a program that makes and drops
+// keys all day (a fuzzer makes millions) does not run into
+// vm.max_map_count.
+func TestNoMappingLeak(t *testing.T) {
+	before := mappings(t)
+	live := make([]*Buffer, 0, 8)
+	for i := 0; i < 20000; i++ {
+		b := Alloc(64)
+		live = append(live, b)
+		if len(live) == cap(live) {
+			for _, b := range live {
+				b.Release()
+			}
+			live = live[:0]
+		}
+	}
+	for _, b := range live {
+		b.Release()
+	}
+	runtime.GC()
+	after := mappings(t)
+	if after-before > 200 {
+		t.Fatalf("mappings grew from %d to %d over 20000 buffers", before, after)
+	}
+	t.Logf("mappings: %d before, %d after 20000 buffers", before, after)
 }
