@@ -15,7 +15,8 @@ import (
 // Decryptor produces the decrypted form of one encrypted VHD: a raw disk
 // image (FormatRaw, the default) or an unencrypted dynamic VHD with the
 // same allocation (FormatVHD). Like Encryptor, it checks everything it can
-// before output starts, including the key, and knows its output size.
+// before output starts, including the key, knows its output size, and
+// wipes its key schedules once the output ends.
 //
 // Sectors are decrypted exactly as tapdisk reads them: every present sector
 // is decrypted, absent ones read as zeros. An image damaged by vhd-util

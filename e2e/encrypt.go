@@ -21,7 +21,8 @@ import (
 // detects the input, checks it is not encrypted, and plans the output's
 // layout (for a raw or fixed VHD file this reads the whole input once, see
 // the package documentation). WriteTo or Reader then produce the output,
-// once.
+// once. The Encryptor keeps no copy of the DEK, only the AES key schedules,
+// which it wipes as soon as the output ends (finished, failed or closed).
 type Encryptor struct {
 	ctx       context.Context
 	o         *options
