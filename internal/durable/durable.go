@@ -38,6 +38,9 @@ type File interface {
 // behave as the os functions of the same names; SyncDir fsyncs a directory.
 type FS interface {
 	CreateTemp(dir, pattern string) (File, error)
+	// CreateExcl creates path with mode 0600, failing with an error that
+	// wraps fs.ErrExist when it exists (O_CREATE|O_EXCL).
+	CreateExcl(path string) (File, error)
 	Rename(oldpath, newpath string) error
 	Link(oldpath, newpath string) error
 	Remove(name string) error
@@ -49,8 +52,12 @@ type osFS struct{}
 
 func (osFS) CreateTemp(dir, pattern string) (File, error) { return os.CreateTemp(dir, pattern) }
 func (osFS) Rename(oldpath, newpath string) error         { return os.Rename(oldpath, newpath) }
-func (osFS) Link(oldpath, newpath string) error           { return os.Link(oldpath, newpath) }
-func (osFS) Remove(name string) error                     { return os.Remove(name) }
+
+func (osFS) CreateExcl(path string) (File, error) {
+	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+}
+func (osFS) Link(oldpath, newpath string) error { return os.Link(oldpath, newpath) }
+func (osFS) Remove(name string) error           { return os.Remove(name) }
 
 func (osFS) SyncDir(dir string) error {
 	d, err := os.Open(dir)
@@ -98,11 +105,19 @@ func Replace(path string, data []byte, tempPattern string) error {
 
 // Create writes data to a new file at path, atomically and durably (see the
 // package documentation), and never replaces an existing file: if path
-// exists its error wraps fs.ErrExist and nothing is written. The file has
-// mode 0600. A crash leaves either no file at path or the whole of data;
-// at worst a temporary file ".<name>.new*" beside it, which the next
-// Create of the same path removes.
+// exists its error wraps fs.ErrExist. The file has mode 0600. A crash leaves
+// either no file at path or the whole of data; at worst a temporary file
+// ".<name>.new*" beside it, which the next Create of the same path removes.
+//
+// On a file system without hard links (FAT, some network file systems)
+// Create writes path in place instead: still never replacing a file and
+// durable once it returns, but a crash may then leave a partial file.
 func Create(path string, data []byte) error {
+	// Checked first so that data (a key) is not written anywhere when the
+	// answer is known; the link below still settles a race.
+	if _, err := os.Lstat(path); err == nil {
+		return fmt.Errorf("%s: %w", path, fs.ErrExist)
+	}
 	pattern := "." + filepath.Base(path) + ".new*"
 	RemoveTemps(path, pattern)
 	tmp, err := writeTemp(path, data, pattern)
@@ -113,11 +128,31 @@ func Create(path string, data []byte) error {
 	// name goes once the new one points at the data.
 	lerr := current.Link(tmp, path)
 	_ = current.Remove(tmp)
-	if lerr != nil {
-		if errors.Is(lerr, fs.ErrExist) {
-			return fmt.Errorf("%s: %w", path, fs.ErrExist)
+	switch {
+	case lerr == nil:
+		return syncDir(filepath.Dir(path))
+	case errors.Is(lerr, fs.ErrExist):
+		return fmt.Errorf("%s: %w", path, fs.ErrExist)
+	case errors.Is(lerr, syscall.EPERM) || errors.Is(lerr, errors.ErrUnsupported):
+		return createInPlace(path, data)
+	}
+	return lerr
+}
+
+// createInPlace is Create for file systems without hard links.
+func createInPlace(path string, data []byte) (err error) {
+	f, err := current.CreateExcl(path)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = current.Remove(path)
 		}
-		return lerr
+	}()
+	if err := fill(f, data); err != nil {
+		return err
 	}
 	return syncDir(filepath.Dir(path))
 }
@@ -136,20 +171,25 @@ func writeTemp(path string, data []byte, pattern string) (name string, err error
 			_ = current.Remove(name)
 		}
 	}()
-	// CreateTemp already uses 0600; the umask cannot widen it, but say so.
-	if err := f.Chmod(0o600); err != nil {
-		return "", err
-	}
-	if _, err := f.Write(data); err != nil {
-		return "", err
-	}
-	if err := f.Sync(); err != nil {
-		return "", err
-	}
-	if err := f.Close(); err != nil {
+	if err := fill(f, data); err != nil {
 		return "", err
 	}
 	return name, nil
+}
+
+// fill writes data to a new file, mode 0600, synced and closed.
+func fill(f File, data []byte) error {
+	// The file was created 0600; the umask cannot widen that, but say so.
+	if err := f.Chmod(0o600); err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // syncDir makes a directory operation in dir durable. A file system that

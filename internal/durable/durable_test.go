@@ -226,3 +226,58 @@ func unsafeWrite(path string, data []byte, temp, syncData, syncDir bool) error {
 	}
 	return nil
 }
+
+// noLinks is the operating system's file system as FAT shows it: no hard
+// links.
+type noLinks struct {
+	durable.FS
+	links int
+}
+
+func (n *noLinks) Link(oldpath, newpath string) error {
+	n.links++
+	return &os.LinkError{Op: "link", Old: oldpath, New: newpath, Err: syscall.EPERM}
+}
+
+// TestCreateWithoutHardLinks: where link is refused, Create writes in
+// place, still refusing to replace a file and leaving no temporary file.
+func TestCreateWithoutHardLinks(t *testing.T) {
+	fsys := &noLinks{FS: durable.Current()}
+	defer durable.Use(fsys)()
+	dir := t.TempDir()
+	key := filepath.Join(dir, "key")
+	if err := durable.Create(key, []byte("secret")); err != nil {
+		t.Fatal(err)
+	}
+	if fsys.links != 1 {
+		t.Fatalf("link tried %d times", fsys.links)
+	}
+	assertFile(t, key, "secret")
+	if err := durable.Create(key, []byte("other")); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("Create over an existing file: %v", err)
+	}
+	assertFile(t, key, "secret")
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Fatalf("directory holds %d entries, want 1", len(entries))
+	}
+}
+
+// TestCreateExistingWritesNothing: when the file exists, Create fails
+// before the data (a key) reaches the disk under any name.
+func TestCreateExistingWritesNothing(t *testing.T) {
+	m := crashfs.New()
+	defer durable.Use(m)()
+	dir := t.TempDir()
+	key := filepath.Join(dir, "key")
+	if err := os.WriteFile(key, []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The model sees the same name: it must not be asked for anything.
+	if err := durable.Create(key, []byte("new")); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("Create over an existing file: %v", err)
+	}
+	if n := m.Ops(); n != 0 {
+		t.Fatalf("Create made %d file system operations before refusing", n)
+	}
+}

@@ -218,14 +218,33 @@ func (m *FS) CreateTemp(dir, pattern string) (durable.File, error) {
 	for {
 		m.nextTemp++
 		name := prefix + strconv.Itoa(1000000+m.nextTemp) + suffix
-		if _, ok := m.live[name]; ok {
-			continue
+		if _, ok := m.live[name]; !ok {
+			return m.create(filepath.Join(dir, name)), nil
 		}
-		ino := &inode{}
-		m.live[name] = ino
-		m.pending = append(m.pending, metaOp{kind: opCreate, to: name, ino: ino})
-		return &file{m: m, ino: ino, name: filepath.Join(dir, name)}, nil
 	}
+}
+
+// create makes an empty file at path; the caller holds mu and has checked
+// that there is none.
+func (m *FS) create(path string) *file {
+	name := filepath.Base(path)
+	ino := &inode{}
+	m.live[name] = ino
+	m.pending = append(m.pending, metaOp{kind: opCreate, to: name, ino: ino})
+	return &file{m: m, ino: ino, name: path}
+}
+
+// CreateExcl makes an empty file at path unless one is there.
+func (m *FS) CreateExcl(path string) (durable.File, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.step(); err != nil {
+		return nil, err
+	}
+	if _, ok := m.live[filepath.Base(path)]; ok {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: fs.ErrExist}
+	}
+	return m.create(path), nil
 }
 
 // Rename moves oldpath to newpath, replacing what is there.
