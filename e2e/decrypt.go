@@ -114,26 +114,11 @@ func (in *input) verifyKey(dek *DEK) error {
 func (d *Decryptor) Size() int64 { return d.size }
 
 // WriteTo writes the decrypted image to w, once (see Encryptor.WriteTo).
-func (d *Decryptor) WriteTo(w io.Writer) (int64, error) {
-	if !d.used.CompareAndSwap(false, true) {
-		return 0, ErrUsed
-	}
-	r := d.newReader()
-	n, err := r.WriteTo(w)
-	if cerr := r.Close(); err == nil {
-		err = cerr
-	}
-	return n, err
-}
+func (d *Decryptor) WriteTo(w io.Writer) (int64, error) { return writeOnce(&d.used, d.newReader, w) }
 
 // Reader returns the decrypted image as an io.ReadCloser (see
 // Encryptor.Reader for the rules).
-func (d *Decryptor) Reader() io.ReadCloser {
-	if !d.used.CompareAndSwap(false, true) {
-		return errReader{ErrUsed}
-	}
-	return d.newReader()
-}
+func (d *Decryptor) Reader() io.ReadCloser { return readOnce(&d.used, d.newReader) }
 
 func (d *Decryptor) newReader() *outReader {
 	cfg := pipelineConfig[blockJob]{

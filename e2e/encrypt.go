@@ -194,17 +194,7 @@ func planAllocation(ctx context.Context, in *input, o *options) ([]vhd.Bitmap, e
 // seeking, in large writes. It returns the number of bytes written and the
 // first error of any stage. It can be called once (the second call returns
 // ErrUsed); Reader and WriteTo are exclusive.
-func (e *Encryptor) WriteTo(w io.Writer) (int64, error) {
-	if !e.used.CompareAndSwap(false, true) {
-		return 0, ErrUsed
-	}
-	r := e.newReader()
-	n, err := r.WriteTo(w)
-	if cerr := r.Close(); err == nil {
-		err = cerr
-	}
-	return n, err
-}
+func (e *Encryptor) WriteTo(w io.Writer) (int64, error) { return writeOnce(&e.used, e.newReader, w) }
 
 // Reader returns the encrypted VHD as an io.ReadCloser, for APIs that pull
 // (an HTTP request body, an SDK uploader). The work starts at the first
@@ -214,11 +204,28 @@ func (e *Encryptor) WriteTo(w io.Writer) (int64, error) {
 // uses the same path as WriteTo. Reader and WriteTo are exclusive, and
 // Reader can be called once (a second call returns a reader whose Read
 // fails with ErrUsed).
-func (e *Encryptor) Reader() io.ReadCloser {
-	if !e.used.CompareAndSwap(false, true) {
+func (e *Encryptor) Reader() io.ReadCloser { return readOnce(&e.used, e.newReader) }
+
+// writeOnce is WriteTo of an Encryptor or Decryptor: the first use of used
+// writes newReader's output to w, later ones fail with ErrUsed.
+func writeOnce(used *atomic.Bool, newReader func() *outReader, w io.Writer) (int64, error) {
+	if !used.CompareAndSwap(false, true) {
+		return 0, ErrUsed
+	}
+	r := newReader()
+	n, err := r.WriteTo(w)
+	if cerr := r.Close(); err == nil {
+		err = cerr
+	}
+	return n, err
+}
+
+// readOnce is Reader of an Encryptor or Decryptor (see writeOnce).
+func readOnce(used *atomic.Bool, newReader func() *outReader) io.ReadCloser {
+	if !used.CompareAndSwap(false, true) {
 		return errReader{ErrUsed}
 	}
-	return e.newReader()
+	return newReader()
 }
 
 type errReader struct{ err error }
