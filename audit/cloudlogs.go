@@ -16,7 +16,7 @@ import (
 	"github.com/IBM/go-sdk-core/v5/core"
 
 	"github.com/e2eimage/e2eimage/internal/endpoint"
-	"github.com/e2eimage/e2eimage/internal/secret"
+	"github.com/e2eimage/e2eimage/secret"
 )
 
 // Limits of the IBM Cloud Logs query API (CLOUD.md section 6.5).

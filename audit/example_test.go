@@ -9,7 +9,7 @@ import (
 
 	"github.com/e2eimage/e2eimage/audit"
 	"github.com/e2eimage/e2eimage/classic"
-	"github.com/e2eimage/e2eimage/internal/secret"
+	"github.com/e2eimage/e2eimage/secret"
 )
 
 // Read the trail of one run from IBM Cloud: the classic event log and

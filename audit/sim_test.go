@@ -17,8 +17,8 @@ import (
 	"github.com/e2eimage/e2eimage/iam"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
 	"github.com/e2eimage/e2eimage/internal/cloudsim/slsim"
-	"github.com/e2eimage/e2eimage/internal/secret"
 	"github.com/e2eimage/e2eimage/kms"
+	"github.com/e2eimage/e2eimage/secret"
 )
 
 // run is one E2E run through the simulated cloud, and what it created.

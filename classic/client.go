@@ -14,7 +14,7 @@ import (
 	"github.com/softlayer/softlayer-go/session"
 
 	"github.com/e2eimage/e2eimage/internal/endpoint"
-	"github.com/e2eimage/e2eimage/internal/secret"
+	"github.com/e2eimage/e2eimage/secret"
 )
 
 // Endpoints of the SoftLayer REST API (CLOUD.md section 5.5).

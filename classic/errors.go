@@ -11,7 +11,7 @@ import (
 
 	"github.com/softlayer/softlayer-go/sl"
 
-	"github.com/e2eimage/e2eimage/internal/secret"
+	"github.com/e2eimage/e2eimage/secret"
 )
 
 // Sentinel errors that callers branch on.

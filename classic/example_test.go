@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/e2eimage/e2eimage/classic"
-	"github.com/e2eimage/e2eimage/internal/secret"
+	"github.com/e2eimage/e2eimage/secret"
 )
 
 // Import an encrypted image from COS and wait until the template is Active.

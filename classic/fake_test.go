@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/e2eimage/e2eimage/internal/secret"
+	"github.com/e2eimage/e2eimage/secret"
 )
 
 // fakeSL is a small SoftLayer REST server for unit tests: it parses the

@@ -11,7 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/e2eimage/e2eimage/internal/secret"
+	"github.com/e2eimage/e2eimage/secret"
 )
 
 func millis(n int) time.Duration { return time.Duration(n) * time.Millisecond }

@@ -20,8 +20,8 @@ import (
 	"github.com/e2eimage/e2eimage/e2e"
 	"github.com/e2eimage/e2eimage/iam"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
-	"github.com/e2eimage/e2eimage/internal/secret"
 	"github.com/e2eimage/e2eimage/kms"
+	"github.com/e2eimage/e2eimage/secret"
 	"github.com/e2eimage/e2eimage/vhd"
 )
 

@@ -18,7 +18,7 @@ import (
 	"github.com/IBM/ibm-cos-sdk-go/service/s3"
 
 	"github.com/e2eimage/e2eimage/internal/endpoint"
-	"github.com/e2eimage/e2eimage/internal/secret"
+	"github.com/e2eimage/e2eimage/secret"
 )
 
 // DefaultIAMTokenURL is the IAM token endpoint the API-key credentials use

@@ -23,8 +23,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/e2eimage/e2eimage/internal/faults"
-	"github.com/e2eimage/e2eimage/internal/secret"
 	"github.com/e2eimage/e2eimage/internal/versitygw"
+	"github.com/e2eimage/e2eimage/secret"
 )
 
 // backend is an S3 server the tests talk to, with a log of the requests

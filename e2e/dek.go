@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/e2eimage/e2eimage/internal/durable"
-	"github.com/e2eimage/e2eimage/internal/secret"
+	"github.com/e2eimage/e2eimage/secret"
 )
 
 // DEK is a data encryption key: 32 or 64 raw bytes that never print

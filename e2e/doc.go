@@ -128,5 +128,5 @@
 //     environment; wrapping them with Key Protect or HPCS is package kms's
 //     job, uploading is package cos's.
 //   - It does not make a DEK safe in memory beyond what package
-//     internal/secret does (redaction and best-effort zeroing).
+//     package secret does (redaction and best-effort zeroing).
 package e2e

@@ -13,8 +13,8 @@ import (
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/cos"
 	"github.com/e2eimage/e2eimage/iam"
-	"github.com/e2eimage/e2eimage/internal/secret"
 	"github.com/e2eimage/e2eimage/kms"
+	"github.com/e2eimage/e2eimage/secret"
 )
 
 // ObjectSuffix is how the name of an image object in COS ends by default:

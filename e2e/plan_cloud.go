@@ -14,8 +14,8 @@ import (
 	"github.com/e2eimage/e2eimage/cos"
 	"github.com/e2eimage/e2eimage/iam"
 	"github.com/e2eimage/e2eimage/internal/durable"
-	"github.com/e2eimage/e2eimage/internal/secret"
 	"github.com/e2eimage/e2eimage/kms"
+	"github.com/e2eimage/e2eimage/secret"
 )
 
 // Endpoints overrides the base URLs of the IBM Cloud services, for private

@@ -10,8 +10,8 @@ import (
 
 	"github.com/e2eimage/e2eimage/audit"
 	"github.com/e2eimage/e2eimage/classic"
-	"github.com/e2eimage/e2eimage/internal/secret"
 	"github.com/e2eimage/e2eimage/kms"
+	"github.com/e2eimage/e2eimage/secret"
 )
 
 // StepName names a step of Run.

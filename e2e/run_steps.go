@@ -14,8 +14,8 @@ import (
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/cos"
 	"github.com/e2eimage/e2eimage/iam"
-	"github.com/e2eimage/e2eimage/internal/secret"
 	"github.com/e2eimage/e2eimage/kms"
+	"github.com/e2eimage/e2eimage/secret"
 )
 
 // checkpointEvery bounds how often an upload's progress is written to the

@@ -30,8 +30,8 @@ import (
 	"github.com/e2eimage/e2eimage/internal/cloudsim/slsim"
 	"github.com/e2eimage/e2eimage/internal/faults"
 	"github.com/e2eimage/e2eimage/internal/sampleimage"
-	"github.com/e2eimage/e2eimage/internal/secret"
 	"github.com/e2eimage/e2eimage/kms"
+	"github.com/e2eimage/e2eimage/secret"
 )
 
 // world is a simulated cloud with clients connected to it.

@@ -12,8 +12,8 @@ import (
 	"github.com/IBM/go-sdk-core/v5/core"
 
 	"github.com/e2eimage/e2eimage/internal/endpoint"
-	"github.com/e2eimage/e2eimage/internal/secret"
 	"github.com/e2eimage/e2eimage/kms"
+	"github.com/e2eimage/e2eimage/secret"
 )
 
 // IAM endpoints (CLOUD.md §3.1).

@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"github.com/e2eimage/e2eimage/internal/endpoint"
-	"github.com/e2eimage/e2eimage/internal/secret"
 	"github.com/e2eimage/e2eimage/internal/testenv"
+	"github.com/e2eimage/e2eimage/secret"
 )
 
 // jsonAnswer answers every request with body.

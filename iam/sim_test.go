@@ -25,8 +25,8 @@ import (
 	"github.com/e2eimage/e2eimage/iam"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
 	"github.com/e2eimage/e2eimage/internal/faults"
-	"github.com/e2eimage/e2eimage/internal/secret"
 	"github.com/e2eimage/e2eimage/kms"
+	"github.com/e2eimage/e2eimage/secret"
 )
 
 type env struct {

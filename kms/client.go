@@ -13,7 +13,7 @@ import (
 	kp "github.com/IBM/keyprotect-go-client"
 
 	"github.com/e2eimage/e2eimage/internal/endpoint"
-	"github.com/e2eimage/e2eimage/internal/secret"
+	"github.com/e2eimage/e2eimage/secret"
 )
 
 // TokenSource supplies IAM access tokens. *iam.Authenticator implements it.

@@ -78,5 +78,5 @@
 //     name or alias; the caller supplies the key CRN (and the port).
 //   - No caching of DEKs and no local crypto on wrapped keys: a ciphertext is
 //     opaque, and only the key service can check it.
-//   - It does not lock memory; see internal/secret.
+//   - It does not lock memory; see package secret.
 package kms

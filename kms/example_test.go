@@ -11,8 +11,8 @@ import (
 
 	"github.com/e2eimage/e2eimage/iam"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
-	"github.com/e2eimage/e2eimage/internal/secret"
 	"github.com/e2eimage/e2eimage/kms"
+	"github.com/e2eimage/e2eimage/secret"
 )
 
 // The examples run against the local cloud simulator; with a real account,

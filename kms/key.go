@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/e2eimage/e2eimage/internal/secret"
+	"github.com/e2eimage/e2eimage/secret"
 )
 
 // KeyService is what the E2E flow needs from a key management service: the

@@ -16,7 +16,7 @@ import (
 
 	kp "github.com/IBM/keyprotect-go-client"
 
-	"github.com/e2eimage/e2eimage/internal/secret"
+	"github.com/e2eimage/e2eimage/secret"
 )
 
 // staticTokens is a TokenSource for unit tests against httptest servers.

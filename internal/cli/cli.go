@@ -21,7 +21,7 @@ import (
 
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/e2e"
-	"github.com/e2eimage/e2eimage/internal/secret"
+	"github.com/e2eimage/e2eimage/secret"
 )
 
 // Exit codes every example command uses.

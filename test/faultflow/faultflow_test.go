@@ -31,8 +31,8 @@ import (
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
 	"github.com/e2eimage/e2eimage/internal/faults"
 	"github.com/e2eimage/e2eimage/internal/sampleimage"
-	"github.com/e2eimage/e2eimage/internal/secret"
 	"github.com/e2eimage/e2eimage/kms"
+	"github.com/e2eimage/e2eimage/secret"
 	"github.com/e2eimage/e2eimage/test/internal/leak"
 	"github.com/e2eimage/e2eimage/test/internal/lostproxy"
 )

@@ -22,7 +22,7 @@ import (
 	"github.com/e2eimage/e2eimage/e2e"
 	"github.com/e2eimage/e2eimage/internal/durable"
 	"github.com/e2eimage/e2eimage/internal/durable/crashfs"
-	"github.com/e2eimage/e2eimage/internal/secret"
+	"github.com/e2eimage/e2eimage/secret"
 )
 
 // subject is one kind of file: how to write its new content and how to

@@ -21,7 +21,7 @@ import (
 
 	"github.com/e2eimage/e2eimage/e2e"
 	"github.com/e2eimage/e2eimage/internal/sampleimage"
-	"github.com/e2eimage/e2eimage/internal/secret"
+	"github.com/e2eimage/e2eimage/secret"
 	"github.com/e2eimage/e2eimage/test/internal/hvhd"
 	"github.com/e2eimage/e2eimage/test/internal/leak"
 	"github.com/e2eimage/e2eimage/vhd"

@@ -26,8 +26,8 @@ import (
 	"github.com/e2eimage/e2eimage/cos"
 	"github.com/e2eimage/e2eimage/e2e"
 	"github.com/e2eimage/e2eimage/iam"
-	"github.com/e2eimage/e2eimage/internal/secret"
 	"github.com/e2eimage/e2eimage/kms"
+	"github.com/e2eimage/e2eimage/secret"
 )
 
 const testCRN = "crn:v1:bluemix:public:kms:us-south:a/0123456789abcdef0123456789abcdef:01234567-89ab-cdef-0123-456789abcdef:key:fedcba98-7654-3210-fedc-ba9876543210"

@@ -25,7 +25,7 @@ import (
 
 	"github.com/e2eimage/e2eimage/cos"
 	"github.com/e2eimage/e2eimage/e2e"
-	"github.com/e2eimage/e2eimage/internal/secret"
+	"github.com/e2eimage/e2eimage/secret"
 )
 
 func main() {

@@ -21,7 +21,7 @@ import (
 	"github.com/e2eimage/e2eimage/e2e"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
 	"github.com/e2eimage/e2eimage/internal/sampleimage"
-	"github.com/e2eimage/e2eimage/internal/secret"
+	"github.com/e2eimage/e2eimage/secret"
 )
 
 // runTimeout bounds the E2E flow of Sim.Run: the simulator's clock runs

@@ -11,7 +11,7 @@ import (
 	"github.com/softlayer/softlayer-go/datatypes"
 
 	"github.com/e2eimage/e2eimage/internal/cloudsim/simcore"
-	"github.com/e2eimage/e2eimage/internal/secret"
+	"github.com/e2eimage/e2eimage/secret"
 )
 
 // ReasonExportSourceGone: the simulator keeps no copy of an imported image;

@@ -20,7 +20,7 @@ import (
 	kp "github.com/IBM/keyprotect-go-client"
 
 	"github.com/e2eimage/e2eimage/internal/cloudsim/simcore"
-	"github.com/e2eimage/e2eimage/internal/secret"
+	"github.com/e2eimage/e2eimage/secret"
 )
 
 // Import limits.

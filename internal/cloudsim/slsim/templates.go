@@ -12,7 +12,7 @@ import (
 	"github.com/softlayer/softlayer-go/datatypes"
 
 	"github.com/e2eimage/e2eimage/internal/cloudsim/simcore"
-	"github.com/e2eimage/e2eimage/internal/secret"
+	"github.com/e2eimage/e2eimage/secret"
 )
 
 // Image template group status key names. IBM documents only that

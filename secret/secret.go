@@ -13,6 +13,15 @@
 // internal/lockedmem). What this package cannot do: stop a caller, an SDK
 // or a string conversion from copying the bytes elsewhere; a String's bytes
 // are ordinary memory, since every use reveals them as a Go string anyway.
+//
+// The package is public so that code in any module can hand the SDK a
+// credential it holds as a string (an environment variable, a vault answer):
+//
+//	apiKey := secret.NewString(os.Getenv("IBMCLOUD_API_KEY"))
+//	defer apiKey.Zero()
+//
+// and a DEK it holds as bytes with NewDEK, which copies them into locked
+// memory so that the caller can clear its own slice.
 package secret
 
 import (
@@ -27,7 +36,7 @@ import (
 // Redacted is what every secret prints as.
 const Redacted = "[REDACTED]"
 
-// DEK sizes accepted by the encrypted VHD format (FORMAT.md, "Encryption").
+// DEK sizes accepted by the encrypted VHD format .
 const (
 	// DEK256 is a 32-byte key: AES-128-XTS, what IBM calls "AES 256 bit".
 	DEK256 = 32
