@@ -8,12 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/e2eimage/e2eimage/vhdcrypt"
+
 	"github.com/stretchr/testify/require"
 
 	"github.com/e2eimage/e2eimage/audit"
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/cos"
-	"github.com/e2eimage/e2eimage/e2e"
 	"github.com/e2eimage/e2eimage/iam"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
 	"github.com/e2eimage/e2eimage/internal/cloudsim/slsim"
@@ -67,7 +68,7 @@ func doRun(t *testing.T) *run {
 	require.NoError(t, err)
 
 	// An earlier run's wrap, an hour before this one.
-	old, err := e2e.NewDEK(e2e.AES128XTS)
+	old, err := vhdcrypt.NewDEK(vhdcrypt.AES128XTS)
 	require.NoError(t, err)
 	defer old.Zero()
 	_, err = kp.Wrap(ctx, old)
@@ -75,13 +76,13 @@ func doRun(t *testing.T) *run {
 	sim.Clock.Advance(time.Hour)
 
 	r.start = sim.Clock.Now()
-	dek, err := e2e.NewDEK(e2e.AES128XTS)
+	dek, err := vhdcrypt.NewDEK(vhdcrypt.AES128XTS)
 	require.NoError(t, err)
 	defer dek.Zero()
 	wrapped, err := kp.Wrap(ctx, dek)
 	require.NoError(t, err)
 	var enc bytes.Buffer
-	require.NoError(t, e2e.EncryptImage(ctx, &enc, bytes.NewReader(rawDisk()), dek))
+	require.NoError(t, vhdcrypt.EncryptImage(ctx, &enc, bytes.NewReader(rawDisk()), dek))
 	const object = "audit-run.vhd-0.vhd"
 	_, err = store.Upload(ctx, sim.Account.Bucket, object, bytes.NewReader(enc.Bytes()), int64(enc.Len()))
 	require.NoError(t, err)

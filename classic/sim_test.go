@@ -11,13 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/e2eimage/e2eimage/vhdcrypt"
+
 	"github.com/IBM/ibm-cos-sdk-go/aws"
 	"github.com/IBM/ibm-cos-sdk-go/service/s3"
 	"github.com/stretchr/testify/require"
 
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/cos"
-	"github.com/e2eimage/e2eimage/e2e"
 	"github.com/e2eimage/e2eimage/iam"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
 	"github.com/e2eimage/e2eimage/kms"
@@ -114,11 +115,11 @@ func buildWorld() (*world, error) {
 	if w.kp, err = kms.New(sim.Account.RootKeyCRN, auth, kms.WithURL(sim.URLs.KMS)); err != nil {
 		return w, err
 	}
-	if w.dek, err = e2e.NewDEK(e2e.AES128XTS); err != nil {
+	if w.dek, err = vhdcrypt.NewDEK(vhdcrypt.AES128XTS); err != nil {
 		return w, err
 	}
 	var enc bytes.Buffer
-	if err := e2e.EncryptImage(ctx, &enc, bytes.NewReader(rawDisk()), w.dek); err != nil {
+	if err := vhdcrypt.EncryptImage(ctx, &enc, bytes.NewReader(rawDisk()), w.dek); err != nil {
 		return w, err
 	}
 	w.object = "e2e-test.vhd-0.vhd"
@@ -230,7 +231,7 @@ func TestSimImportWithWrongWDEKReportsTheReason(t *testing.T) {
 
 	// A WDEK of another DEK, wrapped by the right root key: it unwraps, but
 	// not to the key the image was encrypted with.
-	other, err := e2e.NewDEK(e2e.AES128XTS)
+	other, err := vhdcrypt.NewDEK(vhdcrypt.AES128XTS)
 	require.NoError(t, err)
 	defer other.Zero()
 	wrong, err := w.kp.Wrap(ctx, other)

@@ -1,100 +1,7 @@
-// Package e2e is the facade of e2eimage: it turns a disk image into the
-// encrypted VHD that IBM Cloud classic End to End encryption imports, and
-// back, and composes the other packages into the cloud flow.
-//
-// This file documents the offline verbs:
-//
-//   - EncryptImage / NewEncryptor / EncryptFile: raw, fixed VHD or dynamic
-//     VHD in, tapdisk-style encrypted dynamic VHD out.
-//   - DecryptImage / NewDecryptor / DecryptFile: encrypted VHD in, raw
-//     image or unencrypted dynamic VHD out.
-//   - VerifyKey (key only, metadata only), VerifyImage (key and damage),
-//     Check (damage and structure) and Inspect (a human summary).
-//   - NewDEK, DEKFromBytes, ReadKeyFile, WriteKeyFile, KeyFromEnv: DEKs.
-//
-// # Output format
-//
-// The encrypted image is what blktap's tapdisk reads on XenServer (see
-// FORMAT.md in the project): a dynamic VHD with creator "tap" 1.3, a batmap
-// whose key hash is SHA-256(nonce || DEK), and every present data sector
-// encrypted with AES-XTS (tweak: the guest sector number). A 32-byte DEK
-// (AES128XTS) gives AES-128-XTS and a 64-byte DEK (AES256XTS) AES-256-XTS,
-// what IBM calls "AES 256-bit" and "AES 512-bit". Unlike vhd-util copy, the
-// key hash nonce is random (WithNonce fixes it for reproducible output), an
-// encrypted input is refused (ErrAlreadyEncrypted), and partially allocated
-// blocks are handled correctly: a sector marked present always decrypts to
-// the source's bytes.
-//
-// # Inputs
-//
-// The input is an io.Reader. When it is also an io.ReaderAt of known size
-// (an *os.File holding a regular file or a block device, an
-// *io.SectionReader, a *bytes.Reader: anything with ReadAt and Size) it is
-// read with random access, from offset 0, and workers read blocks in
-// parallel. Anything else is a stream, read once, front to back. What the
-// output stores depends on the input:
-//
-//	input                        output allocation              extra cost
-//	dynamic VHD, file            the source's blocks and        none: the BAT and bitmaps
-//	                             sector bitmaps (partial         say what is stored
-//	                             bitmaps kept, tapdisk-style)
-//	dynamic VHD, stream          the source's blocks, each      none
-//	                             written full (absent sectors
-//	                             as encrypted zeros)
-//	raw or fixed VHD, file       non-zero blocks only, full     one extra read of the disk
-//	                                                            (a parallel zero scan)
-//	raw or fixed VHD, stream     every block, full              none; needs WithSize
-//
-// Why: the VHD's block table comes before the blocks, and the output is
-// written front to back without seeking (so it can go to a pipe or an
-// upload), so the allocation must be known before the first byte. A dynamic
-// VHD states it in its header. For a raw file, the zero blocks are found by
-// reading the file once before encrypting (blocks in the holes of a sparse
-// file are known to be zero without being read); the encryption pass then
-// reads the non-zero blocks again (usually from the page cache), and the
-// memory cost is one bool per 2 MiB block. A raw stream cannot be scanned ahead,
-// so its output has every block allocated and is as large as the disk; for
-// sparse output give a file, or convert the image to a dynamic VHD first
-// (qemu-img convert -O vpc). A dynamic VHD's blocks are taken as allocated
-// even when their data happens to be all zero: dropping those would mean
-// reading every block before writing the header.
-//
-// A raw stream's size is declared with WithSize (ErrNeedSize otherwise). A
-// fixed VHD looks like a raw image until its last 512 bytes, its footer:
-// declare the disk size (the stream's length minus 512) and the footer is
-// recognised and dropped; declaring the length is detected and refused
-// (ErrFixedVHDStream) rather than encrypting the footer as disk data. A raw
-// image whose size is not a multiple of 512 is padded with zeros to a whole
-// sector (the VHD format counts in sectors); other sizes, up to vhd.MaxSize
-// (2040 GiB), need not be multiples of the 2 MiB block size.
-//
-// # Outputs
-//
-// NewEncryptor and NewDecryptor do everything that can fail early (input
-// detection, key check, layout planning) and then know the output's exact
-// size (Size), which an uploader needs. WriteTo pushes the output to any
-// io.Writer; Reader pulls it (an io.ReadCloser needing no io.Pipe, for
-// request bodies and SDK uploaders). The output is never seeked. EncryptFile,
-// DecryptFile and WriteFile write files all or nothing: a temporary file
-// beside the destination (mode 0600) is synced and renamed into place, and
-// removed on any error or cancellation.
-//
-// # Concurrency and memory
-//
-// Each verb runs a pipeline: one reader goroutine walks the input's blocks
-// in order (for a file it only hands out block numbers, and the workers
-// read), N workers (WithWorkers, default GOMAXPROCS) encrypt or decrypt
-// 2 MiB blocks in place, and the writer stage emits them in order. The
-// stages share a fixed pool of 2*N+2 block buffers, so memory does not grow
-// with the image: about 12 MiB of buffers for 2 workers, plus per-block
-// metadata (the input's block table and one slice header per block, about
-// 30 bytes per 2 MiB block, 30 MiB for a 2040 GiB disk). The output does not
-// depend on N. Cancelling the context stops every stage promptly and the
-// verb returns the first error; no goroutine outlives a verb (a Reader's
-// goroutines live until it is read to the end or closed). A stream input
-// that blocks in Read delays cancellation until that Read returns.
-//
-// # The cloud flow
+// Package e2e composes the other packages into IBM Cloud classic's End to
+// End encryption procedure, from an unencrypted image to a running
+// encrypted virtual server. The offline verbs it uses (encrypt, decrypt,
+// verify, check, inspect, DEKs and key files) are package vhdcrypt's.
 //
 // Run composes the other packages into IBM's E2E procedure, one step after
 // another: prepare (optional, idempotent IAM set-up), preflight (every
@@ -116,17 +23,7 @@
 //
 // # What this package does not do
 //
-//   - No integrity: AES-XTS, as tapdisk uses it, hides the data but does
-//     not detect changes to it (see package xts). Check finds one specific,
-//     known damage, not tampering.
-//   - No repair: an image damaged by vhd-util copy's defect is reported
-//     (Check, VerifyImage), not fixed; re-encrypt its source instead.
-//     Decrypting it gives what tapdisk would show, garbage included.
-//   - No differencing VHDs (vhd.ErrDifferencing), no resizing, no
-//     compression, no conversion between raw and fixed VHD.
-//   - No key management: DEKs come from NewDEK, a key file or the
-//     environment; wrapping them with Key Protect or HPCS is package kms's
-//     job, uploading is package cos's.
-//   - It does not make a DEK safe in memory beyond what package
-//     package secret does (redaction and best-effort zeroing).
+//   - It creates no buckets, key instances or root keys; it checks them.
+//   - It does not lock its state file: two runs must not share one.
+//   - Encryption itself, and its limits, are package vhdcrypt's.
 package e2e

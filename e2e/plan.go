@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/e2eimage/e2eimage/vhdcrypt"
+
 	"github.com/e2eimage/e2eimage/audit"
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/cos"
@@ -151,7 +153,7 @@ type Plan struct {
 	OnStep func(Step)
 	// OnProgress receives byte progress: PhaseScan and PhaseEncrypt from
 	// the encryptor, PhaseUpload from the upload. Calls are serialised.
-	OnProgress func(Progress)
+	OnProgress func(vhdcrypt.Progress)
 	// Logger receives debug messages; default: discard. Nothing secret is
 	// logged.
 	Logger *slog.Logger
@@ -159,7 +161,7 @@ type Plan struct {
 
 // PhaseUpload is the upload of the encrypted image: Done counts bytes the
 // object store acknowledged, Total is the encrypted image's size.
-const PhaseUpload Phase = "upload"
+const PhaseUpload vhdcrypt.Phase = "upload"
 
 // withDefaults returns a copy of p with defaults applied, the root key CRN
 // resolved, and checks what can be checked without a request.
@@ -171,7 +173,7 @@ func (p Plan) withDefaults(mode runMode) (Plan, kms.CRN, error) {
 		p.Object = p.Name + ObjectSuffix
 	}
 	if p.DEKSize == 0 {
-		p.DEKSize = AES256XTS
+		p.DEKSize = vhdcrypt.AES256XTS
 	}
 	if p.Clock == nil {
 		p.Clock = time.Now
@@ -206,11 +208,11 @@ func (p Plan) withDefaults(mode runMode) (Plan, kms.CRN, error) {
 		errs = append(errs, bad("RootKeyCRN: %v", err))
 	}
 	if p.DEK != nil {
-		if err := checkDEK(p.DEK); err != nil {
-			errs = append(errs, bad("DEK: %v", err))
+		if n := p.DEK.Len(); n != vhdcrypt.AES128XTS && n != vhdcrypt.AES256XTS {
+			errs = append(errs, bad("DEK: %v (got %d bytes)", vhdcrypt.ErrKeySize, n))
 		}
-	} else if p.DEKSize != AES128XTS && p.DEKSize != AES256XTS {
-		errs = append(errs, bad("DEKSize %d: must be %d or %d", p.DEKSize, AES128XTS, AES256XTS))
+	} else if p.DEKSize != vhdcrypt.AES128XTS && p.DEKSize != vhdcrypt.AES256XTS {
+		errs = append(errs, bad("DEKSize %d: must be %d or %d", p.DEKSize, vhdcrypt.AES128XTS, vhdcrypt.AES256XTS))
 	}
 	if p.COS == nil {
 		errs = append(errs, bad("COS (the object storage client) is required"))

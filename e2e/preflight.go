@@ -8,6 +8,9 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/e2eimage/e2eimage/internal/units"
+	"github.com/e2eimage/e2eimage/vhdcrypt"
+
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/iam"
 )
@@ -187,7 +190,7 @@ func (r *runner) imageCheck() (iam.Check, bool) {
 		if r.p.Image == nil {
 			return "", ErrNoImage
 		}
-		ra, n, ok, err := randomAccess(r.p.Image)
+		ra, n, ok, err := vhdcrypt.RandomAccess(r.p.Image)
 		if err != nil {
 			return "", err
 		}
@@ -197,18 +200,18 @@ func (r *runner) imageCheck() (iam.Check, bool) {
 			}
 			return "a stream: checked as it is encrypted", nil
 		}
-		info, err := Inspect(ctx, io.NewSectionReader(ra, 0, n))
+		info, err := vhdcrypt.Inspect(ctx, io.NewSectionReader(ra, 0, n))
 		if err != nil {
 			return "", err
 		}
 		if info.Encrypted {
-			return "", ErrAlreadyEncrypted
+			return "", vhdcrypt.ErrAlreadyEncrypted
 		}
 		if info.VirtualSize > classic.MaxImportDiskSize {
 			return "", fmt.Errorf("the virtual disk is %d bytes, more than an import accepts", info.VirtualSize)
 		}
 		r.st.DiskSize = info.VirtualSize
-		return fmt.Sprintf("%s, %s virtual disk", info.Format, humanBytes(info.VirtualSize)), nil
+		return fmt.Sprintf("%s, %s virtual disk", info.Format, units.Bytes(info.VirtualSize)), nil
 	}, fix), true
 }
 

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/e2eimage/e2eimage/vhdcrypt"
+
 	"github.com/e2eimage/e2eimage/audit"
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/kms"
@@ -198,7 +200,7 @@ func (r *Result) Resources() []Resource {
 	}
 	add("root key", r.Key.RootKeyCRN, "key version "+r.Key.KeyVersion)
 	if r.Key.WrappedDEK != "" {
-		add("wrapped DEK", shorten(r.Key.WrappedDEK, 24), fmt.Sprintf("%d-byte DEK (%s), %d characters", r.Key.DEKSize, r.Key.DEKSource, len(r.Key.WrappedDEK)))
+		add("wrapped vhdcrypt.DEK", shorten(r.Key.WrappedDEK, 24), fmt.Sprintf("%d-byte vhdcrypt.DEK (%s), %d characters", r.Key.DEKSize, r.Key.DEKSource, len(r.Key.WrappedDEK)))
 	}
 	if i := r.IAM; i != nil {
 		add("authorization", i.BlockStorageAuthorization, "server-protect -> key service, Reader")
@@ -378,7 +380,7 @@ func (r *runner) emit(s Step) {
 }
 
 // progress forwards byte progress, serialised.
-func (r *runner) progress(p Progress) {
+func (r *runner) progress(p vhdcrypt.Progress) {
 	if r.p.OnProgress == nil {
 		return
 	}

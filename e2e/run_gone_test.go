@@ -6,6 +6,8 @@ import (
 	"os"
 	"testing"
 
+	"github.com/e2eimage/e2eimage/vhdcrypt"
+
 	"github.com/stretchr/testify/require"
 
 	"github.com/e2eimage/e2eimage/e2e"
@@ -26,7 +28,7 @@ func TestRunResumesUploadCompletedBeforeKill(t *testing.T) {
 	// acknowledged; end the run once the upload step is done.
 	ctx, cancel := context.WithCancel(ctxFor(t))
 	var onDisk []byte
-	plan.OnProgress = func(p e2e.Progress) {
+	plan.OnProgress = func(p vhdcrypt.Progress) {
 		if p.Phase != e2e.PhaseUpload {
 			return
 		}

@@ -10,6 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/e2eimage/e2eimage/internal/units"
+	"github.com/e2eimage/e2eimage/vhdcrypt"
+
 	"github.com/e2eimage/e2eimage/audit"
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/cos"
@@ -124,7 +127,7 @@ func (r *runner) keyStep(ctx context.Context, s *Step) error {
 	st := r.st
 	if st.WrappedDEK != "" {
 		s.Status = StepResumed
-		s.Detail = fmt.Sprintf("%d-byte DEK wrapped by an earlier attempt (key version %s)", st.DEKSize, orDash(st.KeyVersion))
+		s.Detail = fmt.Sprintf("%d-byte vhdcrypt.DEK wrapped by an earlier attempt (key version %s)", st.DEKSize, orDash(st.KeyVersion))
 		return nil
 	}
 	var (
@@ -137,7 +140,7 @@ func (r *runner) keyStep(ctx context.Context, s *Step) error {
 		if wrapped, err = r.p.KeyService.Wrap(ctx, r.p.DEK); err != nil {
 			return err
 		}
-		if dek, err = DEKFromBytes(r.p.DEK.Bytes()); err != nil {
+		if dek, err = vhdcrypt.DEKFromBytes(r.p.DEK.Bytes()); err != nil {
 			return err
 		}
 		source = DEKProvided
@@ -146,7 +149,7 @@ func (r *runner) keyStep(ctx context.Context, s *Step) error {
 			return err
 		}
 		source = DEKLocal
-		if dek.Len() == AES128XTS {
+		if dek.Len() == vhdcrypt.AES128XTS {
 			source = DEKKeyService
 		}
 	}
@@ -161,7 +164,7 @@ func (r *runner) keyStep(ctx context.Context, s *Step) error {
 	if err != nil {
 		return err
 	}
-	s.Detail = fmt.Sprintf("%d-byte DEK (%s) wrapped by %s (key version %s)", dek.Len(), source, r.key.Service.DisplayName(), orDash(wrapped.KeyVersion))
+	s.Detail = fmt.Sprintf("%d-byte vhdcrypt.DEK (%s) wrapped by %s (key version %s)", dek.Len(), source, r.key.Service.DisplayName(), orDash(wrapped.KeyVersion))
 	return nil
 }
 
@@ -172,15 +175,15 @@ func (r *runner) loadDEK(ctx context.Context) (*secret.DEK, error) {
 	}
 	st := r.st
 	if st.WrappedDEK == "" {
-		return nil, fmt.Errorf("%w: no wrapped DEK to unwrap", errUnexpected)
+		return nil, fmt.Errorf("%w: no wrapped vhdcrypt.DEK to unwrap", errUnexpected)
 	}
 	dek, rewrapped, err := r.p.KeyService.Unwrap(ctx, kms.WrappedDEK{Ciphertext: st.WrappedDEK, KeyVersion: st.KeyVersion})
 	if err != nil {
-		return nil, fmt.Errorf("e2e: unwrapping the DEK of an earlier attempt: %w", err)
+		return nil, fmt.Errorf("e2e: unwrapping the vhdcrypt.DEK of an earlier attempt: %w", err)
 	}
 	if r.p.DEK != nil && subtle.ConstantTimeCompare(dek.Bytes(), r.p.DEK.Bytes()) != 1 {
 		dek.Zero()
-		return nil, fmt.Errorf("%w: the plan's DEK is not the one the state file's wrapped DEK holds", ErrStateMismatch)
+		return nil, fmt.Errorf("%w: the plan's vhdcrypt.DEK is not the one the state file's wrapped vhdcrypt.DEK holds", ErrStateMismatch)
 	}
 	if rewrapped != nil && !st.ImportRequested {
 		// The root key was rotated: the import gets the DEK wrapped by
@@ -213,7 +216,7 @@ func (r *runner) upload(ctx context.Context, s *Step) error {
 		case err == nil && info.Size == st.Uploaded.Size && sameETag(info.ETag, st.Uploaded.ETag) &&
 			(info.SHA256 == "" || info.SHA256 == st.Uploaded.SHA256):
 			s.Status = StepResumed
-			s.Detail = fmt.Sprintf("%s is already uploaded (%s, ETag %s)", st.Uploaded.URI, humanBytes(info.Size), info.ETag)
+			s.Detail = fmt.Sprintf("%s is already uploaded (%s, ETag %s)", st.Uploaded.URI, units.Bytes(info.Size), info.ETag)
 			return nil
 		case err == nil:
 			r.p.Logger.Warn("e2e: the uploaded object changed since an earlier attempt; uploading again", "object", st.Uploaded.URI)
@@ -264,7 +267,7 @@ func (r *runner) upload(ctx context.Context, s *Step) error {
 	}
 	cp := *obj
 	r.res.Object = &cp
-	s.Detail = fmt.Sprintf("%s: %s encrypted and uploaded", obj.URI, humanBytes(obj.Size))
+	s.Detail = fmt.Sprintf("%s: %s encrypted and uploaded", obj.URI, units.Bytes(obj.Size))
 	if res.Parts > 0 {
 		s.Detail += fmt.Sprintf(" in %d parts", res.Parts)
 	}
@@ -296,7 +299,9 @@ func (r *runner) send(ctx context.Context, s *Step, dek *secret.DEK) (*cos.Resul
 
 	opts := []cos.Option{
 		cos.WithContentType("application/octet-stream"),
-		cos.WithProgress(func(done, total int64) { r.progress(Progress{Phase: PhaseUpload, Done: done, Total: total}) }),
+		cos.WithProgress(func(done, total int64) {
+			r.progress(vhdcrypt.Progress{Phase: PhaseUpload, Done: done, Total: total})
+		}),
 	}
 	if r.p.PartSize > 0 {
 		opts = append(opts, cos.WithPartSize(r.p.PartSize))
@@ -337,28 +342,28 @@ func (r *runner) send(ctx context.Context, s *Step, dek *secret.DEK) (*cos.Resul
 // (a regular file, a block device, a sized ReaderAt), as a second upload
 // attempt within one run needs.
 func rereadable(src io.Reader) bool {
-	_, _, ok, err := randomAccess(src)
+	_, _, ok, err := vhdcrypt.RandomAccess(src)
 	return ok && err == nil
 }
 
 // newEncryptor prepares the encryption with the state's reproducible
 // parameters, so that every attempt produces the same bytes.
-func (r *runner) newEncryptor(ctx context.Context, dek *secret.DEK) (*Encryptor, error) {
+func (r *runner) newEncryptor(ctx context.Context, dek *secret.DEK) (*vhdcrypt.Encryptor, error) {
 	r.mu.Lock()
 	nonce, id, ts, err := r.st.encryptionParams(r.p.Clock())
 	r.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	opts := []Option{WithNonce(nonce), WithUniqueID(id), WithTimestamp(ts), WithProgress(r.progress)}
+	opts := []vhdcrypt.Option{vhdcrypt.WithNonce(nonce), vhdcrypt.WithUniqueID(id), vhdcrypt.WithTimestamp(ts), vhdcrypt.WithProgress(r.progress)}
 	if r.p.Workers > 0 {
-		opts = append(opts, WithWorkers(r.p.Workers))
+		opts = append(opts, vhdcrypt.WithWorkers(r.p.Workers))
 	}
 	if r.p.ImageSize > 0 {
-		opts = append(opts, WithSize(r.p.ImageSize))
+		opts = append(opts, vhdcrypt.WithSize(r.p.ImageSize))
 	}
-	opts = append(opts, WithLogger(r.p.Logger))
-	return NewEncryptor(ctx, r.p.Image, dek, opts...)
+	opts = append(opts, vhdcrypt.WithLogger(r.p.Logger))
+	return vhdcrypt.NewEncryptor(ctx, r.p.Image, dek, opts...)
 }
 
 // checkpoint records a multipart upload's progress (cos.WithCheckpoint).

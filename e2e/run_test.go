@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/e2eimage/e2eimage/vhdcrypt"
+
 	"github.com/stretchr/testify/require"
 
 	"github.com/e2eimage/e2eimage/audit"
@@ -159,7 +161,7 @@ func (w *world) decrypt(t *testing.T, ctx context.Context, res *e2e.Result, enc 
 	require.NoError(t, err)
 	defer dek.Zero()
 	var raw bytes.Buffer
-	require.NoError(t, e2e.DecryptImage(ctx, &raw, bytes.NewReader(enc), dek))
+	require.NoError(t, vhdcrypt.DecryptImage(ctx, &raw, bytes.NewReader(enc), dek))
 	return raw.Bytes()
 }
 
@@ -200,7 +202,7 @@ func TestRunWholeFlowOnSimulator(t *testing.T) {
 	plan.Server = &classic.ServerSpec{Hostname: "e2e-run", Domain: "example.com", Datacenter: "dal13", CPUs: 2, MemoryMB: 4096}
 	plan.Audit = w.clients.Audit
 	plan.OnStep = log.add
-	plan.OnProgress = func(p e2e.Progress) {
+	plan.OnProgress = func(p vhdcrypt.Progress) {
 		if p.Phase == e2e.PhaseUpload {
 			progressMu.Lock()
 			uploaded = p.Done
@@ -234,7 +236,7 @@ func TestRunWholeFlowOnSimulator(t *testing.T) {
 
 	// A 64-byte DEK made locally, wrapped by the account's root key.
 	require.Equal(t, w.sim.Account.RootKeyCRN, res.Key.RootKeyCRN)
-	require.Equal(t, e2e.AES256XTS, res.Key.DEKSize)
+	require.Equal(t, vhdcrypt.AES256XTS, res.Key.DEKSize)
 	require.Equal(t, e2e.DEKLocal, res.Key.DEKSource)
 	require.NotEmpty(t, res.Key.KeyVersion)
 
@@ -252,7 +254,7 @@ func TestRunWholeFlowOnSimulator(t *testing.T) {
 	require.NotNil(t, tmpl)
 	require.Equal(t, slsim.TemplateStatusActive, tmpl.Status)
 	require.True(t, tmpl.Encrypted)
-	require.Equal(t, e2e.AES256XTS, tmpl.KeySize)
+	require.Equal(t, vhdcrypt.AES256XTS, tmpl.KeySize)
 	require.Equal(t, int64(len(img)), tmpl.VirtualSize)
 	require.Equal(t, res.Object.URI, tmpl.URI)
 	var guest *slsim.GuestInfo
@@ -376,7 +378,7 @@ func interruptUpload(t *testing.T, plan e2e.Plan) (st *e2e.State, onDisk []byte)
 	t.Helper()
 	ctx, cancel := context.WithCancel(ctxFor(t))
 	defer cancel()
-	plan.OnProgress = func(p e2e.Progress) {
+	plan.OnProgress = func(p vhdcrypt.Progress) {
 		if p.Phase == e2e.PhaseUpload && p.Done > 0 && onDisk == nil {
 			b, err := os.ReadFile(plan.StatePath)
 			if err == nil {
@@ -463,7 +465,7 @@ func TestRunPreflightCatchesMissingAuthorization(t *testing.T) {
 type wrongWrapper struct{ kms.KeyService }
 
 func (w wrongWrapper) Wrap(ctx context.Context, _ *secret.DEK) (kms.WrappedDEK, error) {
-	other, err := e2e.NewDEK(e2e.AES256XTS)
+	other, err := vhdcrypt.NewDEK(vhdcrypt.AES256XTS)
 	if err != nil {
 		return kms.WrappedDEK{}, err
 	}
@@ -545,15 +547,15 @@ func TestRunBringYourOwnDEKAndGeneratedDEK(t *testing.T) {
 	plan := w.plan(t, img)
 	plan.Name = "e2e-generated"
 	plan.Object = ""
-	plan.DEKSize = e2e.AES128XTS
+	plan.DEKSize = vhdcrypt.AES128XTS
 	res, err := e2e.Run(ctxFor(t), plan)
 	require.NoError(t, err)
 	require.Equal(t, e2e.DEKKeyService, res.Key.DEKSource)
-	require.Equal(t, e2e.AES128XTS, res.Key.DEKSize)
+	require.Equal(t, vhdcrypt.AES128XTS, res.Key.DEKSize)
 	require.Equal(t, "e2e-generated.vhd-0.vhd", res.Object.Key)
 
 	// A DEK the caller brings; the state file must then belong to it.
-	dek, err := e2e.NewDEK(e2e.AES256XTS)
+	dek, err := vhdcrypt.NewDEK(vhdcrypt.AES256XTS)
 	require.NoError(t, err)
 	defer dek.Zero()
 	plan = w.plan(t, img)
@@ -561,9 +563,9 @@ func TestRunBringYourOwnDEKAndGeneratedDEK(t *testing.T) {
 	res, err = e2e.Run(ctxFor(t), plan)
 	require.NoError(t, err)
 	require.Equal(t, e2e.DEKProvided, res.Key.DEKSource)
-	require.Equal(t, e2e.AES256XTS, dek.Len(), "Run does not zero the caller's DEK")
+	require.Equal(t, vhdcrypt.AES256XTS, dek.Len(), "Run does not zero the caller's DEK")
 	enc := w.download(t, ctxFor(t), "byok.vhd")
-	require.NoError(t, e2e.VerifyKey(ctxFor(t), bytes.NewReader(enc), dek))
+	require.NoError(t, vhdcrypt.VerifyKey(ctxFor(t), bytes.NewReader(enc), dek))
 
 	// Resuming that state with another DEK is refused before anything is
 	// sent (the state says uploaded, so the image is not re-read: force a
@@ -572,7 +574,7 @@ func TestRunBringYourOwnDEKAndGeneratedDEK(t *testing.T) {
 	require.NoError(t, err)
 	st.Uploaded, st.TemplateID, st.TemplateActive, st.ImportRequested = nil, 0, false, false
 	require.NoError(t, st.Save(plan.StatePath))
-	other, err := e2e.NewDEK(e2e.AES256XTS)
+	other, err := vhdcrypt.NewDEK(vhdcrypt.AES256XTS)
 	require.NoError(t, err)
 	defer other.Zero()
 	plan.DEK = other

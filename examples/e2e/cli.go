@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/e2eimage/e2eimage/vhdcrypt"
+
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/e2e"
 	"github.com/e2eimage/e2eimage/iam"
@@ -392,7 +394,7 @@ func basePlan(c *config) e2e.Plan {
 		PartSize: c.partSize, Concurrency: c.concurrency,
 	}
 	if c.dekBits == 256 {
-		p.DEKSize = e2e.AES128XTS
+		p.DEKSize = vhdcrypt.AES128XTS
 	}
 	if c.saveAPIKey != "" {
 		path := c.saveAPIKey
@@ -436,12 +438,12 @@ func planKeys(p *e2e.Plan, c *config, e env) int {
 	)
 	switch {
 	case c.keyFile != "":
-		if loose, lerr := e2e.LooseKeyFileMode(c.keyFile); lerr == nil && loose {
+		if loose, lerr := vhdcrypt.LooseKeyFileMode(c.keyFile); lerr == nil && loose {
 			fmt.Fprintf(e.stderr, "e2e: warning: key file %s is readable by other users\n", c.keyFile)
 		}
-		dek, err = e2e.ReadKeyFile(c.keyFile)
+		dek, err = vhdcrypt.ReadKeyFile(c.keyFile)
 	case c.keyEnv != "":
-		dek, err = e2e.KeyFromEnv(c.keyEnv, e.lookup)
+		dek, err = vhdcrypt.KeyFromEnv(c.keyEnv, e.lookup)
 	default:
 		return exitOK
 	}
@@ -499,7 +501,7 @@ func secretFrom(file, envName string, e env) (*secret.String, error) {
 		}
 		return nil, nil
 	}
-	if loose, err := e2e.LooseKeyFileMode(file); err == nil && loose {
+	if loose, err := vhdcrypt.LooseKeyFileMode(file); err == nil && loose {
 		fmt.Fprintf(e.stderr, "e2e: warning: %s is readable by other users\n", file)
 	}
 	return e2e.ReadSecretFile(file)
@@ -538,8 +540,8 @@ func (p *printer) step(s e2e.Step) {
 	}
 }
 
-func (p *printer) progress(u e2e.Progress) {
-	if u.Phase == e2e.PhaseEncrypt {
+func (p *printer) progress(u vhdcrypt.Progress) {
+	if u.Phase == vhdcrypt.PhaseEncrypt {
 		return // the upload bar follows the same bytes, acknowledged
 	}
 	p.bar.Update(string(u.Phase), u.Done, u.Total)

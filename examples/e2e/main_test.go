@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/e2eimage/e2eimage/vhdcrypt"
+
 	"github.com/stretchr/testify/require"
 
 	"github.com/e2eimage/e2eimage/e2e"
@@ -62,7 +64,7 @@ func TestJSONResult(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(stdout), &res), stdout)
 	require.Equal(t, "json-demo", res.Name)
 	require.Equal(t, "json-demo.vhd-0.vhd", res.Object.Key)
-	require.Equal(t, e2e.AES128XTS, res.Key.DEKSize)
+	require.Equal(t, vhdcrypt.AES128XTS, res.Key.DEKSize)
 	require.Nil(t, res.Server, "-hostname \"\" orders no server")
 	require.NotEmpty(t, res.Template.GlobalIdentifier)
 	require.NotEmpty(t, res.Audit)

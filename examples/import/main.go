@@ -44,6 +44,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/e2eimage/e2eimage/vhdcrypt"
+
 	"github.com/e2eimage/e2eimage/e2e"
 	"github.com/e2eimage/e2eimage/iam"
 	"github.com/e2eimage/e2eimage/internal/cli"
@@ -151,13 +153,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		PartSize: *partSize, Concurrency: *concurrency,
 	}
 	if *dekBits == 256 {
-		plan.DEKSize = e2e.AES128XTS
+		plan.DEKSize = vhdcrypt.AES128XTS
 	}
 	switch {
 	case *keyFile != "":
-		plan.DEK, err = e2e.ReadKeyFile(*keyFile)
+		plan.DEK, err = vhdcrypt.ReadKeyFile(*keyFile)
 	case *keyEnv != "":
-		plan.DEK, err = e2e.KeyFromEnv(*keyEnv, lookup)
+		plan.DEK, err = vhdcrypt.KeyFromEnv(*keyEnv, lookup)
 	}
 	if err != nil {
 		return fail(2, "%v", err)
@@ -183,8 +185,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 	}
 	if !*quiet {
-		plan.OnProgress = func(p e2e.Progress) {
-			if p.Phase != e2e.PhaseEncrypt {
+		plan.OnProgress = func(p vhdcrypt.Progress) {
+			if p.Phase != vhdcrypt.PhaseEncrypt {
 				bar.Update(string(p.Phase), p.Done, p.Total)
 			}
 		}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/e2eimage/e2eimage/vhdcrypt"
+
 	"github.com/stretchr/testify/require"
 
 	"github.com/e2eimage/e2eimage/e2e"
@@ -81,10 +83,10 @@ func TestImportRawStreamWithOwnKey(t *testing.T) {
 	a := s.sim.Account
 	img, err := sampleimage.Build(sampleimage.Options{Size: sampleimage.MinSize})
 	require.NoError(t, err)
-	dek, err := e2e.NewDEK(e2e.AES128XTS)
+	dek, err := vhdcrypt.NewDEK(vhdcrypt.AES128XTS)
 	require.NoError(t, err)
 	keyFile := filepath.Join(s.dir, "dek.bin")
-	require.NoError(t, e2e.WriteKeyFile(keyFile, dek))
+	require.NoError(t, vhdcrypt.WriteKeyFile(keyFile, dek))
 	code, stdout, stderr := s.run(t, bytes.NewReader(img), "-endpoints", s.endpoints, "-image", "-", "-image-size", "8388608",
 		"-name", "streamed", "-root-key-crn", a.RootKeyCRN, "-bucket", a.Bucket, "-key-file", keyFile,
 		"-state", filepath.Join(s.dir, "s.json"), "-q")

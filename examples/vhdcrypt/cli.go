@@ -10,7 +10,8 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/vhdcrypt"
+
 	"golang.org/x/term"
 )
 
@@ -95,7 +96,7 @@ func run(ctx context.Context, args []string, e *env) int {
 		return exitInterrupted
 	case errors.As(err, &ee):
 		return ee.code
-	case errors.Is(err, e2e.ErrWrongKey):
+	case errors.Is(err, vhdcrypt.ErrWrongKey):
 		return exitWrongKey
 	}
 	return exitFailure
@@ -130,17 +131,17 @@ func (k *keyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&k.env, "key-env", "", "environment variable holding the key, base64-encoded")
 }
 
-func (k *keyFlags) load(e *env) (*e2e.DEK, error) {
+func (k *keyFlags) load(e *env) (*vhdcrypt.DEK, error) {
 	switch {
 	case k.file != "" && k.env != "":
 		return nil, usageError{"give the key with -key-file or -key-env, not both"}
 	case k.file != "":
-		if loose, err := e2e.LooseKeyFileMode(k.file); err == nil && loose {
+		if loose, err := vhdcrypt.LooseKeyFileMode(k.file); err == nil && loose {
 			fmt.Fprintf(e.stderr, "vhdcrypt: warning: key file %s can be read by other users (chmod 600 it)\n", k.file)
 		}
-		return e2e.ReadKeyFile(k.file)
+		return vhdcrypt.ReadKeyFile(k.file)
 	case k.env != "":
-		return e2e.KeyFromEnv(k.env, e.lookup)
+		return vhdcrypt.KeyFromEnv(k.env, e.lookup)
 	}
 	return nil, usageError{"a key is required: -key-file KEY or -key-env NAME"}
 }
@@ -174,7 +175,7 @@ func (d *dataFlags) check() error {
 // open loads the key and opens the input of encrypt or decrypt, refusing
 // an output file that is the input file. done closes the input and zeroes
 // the key.
-func (d *dataFlags) open(e *env) (dek *e2e.DEK, in *os.File, done func(), err error) {
+func (d *dataFlags) open(e *env) (dek *vhdcrypt.DEK, in *os.File, done func(), err error) {
 	dek, err = d.key.load(e)
 	if err != nil {
 		return nil, nil, nil, err
@@ -218,7 +219,7 @@ func writeOut(out string, e *env, w io.WriterTo) error {
 		_, err := w.WriteTo(e.stdout)
 		return err
 	}
-	return e2e.WriteFile(out, w)
+	return vhdcrypt.WriteFile(out, w)
 }
 
 func cmdEncrypt(ctx context.Context, args []string, e *env) error {
@@ -238,15 +239,15 @@ func cmdEncrypt(ctx context.Context, args []string, e *env) error {
 	}
 	defer done()
 	p := newProgress(e.stderr, d.quiet)
-	opts := []e2e.Option{e2e.WithWorkers(d.workers), e2e.WithProgress(p.update)}
+	opts := []vhdcrypt.Option{vhdcrypt.WithWorkers(d.workers), vhdcrypt.WithProgress(p.update)}
 	if *size >= 0 {
-		opts = append(opts, e2e.WithSize(*size))
+		opts = append(opts, vhdcrypt.WithSize(*size))
 	}
 	start := time.Now()
-	enc, err := e2e.NewEncryptor(ctx, in, dek, opts...)
+	enc, err := vhdcrypt.NewEncryptor(ctx, in, dek, opts...)
 	if err != nil {
 		p.abort()
-		if errors.Is(err, e2e.ErrNeedSize) {
+		if errors.Is(err, vhdcrypt.ErrNeedSize) {
 			return usageError{"standard input is not a dynamic VHD: for a raw image give its size with -size BYTES (or give a file)"}
 		}
 		return err
@@ -271,7 +272,7 @@ func cmdDecrypt(ctx context.Context, args []string, e *env) error {
 	if err := d.check(); err != nil {
 		return err
 	}
-	f, err := e2e.ParseFormat(*format)
+	f, err := vhdcrypt.ParseFormat(*format)
 	if err != nil {
 		return usageError{err.Error()}
 	}
@@ -282,7 +283,7 @@ func cmdDecrypt(ctx context.Context, args []string, e *env) error {
 	defer done()
 	p := newProgress(e.stderr, d.quiet)
 	start := time.Now()
-	dec, err := e2e.NewDecryptor(ctx, in, dek, e2e.WithWorkers(d.workers), e2e.WithProgress(p.update), e2e.WithFormat(f))
+	dec, err := vhdcrypt.NewDecryptor(ctx, in, dek, vhdcrypt.WithWorkers(d.workers), vhdcrypt.WithProgress(p.update), vhdcrypt.WithFormat(f))
 	if err != nil {
 		p.abort()
 		return err
@@ -317,7 +318,7 @@ func cmdVerify(ctx context.Context, args []string, e *env) error {
 		return err
 	}
 	defer done()
-	rep, err := e2e.VerifyImage(ctx, f, dek)
+	rep, err := vhdcrypt.VerifyImage(ctx, f, dek)
 	if err != nil {
 		return err
 	}
@@ -352,7 +353,7 @@ func cmdInspect(ctx context.Context, args []string, e *env) error {
 		return err
 	}
 	defer done()
-	info, err := e2e.Inspect(ctx, f)
+	info, err := vhdcrypt.Inspect(ctx, f)
 	if err != nil {
 		return err
 	}
@@ -373,18 +374,18 @@ func cmdKeygen(_ context.Context, args []string, e *env) error {
 	var size int
 	switch *bits {
 	case 512:
-		size = e2e.AES256XTS
+		size = vhdcrypt.AES256XTS
 	case 256:
-		size = e2e.AES128XTS
+		size = vhdcrypt.AES128XTS
 	default:
 		return usageError{fmt.Sprintf("-bits must be 256 or 512, not %d", *bits)}
 	}
-	dek, err := e2e.NewDEK(size)
+	dek, err := vhdcrypt.NewDEK(size)
 	if err != nil {
 		return err
 	}
 	defer dek.Zero()
-	if err := e2e.WriteKeyFile(*out, dek); err != nil {
+	if err := vhdcrypt.WriteKeyFile(*out, dek); err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return fmt.Errorf("%s exists; refusing to overwrite a key (delete it first if you really mean it)", *out)
 		}

@@ -5,11 +5,12 @@ import (
 	"io"
 	"time"
 
-	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/vhdcrypt"
+
 	"github.com/e2eimage/e2eimage/internal/progressbar"
 )
 
-// progress draws e2e.Progress reports on standard error with the examples'
+// progress draws vhdcrypt.Progress reports on standard error with the examples'
 // shared progress bar (a redrawn bar on a terminal, a plain line every 10%
 // otherwise), and nothing with -q.
 type progress struct {
@@ -22,8 +23,8 @@ func newProgress(w io.Writer, quiet bool) *progress {
 	return &progress{w: w, quiet: quiet, bar: progressbar.New(w)}
 }
 
-// update is the e2e.WithProgress callback.
-func (p *progress) update(u e2e.Progress) {
+// update is the vhdcrypt.WithProgress callback.
+func (p *progress) update(u vhdcrypt.Progress) {
 	if !p.quiet {
 		p.bar.Update(string(u.Phase), u.Done, u.Total)
 	}

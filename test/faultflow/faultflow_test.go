@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/e2eimage/e2eimage/vhdcrypt"
+
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/cos"
 	"github.com/e2eimage/e2eimage/e2e"
@@ -303,7 +305,7 @@ func verifyFinal(t *testing.T, w *world, res *e2e.Result, plan e2e.Plan, img []b
 	}
 	defer dek.Zero()
 	var raw bytes.Buffer
-	if err := e2e.DecryptImage(ctx, &raw, bytes.NewReader(enc.Bytes()), dek); err != nil {
+	if err := vhdcrypt.DecryptImage(ctx, &raw, bytes.NewReader(enc.Bytes()), dek); err != nil {
 		t.Fatalf("decrypting the object: %v", err)
 	}
 	if !bytes.Equal(raw.Bytes(), img) {

@@ -6,7 +6,8 @@ import (
 	"io"
 	"testing"
 
-	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/vhdcrypt"
+
 	"github.com/e2eimage/e2eimage/test/internal/hvhd"
 	"github.com/e2eimage/e2eimage/vhd"
 )
@@ -96,7 +97,7 @@ func FuzzVHDMeta(f *testing.F) {
 	for _, b := range metaSeeds(f) {
 		f.Add(b, uint8(0xFF&^metaFillOnes), uint16(len(b)/extraUnit+9000))
 	}
-	dek, err := e2e.DEKFromBytes(hvhd.DEKBytes())
+	dek, err := vhdcrypt.DEKFromBytes(hvhd.DEKBytes())
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -158,18 +159,18 @@ func FuzzVHDMeta(f *testing.F) {
 			return // the verbs would treat a non-VHD as a raw disk, or walk a huge map
 		}
 		file1 := func() io.Reader { return io.NewSectionReader(file, 0, file.Size) }
-		_, err = e2e.Inspect(ctx, file1())
+		_, err = vhdcrypt.Inspect(ctx, file1())
 		check("Inspect", err)
-		_, err = e2e.VerifyImage(ctx, file1(), dek)
+		_, err = vhdcrypt.VerifyImage(ctx, file1(), dek)
 		check("VerifyImage", err)
 		var cw countWriter
-		err = e2e.DecryptImage(ctx, &cw, file1(), dek, e2e.WithWorkers(1))
+		err = vhdcrypt.DecryptImage(ctx, &cw, file1(), dek, vhdcrypt.WithWorkers(1))
 		check("DecryptImage", err)
 		if err == nil && cw.n != img.Size() {
 			t.Fatalf("decrypted %d bytes of a %d-byte disk", cw.n, img.Size())
 		}
 		cw.n = 0
-		err = e2e.EncryptImage(ctx, &cw, file1(), dek, e2e.WithWorkers(1))
+		err = vhdcrypt.EncryptImage(ctx, &cw, file1(), dek, vhdcrypt.WithWorkers(1))
 		check("EncryptImage", err)
 	})
 }

@@ -10,9 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/e2eimage/e2eimage/vhdcrypt"
+
 	"github.com/e2eimage/e2eimage/audit"
 	"github.com/e2eimage/e2eimage/classic"
-	"github.com/e2eimage/e2eimage/e2e"
 	"github.com/e2eimage/e2eimage/test/internal/leak"
 )
 
@@ -40,9 +41,9 @@ func FuzzReadKeyFile(f *testing.F) {
 		if err := os.Chmod(path, perm); err != nil {
 			t.Fatal(err)
 		}
-		dek, err := e2e.ReadKeyFile(path)
+		dek, err := vhdcrypt.ReadKeyFile(path)
 		switch len(content) {
-		case e2e.AES128XTS, e2e.AES256XTS:
+		case vhdcrypt.AES128XTS, vhdcrypt.AES256XTS:
 			if err != nil {
 				t.Fatalf("ReadKeyFile of a %d-byte file: %v", len(content), err)
 			}
@@ -54,7 +55,7 @@ func FuzzReadKeyFile(f *testing.F) {
 				t.Fatalf("Len after Zero = %d", dek.Len())
 			}
 		default:
-			if !errors.Is(err, e2e.ErrKeySize) {
+			if !errors.Is(err, vhdcrypt.ErrKeySize) {
 				t.Fatalf("ReadKeyFile of a %d-byte file: %v, want ErrKeySize", len(content), err)
 			}
 			// The reader looks at 65 bytes at most; a leak would show
@@ -65,7 +66,7 @@ func FuzzReadKeyFile(f *testing.F) {
 				}
 			}
 		}
-		loose, err := e2e.LooseKeyFileMode(path)
+		loose, err := vhdcrypt.LooseKeyFileMode(path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -89,9 +90,9 @@ func FuzzKeyFromEnv(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, v string) {
 		const name = "E2E_FUZZ_KEY"
-		dek, err := e2e.KeyFromEnv(name, func(n string) (string, bool) { return v, n == name })
+		dek, err := vhdcrypt.KeyFromEnv(name, func(n string) (string, bool) { return v, n == name })
 		if err != nil {
-			if !errors.Is(err, e2e.ErrKeyEnv) && !errors.Is(err, e2e.ErrKeySize) {
+			if !errors.Is(err, vhdcrypt.ErrKeyEnv) && !errors.Is(err, vhdcrypt.ErrKeySize) {
 				t.Fatalf("untyped error %v", err)
 			}
 			if !strings.Contains(err.Error(), name) {
@@ -107,7 +108,7 @@ func FuzzKeyFromEnv(f *testing.F) {
 		if derr != nil || !bytes.Equal(want, dek.Bytes()) {
 			t.Fatalf("KeyFromEnv(%q) accepted a value that does not decode to the DEK (%v)", v, derr)
 		}
-		if dek.Len() != e2e.AES128XTS && dek.Len() != e2e.AES256XTS {
+		if dek.Len() != vhdcrypt.AES128XTS && dek.Len() != vhdcrypt.AES256XTS {
 			t.Fatalf("DEK of %d bytes", dek.Len())
 		}
 	})

@@ -15,7 +15,8 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/vhdcrypt"
+
 	"github.com/e2eimage/e2eimage/test/internal/hvhd"
 	"github.com/e2eimage/e2eimage/vhd"
 )
@@ -33,9 +34,9 @@ type shape struct {
 }
 
 func decodeShape(b uint8) shape {
-	s := shape{keySize: e2e.AES128XTS, vhdIn: b&2 != 0, stream: b&4 != 0, density: int(b>>3) & 3}
+	s := shape{keySize: vhdcrypt.AES128XTS, vhdIn: b&2 != 0, stream: b&4 != 0, density: int(b>>3) & 3}
 	if b&1 != 0 {
-		s.keySize = e2e.AES256XTS
+		s.keySize = vhdcrypt.AES256XTS
 	}
 	return s
 }
@@ -110,19 +111,19 @@ func FuzzRoundTrip(f *testing.F) {
 		for i := range keyBytes {
 			keyBytes[i] = byte(r.Uint32())
 		}
-		dek, err := e2e.DEKFromBytes(keyBytes)
+		dek, err := vhdcrypt.DEKFromBytes(keyBytes)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer dek.Zero()
 
 		var src io.Reader = bytes.NewReader(image)
-		opts := []e2e.Option{e2e.WithWorkers(1 + int(seed%3))}
+		opts := []vhdcrypt.Option{vhdcrypt.WithWorkers(1 + int(seed%3))}
 		if sh.stream {
 			src = struct{ io.Reader }{src}
-			opts = append(opts, e2e.WithSize(int64(len(guest))))
+			opts = append(opts, vhdcrypt.WithSize(int64(len(guest))))
 		}
-		enc, err := e2e.NewEncryptor(ctx, src, dek, opts...)
+		enc, err := vhdcrypt.NewEncryptor(ctx, src, dek, opts...)
 		if err != nil {
 			if !hvhd.Typed(err) {
 				t.Fatalf("NewEncryptor: untyped error %v", err)
@@ -140,7 +141,7 @@ func FuzzRoundTrip(f *testing.F) {
 		encImg := out.Bytes()
 
 		// The key hash identifies this key and no other.
-		info, err := e2e.Inspect(ctx, bytes.NewReader(encImg))
+		info, err := vhdcrypt.Inspect(ctx, bytes.NewReader(encImg))
 		if err != nil {
 			t.Fatalf("Inspect: %v", err)
 		}
@@ -150,14 +151,14 @@ func FuzzRoundTrip(f *testing.F) {
 		if want := vhd.ComputeKeyHash(info.KeyHash.Nonce, keyBytes); want != *info.KeyHash {
 			t.Fatalf("key hash is not SHA-256(nonce || key)")
 		}
-		if err := e2e.VerifyKey(ctx, bytes.NewReader(encImg), dek); err != nil {
+		if err := vhdcrypt.VerifyKey(ctx, bytes.NewReader(encImg), dek); err != nil {
 			t.Fatalf("VerifyKey with the right key: %v", err)
 		}
 		other := bytes.Clone(keyBytes)
 		other[int(seed)%len(other)] ^= 0x01
-		odek, _ := e2e.DEKFromBytes(other)
+		odek, _ := vhdcrypt.DEKFromBytes(other)
 		defer odek.Zero()
-		if err := e2e.VerifyKey(ctx, bytes.NewReader(encImg), odek); !errors.Is(err, e2e.ErrWrongKey) {
+		if err := vhdcrypt.VerifyKey(ctx, bytes.NewReader(encImg), odek); !errors.Is(err, vhdcrypt.ErrWrongKey) {
 			t.Fatalf("VerifyKey with a key one bit off: %v, want ErrWrongKey", err)
 		}
 		if bytes.Contains(encImg, keyBytes[:16]) {
@@ -166,7 +167,7 @@ func FuzzRoundTrip(f *testing.F) {
 
 		// decrypt(encrypt(x)) == x, as raw.
 		var raw bytes.Buffer
-		if err := e2e.DecryptImage(ctx, &raw, bytes.NewReader(encImg), dek); err != nil {
+		if err := vhdcrypt.DecryptImage(ctx, &raw, bytes.NewReader(encImg), dek); err != nil {
 			t.Fatalf("DecryptImage: %v", err)
 		}
 		if !bytes.Equal(raw.Bytes(), guest) {
@@ -174,7 +175,7 @@ func FuzzRoundTrip(f *testing.F) {
 		}
 		// ... and from a stream, as a VHD whose guest bytes are x.
 		var asVHD bytes.Buffer
-		if err := e2e.DecryptImage(ctx, &asVHD, struct{ io.Reader }{bytes.NewReader(encImg)}, dek, e2e.WithFormat(e2e.FormatVHD)); err != nil {
+		if err := vhdcrypt.DecryptImage(ctx, &asVHD, struct{ io.Reader }{bytes.NewReader(encImg)}, dek, vhdcrypt.WithFormat(vhdcrypt.FormatVHD)); err != nil {
 			t.Fatalf("DecryptImage to VHD from a stream: %v", err)
 		}
 		plainImg, err := vhd.Open(bytes.NewReader(asVHD.Bytes()), int64(asVHD.Len()))

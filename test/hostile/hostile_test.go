@@ -18,9 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/e2eimage/e2eimage/vhdcrypt"
+
 	"go.uber.org/goleak"
 
-	"github.com/e2eimage/e2eimage/e2e"
 	"github.com/e2eimage/e2eimage/test/internal/hvhd"
 	"github.com/e2eimage/e2eimage/test/internal/leak"
 	"github.com/e2eimage/e2eimage/vhd"
@@ -346,12 +347,12 @@ func exerciseStream(t *testing.T, c *hvhd.Case, st *stats) {
 }
 
 func exerciseE2E(t *testing.T, c *hvhd.Case, img *vhd.Image, st *stats) {
-	dek, err := e2e.DEKFromBytes(hvhd.DEKBytes())
+	dek, err := vhdcrypt.DEKFromBytes(hvhd.DEKBytes())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer dek.Zero()
-	w1 := e2e.WithWorkers(1)
+	w1 := vhdcrypt.WithWorkers(1)
 	inputs := []struct {
 		name string
 		open func() io.Reader
@@ -373,18 +374,18 @@ func exerciseE2E(t *testing.T, c *hvhd.Case, img *vhd.Image, st *stats) {
 				t.Errorf("%s/%s allocated %d bytes, limit %d", in.name, name, alloc, verbAllocLimit)
 			}
 		}
-		verb("Inspect", func(ctx context.Context) error { _, err := e2e.Inspect(ctx, in.open()); return err })
+		verb("Inspect", func(ctx context.Context) error { _, err := vhdcrypt.Inspect(ctx, in.open()); return err })
 		if !rawHuge {
-			verb("Check", func(ctx context.Context) error { _, err := e2e.Check(ctx, in.open()); return err })
+			verb("Check", func(ctx context.Context) error { _, err := vhdcrypt.Check(ctx, in.open()); return err })
 			verb("EncryptImage", func(ctx context.Context) error {
-				return e2e.EncryptImage(ctx, io.Discard, in.open(), dek, w1, e2e.WithSize(c.Size()))
+				return vhdcrypt.EncryptImage(ctx, io.Discard, in.open(), dek, w1, vhdcrypt.WithSize(c.Size()))
 			})
 		}
 		verb("DecryptImage", func(ctx context.Context) error {
-			return e2e.DecryptImage(ctx, io.Discard, in.open(), dek, w1)
+			return vhdcrypt.DecryptImage(ctx, io.Discard, in.open(), dek, w1)
 		})
-		verb("VerifyKey", func(ctx context.Context) error { return e2e.VerifyKey(ctx, in.open(), dek) })
-		verb("VerifyImage", func(ctx context.Context) error { _, err := e2e.VerifyImage(ctx, in.open(), dek); return err })
+		verb("VerifyKey", func(ctx context.Context) error { return vhdcrypt.VerifyKey(ctx, in.open(), dek) })
+		verb("VerifyImage", func(ctx context.Context) error { _, err := vhdcrypt.VerifyImage(ctx, in.open(), dek); return err })
 	}
 	if img != nil && !c.Encrypted && c.Huge == nil {
 		roundTrip(t, c, img, dek, st)
@@ -393,7 +394,7 @@ func exerciseE2E(t *testing.T, c *hvhd.Case, img *vhd.Image, st *stats) {
 
 // roundTrip checks, for a plain hostile file that opens, that encrypting it
 // and decrypting the result gives the guest bytes vhd.Open reads.
-func roundTrip(t *testing.T, c *hvhd.Case, img *vhd.Image, dek *e2e.DEK, st *stats) {
+func roundTrip(t *testing.T, c *hvhd.Case, img *vhd.Image, dek *vhdcrypt.DEK, st *stats) {
 	if _, ok := img.KeyHash(); ok {
 		return
 	}
@@ -403,14 +404,14 @@ func roundTrip(t *testing.T, c *hvhd.Case, img *vhd.Image, dek *e2e.DEK, st *sta
 	}
 	var enc, dec bytes.Buffer
 	err, _ := step(t, st, "roundtrip/encrypt", func(ctx context.Context) error {
-		return e2e.EncryptImage(ctx, &enc, c.File(), dek, e2e.WithWorkers(1))
+		return vhdcrypt.EncryptImage(ctx, &enc, c.File(), dek, vhdcrypt.WithWorkers(1))
 	})
 	if err != nil {
 		expectTyped(t, st, "roundtrip/encrypt", err)
 		return
 	}
 	err, _ = step(t, st, "roundtrip/decrypt", func(ctx context.Context) error {
-		return e2e.DecryptImage(ctx, &dec, bytes.NewReader(enc.Bytes()), dek, e2e.WithWorkers(1))
+		return vhdcrypt.DecryptImage(ctx, &dec, bytes.NewReader(enc.Bytes()), dek, vhdcrypt.WithWorkers(1))
 	})
 	if err != nil {
 		t.Errorf("decrypting our own output: %v", err)

@@ -34,6 +34,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/e2eimage/e2eimage/vhdcrypt"
+
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/e2e"
 	"github.com/e2eimage/e2eimage/internal/sampleimage"
@@ -306,7 +308,7 @@ func verifyCloud(t *testing.T, info procs.SimInfo, statePath string, imgOpts sam
 		t.Fatalf("downloading: %v", err)
 	}
 	var raw bytes.Buffer
-	if err := e2e.DecryptImage(ctx, &raw, bytes.NewReader(enc.Bytes()), dek); err != nil {
+	if err := vhdcrypt.DecryptImage(ctx, &raw, bytes.NewReader(enc.Bytes()), dek); err != nil {
 		t.Fatalf("decrypting the object: %v", err)
 	}
 	img, err := sampleimage.Build(imgOpts)

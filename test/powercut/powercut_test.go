@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/e2eimage/e2eimage/vhdcrypt"
+
 	"github.com/e2eimage/e2eimage/cos"
 	"github.com/e2eimage/e2eimage/e2e"
 	"github.com/e2eimage/e2eimage/internal/durable"
@@ -80,15 +82,15 @@ func keySubject(t *testing.T) subject {
 	return subject{
 		name: "key file",
 		write: func(path string) error {
-			dek, err := e2e.DEKFromBytes(key)
+			dek, err := vhdcrypt.DEKFromBytes(key)
 			if err != nil {
 				return err
 			}
 			defer dek.Zero()
-			return e2e.WriteKeyFile(path, dek)
+			return vhdcrypt.WriteKeyFile(path, dek)
 		},
 		read: func(path string) (string, error) {
-			dek, err := e2e.ReadKeyFile(path)
+			dek, err := vhdcrypt.ReadKeyFile(path)
 			if err != nil {
 				return "", err
 			}

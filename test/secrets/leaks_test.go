@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/e2eimage/e2eimage/vhdcrypt"
+
 	"go.uber.org/goleak"
 
 	"github.com/e2eimage/e2eimage/e2e"
@@ -50,10 +52,10 @@ func TestMain(m *testing.M) {
 }
 
 // leakDEK returns a DEK with distinctive bytes.
-func leakDEK(t *testing.T, size int) (*e2e.DEK, []byte) {
+func leakDEK(t *testing.T, size int) (*vhdcrypt.DEK, []byte) {
 	t.Helper()
 	raw := hvhd.DEKBytes()[:size]
-	dek, err := e2e.DEKFromBytes(raw)
+	dek, err := vhdcrypt.DEKFromBytes(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,35 +90,35 @@ func TestOfflineVerbsLeakNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	for _, size := range []int{e2e.AES128XTS, e2e.AES256XTS} {
+	for _, size := range []int{vhdcrypt.AES128XTS, vhdcrypt.AES256XTS} {
 		dek, raw := leakDEK(t, size)
 		sc.AddKey(fmt.Sprintf("%d-byte DEK", size), raw)
 		wrongRaw := bytes.Clone(raw)
 		wrongRaw[0] ^= 1
-		wrong, _ := e2e.DEKFromBytes(wrongRaw)
+		wrong, _ := vhdcrypt.DEKFromBytes(wrongRaw)
 		defer wrong.Zero()
 		sc.AddKey("wrong DEK", wrongRaw)
-		opts := []e2e.Option{e2e.WithLogger(logger), e2e.WithProgress(func(p e2e.Progress) { note("progress", p) })}
+		opts := []vhdcrypt.Option{vhdcrypt.WithLogger(logger), vhdcrypt.WithProgress(func(p vhdcrypt.Progress) { note("progress", p) })}
 
 		var enc bytes.Buffer
-		note("encrypt stream", e2e.EncryptImage(ctx, &enc, struct{ io.Reader }{bytes.NewReader(img)}, dek, append(opts, e2e.WithSize(int64(len(img))))...))
-		note("encrypt file", e2e.EncryptImage(ctx, io.Discard, bytes.NewReader(img), dek, e2e.WithLogger(textLogger)))
-		note("encrypt twice", e2e.EncryptImage(ctx, io.Discard, bytes.NewReader(enc.Bytes()), dek, opts...))
-		note("decrypt", e2e.DecryptImage(ctx, io.Discard, bytes.NewReader(enc.Bytes()), dek, opts...))
-		note("decrypt wrong key", e2e.DecryptImage(ctx, io.Discard, bytes.NewReader(enc.Bytes()), wrong, opts...))
-		note("verify wrong key", e2e.VerifyKey(ctx, bytes.NewReader(enc.Bytes()), wrong))
-		rep, err := e2e.VerifyImage(ctx, bytes.NewReader(enc.Bytes()), dek)
+		note("encrypt stream", vhdcrypt.EncryptImage(ctx, &enc, struct{ io.Reader }{bytes.NewReader(img)}, dek, append(opts, vhdcrypt.WithSize(int64(len(img))))...))
+		note("encrypt file", vhdcrypt.EncryptImage(ctx, io.Discard, bytes.NewReader(img), dek, vhdcrypt.WithLogger(textLogger)))
+		note("encrypt twice", vhdcrypt.EncryptImage(ctx, io.Discard, bytes.NewReader(enc.Bytes()), dek, opts...))
+		note("decrypt", vhdcrypt.DecryptImage(ctx, io.Discard, bytes.NewReader(enc.Bytes()), dek, opts...))
+		note("decrypt wrong key", vhdcrypt.DecryptImage(ctx, io.Discard, bytes.NewReader(enc.Bytes()), wrong, opts...))
+		note("verify wrong key", vhdcrypt.VerifyKey(ctx, bytes.NewReader(enc.Bytes()), wrong))
+		rep, err := vhdcrypt.VerifyImage(ctx, bytes.NewReader(enc.Bytes()), dek)
 		note("verify image", err)
 		note("verify report", rep)
-		info, err := e2e.Inspect(ctx, bytes.NewReader(enc.Bytes()))
+		info, err := vhdcrypt.Inspect(ctx, bytes.NewReader(enc.Bytes()))
 		note("inspect", err)
 		note("inspect info", info)
 		truncated := enc.Bytes()[:enc.Len()/2]
-		note("decrypt truncated", e2e.DecryptImage(ctx, io.Discard, bytes.NewReader(truncated), dek, opts...))
-		note("decrypt stream truncated", e2e.DecryptImage(ctx, io.Discard, struct{ io.Reader }{bytes.NewReader(truncated)}, dek, opts...))
+		note("decrypt truncated", vhdcrypt.DecryptImage(ctx, io.Discard, bytes.NewReader(truncated), dek, opts...))
+		note("decrypt stream truncated", vhdcrypt.DecryptImage(ctx, io.Discard, struct{ io.Reader }{bytes.NewReader(truncated)}, dek, opts...))
 		out := filepath.Join(dir, fmt.Sprintf("out-%d.vhd", size))
-		note("encrypt file", e2e.EncryptFile(ctx, out, writeTemp(t, dir, img), dek, opts...))
-		note("encrypt into a directory", e2e.EncryptFile(ctx, dir, writeTemp(t, dir, img), dek, opts...))
+		note("encrypt file", vhdcrypt.EncryptFile(ctx, out, writeTemp(t, dir, img), dek, opts...))
+		note("encrypt into a directory", vhdcrypt.EncryptFile(ctx, dir, writeTemp(t, dir, img), dek, opts...))
 		if b, err := os.ReadFile(out); err == nil && bytes.Contains(b, raw[:16]) {
 			t.Errorf("the encrypted file contains the DEK")
 		}
@@ -126,20 +128,20 @@ func TestOfflineVerbsLeakNothing(t *testing.T) {
 
 		// Keys from files and the environment, right and wrong.
 		kf := filepath.Join(dir, fmt.Sprintf("key-%d", size))
-		note("write key file", e2e.WriteKeyFile(kf, dek))
-		note("write key file again", e2e.WriteKeyFile(kf, dek))
+		note("write key file", vhdcrypt.WriteKeyFile(kf, dek))
+		note("write key file again", vhdcrypt.WriteKeyFile(kf, dek))
 		bad := filepath.Join(dir, fmt.Sprintf("bad-key-%d", size))
 		if err := os.WriteFile(bad, append(bytes.Clone(raw), '\n'), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		_, err = e2e.ReadKeyFile(bad)
+		_, err = vhdcrypt.ReadKeyFile(bad)
 		note("read key file with newline", err)
 		env := map[string]string{
 			"GOOD": base64.StdEncoding.EncodeToString(raw), "LONG": base64.StdEncoding.EncodeToString(append(bytes.Clone(raw), 1)),
 			"BAD": base64.StdEncoding.EncodeToString(raw)[:20] + "!!" + base64.StdEncoding.EncodeToString(raw)[22:],
 		}
 		for name := range env {
-			k, err := e2e.KeyFromEnv(name, func(n string) (string, bool) { v, ok := env[n]; return v, ok })
+			k, err := vhdcrypt.KeyFromEnv(name, func(n string) (string, bool) { v, ok := env[n]; return v, ok })
 			note("key from env "+name, err)
 			if k != nil {
 				note("key from env value", k)
@@ -148,7 +150,7 @@ func TestOfflineVerbsLeakNothing(t *testing.T) {
 		}
 	}
 	// The DEK types themselves, every way a careless program prints them.
-	dek, _ := leakDEK(t, e2e.AES256XTS)
+	dek, _ := leakDEK(t, vhdcrypt.AES256XTS)
 	holder := struct {
 		Name string
 		Key  *secret.DEK
@@ -199,7 +201,7 @@ func writeTemp(t *testing.T, dir string, b []byte) string {
 // the key schedule), "value" with the DEK as the panic value, "error" with
 // an error that formats the DEK.
 func panicHelper(mode string) {
-	dek, _ := e2e.DEKFromBytes(hvhd.DEKBytes())
+	dek, _ := vhdcrypt.DEKFromBytes(hvhd.DEKBytes())
 	switch mode {
 	case "value":
 		panic(dek)
@@ -211,8 +213,8 @@ func panicHelper(mode string) {
 	}
 	img, _ := sampleimage.Build(sampleimage.Options{Size: sampleimage.MinSize, Seed: 2})
 	n := 0
-	_ = e2e.EncryptImage(context.Background(), io.Discard, bytes.NewReader(img), dek, e2e.WithWorkers(2),
-		e2e.WithProgress(func(e2e.Progress) {
+	_ = vhdcrypt.EncryptImage(context.Background(), io.Discard, bytes.NewReader(img), dek, vhdcrypt.WithWorkers(2),
+		vhdcrypt.WithProgress(func(vhdcrypt.Progress) {
 			if n++; n == 2 {
 				panic("injected panic in the middle of an encryption")
 			}
@@ -252,12 +254,12 @@ func TestPanicTraceHoldsNoKey(t *testing.T) {
 // the verbs leave the caller's DEK alone (the caller owns and zeroes it),
 // and a wiped xts.Cipher is unusable.
 func TestKeyMaterialIsZeroed(t *testing.T) {
-	dek, err := e2e.DEKFromBytes(hvhd.DEKBytes())
+	dek, err := vhdcrypt.DEKFromBytes(hvhd.DEKBytes())
 	if err != nil {
 		t.Fatal(err)
 	}
 	img, _ := sampleimage.Build(sampleimage.Options{Size: sampleimage.MinSize, Seed: 3})
-	if err := e2e.EncryptImage(context.Background(), io.Discard, bytes.NewReader(img), dek); err != nil {
+	if err := vhdcrypt.EncryptImage(context.Background(), io.Discard, bytes.NewReader(img), dek); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(dek.Bytes(), hvhd.DEKBytes()) {
@@ -304,7 +306,7 @@ func TestFilesArePrivate(t *testing.T) {
 	defer syscall.Umask(old)
 	dir := t.TempDir()
 	ctx := context.Background()
-	dek, _ := leakDEK(t, e2e.AES256XTS)
+	dek, _ := leakDEK(t, vhdcrypt.AES256XTS)
 	img, _ := sampleimage.Build(sampleimage.Options{Size: sampleimage.MinSize, Seed: 4})
 	src := writeTemp(t, dir, img)
 	files := map[string]string{
@@ -314,20 +316,20 @@ func TestFilesArePrivate(t *testing.T) {
 		"WriteFile":      filepath.Join(dir, "writefile.vhd"),
 		"state file":     filepath.Join(dir, "state.json"),
 	}
-	if err := e2e.WriteKeyFile(files["key file"], dek); err != nil {
+	if err := vhdcrypt.WriteKeyFile(files["key file"], dek); err != nil {
 		t.Fatal(err)
 	}
-	if err := e2e.EncryptFile(ctx, files["encrypted file"], src, dek); err != nil {
+	if err := vhdcrypt.EncryptFile(ctx, files["encrypted file"], src, dek); err != nil {
 		t.Fatal(err)
 	}
-	if err := e2e.DecryptFile(ctx, files["decrypted file"], files["encrypted file"], dek); err != nil {
+	if err := vhdcrypt.DecryptFile(ctx, files["decrypted file"], files["encrypted file"], dek); err != nil {
 		t.Fatal(err)
 	}
-	enc, err := e2e.NewEncryptor(ctx, bytes.NewReader(img), dek)
+	enc, err := vhdcrypt.NewEncryptor(ctx, bytes.NewReader(img), dek)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e2e.WriteFile(files["WriteFile"], enc); err != nil {
+	if err := vhdcrypt.WriteFile(files["WriteFile"], enc); err != nil {
 		t.Fatal(err)
 	}
 	st := &e2e.State{Version: e2e.StateVersion, Name: "x", Started: time.Now()}
@@ -343,7 +345,7 @@ func TestFilesArePrivate(t *testing.T) {
 			t.Errorf("%s written with mode %v under umask 0", what, fi.Mode().Perm())
 		}
 	}
-	if loose, err := e2e.LooseKeyFileMode(files["key file"]); err != nil || loose {
+	if loose, err := vhdcrypt.LooseKeyFileMode(files["key file"]); err != nil || loose {
 		t.Errorf("LooseKeyFileMode of a 0600 key file: %v, %v", loose, err)
 	}
 	ents, _ := os.ReadDir(dir)

@@ -23,8 +23,9 @@ import (
 	"os/signal"
 	"time"
 
+	"github.com/e2eimage/e2eimage/vhdcrypt"
+
 	"github.com/e2eimage/e2eimage/cos"
-	"github.com/e2eimage/e2eimage/e2e"
 	"github.com/e2eimage/e2eimage/secret"
 )
 
@@ -52,19 +53,19 @@ func run() error {
 
 	switch *mode {
 	case "keygen":
-		dek, err := e2e.NewDEK(e2e.AES256XTS)
+		dek, err := vhdcrypt.NewDEK(vhdcrypt.AES256XTS)
 		if err != nil {
 			return err
 		}
 		defer dek.Zero()
-		return e2e.WriteKeyFile(*keyPath, dek)
+		return vhdcrypt.WriteKeyFile(*keyPath, dek)
 	case "encrypt":
-		dek, err := e2e.ReadKeyFile(*keyPath)
+		dek, err := vhdcrypt.ReadKeyFile(*keyPath)
 		if err != nil {
 			return err
 		}
 		defer dek.Zero()
-		return e2e.EncryptFile(ctx, *out, *in, dek)
+		return vhdcrypt.EncryptFile(ctx, *out, *in, dek)
 	}
 
 	client, err := clientFromEnv()
@@ -81,7 +82,7 @@ func run() error {
 	case "mkbucket":
 		return client.CreateBucket(ctx, *bucket, cos.BucketSpec{LocationConstraint: client.Region()})
 	case "stream":
-		dek, err := e2e.ReadKeyFile(*keyPath)
+		dek, err := vhdcrypt.ReadKeyFile(*keyPath)
 		if err != nil {
 			return err
 		}
@@ -91,7 +92,7 @@ func run() error {
 			return err
 		}
 		defer f.Close()
-		enc, err := e2e.NewEncryptor(ctx, f, dek)
+		enc, err := vhdcrypt.NewEncryptor(ctx, f, dek)
 		if err != nil {
 			return err
 		}
@@ -104,12 +105,12 @@ func run() error {
 			return err
 		}
 	case "twostep":
-		dek, err := e2e.ReadKeyFile(*keyPath)
+		dek, err := vhdcrypt.ReadKeyFile(*keyPath)
 		if err != nil {
 			return err
 		}
 		defer dek.Zero()
-		if err := e2e.EncryptFile(ctx, *out, *in, dek); err != nil {
+		if err := vhdcrypt.EncryptFile(ctx, *out, *in, dek); err != nil {
 			return err
 		}
 		if res, err = uploadFile(ctx, client, *out, *bucket, *object, opts); err != nil {

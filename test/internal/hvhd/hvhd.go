@@ -19,7 +19,8 @@ import (
 	"io"
 	"time"
 
-	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/vhdcrypt"
+
 	"github.com/e2eimage/e2eimage/vhd"
 )
 
@@ -138,15 +139,15 @@ func EncryptedBase() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	dek, err := e2e.DEKFromBytes(DEKBytes())
+	dek, err := vhdcrypt.DEKFromBytes(DEKBytes())
 	if err != nil {
 		return nil, err
 	}
 	defer dek.Zero()
 	var out bytes.Buffer
-	err = e2e.EncryptImage(context.Background(), &out, bytes.NewReader(plain), dek,
-		e2e.WithNonce([32]byte{9, 9, 9}), e2e.WithUniqueID([16]byte{0xE2, 0xE1}),
-		e2e.WithTimestamp(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)), e2e.WithWorkers(1))
+	err = vhdcrypt.EncryptImage(context.Background(), &out, bytes.NewReader(plain), dek,
+		vhdcrypt.WithNonce([32]byte{9, 9, 9}), vhdcrypt.WithUniqueID([16]byte{0xE2, 0xE1}),
+		vhdcrypt.WithTimestamp(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)), vhdcrypt.WithWorkers(1))
 	if err != nil {
 		return nil, err
 	}
@@ -312,8 +313,8 @@ func Typed(err error) bool {
 	}
 	for _, s := range []error{
 		vhd.ErrNotVHD, vhd.ErrDifferencing, vhd.ErrNotStreamable, vhd.ErrTruncated, vhd.ErrUnsupported,
-		e2e.ErrAlreadyEncrypted, e2e.ErrNotEncrypted, e2e.ErrWrongKey, e2e.ErrNeedSize, e2e.ErrStreamSize,
-		e2e.ErrFixedVHDStream, e2e.ErrTooLarge, e2e.ErrEmpty,
+		vhdcrypt.ErrAlreadyEncrypted, vhdcrypt.ErrNotEncrypted, vhdcrypt.ErrWrongKey, vhdcrypt.ErrNeedSize, vhdcrypt.ErrStreamSize,
+		vhdcrypt.ErrFixedVHDStream, vhdcrypt.ErrTooLarge, vhdcrypt.ErrEmpty,
 	} {
 		if errors.Is(err, s) {
 			return true

@@ -1,4 +1,4 @@
-package e2e
+package vhdcrypt
 
 import (
 	"encoding/base64"
@@ -35,7 +35,7 @@ var ErrKeySize = secret.ErrDEKSize
 
 // ErrKeyEnv is returned (wrapped) when a key cannot be taken from an
 // environment variable: unset, empty or not base64.
-var ErrKeyEnv = errors.New("e2e: no usable key in the environment variable")
+var ErrKeyEnv = errors.New("vhdcrypt: no usable key in the environment variable")
 
 // NewDEK returns a new random DEK of size bytes (AES128XTS or AES256XTS),
 // read from crypto/rand.
@@ -60,14 +60,14 @@ const maxKeyFile = AES256XTS + 1
 func ReadKeyFile(path string) (*DEK, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("e2e: opening key file: %w", err)
+		return nil, fmt.Errorf("vhdcrypt: opening key file: %w", err)
 	}
 	defer f.Close()
 	buf := make([]byte, maxKeyFile)
 	defer clear(buf)
 	n, err := io.ReadFull(f, buf)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("e2e: reading key file %s: %w", path, err)
+		return nil, fmt.Errorf("vhdcrypt: reading key file %s: %w", path, err)
 	}
 	if n != AES128XTS && n != AES256XTS {
 		size := fmt.Sprintf("%d bytes", n)
@@ -78,7 +78,7 @@ func ReadKeyFile(path string) (*DEK, error) {
 		if n == AES128XTS+1 || n == AES256XTS+1 {
 			hint = " (a trailing newline? the file must hold the raw key bytes only)"
 		}
-		return nil, fmt.Errorf("e2e: key file %s holds %s%s: %w", path, size, hint, ErrKeySize)
+		return nil, fmt.Errorf("vhdcrypt: key file %s holds %s%s: %w", path, size, hint, ErrKeySize)
 	}
 	return DEKFromBytes(buf[:n])
 }
@@ -88,7 +88,7 @@ func ReadKeyFile(path string) (*DEK, error) {
 func LooseKeyFileMode(path string) (bool, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return false, fmt.Errorf("e2e: checking key file: %w", err)
+		return false, fmt.Errorf("vhdcrypt: checking key file: %w", err)
 	}
 	return fi.Mode().Perm()&0o077 != 0, nil
 }
@@ -115,7 +115,7 @@ func KeyFromEnv(name string, lookup func(string) (string, bool)) (*DEK, error) {
 	defer clear(b)
 	dek, err := DEKFromBytes(b)
 	if err != nil {
-		return nil, fmt.Errorf("e2e: key in environment variable %s: %w", name, err)
+		return nil, fmt.Errorf("vhdcrypt: key in environment variable %s: %w", name, err)
 	}
 	return dek, nil
 }
@@ -127,12 +127,12 @@ func KeyFromEnv(name string, lookup func(string) (string, bool)) (*DEK, error) {
 // once WriteKeyFile returns, the key survives a power cut.
 func WriteKeyFile(path string, dek *DEK) error {
 	if dek.Len() != AES128XTS && dek.Len() != AES256XTS {
-		return fmt.Errorf("e2e: writing key file: %w (got %d bytes)", ErrKeySize, dek.Len())
+		return fmt.Errorf("vhdcrypt: writing key file: %w (got %d bytes)", ErrKeySize, dek.Len())
 	}
 	// Never replaces an existing key, even one a concurrent writer made
 	// meanwhile, and a crash or power cut leaves the whole key or no file.
 	if err := durable.Create(path, dek.Bytes()); err != nil {
-		return fmt.Errorf("e2e: writing key file: %w", err)
+		return fmt.Errorf("vhdcrypt: writing key file: %w", err)
 	}
 	return nil
 }

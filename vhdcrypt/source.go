@@ -1,4 +1,4 @@
-package e2e
+package vhdcrypt
 
 import (
 	"bytes"
@@ -57,13 +57,16 @@ type sizer interface {
 	Size() int64
 }
 
-// randomAccess returns src as an io.ReaderAt with its size, when it is one.
-func randomAccess(src io.Reader) (io.ReaderAt, int64, bool, error) {
+// RandomAccess returns src as an io.ReaderAt with its size when the verbs
+// would read it with random access (see "Inputs" in the package doc), and
+// ok false when they would read it as a stream. An error means src is a
+// file that could not be examined.
+func RandomAccess(src io.Reader) (io.ReaderAt, int64, bool, error) {
 	switch s := src.(type) {
 	case *os.File:
 		fi, err := s.Stat()
 		if err != nil {
-			return nil, 0, false, fmt.Errorf("e2e: inspecting the input: %w", err)
+			return nil, 0, false, fmt.Errorf("vhdcrypt: inspecting the input: %w", err)
 		}
 		switch m := fi.Mode(); {
 		case m.IsRegular():
@@ -72,7 +75,7 @@ func randomAccess(src io.Reader) (io.ReaderAt, int64, bool, error) {
 			// A block device: Stat reports 0 bytes; its end does not lie.
 			n, err := s.Seek(0, io.SeekEnd)
 			if err != nil {
-				return nil, 0, false, fmt.Errorf("e2e: finding the size of block device %s: %w", s.Name(), err)
+				return nil, 0, false, fmt.Errorf("vhdcrypt: finding the size of block device %s: %w", s.Name(), err)
 			}
 			return s, n, true, nil
 		}
@@ -87,9 +90,9 @@ func randomAccess(src io.Reader) (io.ReaderAt, int64, bool, error) {
 // stream (WithSize), or -1.
 func openInput(src io.Reader, size int64) (*input, error) {
 	if src == nil {
-		return nil, errors.New("e2e: no input")
+		return nil, errors.New("vhdcrypt: no input")
 	}
-	ra, n, ok, err := randomAccess(src)
+	ra, n, ok, err := RandomAccess(src)
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +113,7 @@ func openRandomAccess(ra io.ReaderAt, n int64) (*input, error) {
 		case vhd.Dynamic:
 			in.kind = kindDynamic
 		default:
-			return nil, fmt.Errorf("e2e: opening the input: %s disks are not supported: %w", img.Type(), vhd.ErrUnsupported)
+			return nil, fmt.Errorf("vhdcrypt: opening the input: %s disks are not supported: %w", img.Type(), vhd.ErrUnsupported)
 		}
 		return in, checkSize(in.size)
 	case errors.Is(err, vhd.ErrNotVHD) && !looksLikeVHD(ra, n):
@@ -120,7 +123,7 @@ func openRandomAccess(ra io.ReaderAt, n int64) (*input, error) {
 		size := roundUp(n, vhd.SectorSize)
 		return &input{kind: kindRaw, ra: ra, raSize: n, size: size}, checkSize(size)
 	default:
-		return nil, fmt.Errorf("e2e: opening the input: %w", err)
+		return nil, fmt.Errorf("vhdcrypt: opening the input: %w", err)
 	}
 }
 
@@ -147,14 +150,14 @@ func openStream(src io.Reader, size int64) (*input, error) {
 	head := make([]byte, vhd.FooterSize)
 	n, err := io.ReadFull(src, head)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("e2e: reading the input: %w", err)
+		return nil, fmt.Errorf("vhdcrypt: reading the input: %w", err)
 	}
 	head = head[:n]
 	rest := io.MultiReader(bytes.NewReader(head), src)
 	if n == vhd.FooterSize && bytes.HasPrefix(head, []byte("conectix")) {
 		sr, err := vhd.NewStreamReader(rest)
 		if err != nil {
-			return nil, fmt.Errorf("e2e: reading the input as a VHD stream: %w", err)
+			return nil, fmt.Errorf("vhdcrypt: reading the input as a VHD stream: %w", err)
 		}
 		return &input{kind: kindDynamic, sr: sr, size: sr.Size()}, checkSize(sr.Size())
 	}
@@ -189,7 +192,7 @@ func numBlocks(size int64) int { return int((size + vhd.BlockSize - 1) / vhd.Blo
 func (in *input) readBlockAt(i int, dst []byte) error {
 	if in.img != nil {
 		if err := in.img.ReadBlock(i, dst); err != nil {
-			return fmt.Errorf("e2e: reading block %d: %w", i, err)
+			return fmt.Errorf("vhdcrypt: reading block %d: %w", i, err)
 		}
 		return nil
 	}
@@ -203,7 +206,7 @@ func (in *input) readBlockAt(i int, dst []byte) error {
 		if err == nil || errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
-		return fmt.Errorf("e2e: reading block %d (offset %d): %w", i, off, err)
+		return fmt.Errorf("vhdcrypt: reading block %d (offset %d): %w", i, off, err)
 	}
 	clear(dst[want:vhd.BlockSize])
 	return nil
@@ -226,7 +229,7 @@ func (in *input) readRawStreamBlock(i int, dst []byte) error {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return fmt.Errorf("%w: it ended after %d of %d bytes", ErrStreamSize, off+int64(got), in.rawLength)
 		}
-		return fmt.Errorf("e2e: reading the input at offset %d: %w", off+int64(got), err)
+		return fmt.Errorf("vhdcrypt: reading the input at offset %d: %w", off+int64(got), err)
 	}
 	clear(dst[want:vhd.BlockSize])
 	if off+want < in.rawLength {
@@ -236,7 +239,7 @@ func (in *input) readRawStreamBlock(i int, dst []byte) error {
 	var tail [vhd.FooterSize + 1]byte
 	n, err := io.ReadFull(in.stream, tail[:])
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return fmt.Errorf("e2e: reading the input past its declared size: %w", err)
+		return fmt.Errorf("vhdcrypt: reading the input past its declared size: %w", err)
 	}
 	switch {
 	case n == 0:

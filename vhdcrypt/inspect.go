@@ -1,4 +1,4 @@
-package e2e
+package vhdcrypt
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/e2eimage/e2eimage/internal/units"
 
 	"github.com/e2eimage/e2eimage/vhd"
 )
@@ -83,7 +85,7 @@ func Inspect(ctx context.Context, src io.Reader) (*ImageInfo, error) {
 		info.AllocatedBlocks, info.FullBlocks = 0, 0
 		for b, err := range in.img.Blocks() {
 			if err != nil {
-				return nil, fmt.Errorf("e2e: reading the block map: %w", err)
+				return nil, fmt.Errorf("vhdcrypt: reading the block map: %w", err)
 			}
 			if err := ctx.Err(); err != nil {
 				return nil, err
@@ -128,12 +130,12 @@ func (i *ImageInfo) String() string {
 		line("unique id", "%s", hex.EncodeToString(i.UniqueID[:]))
 	}
 	if i.VirtualSize >= 0 {
-		line("virtual size", "%d bytes (%s)", i.VirtualSize, humanBytes(i.VirtualSize))
+		line("virtual size", "%d bytes (%s)", i.VirtualSize, units.Bytes(i.VirtualSize))
 	} else {
 		line("virtual size", "unknown (raw stream)")
 	}
 	if i.FileSize >= 0 {
-		line("file size", "%d bytes (%s)", i.FileSize, humanBytes(i.FileSize))
+		line("file size", "%d bytes (%s)", i.FileSize, units.Bytes(i.FileSize))
 	}
 	if i.Blocks >= 0 {
 		switch {
@@ -153,18 +155,4 @@ func (i *ImageInfo) String() string {
 		line("encrypted", "no")
 	}
 	return b.String()
-}
-
-// humanBytes formats n in binary units.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

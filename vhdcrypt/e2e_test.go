@@ -1,4 +1,4 @@
-package e2e_test
+package vhdcrypt_test
 
 import (
 	"bytes"
@@ -11,16 +11,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/stretchr/testify/require"
+
 	"github.com/e2eimage/e2eimage/internal/testenv"
 	"github.com/e2eimage/e2eimage/vhd"
-	"github.com/stretchr/testify/require"
+	"github.com/e2eimage/e2eimage/vhdcrypt"
 )
 
 // refKey reads a reference key file.
-func refKey(t *testing.T, name string) *e2e.DEK {
+func refKey(t *testing.T, name string) *vhdcrypt.DEK {
 	t.Helper()
-	dek, err := e2e.ReadKeyFile(filepath.Join(testenv.RefDir(t), name))
+	dek, err := vhdcrypt.ReadKeyFile(filepath.Join(testenv.RefDir(t), name))
 	require.NoError(t, err)
 	t.Cleanup(dek.Zero)
 	return dek
@@ -31,23 +32,23 @@ func refKey(t *testing.T, name string) *e2e.DEK {
 func streamOf(b []byte) io.Reader { return struct{ io.Reader }{bytes.NewReader(b)} }
 
 // fixedOpts make the output reproducible byte for byte.
-func fixedOpts(extra ...e2e.Option) []e2e.Option {
+func fixedOpts(extra ...vhdcrypt.Option) []vhdcrypt.Option {
 	var nonce [32]byte
 	for i := range nonce {
 		nonce[i] = byte(0xA0 + i)
 	}
-	opts := []e2e.Option{
-		e2e.WithNonce(nonce),
-		e2e.WithUniqueID([16]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}),
-		e2e.WithTimestamp(time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)),
+	opts := []vhdcrypt.Option{
+		vhdcrypt.WithNonce(nonce),
+		vhdcrypt.WithUniqueID([16]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}),
+		vhdcrypt.WithTimestamp(time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)),
 	}
 	return append(opts, extra...)
 }
 
-func encrypt(t *testing.T, src io.Reader, dek *e2e.DEK, opts ...e2e.Option) []byte {
+func encrypt(t *testing.T, src io.Reader, dek *vhdcrypt.DEK, opts ...vhdcrypt.Option) []byte {
 	t.Helper()
 	var out bytes.Buffer
-	e, err := e2e.NewEncryptor(context.Background(), src, dek, opts...)
+	e, err := vhdcrypt.NewEncryptor(context.Background(), src, dek, opts...)
 	require.NoError(t, err)
 	n, err := e.WriteTo(&out)
 	require.NoError(t, err)
@@ -56,10 +57,10 @@ func encrypt(t *testing.T, src io.Reader, dek *e2e.DEK, opts ...e2e.Option) []by
 	return out.Bytes()
 }
 
-func decrypt(t *testing.T, src io.Reader, dek *e2e.DEK, opts ...e2e.Option) []byte {
+func decrypt(t *testing.T, src io.Reader, dek *vhdcrypt.DEK, opts ...vhdcrypt.Option) []byte {
 	t.Helper()
 	var out bytes.Buffer
-	d, err := e2e.NewDecryptor(context.Background(), src, dek, opts...)
+	d, err := vhdcrypt.NewDecryptor(context.Background(), src, dek, opts...)
 	require.NoError(t, err)
 	_, err = d.WriteTo(&out)
 	require.NoError(t, err)
@@ -89,9 +90,9 @@ func TestDecryptReferences(t *testing.T) {
 			dek := refKey(t, tc.key)
 			require.Equal(t, plain, decrypt(t, bytes.NewReader(enc), dek), "file input")
 			require.Equal(t, plain, decrypt(t, streamOf(enc), dek), "stream input")
-			require.NoError(t, e2e.VerifyKey(context.Background(), bytes.NewReader(enc), dek))
+			require.NoError(t, vhdcrypt.VerifyKey(context.Background(), bytes.NewReader(enc), dek))
 
-			asVHD := decrypt(t, bytes.NewReader(enc), dek, e2e.WithFormat(e2e.FormatVHD))
+			asVHD := decrypt(t, bytes.NewReader(enc), dek, vhdcrypt.WithFormat(vhdcrypt.FormatVHD))
 			img := openVHD(t, asVHD)
 			_, encrypted := img.KeyHash()
 			require.False(t, encrypted)
@@ -99,7 +100,7 @@ func TestDecryptReferences(t *testing.T) {
 			_, err := img.ReadAt(got, 0)
 			require.NoError(t, err)
 			require.Equal(t, plain, got, "VHD output")
-			require.Equal(t, plain, readVHD(t, decrypt(t, streamOf(enc), dek, e2e.WithFormat(e2e.FormatVHD))), "VHD output from a stream")
+			require.Equal(t, plain, readVHD(t, decrypt(t, streamOf(enc), dek, vhdcrypt.WithFormat(vhdcrypt.FormatVHD))), "VHD output from a stream")
 		})
 	}
 }
@@ -136,13 +137,13 @@ func TestCheckFindsCopyBugDamage(t *testing.T) {
 		"file":   func() io.Reader { return bytes.NewReader(damaged) },
 		"stream": func() io.Reader { return streamOf(damaged) },
 	} {
-		rep, err := e2e.Check(context.Background(), r())
+		rep, err := vhdcrypt.Check(context.Background(), r())
 		require.NoError(t, err, name)
 		require.False(t, rep.OK(), name)
 		require.Equal(t, want, rep.ZeroPresentSectors, name)
 		require.Equal(t, wantBlocks, rep.ZeroPresentBlocks, name)
 
-		rep, err = e2e.VerifyImage(context.Background(), r(), dek)
+		rep, err = vhdcrypt.VerifyImage(context.Background(), r(), dek)
 		require.NoError(t, err, name)
 		require.Equal(t, want, rep.ZeroPresentSectors, name)
 	}
@@ -150,7 +151,7 @@ func TestCheckFindsCopyBugDamage(t *testing.T) {
 	require.NotEqual(t, testenv.RefFile(t, "plain.raw"), decrypt(t, bytes.NewReader(damaged), dek))
 
 	for _, good := range []string{"enc-qemu-k64.vhd", "enc-tap-sparse-k64.vhd"} {
-		rep, err := e2e.Check(context.Background(), bytes.NewReader(testenv.RefFile(t, good)))
+		rep, err := vhdcrypt.Check(context.Background(), bytes.NewReader(testenv.RefFile(t, good)))
 		require.NoError(t, err)
 		require.True(t, rep.OK(), "%s: %v", good, rep)
 	}
@@ -162,9 +163,9 @@ func TestCheckFindsCopyBugDamage(t *testing.T) {
 func TestCheckStreamReportsAsFile(t *testing.T) {
 	for _, name := range []string{"src-qemu.vhd", "src-tap-sparse.vhd", "enc-tap-sparse-k64.vhd", "enc-copybug-k64.vhd"} {
 		b := testenv.RefFile(t, name)
-		file, err := e2e.Check(context.Background(), bytes.NewReader(b))
+		file, err := vhdcrypt.Check(context.Background(), bytes.NewReader(b))
 		require.NoError(t, err, name)
-		stream, err := e2e.Check(context.Background(), streamOf(b))
+		stream, err := vhdcrypt.Check(context.Background(), streamOf(b))
 		require.NoError(t, err, name)
 		file.Problems = nil
 		require.Equal(t, file, stream, name)
@@ -262,7 +263,7 @@ func TestEncryptLayout(t *testing.T) {
 	require.Equal(t, []bool{true, true, true}, full)
 	require.Equal(t, testenv.RefFile(t, "plain.raw"), decrypt(t, bytes.NewReader(out), dek))
 	// A raw stream: every block allocated.
-	alloc, _ = blocks(encrypt(t, streamOf(testenv.RefFile(t, "plain.raw")), dek, e2e.WithSize(8<<20)))
+	alloc, _ = blocks(encrypt(t, streamOf(testenv.RefFile(t, "plain.raw")), dek, vhdcrypt.WithSize(8<<20)))
 	require.Equal(t, []int{0, 1, 2, 3}, alloc)
 }
 
@@ -270,7 +271,7 @@ func TestEncryptLayout(t *testing.T) {
 // of 512 bytes (padded with zeros to a whole sector), as files and streams,
 // and fixed VHDs, as files and streams.
 func TestOddSizes(t *testing.T) {
-	dek, err := e2e.NewDEK(e2e.AES128XTS)
+	dek, err := vhdcrypt.NewDEK(vhdcrypt.AES128XTS)
 	require.NoError(t, err)
 	defer dek.Zero()
 	for _, size := range []int64{512, 1000, 2<<20 - 512, 2 << 20, 3<<20 + 100, 5<<20 + 4096} {
@@ -282,14 +283,14 @@ func TestOddSizes(t *testing.T) {
 		out := encrypt(t, bytes.NewReader(raw), dek)
 		require.Equal(t, padded, decrypt(t, bytes.NewReader(out), dek), "raw file of %d bytes", size)
 		require.Equal(t, int64(len(padded)), openVHD(t, out).Size())
-		out = encrypt(t, streamOf(raw), dek, e2e.WithSize(size))
+		out = encrypt(t, streamOf(raw), dek, vhdcrypt.WithSize(size))
 		require.Equal(t, padded, decrypt(t, bytes.NewReader(out), dek), "raw stream of %d bytes", size)
 
 		var fixed bytes.Buffer
 		require.NoError(t, vhd.WriteFixed(&fixed, bytes.NewReader(padded), int64(len(padded))))
 		out = encrypt(t, bytes.NewReader(fixed.Bytes()), dek)
 		require.Equal(t, padded, decrypt(t, bytes.NewReader(out), dek), "fixed VHD file of %d bytes", size)
-		out = encrypt(t, streamOf(fixed.Bytes()), dek, e2e.WithSize(int64(len(padded))))
+		out = encrypt(t, streamOf(fixed.Bytes()), dek, vhdcrypt.WithSize(int64(len(padded))))
 		require.Equal(t, padded, decrypt(t, bytes.NewReader(out), dek), "fixed VHD stream of %d bytes", size)
 	}
 }
@@ -301,31 +302,31 @@ func TestOddSizes(t *testing.T) {
 func TestDeterministic(t *testing.T) {
 	dek := refKey(t, "key64.bin")
 	src := testenv.RefFile(t, "src-qemu.vhd")
-	want := encrypt(t, bytes.NewReader(src), dek, fixedOpts(e2e.WithWorkers(1))...)
+	want := encrypt(t, bytes.NewReader(src), dek, fixedOpts(vhdcrypt.WithWorkers(1))...)
 	for _, w := range []int{1, 2, 8} {
-		require.Equal(t, want, encrypt(t, bytes.NewReader(src), dek, fixedOpts(e2e.WithWorkers(w))...), "file, %d workers", w)
-		require.Equal(t, want, encrypt(t, streamOf(src), dek, fixedOpts(e2e.WithWorkers(w))...), "stream, %d workers", w)
-		pulled, err := io.ReadAll(newEncReader(t, bytes.NewReader(src), dek, fixedOpts(e2e.WithWorkers(w))...))
+		require.Equal(t, want, encrypt(t, bytes.NewReader(src), dek, fixedOpts(vhdcrypt.WithWorkers(w))...), "file, %d workers", w)
+		require.Equal(t, want, encrypt(t, streamOf(src), dek, fixedOpts(vhdcrypt.WithWorkers(w))...), "stream, %d workers", w)
+		pulled, err := io.ReadAll(newEncReader(t, bytes.NewReader(src), dek, fixedOpts(vhdcrypt.WithWorkers(w))...))
 		require.NoError(t, err)
 		require.Equal(t, want, pulled, "Reader, %d workers", w)
 	}
 	// Raw: file (sparse) and stream (dense) outputs decrypt the same.
 	plain := testenv.RefFile(t, "plain.raw")
-	sparse := encrypt(t, bytes.NewReader(plain), dek, fixedOpts(e2e.WithWorkers(8))...)
-	require.Equal(t, sparse, encrypt(t, bytes.NewReader(plain), dek, fixedOpts(e2e.WithWorkers(1))...))
-	dense := encrypt(t, streamOf(plain), dek, fixedOpts(e2e.WithSize(int64(len(plain))))...)
+	sparse := encrypt(t, bytes.NewReader(plain), dek, fixedOpts(vhdcrypt.WithWorkers(8))...)
+	require.Equal(t, sparse, encrypt(t, bytes.NewReader(plain), dek, fixedOpts(vhdcrypt.WithWorkers(1))...))
+	dense := encrypt(t, streamOf(plain), dek, fixedOpts(vhdcrypt.WithSize(int64(len(plain))))...)
 	require.Equal(t, decrypt(t, bytes.NewReader(sparse), dek), decrypt(t, bytes.NewReader(dense), dek))
 	// Decryption too.
-	wantPlain := decrypt(t, bytes.NewReader(want), dek, fixedOpts(e2e.WithWorkers(1), e2e.WithFormat(e2e.FormatVHD))...)
+	wantPlain := decrypt(t, bytes.NewReader(want), dek, fixedOpts(vhdcrypt.WithWorkers(1), vhdcrypt.WithFormat(vhdcrypt.FormatVHD))...)
 	for _, w := range []int{2, 8} {
-		require.Equal(t, wantPlain, decrypt(t, bytes.NewReader(want), dek, fixedOpts(e2e.WithWorkers(w), e2e.WithFormat(e2e.FormatVHD))...))
-		require.Equal(t, wantPlain, decrypt(t, streamOf(want), dek, fixedOpts(e2e.WithWorkers(w), e2e.WithFormat(e2e.FormatVHD))...))
+		require.Equal(t, wantPlain, decrypt(t, bytes.NewReader(want), dek, fixedOpts(vhdcrypt.WithWorkers(w), vhdcrypt.WithFormat(vhdcrypt.FormatVHD))...))
+		require.Equal(t, wantPlain, decrypt(t, streamOf(want), dek, fixedOpts(vhdcrypt.WithWorkers(w), vhdcrypt.WithFormat(vhdcrypt.FormatVHD))...))
 	}
 }
 
-func newEncReader(t *testing.T, src io.Reader, dek *e2e.DEK, opts ...e2e.Option) io.Reader {
+func newEncReader(t *testing.T, src io.Reader, dek *vhdcrypt.DEK, opts ...vhdcrypt.Option) io.Reader {
 	t.Helper()
-	e, err := e2e.NewEncryptor(context.Background(), src, dek, opts...)
+	e, err := vhdcrypt.NewEncryptor(context.Background(), src, dek, opts...)
 	require.NoError(t, err)
 	r := e.Reader()
 	t.Cleanup(func() { r.Close() })
@@ -364,7 +365,7 @@ func TestReaderSmallReads(t *testing.T) {
 // TestReaderCloseEarly stops the background work (goleak checks in TestMain).
 func TestReaderCloseEarly(t *testing.T) {
 	dek := refKey(t, "key64.bin")
-	e, err := e2e.NewEncryptor(context.Background(), bytes.NewReader(testenv.RefFile(t, "plain.raw")), dek)
+	e, err := vhdcrypt.NewEncryptor(context.Background(), bytes.NewReader(testenv.RefFile(t, "plain.raw")), dek)
 	require.NoError(t, err)
 	r := e.Reader()
 	_, err = io.ReadFull(r, make([]byte, 100000))
@@ -374,24 +375,24 @@ func TestReaderCloseEarly(t *testing.T) {
 	require.Error(t, err)
 	// The output is produced once.
 	_, err = e.WriteTo(io.Discard)
-	require.ErrorIs(t, err, e2e.ErrUsed)
+	require.ErrorIs(t, err, vhdcrypt.ErrUsed)
 }
 
 // TestProgress: reports are monotonic and end at the total.
 func TestProgress(t *testing.T) {
 	dek := refKey(t, "key64.bin")
-	var got []e2e.Progress
+	var got []vhdcrypt.Progress
 	out := encrypt(t, bytes.NewReader(testenv.RefFile(t, "plain.raw")), dek,
-		e2e.WithProgress(func(p e2e.Progress) { got = append(got, p) }))
-	var scanEnd, encEnd e2e.Progress
-	last := map[e2e.Phase]int64{}
+		vhdcrypt.WithProgress(func(p vhdcrypt.Progress) { got = append(got, p) }))
+	var scanEnd, encEnd vhdcrypt.Progress
+	last := map[vhdcrypt.Phase]int64{}
 	for _, p := range got {
 		require.GreaterOrEqual(t, p.Done, last[p.Phase], "progress went back")
 		last[p.Phase] = p.Done
 		switch p.Phase {
-		case e2e.PhaseScan:
+		case vhdcrypt.PhaseScan:
 			scanEnd = p
-		case e2e.PhaseEncrypt:
+		case vhdcrypt.PhaseEncrypt:
 			encEnd = p
 		}
 	}
@@ -409,13 +410,13 @@ func TestEncryptFileCancel(t *testing.T) {
 	raw := make([]byte, 40<<20) // more than one writeback chunk
 	_, _ = rand.Read(raw)
 	require.NoError(t, os.WriteFile(src, raw, 0o600))
-	dek, err := e2e.NewDEK(e2e.AES256XTS)
+	dek, err := vhdcrypt.NewDEK(vhdcrypt.AES256XTS)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dst := filepath.Join(dir, "out.vhd")
-	err = e2e.EncryptFile(ctx, dst, src, dek, e2e.WithProgress(func(p e2e.Progress) {
-		if p.Phase == e2e.PhaseEncrypt && p.Done > 4<<20 {
+	err = vhdcrypt.EncryptFile(ctx, dst, src, dek, vhdcrypt.WithProgress(func(p vhdcrypt.Progress) {
+		if p.Phase == vhdcrypt.PhaseEncrypt && p.Done > 4<<20 {
 			cancel()
 		}
 	}))
@@ -427,8 +428,8 @@ func TestEncryptFileCancel(t *testing.T) {
 	// An existing destination is left untouched by a failed run...
 	require.NoError(t, os.WriteFile(dst, []byte("previous"), 0o644))
 	ctx2, cancel2 := context.WithCancel(context.Background())
-	err = e2e.EncryptFile(ctx2, dst, src, dek, e2e.WithProgress(func(p e2e.Progress) {
-		if p.Phase == e2e.PhaseEncrypt && p.Done > 0 {
+	err = vhdcrypt.EncryptFile(ctx2, dst, src, dek, vhdcrypt.WithProgress(func(p vhdcrypt.Progress) {
+		if p.Phase == vhdcrypt.PhaseEncrypt && p.Done > 0 {
 			cancel2()
 		}
 	}))
@@ -437,17 +438,17 @@ func TestEncryptFileCancel(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "previous", string(got))
 	// ...and replaced, mode 0600, by a successful one.
-	require.NoError(t, e2e.EncryptFile(context.Background(), dst, src, dek))
+	require.NoError(t, vhdcrypt.EncryptFile(context.Background(), dst, src, dek))
 	fi, err := os.Stat(dst)
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
 	dec := filepath.Join(dir, "dec.raw")
-	require.NoError(t, e2e.DecryptFile(context.Background(), dec, dst, dek))
+	require.NoError(t, vhdcrypt.DecryptFile(context.Background(), dec, dst, dek))
 	got, err = os.ReadFile(dec)
 	require.NoError(t, err)
 	require.True(t, bytes.Equal(raw, got))
 	// Writing onto the input is refused.
-	require.Error(t, e2e.EncryptFile(context.Background(), src, src, dek))
+	require.Error(t, vhdcrypt.EncryptFile(context.Background(), src, src, dek))
 	entries, err = os.ReadDir(dir)
 	require.NoError(t, err)
 	require.Len(t, entries, 3)
@@ -456,7 +457,7 @@ func TestEncryptFileCancel(t *testing.T) {
 // TestFailingWriter: a write error stops everything and is returned.
 func TestFailingWriter(t *testing.T) {
 	dek := refKey(t, "key64.bin")
-	e, err := e2e.NewEncryptor(context.Background(), bytes.NewReader(testenv.RefFile(t, "plain.raw")), dek, e2e.WithWorkers(3))
+	e, err := vhdcrypt.NewEncryptor(context.Background(), bytes.NewReader(testenv.RefFile(t, "plain.raw")), dek, vhdcrypt.WithWorkers(3))
 	require.NoError(t, err)
 	errBoom := io.ErrClosedPipe
 	_, err = e.WriteTo(&failAfter{n: 3 << 20, err: errBoom})
@@ -480,7 +481,7 @@ func (f *failAfter) Write(p []byte) (int, error) {
 
 // TestInspect describes the reference images.
 func TestInspect(t *testing.T) {
-	info, err := e2e.Inspect(context.Background(), bytes.NewReader(testenv.RefFile(t, "enc-tap-sparse-k64.vhd")))
+	info, err := vhdcrypt.Inspect(context.Background(), bytes.NewReader(testenv.RefFile(t, "enc-tap-sparse-k64.vhd")))
 	require.NoError(t, err)
 	require.Equal(t, "dynamic VHD", info.Format)
 	require.Equal(t, "tap", info.Creator)
@@ -492,7 +493,7 @@ func TestInspect(t *testing.T) {
 	require.Contains(t, s, "encrypted:        yes")
 	require.Contains(t, s, "6465666768") // the nonce, bytes 0x64..
 
-	info, err = e2e.Inspect(context.Background(), streamOf(testenv.RefFile(t, "src-qemu.vhd")))
+	info, err = vhdcrypt.Inspect(context.Background(), streamOf(testenv.RefFile(t, "src-qemu.vhd")))
 	require.NoError(t, err)
 	require.Equal(t, "qem2", info.Creator)
 	require.False(t, info.Encrypted)
@@ -500,7 +501,7 @@ func TestInspect(t *testing.T) {
 	require.Equal(t, int64(8<<20), info.VirtualSize)
 	require.Contains(t, info.String(), "encrypted:        no")
 
-	info, err = e2e.Inspect(context.Background(), bytes.NewReader(testenv.RefFile(t, "plain.raw")))
+	info, err = vhdcrypt.Inspect(context.Background(), bytes.NewReader(testenv.RefFile(t, "plain.raw")))
 	require.NoError(t, err)
 	require.Equal(t, "raw", info.Format)
 	require.Equal(t, int64(8<<20), info.VirtualSize)
@@ -514,7 +515,7 @@ func TestQemuReadsOurVHD(t *testing.T) {
 	dir := t.TempDir()
 	for _, src := range []string{"enc-tap-sparse-k64.vhd", "enc-qemu-k64.vhd"} {
 		out := filepath.Join(dir, src+".plain.vhd")
-		require.NoError(t, e2e.DecryptFile(context.Background(), out, filepath.Join(testenv.RefDir(t), src), dek, e2e.WithFormat(e2e.FormatVHD)))
+		require.NoError(t, vhdcrypt.DecryptFile(context.Background(), out, filepath.Join(testenv.RefDir(t), src), dek, vhdcrypt.WithFormat(vhdcrypt.FormatVHD)))
 		raw := filepath.Join(dir, src+".raw")
 		runCmd(t, qemu, "convert", "-f", "vpc", "-O", "raw", out, raw)
 		got, err := os.ReadFile(raw)
@@ -529,12 +530,12 @@ func TestDecryptFileSparse(t *testing.T) {
 	dir := t.TempDir()
 	disk := make([]byte, 64<<20)
 	_, _ = rand.Read(disk[3<<20 : 5<<20])
-	dek, err := e2e.NewDEK(e2e.AES256XTS)
+	dek, err := vhdcrypt.NewDEK(vhdcrypt.AES256XTS)
 	require.NoError(t, err)
 	enc := filepath.Join(dir, "enc.vhd")
-	require.NoError(t, e2e.WriteFile(enc, mustEncryptor(t, bytes.NewReader(disk), dek)))
+	require.NoError(t, vhdcrypt.WriteFile(enc, mustEncryptor(t, bytes.NewReader(disk), dek)))
 	out := filepath.Join(dir, "plain.raw")
-	require.NoError(t, e2e.DecryptFile(context.Background(), out, enc, dek))
+	require.NoError(t, vhdcrypt.DecryptFile(context.Background(), out, enc, dek))
 	got, err := os.ReadFile(out)
 	require.NoError(t, err)
 	require.True(t, bytes.Equal(disk, got))
@@ -542,9 +543,9 @@ func TestDecryptFileSparse(t *testing.T) {
 	require.Less(t, used, int64(16<<20), "a 64 MiB image with 2 MiB of data used %d bytes", used)
 }
 
-func mustEncryptor(t *testing.T, src io.Reader, dek *e2e.DEK, opts ...e2e.Option) *e2e.Encryptor {
+func mustEncryptor(t *testing.T, src io.Reader, dek *vhdcrypt.DEK, opts ...vhdcrypt.Option) *vhdcrypt.Encryptor {
 	t.Helper()
-	e, err := e2e.NewEncryptor(context.Background(), src, dek, opts...)
+	e, err := vhdcrypt.NewEncryptor(context.Background(), src, dek, opts...)
 	require.NoError(t, err)
 	return e
 }
@@ -554,11 +555,11 @@ func mustEncryptor(t *testing.T, src io.Reader, dek *e2e.DEK, opts ...e2e.Option
 func TestOutputsOtherThanFiles(t *testing.T) {
 	dek := refKey(t, "key64.bin")
 	src := filepath.Join(testenv.RefDir(t), "src-qemu.vhd")
-	require.NoError(t, e2e.EncryptFile(context.Background(), os.DevNull, src, dek))
+	require.NoError(t, vhdcrypt.EncryptFile(context.Background(), os.DevNull, src, dek))
 	fi, err := os.Stat(os.DevNull)
 	require.NoError(t, err)
 	require.NotZero(t, fi.Mode()&os.ModeDevice, "%s must still be a device", os.DevNull)
-	require.Error(t, e2e.EncryptFile(context.Background(), t.TempDir(), src, dek))
+	require.Error(t, vhdcrypt.EncryptFile(context.Background(), t.TempDir(), src, dek))
 }
 
 // TestDecryptorReader pulls a decryption, and a raw stream logs that its
@@ -568,11 +569,11 @@ func TestDecryptorReader(t *testing.T) {
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	plain := testenv.RefFile(t, "plain.raw")
-	enc := encrypt(t, streamOf(plain), dek, e2e.WithSize(int64(len(plain))), e2e.WithLogger(logger))
+	enc := encrypt(t, streamOf(plain), dek, vhdcrypt.WithSize(int64(len(plain))), vhdcrypt.WithLogger(logger))
 	require.Contains(t, logs.String(), "every block allocated")
 	require.NotContains(t, logs.String(), string(dek.Bytes()[:6]))
 
-	d, err := e2e.NewDecryptor(context.Background(), bytes.NewReader(enc), dek, e2e.WithFormat(e2e.FormatRaw))
+	d, err := vhdcrypt.NewDecryptor(context.Background(), bytes.NewReader(enc), dek, vhdcrypt.WithFormat(vhdcrypt.FormatRaw))
 	require.NoError(t, err)
 	r := d.Reader()
 	got, err := io.ReadAll(r)
@@ -580,11 +581,11 @@ func TestDecryptorReader(t *testing.T) {
 	require.NoError(t, r.Close())
 	require.Equal(t, plain, got)
 	_, err = d.Reader().Read(make([]byte, 1))
-	require.ErrorIs(t, err, e2e.ErrUsed)
+	require.ErrorIs(t, err, vhdcrypt.ErrUsed)
 
-	f, err := e2e.ParseFormat("vhd")
+	f, err := vhdcrypt.ParseFormat("vhd")
 	require.NoError(t, err)
 	require.Equal(t, "vhd", f.String())
-	_, err = e2e.ParseFormat("qcow2")
+	_, err = vhdcrypt.ParseFormat("qcow2")
 	require.Error(t, err)
 }

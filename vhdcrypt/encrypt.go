@@ -1,4 +1,4 @@
-package e2e
+package vhdcrypt
 
 import (
 	"context"
@@ -50,7 +50,7 @@ func NewEncryptor(ctx context.Context, src io.Reader, dek *DEK, opts ...Option) 
 	}
 	c, err := xts.NewCipher(dek.Bytes())
 	if err != nil {
-		return nil, fmt.Errorf("e2e: using the DEK: %w", err)
+		return nil, fmt.Errorf("vhdcrypt: using the DEK: %w", err)
 	}
 	defer func() {
 		if err != nil {
@@ -62,7 +62,7 @@ func NewEncryptor(ctx context.Context, src io.Reader, dek *DEK, opts ...Option) 
 		return nil, err
 	}
 	if in.encrypted() {
-		return nil, fmt.Errorf("e2e: encrypting the input: %w", ErrAlreadyEncrypted)
+		return nil, fmt.Errorf("vhdcrypt: encrypting the input: %w", ErrAlreadyEncrypted)
 	}
 	e := &Encryptor{ctx: ctx, o: o, in: in, cipher: c}
 	alloc, err := planAllocation(ctx, in, o)
@@ -73,7 +73,7 @@ func NewEncryptor(ctx context.Context, src io.Reader, dek *DEK, opts ...Option) 
 	if o.nonce != nil {
 		nonce = *o.nonce
 	} else if _, err := rand.Read(nonce[:]); err != nil {
-		return nil, fmt.Errorf("e2e: making the key hash nonce: %w", err)
+		return nil, fmt.Errorf("vhdcrypt: making the key hash nonce: %w", err)
 	}
 	kh := vhd.ComputeKeyHash(nonce, dek.Bytes())
 	e.layout = newLayout(in.size, alloc, &kh, o)
@@ -83,7 +83,7 @@ func NewEncryptor(ctx context.Context, src io.Reader, dek *DEK, opts ...Option) 
 		}
 	}
 	e.size = e.layout.FileSize()
-	o.logger.Debug("e2e: encryption planned", "input", in.kind.String(), "virtual_size", in.size,
+	o.logger.Debug("vhdcrypt: encryption planned", "input", in.kind.String(), "virtual_size", in.size,
 		"blocks", len(alloc), "allocated", e.allocated, "output_size", e.size)
 	return e, nil
 }
@@ -91,7 +91,7 @@ func NewEncryptor(ctx context.Context, src io.Reader, dek *DEK, opts ...Option) 
 // checkDEK checks the key's length; the error never shows the key.
 func checkDEK(dek *DEK) error {
 	if n := dek.Len(); n != AES128XTS && n != AES256XTS {
-		return fmt.Errorf("e2e: %w (got %d bytes)", ErrKeySize, n)
+		return fmt.Errorf("vhdcrypt: %w (got %d bytes)", ErrKeySize, n)
 	}
 	return nil
 }
@@ -150,7 +150,7 @@ func planAllocation(ctx context.Context, in *input, o *options) ([]vhd.Bitmap, e
 	case in.kind == kindDynamic && in.img != nil:
 		for b, err := range in.img.Blocks() {
 			if err != nil {
-				return nil, fmt.Errorf("e2e: reading the input's block map: %w", err)
+				return nil, fmt.Errorf("vhdcrypt: reading the input's block map: %w", err)
 			}
 			if err := ctx.Err(); err != nil {
 				return nil, err
@@ -181,7 +181,7 @@ func planAllocation(ctx context.Context, in *input, o *options) ([]vhd.Bitmap, e
 			}
 		}
 	default:
-		o.logger.Warn("e2e: a raw image read from a stream is encrypted with every block allocated; give a file, or a dynamic VHD, for sparse output",
+		o.logger.Warn("vhdcrypt: a raw image read from a stream is encrypted with every block allocated; give a file, or a dynamic VHD, for sparse output",
 			"virtual_size", in.size)
 		for i := range alloc {
 			alloc[i] = full
@@ -271,10 +271,10 @@ func (e *Encryptor) newReader() *outReader {
 				return errNoMoreJobs
 			}
 			if err != nil {
-				return fmt.Errorf("e2e: reading the input stream: %w", err)
+				return fmt.Errorf("vhdcrypt: reading the input stream: %w", err)
 			}
 			if b.Index < 0 || b.Index >= len(e.layout.Allocated) || e.layout.Allocated[b.Index] == nil {
-				return fmt.Errorf("e2e: the input stream holds block %d, which its BAT does not allocate", b.Index)
+				return fmt.Errorf("vhdcrypt: the input stream holds block %d, which its BAT does not allocate", b.Index)
 			}
 			// The output marks every sector present; the absent ones are
 			// zeros in buf (Next zeroes them) and get encrypted as such.
@@ -338,7 +338,7 @@ func encryptBlock(c *xts.Cipher, buf []byte, i int, bm vhd.Bitmap) error {
 	return forEachRun(bm, func(s, e int) error {
 		first := uint64(i)*vhd.SectorsPerBlock + uint64(s)
 		if err := c.EncryptSectors(buf[s*vhd.SectorSize:e*vhd.SectorSize], buf[s*vhd.SectorSize:e*vhd.SectorSize], first); err != nil {
-			return fmt.Errorf("e2e: encrypting block %d: %w", i, err)
+			return fmt.Errorf("vhdcrypt: encrypting block %d: %w", i, err)
 		}
 		return nil
 	})
@@ -350,7 +350,7 @@ func decryptBlock(c *xts.Cipher, buf []byte, i int, bm vhd.Bitmap) error {
 	return forEachRun(bm, func(s, e int) error {
 		first := uint64(i)*vhd.SectorsPerBlock + uint64(s)
 		if err := c.DecryptSectors(buf[s*vhd.SectorSize:e*vhd.SectorSize], buf[s*vhd.SectorSize:e*vhd.SectorSize], first); err != nil {
-			return fmt.Errorf("e2e: decrypting block %d: %w", i, err)
+			return fmt.Errorf("vhdcrypt: decrypting block %d: %w", i, err)
 		}
 		return nil
 	})
@@ -419,7 +419,7 @@ func EncryptFile(ctx context.Context, dstPath, srcPath string, dek *DEK, opts ..
 func convertFile(dstPath, srcPath string, start func(*os.File) (io.WriterTo, error)) error {
 	src, err := os.Open(srcPath)
 	if err != nil {
-		return fmt.Errorf("e2e: opening the input: %w", err)
+		return fmt.Errorf("vhdcrypt: opening the input: %w", err)
 	}
 	defer src.Close()
 	out, err := start(src)

@@ -1,4 +1,4 @@
-package e2e
+package vhdcrypt
 
 import (
 	"errors"
@@ -26,7 +26,7 @@ type outputFile struct {
 }
 
 // errSameFile is returned when the destination is the source itself.
-var errSameFile = errors.New("e2e: the output file is the input file")
+var errSameFile = errors.New("vhdcrypt: the output file is the input file")
 
 // createOutput prepares the output for dst. src, when not "", is the input's
 // path: writing onto it would destroy the input, so that is refused.
@@ -35,11 +35,11 @@ func createOutput(dst, src string) (*outputFile, error) {
 	switch {
 	case err == nil && !fi.Mode().IsRegular():
 		if fi.IsDir() {
-			return nil, fmt.Errorf("e2e: output %s is a directory", dst)
+			return nil, fmt.Errorf("vhdcrypt: output %s is a directory", dst)
 		}
 		f, err := os.OpenFile(dst, os.O_WRONLY, 0)
 		if err != nil {
-			return nil, fmt.Errorf("e2e: opening output: %w", err)
+			return nil, fmt.Errorf("vhdcrypt: opening output: %w", err)
 		}
 		return &outputFile{File: f, dst: dst}, nil
 	case err == nil && src != "":
@@ -47,16 +47,16 @@ func createOutput(dst, src string) (*outputFile, error) {
 			return nil, fmt.Errorf("%w (%s)", errSameFile, dst)
 		}
 	case err != nil && !errors.Is(err, os.ErrNotExist):
-		return nil, fmt.Errorf("e2e: checking output: %w", err)
+		return nil, fmt.Errorf("vhdcrypt: checking output: %w", err)
 	}
 	f, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".partial-*")
 	if err != nil {
-		return nil, fmt.Errorf("e2e: creating output: %w", err)
+		return nil, fmt.Errorf("vhdcrypt: creating output: %w", err)
 	}
 	o := &outputFile{File: f, dst: dst, tmp: f.Name()}
 	if err := f.Chmod(0o600); err != nil {
 		o.abort()
-		return nil, fmt.Errorf("e2e: creating output: %w", err)
+		return nil, fmt.Errorf("vhdcrypt: creating output: %w", err)
 	}
 	return o, nil
 }
@@ -65,26 +65,26 @@ func createOutput(dst, src string) (*outputFile, error) {
 // nothing.
 func (o *outputFile) commit() error {
 	if o.settled {
-		return errors.New("e2e: output already closed")
+		return errors.New("vhdcrypt: output already closed")
 	}
 	if o.tmp == "" {
 		o.settled = true
 		if err := o.Close(); err != nil {
-			return fmt.Errorf("e2e: closing output: %w", err)
+			return fmt.Errorf("vhdcrypt: closing output: %w", err)
 		}
 		return nil
 	}
 	if err := o.Sync(); err != nil {
 		o.abort()
-		return fmt.Errorf("e2e: syncing output: %w", err)
+		return fmt.Errorf("vhdcrypt: syncing output: %w", err)
 	}
 	if err := o.Close(); err != nil {
 		o.abort()
-		return fmt.Errorf("e2e: closing output: %w", err)
+		return fmt.Errorf("vhdcrypt: closing output: %w", err)
 	}
 	if err := os.Rename(o.tmp, o.dst); err != nil {
 		o.abort()
-		return fmt.Errorf("e2e: moving output into place: %w", err)
+		return fmt.Errorf("vhdcrypt: moving output into place: %w", err)
 	}
 	o.settled = true
 	syncDir(filepath.Dir(o.dst))

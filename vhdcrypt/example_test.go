@@ -1,4 +1,4 @@
-package e2e_test
+package vhdcrypt_test
 
 import (
 	"bytes"
@@ -9,8 +9,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/e2eimage/e2eimage/e2e"
 	"github.com/e2eimage/e2eimage/vhd"
+	"github.com/e2eimage/e2eimage/vhdcrypt"
 )
 
 // exampleDisk is a 6 MiB raw disk with data in its first and last blocks
@@ -25,7 +25,7 @@ func exampleDisk() []byte {
 // Encrypt a raw disk image in memory, then decrypt it back.
 func ExampleEncryptImage() {
 	ctx := context.Background()
-	dek, err := e2e.NewDEK(e2e.AES256XTS) // IBM's "AES 512-bit"
+	dek, err := vhdcrypt.NewDEK(vhdcrypt.AES256XTS) // IBM's "AES 512-bit"
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -33,12 +33,12 @@ func ExampleEncryptImage() {
 
 	disk := exampleDisk()
 	var encrypted bytes.Buffer
-	if err := e2e.EncryptImage(ctx, &encrypted, bytes.NewReader(disk), dek); err != nil {
+	if err := vhdcrypt.EncryptImage(ctx, &encrypted, bytes.NewReader(disk), dek); err != nil {
 		log.Fatal(err)
 	}
 
 	var decrypted bytes.Buffer
-	if err := e2e.DecryptImage(ctx, &decrypted, bytes.NewReader(encrypted.Bytes()), dek); err != nil {
+	if err := vhdcrypt.DecryptImage(ctx, &decrypted, bytes.NewReader(encrypted.Bytes()), dek); err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println("round trip:", bytes.Equal(disk, decrypted.Bytes()))
@@ -51,13 +51,13 @@ func ExampleEncryptImage() {
 // The output's size is known before it is produced, as an uploader needs.
 func ExampleNewEncryptor() {
 	ctx := context.Background()
-	dek, err := e2e.NewDEK(e2e.AES128XTS)
+	dek, err := vhdcrypt.NewDEK(vhdcrypt.AES128XTS)
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer dek.Zero()
 
-	enc, err := e2e.NewEncryptor(ctx, bytes.NewReader(exampleDisk()), dek, e2e.WithWorkers(2))
+	enc, err := vhdcrypt.NewEncryptor(ctx, bytes.NewReader(exampleDisk()), dek, vhdcrypt.WithWorkers(2))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -80,17 +80,17 @@ func ExampleNewEncryptor() {
 // Check a key against an encrypted image without decrypting it.
 func ExampleVerifyKey() {
 	ctx := context.Background()
-	right, _ := e2e.NewDEK(e2e.AES256XTS)
-	wrong, _ := e2e.NewDEK(e2e.AES256XTS)
+	right, _ := vhdcrypt.NewDEK(vhdcrypt.AES256XTS)
+	wrong, _ := vhdcrypt.NewDEK(vhdcrypt.AES256XTS)
 	var encrypted bytes.Buffer
-	if err := e2e.EncryptImage(ctx, &encrypted, bytes.NewReader(exampleDisk()), right); err != nil {
+	if err := vhdcrypt.EncryptImage(ctx, &encrypted, bytes.NewReader(exampleDisk()), right); err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(e2e.VerifyKey(ctx, bytes.NewReader(encrypted.Bytes()), right))
-	fmt.Println(e2e.VerifyKey(ctx, bytes.NewReader(encrypted.Bytes()), wrong))
+	fmt.Println(vhdcrypt.VerifyKey(ctx, bytes.NewReader(encrypted.Bytes()), right))
+	fmt.Println(vhdcrypt.VerifyKey(ctx, bytes.NewReader(encrypted.Bytes()), wrong))
 	// Output:
 	// <nil>
-	// e2e: the key does not match the image's key hash
+	// vhdcrypt: the key does not match the image's key hash
 }
 
 // Encrypt a file into another; the destination appears only when complete.
@@ -106,17 +106,17 @@ func ExampleEncryptFile() {
 		log.Fatal(err)
 	}
 	keyFile := filepath.Join(dir, "dek.bin")
-	dek, _ := e2e.NewDEK(e2e.AES256XTS)
-	if err := e2e.WriteKeyFile(keyFile, dek); err != nil { // mode 0600, never overwritten
+	dek, _ := vhdcrypt.NewDEK(vhdcrypt.AES256XTS)
+	if err := vhdcrypt.WriteKeyFile(keyFile, dek); err != nil { // mode 0600, never overwritten
 		log.Fatal(err)
 	}
 
-	dek, err = e2e.ReadKeyFile(keyFile)
+	dek, err = vhdcrypt.ReadKeyFile(keyFile)
 	if err != nil {
 		log.Fatal(err)
 	}
 	dst := filepath.Join(dir, "disk.vhd")
-	if err := e2e.EncryptFile(ctx, dst, src, dek); err != nil {
+	if err := vhdcrypt.EncryptFile(ctx, dst, src, dek); err != nil {
 		log.Fatal(err)
 	}
 	f, err := os.Open(dst)
@@ -124,7 +124,7 @@ func ExampleEncryptFile() {
 		log.Fatal(err)
 	}
 	defer f.Close()
-	info, err := e2e.Inspect(ctx, f)
+	info, err := vhdcrypt.Inspect(ctx, f)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func ExampleEncryptFile() {
 // into garbage.
 func ExampleCheck() {
 	ctx := context.Background()
-	dek, _ := e2e.NewDEK(e2e.AES256XTS)
+	dek, _ := vhdcrypt.NewDEK(vhdcrypt.AES256XTS)
 	var nonce [32]byte
 	kh := vhd.ComputeKeyHash(nonce, dek.Bytes())
 	layout := &vhd.Layout{Size: 2 << 20, Allocated: []vhd.Bitmap{vhd.FullBitmap()}, KeyHash: &kh}
@@ -159,7 +159,7 @@ func ExampleCheck() {
 		log.Fatal(err)
 	}
 
-	report, err := e2e.Check(ctx, bytes.NewReader(img.Bytes()))
+	report, err := vhdcrypt.Check(ctx, bytes.NewReader(img.Bytes()))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package e2e_test
+package vhdcrypt_test
 
 import (
 	"encoding/base64"
@@ -8,34 +8,35 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/e2eimage/e2eimage/e2e"
 	"github.com/stretchr/testify/require"
+
+	"github.com/e2eimage/e2eimage/vhdcrypt"
 )
 
 func TestKeyFiles(t *testing.T) {
 	dir := t.TempDir()
-	for _, size := range []int{e2e.AES128XTS, e2e.AES256XTS} {
-		dek, err := e2e.NewDEK(size)
+	for _, size := range []int{vhdcrypt.AES128XTS, vhdcrypt.AES256XTS} {
+		dek, err := vhdcrypt.NewDEK(size)
 		require.NoError(t, err)
 		path := filepath.Join(dir, fmt.Sprintf("k%d.bin", size))
-		require.NoError(t, e2e.WriteKeyFile(path, dek))
+		require.NoError(t, vhdcrypt.WriteKeyFile(path, dek))
 		fi, err := os.Stat(path)
 		require.NoError(t, err)
 		require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
 		require.Equal(t, int64(size), fi.Size())
-		loose, err := e2e.LooseKeyFileMode(path)
+		loose, err := vhdcrypt.LooseKeyFileMode(path)
 		require.NoError(t, err)
 		require.False(t, loose)
 
-		back, err := e2e.ReadKeyFile(path)
+		back, err := vhdcrypt.ReadKeyFile(path)
 		require.NoError(t, err)
 		require.Equal(t, dek.Bytes(), back.Bytes())
 
 		// Never overwritten.
-		other, err := e2e.NewDEK(size)
+		other, err := vhdcrypt.NewDEK(size)
 		require.NoError(t, err)
-		require.ErrorIs(t, e2e.WriteKeyFile(path, other), os.ErrExist)
-		again, err := e2e.ReadKeyFile(path)
+		require.ErrorIs(t, vhdcrypt.WriteKeyFile(path, other), os.ErrExist)
+		again, err := vhdcrypt.ReadKeyFile(path)
 		require.NoError(t, err)
 		require.Equal(t, dek.Bytes(), again.Bytes())
 
@@ -46,14 +47,14 @@ func TestKeyFiles(t *testing.T) {
 	for _, n := range []int{0, 16, 33, 65, 100} {
 		path := filepath.Join(dir, fmt.Sprintf("bad%d", n))
 		require.NoError(t, os.WriteFile(path, []byte(strings.Repeat("k", n)), 0o644))
-		_, err := e2e.ReadKeyFile(path)
-		require.ErrorIs(t, err, e2e.ErrKeySize, "%d bytes", n)
+		_, err := vhdcrypt.ReadKeyFile(path)
+		require.ErrorIs(t, err, vhdcrypt.ErrKeySize, "%d bytes", n)
 		require.NotContains(t, err.Error(), "kkkk", "key material in the error")
-		loose, err := e2e.LooseKeyFileMode(path)
+		loose, err := vhdcrypt.LooseKeyFileMode(path)
 		require.NoError(t, err)
 		require.True(t, loose)
 	}
-	_, err := e2e.ReadKeyFile(filepath.Join(dir, "missing"))
+	_, err := vhdcrypt.ReadKeyFile(filepath.Join(dir, "missing"))
 	require.ErrorIs(t, err, os.ErrNotExist)
 }
 
@@ -69,14 +70,14 @@ func TestKeyFromEnv(t *testing.T) {
 	}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	for _, name := range []string{"STD", "RAW"} {
-		dek, err := e2e.KeyFromEnv(name, lookup)
+		dek, err := vhdcrypt.KeyFromEnv(name, lookup)
 		require.NoError(t, err, name)
 		require.Equal(t, raw, dek.Bytes())
 	}
 	for name, want := range map[string]error{
-		"SHORT": e2e.ErrKeySize, "NOTB64": e2e.ErrKeyEnv, "EMPTY": e2e.ErrKeyEnv, "UNSET": e2e.ErrKeyEnv, "SECRETISH": e2e.ErrKeySize,
+		"SHORT": vhdcrypt.ErrKeySize, "NOTB64": vhdcrypt.ErrKeyEnv, "EMPTY": vhdcrypt.ErrKeyEnv, "UNSET": vhdcrypt.ErrKeyEnv, "SECRETISH": vhdcrypt.ErrKeySize,
 	} {
-		_, err := e2e.KeyFromEnv(name, lookup)
+		_, err := vhdcrypt.KeyFromEnv(name, lookup)
 		require.ErrorIs(t, err, want, name)
 		require.Contains(t, err.Error(), name, "the error names the variable")
 		if v := env[name]; len(v) > 4 {

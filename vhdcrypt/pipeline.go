@@ -1,4 +1,4 @@
-package e2e
+package vhdcrypt
 
 import (
 	"context"
@@ -34,7 +34,7 @@ import (
 // errNoMoreJobs is what a pipeline's read function returns at the end. It is
 // a private sentinel, not io.EOF, so that an io.EOF leaking from a truncated
 // input can never be mistaken for a clean end.
-var errNoMoreJobs = errors.New("e2e: no more jobs")
+var errNoMoreJobs = errors.New("vhdcrypt: no more jobs")
 
 // job is one unit of work: a buffer plus the stage-specific fields in v.
 type job[T any] struct {

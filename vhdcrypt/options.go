@@ -1,4 +1,4 @@
-package e2e
+package vhdcrypt
 
 import (
 	"fmt"
@@ -114,7 +114,7 @@ func ParseFormat(s string) (Format, error) {
 	case "vhd":
 		return FormatVHD, nil
 	}
-	return 0, fmt.Errorf("e2e: unknown output format %q (want raw or vhd)", s)
+	return 0, fmt.Errorf("vhdcrypt: unknown output format %q (want raw or vhd)", s)
 }
 
 // WithFormat selects DecryptImage's output format; the default is FormatRaw.

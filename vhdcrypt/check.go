@@ -1,4 +1,4 @@
-package e2e
+package vhdcrypt
 
 import (
 	"context"
@@ -57,7 +57,7 @@ func check(ctx context.Context, src io.Reader, dek *DEK) (*vhd.Report, error) {
 		in, err = openInput(src, -1)
 	}
 	if errors.Is(err, ErrNeedSize) {
-		return nil, fmt.Errorf("e2e: checking: the input stream is not a dynamic VHD: %w", vhd.ErrNotVHD)
+		return nil, fmt.Errorf("vhdcrypt: checking: the input stream is not a dynamic VHD: %w", vhd.ErrNotVHD)
 	}
 	if err != nil {
 		return nil, err
@@ -66,7 +66,7 @@ func check(ctx context.Context, src io.Reader, dek *DEK) (*vhd.Report, error) {
 	case in.img != nil:
 		r, err := in.img.Check(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("e2e: checking: %w", err)
+			return nil, fmt.Errorf("vhdcrypt: checking: %w", err)
 		}
 		return r, nil
 	case in.sr != nil:
@@ -75,9 +75,9 @@ func check(ctx context.Context, src io.Reader, dek *DEK) (*vhd.Report, error) {
 			return nil, err
 		}
 		if err != nil {
-			return nil, fmt.Errorf("e2e: checking: reading the input stream: %w", err)
+			return nil, fmt.Errorf("vhdcrypt: checking: reading the input stream: %w", err)
 		}
 		return r, nil
 	}
-	return nil, fmt.Errorf("e2e: checking: the input is a raw image: %w", vhd.ErrNotVHD)
+	return nil, fmt.Errorf("vhdcrypt: checking: the input is a raw image: %w", vhd.ErrNotVHD)
 }

@@ -1,4 +1,4 @@
-package e2e
+package vhdcrypt
 
 import (
 	"context"
@@ -45,7 +45,7 @@ func NewDecryptor(ctx context.Context, src io.Reader, dek *DEK, opts ...Option) 
 		return nil, err
 	}
 	if o.format != FormatRaw && o.format != FormatVHD {
-		return nil, fmt.Errorf("e2e: unknown output format %v", o.format)
+		return nil, fmt.Errorf("vhdcrypt: unknown output format %v", o.format)
 	}
 	in, err := openEncrypted(src)
 	if err != nil {
@@ -56,7 +56,7 @@ func NewDecryptor(ctx context.Context, src io.Reader, dek *DEK, opts ...Option) 
 	}
 	c, err := xts.NewCipher(dek.Bytes())
 	if err != nil {
-		return nil, fmt.Errorf("e2e: using the DEK: %w", err)
+		return nil, fmt.Errorf("vhdcrypt: using the DEK: %w", err)
 	}
 	alloc, err := planAllocation(ctx, in, o)
 	if err != nil {
@@ -79,13 +79,13 @@ func openEncrypted(src io.Reader) (*input, error) {
 	in, err := openInput(src, -1)
 	if errors.Is(err, ErrNeedSize) {
 		// A stream that does not start like a dynamic VHD.
-		return nil, fmt.Errorf("e2e: the input is not a VHD: %w", ErrNotEncrypted)
+		return nil, fmt.Errorf("vhdcrypt: the input is not a VHD: %w", ErrNotEncrypted)
 	}
 	if err != nil {
 		return nil, err
 	}
 	if !in.encrypted() {
-		return nil, fmt.Errorf("e2e: the input is a %s without a key hash: %w", in.kind, ErrNotEncrypted)
+		return nil, fmt.Errorf("vhdcrypt: the input is a %s without a key hash: %w", in.kind, ErrNotEncrypted)
 	}
 	return in, nil
 }
@@ -167,7 +167,7 @@ func (d *Decryptor) newReader() *outReader {
 					if err == nil {
 						err = errors.New("a block past the last allocated one")
 					}
-					return fmt.Errorf("e2e: reading the input stream: %w", err)
+					return fmt.Errorf("vhdcrypt: reading the input stream: %w", err)
 				}
 				return errNoMoreJobs
 			}
@@ -180,10 +180,10 @@ func (d *Decryptor) newReader() *outReader {
 				if errors.Is(err, io.EOF) {
 					err = io.ErrUnexpectedEOF
 				}
-				return fmt.Errorf("e2e: reading block %d of the input stream: %w", i, err)
+				return fmt.Errorf("vhdcrypt: reading block %d of the input stream: %w", i, err)
 			}
 			if b.Index != i {
-				return fmt.Errorf("e2e: the input stream holds block %d where block %d was expected", b.Index, i)
+				return fmt.Errorf("vhdcrypt: the input stream holds block %d where block %d was expected", b.Index, i)
 			}
 			j.v = blockJob{index: i, bitmap: b.Bitmap}
 			return nil

@@ -1,4 +1,4 @@
-package e2e
+package vhdcrypt
 
 import (
 	"context"
@@ -56,7 +56,7 @@ type emitter interface {
 }
 
 // errClosed is the pipeline's cause when a reader is closed early.
-var errClosed = errors.New("e2e: output reader closed")
+var errClosed = errors.New("vhdcrypt: output reader closed")
 
 // Read implements io.Reader.
 func (r *outReader) Read(b []byte) (int, error) {
@@ -139,7 +139,7 @@ func (r *outReader) step() error {
 				return err
 			}
 			if r.sink.n != r.total {
-				return fmt.Errorf("e2e: internal error: wrote %d bytes, planned %d", r.sink.n, r.total)
+				return fmt.Errorf("vhdcrypt: internal error: wrote %d bytes, planned %d", r.sink.n, r.total)
 			}
 			return nil // the footer may still be staged; EOF comes next step
 		}
@@ -299,7 +299,7 @@ type vhdEmitter struct {
 func (v *vhdEmitter) begin(w io.Writer) error {
 	vw, err := vhd.NewWriter(w, v.layout)
 	if err != nil {
-		return fmt.Errorf("e2e: writing the output: %w", err)
+		return fmt.Errorf("vhdcrypt: writing the output: %w", err)
 	}
 	v.w = vw
 	return nil
@@ -307,14 +307,14 @@ func (v *vhdEmitter) begin(w io.Writer) error {
 
 func (v *vhdEmitter) block(_ io.Writer, j *job[blockJob]) error {
 	if err := v.w.WriteBlock(j.v.index, j.buf[:vhd.BlockSize]); err != nil {
-		return fmt.Errorf("e2e: writing block %d: %w", j.v.index, err)
+		return fmt.Errorf("vhdcrypt: writing block %d: %w", j.v.index, err)
 	}
 	return nil
 }
 
 func (v *vhdEmitter) end(io.Writer) error {
 	if err := v.w.Close(); err != nil {
-		return fmt.Errorf("e2e: finishing the output: %w", err)
+		return fmt.Errorf("vhdcrypt: finishing the output: %w", err)
 	}
 	return nil
 }
@@ -332,13 +332,13 @@ func (e rawEmitter) block(w io.Writer, j *job[blockJob]) error {
 		// An unallocated block: a hole where the destination allows it.
 		if skipped, err := sw.skip(n); skipped || err != nil {
 			if err != nil {
-				return fmt.Errorf("e2e: skipping a zero block at offset %d: %w", off, err)
+				return fmt.Errorf("vhdcrypt: skipping a zero block at offset %d: %w", off, err)
 			}
 			return nil
 		}
 	}
 	if _, err := w.Write(j.buf[:n]); err != nil {
-		return fmt.Errorf("e2e: writing the output at offset %d: %w", off, err)
+		return fmt.Errorf("vhdcrypt: writing the output at offset %d: %w", off, err)
 	}
 	return nil
 }
@@ -346,7 +346,7 @@ func (e rawEmitter) block(w io.Writer, j *job[blockJob]) error {
 func (rawEmitter) end(w io.Writer) error {
 	if sw, ok := w.(*switchWriter); ok {
 		if err := sw.finish(); err != nil {
-			return fmt.Errorf("e2e: finishing the output: %w", err)
+			return fmt.Errorf("vhdcrypt: finishing the output: %w", err)
 		}
 	}
 	return nil

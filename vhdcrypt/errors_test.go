@@ -1,4 +1,4 @@
-package e2e_test
+package vhdcrypt_test
 
 import (
 	"bytes"
@@ -8,11 +8,12 @@ import (
 	"io"
 	"testing"
 
-	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/stretchr/testify/require"
+
 	"github.com/e2eimage/e2eimage/internal/testenv"
 	"github.com/e2eimage/e2eimage/vhd"
+	"github.com/e2eimage/e2eimage/vhdcrypt"
 	"github.com/e2eimage/e2eimage/xts"
-	"github.com/stretchr/testify/require"
 )
 
 // TestMalformedInputs: each misuse at the e2e level gets its own typed error
@@ -25,7 +26,7 @@ func TestMalformedInputs(t *testing.T) {
 	srcVHD := testenv.RefFile(t, "src-qemu.vhd")
 	k64 := refKey(t, "key64.bin")
 	k32 := refKey(t, "key32.bin")
-	weak, err := e2e.DEKFromBytes(bytes.Repeat([]byte{7}, 64))
+	weak, err := vhdcrypt.DEKFromBytes(bytes.Repeat([]byte{7}, 64))
 	require.NoError(t, err)
 	var fixed bytes.Buffer
 	require.NoError(t, vhd.WriteFixed(&fixed, bytes.NewReader(plain), int64(len(plain))))
@@ -33,37 +34,37 @@ func TestMalformedInputs(t *testing.T) {
 	damagedHeader := bytes.Clone(srcVHD)
 	damagedHeader[0x200+8] ^= 0xFF // dynamic header's data offset: checksum fails
 
-	encryptErr := func(src io.Reader, dek *e2e.DEK, opts ...e2e.Option) error {
-		return e2e.EncryptImage(ctx, io.Discard, src, dek, opts...)
+	encryptErr := func(src io.Reader, dek *vhdcrypt.DEK, opts ...vhdcrypt.Option) error {
+		return vhdcrypt.EncryptImage(ctx, io.Discard, src, dek, opts...)
 	}
-	decryptErr := func(src io.Reader, dek *e2e.DEK) error {
-		return e2e.DecryptImage(ctx, io.Discard, src, dek)
+	decryptErr := func(src io.Reader, dek *vhdcrypt.DEK) error {
+		return vhdcrypt.DecryptImage(ctx, io.Discard, src, dek)
 	}
 	for _, tc := range []struct {
 		name string
 		err  func() error
 		want error
 	}{
-		{"encrypt an encrypted VHD", func() error { return encryptErr(bytes.NewReader(enc), k64) }, e2e.ErrAlreadyEncrypted},
-		{"encrypt an encrypted VHD stream", func() error { return encryptErr(streamOf(enc), k64) }, e2e.ErrAlreadyEncrypted},
-		{"encrypt with no key", func() error { return encryptErr(bytes.NewReader(plain), nil) }, e2e.ErrKeySize},
+		{"encrypt an encrypted VHD", func() error { return encryptErr(bytes.NewReader(enc), k64) }, vhdcrypt.ErrAlreadyEncrypted},
+		{"encrypt an encrypted VHD stream", func() error { return encryptErr(streamOf(enc), k64) }, vhdcrypt.ErrAlreadyEncrypted},
+		{"encrypt with no key", func() error { return encryptErr(bytes.NewReader(plain), nil) }, vhdcrypt.ErrKeySize},
 		{"encrypt with a zeroed key", func() error {
-			d, _ := e2e.DEKFromBytes(make([]byte, 32))
+			d, _ := vhdcrypt.DEKFromBytes(make([]byte, 32))
 			d.Zero()
 			return encryptErr(bytes.NewReader(plain), d)
-		}, e2e.ErrKeySize},
-		{"key of 48 bytes", func() error { _, err := e2e.DEKFromBytes(make([]byte, 48)); return err }, e2e.ErrKeySize},
-		{"new key of 16 bytes", func() error { _, err := e2e.NewDEK(16); return err }, e2e.ErrKeySize},
+		}, vhdcrypt.ErrKeySize},
+		{"key of 48 bytes", func() error { _, err := vhdcrypt.DEKFromBytes(make([]byte, 48)); return err }, vhdcrypt.ErrKeySize},
+		{"new key of 16 bytes", func() error { _, err := vhdcrypt.NewDEK(16); return err }, vhdcrypt.ErrKeySize},
 		{"weak XTS key (equal halves)", func() error { return encryptErr(bytes.NewReader(plain), weak) }, xts.ErrWeakKey},
-		{"raw stream without size", func() error { return encryptErr(streamOf(plain), k64) }, e2e.ErrNeedSize},
-		{"raw stream shorter than its size", func() error { return encryptErr(streamOf(plain), k64, e2e.WithSize(9<<20)) }, e2e.ErrStreamSize},
-		{"raw stream longer than its size", func() error { return encryptErr(streamOf(plain), k64, e2e.WithSize(7<<20)) }, e2e.ErrStreamSize},
+		{"raw stream without size", func() error { return encryptErr(streamOf(plain), k64) }, vhdcrypt.ErrNeedSize},
+		{"raw stream shorter than its size", func() error { return encryptErr(streamOf(plain), k64, vhdcrypt.WithSize(9<<20)) }, vhdcrypt.ErrStreamSize},
+		{"raw stream longer than its size", func() error { return encryptErr(streamOf(plain), k64, vhdcrypt.WithSize(7<<20)) }, vhdcrypt.ErrStreamSize},
 		{"fixed VHD stream declared by length", func() error {
-			return encryptErr(streamOf(fixed.Bytes()), k64, e2e.WithSize(int64(fixed.Len())))
-		}, e2e.ErrFixedVHDStream},
-		{"stream larger than a VHD can be", func() error { return encryptErr(streamOf(plain), k64, e2e.WithSize(vhd.MaxSize+512)) }, e2e.ErrTooLarge},
-		{"empty input", func() error { return encryptErr(bytes.NewReader(nil), k64) }, e2e.ErrEmpty},
-		{"empty stream", func() error { return encryptErr(streamOf(nil), k64) }, e2e.ErrEmpty},
+			return encryptErr(streamOf(fixed.Bytes()), k64, vhdcrypt.WithSize(int64(fixed.Len())))
+		}, vhdcrypt.ErrFixedVHDStream},
+		{"stream larger than a VHD can be", func() error { return encryptErr(streamOf(plain), k64, vhdcrypt.WithSize(vhd.MaxSize+512)) }, vhdcrypt.ErrTooLarge},
+		{"empty input", func() error { return encryptErr(bytes.NewReader(nil), k64) }, vhdcrypt.ErrEmpty},
+		{"empty stream", func() error { return encryptErr(streamOf(nil), k64) }, vhdcrypt.ErrEmpty},
 		{"truncated VHD", func() error { return encryptErr(bytes.NewReader(truncated), k64) }, vhd.ErrTruncated},
 		{"damaged VHD header", func() error {
 			var fe *vhd.FormatError
@@ -73,19 +74,19 @@ func TestMalformedInputs(t *testing.T) {
 			}
 			return err
 		}, errFormat},
-		{"decrypt with the wrong key", func() error { return decryptErr(bytes.NewReader(enc), k32) }, e2e.ErrWrongKey},
-		{"decrypt a stream with the wrong key", func() error { return decryptErr(streamOf(enc), k32) }, e2e.ErrWrongKey},
-		{"verify the wrong key", func() error { return e2e.VerifyKey(ctx, bytes.NewReader(enc), k32) }, e2e.ErrWrongKey},
-		{"verify image with the wrong key", func() error { _, err := e2e.VerifyImage(ctx, bytes.NewReader(enc), k32); return err }, e2e.ErrWrongKey},
-		{"decrypt a plain VHD", func() error { return decryptErr(bytes.NewReader(srcVHD), k64) }, e2e.ErrNotEncrypted},
-		{"decrypt a raw image", func() error { return decryptErr(bytes.NewReader(plain), k64) }, e2e.ErrNotEncrypted},
-		{"decrypt a raw stream", func() error { return decryptErr(streamOf(plain), k64) }, e2e.ErrNotEncrypted},
-		{"verify key of a plain VHD", func() error { return e2e.VerifyKey(ctx, bytes.NewReader(srcVHD), k64) }, e2e.ErrNotEncrypted},
-		{"check a raw image", func() error { _, err := e2e.Check(ctx, bytes.NewReader(plain)); return err }, vhd.ErrNotVHD},
+		{"decrypt with the wrong key", func() error { return decryptErr(bytes.NewReader(enc), k32) }, vhdcrypt.ErrWrongKey},
+		{"decrypt a stream with the wrong key", func() error { return decryptErr(streamOf(enc), k32) }, vhdcrypt.ErrWrongKey},
+		{"verify the wrong key", func() error { return vhdcrypt.VerifyKey(ctx, bytes.NewReader(enc), k32) }, vhdcrypt.ErrWrongKey},
+		{"verify image with the wrong key", func() error { _, err := vhdcrypt.VerifyImage(ctx, bytes.NewReader(enc), k32); return err }, vhdcrypt.ErrWrongKey},
+		{"decrypt a plain VHD", func() error { return decryptErr(bytes.NewReader(srcVHD), k64) }, vhdcrypt.ErrNotEncrypted},
+		{"decrypt a raw image", func() error { return decryptErr(bytes.NewReader(plain), k64) }, vhdcrypt.ErrNotEncrypted},
+		{"decrypt a raw stream", func() error { return decryptErr(streamOf(plain), k64) }, vhdcrypt.ErrNotEncrypted},
+		{"verify key of a plain VHD", func() error { return vhdcrypt.VerifyKey(ctx, bytes.NewReader(srcVHD), k64) }, vhdcrypt.ErrNotEncrypted},
+		{"check a raw image", func() error { _, err := vhdcrypt.Check(ctx, bytes.NewReader(plain)); return err }, vhd.ErrNotVHD},
 		{"cancelled context", func() error {
 			c, cancel := context.WithCancel(ctx)
 			cancel()
-			return e2e.EncryptImage(c, io.Discard, bytes.NewReader(plain), k64)
+			return vhdcrypt.EncryptImage(c, io.Discard, bytes.NewReader(plain), k64)
 		}, context.Canceled},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -107,10 +108,10 @@ var errFormat = errors.New("a *vhd.FormatError")
 // TestLargeSparseLayout plans a 2040 GiB disk with a few allocated blocks
 // without reading or writing terabytes: Size is known up front and small.
 func TestLargeSparseLayout(t *testing.T) {
-	dek, err := e2e.NewDEK(e2e.AES256XTS)
+	dek, err := vhdcrypt.NewDEK(vhdcrypt.AES256XTS)
 	require.NoError(t, err)
 	// A raw stream of the maximum size is dense: check Size arithmetic only.
-	e, err := e2e.NewEncryptor(context.Background(), streamOf([]byte{1}), dek, e2e.WithSize(vhd.MaxSize))
+	e, err := vhdcrypt.NewEncryptor(context.Background(), streamOf([]byte{1}), dek, vhdcrypt.WithSize(vhd.MaxSize))
 	require.NoError(t, err)
 	alloc, total := e.AllocatedBlocks()
 	require.Equal(t, vhd.MaxSize/vhd.BlockSize, total)
@@ -123,7 +124,7 @@ func TestLargeSparseLayout(t *testing.T) {
 	_, _ = rand.Read(blk)
 	f.data[0] = blk
 	f.data[(1<<30)+(3<<20)] = blk
-	e, err = e2e.NewEncryptor(context.Background(), io.NewSectionReader(f, 0, f.size), dek)
+	e, err = vhdcrypt.NewEncryptor(context.Background(), io.NewSectionReader(f, 0, f.size), dek)
 	require.NoError(t, err)
 	alloc, total = e.AllocatedBlocks()
 	require.Equal(t, 2, alloc)
