@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/e2eimage/e2eimage/crn"
+
 	"github.com/e2eimage/e2eimage/vhdcrypt"
 
 	"github.com/e2eimage/e2eimage/audit"
@@ -25,11 +27,6 @@ import (
 // export of <name>.vhd (section 7.3). An encrypted import needs a name
 // ending in .vhd.
 const ObjectSuffix = ".vhd-0.vhd"
-
-// DefaultAuditWait is how long Run's audit step waits, by default, for the
-// run's key and classic events to appear in Activity Tracker, which stores
-// events a few minutes after they happen.
-const DefaultAuditWait = 0
 
 // ErrPlan is matched (errors.Is) by every error about a Plan that is
 // incomplete or inconsistent; Run makes no request then.
@@ -134,7 +131,7 @@ type Plan struct {
 	// AuditWait is how long the audit step keeps reading while expected
 	// events (the wrap, the template's creation, the provisioning) are
 	// missing; Activity Tracker shows events minutes after they happen.
-	// Default DefaultAuditWait (read once).
+	// Zero: read once, and report the expected events that are missing.
 	AuditWait time.Duration
 
 	// StatePath is the state file that makes the run resumable (see
@@ -165,7 +162,7 @@ const PhaseUpload vhdcrypt.Phase = "upload"
 
 // withDefaults returns a copy of p with defaults applied, the root key CRN
 // resolved, and checks what can be checked without a request.
-func (p Plan) withDefaults(mode runMode) (Plan, kms.CRN, error) {
+func (p Plan) withDefaults(mode runMode) (Plan, crn.Key, error) {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: %s", ErrPlan, fmt.Sprintf(format, a...))
 	}
@@ -182,7 +179,7 @@ func (p Plan) withDefaults(mode runMode) (Plan, kms.CRN, error) {
 		p.Logger = slog.New(slog.DiscardHandler)
 	}
 	if p.RootKeyCRN == "" {
-		if c, ok := p.KeyService.(interface{ CRN() kms.CRN }); ok {
+		if c, ok := p.KeyService.(interface{ CRN() crn.Key }); ok {
 			p.RootKeyCRN = c.CRN().String()
 		}
 	}
@@ -203,7 +200,7 @@ func (p Plan) withDefaults(mode runMode) (Plan, kms.CRN, error) {
 	if p.KeyService == nil {
 		errs = append(errs, bad("KeyService is required"))
 	}
-	crn, err := kms.ParseCRN(p.RootKeyCRN)
+	crn, err := crn.ParseKey(p.RootKeyCRN)
 	if err != nil {
 		errs = append(errs, bad("RootKeyCRN: %v", err))
 	}
@@ -243,7 +240,7 @@ func (p Plan) withDefaults(mode runMode) (Plan, kms.CRN, error) {
 }
 
 // iamPlan is the IAM side of the plan.
-func (p *Plan) iamPlan(key kms.CRN) iam.Plan {
+func (p *Plan) iamPlan(key crn.Key) iam.Plan {
 	return iam.Plan{
 		Key: key,
 		ServiceID: iam.ServiceIDSpec{

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/e2eimage/e2eimage/crn"
+
 	"github.com/e2eimage/e2eimage/audit"
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/cos"
@@ -126,7 +128,7 @@ func Connect(c Cloud) (*Clients, error) {
 
 	region := c.Region
 	if c.RootKeyCRN != "" {
-		key, err := kms.ParseCRN(c.RootKeyCRN)
+		key, err := crn.ParseKey(c.RootKeyCRN)
 		if err != nil {
 			return nil, err
 		}
@@ -135,9 +137,9 @@ func Connect(c Cloud) (*Clients, error) {
 		}
 		kopts := []kms.Option{kms.WithLogger(log)}
 		switch {
-		case key.Service == kms.KeyProtect && e.KMS != "":
+		case key.Service == crn.KeyProtect && e.KMS != "":
 			kopts = append(kopts, kms.WithURL(e.KMS))
-		case key.Service == kms.HPCS && e.HPCS != "":
+		case key.Service == crn.HPCS && e.HPCS != "":
 			kopts = append(kopts, kms.WithURL(e.HPCS))
 		}
 		if c.Private {

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/e2eimage/e2eimage/internal/units"
+	"github.com/e2eimage/e2eimage/kms"
 	"github.com/e2eimage/e2eimage/vhdcrypt"
 
 	"github.com/e2eimage/e2eimage/classic"
@@ -93,9 +94,9 @@ func Prepare(ctx context.Context, plan Plan) (*Result, error) {
 func (r *runner) checks() []iam.Check {
 	var checks []iam.Check
 	if r.p.IAM != nil {
-		checks = r.p.IAM.Checks(r.p.iamPlan(r.key), r.p.KeyService)
+		checks = r.p.IAM.Checks(r.p.iamPlan(r.key), r.keyCheck())
 	} else {
-		checks = []iam.Check{iam.KeyCheck(r.p.KeyService)}
+		checks = []iam.Check{r.keyCheck()}
 	}
 	checks = append(checks, r.bucketCheck())
 	if r.p.Classic != nil {
@@ -108,6 +109,11 @@ func (r *runner) checks() []iam.Check {
 		checks = append(checks, r.importKeyCheck())
 	}
 	return checks
+}
+
+// keyCheck checks the root key (exists, root, Active, in its instance).
+func (r *runner) keyCheck() iam.Check {
+	return iam.KeyCheck(func(ctx context.Context) (string, string, error) { return kms.CheckKey(ctx, r.p.KeyService) })
 }
 
 // importKeyCheck checks that the import will have an API key: given, or

@@ -8,11 +8,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/e2eimage/e2eimage/crn"
+
 	"github.com/e2eimage/e2eimage/vhdcrypt"
 
 	"github.com/e2eimage/e2eimage/audit"
 	"github.com/e2eimage/e2eimage/classic"
-	"github.com/e2eimage/e2eimage/kms"
 	"github.com/e2eimage/e2eimage/secret"
 )
 
@@ -298,7 +299,7 @@ const (
 type runner struct {
 	p    Plan
 	mode runMode
-	key  kms.CRN
+	key  crn.Key
 
 	mu             sync.Mutex // guards st and lastCheckpoint (checkpoints arrive on upload goroutines)
 	st             *State

@@ -12,7 +12,6 @@ import (
 	"github.com/IBM/go-sdk-core/v5/core"
 
 	"github.com/e2eimage/e2eimage/internal/endpoint"
-	"github.com/e2eimage/e2eimage/kms"
 	"github.com/e2eimage/e2eimage/secret"
 )
 
@@ -37,16 +36,23 @@ const (
 
 // ErrAuthentication is matched by errors from IAM refusing the API key (HTTP
 // 400 or 401 from the token endpoint, e.g. BXNIM0415E "Provided API key could
-// not be found"). Such errors match kms.ErrUnauthorized too, so a key
-// service call whose token was refused reports ErrUnauthorized.
+// not be found"). They also say so through a CredentialsRefused method
+// (true), which is how package kms tells a refused key from an IAM outage
+// without importing this package.
 var ErrAuthentication error = refusedError{}
 
 type refusedError struct{}
 
+// ErrInsecureEndpoint is returned for an IAM URL that is not https (plain
+// http is allowed only to a loopback host, such as a local simulator): an
+// API key never travels in clear text.
+var ErrInsecureEndpoint = errors.New("iam: endpoint must use https (plain http is allowed only to a loopback host)")
+
 func (refusedError) Error() string { return "iam: the API key was refused" }
 
-// Is makes ErrAuthentication match kms.ErrUnauthorized as well.
-func (refusedError) Is(target error) bool { return target == kms.ErrUnauthorized }
+// CredentialsRefused reports that IAM refused the credentials (rather than
+// being unreachable): a token source's callers, such as kms, branch on it.
+func (refusedError) CredentialsRefused() bool { return true }
 
 // AuthOption configures an Authenticator.
 type AuthOption func(*authOptions)
@@ -95,7 +101,6 @@ type Authenticator struct {
 }
 
 var (
-	_ kms.TokenSource    = (*Authenticator)(nil)
 	_ core.Authenticator = (*Authenticator)(nil)
 )
 
@@ -256,14 +261,21 @@ func (t ctxTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.base.RoundTrip(req.WithContext(t.ctx))
 }
 
-// checkURL applies kms.CheckURL's rule (https, or http to loopback) with an
-// iam prefix.
+// checkURL applies the rule every client of this SDK applies to endpoints
+// (https, or http to a loopback host; no query or fragment) with an iam
+// prefix, and drops a trailing slash.
 func checkURL(raw string) (string, error) {
-	u, err := kms.CheckURL(raw)
-	if err != nil {
-		return "", fmt.Errorf("iam: %w", err)
+	u, err := endpoint.Check(raw)
+	switch {
+	case errors.Is(err, endpoint.ErrInsecure), errors.Is(err, endpoint.ErrScheme):
+		return "", fmt.Errorf("%w: %w", ErrInsecureEndpoint, err)
+	case err != nil:
+		return "", fmt.Errorf("iam: endpoint: %w", err)
 	}
-	return u, nil
+	if u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("iam: endpoint %q: must not have a query or fragment", raw)
+	}
+	return strings.TrimSuffix(u.String(), "/"), nil
 }
 
 // httpStatus is the HTTP status behind a go-sdk-core error, 0 if none.

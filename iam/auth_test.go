@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/e2eimage/e2eimage/internal/endpoint"
-	"github.com/e2eimage/e2eimage/kms"
 	"github.com/e2eimage/e2eimage/secret"
 )
 
@@ -187,7 +186,7 @@ func TestAuthenticatorValidation(t *testing.T) {
 	if _, err := NewAuthenticator(secret.NewString("")); err == nil {
 		t.Error("empty key accepted")
 	}
-	if _, err := NewAuthenticator(secret.NewString("k"), WithURL("http://iam.cloud.ibm.com")); !errors.Is(err, kms.ErrInsecureEndpoint) {
+	if _, err := NewAuthenticator(secret.NewString("k"), WithURL("http://iam.cloud.ibm.com")); !errors.Is(err, ErrInsecureEndpoint) {
 		t.Errorf("plain http to a remote IAM: %v", err)
 	}
 	skip := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // the test checks that it is refused

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log"
 
+	"github.com/e2eimage/e2eimage/crn"
+
 	"github.com/e2eimage/e2eimage/iam"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
 	"github.com/e2eimage/e2eimage/kms"
@@ -33,7 +35,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	key, err := kms.ParseCRN(sim.Account.RootKeyCRN)
+	key, err := crn.ParseKey(sim.Account.RootKeyCRN)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -61,7 +63,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	report := iam.Preflight(ctx, client.Checks(plan, ks)...)
+	report := iam.Preflight(ctx, client.Checks(plan, iam.KeyCheck(func(ctx context.Context) (string, string, error) { return kms.CheckKey(ctx, ks) }))...)
 	fmt.Println("preflight ok:", report.OK(), "checks:", len(report.Results))
 	// Output:
 	// created 5 objects; API key shown once: [REDACTED]
@@ -81,7 +83,7 @@ func ExamplePreflight() {
 	auth, _ := iam.NewAuthenticator(secret.NewString(sim.Account.APIKey), iam.WithURL(sim.URLs.IAM))
 	client, _ := iam.NewClient(auth, sim.Account.AccountID,
 		iam.WithIdentityURL(sim.URLs.IAMIdentity), iam.WithPolicyURL(sim.URLs.IAMPolicy))
-	key, _ := kms.ParseCRN(sim.Account.RootKeyCRN)
+	key, _ := crn.ParseKey(sim.Account.RootKeyCRN)
 
 	bucket := iam.FuncCheck("bucket", func(context.Context) (string, error) {
 		return "Regional, us-south", nil

@@ -7,10 +7,10 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/e2eimage/e2eimage/crn"
+
 	"github.com/IBM/go-sdk-core/v5/core"
 	"github.com/IBM/platform-services-go-sdk/iampolicymanagementv1"
-
-	"github.com/e2eimage/e2eimage/kms"
 )
 
 // Policy types and the attribute operator (CLOUD.md §3.3).
@@ -56,14 +56,14 @@ func (a Authorization) String() string {
 // Cloud Block Storage (server-protect) may read the root key's instance, so
 // that servers provisioned from the encrypted image can unwrap its DEK
 // (CLOUD.md §3.3; image-templates provision-encrypted-image.md step 3).
-func BlockStorageAuthorization(key kms.CRN) Authorization {
+func BlockStorageAuthorization(key crn.Key) Authorization {
 	return Authorization{Source: ServiceBlockStorage, Target: key.Service.String(), TargetInstance: key.InstanceID, Role: RoleReader}
 }
 
 // COSAuthorization lets Cloud Object Storage read the root key's instance.
 // Only buckets encrypted with Key Protect or HPCS (SSE-KP) need it; the E2E
 // image itself is already encrypted and does not.
-func COSAuthorization(key kms.CRN) Authorization {
+func COSAuthorization(key crn.Key) Authorization {
 	return Authorization{Source: ServiceCOS, Target: key.Service.String(), TargetInstance: key.InstanceID, Role: RoleReader}
 }
 

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"text/tabwriter"
-
-	"github.com/e2eimage/e2eimage/kms"
 )
 
 // CheckResult is the outcome of one preflight check.
@@ -147,28 +145,16 @@ func Preflight(ctx context.Context, checks ...Check) *Report {
 	return r
 }
 
-// KeyCheck checks that the root key exists, is a root key, is Active and
-// belongs to the instance in its CRN.
-func KeyCheck(ks kms.KeyService) Check {
+// KeyCheck turns kms.CheckKey (or any function of that shape) into a
+// Check named "root key".
+func KeyCheck(check func(ctx context.Context) (detail, fix string, err error)) Check {
 	const name = "root key"
 	return Check{Name: name, Run: func(ctx context.Context) CheckResult {
-		info, err := ks.Describe(ctx)
-		if err == nil {
-			err = info.Usable()
-		}
+		detail, fix, err := check(ctx)
 		if err != nil {
-			res := CheckResult{Name: name, Detail: err.Error(), Err: err, Fix: "check the key CRN and the key's state in the key service"}
-			var ke *kms.Error
-			if errors.As(err, &ke) && ke.Problem() != "" {
-				res.Detail = "key " + ke.Key + ": " + ke.Problem()
-				if ke.Fix() != "" {
-					res.Fix = ke.Fix()
-				}
-			}
-			return res
+			return CheckResult{Name: name, Detail: detail, Fix: fix, Err: err}
 		}
-		return CheckResult{Name: name, OK: true,
-			Detail: fmt.Sprintf("%s root key %q is %s in %s", info.CRN.Service.DisplayName(), info.Name, info.State, info.CRN.Region)}
+		return CheckResult{Name: name, OK: true, Detail: detail}
 	}}
 }
 
@@ -247,8 +233,8 @@ func (c *Client) AccessPolicyCheck(serviceIDName, service string, policy func(ia
 // authorization, the COS authorization (if planned), then the service ID
 // and its two access policies (if planned). Callers append checks this
 // package cannot make, such as the bucket's location.
-func (c *Client) Checks(plan Plan, ks kms.KeyService) []Check {
-	checks := []Check{KeyCheck(ks), c.AuthorizationCheck(BlockStorageAuthorization(plan.Key))}
+func (c *Client) Checks(plan Plan, first ...Check) []Check {
+	checks := append(append([]Check(nil), first...), c.AuthorizationCheck(BlockStorageAuthorization(plan.Key)))
 	if plan.COSKeyAuthorization {
 		checks = append(checks, c.AuthorizationCheck(COSAuthorization(plan.Key)))
 	}

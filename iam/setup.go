@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/e2eimage/e2eimage/kms"
+	"github.com/e2eimage/e2eimage/crn"
 )
 
 // Plan is the IAM preparation of the E2E flow for one root key.
@@ -17,7 +17,7 @@ import (
 // bucket and so needs Writer on COS (Writer includes Reader).
 type Plan struct {
 	// Key is the root key (required).
-	Key kms.CRN
+	Key crn.Key
 	// ServiceID describes the service ID used for the import; an empty Name
 	// leaves out the service ID and its policies (the caller's own
 	// identity then imports).

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/e2eimage/e2eimage/crn"
+
 	"github.com/IBM/go-sdk-core/v5/core"
 	kp "github.com/IBM/keyprotect-go-client"
 	"github.com/IBM/platform-services-go-sdk/iamidentityv1"
@@ -65,12 +67,12 @@ func start(t *testing.T, opts cloudsim.Options, clientOpts ...iam.Option) *env {
 	return &env{sim: sim, auth: auth, client: c, identity: identity, policy: policy}
 }
 
-func (e *env) crn(t *testing.T, hpcs bool) kms.CRN {
+func (e *env) crn(t *testing.T, hpcs bool) crn.Key {
 	s := e.sim.Account.RootKeyCRN
 	if hpcs {
 		s = e.sim.Account.HPCSRootKeyCRN
 	}
-	c, err := kms.ParseCRN(s)
+	c, err := crn.ParseKey(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,7 +372,7 @@ func TestSimPreflight(t *testing.T) {
 				}
 				return "Regional, us-south", nil
 			}, "use a Regional bucket in the key's region")
-			report := iam.Preflight(ctx, append(e.client.Checks(plan, ks), bucket)...)
+			report := iam.Preflight(ctx, append(e.client.Checks(plan, iam.KeyCheck(func(ctx context.Context) (string, string, error) { return kms.CheckKey(ctx, ks) })), bucket)...)
 			if testing.Verbose() {
 				t.Logf("\n%s", report)
 			}
@@ -458,7 +460,7 @@ func TestSimNoSecretsInLogsOrErrors(t *testing.T) {
 	// exist, and a key the service ID may not read.
 	plan.ServiceID.Name = "absent"
 	ks, _ := kms.New(e.sim.Account.RootKeyCRN, svc, kms.WithURL(e.sim.URLs.KMS))
-	report := iam.Preflight(ctx, c.Checks(plan, ks)...)
+	report := iam.Preflight(ctx, c.Checks(plan, iam.KeyCheck(func(ctx context.Context) (string, string, error) { return kms.CheckKey(ctx, ks) }))...)
 	errs = append(errs, report.Err())
 	tok, _ := e.auth.AccessToken(ctx)
 	svcTok, _ := svc.AccessToken(ctx)

@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/e2eimage/e2eimage/crn"
+
 	kp "github.com/IBM/keyprotect-go-client"
 
 	"github.com/e2eimage/e2eimage/internal/endpoint"
@@ -19,9 +21,11 @@ import (
 // TokenSource supplies IAM access tokens. *iam.Authenticator implements it.
 type TokenSource interface {
 	// AccessToken returns a valid IAM access token, without the "Bearer "
-	// prefix. An error that matches ErrUnauthorized (the credentials were
-	// refused) makes the call fail with ErrUnauthorized; other errors (IAM
-	// unreachable, ...) are reported as they are.
+	// prefix. An error that matches ErrUnauthorized, or that has a
+	// CredentialsRefused() bool method returning true (as iam's errors do),
+	// means the credentials were refused and makes the call fail with
+	// ErrUnauthorized; other errors (IAM unreachable, ...) are reported as
+	// they are.
 	AccessToken(ctx context.Context) (*secret.String, error)
 }
 
@@ -42,7 +46,6 @@ type options struct {
 	retry     RetryPolicy
 	log       *slog.Logger
 	transport http.RoundTripper
-	aad       bool
 }
 
 // WithURL sets the key service base URL (without /api/v2), overriding the
@@ -76,15 +79,11 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 // Default: a transport with TLS 1.2 or later and the system roots.
 func WithTransport(rt http.RoundTripper) Option { return func(o *options) { o.transport = rt } }
 
-// WithAAD asks for additional authenticated data. It always makes New fail
-// with ErrAADUnsupported; it exists so that the refusal is explicit.
-func WithAAD(aad ...string) Option { return func(o *options) { o.aad = true } }
-
 // Client is a KeyService over keyprotect-go-client for one root key in Key
 // Protect or Hyper Protect Crypto Services (the service is the one named in
 // the CRN). It is safe for concurrent use.
 type Client struct {
-	crn      CRN
+	crn      crn.Key
 	endpoint string
 	kp       *kp.Client
 	tokens   TokenSource
@@ -99,7 +98,7 @@ var _ KeyService = (*Client)(nil)
 // New returns a Client for the root key rootKeyCRN, authenticating with
 // tokens. It makes no request; Check verifies the key.
 func New(rootKeyCRN string, tokens TokenSource, opts ...Option) (*Client, error) {
-	crn, err := ParseCRN(rootKeyCRN)
+	crn, err := crn.ParseKey(rootKeyCRN)
 	if err != nil {
 		return nil, err
 	}
@@ -109,9 +108,6 @@ func New(rootKeyCRN string, tokens TokenSource, opts ...Option) (*Client, error)
 	var o options
 	for _, opt := range opts {
 		opt(&o)
-	}
-	if o.aad {
-		return nil, ErrAADUnsupported
 	}
 	base := o.url
 	if base == "" {
@@ -160,7 +156,7 @@ func (c *Client) CloseIdleConnections() {
 }
 
 // CRN returns the root key's parsed CRN.
-func (c *Client) CRN() CRN { return c.crn }
+func (c *Client) CRN() crn.Key { return c.crn }
 
 // Endpoint returns the base URL the client talks to.
 func (c *Client) Endpoint() string { return c.endpoint }
@@ -186,7 +182,7 @@ func (c *Client) callOnce(ctx context.Context, op string, fn func(ctx context.Co
 	tok, err := c.tokens.AccessToken(ctx)
 	if err != nil {
 		e := &Error{Op: op, Key: c.crn.String(), State: StateUnknown, Err: fmt.Errorf("getting an IAM token: %w", err)}
-		if errors.Is(err, ErrUnauthorized) { // the token source says the credentials were refused
+		if errors.Is(err, ErrUnauthorized) || credentialsRefused(err) { // the token source says the credentials were refused
 			e.Kind = ErrUnauthorized
 		}
 		return nil, e
@@ -283,9 +279,9 @@ func (c *Client) Describe(ctx context.Context) (*KeyInfo, error) {
 		info.Rotated = *key.LastRotateDate
 	}
 	if key.CRN != "" {
-		got, err := ParseCRN(key.CRN)
+		got, err := crn.ParseKey(key.CRN)
 		if err != nil {
-			return nil, &Error{Op: "describe", Key: c.crn.String(), Err: fmt.Errorf("the key service returned an unreadable key CRN: %w", err)}
+			return nil, &Error{Op: "describe", Key: c.crn.String(), Err: fmt.Errorf("the key service returned an unreadable key crn.Key: %w", err)}
 		}
 		if got != c.crn {
 			return nil, &Error{Op: "describe", Key: c.crn.String(), Kind: ErrWrongInstance,
@@ -469,4 +465,11 @@ func NewDEK(ctx context.Context, ks KeyService, size int) (*secret.DEK, WrappedD
 		return dek, w, nil
 	}
 	return nil, WrappedDEK{}, fmt.Errorf("kms: %w (asked for %d bytes)", secret.ErrDEKSize, size)
+}
+
+// credentialsRefused reports whether a token source's error says the
+// credentials were refused (see TokenSource).
+func credentialsRefused(err error) bool {
+	var r interface{ CredentialsRefused() bool }
+	return errors.As(err, &r) && r.CredentialsRefused()
 }

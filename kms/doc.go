@@ -70,7 +70,7 @@
 // # What this package does NOT do
 //
 //   - No additional authenticated data: the classic image import unwraps
-//     the DEK without AAD, so WithAAD fails with ErrAADUnsupported.
+//     the DEK without AAD, so no option asks for it.
 //   - No key management: it does not create, rotate, disable, delete or
 //     restore keys, manage key rings or policies; use the console, the kp
 //     CLI or keyprotect-go-client for that.

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/e2eimage/e2eimage/crn"
+
 	"github.com/e2eimage/e2eimage/internal/endpoint"
 )
 
@@ -33,17 +35,17 @@ var ErrInsecureEndpoint = errors.New("kms: endpoint must use https (plain http i
 //     https://api.private.<region>.hs-crypto.cloud.ibm.com:<port>.
 //
 // Source: CLOUD.md §1.1 and §1.7. A port is refused for Key Protect.
-func EndpointURL(c CRN, private bool, hpcsPort int) (string, error) {
+func EndpointURL(c crn.Key, private bool, hpcsPort int) (string, error) {
 	switch c.Service {
-	case KeyProtect:
+	case crn.KeyProtect:
 		if hpcsPort != 0 {
-			return "", fmt.Errorf("kms: an HPCS port (%d) was given for a Key Protect key; Key Protect endpoints have no port", hpcsPort)
+			return "", fmt.Errorf("kms: an crn.HPCS port (%d) was given for a Key Protect key; Key Protect endpoints have no port", hpcsPort)
 		}
 		if private {
 			return "https://private." + c.Region + ".kms.cloud.ibm.com", nil
 		}
 		return "https://" + c.Region + ".kms.cloud.ibm.com", nil
-	case HPCS:
+	case crn.HPCS:
 		priv := ""
 		if private {
 			priv = "private."
@@ -52,7 +54,7 @@ func EndpointURL(c CRN, private bool, hpcsPort int) (string, error) {
 			return "https://" + c.InstanceID + ".api." + priv + c.Region + ".hs-crypto.appdomain.cloud", nil
 		}
 		if hpcsPort < minHPCSPort || hpcsPort > maxHPCSPort {
-			return "", fmt.Errorf("kms: HPCS port %d is outside %d-%d (see the instance's key management endpoint URL)", hpcsPort, minHPCSPort, maxHPCSPort)
+			return "", fmt.Errorf("kms: crn.HPCS port %d is outside %d-%d (see the instance's key management endpoint URL)", hpcsPort, minHPCSPort, maxHPCSPort)
 		}
 		return "https://api." + priv + c.Region + ".hs-crypto.cloud.ibm.com:" + strconv.Itoa(hpcsPort), nil
 	}
@@ -77,6 +79,3 @@ func CheckURL(raw string) (string, error) {
 	return strings.TrimSuffix(u.String(), "/"), nil
 }
 
-// IsLoopback reports whether host (without port) names the local machine:
-// "localhost" or a loopback IP address. No name is resolved.
-func IsLoopback(host string) bool { return endpoint.IsLoopback(host) }

@@ -4,14 +4,16 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/e2eimage/e2eimage/crn"
 )
 
 func TestEndpointURL(t *testing.T) {
-	kp, _ := ParseCRN(testKPCRN)
-	hs, _ := ParseCRN(testHPCSCRN)
+	kp, _ := crn.ParseKey(testKPCRN)
+	hs, _ := crn.ParseKey(testHPCSCRN)
 	for _, tc := range []struct {
 		name    string
-		crn     CRN
+		crn     crn.Key
 		private bool
 		port    int
 		want    string
@@ -30,14 +32,14 @@ func TestEndpointURL(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name string
-		crn  CRN
+		crn  crn.Key
 		port int
 		want string
 	}{
-		{"port for kp", kp, 9000, "kms: an HPCS port (9000) was given for a Key Protect key; Key Protect endpoints have no port"},
-		{"port too low", hs, 443, "kms: HPCS port 443 is outside 8000-19999 (see the instance's key management endpoint URL)"},
-		{"port too high", hs, 20000, "kms: HPCS port 20000 is outside 8000-19999 (see the instance's key management endpoint URL)"},
-		{"no service", CRN{}, 0, `kms: unknown key service ""`},
+		{"port for kp", kp, 9000, "kms: an crn.HPCS port (9000) was given for a Key Protect key; Key Protect endpoints have no port"},
+		{"port too low", hs, 443, "kms: crn.HPCS port 443 is outside 8000-19999 (see the instance's key management endpoint URL)"},
+		{"port too high", hs, 20000, "kms: crn.HPCS port 20000 is outside 8000-19999 (see the instance's key management endpoint URL)"},
+		{"no service", crn.Key{}, 0, `kms: unknown key service ""`},
 	} {
 		if _, err := EndpointURL(tc.crn, false, tc.port); err == nil || err.Error() != tc.want {
 			t.Errorf("%s: error %v, want %s", tc.name, err, tc.want)

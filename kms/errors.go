@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/e2eimage/e2eimage/crn"
+
 	kp "github.com/IBM/keyprotect-go-client"
 )
 
@@ -48,12 +50,6 @@ var (
 	// ErrUnavailable: the key service kept failing (5xx or connection
 	// errors) until the retry budget ran out.
 	ErrUnavailable = errors.New("kms: key service unavailable")
-	// ErrAADUnsupported: additional authenticated data was asked for. The
-	// classic image import passes only the wrapped DEK to the key service,
-	// never AAD, so a DEK wrapped with AAD could not be unwrapped by IBM
-	// Cloud and the import would fail.
-	ErrAADUnsupported = errors.New("kms: additional authenticated data (AAD) is not supported: " +
-		"the classic image import unwraps the DEK without AAD, so a DEK wrapped with AAD could never be used")
 )
 
 // Error is a failed key service operation.
@@ -148,7 +144,7 @@ func (e *Error) Unwrap() []error {
 func (e *Error) Fix() string {
 	switch e.Kind {
 	case ErrKeyNotFound:
-		return "check the key ID in the CRN and that the key is in this instance and region"
+		return "check the key ID in the crn.Key and that the key is in this instance and region"
 	case ErrNotRootKey:
 		return "use a root key (extractable=false); standard keys cannot wrap"
 	case ErrKeyNotActive:
@@ -161,7 +157,7 @@ func (e *Error) Fix() string {
 	case ErrUnauthorized:
 		if e.also == ErrWrongInstance {
 			return "check that the API key's identity has the Reader role on the key service instance, " +
-				"and that the instance GUID and region in the key CRN are right (the key service answers 401 alike for both)"
+				"and that the instance GUID and region in the key crn.Key are right (the key service answers 401 alike for both)"
 		}
 		return "check the API key and that its identity has the Reader role on the key service instance"
 	case ErrWrongInstance:
@@ -213,7 +209,7 @@ func parseErrorBody(body []byte) (msg, reason string) {
 }
 
 // classify turns an error from the SDK into an *Error for op.
-func classify(op string, crn CRN, err error) *Error {
+func classify(op string, crn crn.Key, err error) *Error {
 	e := &Error{Op: op, Key: crn.String(), Err: err, State: StateUnknown}
 	var ke *kp.Error
 	var ue *kp.URLError

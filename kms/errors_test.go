@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/e2eimage/e2eimage/crn"
+
 	kp "github.com/IBM/keyprotect-go-client"
 )
 
@@ -16,7 +18,7 @@ func kpBody(status int, code, msg string) []byte {
 }
 
 func TestClassify(t *testing.T) {
-	crn, _ := ParseCRN(testKPCRN)
+	crn, _ := crn.ParseKey(testKPCRN)
 	for _, tc := range []struct {
 		op     string
 		status int
@@ -65,7 +67,7 @@ func TestClassify(t *testing.T) {
 }
 
 func TestErrorMessage(t *testing.T) {
-	crn, _ := ParseCRN(testKPCRN)
+	crn, _ := crn.ParseKey(testKPCRN)
 	e := &Error{Op: "wrap", Key: crn.String(), Kind: ErrKeyNotActive, State: StateSuspended, Status: 409,
 		Reason: "KEY_ACTION_INVALID_STATE_ERR", Attempts: 1, Err: errors.New("kp.Error: msg='Key is not in a valid state'")}
 	want := "kms: wrap with key " + testKPCRN + ": key is not active (state Suspended); enable the key (kp key enable, or the console) or use an active root key" +
@@ -87,7 +89,7 @@ func TestErrorMessage(t *testing.T) {
 }
 
 func TestKeyInfoUsable(t *testing.T) {
-	crn, _ := ParseCRN(testKPCRN)
+	crn, _ := crn.ParseKey(testKPCRN)
 	for _, tc := range []struct {
 		info KeyInfo
 		want error
@@ -126,7 +128,7 @@ func TestKeyStateString(t *testing.T) {
 }
 
 func TestClassifyTransportErrorUnwraps(t *testing.T) {
-	crn, _ := ParseCRN(testKPCRN)
+	crn, _ := crn.ParseKey(testKPCRN)
 	inner := errors.New("connection refused")
 	ue := &kp.URLError{Err: inner, CorrelationID: "c"}
 	e := classify("wrap", crn, ue)

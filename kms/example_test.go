@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log"
 
+	"github.com/e2eimage/e2eimage/crn"
+
 	kp "github.com/IBM/keyprotect-go-client"
 
 	"github.com/e2eimage/e2eimage/iam"
@@ -147,24 +149,8 @@ func ExampleError() {
 	// fix: enable the key (kp key enable, or the console) or use an active root key
 }
 
-func ExampleParseCRN() {
-	c, err := kms.ParseCRN("crn:v1:bluemix:public:hs-crypto:eu-de:a/0123456789abcdef0123456789abcdef:" +
-		"11111111-2222-3333-4444-555555555555:key:aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee")
-	if err != nil {
-		log.Fatal(err)
-	}
-	fmt.Println(c.Service.DisplayName(), c.Region, c.InstanceID, c.KeyID)
-
-	_, err = kms.ParseCRN("crn:v1:bluemix:public:kms:us-south:a/0123456789abcdef0123456789abcdef:" +
-		"11111111-2222-3333-4444-555555555555::")
-	fmt.Println(err)
-	// Output:
-	// Hyper Protect Crypto Services eu-de 11111111-2222-3333-4444-555555555555 aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee
-	// kms: invalid key CRN: resource-type: want "key": this is not a key CRN
-}
-
 func ExampleEndpointURL() {
-	c, _ := kms.ParseCRN("crn:v1:bluemix:public:hs-crypto:eu-de:a/0123456789abcdef0123456789abcdef:" +
+	c, _ := crn.ParseKey("crn:v1:bluemix:public:hs-crypto:eu-de:a/0123456789abcdef0123456789abcdef:" +
 		"11111111-2222-3333-4444-555555555555:key:aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee")
 	public, _ := kms.EndpointURL(c, false, 0)
 	private, _ := kms.EndpointURL(c, true, 0)

@@ -2,8 +2,12 @@ package kms
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/e2eimage/e2eimage/crn"
 
 	"github.com/e2eimage/e2eimage/secret"
 )
@@ -88,7 +92,7 @@ const (
 
 // KeyInfo describes a key.
 type KeyInfo struct {
-	CRN        CRN       // the key's CRN (its service, region, instance and ID)
+	CRN        crn.Key   // the key's CRN (its service, region, instance and ID)
 	Name       string    // the key's name
 	Type       KeyType   // RootKey or StandardKey
 	State      KeyState  // lifecycle state
@@ -114,4 +118,28 @@ func (k *KeyInfo) Usable() error {
 		return nil
 	}
 	return e
+}
+
+// CheckKey checks that the client's root key exists, is a root key, is
+// Active and belongs to the instance in its CRN. It returns what it found,
+// and on failure what to do about it, for a preflight report
+// (iam.KeyCheck(func(ctx context.Context) (string, string, error) {
+// return kms.CheckKey(ctx, ks) })).
+func CheckKey(ctx context.Context, ks KeyService) (detail, fix string, err error) {
+	info, err := ks.Describe(ctx)
+	if err == nil {
+		err = info.Usable()
+	}
+	if err != nil {
+		detail, fix = err.Error(), "check the key CRN and the key's state in the key service"
+		var ke *Error
+		if errors.As(err, &ke) && ke.Problem() != "" {
+			detail = "key " + ke.Key + ": " + ke.Problem()
+			if ke.Fix() != "" {
+				fix = ke.Fix()
+			}
+		}
+		return detail, fix, err
+	}
+	return fmt.Sprintf("%s root key %q is %s in %s", info.CRN.Service.DisplayName(), info.Name, info.State, info.CRN.Region), "", nil
 }

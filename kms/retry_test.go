@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/e2eimage/e2eimage/crn"
+
 	kp "github.com/IBM/keyprotect-go-client"
 
 	"github.com/e2eimage/e2eimage/secret"
@@ -306,14 +308,11 @@ func TestDecodeDEK(t *testing.T) {
 
 func TestNewOptions(t *testing.T) {
 	ts := &staticTokens{}
-	if _, err := New(testKPCRN, ts, WithAAD("ctx")); !errors.Is(err, ErrAADUnsupported) {
-		t.Errorf("WithAAD: %v", err)
-	}
 	if _, err := New(testKPCRN, nil); err == nil {
 		t.Errorf("no token source accepted")
 	}
-	if _, err := New("crn:bad", ts); !errors.Is(err, ErrInvalidCRN) {
-		t.Errorf("bad CRN: %v", err)
+	if _, err := New("crn:bad", ts); !errors.Is(err, crn.ErrInvalid) {
+		t.Errorf("bad crn.Key: %v", err)
 	}
 	if _, err := New(testKPCRN, ts, WithURL("http://kms.example.com")); !errors.Is(err, ErrInsecureEndpoint) {
 		t.Errorf("plain http to a remote host: %v", err)
@@ -335,7 +334,7 @@ func TestNewOptions(t *testing.T) {
 	if err != nil || c.Endpoint() != "https://example.com" {
 		t.Errorf("an explicit URL must win: %v", err)
 	}
-	if c.CRN().Service != HPCS {
+	if c.CRN().Service != crn.HPCS {
 		t.Errorf("CRN: %+v", c.CRN())
 	}
 }

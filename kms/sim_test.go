@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/e2eimage/e2eimage/crn"
+
 	kp "github.com/IBM/keyprotect-go-client"
 
 	"github.com/e2eimage/e2eimage/iam"
@@ -85,7 +87,7 @@ func admin(t *testing.T, sim *cloudsim.Sim, in instance) *kp.Client {
 
 // keyCRN is the CRN of another key in the same instance.
 func keyCRN(t *testing.T, base, keyID string) string {
-	c, err := kms.ParseCRN(base)
+	c, err := crn.ParseKey(base)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +231,7 @@ func TestSimTypedErrors(t *testing.T) {
 			t.Run("wrong instance", func(t *testing.T) {
 				// The CRN names the other instance while the endpoint serves
 				// this one.
-				crn, _ := kms.ParseCRN(in.crn)
+				crn, _ := crn.ParseKey(in.crn)
 				crn.InstanceID = other.instance
 				kc := client(t, auth, in, crn.String())
 				_, err := kc.Check(ctx)
@@ -265,8 +267,8 @@ func TestSimTypedErrors(t *testing.T) {
 	}
 }
 
-func mustKeyID(t *testing.T, crn string) string {
-	c, err := kms.ParseCRN(crn)
+func mustKeyID(t *testing.T, keyCRN string) string {
+	c, err := crn.ParseKey(keyCRN)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -467,7 +469,7 @@ func TestSimNoSecretsInLogsOrErrors(t *testing.T) {
 			_, _ = adm.DeleteKey(ctx, key.ID, kp.ReturnMinimal)
 			_, err = kc.Wrap(ctx, dek)
 			note(err)
-			crn, _ := kms.ParseCRN(in.crn)
+			crn, _ := crn.ParseKey(in.crn)
 			crn.InstanceID = "00000000-0000-4000-8000-000000000001"
 			_, err = client(t, auth, in, crn.String(), kms.WithLogger(log)).Wrap(ctx, dek)
 			note(err)

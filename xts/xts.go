@@ -41,12 +41,14 @@ var (
 	ErrOverlap = errors.New("xts: destination and source overlap without being the same buffer")
 )
 
-// errUninitialised is returned by the methods of a Cipher that was not made
-// by NewCipher (a nil pointer or a zero value), errWiped by those of a
-// Cipher after Wipe.
+// Errors of a Cipher that cannot encrypt.
 var (
-	errUninitialised = errors.New("xts: Cipher was not created by NewCipher")
-	errWiped         = errors.New("xts: Cipher was wiped")
+	// ErrUninitialised is returned by the methods of a Cipher that was not
+	// made by NewCipher (a nil pointer or a zero value).
+	ErrUninitialised = errors.New("xts: Cipher was not created by NewCipher")
+	// ErrWiped is returned by the methods of a Cipher after Wipe: its key
+	// schedules are gone.
+	ErrWiped = errors.New("xts: Cipher was wiped")
 )
 
 // Cipher is AES-XTS with one key. It is safe for concurrent use: nothing in
@@ -212,9 +214,9 @@ func (c *Cipher) unit(dst, src []byte, lo, hi uint64, decrypt bool) {
 func (c *Cipher) check(dst, src []byte) error {
 	switch {
 	case c != nil && c.wiped:
-		return errWiped
+		return ErrWiped
 	case c == nil || c.keyBits == 0:
-		return errUninitialised
+		return ErrUninitialised
 	case len(src)%SectorSize != 0:
 		return ErrLength
 	case len(dst) < len(src):

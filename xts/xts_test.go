@@ -497,10 +497,10 @@ func TestWipe(t *testing.T) {
 		}
 		c.Wipe()
 		c.Wipe()
-		if err := c.EncryptSectors(buf, buf, 0); !errors.Is(err, errWiped) {
+		if err := c.EncryptSectors(buf, buf, 0); !errors.Is(err, ErrWiped) {
 			t.Errorf("EncryptSectors after Wipe: %v", err)
 		}
-		if err := c.DecryptSectors(buf, buf, 0); !errors.Is(err, errWiped) {
+		if err := c.DecryptSectors(buf, buf, 0); !errors.Is(err, ErrWiped) {
 			t.Errorf("DecryptSectors after Wipe: %v", err)
 		}
 		if c.data != nil || c.tweak != nil || c.sched != nil {

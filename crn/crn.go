@@ -1,4 +1,8 @@
-package kms
+// Package crn parses and formats the Cloud Resource Names of root keys in
+// Key Protect and Hyper Protect Crypto Services. It is a leaf package (no
+// SDK, no network) so that every package naming a key (kms, iam, e2e) shares
+// one type without importing another's SDK.
+package crn
 
 import (
 	"errors"
@@ -12,9 +16,9 @@ type Service string
 
 // The key management services this package talks to.
 const (
-	// KeyProtect is IBM Key Protect (CLOUD.md §1.5).
+	// KeyProtect is IBM Key Protect .
 	KeyProtect Service = "kms"
-	// HPCS is IBM Hyper Protect Crypto Services (CLOUD.md §1.7).
+	// HPCS is IBM Hyper Protect Crypto Services .
 	HPCS Service = "hs-crypto"
 )
 
@@ -32,7 +36,7 @@ func (s Service) DisplayName() string {
 	return string(s)
 }
 
-// CRN limits and fixed parts (CLOUD.md §1.5: key CRN format
+// CRN limits and fixed parts (docs/CLOUD.md, "Key CRNs": key CRN format
 // crn:v1:bluemix:public:<kms|hs-crypto>:<region>:a/<account>:<instance>:key:<key-id>).
 const (
 	crnSegments = 10
@@ -45,12 +49,12 @@ const (
 	accountIDLen = 32 // IBM account IDs are 32 lowercase hex digits
 )
 
-// ErrInvalidCRN is what every CRN parsing failure matches with errors.Is.
-var ErrInvalidCRN = errors.New("kms: invalid key CRN")
+// ErrInvalid is what every CRN parsing failure matches with errors.Is.
+var ErrInvalid = errors.New("crn: invalid key CRN")
 
-// CRNError says which part of a key CRN is wrong. It matches ErrInvalidCRN
+// Error says which part of a key CRN is wrong. It matches ErrInvalid
 // with errors.Is.
-type CRNError struct {
+type Error struct {
 	// Field is the CRN segment at fault: "crn", "prefix", "version", "cname",
 	// "ctype", "service-name", "location", "scope", "service-instance",
 	// "resource-type" or "resource".
@@ -62,18 +66,18 @@ type CRNError struct {
 }
 
 // Error describes the fault and the expected form.
-func (e *CRNError) Error() string {
+func (e *Error) Error() string {
 	if e.Value == "" {
-		return fmt.Sprintf("kms: invalid key CRN: %s: %s", e.Field, e.Reason)
+		return fmt.Sprintf("crn: invalid key CRN: %s: %s", e.Field, e.Reason)
 	}
-	return fmt.Sprintf("kms: invalid key CRN: %s %q: %s", e.Field, e.Value, e.Reason)
+	return fmt.Sprintf("crn: invalid key CRN: %s %q: %s", e.Field, e.Value, e.Reason)
 }
 
-// Is reports whether target is ErrInvalidCRN.
-func (e *CRNError) Is(target error) bool { return target == ErrInvalidCRN }
+// Is reports whether target is ErrInvalid.
+func (e *Error) Is(target error) bool { return target == ErrInvalid }
 
-// CRN is a parsed root key CRN.
-type CRN struct {
+// Key is a parsed root key CRN.
+type Key struct {
 	Service    Service // KeyProtect or HPCS
 	Region     string  // e.g. "us-south"
 	AccountID  string  // 32 hex digits
@@ -81,73 +85,73 @@ type CRN struct {
 	KeyID      string  // the key's ID (a UUID)
 }
 
-// String formats the CRN in its canonical form.
-func (c CRN) String() string {
+// String formats the key CRN in its canonical form.
+func (c Key) String() string {
 	return "crn:v1:bluemix:public:" + string(c.Service) + ":" + c.Region + ":a/" + c.AccountID + ":" +
 		c.InstanceID + ":key:" + c.KeyID
 }
 
 // InstanceCRN is the CRN of the key service instance that holds the key.
-func (c CRN) InstanceCRN() string {
+func (c Key) InstanceCRN() string {
 	return "crn:v1:bluemix:public:" + string(c.Service) + ":" + c.Region + ":a/" + c.AccountID + ":" +
 		c.InstanceID + "::"
 }
 
-// ParseCRN parses a root key CRN of the form
+// ParseKey parses a root key CRN of the form
 //
 //	crn:v1:bluemix:public:kms:<region>:a/<account>:<instance-guid>:key:<key-id>
 //
 // (hs-crypto in place of kms for Hyper Protect Crypto Services). It is
 // strict: every segment must be present and well formed, hexadecimal must be
 // lowercase, and surrounding white space is an error. Failures are
-// *CRNError values matching ErrInvalidCRN.
-func ParseCRN(s string) (CRN, error) {
+// *Error values matching ErrInvalid.
+func ParseKey(s string) (Key, error) {
 	if s == "" {
-		return CRN{}, &CRNError{Field: "crn", Reason: "empty; want crn:v1:bluemix:public:kms:<region>:a/<account>:<instance>:key:<key-id>"}
+		return Key{}, &Error{Field: "crn", Reason: "empty; want crn:v1:bluemix:public:kms:<region>:a/<account>:<instance>:key:<key-id>"}
 	}
 	if len(s) > maxCRNLen {
-		return CRN{}, &CRNError{Field: "crn", Reason: fmt.Sprintf("%d bytes long, more than the %d a key CRN can have", len(s), maxCRNLen)}
+		return Key{}, &Error{Field: "crn", Reason: fmt.Sprintf("%d bytes long, more than the %d a key CRN can have", len(s), maxCRNLen)}
 	}
 	parts := strings.Split(s, ":")
 	if len(parts) != crnSegments {
-		return CRN{}, &CRNError{Field: "crn", Value: clip(s), Reason: fmt.Sprintf("has %d colon-separated segments, want %d (crn:v1:bluemix:public:<service>:<region>:a/<account>:<instance>:key:<key-id>)", len(parts), crnSegments)}
+		return Key{}, &Error{Field: "crn", Value: clip(s), Reason: fmt.Sprintf("has %d colon-separated segments, want %d (crn:v1:bluemix:public:<service>:<region>:a/<account>:<instance>:key:<key-id>)", len(parts), crnSegments)}
 	}
 	fixed := []struct{ field, want string }{
 		{"prefix", "crn"}, {"version", "v1"}, {"cname", "bluemix"}, {"ctype", "public"},
 	}
 	for i, f := range fixed {
 		if parts[i] != f.want {
-			return CRN{}, &CRNError{Field: f.field, Value: clip(parts[i]), Reason: fmt.Sprintf("want %q", f.want)}
+			return Key{}, &Error{Field: f.field, Value: clip(parts[i]), Reason: fmt.Sprintf("want %q", f.want)}
 		}
 	}
-	var c CRN
+	var c Key
 	switch Service(parts[4]) {
 	case KeyProtect, HPCS:
 		c.Service = Service(parts[4])
 	default:
-		return CRN{}, &CRNError{Field: "service-name", Value: clip(parts[4]), Reason: `want "kms" (Key Protect) or "hs-crypto" (Hyper Protect Crypto Services)`}
+		return Key{}, &Error{Field: "service-name", Value: clip(parts[4]), Reason: `want "kms" (Key Protect) or "hs-crypto" (Hyper Protect Crypto Services)`}
 	}
 	if err := checkRegion(parts[5]); err != nil {
-		return CRN{}, err
+		return Key{}, err
 	}
 	c.Region = parts[5]
 	scope, ok := strings.CutPrefix(parts[6], "a/")
 	if !ok {
-		return CRN{}, &CRNError{Field: "scope", Value: clip(parts[6]), Reason: "want a/<account ID>"}
+		return Key{}, &Error{Field: "scope", Value: clip(parts[6]), Reason: "want a/<account ID>"}
 	}
 	if len(scope) != accountIDLen || !isLowerHex(scope) {
-		return CRN{}, &CRNError{Field: "scope", Value: clip(parts[6]), Reason: fmt.Sprintf("the account ID must be %d lowercase hexadecimal digits", accountIDLen)}
+		return Key{}, &Error{Field: "scope", Value: clip(parts[6]), Reason: fmt.Sprintf("the account ID must be %d lowercase hexadecimal digits", accountIDLen)}
 	}
 	c.AccountID = scope
 	if !isUUID(parts[7]) {
-		return CRN{}, &CRNError{Field: "service-instance", Value: clip(parts[7]), Reason: "want the instance GUID (8-4-4-4-12 lowercase hexadecimal digits)"}
+		return Key{}, &Error{Field: "service-instance", Value: clip(parts[7]), Reason: "want the instance GUID (8-4-4-4-12 lowercase hexadecimal digits)"}
 	}
 	c.InstanceID = parts[7]
 	if parts[8] != "key" {
-		return CRN{}, &CRNError{Field: "resource-type", Value: clip(parts[8]), Reason: `want "key": this is not a key CRN`}
+		return Key{}, &Error{Field: "resource-type", Value: clip(parts[8]), Reason: `want "key": this is not a key CRN`}
 	}
 	if !isUUID(parts[9]) {
-		return CRN{}, &CRNError{Field: "resource", Value: clip(parts[9]), Reason: "want the key ID (8-4-4-4-12 lowercase hexadecimal digits)"}
+		return Key{}, &Error{Field: "resource", Value: clip(parts[9]), Reason: "want the key ID (8-4-4-4-12 lowercase hexadecimal digits)"}
 	}
 	c.KeyID = parts[9]
 	return c, nil
@@ -158,7 +162,7 @@ func ParseCRN(s string) (CRN, error) {
 // letter. It does not check the name against a list, so new regions work.
 func checkRegion(r string) error {
 	bad := func(reason string) error {
-		return &CRNError{Field: "location", Value: clip(r), Reason: reason}
+		return &Error{Field: "location", Value: clip(r), Reason: reason}
 	}
 	if r == "" {
 		return bad("empty; want the region, e.g. us-south")
