@@ -78,4 +78,3 @@ func CheckURL(raw string) (string, error) {
 	}
 	return strings.TrimSuffix(u.String(), "/"), nil
 }
-
