@@ -93,6 +93,12 @@ type Config struct {
 	// server). Plain http is accepted only for loopback hosts.
 	Endpoint string
 
+	// Tokens supplies IAM access tokens (iam.Authenticator is one), so that
+	// COS shares one token cache with the other clients of the same API key
+	// (kms, iam, audit) rather than exchanging the key again. Exactly one of
+	// Tokens, APIKey and HMAC must be set.
+	Tokens TokenSource
+
 	// APIKey is an IBM Cloud API key. The SDK's ibmiam credentials exchange
 	// it for IAM tokens at IAMTokenURL and refresh them.
 	APIKey *secret.String
@@ -196,9 +202,17 @@ func New(cfg Config) (*Client, error) {
 		WithMaxRetries(retries)
 
 	var creds *credentials.Credentials
+	set := 0
+	for _, ok := range []bool{cfg.Tokens != nil, !cfg.APIKey.Empty(), cfg.HMAC != nil} {
+		if ok {
+			set++
+		}
+	}
 	switch {
-	case cfg.HMAC != nil && !cfg.APIKey.Empty():
-		return nil, fmt.Errorf("%w: set APIKey or HMAC, not both", ErrConfig)
+	case set > 1:
+		return nil, fmt.Errorf("%w: set one of Tokens, APIKey and HMAC", ErrConfig)
+	case cfg.Tokens != nil:
+		creds = credentials.NewCredentials(&tokenProvider{ts: cfg.Tokens, instance: cfg.ServiceInstanceID})
 	case cfg.HMAC != nil:
 		if cfg.HMAC.AccessKeyID == "" || cfg.HMAC.SecretAccessKey.Empty() {
 			return nil, fmt.Errorf("%w: HMAC needs an access key ID and a secret access key", ErrConfig)
@@ -216,7 +230,7 @@ func New(cfg Config) (*Client, error) {
 		// above apply to the IAM exchange too.
 		creds = ibmiam.NewStaticCredentials(awsConf, tokenURL, cfg.APIKey.Reveal(), cfg.ServiceInstanceID)
 	default:
-		return nil, fmt.Errorf("%w: no credentials (set APIKey or HMAC)", ErrConfig)
+		return nil, fmt.Errorf("%w: no credentials (set Tokens, APIKey or HMAC)", ErrConfig)
 	}
 	awsConf.WithCredentials(creds)
 

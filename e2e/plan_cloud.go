@@ -161,8 +161,7 @@ func Connect(c Cloud) (*Clients, error) {
 		return nil, fmt.Errorf("%w: Cloud.Region is required without a root key CRN", ErrPlan)
 	}
 	cc := cos.Config{
-		Region: region, Endpoint: e.S3, APIKey: c.APIKey, ServiceInstanceID: c.COSInstance,
-		IAMTokenURL: iamURL + "/identity/token", Logger: log,
+		Region: region, Endpoint: e.S3, Tokens: auth, ServiceInstanceID: c.COSInstance, Logger: log,
 	}
 	if c.Private {
 		cc.EndpointType = cos.Private

@@ -54,29 +54,14 @@ func (refusedError) Error() string { return "iam: the API key was refused" }
 // being unreachable): a token source's callers, such as kms, branch on it.
 func (refusedError) CredentialsRefused() bool { return true }
 
-// AuthOption configures an Authenticator.
-type AuthOption func(*authOptions)
-
-type authOptions struct {
-	url       string
-	transport http.RoundTripper
-	timeout   time.Duration
-}
-
 // WithURL sets the IAM base URL (default DefaultURL). A full token URL
 // ending in /identity/token is accepted too. It must be https, or http to a
 // loopback host.
-func WithURL(url string) AuthOption { return func(o *authOptions) { o.url = url } }
-
-// WithTransport sets the HTTP transport for token requests. A
-// *http.Transport that skips TLS verification is refused.
-func WithTransport(rt http.RoundTripper) AuthOption {
-	return func(o *authOptions) { o.transport = rt }
-}
+func WithURL(url string) Option { return func(o *options) { o.url = url } }
 
 // WithTokenTimeout bounds one token request (default 30s); the context
 // passed to AccessToken bounds it too.
-func WithTokenTimeout(d time.Duration) AuthOption { return func(o *authOptions) { o.timeout = d } }
+func WithTokenTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
 
 // Authenticator exchanges an API key for IAM access tokens through
 // go-sdk-core's IamAuthenticator and caches them until shortly before they
@@ -107,11 +92,11 @@ var (
 // NewAuthenticator returns an Authenticator for apiKey. It keeps its own
 // copy of the key, so the caller may Zero apiKey afterwards. It makes no
 // request.
-func NewAuthenticator(apiKey *secret.String, opts ...AuthOption) (*Authenticator, error) {
+func NewAuthenticator(apiKey *secret.String, opts ...Option) (*Authenticator, error) {
 	if apiKey.Empty() {
 		return nil, errors.New("iam: an API key is required")
 	}
-	o := authOptions{url: DefaultURL, timeout: defaultTokenTimeout}
+	o := options{url: DefaultURL, timeout: defaultTokenTimeout}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -119,10 +104,11 @@ func NewAuthenticator(apiKey *secret.String, opts ...AuthOption) (*Authenticator
 	if err != nil {
 		return nil, err
 	}
-	rt := o.transport
-	if rt == nil {
-		rt = endpoint.NewTransport()
-	} else if err := endpoint.CheckTransport(rt); err != nil {
+	var rt http.RoundTripper = endpoint.NewTransport()
+	if o.httpClient != nil && o.httpClient.Transport != nil {
+		rt = o.httpClient.Transport
+	}
+	if err := endpoint.CheckTransport(rt); err != nil {
 		return nil, fmt.Errorf("iam: refusing to send an API key over this transport: %w", err)
 	}
 	if o.timeout <= 0 {

@@ -190,7 +190,7 @@ func TestAuthenticatorValidation(t *testing.T) {
 		t.Errorf("plain http to a remote IAM: %v", err)
 	}
 	skip := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // the test checks that it is refused
-	if _, err := NewAuthenticator(secret.NewString("k"), WithTransport(skip)); !errors.Is(err, endpoint.ErrSkipVerify) {
+	if _, err := NewAuthenticator(secret.NewString("k"), WithHTTPClient(&http.Client{Transport: skip})); !errors.Is(err, endpoint.ErrSkipVerify) {
 		t.Errorf("transport without TLS verification: %v", err)
 	}
 	a, err := NewAuthenticator(secret.NewString("k"))

@@ -83,10 +83,17 @@ const (
 	serviceIDListPageMax = 100
 )
 
-// Option configures a Client.
+// Option configures an Authenticator (NewAuthenticator) or a Client
+// (NewClient); each takes the options that concern it and ignores the
+// others.
 type Option func(*options)
 
 type options struct {
+	// Authenticator.
+	url     string
+	timeout time.Duration
+
+	// Client.
 	identityURL string
 	policyURL   string
 	log         *slog.Logger
@@ -94,6 +101,13 @@ type options struct {
 	maxWait     time.Duration
 	httpClient  *http.Client
 }
+
+// WithHTTPClient sets the HTTP client: for an Authenticator its Transport
+// carries the token requests (the timeout is WithTokenTimeout's), for a
+// Client it carries the IAM Identity and Policy Management calls. A
+// transport that skips TLS verification is refused. Every client of this
+// SDK has an option of this name.
+func WithHTTPClient(hc *http.Client) Option { return func(o *options) { o.httpClient = hc } }
 
 // WithIdentityURL sets the IAM Identity API base URL (default DefaultURL).
 func WithIdentityURL(u string) Option { return func(o *options) { o.identityURL = u } }
@@ -129,7 +143,7 @@ type Client struct {
 	identity  *iamidentityv1.IamIdentityV1
 	policy    *iampolicymanagementv1.IamPolicyManagementV1
 	log       *slog.Logger
-	transport *http.Transport // identity's and policy's
+	hc        *http.Client // identity's and policy's
 }
 
 // NewClient returns a Client for accountID, authenticating with auth. It
@@ -166,21 +180,26 @@ func NewClient(auth *Authenticator, accountID string, opts ...Option) (*Client, 
 	}
 	// One transport for both APIs (usually one host), so that
 	// CloseIdleConnections reaches every connection.
-	tr := endpoint.NewTransport()
+	hc := o.httpClient
+	if hc == nil {
+		hc = &http.Client{Transport: endpoint.NewTransport()}
+	} else if err := endpoint.CheckClient(hc); err != nil {
+		return nil, fmt.Errorf("iam: refusing to send tokens over this HTTP client: %w", err)
+	}
 	for _, svc := range []*core.BaseService{identity.Service, policy.Service} {
-		svc.SetHTTPClient(&http.Client{Transport: tr})
+		svc.SetHTTPClient(hc)
 		if o.maxRetries > 0 {
 			svc.EnableRetries(o.maxRetries, o.maxWait)
 		}
 	}
-	return &Client{accountID: accountID, auth: auth, identity: identity, policy: policy, log: o.log, transport: tr}, nil
+	return &Client{accountID: accountID, auth: auth, identity: identity, policy: policy, log: o.log, hc: hc}, nil
 }
 
 // CloseIdleConnections closes the keep-alive connections to the IAM
 // Identity and Policy Management APIs that carry no request now. The
 // client stays usable. The Authenticator's token connections are its own:
 // see Authenticator.CloseIdleConnections.
-func (c *Client) CloseIdleConnections() { c.transport.CloseIdleConnections() }
+func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
 
 // AccountID returns the account the client manages.
 func (c *Client) AccountID() string { return c.accountID }

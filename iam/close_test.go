@@ -25,15 +25,15 @@ func jsonAnswer(body string) http.Handler {
 func TestAuthenticatorCloseIdleConnections(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		opts []AuthOption
+		opts []Option
 	}{
 		{"own transport", nil},
-		{"WithTransport", []AuthOption{WithTransport(endpoint.NewTransport())}},
+		{"WithHTTPClient", []Option{WithHTTPClient(&http.Client{Transport: endpoint.NewTransport()})}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := &fakeIAM{apiKey: "good-key-0123456789"}
 			srv, open := startCounted(t, f)
-			a, err := NewAuthenticator(secret.NewString(f.apiKey), append([]AuthOption{WithURL(srv.URL)}, tc.opts...)...)
+			a, err := NewAuthenticator(secret.NewString(f.apiKey), append([]Option{WithURL(srv.URL)}, tc.opts...)...)
 			if err != nil {
 				t.Fatal(err)
 			}

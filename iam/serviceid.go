@@ -310,7 +310,7 @@ func (c *Client) createAPIKey(ctx context.Context, res *ServiceIDResult, keyName
 // iam_id claim of an access token issued for it. The token comes straight
 // from IAM over TLS, so its signature is not checked here.
 func (c *Client) apiKeyOwner(ctx context.Context, key *secret.String) (string, error) {
-	a, err := NewAuthenticator(key, WithURL(c.auth.url), WithTransport(c.auth.transport), WithTokenTimeout(c.auth.timeout))
+	a, err := NewAuthenticator(key, WithURL(c.auth.url), WithHTTPClient(&http.Client{Transport: c.auth.transport}), WithTokenTimeout(c.auth.timeout))
 	if err != nil {
 		return "", err
 	}

@@ -74,10 +74,18 @@ func WithRetryPolicy(p RetryPolicy) Option { return func(o *options) { o.retry =
 // API keys, DEKs or request bodies.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
-// WithTransport sets the HTTP transport (for a proxy or extra CA
-// certificates). A *http.Transport that skips TLS verification is refused.
-// Default: a transport with TLS 1.2 or later and the system roots.
-func WithTransport(rt http.RoundTripper) Option { return func(o *options) { o.transport = rt } }
+// WithHTTPClient sets the HTTP client whose Transport carries the key
+// service calls (for a proxy or extra CA certificates); timeouts come from
+// the context and the retry policy. A transport that skips TLS verification
+// is refused. Default: a transport with TLS 1.2 or later and the system
+// roots. Every client of this SDK has an option of this name.
+func WithHTTPClient(hc *http.Client) Option {
+	return func(o *options) {
+		if hc != nil {
+			o.transport = hc.Transport
+		}
+	}
+}
 
 // Client is a KeyService over keyprotect-go-client for one root key in Key
 // Protect or Hyper Protect Crypto Services (the service is the one named in

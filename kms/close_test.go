@@ -2,6 +2,7 @@ package kms
 
 import (
 	"context"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 
@@ -15,7 +16,7 @@ func TestCloseIdleConnections(t *testing.T) {
 		opts []Option
 	}{
 		{"own transport", nil},
-		{"WithTransport", []Option{WithTransport(endpoint.NewTransport())}},
+		{"WithHTTPClient", []Option{WithHTTPClient(&http.Client{Transport: endpoint.NewTransport()})}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := httptest.NewUnstartedServer(&scripted{})

@@ -319,7 +319,7 @@ func TestNewOptions(t *testing.T) {
 	}
 	insecure := &http.Transport{TLSClientConfig: nil}
 	insecure.TLSClientConfig = insecureTLS()
-	if _, err := New(testKPCRN, ts, WithTransport(insecure)); err == nil || !strings.Contains(err.Error(), "skips TLS") {
+	if _, err := New(testKPCRN, ts, WithHTTPClient(&http.Client{Transport: insecure})); err == nil || !strings.Contains(err.Error(), "skips TLS") {
 		t.Errorf("transport without TLS verification: %v", err)
 	}
 	c, err := New(testHPCSCRN, ts, WithPrivateEndpoint())

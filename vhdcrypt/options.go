@@ -34,15 +34,16 @@ func buildOptions(opts []Option) *options {
 			opt(o)
 		}
 	}
-	if o.workers < 1 {
-		o.workers = 1
+	if o.workers < 1 { // zero means the default here as in every Plan and Config
+		o.workers = runtime.GOMAXPROCS(0)
 	}
 	return o
 }
 
 // WithWorkers sets how many goroutines encrypt or decrypt in parallel (and,
-// for a file input, read in parallel). The default is runtime.GOMAXPROCS(0);
-// values below 1 mean 1. The output is the same for every value.
+// for a file input, read in parallel). The default, and what 0 or a
+// negative n means (as e2e.Plan.Workers == 0 does), is runtime.GOMAXPROCS(0).
+// The output is the same for every value.
 func WithWorkers(n int) Option { return func(o *options) { o.workers = n } }
 
 // WithProgress calls fn as the work advances: after each block and once at

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -182,4 +183,13 @@ func TestPipelineStopEarly(t *testing.T) {
 	require.ErrorIs(t, p.stop(errStop), errStop)
 	_, err := p.next()
 	require.ErrorIs(t, err, errStop)
+}
+
+// Zero workers means the default, GOMAXPROCS, as a zero Plan.Workers does.
+func TestZeroWorkersMeansDefault(t *testing.T) {
+	for _, n := range []int{0, -3} {
+		if got, want := buildOptions([]Option{WithWorkers(n)}).workers, runtime.GOMAXPROCS(0); got != want {
+			t.Errorf("WithWorkers(%d): %d workers, want GOMAXPROCS = %d", n, got, want)
+		}
+	}
 }

@@ -92,29 +92,29 @@ func constructors() []constructor {
 		{
 			name: "kms.New",
 			url: func(u string, rt http.RoundTripper) error {
-				_, err := kms.New(testCRN, tokens{}, kms.WithURL(u), kms.WithTransport(rt))
+				_, err := kms.New(testCRN, tokens{}, kms.WithURL(u), kms.WithHTTPClient(&http.Client{Transport: rt}))
 				return err
 			},
 			transport: func(rt http.RoundTripper) error {
-				_, err := kms.New(testCRN, tokens{}, kms.WithTransport(rt))
+				_, err := kms.New(testCRN, tokens{}, kms.WithHTTPClient(&http.Client{Transport: rt}))
 				return err
 			},
 		},
 		{
 			name: "iam.NewAuthenticator",
 			url: func(u string, rt http.RoundTripper) error {
-				_, err := iam.NewAuthenticator(key, iam.WithURL(u), iam.WithTransport(rt))
+				_, err := iam.NewAuthenticator(key, iam.WithURL(u), iam.WithHTTPClient(&http.Client{Transport: rt}))
 				return err
 			},
 			transport: func(rt http.RoundTripper) error {
-				_, err := iam.NewAuthenticator(key, iam.WithTransport(rt))
+				_, err := iam.NewAuthenticator(key, iam.WithHTTPClient(&http.Client{Transport: rt}))
 				return err
 			},
 		},
 		{
 			name: "iam.NewClient(identity)",
 			url: func(u string, rt http.RoundTripper) error {
-				auth, err := iam.NewAuthenticator(key, iam.WithTransport(rt))
+				auth, err := iam.NewAuthenticator(key, iam.WithHTTPClient(&http.Client{Transport: rt}))
 				if err != nil {
 					return err
 				}
@@ -125,7 +125,7 @@ func constructors() []constructor {
 		{
 			name: "iam.NewClient(policy)",
 			url: func(u string, rt http.RoundTripper) error {
-				auth, err := iam.NewAuthenticator(key, iam.WithTransport(rt))
+				auth, err := iam.NewAuthenticator(key, iam.WithHTTPClient(&http.Client{Transport: rt}))
 				if err != nil {
 					return err
 				}
