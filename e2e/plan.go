@@ -51,6 +51,11 @@ type Plan struct {
 	// ImageSize is the virtual size of a raw image read from a stream
 	// (WithSize); 0 otherwise.
 	ImageSize int64
+	// RandomNonce writes a random key-hash nonce into the encrypted image
+	// instead of the zero nonce of IBM's documented procedure; see
+	// vhdcrypt.WithRandomNonce for the trade and its risk. Default false.
+	RandomNonce bool
+
 	// Workers is how many goroutines encrypt (WithWorkers); 0 means
 	// GOMAXPROCS.
 	Workers int

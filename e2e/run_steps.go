@@ -156,7 +156,7 @@ func (r *runner) keyStep(ctx context.Context, s *Step) error {
 	r.dek = dek
 	r.mu.Lock()
 	st.WrappedDEK, st.KeyVersion, st.DEKSize, st.DEKSource = wrapped.Ciphertext, wrapped.KeyVersion, dek.Len(), source
-	_, _, _, err = st.encryptionParams(r.p.Clock())
+	_, _, _, err = st.encryptionParams(r.p.Clock(), r.p.RandomNonce)
 	if err == nil {
 		err = r.saveLocked()
 	}
@@ -350,7 +350,7 @@ func rereadable(src io.Reader) bool {
 // parameters, so that every attempt produces the same bytes.
 func (r *runner) newEncryptor(ctx context.Context, dek *secret.DEK) (*vhdcrypt.Encryptor, error) {
 	r.mu.Lock()
-	nonce, id, ts, err := r.st.encryptionParams(r.p.Clock())
+	nonce, id, ts, err := r.st.encryptionParams(r.p.Clock(), r.p.RandomNonce)
 	r.mu.Unlock()
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ package e2e_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -160,6 +161,13 @@ func (w *world) decrypt(t *testing.T, ctx context.Context, res *e2e.Result, enc 
 	dek, _, err := w.clients.Keys.Unwrap(ctx, kms.WrappedDEK{Ciphertext: res.Key.WrappedDEK})
 	require.NoError(t, err)
 	defer dek.Zero()
+	// IBM's documented image check: the stored nonce is 32 zero bytes and
+	// the stored hash is SHA-256(zero nonce || DEK) (vhd-util key -C -k).
+	info, err := vhdcrypt.Inspect(ctx, bytes.NewReader(enc))
+	require.NoError(t, err)
+	require.NotNil(t, info.KeyHash)
+	require.Equal(t, [32]byte{}, info.KeyHash.Nonce, "Run's default nonce must be zero")
+	require.Equal(t, sha256.Sum256(append(make([]byte, 32), dek.Bytes()...)), info.KeyHash.Hash)
 	var raw bytes.Buffer
 	require.NoError(t, vhdcrypt.DecryptImage(ctx, &raw, bytes.NewReader(enc), dek))
 	return raw.Bytes()

@@ -160,11 +160,14 @@ func (s *State) matches(p *Plan, rootKey string) error {
 }
 
 // encryptionParams returns the stored nonce, unique id and timestamp,
-// making them first when the state has none.
-func (s *State) encryptionParams(now time.Time) (nonce [32]byte, id [16]byte, ts time.Time, err error) {
+// making them first when the state has none: the nonce is zero (IBM's
+// documented procedure) unless randomNonce.
+func (s *State) encryptionParams(now time.Time, randomNonce bool) (nonce [32]byte, id [16]byte, ts time.Time, err error) {
 	if s.Nonce == "" {
-		if _, err := rand.Read(nonce[:]); err != nil {
-			return nonce, id, ts, fmt.Errorf("e2e: making a nonce: %w", err)
+		if randomNonce {
+			if _, err := rand.Read(nonce[:]); err != nil {
+				return nonce, id, ts, fmt.Errorf("e2e: making a nonce: %w", err)
+			}
 		}
 		if _, err := rand.Read(id[:]); err != nil {
 			return nonce, id, ts, fmt.Errorf("e2e: making a unique id: %w", err)

@@ -23,7 +23,7 @@ func TestStateSaveLoad(t *testing.T) {
 		Started: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC),
 	}
 	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-	nonce, id, ts, err := st.encryptionParams(now)
+	nonce, id, ts, err := st.encryptionParams(now, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func TestStateSaveLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n2, id2, ts2, err := got.encryptionParams(now.Add(time.Hour))
+	n2, id2, ts2, err := got.encryptionParams(now.Add(time.Hour), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestStateLoadErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, _, err := st.encryptionParams(time.Now()); err == nil {
+	if _, _, _, err := st.encryptionParams(time.Now(), true); err == nil {
 		t.Fatal("malformed nonce accepted")
 	}
 }

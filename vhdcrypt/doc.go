@@ -20,9 +20,11 @@
 // whose key hash is SHA-256(nonce || DEK), and every present data sector
 // encrypted with AES-XTS (tweak: the guest sector number). A 32-byte DEK
 // (AES128XTS) gives AES-128-XTS and a 64-byte DEK (AES256XTS) AES-256-XTS,
-// what IBM calls "AES 256-bit" and "AES 512-bit". Unlike vhd-util copy, the
-// key hash nonce is random (WithNonce fixes it for reproducible output), an
-// encrypted input is refused (ErrAlreadyEncrypted), and partially allocated
+// what IBM calls "AES 256-bit" and "AES 512-bit". As vhd-util copy does,
+// and as IBM's documented check (vhd-util key -C) assumes, the key hash
+// nonce is 32 zero bytes (WithRandomNonce trades that for hashes that do not
+// reveal a shared key; see its risk). Unlike vhd-util copy, an encrypted
+// input is refused (ErrAlreadyEncrypted), and partially allocated
 // blocks are handled correctly: a sector marked present always decrypts to
 // the source's bytes.
 //

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"io"
 	"log/slog"
 	"os"
@@ -193,8 +194,24 @@ func TestEncryptMatchesReference(t *testing.T) {
 				require.Equal(t, "tap", img.Creator())
 				kh, ok := img.KeyHash()
 				require.True(t, ok)
-				require.NotEqual(t, [32]byte{}, kh.Nonce, "the nonce must be random, not vhd-util's zeros")
-				require.True(t, kh.Matches(dek.Bytes()))
+				// IBM's documented check: vhd-util key -C -k KEY computes
+				// SHA-256 of a zero nonce and the key; it must equal the
+				// stored hash (vhd-util key -p), as in the reference tool's
+				// own output with the same key.
+				require.Equal(t, [32]byte{}, kh.Nonce, "the default nonce is vhd-util's 32 zero bytes")
+				want := sha256.Sum256(append(make([]byte, 32), dek.Bytes()...))
+				require.Equal(t, want, kh.Hash, "stored hash != SHA-256(zero nonce || key)")
+				zeroRefs := 0
+				for _, ref := range refs[key] {
+					refKH, ok := openVHD(t, testenv.RefFile(t, ref)).KeyHash()
+					require.True(t, ok)
+					if refKH.Nonce != ([32]byte{}) {
+						continue // made with a nonce of its own, not by vhd-util copy
+					}
+					zeroRefs++
+					require.Equal(t, refKH, kh, "key hash differs from vhd-util's (%s)", ref)
+				}
+				require.Positive(t, zeroRefs, "no vhd-util (zero nonce) reference to compare the key hash with")
 				rep, err := img.Check(context.Background())
 				require.NoError(t, err)
 				require.True(t, rep.OK(), "%v", rep)
@@ -588,4 +605,22 @@ func TestDecryptorReader(t *testing.T) {
 	require.Equal(t, "vhd", f.String())
 	_, err = vhdcrypt.ParseFormat("qcow2")
 	require.Error(t, err)
+}
+
+// WithRandomNonce writes a non-zero nonce whose hash still matches the key,
+// and two encryptions with the same key then carry different hashes.
+func TestRandomNonce(t *testing.T) {
+	dek := refKey(t, "key64.bin")
+	in := testenv.RefFile(t, "src-qemu.vhd")
+	var hashes [][32]byte
+	for range 2 {
+		var out bytes.Buffer
+		require.NoError(t, vhdcrypt.EncryptImage(context.Background(), &out, bytes.NewReader(in), dek, vhdcrypt.WithRandomNonce()))
+		kh, ok := openVHD(t, out.Bytes()).KeyHash()
+		require.True(t, ok)
+		require.NotEqual(t, [32]byte{}, kh.Nonce)
+		require.True(t, kh.Matches(dek.Bytes()))
+		hashes = append(hashes, kh.Hash)
+	}
+	require.NotEqual(t, hashes[0], hashes[1])
 }

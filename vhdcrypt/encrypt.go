@@ -69,11 +69,14 @@ func NewEncryptor(ctx context.Context, src io.Reader, dek *DEK, opts ...Option) 
 	if err != nil {
 		return nil, err
 	}
-	var nonce [32]byte
-	if o.nonce != nil {
+	var nonce [32]byte // the default: the zero nonce (see WithNonce)
+	switch {
+	case o.nonce != nil:
 		nonce = *o.nonce
-	} else if _, err := rand.Read(nonce[:]); err != nil {
-		return nil, fmt.Errorf("vhdcrypt: making the key hash nonce: %w", err)
+	case o.random:
+		if _, err := rand.Read(nonce[:]); err != nil {
+			return nil, fmt.Errorf("vhdcrypt: making the key hash nonce: %w", err)
+		}
 	}
 	kh := vhd.ComputeKeyHash(nonce, dek.Bytes())
 	e.layout = newLayout(in.size, alloc, &kh, o)

@@ -16,6 +16,7 @@ type options struct {
 	progress  func(Progress)
 	logger    *slog.Logger
 	nonce     *[32]byte
+	random    bool // WithRandomNonce
 	uniqueID  *[16]byte
 	timestamp time.Time
 	size      int64
@@ -62,11 +63,23 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// WithNonce sets the key-hash nonce written into an encrypted image instead
-// of a random one. It exists for reproducible output (tests, comparing two
-// runs byte for byte); a fixed nonce lets anyone see that two images share a
-// key, so production code should leave the default.
-func WithNonce(nonce [32]byte) Option { return func(o *options) { o.nonce = &nonce } }
+// WithNonce sets the key-hash nonce written into an encrypted image. The
+// default is 32 zero bytes: what vhd-util copy writes, and what IBM's
+// documented check of an encrypted image assumes (vhd-util key -C -k KEY
+// computes SHA-256 of a zero nonce and the key, to be compared with the
+// hash vhd-util key -p prints). See WithRandomNonce for the alternative.
+func WithNonce(nonce [32]byte) Option { return func(o *options) { o.nonce, o.random = &nonce, false } }
+
+// WithRandomNonce writes a random key-hash nonce instead of the zero one.
+// Its benefit: two images encrypted with the same DEK no longer carry the
+// same key hash, so the hash does not reveal that they share a key. Its
+// risk: IBM documents only the zero-nonce procedure (vhd-util copy, checked
+// with vhd-util key -C); tapdisk reads the nonce from the image, but IBM's
+// import service is not public, so that it accepts another nonce is not
+// documented, and the documented check fails on such an image. Use it only
+// where that trade is understood. The last of WithNonce and WithRandomNonce
+// wins.
+func WithRandomNonce() Option { return func(o *options) { o.nonce, o.random = nil, true } }
 
 // WithUniqueID sets the VHD footer's unique id instead of a random one, for
 // reproducible output.

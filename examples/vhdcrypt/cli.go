@@ -227,6 +227,7 @@ func cmdEncrypt(ctx context.Context, args []string, e *env) error {
 	var d dataFlags
 	d.register(fs)
 	size := fs.Int64("size", -1, "size in bytes of a raw image read from standard input")
+	randomNonce := fs.Bool("random-nonce", false, "write a random key-hash nonce instead of the zero nonce of IBM's documented procedure (hides that two images share a key; IBM documents only the zero nonce)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -240,6 +241,9 @@ func cmdEncrypt(ctx context.Context, args []string, e *env) error {
 	defer done()
 	p := newProgress(e.stderr, d.quiet)
 	opts := []vhdcrypt.Option{vhdcrypt.WithWorkers(d.workers), vhdcrypt.WithProgress(p.update)}
+	if *randomNonce {
+		opts = append(opts, vhdcrypt.WithRandomNonce())
+	}
 	if *size >= 0 {
 		opts = append(opts, vhdcrypt.WithSize(*size))
 	}
