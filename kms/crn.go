@@ -12,9 +12,9 @@ type Service string
 
 // The key management services this package talks to.
 const (
-	// KeyProtect is IBM Key Protect (CLOUD.md §1.5).
+	// KeyProtect is IBM Key Protect (../docs/CLOUD.md §1.5).
 	KeyProtect Service = "kms"
-	// HPCS is IBM Hyper Protect Crypto Services (CLOUD.md §1.7).
+	// HPCS is IBM Hyper Protect Crypto Services (../docs/CLOUD.md §1.7).
 	HPCS Service = "hs-crypto"
 )
 
@@ -32,7 +32,7 @@ func (s Service) DisplayName() string {
 	return string(s)
 }
 
-// CRN limits and fixed parts (CLOUD.md §1.5: key CRN format
+// CRN limits and fixed parts (../docs/CLOUD.md §1.5: key CRN format
 // crn:v1:bluemix:public:<kms|hs-crypto>:<region>:a/<account>:<instance>:key:<key-id>).
 const (
 	crnSegments = 10
