@@ -19,10 +19,10 @@ import (
 	"github.com/e2eimage/e2eimage/secret"
 )
 
-// Limits of the IBM Cloud Logs query API (CLOUD.md section 6.5).
+// Limits of the IBM Cloud Logs query API (../docs/CLOUD.md section 6.5).
 const (
 	// MaxQueryLimit is the most results one synchronous query returns
-	// ("Sync queries return at most 50k records").
+	// (50,000 records).
 	MaxQueryLimit = 50_000
 	// DefaultQueryLimit is the limit this package asks for per query.
 	DefaultQueryLimit = 1000
@@ -474,7 +474,7 @@ func codeString(raw json.RawMessage) string {
 	return string(raw)
 }
 
-// cadfEvent is the part of an Activity Tracker event (CLOUD.md section
+// cadfEvent is the part of an Activity Tracker event (../docs/CLOUD.md section
 // 6.3) the Event model holds.
 type cadfEvent struct {
 	Action    string `json:"action"`

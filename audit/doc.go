@@ -34,7 +34,7 @@
 // audit-log.vsi-image-template.create and audit-log.vsi.provision, and the
 // event log's object name "CCI" for virtual servers. It does not document
 // the CRNs of classic resources in Activity Tracker events, nor the event
-// log's object name and event names for image imports (CLOUD.md sections
+// log's object name and event names for image imports (../docs/CLOUD.md sections
 // 6.1 and 8). Query.Matches therefore recognises a template or a server in
 // a CRN by the last two segments (resource type naming an image/template
 // or a virtual server, resource = id or global identifier), and the event

@@ -21,14 +21,14 @@ const (
 	ActivityTracker SourceName = "activity-tracker"
 )
 
-// Outcomes of Activity Tracker events (CLOUD.md section 6.3).
+// Outcomes of Activity Tracker events (../docs/CLOUD.md section 6.3).
 const (
 	OutcomeSuccess = "success"
 	OutcomePending = "pending"
 	OutcomeFailure = "failure"
 )
 
-// Actions this package looks for (CLOUD.md sections 6.1 and 6.2).
+// Actions this package looks for (../docs/CLOUD.md sections 6.1 and 6.2).
 const (
 	ActionWrap           = "kms.secrets.wrap"
 	ActionUnwrap         = "kms.secrets.unwrap"
@@ -37,7 +37,7 @@ const (
 )
 
 // Event log object names. "CCI" for virtual servers is documented; IBM does
-// not document the object name of image template events (CLOUD.md section
+// not document the object name of image template events (../docs/CLOUD.md section
 // 8): "Image" is this package's default and can be changed with
 // WithObjectNames.
 const (
@@ -187,7 +187,7 @@ const (
 )
 
 // classicKind reads the resource type of a classic resource's CRN in an
-// Activity Tracker event. IBM does not document these CRNs (CLOUD.md
+// Activity Tracker event. IBM does not document these CRNs (../docs/CLOUD.md
 // section 6.1 names only the service, audit-log); this accepts the
 // plausible spellings.
 func classicKind(kind string) resourceKind {

@@ -17,7 +17,7 @@ import (
 	"github.com/e2eimage/e2eimage/secret"
 )
 
-// Endpoints of the SoftLayer REST API (CLOUD.md section 5.5).
+// Endpoints of the SoftLayer REST API (../docs/CLOUD.md section 5.5).
 const (
 	// DefaultEndpoint is the public REST endpoint, used when WithEndpoint is
 	// not given.
@@ -41,7 +41,7 @@ const (
 	DefaultReadAttempts = 4
 	// DefaultMinPoll and DefaultMaxPoll bound the interval between two
 	// polls of a template or a server. Imports take "several minutes to an
-	// hour" (CLOUD.md section 7.2), provisioning a few minutes.
+	// hour" (../docs/CLOUD.md section 7.2), provisioning a few minutes.
 	DefaultMinPoll = 5 * time.Second
 	DefaultMaxPoll = 60 * time.Second
 )

@@ -74,7 +74,7 @@ type Encryption struct {
 }
 
 // Template status key names (SoftLayer_Virtual_Guest_Block_Device_Template_Group_Status).
-// IBM documents only that provisioning needs Active (CLOUD.md section 5.2).
+// IBM documents only that provisioning needs Active (../docs/CLOUD.md section 5.2).
 const (
 	TemplateActive = "ACTIVE"
 	TemplateError  = "ERROR"
@@ -294,7 +294,7 @@ type ExportRequest struct {
 }
 
 // ExportedObjectName is the name copyToIcos gives block device n of an
-// export to object: "<object>-<n>.vhd" (CLOUD.md section 7.3; IBM's import
+// export to object: "<object>-<n>.vhd" (../docs/CLOUD.md section 7.3; IBM's import
 // naming convention <name>.vhd-0.vhd is the same rule applied to <name>.vhd).
 func ExportedObjectName(object string, n int) string {
 	return fmt.Sprintf("%s-%d.vhd", object, n)

@@ -23,7 +23,7 @@ type TemplateRef struct {
 }
 
 // ServerSpec describes a virtual server ordered from an image template
-// (SoftLayer_Virtual_Guest::createObject, CLOUD.md section 5.3).
+// (SoftLayer_Virtual_Guest::createObject, ../docs/CLOUD.md section 5.3).
 type ServerSpec struct {
 	// Hostname and Domain make the server's FQDN. Required.
 	Hostname string

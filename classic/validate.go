@@ -35,7 +35,7 @@ func IsImportRegion(region string) bool {
 	return false
 }
 
-// Resiliency of a COS bucket, from its location constraint (CLOUD.md
+// Resiliency of a COS bucket, from its location constraint (../docs/CLOUD.md
 // section 4.3).
 const (
 	Regional    = "regional"
@@ -82,7 +82,7 @@ func BucketResiliency(locationConstraint string) (resiliency, location string, e
 }
 
 // COSURI is a parsed cos://<region>/<bucket>/<object> URI, the form
-// createFromIcos and copyToIcos take (CLOUD.md section 5.1).
+// createFromIcos and copyToIcos take (../docs/CLOUD.md section 5.1).
 type COSURI struct {
 	Region string
 	Bucket string

@@ -29,7 +29,7 @@ var (
 	ErrRegionMismatch = errors.New("cos: bucket region does not match")
 )
 
-// Resiliency is a bucket's resiliency class (CLOUD.md §4.3).
+// Resiliency is a bucket's resiliency class (../docs/CLOUD.md §4.3).
 type Resiliency int
 
 // The resiliency classes.
@@ -167,7 +167,7 @@ type BucketSpec struct {
 	LocationConstraint string
 	// RootKeyCRN, when set, encrypts the bucket with this Key Protect or
 	// HPCS root key (ibm-sse-kp-encryption-algorithm AES256 and
-	// ibm-sse-kp-customer-root-key-crn; CLOUD.md §4.4). COS needs an
+	// ibm-sse-kp-customer-root-key-crn; ../docs/CLOUD.md §4.4). COS needs an
 	// authorization from the COS instance to the key service for this.
 	RootKeyCRN string
 }

@@ -22,7 +22,7 @@ import (
 )
 
 // DefaultIAMTokenURL is the IAM token endpoint the API-key credentials use
-// unless Config.IAMTokenURL says otherwise (CLOUD.md §3.1). The COS SDK
+// unless Config.IAMTokenURL says otherwise (../docs/CLOUD.md §3.1). The COS SDK
 // takes the full URL, path included.
 const DefaultIAMTokenURL = "https://iam.cloud.ibm.com/identity/token"
 
@@ -37,7 +37,7 @@ const DefaultMaxRetries = 3
 // EndpointType selects which of a region's COS endpoints a client uses.
 type EndpointType int
 
-// The endpoint types (CLOUD.md §4.2).
+// The endpoint types (../docs/CLOUD.md §4.2).
 const (
 	// Public is s3.<region>.cloud-object-storage.appdomain.cloud.
 	Public EndpointType = iota
@@ -141,7 +141,7 @@ var regionRE = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
 
 // EndpointURL returns the COS endpoint for a location and endpoint type:
 // https://s3.<region>.cloud-object-storage.appdomain.cloud and its
-// s3.private. and s3.direct. variants (CLOUD.md §4.2).
+// s3.private. and s3.direct. variants (../docs/CLOUD.md §4.2).
 func EndpointURL(region string, t EndpointType) (string, error) {
 	if !regionRE.MatchString(region) {
 		return "", fmt.Errorf("%w: region %q is not a COS location name", ErrConfig, region)

@@ -16,9 +16,9 @@ type Service string
 
 // The key management services this package talks to.
 const (
-	// KeyProtect is IBM Key Protect .
+	// KeyProtect is IBM Key Protect (../docs/CLOUD.md §1.5).
 	KeyProtect Service = "kms"
-	// HPCS is IBM Hyper Protect Crypto Services .
+	// HPCS is IBM Hyper Protect Crypto Services (../docs/CLOUD.md §1.7).
 	HPCS Service = "hs-crypto"
 )
 
@@ -36,7 +36,7 @@ func (s Service) DisplayName() string {
 	return string(s)
 }
 
-// CRN limits and fixed parts (docs/CLOUD.md, "Key CRNs": key CRN format
+// CRN limits and fixed parts (../docs/CLOUD.md §1.5: key CRN format
 // crn:v1:bluemix:public:<kms|hs-crypto>:<region>:a/<account>:<instance>:key:<key-id>).
 const (
 	crnSegments = 10

@@ -22,7 +22,7 @@ import (
 )
 
 // ObjectSuffix is how the name of an image object in COS ends by default:
-// IBM's E2E documentation names import objects <name>.vhd-0.vhd (CLOUD.md
+// IBM's E2E documentation names import objects <name>.vhd-0.vhd (../docs/CLOUD.md
 // section 7.2), the name copyToIcos gives the first block device of an
 // export of <name>.vhd (section 7.3). An encrypted import needs a name
 // ending in .vhd.

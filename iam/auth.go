@@ -15,7 +15,7 @@ import (
 	"github.com/e2eimage/e2eimage/secret"
 )
 
-// IAM endpoints (CLOUD.md §3.1).
+// IAM endpoints (../docs/CLOUD.md §3.1).
 const (
 	// DefaultURL is the public IAM endpoint.
 	DefaultURL = "https://iam.cloud.ibm.com"
@@ -25,7 +25,7 @@ const (
 	tokenPath = "/identity/token"
 )
 
-// Token timing. IAM tokens last at most 60 minutes (CLOUD.md §3.1); a token
+// Token timing. IAM tokens last at most 60 minutes (../docs/CLOUD.md §3.1); a token
 // is renewed when less than tokenMargin (or a fifth of its lifetime, if that
 // is shorter) remains, so that a request never leaves with a token about to
 // expire.

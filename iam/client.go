@@ -15,12 +15,12 @@ import (
 	"github.com/e2eimage/e2eimage/internal/endpoint"
 )
 
-// IAM service names used in policies (CLOUD.md §3.3).
+// IAM service names used in policies (../docs/CLOUD.md §3.3).
 const (
 	// ServiceBlockStorage is "Cloud Block Storage", the source of the
 	// authorization that lets classic E2E-encrypted servers unwrap their DEK.
 	// The classic docs name it only by display name; server-protect is the
-	// name the VPC docs give it (CLOUD.md §3.3, §8).
+	// name the VPC docs give it (../docs/CLOUD.md §3.3, §8).
 	ServiceBlockStorage = "server-protect"
 	// ServiceCOS is Cloud Object Storage.
 	ServiceCOS = "cloud-object-storage"
@@ -33,7 +33,7 @@ const (
 // Role is an IAM role CRN.
 type Role string
 
-// Service roles (CLOUD.md §3.3).
+// Service roles (../docs/CLOUD.md §3.3).
 const (
 	RoleReader  Role = "crn:v1:bluemix:public:iam::::serviceRole:Reader"
 	RoleWriter  Role = "crn:v1:bluemix:public:iam::::serviceRole:Writer"

@@ -13,7 +13,7 @@ import (
 	"github.com/IBM/platform-services-go-sdk/iampolicymanagementv1"
 )
 
-// Policy types and the attribute operator (CLOUD.md §3.3).
+// Policy types and the attribute operator (../docs/CLOUD.md §3.3).
 const (
 	policyAuthorization = "authorization"
 	policyAccess        = "access"
@@ -55,7 +55,7 @@ func (a Authorization) String() string {
 // BlockStorageAuthorization is the authorization the classic E2E flow needs:
 // Cloud Block Storage (server-protect) may read the root key's instance, so
 // that servers provisioned from the encrypted image can unwrap its DEK
-// (CLOUD.md §3.3; image-templates provision-encrypted-image.md step 3).
+// (../docs/CLOUD.md §3.3; image-templates provision-encrypted-image.md step 3).
 func BlockStorageAuthorization(key crn.Key) Authorization {
 	return Authorization{Source: ServiceBlockStorage, Target: key.Service.String(), TargetInstance: key.InstanceID, Role: RoleReader}
 }

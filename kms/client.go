@@ -223,7 +223,7 @@ func (c *Client) callOnce(ctx context.Context, op string, fn func(ctx context.Co
 
 // runGuarded runs fn, turning a panic into an error: keyprotect-go-client
 // indexes the first element of a key list without checking its length
-// (CLOUD.md §2.2), so a malformed 200 answer would otherwise crash the
+// (../docs/CLOUD.md §2.2), so a malformed 200 answer would otherwise crash the
 // caller's program.
 func runGuarded(ctx context.Context, st *callState, fn func(context.Context, *callState) error) (err error) {
 	defer func() {
@@ -377,7 +377,7 @@ func (c *Client) GenerateDEK(ctx context.Context) (*secret.DEK, WrappedDEK, erro
 }
 
 // unwrapVersions are the version fields of an unwrap answer, read from the
-// buffered body because the SDK drops rewrappedKeyVersion (CLOUD.md §1.4).
+// buffered body because the SDK drops rewrappedKeyVersion (../docs/CLOUD.md §1.4).
 type unwrapVersions struct {
 	KeyVersion          *struct{ ID string } `json:"keyVersion"`
 	RewrappedKeyVersion *struct{ ID string } `json:"rewrappedKeyVersion"`

@@ -11,8 +11,8 @@ import (
 	"github.com/e2eimage/e2eimage/internal/endpoint"
 )
 
-// HPCS port range for port-based endpoints (CLOUD.md §1.7: "The port lies in
-// 8000–19999 and is shown on the instance dashboard").
+// HPCS port range for port-based endpoints (../docs/CLOUD.md §1.7: 8000 to
+// 19999, shown on the instance's dashboard).
 const (
 	minHPCSPort = 8000
 	maxHPCSPort = 19999
@@ -34,7 +34,7 @@ var ErrInsecureEndpoint = errors.New("kms: endpoint must use https (plain http i
 //     https://api.<region>.hs-crypto.cloud.ibm.com:<port>, or
 //     https://api.private.<region>.hs-crypto.cloud.ibm.com:<port>.
 //
-// Source: CLOUD.md §1.1 and §1.7. A port is refused for Key Protect.
+// Source: ../docs/CLOUD.md §1.1 and §1.7. A port is refused for Key Protect.
 func EndpointURL(c crn.Key, private bool, hpcsPort int) (string, error) {
 	switch c.Service {
 	case crn.KeyProtect:

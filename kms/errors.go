@@ -170,7 +170,7 @@ func (e *Error) Fix() string {
 	return ""
 }
 
-// Reason codes documented by Key Protect (CLOUD.md §1.6).
+// Reason codes documented by Key Protect (../docs/CLOUD.md §1.6).
 const (
 	reasonRootRequired   = "KEY_ROOT_REQ_ERR"
 	reasonExpired        = "KEY_EXPIRED_ERR"
@@ -182,7 +182,7 @@ const (
 	reasonInstanceAbsent = "INSTANCE_NOT_FOUND_ERR" // not documented; matched by name
 )
 
-// errorBody is the key service's error envelope (CLOUD.md §1.6).
+// errorBody is the key service's error envelope (../docs/CLOUD.md §1.6).
 type errorBody struct {
 	Resources []struct {
 		ErrorMsg string `json:"errorMsg"`

@@ -46,7 +46,7 @@ type WrappedDEK struct {
 	KeyVersion string
 }
 
-// KeyState is a key's lifecycle state as Key Protect numbers it (CLOUD.md
+// KeyState is a key's lifecycle state as Key Protect numbers it (../docs/CLOUD.md
 // §1.5).
 type KeyState int
 

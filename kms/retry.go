@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-// Retry defaults. They match keyprotect-go-client's own (CLOUD.md §2.4:
+// Retry defaults. They match keyprotect-go-client's own (../docs/CLOUD.md §2.4:
 // RetryMax 4, so 5 attempts; exponential backoff from 1s; RetryWaitMax 30s)
 // and its 30-second request timeout (§2.1).
 const (

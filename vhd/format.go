@@ -57,7 +57,7 @@ const (
 	formatVersion      = 0x00010000
 	headerVersion      = 0x00010000
 	tapCreator         = "tap\x00"
-	tapCreatorVersion  = 0x00010003 // written by vhd-util 4.0.8 (FORMAT.md)
+	tapCreatorVersion  = 0x00010003 // written by vhd-util 4.0.8 (../docs/FORMAT.md)
 	batmapMinCreator   = 0x00010002 // tapdisk reads a batmap from creator version 1.2 on
 	batmapVersion      = 0x00010002
 	batmapVersionOld   = 0x00010001 // checksum summed as signed chars

@@ -56,7 +56,7 @@ func (l *Layout) validate() error {
 	return nil
 }
 
-// geometry of the metadata a Writer emits (FORMAT.md).
+// geometry of the metadata a Writer emits (../docs/FORMAT.md).
 func batBytes(n int) int64 { return padSector(int64(n) * 4) }
 
 func batmapSectors(n int) int64 { return max(1, (int64(n+7)/8+SectorSize-1)/SectorSize) }

@@ -12,7 +12,7 @@ import (
 // Check examines a VHD for damage and returns package vhd's report. For an
 // encrypted VHD it looks at every present sector: one stored as all-zero
 // bytes is plaintext that tapdisk will "decrypt" into garbage, the damage
-// that vhd-util copy does to partially allocated blocks (FORMAT.md).
+// that vhd-util copy does to partially allocated blocks (../docs/FORMAT.md).
 // Report.ZeroPresentSectors counts those sectors and Report.ZeroPresentBlocks
 // lists their blocks; Report.OK is false when anything was found.
 //

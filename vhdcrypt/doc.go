@@ -16,7 +16,7 @@
 // # Output format
 //
 // The encrypted image is what blktap's tapdisk reads on XenServer (see
-// FORMAT.md in the project): a dynamic VHD with creator "tap" 1.3, a batmap
+// ../docs/FORMAT.md): a dynamic VHD with creator "tap" 1.3, a batmap
 // whose key hash is SHA-256(nonce || DEK), and every present data sector
 // encrypted with AES-XTS (tweak: the guest sector number). A 32-byte DEK
 // (AES128XTS) gives AES-128-XTS and a 64-byte DEK (AES256XTS) AES-256-XTS,

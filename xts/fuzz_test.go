@@ -10,7 +10,7 @@ import (
 // FuzzXTS checks, for any key, data and first sector, that NewCipher and
 // EncryptSectors/DecryptSectors return the documented errors without
 // panicking, and that for valid input every implementation agrees with
-// golang.org/x/crypto/xts (tweak mapped to uint32 as in FORMAT.md) and
+// golang.org/x/crypto/xts (tweak mapped to uint32 as in ../docs/FORMAT.md) and
 // round-trips. The seed corpus is in testdata/fuzz/FuzzXTS.
 func FuzzXTS(f *testing.F) {
 	f.Add(bytes.Repeat([]byte{1, 2}, 16), make([]byte, SectorSize), uint64(0))

@@ -151,7 +151,7 @@ type refBlock struct {
 }
 
 // readRefBlocks finds the allocated blocks of a dynamic VHD with the layout
-// of ../../shared/FORMAT.md: footer at 0, dynamic header at its data
+// of ../docs/FORMAT.md: footer at 0, dynamic header at its data
 // offset, BAT of big-endian sector numbers, each block a 512-byte bitmap
 // followed by 2 MiB of data. It checks only what it relies on; the vhd
 // package is the real reader.

@@ -16,7 +16,7 @@ const SectorSize = 512
 const (
 	blockSize       = aes.BlockSize          // 16, the AES block size
 	blocksPerSector = SectorSize / blockSize // 32
-	// Key sizes in bytes: two AES-128 keys or two AES-256 keys (FORMAT.md,
+	// Key sizes in bytes: two AES-128 keys or two AES-256 keys (../docs/FORMAT.md,
 	// "Encryption").
 	keySize128 = 2 * 16
 	keySize256 = 2 * 32

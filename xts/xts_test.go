@@ -59,7 +59,7 @@ func randomKey(r *rand.Rand, size int) []byte {
 func randomBytes(r *rand.Rand, n int) []byte { return randomKey(r, n) }
 
 // reference encrypts or decrypts with golang.org/x/crypto/xts, one call per
-// sector, with the tweak mapped as in FORMAT.md: x/crypto writes the sector
+// sector, with the tweak mapped as in ../docs/FORMAT.md: x/crypto writes the sector
 // number as 64-bit little endian, tapdisk as 32-bit, so pass uint32(n).
 func reference(t testing.TB, key, src []byte, first uint64, decrypt bool) []byte {
 	t.Helper()

@@ -485,7 +485,7 @@ func planServer(p *e2e.Plan, c *config, e env, region string) int {
 }
 
 // importDatacenter is the data center of each E2E import location
-// (CLOUD.md section 7.2: US-South DAL13, US-East WDC07, EU-GB LON02, EU-DE
+// (../../docs/CLOUD.md section 7.2: US-South DAL13, US-East WDC07, EU-GB LON02, EU-DE
 // FRA02, AP-Japan, AU-Sydney).
 var importDatacenter = map[string]string{
 	"us-south": "dal13", "us-east": "wdc07", "eu-gb": "lon02", "eu-de": "fra02", "jp-tok": "tok02", "au-syd": "syd04",

@@ -2,7 +2,7 @@
 // grant, IAM Identity, IAM Policy Management), Key Protect and Hyper Protect
 // Crypto Services, Cloud Object Storage (S3), SoftLayer classic and an
 // Activity Tracker search endpoint. Each service listens on its own loopback
-// port and follows the documented REST contract (../../shared/CLOUD.md)
+// port and follows the documented REST contract (../../docs/CLOUD.md)
 // closely enough that the official Go SDKs talk to it unchanged, pointed at
 // its URLs.
 //

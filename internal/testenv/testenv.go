@@ -1,6 +1,6 @@
-// Package testenv finds what the tests need outside the module (the shared
-// reference vectors, qemu-img, versitygw) and decides what happens when it is
-// missing: under CI (CI set to a non-empty value) a missing prerequisite fails
+// Package testenv finds what the tests need beyond the Go code (the
+// reference vectors in testdata/vhd-reference, qemu-img, versitygw) and
+// decides what happens when it is missing: under CI (CI set to a non-empty value) a missing prerequisite fails
 // the test, elsewhere it skips it with a note saying how to install it.
 // VerifyTestMain is goleak's check for packages whose tests use SDKs that
 // keep connections on http.DefaultTransport.
@@ -27,15 +27,15 @@ func RepoRoot() string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
-// RefDir returns the directory of the reference vectors
-// (../shared/testdata/vhd-reference beside the repository, or
-// $E2EIMAGE_TESTDATA). It fails the test under CI when they are missing and
-// skips it elsewhere.
+// RefDir returns the directory of the reference vectors: testdata/vhd-reference
+// in the repository, or $E2EIMAGE_TESTDATA when that is set. That directory
+// has a go.mod of its own, so a module downloaded with go get lacks it; the
+// test then fails under CI and is skipped elsewhere.
 func RefDir(tb testing.TB) string {
 	tb.Helper()
 	dir := os.Getenv("E2EIMAGE_TESTDATA")
 	if dir == "" {
-		dir = filepath.Join(RepoRoot(), "..", "shared", "testdata", "vhd-reference")
+		dir = filepath.Join(RepoRoot(), "testdata", "vhd-reference")
 	}
 	if _, err := os.Stat(filepath.Join(dir, "plain.raw")); err != nil {
 		missing(tb, "reference vectors not found at "+dir+" (set E2EIMAGE_TESTDATA): "+err.Error())

@@ -18,7 +18,7 @@ const (
 	// absent (IBM Cloud Logs' default for direct queries is 2,000).
 	DefaultQueryLimit = 2000
 	// MaxQueryLimit is the most results one synchronous query returns
-	// (IBM Cloud Logs: 50,000, CLOUD.md section 6.5).
+	// (IBM Cloud Logs: 50,000, ../../../docs/CLOUD.md section 6.5).
 	MaxQueryLimit = 50_000
 	// resultsPerMessage is how many results go in one SSE message.
 	resultsPerMessage = 500

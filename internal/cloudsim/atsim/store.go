@@ -1,7 +1,7 @@
 // Package atsim simulates where IBM Cloud audit events end up: an in-memory,
 // bounded event store that every simulated service records into
 // (simcore.EventSink), and a search endpoint in the shape of the IBM Cloud
-// Logs query API (POST /v1/query answering server-sent events, CLOUD.md
+// Logs query API (POST /v1/query answering server-sent events, ../../../docs/CLOUD.md
 // section 6.5), with a subset of the Lucene query syntax (see Parse).
 //
 // What this package does NOT do: DataPrime queries, Lucene ranges, fuzzy

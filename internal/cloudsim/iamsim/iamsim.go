@@ -35,7 +35,7 @@ import (
 )
 
 // DefaultTokenLifetime is how long access tokens last: IAM tokens live 60
-// minutes (CLOUD.md section 3.1).
+// minutes (../../../docs/CLOUD.md section 3.1).
 const DefaultTokenLifetime = time.Hour
 
 // GrantTypeAPIKey is the OAuth grant type of the API key exchange.

@@ -18,7 +18,8 @@ const (
 )
 
 // MinAPIKeyLength is the shortest API key value a caller may supply
-// (CLOUD.md section 3.2: "≥32 chars if you pass your own").
+// (../../../docs/CLOUD.md section 3.2: a caller-chosen value has at least 32
+// characters).
 const MinAPIKeyLength = 32
 
 type serviceID struct {

@@ -18,7 +18,7 @@ const (
 )
 
 // RoleReader is the service role that authorization policies for Key
-// Protect and HPCS use (CLOUD.md section 3.3).
+// Protect and HPCS use (../../../docs/CLOUD.md section 3.3).
 const RoleReader = "crn:v1:bluemix:public:iam::::serviceRole:Reader"
 
 type attribute struct {

@@ -1,5 +1,5 @@
 // Package kmssim simulates the key-provider REST API shared by IBM Key
-// Protect and Hyper Protect Crypto Services (CLOUD.md sections 1 and 2):
+// Protect and Hyper Protect Crypto Services (../../../docs/CLOUD.md sections 1 and 2):
 // /api/v2/keys for create, import, list, get and delete, and the key actions
 // wrap, unwrap, rewrap, rotate, disable and enable. One Server is one service
 // instance; Key Protect and HPCS are two Servers with their own instance GUID
@@ -47,7 +47,7 @@ const (
 	ServiceHPCS       = "hs-crypto"
 )
 
-// Key states (CLOUD.md section 1.5).
+// Key states (../../../docs/CLOUD.md section 1.5).
 const (
 	StatePreActivation = 0
 	StateActive        = 1
@@ -59,10 +59,10 @@ const (
 // Limits and time spans the simulator enforces.
 const (
 	// MaxPlaintext is the largest wrap plaintext accepted. Key Protect does
-	// not document one (CLOUD.md section 1.3); 7,500 bytes is its standard
+	// not document one (../../../docs/CLOUD.md section 1.3); 7,500 bytes is its standard
 	// key size limit, used here as a bound.
 	MaxPlaintext = 7500
-	// MaxAADEntry is the longest AAD string (CLOUD.md section 1.3).
+	// MaxAADEntry is the longest AAD string (../../../docs/CLOUD.md section 1.3).
 	MaxAADEntry = 255
 	// PurgeWait is how long after deletion a key may be purged (Key
 	// Protect: 4 hours, keyprotect-go-client PurgeKey doc).

@@ -47,10 +47,10 @@ import (
 const ServiceName = "cloud-object-storage"
 
 // MinPartSize is the smallest part but the last of a multipart upload
-// (CLOUD.md section 4.5: 5 MiB).
+// (../../../docs/CLOUD.md section 4.5: 5 MiB).
 const MinPartSize = 5 << 20
 
-// Location constraint parts (CLOUD.md section 4.3).
+// Location constraint parts (../../../docs/CLOUD.md section 4.3).
 var (
 	regionalLocations    = []string{"us-south", "us-east", "eu-gb", "eu-de", "au-syd", "jp-tok", "jp-osa", "ca-tor", "br-sao", "eu-es", "ca-mon", "in-che", "in-mum"}
 	crossRegionLocations = []string{"us", "eu", "ap"}

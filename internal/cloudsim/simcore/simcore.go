@@ -82,7 +82,7 @@ func (c *Clock) Sleep(ctx context.Context, d time.Duration) error {
 }
 
 // Event is one Activity Tracker event in the documented CADF-based model
-// (CLOUD.md section 6.3). JSON names follow IBM's event reference.
+// (../../../docs/CLOUD.md section 6.3). JSON names follow IBM's event reference.
 type Event struct {
 	Action        string         `json:"action"` // service.objectType.action, e.g. kms.secrets.wrap
 	Outcome       string         `json:"outcome"`

@@ -13,7 +13,7 @@ import (
 )
 
 // Event_Log object and event names. IBM does not document the names the
-// classic event log uses for image imports (CLOUD.md section 8); these are
+// classic event log uses for image imports (../../../docs/CLOUD.md section 8); these are
 // the simulator's choice. "CCI" for virtual servers is documented.
 const (
 	ObjectImage = "Image" // objectName of image template events
@@ -35,7 +35,7 @@ const (
 	EventGuestDelete    = "Cancel" // deleteObject
 )
 
-// Activity Tracker actions (CLOUD.md section 6.1). No action is documented
+// Activity Tracker actions (../../../docs/CLOUD.md section 6.1). No action is documented
 // for import or export; the simulator reports imports as
 // audit-log.vsi-image-template.create, the only image action IBM lists.
 const (
@@ -106,7 +106,7 @@ func (s *Server) logEvent(acct *account, who actor, system bool, objectName stri
 // crn:v1:bluemix:public:audit-log:<region>:a/<account>::<kind>:<id>
 // (kind image-template or vsi). IBM does not document the CRN of classic
 // resources in AT events; this form puts the documented service name
-// audit-log (CLOUD.md section 6.1) in the service position.
+// audit-log (../../../docs/CLOUD.md section 6.1) in the service position.
 func (s *Server) targetCRN(acct *account, kind string, id int) string {
 	return fmt.Sprintf("crn:v1:bluemix:public:audit-log:%s:a/%s::%s:%d", s.cfg.Region, acct.ibm, kind, id)
 }

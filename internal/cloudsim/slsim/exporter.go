@@ -21,7 +21,7 @@ const ReasonExportSourceGone = "the image's source object is no longer readable"
 
 // ExportObjectName is the object name copyToIcos writes for the template's
 // (only) block device: the uri's object name plus "-0.vhd", the
-// <name>-0.vhd naming of exported block devices (CLOUD.md section 7.3). That
+// <name>-0.vhd naming of exported block devices (../../../docs/CLOUD.md section 7.3). That
 // is why IBM's E2E documentation names import objects <name>.vhd-0.vhd.
 func ExportObjectName(uriObject string) string { return uriObject + "-0.vhd" }
 

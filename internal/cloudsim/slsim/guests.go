@@ -197,7 +197,7 @@ func validHostDomain(host, domain string) error {
 }
 
 // validateGuest checks a createObject / generateOrderTemplate template
-// against the required fields of CLOUD.md section 5.3.
+// against the required fields of ../../../docs/CLOUD.md section 5.3.
 func (s *Server) validateGuest(c *call, v *datatypes.Virtual_Guest) (*guestSpec, error) {
 	sp := &guestSpec{hostname: deref(v.Hostname), domain: deref(v.Domain)}
 	if err := validHostDomain(sp.hostname, sp.domain); err != nil {

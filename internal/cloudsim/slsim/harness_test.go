@@ -27,7 +27,7 @@ import (
 )
 
 // The test world: small stand-ins for IAM, COS (S3) and Key Protect that
-// follow the wire contracts of CLOUD.md, plus fakes of the simcore
+// follow the wire contracts of ../../../docs/CLOUD.md, plus fakes of the simcore
 // interfaces.
 
 const (

@@ -26,7 +26,7 @@ import (
 // Import limits.
 const (
 	// MaxImportDiskSize is the largest guest disk an import accepts: "disk at
-	// most 100 GB; boot volume only" (CLOUD.md section 7.2, from IBM's
+	// most 100 GB; boot volume only" (../../../docs/CLOUD.md section 7.2, from IBM's
 	// image-templates create-encrypted-image.md). Classic infrastructure
 	// sizes disks in binary gigabytes, so 100 GB is read as 100 GiB.
 	MaxImportDiskSize = 100 << 30
@@ -364,7 +364,7 @@ func (s *Server) s3Client(tok *secret.String, region string) (*s3.S3, func(), er
 	return s3.New(sess), release, nil
 }
 
-// COS location classes (CLOUD.md section 4.3): a LocationConstraint is
+// COS location classes (../../../docs/CLOUD.md section 4.3): a LocationConstraint is
 // <location>-<class>.
 var (
 	cosClasses     = []string{"standard", "vault", "cold", "smart", "flex", "onerate_active"}

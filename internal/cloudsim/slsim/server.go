@@ -22,7 +22,7 @@ import (
 const (
 	// DefaultImportDuration is the simulated time the copy phase of an image
 	// import takes once the image has been verified. IBM says an import takes
-	// "several minutes to an hour" (CLOUD.md section 7.2).
+	// "several minutes to an hour" (../../../docs/CLOUD.md section 7.2).
 	DefaultImportDuration = 10 * time.Minute
 	// DefaultProvisionDuration is the simulated time from an accepted order to
 	// a virtual server with a provisionDate.
@@ -33,7 +33,7 @@ const (
 )
 
 // DefaultDatacenters returns the data centers a guest can be ordered in when
-// Config.Datacenters is empty: the E2E import locations of CLOUD.md section
+// Config.Datacenters is empty: the E2E import locations of ../../../docs/CLOUD.md section
 // 7.2 (US-South DAL13, US-East WDC07, EU-GB LON02, EU-DE FRA02, Japan TOK02,
 // Sydney SYD04).
 func DefaultDatacenters() []string {

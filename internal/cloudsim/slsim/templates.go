@@ -16,7 +16,7 @@ import (
 )
 
 // Image template group status key names. IBM documents only that
-// provisioning needs 'Active' (CLOUD.md section 5.2); the other key names
+// provisioning needs 'Active' (../../../docs/CLOUD.md section 5.2); the other key names
 // are the simulator's choice.
 const (
 	// TemplateStatusPending: an import is running; see the transaction.
@@ -285,7 +285,7 @@ func (s *Server) templateView(t *template, withChildren bool) datatypes.Virtual_
 }
 
 // OS reference codes accepted by createFromIcos: the 64-bit systems the E2E
-// documentation supports (CLOUD.md section 7.2) plus the common
+// documentation supports (../../../docs/CLOUD.md section 7.2) plus the common
 // unencrypted-import codes.
 type osRef struct {
 	code, name, version, maker string
@@ -439,7 +439,7 @@ func validateImport(cfg *datatypes.Container_Virtual_Guest_Block_Device_Template
 	case cfg.IsEncrypted != nil:
 		req.encrypted = *cfg.IsEncrypted
 	case crk != "" || wdek != "":
-		// isEncrypted is optional since 2019-06 (CLOUD.md 5.1): a root key
+		// isEncrypted is optional since 2019-06 (../../../docs/CLOUD.md 5.1): a root key
 		// CRN and a wrapped DEK make the import an encrypted one.
 		req.encrypted = true
 	}
@@ -473,9 +473,9 @@ func validateImport(cfg *datatypes.Container_Virtual_Guest_Block_Device_Template
 	req.cloudInit = deref(cfg.CloudInit)
 	req.byol = deref(cfg.Byol)
 	if req.encrypted {
-		req.cloudInit = true // forced on for encrypted images (CLOUD.md 7.2)
+		req.cloudInit = true // forced on for encrypted images (../../../docs/CLOUD.md 7.2)
 		if osr.rhel {
-			req.byol = true // forced on for encrypted RHEL (CLOUD.md 7.2)
+			req.byol = true // forced on for encrypted RHEL (../../../docs/CLOUD.md 7.2)
 		}
 	}
 	req.apiKey = secret.NewString(key)

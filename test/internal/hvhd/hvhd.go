@@ -24,7 +24,7 @@ import (
 	"github.com/e2eimage/e2eimage/vhd"
 )
 
-// Offsets of fields inside the structures (VHD specification; FORMAT.md).
+// Offsets of fields inside the structures (VHD specification; ../../../docs/FORMAT.md).
 const (
 	FooterDataOffset   = 0x10
 	FooterCreator      = 0x1C
