@@ -48,8 +48,11 @@ func (c *Client) Stat(ctx context.Context, bucket, key string) (*ObjectInfo, err
 func (c *Client) head(ctx context.Context, bucket, key string) (*ObjectInfo, error) {
 	out, err := c.s3.HeadObjectWithContext(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
 	if err != nil {
-		if statusCode(err) == http.StatusNotFound {
+		switch statusCode(err) {
+		case http.StatusNotFound:
 			return nil, fmt.Errorf("%w: %w", ErrNotFound, err)
+		case http.StatusUnauthorized, http.StatusForbidden:
+			return nil, fmt.Errorf("%w: %w", ErrAccessDenied, err)
 		}
 		return nil, err
 	}

@@ -30,6 +30,10 @@ var (
 	ErrUploadGone = errors.New("cos: multipart upload no longer exists")
 	// ErrNotFound: the object does not exist.
 	ErrNotFound = errors.New("cos: object not found")
+	// ErrAccessDenied: COS refused the credentials access to the object
+	// (HTTP 401 or 403), for instance a service ID whose access policy IAM
+	// has not yet made effective.
+	ErrAccessDenied = errors.New("cos: access denied")
 )
 
 // UploadError is the error of a failed Upload or Resume. Its UploadState

@@ -28,6 +28,12 @@ import (
 // ending in .vhd.
 const ObjectSuffix = ".vhd-0.vhd"
 
+// DefaultImportKeyWait is how long Run waits, by default, for a new import
+// API key to become usable (Plan.ImportKeyWait). IBM documents that IAM
+// changes take effect after a delay but, as far as we found, no bound; ten
+// minutes is our choice.
+const DefaultImportKeyWait = 10 * time.Minute
+
 // ErrPlan is matched (errors.Is) by every error about a Plan that is
 // incomplete or inconsistent; Run makes no request then.
 var ErrPlan = errors.New("e2e: invalid plan")
@@ -51,6 +57,20 @@ type Plan struct {
 	// ImageSize is the virtual size of a raw image read from a stream
 	// (WithSize); 0 otherwise.
 	ImageSize int64
+	// ProveImportKey, when set, is called before createFromIcos with the
+	// import's API key, the bucket and the object, and must return nil
+	// when that key can already do what the import does (Clients.ProveImportKey
+	// is one; Connect's clients are what most callers pass). IAM is
+	// eventually consistent: a service ID, key or policy made moments ago
+	// (Prepare) can be refused for a while, so Run retries while the error
+	// matches ErrImportKeyRefused, up to ImportKeyWait, and imports only
+	// then. It also imports again, without uploading again, when an import
+	// fails for lack of access within that time.
+	ProveImportKey func(ctx context.Context, apiKey *secret.String, bucket, object string) error
+	// ImportKeyWait bounds the waiting above. Zero means
+	// DefaultImportKeyWait.
+	ImportKeyWait time.Duration
+
 	// RandomNonce writes a random key-hash nonce into the encrypted image
 	// instead of the zero nonce of IBM's documented procedure; see
 	// vhdcrypt.WithRandomNonce for the trade and its risk. Default false.
@@ -179,6 +199,9 @@ func (p Plan) withDefaults(mode runMode) (Plan, crn.Key, error) {
 	}
 	if p.Clock == nil {
 		p.Clock = time.Now
+	}
+	if p.ImportKeyWait <= 0 {
+		p.ImportKeyWait = DefaultImportKeyWait
 	}
 	if p.Logger == nil {
 		p.Logger = slog.New(slog.DiscardHandler)

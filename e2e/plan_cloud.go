@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -99,6 +101,62 @@ type Clients struct {
 	// cloudLogs is Audit's Activity Tracker source, nil without
 	// Endpoints.ActivityTracker, for Close.
 	cloudLogs *audit.CloudLogs
+
+	// What ProveImportKey needs to build clients for another key.
+	iamURL  string
+	kmsOpts []kms.Option
+	rootKey string
+	cosCfg  cos.Config
+}
+
+// ProveImportKey shows that apiKey, the key the classic backplane will use
+// to import, already works for what the import does: IAM issues a token
+// for it, the key service shows it the root key, and COS lets it read the
+// object. IAM is eventually consistent, so a service ID, key or policy
+// made moments ago can be refused for a while; Run calls this (as
+// Plan.ProveImportKey) before createFromIcos and retries while access is
+// refused. Errors from a refusal match ErrImportKeyRefused.
+func (cl *Clients) ProveImportKey(ctx context.Context, apiKey *secret.String, bucket, object string) error {
+	auth, err := iam.NewAuthenticator(apiKey, iam.WithURL(cl.iamURL))
+	if err != nil {
+		return err
+	}
+	defer auth.CloseIdleConnections()
+	if _, err := auth.AccessToken(ctx); err != nil {
+		return importKeyError("IAM token", err, errors.Is(err, iam.ErrAuthentication))
+	}
+	if cl.rootKey != "" {
+		ks, err := kms.New(cl.rootKey, auth, cl.kmsOpts...)
+		if err != nil {
+			return err
+		}
+		if _, err := ks.Describe(ctx); err != nil {
+			return importKeyError("root key", err, errors.Is(err, kms.ErrUnauthorized))
+		}
+	}
+	cfg := cl.cosCfg
+	cfg.Tokens = auth
+	c, err := cos.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer c.CloseIdleConnections()
+	if _, err := c.Stat(ctx, bucket, object); err != nil {
+		return importKeyError("image object", err, errors.Is(err, cos.ErrAccessDenied))
+	}
+	return nil
+}
+
+// ErrImportKeyRefused is matched by ProveImportKey's errors when IAM, the
+// key service or COS refused the import key (as opposed to being
+// unreachable).
+var ErrImportKeyRefused = errors.New("e2e: the import API key was refused")
+
+func importKeyError(what string, err error, refused bool) error {
+	if refused {
+		return fmt.Errorf("%w: %s: %w", ErrImportKeyRefused, what, err)
+	}
+	return fmt.Errorf("e2e: proving the import API key: %s: %w", what, err)
 }
 
 // Connect makes the clients for c. It makes no request; a wrong key or an
@@ -124,7 +182,7 @@ func Connect(c Cloud) (*Clients, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl := &Clients{Auth: auth}
+	cl := &Clients{Auth: auth, iamURL: iamURL, rootKey: c.RootKeyCRN}
 
 	region := c.Region
 	if c.RootKeyCRN != "" {
@@ -148,6 +206,7 @@ func Connect(c Cloud) (*Clients, error) {
 		if c.HPCSPort != 0 {
 			kopts = append(kopts, kms.WithHPCSPort(c.HPCSPort))
 		}
+		cl.kmsOpts = kopts
 		if cl.Keys, err = kms.New(c.RootKeyCRN, auth, kopts...); err != nil {
 			return nil, err
 		}
@@ -166,6 +225,7 @@ func Connect(c Cloud) (*Clients, error) {
 	if c.Private {
 		cc.EndpointType = cos.Private
 	}
+	cl.cosCfg = cc
 	if cl.COS, err = cos.New(cc); err != nil {
 		return nil, err
 	}

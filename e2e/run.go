@@ -307,12 +307,14 @@ type runner struct {
 
 	progMu sync.Mutex // serialises OnProgress (encryptor and uploader report from their goroutines)
 
-	res            *Result
-	dek            *secret.DEK    // owned by the runner (zeroed at the end)
-	importKey      *secret.String // the import's API key, once known
-	ownImportKey   bool           // importKey was made by the preparation (zeroed at the end)
-	bucketLocation string         // from the preflight
-	template       *classic.Template
+	res              *Result
+	dek              *secret.DEK    // owned by the runner (zeroed at the end)
+	importKey        *secret.String // the import's API key, once known
+	reimports        int            // imports sent again after an access failure
+	reimportDeadline time.Time      // when the reimports stop
+	ownImportKey     bool           // importKey was made by the preparation (zeroed at the end)
+	bucketLocation   string         // from the preflight
+	template         *classic.Template
 }
 
 type stepFunc struct {

@@ -466,6 +466,10 @@ func (r *runner) importStep(ctx context.Context, s *Step) error {
 		Encryption: &classic.Encryption{RootKeyCRN: r.key.String(), WrappedDEK: st.WrappedDEK},
 		CloudInit:  true,
 	}
+	tries, err := r.proveImportKey(ctx, apiKey)
+	if err != nil {
+		return err
+	}
 	r.mu.Lock()
 	st.ImportRequested = true
 	err = r.saveLocked()
@@ -490,7 +494,80 @@ func (r *runner) importStep(ctx context.Context, s *Step) error {
 		return err
 	}
 	s.Detail = fmt.Sprintf("template %d (%s) importing %s", t.ID, t.GlobalIdentifier, req.URI)
+	if tries > 1 {
+		s.Detail += fmt.Sprintf(" (the import key was refused %d times before IAM made it usable)", tries-1)
+	}
 	return nil
+}
+
+// proveImportKey calls Plan.ProveImportKey until it succeeds, retrying
+// while the key is refused (IAM is eventually consistent) for at most
+// Plan.ImportKeyWait. It returns how many calls it made.
+func (r *runner) proveImportKey(ctx context.Context, apiKey *secret.String) (int, error) {
+	if r.p.ProveImportKey == nil {
+		return 0, nil
+	}
+	deadline := time.Now().Add(r.p.ImportKeyWait)
+	for tries := 1; ; tries++ {
+		err := r.p.ProveImportKey(ctx, apiKey, r.p.Bucket, r.p.Object)
+		if err == nil {
+			return tries, nil
+		}
+		if !errors.Is(err, ErrImportKeyRefused) {
+			return tries, err
+		}
+		r.p.Logger.Info("e2e: the import API key is not usable yet; IAM changes take effect after a delay", "try", tries, "error", err)
+		if werr := sleepUntil(ctx, backoff(r.p.ImportKeyWait, tries), deadline); werr != nil {
+			return tries, fmt.Errorf("%w (still refused after %d tries in %s)", err, tries, r.p.ImportKeyWait)
+		}
+	}
+}
+
+// backoff is the pause after the n-th failed try of something bounded by
+// total: total/64 doubling each time, at most 30 s.
+func backoff(total time.Duration, n int) time.Duration {
+	d := total / 64
+	for i := 1; i < n && d < 30*time.Second; i++ {
+		d *= 2
+	}
+	return min(d, 30*time.Second)
+}
+
+// maxReimports bounds the imports Run sends again within one run after an
+// import failed for lack of access.
+const maxReimports = 5
+
+// errDeadline says that a pause would end after its deadline.
+var errDeadline = errors.New("e2e: deadline reached")
+
+// sleepUntil pauses for d, or returns ctx's error, or errDeadline when the
+// pause would end after deadline.
+func sleepUntil(ctx context.Context, d time.Duration, deadline time.Time) error {
+	if time.Now().Add(d).After(deadline) {
+		return errDeadline
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// accessFailure reports whether an import's failure reason says that the
+// backplane was refused access (IAM, COS or the key service). IBM does not
+// document the reasons' wording, so this looks for the words any such
+// message uses; a false match costs one more import, never an upload.
+func accessFailure(reason string) bool {
+	r := strings.ToLower(reason)
+	for _, w := range []string{"access", "denied", "unauthori", "forbidden", "permission", "not authorized", "api key", "apikey", "401", "403"} {
+		if strings.Contains(r, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // importAPIKey returns the API key the backplane uses, running the IAM
@@ -554,8 +631,27 @@ func (r *runner) waitTemplate(ctx context.Context, s *Step) error {
 	if err != nil {
 		var failed *classic.ImportFailedError
 		if errors.As(err, &failed) {
+			ferr := r.forgetTemplate("import failed: " + failed.Reason)
+			if ferr == nil && accessFailure(failed.Reason) && r.reimports < maxReimports && r.p.ProveImportKey != nil {
+				// Access refused: maybe IAM had not yet made the import
+				// key's policies effective. Import again (the upload is
+				// done) after a pause, once the key is proven, while
+				// ImportKeyWait since the first refusal allows.
+				if r.reimportDeadline.IsZero() {
+					r.reimportDeadline = time.Now().Add(r.p.ImportKeyWait)
+				}
+				r.reimports++
+				if werr := sleepUntil(ctx, backoff(r.p.ImportKeyWait, r.reimports), r.reimportDeadline); werr != nil {
+					return errors.Join(err, werr)
+				}
+				r.p.Logger.Warn("e2e: the import was refused access; importing again", "reason", failed.Reason, "attempt", r.reimports)
+				if ierr := r.importStep(ctx, s); ierr != nil {
+					return errors.Join(err, ierr)
+				}
+				return r.waitTemplate(ctx, s)
+			}
 			// The next attempt imports again (after the cause is fixed).
-			return errors.Join(err, r.forgetTemplate("import failed: "+failed.Reason))
+			return errors.Join(err, ferr)
 		}
 		return err
 	}

@@ -282,6 +282,7 @@ func simPlan(ctx context.Context, c *config, e env, out *printer, logger *slog.L
 	}
 	plan := basePlan(c)
 	plan.KeyService, plan.IAM, plan.COS, plan.Classic, plan.Audit = clients.Keys, clients.IAM, clients.COS, clients.Classic, clients.Audit
+	plan.ProveImportKey = clients.ProveImportKey
 	plan.Bucket, plan.COSInstanceID = a.Bucket, a.COSInstanceID
 	plan.Prepare = true
 	plan.Clock = sim.Clock.Now
@@ -359,6 +360,7 @@ func cloudPlan(c *config, e env, out *printer, logger *slog.Logger) (e2e.Plan, f
 	}
 	plan := basePlan(c)
 	plan.KeyService, plan.IAM, plan.COS, plan.Classic, plan.Audit = clients.Keys, clients.IAM, clients.COS, clients.Classic, clients.Audit
+	plan.ProveImportKey = clients.ProveImportKey
 	plan.Bucket, plan.COSInstanceID, plan.Prepare = c.bucket, c.cosInstance, c.prepare
 	importKey, err := secretFrom(c.importAPIKeyFile, "E2E_IMPORT_API_KEY", e)
 	if err != nil {

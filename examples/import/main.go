@@ -148,7 +148,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	plan := e2e.Plan{
 		Name: *name, Note: *note, OSCode: *osCode, Object: *object, ImageSize: *imageSize, Workers: *workers,
 		KeyService: clients.Keys, IAM: clients.IAM, COS: clients.COS, Classic: clients.Classic,
-		Bucket: *bucket, COSInstanceID: *cosInstance, ImportAPIKey: importKey,
+		ProveImportKey: clients.ProveImportKey,
+		Bucket:         *bucket, COSInstanceID: *cosInstance, ImportAPIKey: importKey,
 		ServiceID: iam.ServiceIDSpec{Name: *serviceID}, StatePath: *state,
 		PartSize: *partSize, Concurrency: *concurrency,
 	}

@@ -87,6 +87,9 @@ type Options struct {
 	// TokenLifetime overrides how long IAM tokens last, in real time
 	// (default 1 hour).
 	TokenLifetime time.Duration
+	// PolicyDelay makes new IAM access policies effective only this long
+	// (simulated time) after their creation; see iamsim.Config.PolicyDelay.
+	PolicyDelay time.Duration
 }
 
 // URLs are the base URLs of the simulated services, exactly as each SDK
@@ -248,7 +251,7 @@ func Start(ctx context.Context, opts Options) (*Sim, error) {
 		log:    log,
 	}
 	sim.IAM, err = iamsim.New(iamsim.Config{
-		AccountID: acct.AccountID, OwnerAPIKey: acct.APIKey, TokenLifetime: opts.TokenLifetime,
+		AccountID: acct.AccountID, OwnerAPIKey: acct.APIKey, TokenLifetime: opts.TokenLifetime, PolicyDelay: opts.PolicyDelay,
 		Clock: sim.Clock, Events: sim.Events, Logger: log, Rand: ids,
 	})
 	if err != nil {

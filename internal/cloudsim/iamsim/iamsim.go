@@ -60,6 +60,12 @@ type Config struct {
 	Events simcore.EventSink
 	// Logger logs requests at debug level (default: discard).
 	Logger *slog.Logger
+	// PolicyDelay makes an access policy effective only this long (on
+	// Clock) after its creation, as IAM's eventual consistency can: a
+	// policy made moments ago may not grant access yet. IBM documents the
+	// delay but no bound; the value is the test's choice (invented).
+	// Default 0: effective at once.
+	PolicyDelay time.Duration
 	// Rand is the source of identifiers and API key values (default
 	// crypto/rand). The token signing secret always comes from crypto/rand.
 	Rand io.Reader

@@ -422,6 +422,9 @@ func (s *Server) hasResourceAccessLocked(accountID, iamID, serviceName, serviceI
 		if p.Type != PolicyAccess || attrValue(p.Subject, "iam_id") != iamID || attrValue(p.Resource, "accountId") != accountID {
 			continue
 		}
+		if d := s.cfg.PolicyDelay; d > 0 && s.now().Before(p.CreatedAt.Add(d)) {
+			continue // not yet effective (Config.PolicyDelay)
+		}
 		if svc := attrValue(p.Resource, "serviceName"); svc != "" && svc != serviceName {
 			continue
 		}
