@@ -79,6 +79,8 @@ type options struct {
 	maxPoll      time.Duration
 	userAgent    string
 	retryBase    time.Duration // first delay between read attempts
+	unknownBound time.Duration
+	now          func() time.Time // the clock of the unknown-state bound
 }
 
 // WithEndpoint sets the REST endpoint (default DefaultEndpoint). It must be
@@ -121,6 +123,11 @@ func WithPollInterval(min, max time.Duration) Option {
 	return func(o *options) { o.minPoll, o.maxPoll = min, max }
 }
 
+// WithUnknownStateBound sets how long WaitTemplate accepts a template in a
+// state it cannot read before it gives up with a *TemplateStateError
+// (default DefaultUnknownStateBound).
+func WithUnknownStateBound(d time.Duration) Option { return func(o *options) { o.unknownBound = d } }
+
 // WithUserAgent appends a product token to softlayer-go's User-Agent.
 func WithUserAgent(ua string) Option { return func(o *options) { o.userAgent = ua } }
 
@@ -148,6 +155,8 @@ func New(creds Credentials, opts ...Option) (*Client, error) {
 		minPoll:      DefaultMinPoll,
 		maxPoll:      DefaultMaxPoll,
 		retryBase:    time.Second,
+		unknownBound: DefaultUnknownStateBound,
+		now:          time.Now,
 	}
 	for _, f := range opts {
 		f(&o)
@@ -176,6 +185,12 @@ func New(creds Credentials, opts ...Option) (*Client, error) {
 	}
 	if o.maxPoll < o.minPoll {
 		o.maxPoll = o.minPoll
+	}
+	if o.unknownBound <= 0 {
+		o.unknownBound = DefaultUnknownStateBound
+	}
+	if o.now == nil {
+		o.now = time.Now
 	}
 	if o.logger == nil {
 		o.logger = slog.New(slog.DiscardHandler)

@@ -1,8 +1,9 @@
 // Package classic drives the IBM Cloud classic infrastructure (SoftLayer)
 // API for the End to End encryption flow: it imports an encrypted VHD from
 // Cloud Object Storage as an image template, waits for the import, exports
-// an unencrypted template back to COS, and orders a virtual server from a
-// template and waits until it is provisioned. Every call goes through
+// a template back to COS, copies a template to another data center, and
+// orders a virtual server from a template and waits until it is
+// provisioned. Every call goes through
 // github.com/softlayer/softlayer-go's REST transport.
 //
 // # Failing early
@@ -11,7 +12,9 @@
 // a mistake in its request. Import therefore checks first, in order and
 // before any request: the template name; the cos://<region>/<bucket>/<object>
 // URI, its region (an import location) and object name (.vhd for an
-// encrypted image); the API key; the disk size (MaxImportDiskSize); the
+// encrypted image); the API key; the operating system (one IBM documents
+// for imports, SupportedOperatingSystems, unless AnyOSCode); the disk size
+// (MaxImportDiskSize); the
 // root key CRN (Key Protect or HPCS, in the bucket's region) and the wrapped
 // DEK (base64); the bucket's resiliency (Regional, in the URI's region),
 // from ImportRequest.BucketLocation or a BucketLocator. Only then does it
@@ -24,9 +27,23 @@
 // WaitTemplate, WaitServer and Export poll with a backoff that starts at
 // the minimum interval, doubles while nothing changes, is capped at the
 // maximum and is jittered (WithPollInterval, PollEvery). Progress callbacks
-// (TemplateProgress, ServerProgress) see every poll. A failed import ends
-// the wait with an *ImportFailedError carrying the backplane's reason.
-// Every wait ends when its context does; give it a deadline.
+// (TemplateProgress, ServerProgress) see every poll. An import is read from
+// the template and its children: the parent may say Active while a child
+// still imports, so WaitTemplate waits until no transaction runs anywhere
+// and a child holds the disks. It ends with an *ImportFailedError on an
+// error status, a *TemplateGoneError when the template disappears, and a
+// *TemplateStateError when the state stays unexplained for longer than a
+// bound (WithUnknownStateBound). Every wait ends when its context does;
+// give it a deadline.
+//
+// # Data centers
+//
+// An import lands in one data center of its region (ImportDatacenter names
+// the ones IBM documents), and a server can be ordered only where the
+// template has a copy. ServerSpec.Datacenter empty orders in the
+// template's data center; another one makes CreateServer copy the template
+// there first (CopyTemplate: addLocations, then a wait). PlanPlacement and
+// Client.Placement say which will happen.
 //
 // # Retries and idempotency
 //
@@ -57,10 +74,10 @@
 //
 // It does not upload or encrypt images (see packages cos and e2e), wrap keys
 // (kms), or create IAM authorizations (iam). It never deletes, cancels or
-// edits anything: no template deletion (of yours or anyone's), no server
-// cancellation, no reloads. It does not handle billing, quotes or saved
-// orders beyond verifyOrder's dry run, does not choose data centers, VLANs or
-// prices, does not share templates between accounts or copy them between
-// data centers, and does not speak the XML-RPC endpoint or refresh IAM
-// tokens (it authenticates with API keys only).
+// edits anything: no template deletion (of yours or anyone's), no removal
+// of a template's locations, no server cancellation, no reloads. It does
+// not handle billing, quotes or saved orders beyond verifyOrder's dry run,
+// does not choose VLANs or prices, does not share templates between
+// accounts, and does not speak the XML-RPC endpoint or refresh IAM tokens
+// (it authenticates with API keys only).
 package classic

@@ -34,6 +34,12 @@ var (
 	ErrTemplateNotActive = errors.New("classic: image template is not Active")
 	// ErrImportFailed is matched by every *ImportFailedError.
 	ErrImportFailed = errors.New("classic: image import failed")
+	// ErrTemplateGone is matched by every *TemplateGoneError: the
+	// template a wait was watching no longer exists.
+	ErrTemplateGone = errors.New("classic: image template no longer exists")
+	// ErrTemplateStateUnknown is matched by a *TemplateStateError for a
+	// template that stayed in a state no documented signal explains.
+	ErrTemplateStateUnknown = errors.New("classic: image template state unknown")
 )
 
 // InvalidImportError says which field of an ImportRequest the backplane
@@ -68,7 +74,7 @@ func (e *InvalidServerError) Is(target error) bool { return target == ErrInvalid
 // instead of Active. It matches ErrImportFailed.
 type ImportFailedError struct {
 	TemplateID int
-	Status     string // the status keyName, e.g. "ERROR"
+	Status     string // the status key name (or name) that reported the failure
 	Reason     string // what the backplane said, when it said something
 }
 
@@ -82,6 +88,64 @@ func (e *ImportFailedError) Error() string {
 
 // Is matches ErrImportFailed.
 func (e *ImportFailedError) Is(target error) bool { return target == ErrImportFailed }
+
+// TemplateGoneError reports that the image template a wait was watching
+// was not found any more (SoftLayer_Exception_ObjectNotFound): the import
+// was deleted, or removed after failing. It matches ErrTemplateGone and
+// ErrNotFound, and unwraps to the *APIError.
+type TemplateGoneError struct {
+	TemplateID int
+	// Last is the template as the last successful poll saw it; nil when
+	// none succeeded.
+	Last  *Template
+	cause error
+}
+
+func (e *TemplateGoneError) Error() string {
+	msg := fmt.Sprintf("classic: image template %d no longer exists", e.TemplateID)
+	if e.Last != nil {
+		msg += " (last seen: " + e.Last.progress() + ")"
+	}
+	return msg
+}
+
+// Is matches ErrTemplateGone and ErrNotFound.
+func (e *TemplateGoneError) Is(target error) bool {
+	return target == ErrTemplateGone || target == ErrNotFound
+}
+
+// Unwrap returns the API error that said the template is gone.
+func (e *TemplateGoneError) Unwrap() error { return e.cause }
+
+// TemplateStateError reports an image template whose state ends a wait
+// without being Active: Deprecated (documented, but servers cannot be
+// ordered from it), or a state no documented signal explains (no
+// transaction running, yet not Active with its disks in place) that lasted
+// longer than the unknown-state bound. It matches ErrTemplateNotActive and,
+// for the latter, ErrTemplateStateUnknown.
+type TemplateStateError struct {
+	TemplateID int
+	// State describes the template as the last poll saw it.
+	State string
+	// Deprecated is set for a Deprecated template.
+	Deprecated bool
+	// For is how long the unknown state lasted.
+	For time.Duration
+}
+
+func (e *TemplateStateError) Error() string {
+	if e.Deprecated {
+		return fmt.Sprintf("classic: image template %d is Deprecated; servers cannot be ordered from it (%s)", e.TemplateID, e.State)
+	}
+	return fmt.Sprintf("classic: image template %d stayed in an unknown state for %s: no transaction runs, yet it is not Active with its disks in place (%s)",
+		e.TemplateID, e.For.Round(time.Second), e.State)
+}
+
+// Is matches ErrTemplateNotActive and, unless the template is Deprecated,
+// ErrTemplateStateUnknown.
+func (e *TemplateStateError) Is(target error) bool {
+	return target == ErrTemplateNotActive || (target == ErrTemplateStateUnknown && !e.Deprecated)
+}
 
 // APIError is an error answered by the SoftLayer API, or a failure to reach
 // it. Every string in it has had the API keys of the call removed:

@@ -3,10 +3,8 @@ package classic
 import (
 	"context"
 	"errors"
-	"fmt"
 	"maps"
 	"strings"
-	"time"
 
 	"github.com/softlayer/softlayer-go/datatypes"
 	"github.com/softlayer/softlayer-go/services"
@@ -36,9 +34,14 @@ type ImportRequest struct {
 	// DEK. Required. It is sent in the request body and never appears in
 	// errors.
 	APIKey *secret.String
-	// OSCode is the operating system reference code, e.g. UBUNTU_22_64;
-	// it must be one of OSReferenceCodes.
+	// OSCode is the operating system reference code, e.g. UBUNTU_22_64.
+	// It must be one the API accepts (OSReferenceCodes) and, unless
+	// AnyOSCode is set, one of the systems IBM documents for imports and
+	// E2E images (SupportedOperatingSystems).
 	OSCode string
+	// AnyOSCode accepts any code the API accepts, not only the documented
+	// systems.
+	AnyOSCode bool
 	// DiskSize is the virtual size of the disk inside the VHD in bytes
 	// (its footer's current size). It must not exceed MaxImportDiskSize.
 	// 0 skips the check.
@@ -71,84 +74,6 @@ type Encryption struct {
 	// the DEK was wrapped (without additional authenticated data: the
 	// import has no field for it).
 	WrappedDEK string
-}
-
-// Template status key names (SoftLayer_Virtual_Guest_Block_Device_Template_Group_Status).
-// IBM documents only that provisioning needs Active (../docs/CLOUD.md section 5.2).
-const (
-	TemplateActive = "ACTIVE"
-	TemplateError  = "ERROR"
-)
-
-// Template is an image template (a block device template group).
-type Template struct {
-	ID               int
-	GlobalIdentifier string
-	Name             string
-	Note             string
-	CreateDate       time.Time
-	// Status is the status keyName, e.g. "ACTIVE", "PENDING", "ERROR".
-	Status string
-	// StatusName and StatusDescription are the status's display name and
-	// description; for a failed import the description says why.
-	StatusName        string
-	StatusDescription string
-	// Transaction is the name of the status of the transaction running on
-	// the template (an import or export step), "" when none runs.
-	Transaction string
-	// TransactionDetail is that status's friendly name.
-	TransactionDetail string
-}
-
-// Active reports whether servers can be ordered from the template: status
-// Active and no transaction running.
-func (t *Template) Active() bool {
-	return isStatus(t.Status, t.StatusName, TemplateActive) && t.Transaction == ""
-}
-
-// Failed reports whether the template is in an error status.
-func (t *Template) Failed() bool {
-	return isStatus(t.Status, t.StatusName, TemplateError) ||
-		strings.Contains(strings.ToUpper(t.Status), "FAIL")
-}
-
-// FailureReason is what the backplane said about a failed import: the
-// status description, else the transaction's detail.
-func (t *Template) FailureReason() string {
-	if t.StatusDescription != "" {
-		return t.StatusDescription
-	}
-	return t.TransactionDetail
-}
-
-func isStatus(keyName, name, want string) bool {
-	return strings.EqualFold(keyName, want) || (keyName == "" && strings.EqualFold(name, want))
-}
-
-// templateMask selects what Template holds.
-const templateMask = "mask[id,globalIdentifier,name,note,createDate,status,transaction[transactionStatus]]"
-
-func templateFrom(g datatypes.Virtual_Guest_Block_Device_Template_Group) Template {
-	t := Template{
-		ID:               num(g.Id),
-		GlobalIdentifier: str(g.GlobalIdentifier),
-		Name:             str(g.Name),
-		Note:             str(g.Note),
-		CreateDate:       tm(g.CreateDate),
-	}
-	if s := g.Status; s != nil {
-		t.Status, t.StatusName, t.StatusDescription = str(s.KeyName), str(s.Name), str(s.Description)
-	}
-	if tx := g.Transaction; tx != nil {
-		t.Transaction = "UNKNOWN"
-		if ts := tx.TransactionStatus; ts != nil {
-			if n := str(ts.Name); n != "" {
-				t.Transaction = n
-			}
-			t.TransactionDetail = str(ts.FriendlyName)
-		}
-	}
-	return t
 }
 
 // OSReferenceCodes returns the operating system reference codes VHD imports
@@ -226,141 +151,6 @@ func (c *Client) Import(ctx context.Context, req ImportRequest) (*Template, erro
 	t := templateFrom(g)
 	c.opts.logger.DebugContext(ctx, "classic: import started", "template", t.ID, "name", t.Name, "uri", u.String())
 	return &t, nil
-}
-
-// GetTemplate reads an image template.
-func (c *Client) GetTemplate(ctx context.Context, id int) (*Template, error) {
-	var g datatypes.Virtual_Guest_Block_Device_Template_Group
-	err := c.read(ctx, "SoftLayer_Virtual_Guest_Block_Device_Template_Group::getObject", func(s *session.Session) (err error) {
-		g, err = services.GetVirtualGuestBlockDeviceTemplateGroupService(s).Id(id).Mask(templateMask).GetObject()
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	t := templateFrom(g)
-	return &t, nil
-}
-
-// WaitTemplate polls a template until it is Active and returns it. It
-// returns an *ImportFailedError when the template ends in an error status
-// (its Reason is the backplane's), and ctx's error when ctx ends first.
-// Progress is reported to the TemplateProgress callback whenever the status
-// or the transaction changes. Imports take from minutes to an hour: give
-// ctx a deadline to match.
-func (c *Client) WaitTemplate(ctx context.Context, id int, opts ...WaitOption) (*Template, error) {
-	wo := c.waitOptions(opts)
-	var last *Template
-	err := c.poll(ctx, wo, fmt.Sprintf("template %d", id), func() (string, bool, error) {
-		t, err := c.GetTemplate(ctx, id)
-		if err != nil {
-			return "", false, err
-		}
-		last = t
-		key := t.Status + "|" + t.Transaction
-		if wo.onTemplate != nil {
-			wo.onTemplate(*t)
-		}
-		switch {
-		case t.Failed():
-			return key, true, &ImportFailedError{TemplateID: id, Status: t.Status, Reason: t.FailureReason()}
-		case t.Active():
-			return key, true, nil
-		}
-		return key, false, nil
-	})
-	if err != nil {
-		return last, err
-	}
-	return last, nil
-}
-
-// ExportRequest describes an export of a template to Cloud Object Storage
-// (copyToIcos).
-type ExportRequest struct {
-	// URI is cos://<region>/<bucket>/<object>. The backplane writes each
-	// block device as <object>-<n>.vhd (ExportedObjectName).
-	URI string
-	// APIKey is the IBM Cloud API key the backplane writes the object
-	// with. Required; never appears in errors.
-	APIKey *secret.String
-	// ObjectExists, when set, is polled (with the wait options' backoff)
-	// for ExportedObjectName(object, 0); the export is done when the
-	// object exists and the template has no transaction running. When
-	// nil, Export waits until the template's transaction has ended (or,
-	// when none is ever seen, for two polls without one): a heuristic,
-	// since copyToIcos answers only true. Prefer setting it.
-	ObjectExists func(ctx context.Context, bucket, object string) (bool, error)
-}
-
-// ExportedObjectName is the name copyToIcos gives block device n of an
-// export to object: "<object>-<n>.vhd" (../docs/CLOUD.md section 7.3; IBM's import
-// naming convention <name>.vhd-0.vhd is the same rule applied to <name>.vhd).
-func ExportedObjectName(object string, n int) string {
-	return fmt.Sprintf("%s-%d.vhd", object, n)
-}
-
-// Export copies an (unencrypted) image template to COS with copyToIcos and
-// waits until the export is done (see ExportRequest.ObjectExists). It returns the URI of the first exported
-// object. Encrypted templates cannot be exported; the backplane refuses.
-func (c *Client) Export(ctx context.Context, templateID int, req ExportRequest, opts ...WaitOption) (string, error) {
-	u, err := ParseCOSURI(req.URI)
-	if err != nil {
-		return "", err
-	}
-	if req.APIKey.Empty() {
-		return "", errors.New("classic: export: empty API key")
-	}
-	cfg := datatypes.Container_Virtual_Guest_Block_Device_Template_Configuration{
-		Uri:       sp(u.String()),
-		IbmApiKey: sp(req.APIKey.Reveal()),
-	}
-	var ok bool
-	err = c.write(ctx, "SoftLayer_Virtual_Guest_Block_Device_Template_Group::copyToIcos", func(s *session.Session) (err error) {
-		ok, err = services.GetVirtualGuestBlockDeviceTemplateGroupService(s).Id(templateID).CopyToIcos(&cfg)
-		return err
-	}, req.APIKey)
-	if err != nil {
-		return "", err
-	}
-	if !ok {
-		return "", fmt.Errorf("classic: copyToIcos of template %d answered false", templateID)
-	}
-	out := COSURI{Region: u.Region, Bucket: u.Bucket, Object: ExportedObjectName(u.Object, 0)}
-	wo := c.waitOptions(opts)
-	sawTx, idle := false, 0
-	err = c.poll(ctx, wo, "export of template "+fmt.Sprint(templateID), func() (string, bool, error) {
-		if req.ObjectExists != nil {
-			exists, err := req.ObjectExists(ctx, out.Bucket, out.Object)
-			if err != nil {
-				return "", false, fmt.Errorf("classic: checking for %s: %w", out, err)
-			}
-			if !exists {
-				return "object absent", false, nil
-			}
-		}
-		t, err := c.GetTemplate(ctx, templateID)
-		if err != nil {
-			return "", false, err
-		}
-		if wo.onTemplate != nil {
-			wo.onTemplate(*t)
-		}
-		if t.Failed() {
-			return "", true, &ImportFailedError{TemplateID: templateID, Status: t.Status, Reason: t.FailureReason()}
-		}
-		if t.Transaction != "" {
-			sawTx = true
-			return t.Transaction, false, nil
-		}
-		// No transaction. With ObjectExists the object is there: done.
-		// Otherwise done once a transaction was seen to end; an export
-		// that ended before the first poll is never seen running, so two
-		// idle polls in a row are taken as done too.
-		idle++
-		return "idle", req.ObjectExists != nil || sawTx || idle >= 2, nil
-	})
-	return out.String(), err
 }
 
 // FindTemplateByName returns the account's private image template with the

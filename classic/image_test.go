@@ -126,6 +126,7 @@ func TestUnknownOSCodeRejectedAfterOneLookup(t *testing.T) {
 	c := newTestClient(t, f)
 	req := goodImport()
 	req.OSCode = "WIN_3.11"
+	req.AnyOSCode = true // past the documented list, to the API's
 	for range 2 {
 		err := c.ValidateImport(context.Background(), req)
 		var ie *InvalidImportError
@@ -263,23 +264,36 @@ func tx(name string) map[string]any {
 	return map[string]any{"transactionStatus": map[string]any{"name": name, "friendlyName": name + " (friendly)"}}
 }
 
+// child is a child group in dc, busy with a transaction or ready.
+func child(dc string, transaction string) map[string]any {
+	c := map[string]any{"id": 90, "parentId": 77, "datacenter": map[string]any{"name": dc}}
+	if transaction != "" {
+		c["transactionId"] = 1234
+		c["transaction"] = tx(transaction)
+	} else {
+		c["blockDevices"] = []any{map[string]any{"id": 1}}
+	}
+	return c
+}
+
 func TestWaitTemplateActive(t *testing.T) {
 	f := newFakeSL(t)
+	active := map[string]any{"name": "Active"}
 	templateScript(f,
-		map[string]any{"status": status("PENDING", ""), "transaction": tx("IMAGE_IMPORT_QUEUED")},
-		map[string]any{"status": status("PENDING", ""), "transaction": tx("IMAGE_IMPORT_QUEUED")},
-		map[string]any{"status": status("PENDING", ""), "transaction": tx("IMAGE_IMPORT_COPY")},
-		map[string]any{"status": status("ACTIVE", "")},
+		map[string]any{"status": active, "children": []any{child("dal13", "IMAGE_IMPORT_QUEUED")}},
+		map[string]any{"status": active, "children": []any{child("dal13", "IMAGE_IMPORT_QUEUED")}},
+		map[string]any{"status": active, "children": []any{child("dal13", "IMAGE_IMPORT_COPY")}},
+		map[string]any{"status": active, "children": []any{child("dal13", "")}},
 	)
 	c := newTestClient(t, f)
 	var seen []string
 	tmpl, err := c.WaitTemplate(context.Background(), 77, TemplateProgress(func(t Template) {
-		seen = append(seen, t.Status+"/"+t.Transaction)
+		seen = append(seen, t.StatusName+"/"+t.Transaction)
 	}))
 	require.NoError(t, err)
 	require.True(t, tmpl.Active())
 	require.Equal(t, 77, tmpl.ID)
-	require.Equal(t, []string{"PENDING/IMAGE_IMPORT_QUEUED", "PENDING/IMAGE_IMPORT_QUEUED", "PENDING/IMAGE_IMPORT_COPY", "ACTIVE/"}, seen)
+	require.Equal(t, []string{"Active/IMAGE_IMPORT_QUEUED", "Active/IMAGE_IMPORT_QUEUED", "Active/IMAGE_IMPORT_COPY", "Active/"}, seen)
 	for _, r := range f.requests() {
 		require.Contains(t, r.Mask, "transaction[transactionStatus]")
 		require.Contains(t, r.Mask, "status")
@@ -326,7 +340,7 @@ func TestWaitTemplatePollsThroughTransientErrors(t *testing.T) {
 		if n <= 3 {
 			return 503, slError("SoftLayer_Exception_Public", "busy")
 		}
-		return 200, map[string]any{"id": r.ID, "status": status("ACTIVE", "")}
+		return 200, map[string]any{"id": r.ID, "status": status("ACTIVE", ""), "children": []any{child("dal13", "")}}
 	})
 	c := newTestClient(t, f, WithReadAttempts(1))
 	tmpl, err := c.WaitTemplate(context.Background(), 3)
@@ -343,7 +357,7 @@ func TestReadsRetryWritesDoNot(t *testing.T) {
 		if n < 3 {
 			return 503, slError("SoftLayer_Exception_WebService_RateLimitExceeded", "slow down")
 		}
-		return 200, map[string]any{"id": r.ID, "status": status("ACTIVE", "")}
+		return 200, map[string]any{"id": r.ID, "status": status("ACTIVE", ""), "children": []any{child("dal13", "")}}
 	})
 	serveOSCodes(f)
 	f.on("SoftLayer_Virtual_Guest_Block_Device_Template_Group::createFromIcos", func(fakeReq) (int, any) {
@@ -387,54 +401,6 @@ func TestFindTemplateByName(t *testing.T) {
 	var flt map[string]map[string]map[string]any
 	require.NoError(t, json.Unmarshal([]byte(f.requests()[0].Filter), &flt))
 	require.Equal(t, "img", flt["privateBlockDeviceTemplateGroups"]["name"]["operation"])
-}
-
-func TestExportWaitsForTheObject(t *testing.T) {
-	f := newFakeSL(t)
-	f.on("SoftLayer_Virtual_Guest_Block_Device_Template_Group::copyToIcos", func(r fakeReq) (int, any) {
-		return 200, "true" // softlayer-go wants a bare boolean, no newline
-	})
-	templateScript(f,
-		map[string]any{"status": status("ACTIVE", ""), "transaction": tx("IMAGE_EXPORT")},
-		map[string]any{"status": status("ACTIVE", "")},
-	)
-	c := newTestClient(t, f)
-	polls := 0
-	uri, err := c.Export(context.Background(), 42, ExportRequest{
-		URI:    "cos://us-south/exports/img.vhd",
-		APIKey: secret.NewString(testCOSKey),
-		ObjectExists: func(_ context.Context, bucket, object string) (bool, error) {
-			require.Equal(t, "exports", bucket)
-			require.Equal(t, "img.vhd-0.vhd", object)
-			polls++
-			return polls >= 3, nil
-		},
-	})
-	require.NoError(t, err)
-	require.Equal(t, "cos://us-south/exports/img.vhd-0.vhd", uri)
-	require.Equal(t, 4, polls, "the object appeared at poll 3; the transaction ended one poll later")
-	require.Equal(t, 2, f.count("SoftLayer_Virtual_Guest_Block_Device_Template_Group::getObject"), "the template is read only once the object exists")
-	r := f.requests()[0]
-	require.Equal(t, 42, r.ID)
-	var cfg map[string]any
-	require.NoError(t, json.Unmarshal(r.Params[0], &cfg))
-	require.Equal(t, map[string]any{"uri": "cos://us-south/exports/img.vhd", "ibmApiKey": testCOSKey}, cfg)
-}
-
-func TestExportWaitsForTheTransaction(t *testing.T) {
-	f := newFakeSL(t)
-	f.on("SoftLayer_Virtual_Guest_Block_Device_Template_Group::copyToIcos", func(r fakeReq) (int, any) {
-		return 200, "true" // softlayer-go wants a bare boolean, no newline
-	})
-	templateScript(f,
-		map[string]any{"status": status("ACTIVE", ""), "transaction": tx("IMAGE_EXPORT")},
-		map[string]any{"status": status("ACTIVE", ""), "transaction": tx("IMAGE_EXPORT")},
-		map[string]any{"status": status("ACTIVE", "")},
-	)
-	c := newTestClient(t, f)
-	_, err := c.Export(context.Background(), 42, ExportRequest{URI: "cos://us-south/exports/img.vhd", APIKey: secret.NewString(testCOSKey)})
-	require.NoError(t, err)
-	require.Equal(t, 3, f.count("SoftLayer_Virtual_Guest_Block_Device_Template_Group::getObject"))
 }
 
 func TestBucketResiliency(t *testing.T) {

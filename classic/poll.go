@@ -12,9 +12,10 @@ import (
 type WaitOption func(*waitOptions)
 
 type waitOptions struct {
-	min, max   time.Duration
-	onTemplate func(Template)
-	onServer   func(Server)
+	min, max     time.Duration
+	unknownBound time.Duration
+	onTemplate   func(Template)
+	onServer     func(Server)
 }
 
 // PollEvery overrides the Client's poll interval bounds (WithPollInterval)
@@ -26,6 +27,16 @@ func PollEvery(min, max time.Duration) WaitOption {
 		}
 		if max > 0 {
 			o.max = max
+		}
+	}
+}
+
+// UnknownStateAfter overrides the Client's unknown-state bound
+// (WithUnknownStateBound) for one WaitTemplate call.
+func UnknownStateAfter(d time.Duration) WaitOption {
+	return func(o *waitOptions) {
+		if d > 0 {
+			o.unknownBound = d
 		}
 	}
 }
@@ -44,7 +55,7 @@ func ServerProgress(fn func(Server)) WaitOption {
 }
 
 func (c *Client) waitOptions(opts []WaitOption) waitOptions {
-	wo := waitOptions{min: c.opts.minPoll, max: c.opts.maxPoll}
+	wo := waitOptions{min: c.opts.minPoll, max: c.opts.maxPoll, unknownBound: c.opts.unknownBound}
 	for _, f := range opts {
 		f(&wo)
 	}

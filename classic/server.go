@@ -28,13 +28,20 @@ type ServerSpec struct {
 	// Hostname and Domain make the server's FQDN. Required.
 	Hostname string
 	Domain   string
-	// Datacenter is the data center's short name, e.g. "dal13". Required.
+	// Datacenter is the data center's short name, e.g. "dal13". Empty
+	// orders in the template's data center (an imported template is in
+	// the import data center of its region). Another data center makes
+	// CreateServer copy the template there first (addLocations) and wait
+	// for the copy: an image template can be provisioned only where it
+	// has a copy (SLDN "Managing Image Templates": setting locations "is
+	// useful to do if you need to provision anything with this template,
+	// in the selected datacenter").
 	Datacenter string
 	// CPUs and MemoryMB size the server (startCpus, maxMemory). Required.
 	CPUs     int
 	MemoryMB int
-	// Template is the image template to boot from; it must be Active.
-	// Required.
+	// Template is the image template to boot from; it must be Active
+	// with its disks in place. Required.
 	Template TemplateRef
 	// Monthly selects monthly billing; the zero value orders hourly.
 	Monthly bool
@@ -56,6 +63,9 @@ type ServerSpec struct {
 // hostnameRe follows RFC 1123 labels, as the classic order form does.
 var hostnameRe = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$`)
 
+// dcRe matches data center short names: letters and digits, e.g. dal13.
+var dcRe = regexp.MustCompile(`^[a-zA-Z]{3}[0-9]{2}$`)
+
 func (s *ServerSpec) validate() error {
 	bad := func(field, format string, a ...any) error {
 		return &InvalidServerError{Field: field, Reason: fmt.Sprintf(format, a...)}
@@ -65,8 +75,8 @@ func (s *ServerSpec) validate() error {
 		return bad("Hostname", "%q is not a host name (letters, digits and '-', at most 63)", s.Hostname)
 	case s.Domain == "" || !strings.Contains(s.Domain, "."):
 		return bad("Domain", "%q is not a domain name", s.Domain)
-	case s.Datacenter == "":
-		return bad("Datacenter", "empty (a data center such as dal13)")
+	case s.Datacenter != "" && !dcRe.MatchString(s.Datacenter):
+		return bad("Datacenter", "%q is not a data center short name such as dal13", s.Datacenter)
 	case s.CPUs <= 0:
 		return bad("CPUs", "must be positive")
 	case s.MemoryMB <= 0:
@@ -79,21 +89,27 @@ func (s *ServerSpec) validate() error {
 	return nil
 }
 
-// guest builds the createObject template.
-func (s *ServerSpec) guest(templateGUID string) *datatypes.Virtual_Guest {
+// guest builds the createObject template for data center dc.
+func (s *ServerSpec) guest(templateGUID, dc string) *datatypes.Virtual_Guest {
 	g := &datatypes.Virtual_Guest{
-		Hostname:                     sp(s.Hostname),
-		Domain:                       sp(s.Domain),
-		StartCpus:                    ip(s.CPUs),
-		MaxMemory:                    ip(s.MemoryMB),
-		Datacenter:                   &datatypes.Location{Name: sp(s.Datacenter)},
-		HourlyBillingFlag:            bp(!s.Monthly),
-		LocalDiskFlag:                bp(s.LocalDisk),
-		PrivateNetworkOnlyFlag:       bp(s.PrivateNetworkOnly),
-		DedicatedAccountHostOnlyFlag: bp(s.DedicatedHost),
+		Hostname:          sp(s.Hostname),
+		Domain:            sp(s.Domain),
+		StartCpus:         ip(s.CPUs),
+		MaxMemory:         ip(s.MemoryMB),
+		Datacenter:        &datatypes.Location{Name: sp(dc)},
+		HourlyBillingFlag: bp(!s.Monthly),
+		LocalDiskFlag:     bp(s.LocalDisk),
 		BlockDeviceTemplateGroup: &datatypes.Virtual_Guest_Block_Device_Template_Group{
 			GlobalIdentifier: sp(templateGUID),
 		},
+	}
+	// The optional flags are sent only when set, as softlayer-python's
+	// "vs create" does (VSManager._generate_create_dict).
+	if s.PrivateNetworkOnly {
+		g.PrivateNetworkOnlyFlag = bp(true)
+	}
+	if s.DedicatedHost {
+		g.DedicatedAccountHostOnlyFlag = bp(true)
 	}
 	if s.NetworkSpeedMbps > 0 {
 		g.NetworkComponents = []datatypes.Virtual_Guest_Network_Component{{MaxSpeed: ip(s.NetworkSpeedMbps)}}
@@ -168,26 +184,12 @@ func serverFrom(g datatypes.Virtual_Guest) Server {
 	return s
 }
 
-// activeTemplate resolves ref and checks that servers can be ordered from it.
-func (c *Client) activeTemplate(ctx context.Context, ref TemplateRef) (*Template, error) {
-	var t *Template
-	var err error
+// resolveTemplate reads the template ref names.
+func (c *Client) resolveTemplate(ctx context.Context, ref TemplateRef) (*Template, error) {
 	if ref.ID > 0 {
-		t, err = c.GetTemplate(ctx, ref.ID)
-	} else {
-		t, err = c.findTemplate(ctx, "globalIdentifier", ref.GlobalIdentifier)
+		return c.GetTemplate(ctx, ref.ID)
 	}
-	if err != nil {
-		return nil, err
-	}
-	if !t.Active() {
-		state := t.Status
-		if t.Transaction != "" {
-			state += ", transaction " + t.Transaction
-		}
-		return t, fmt.Errorf("classic: ordering from image template %d (%s): %w", t.ID, state, ErrTemplateNotActive)
-	}
-	return t, nil
+	return c.findTemplate(ctx, "globalIdentifier", ref.GlobalIdentifier)
 }
 
 func (c *Client) findTemplate(ctx context.Context, field, value string) (*Template, error) {
@@ -229,22 +231,32 @@ type OrderQuote struct {
 }
 
 // VerifyServer checks an order without placing it, and without charge:
-// the template must be Active, then generateOrderTemplate turns the spec
-// into a product order and Product_Order::verifyOrder checks it. This is
-// the dry run of CreateServer and OrderServer.
+// the template must be Active with a ready copy in the data center (see
+// ServerSpec.Datacenter), then generateOrderTemplate turns the spec into a
+// product order and Product_Order::verifyOrder checks it. This is the dry
+// run of CreateServer and OrderServer. It copies nothing: when the
+// template would first have to be copied, it returns a *PlacementError.
 func (c *Client) VerifyServer(ctx context.Context, spec ServerSpec) (*OrderQuote, error) {
 	if err := spec.validate(); err != nil {
 		return nil, err
 	}
-	t, err := c.activeTemplate(ctx, spec.Template)
+	t, err := c.resolveTemplate(ctx, spec.Template)
 	if err != nil {
 		return nil, err
 	}
-	return c.verify(ctx, &spec, t)
+	p, err := placement(t, spec.Datacenter)
+	if err != nil {
+		return nil, err
+	}
+	if p.Copy {
+		return nil, &PlacementError{TemplateID: t.ID, Datacenter: p.Datacenter, TemplateDatacenters: p.TemplateDatacenters,
+			Reason: "CreateServer copies it there first; VerifyServer, a dry run, does not"}
+	}
+	return c.verify(ctx, &spec, t, p.Datacenter)
 }
 
-func (c *Client) verify(ctx context.Context, spec *ServerSpec, t *Template) (*OrderQuote, error) {
-	guest := spec.guest(t.GlobalIdentifier)
+func (c *Client) verify(ctx context.Context, spec *ServerSpec, t *Template, dc string) (*OrderQuote, error) {
+	guest := spec.guest(t.GlobalIdentifier, dc)
 	var order datatypes.Container_Product_Order
 	err := c.read(ctx, "SoftLayer_Virtual_Guest::generateOrderTemplate", func(s *session.Session) (err error) {
 		order, err = services.GetVirtualGuestService(s).GenerateOrderTemplate(guest)
@@ -296,24 +308,36 @@ func f64(p *datatypes.Float64) float64 {
 	return float64(*p)
 }
 
-// CreateServer orders a server from an Active image template: it verifies
-// the order as VerifyServer does, then calls createObject once (never
-// retried: a repeated createObject orders and bills a second server). It
-// returns the new server before it is provisioned; wait with WaitServer.
-// After an error whose outcome is unknown (a timeout), look for the
-// server with FindServer before ordering again.
-func (c *Client) CreateServer(ctx context.Context, spec ServerSpec) (*Server, error) {
+// CreateServer orders a server from an Active image template. When the
+// order asks for a data center where the template has no copy, it first
+// copies the template there (CopyTemplate: addLocations, then a wait that
+// takes as long as the copy). Then it verifies the order as VerifyServer
+// does and calls createObject once (never retried: a repeated createObject
+// orders and bills a second server). It returns the new server before it
+// is provisioned; wait with WaitServer. After an error whose outcome is
+// unknown (a timeout), look for the server with FindServer before ordering
+// again.
+func (c *Client) CreateServer(ctx context.Context, spec ServerSpec, opts ...WaitOption) (*Server, error) {
 	if err := spec.validate(); err != nil {
 		return nil, err
 	}
-	t, err := c.activeTemplate(ctx, spec.Template)
+	t, err := c.resolveTemplate(ctx, spec.Template)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.verify(ctx, &spec, t); err != nil {
+	p, err := placement(t, spec.Datacenter)
+	if err != nil {
 		return nil, err
 	}
-	guest := spec.guest(t.GlobalIdentifier)
+	if p.Copy {
+		if t, err = c.CopyTemplate(ctx, t.ID, p.Datacenter, opts...); err != nil {
+			return nil, fmt.Errorf("classic: copying image template to %s before the order: %w", p.Datacenter, err)
+		}
+	}
+	if _, err := c.verify(ctx, &spec, t, p.Datacenter); err != nil {
+		return nil, err
+	}
+	guest := spec.guest(t.GlobalIdentifier, p.Datacenter)
 	var g datatypes.Virtual_Guest
 	err = c.write(ctx, "SoftLayer_Virtual_Guest::createObject", func(s *session.Session) (err error) {
 		g, err = services.GetVirtualGuestService(s).CreateObject(guest)
@@ -368,7 +392,7 @@ func (c *Client) WaitServer(ctx context.Context, id int, opts ...WaitOption) (*S
 // the server that was ordered is returned with the error so that a caller
 // can resume waiting (or cancel it); it is nil only if nothing was ordered.
 func (c *Client) OrderServer(ctx context.Context, spec ServerSpec, opts ...WaitOption) (*Server, error) {
-	srv, err := c.CreateServer(ctx, spec)
+	srv, err := c.CreateServer(ctx, spec, opts...)
 	if err != nil {
 		return nil, err
 	}

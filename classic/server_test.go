@@ -29,7 +29,8 @@ func goodSpec() ServerSpec {
 // provisionAfter polls.
 func serveOrdering(f *fakeSL, templateStatus string, provisionAfter int) {
 	f.on("SoftLayer_Virtual_Guest_Block_Device_Template_Group::getObject", func(r fakeReq) (int, any) {
-		return 200, map[string]any{"id": r.ID, "globalIdentifier": "tmpl-guid", "name": "img", "status": status(templateStatus, "")}
+		return 200, map[string]any{"id": r.ID, "globalIdentifier": "tmpl-guid", "name": "img", "status": status(templateStatus, ""),
+			"children": []any{child("dal13", "")}}
 	})
 	f.on("SoftLayer_Virtual_Guest::generateOrderTemplate", func(r fakeReq) (int, any) {
 		var g map[string]any
@@ -128,7 +129,7 @@ func TestOrderFromNonActiveTemplateFails(t *testing.T) {
 			srv, err := c.OrderServer(context.Background(), goodSpec())
 			require.Nil(t, srv)
 			require.ErrorIs(t, err, ErrTemplateNotActive)
-			require.Contains(t, err.Error(), st)
+			require.Contains(t, strings.ToUpper(err.Error()), st)
 			_, err = c.VerifyServer(context.Background(), goodSpec())
 			require.ErrorIs(t, err, ErrTemplateNotActive)
 			require.Zero(t, f.count("SoftLayer_Virtual_Guest::createObject"))
@@ -156,7 +157,7 @@ func TestOrderByGlobalIdentifier(t *testing.T) {
 	f := newFakeSL(t)
 	serveOrdering(f, "ACTIVE", 0)
 	f.on("SoftLayer_Account::getPrivateBlockDeviceTemplateGroups", func(r fakeReq) (int, any) {
-		return 200, []map[string]any{{"id": 9, "globalIdentifier": "tmpl-guid", "status": status("ACTIVE", "")}}
+		return 200, []map[string]any{{"id": 9, "globalIdentifier": "tmpl-guid", "status": status("ACTIVE", ""), "children": []any{child("dal13", "")}}}
 	})
 	c := newTestClient(t, f)
 	spec := goodSpec()
@@ -177,7 +178,7 @@ func TestServerSpecValidation(t *testing.T) {
 	cases := map[string]func(*ServerSpec){
 		"Hostname":         func(s *ServerSpec) { s.Hostname = "bad_host" },
 		"Domain":           func(s *ServerSpec) { s.Domain = "local" },
-		"Datacenter":       func(s *ServerSpec) { s.Datacenter = "" },
+		"Datacenter":       func(s *ServerSpec) { s.Datacenter = "Dallas 13" },
 		"CPUs":             func(s *ServerSpec) { s.CPUs = 0 },
 		"MemoryMB":         func(s *ServerSpec) { s.MemoryMB = -1 },
 		"Template":         func(s *ServerSpec) { s.Template = TemplateRef{} },

@@ -173,6 +173,10 @@ func validateStatic(req *ImportRequest) (COSURI, error) {
 	if req.OSCode == "" {
 		return bad("OSCode", "empty (an operating system reference code such as UBUNTU_22_64)")
 	}
+	if !req.AnyOSCode && !IsSupportedOSCode(req.OSCode) {
+		return bad("OSCode", "%q is not one of the systems IBM documents for imports and E2E images (%s); set AnyOSCode to ask the API instead",
+			req.OSCode, supportedOSList())
+	}
 	if e := req.Encryption; e != nil {
 		k, err := parseKeyCRN(e.RootKeyCRN)
 		if err != nil {
@@ -243,6 +247,11 @@ func (c *Client) validate(ctx context.Context, req *ImportRequest) (COSURI, erro
 	}
 	if _, ok := codes[req.OSCode]; !ok {
 		return u, &InvalidImportError{Field: "OSCode", Reason: fmt.Sprintf("%q is not an operating system that VHD imports accept (see Client.OSReferenceCodes)", req.OSCode)}
+	}
+	if !req.AnyOSCode && !IsSupportedOSCode(req.OSCode) {
+		return u, &InvalidImportError{Field: "OSCode", Reason: fmt.Sprintf(
+			"%q is accepted by the API but is not one of the systems IBM documents for imports and E2E images (%s); set AnyOSCode to import it anyway",
+			req.OSCode, supportedOSList())}
 	}
 	return u, nil
 }

@@ -85,9 +85,13 @@ type Plan struct {
 	// Note is stored with the template.
 	Note string
 	// OSCode is the template's operating system reference code, e.g.
-	// UBUNTU_22_64. Required; preflight checks it against the codes the
-	// classic API accepts.
+	// UBUNTU_22_64. Required; preflight checks it against the systems IBM
+	// documents for imports (classic.SupportedOperatingSystems) and the
+	// codes the classic API accepts.
 	OSCode string
+	// AnyOSCode accepts any code the classic API accepts, not only the
+	// documented systems (classic.ImportRequest.AnyOSCode).
+	AnyOSCode bool
 	// Object is the name of the image object in the bucket; it must end in
 	// .vhd. Default: Name + ObjectSuffix.
 	Object string

@@ -102,6 +102,9 @@ func (r *runner) checks() []iam.Check {
 	if r.p.Classic != nil {
 		checks = append(checks, r.classicCheck())
 	}
+	if r.p.Server != nil {
+		checks = append(checks, r.placementCheck())
+	}
 	if c, ok := r.imageCheck(); ok {
 		checks = append(checks, c)
 	}
@@ -167,8 +170,27 @@ func (r *runner) classicCheck() iam.Check {
 		if !ok {
 			return "", fmt.Errorf("%q is not an OS reference code VHD imports accept (%s)", code, someCodes(codes))
 		}
+		if !r.p.AnyOSCode && !classic.IsSupportedOSCode(code) {
+			return "", fmt.Errorf("%q is not one of the systems IBM documents for imports and E2E images (set AnyOSCode to use it anyway)", code)
+		}
 		return fmt.Sprintf("credentials accepted; %s is %s", code, name), nil
 	}, "check the classic credentials (SL_USERNAME and SL_API_KEY, or an IBM Cloud API key) and the OS reference code")
+}
+
+// placementCheck says where the server will be ordered: in the import's
+// data center, or elsewhere after a copy of the template (addLocations).
+// It reads the template when an earlier attempt imported it.
+func (r *runner) placementCheck() iam.Check {
+	return iam.FuncCheck("server placement", func(ctx context.Context) (string, error) {
+		if r.p.Classic != nil && r.st.TemplateID != 0 {
+			p, err := r.p.Classic.Placement(ctx, classic.ServerSpec{Datacenter: r.p.Server.Datacenter,
+				Template: classic.TemplateRef{ID: r.st.TemplateID}})
+			if err == nil {
+				return p.String(), nil
+			}
+		}
+		return classic.PlanPlacement(r.p.COS.Region(), r.p.Server.Datacenter).String(), nil
+	}, "set Server.Datacenter to order elsewhere (the template is copied there first)")
 }
 
 // someCodes lists a few codes, for a message.

@@ -454,6 +454,7 @@ func (r *runner) importStep(ctx context.Context, s *Step) error {
 		URI:            r.objectURI(),
 		APIKey:         apiKey,
 		OSCode:         r.p.OSCode,
+		AnyOSCode:      r.p.AnyOSCode,
 		DiskSize:       st.DiskSize,
 		BucketLocation: r.bucketLocation,
 		BucketLocator: func(ctx context.Context, _, bucket string) (string, error) {
@@ -724,7 +725,11 @@ func (r *runner) order(ctx context.Context, s *Step) error {
 	if err := r.save(); err != nil {
 		return err
 	}
-	s.Detail = fmt.Sprintf("server %d (%s.%s) ordered in %s from template %d", srv.ID, srv.Hostname, srv.Domain, spec.Datacenter, st.TemplateID)
+	dc := srv.Datacenter
+	if dc == "" {
+		dc = orDash(spec.Datacenter)
+	}
+	s.Detail = fmt.Sprintf("server %d (%s.%s) ordered in %s from template %d", srv.ID, srv.Hostname, srv.Domain, dc, st.TemplateID)
 	return nil
 }
 

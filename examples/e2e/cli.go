@@ -118,7 +118,7 @@ func run(ctx context.Context, args []string, e env) int {
 	fs.BoolVar(&c.cosKeyAuthz, "cos-key-authorization", false, "-prepare also authorizes COS to read the key (for KP-encrypted buckets)")
 	fs.StringVar(&c.hostname, "hostname", "", "order a server with this `hostname` from the template (simulator default: e2e-demo)")
 	fs.StringVar(&c.domain, "domain", "example.com", "server `domain`")
-	fs.StringVar(&c.datacenter, "datacenter", "", "server data `center` (default: the bucket region's import location, e.g. dal13)")
+	fs.StringVar(&c.datacenter, "datacenter", "", "server data `center` (default: the template's, i.e. where the import lands; another one copies the template there first)")
 	fs.IntVar(&c.cpus, "cpus", 2, "server CPUs")
 	fs.IntVar(&c.memoryMB, "memory", 4096, "server memory in `MB`")
 	fs.BoolVar(&c.monthly, "monthly", false, "monthly billing (default hourly)")
@@ -462,16 +462,10 @@ func planServer(p *e2e.Plan, c *config, e env, region string) int {
 	if c.hostname == "" {
 		return exitOK
 	}
-	dc := c.datacenter
-	if dc == "" {
-		dc = importDatacenter[region]
-		if dc == "" {
-			fmt.Fprintf(e.stderr, "e2e: -datacenter is required (no default for region %q)\n", region)
-			return exitUsage
-		}
-	}
+	// An empty data center orders where the template is: the import's
+	// data center, read from the template (classic.PlanPlacement).
 	s := &classic.ServerSpec{
-		Hostname: c.hostname, Domain: c.domain, Datacenter: dc, CPUs: c.cpus, MemoryMB: c.memoryMB,
+		Hostname: c.hostname, Domain: c.domain, Datacenter: c.datacenter, CPUs: c.cpus, MemoryMB: c.memoryMB,
 		Monthly: c.monthly, PrivateNetworkOnly: c.privateOnly, SSHKeyIDs: c.sshKeyIDs,
 	}
 	if c.userDataFile != "" {
@@ -484,13 +478,6 @@ func planServer(p *e2e.Plan, c *config, e env, region string) int {
 	}
 	p.Server = s
 	return exitOK
-}
-
-// importDatacenter is the data center of each E2E import location
-// (../../docs/CLOUD.md section 7.2: US-South DAL13, US-East WDC07, EU-GB LON02, EU-DE
-// FRA02, AP-Japan, AU-Sydney).
-var importDatacenter = map[string]string{
-	"us-south": "dal13", "us-east": "wdc07", "eu-gb": "lon02", "eu-de": "fra02", "jp-tok": "tok02", "au-syd": "syd04",
 }
 
 // secretFrom reads a secret from a file, or else from an environment

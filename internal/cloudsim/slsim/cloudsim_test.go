@@ -78,9 +78,9 @@ func importAndWait(t *testing.T, sim *cloudsim.Sim, key, wdek string) datatypes.
 	require.NoError(t, err)
 	var out datatypes.Virtual_Guest_Block_Device_Template_Group
 	waitFor(t, "the import", func() bool {
-		out, err = svc.Id(*g.Id).Mask("mask[id,globalIdentifier,status]").GetObject()
+		out, err = svc.Id(*g.Id).Mask("mask[id,globalIdentifier,status,children[transactionId,blockDevices]]").GetObject()
 		require.NoError(t, err)
-		return *out.Status.KeyName != slsim.TemplateStatusPending
+		return importEnded(out)
 	})
 	return out
 }
@@ -155,9 +155,9 @@ func TestCloudsimImportFailures(t *testing.T) {
 		require.NoError(t, err)
 		var out datatypes.Virtual_Guest_Block_Device_Template_Group
 		waitFor(t, "the import", func() bool {
-			out, err = svc.Id(*g.Id).Mask("status").GetObject()
+			out, err = svc.Id(*g.Id).Mask("mask[status,children[transactionId,blockDevices]]").GetObject()
 			require.NoError(t, err)
-			return *out.Status.KeyName != slsim.TemplateStatusPending
+			return importEnded(out)
 		})
 		require.True(t, strings.HasPrefix(*out.Status.Description, slsim.ReasonBucketNotRegional), *out.Status.Description)
 	})

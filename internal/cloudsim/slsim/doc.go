@@ -46,8 +46,9 @@
 // (name, a cos://<region>/<bucket>/<object> uri naming a .vhd object,
 // ibmApiKey, crkCrn and wrappedDek for an encrypted import, a supported
 // operatingSystemReferenceCode), forces cloudInit on for encrypted images
-// and BYOL on for encrypted RHEL, and creates a template group with status
-// PENDING and a transaction. A background transaction then, in order:
+// and BYOL on for encrypted RHEL, and creates a template group that says
+// Active with one child in the import data center of the uri's region; the
+// import is that child's transaction. A background transaction then, in order:
 // exchanges ibmApiKey for an IAM token; checks the bucket with
 // ibm-cos-sdk-go (it must exist, be Regional, be in the uri's region and, for
 // an encrypted import, in the root key's region) and the object (it must
@@ -58,14 +59,16 @@
 // keyprotect-go-client against Key Protect or HPCS as chosen by the CRN;
 // checks the DEK against the VHD's key hash; decrypts the first two sectors
 // with AES-XTS and requires an MBR or GPT partition table; then waits
-// Config.ImportDuration of simulated time and makes the template ACTIVE
-// with one child per datacenter. Each failure ends the template in ERROR with
+// Config.ImportDuration of simulated time and ends the child's transaction
+// with its block devices in place. addLocations copies the template to
+// other data centers. Each failure ends the template in ERROR (invented) with
 // the reason (a Reason* constant) in status.description, an "Import Failed"
 // Event_Log record and a failed audit-log.vsi-image-template.create
 // Activity Tracker event.
 //
 // Virtual guests are created by SoftLayer_Virtual_Guest::createObject or
-// SoftLayer_Product_Order::placeOrder, only from an ACTIVE template, and get
+// SoftLayer_Product_Order::placeOrder, only in a data center where the
+// template has a ready copy (Order_InvalidLocation elsewhere), and get
 // a provisionDate after Config.ProvisionDuration of simulated time.
 //
 // # What it does NOT do
@@ -80,5 +83,7 @@
 // the CLOUD_SERVER package (46) with a small simulated price catalog. State
 // lives in memory only. IBM does not document the template status key names,
 // the event log names of image imports or the import failure messages; the
-// ones here are the simulator's and are documented in README.md.
+// ones here are the simulator's. Contract (and README.md) lists every
+// template status, transaction name and placement rule as documented, with
+// its source, or invented.
 package slsim

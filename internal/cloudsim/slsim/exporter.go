@@ -3,6 +3,7 @@ package slsim
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/IBM/ibm-cos-sdk-go/aws"
@@ -19,11 +20,19 @@ import (
 // the import's API key) is no longer usable.
 const ReasonExportSourceGone = "the image's source object is no longer readable"
 
-// ExportObjectName is the object name copyToIcos writes for the template's
-// (only) block device: the uri's object name plus "-0.vhd", the
-// <name>-0.vhd naming of exported block devices (../../../docs/CLOUD.md section 7.3). That
-// is why IBM's E2E documentation names import objects <name>.vhd-0.vhd.
-func ExportObjectName(uriObject string) string { return uriObject + "-0.vhd" }
+// ExportObjectName is the object name copyToIcos writes for block device n
+// of a template exported to a uri whose object (file) name is uriObject.
+// IBM documents: "if your image file is named image.vhd, the first block
+// device is exported as image-0.vhd. The second block device is exported
+// as image-1.vhd" (image-templates export-image-ibm-cos.md). For a file
+// name without ".vhd" the simulator appends "-<n>.vhd" (invented).
+func ExportObjectName(uriObject string, n int) string {
+	stem := uriObject
+	if len(stem) > 4 && strings.EqualFold(stem[len(stem)-4:], ".vhd") {
+		stem = stem[:len(stem)-4]
+	}
+	return fmt.Sprintf("%s-%d.vhd", stem, n)
+}
 
 type exportJob struct {
 	templateID int
@@ -69,18 +78,23 @@ func (s *Server) copyToIcos(c *call) (any, error) {
 			t = p
 		}
 	}
+	// IBM allows exporting standard and encrypted templates ("a
+	// preexisting, private standard image template, or an encrypted image
+	// template", export-image-ibm-cos.md). The refusals below and their
+	// messages are invented.
+	imp := s.importChild(t)
 	switch {
 	case t.status != TemplateStatusActive:
 		s.mu.Unlock()
 		return nil, errPublic("Image template %d is not Active (status %s) and cannot be exported.", t.id, templateStatuses[t.status].name)
-	case t.encrypted:
+	case imp == nil || !imp.ready:
 		s.mu.Unlock()
-		return nil, errPublic("Image template %d is encrypted; encrypted image templates cannot be exported.", t.id)
+		return nil, errPublic("Image template %d has no completed image yet; export it once its import is done.", t.id)
 	case t.tx != nil:
 		s.mu.Unlock()
 		return nil, errPublic("Image template %d has an active transaction (%s); try again later.", t.id, t.tx.name)
 	}
-	dst.key = ExportObjectName(dst.key)
+	dst.key = ExportObjectName(dst.key, 0)
 	now := s.clock.Now()
 	t.tx = &transaction{id: s.nextTx(), name: TxExport, created: now, change: now}
 	job := &exportJob{templateID: t.id, acct: c.acct, who: c.actor(), name: t.name, src: t.src,

@@ -3,7 +3,6 @@ package slsim
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"reflect"
 	"regexp"
 	"sort"
@@ -246,7 +245,7 @@ func (s *Server) validateGuest(c *call, v *datatypes.Virtual_Guest) (*guestSpec,
 		return nil, errPublic("Either blockDeviceTemplateGroup.globalIdentifier or operatingSystemReferenceCode is required.")
 	case sp.templateGUID != "":
 		s.mu.Lock()
-		id, err := s.activeTemplate(c.acct, sp.templateGUID, 0)
+		id, err := s.activeTemplate(c.acct, sp.templateGUID, 0, sp.dc)
 		s.mu.Unlock()
 		if err != nil {
 			return nil, err
@@ -258,35 +257,6 @@ func (s *Server) validateGuest(c *call, v *datatypes.Virtual_Guest) (*guestSpec,
 		}
 	}
 	return sp, nil
-}
-
-// activeTemplate finds the caller's parent template by GUID (or id) and
-// requires it to be Active: the real API provisions only from Active
-// templates. Caller holds s.mu.
-func (s *Server) activeTemplate(acct *account, guid string, id int) (int, error) {
-	var t *template
-	for _, x := range s.templates {
-		if x.acct == acct && x.parentID == 0 && (guid != "" && x.guid == guid || id != 0 && x.id == id) {
-			t = x
-			break
-		}
-	}
-	if t == nil {
-		what := guid
-		if what == "" {
-			what = fmt.Sprint(id)
-		}
-		return 0, &apiError{http.StatusNotFound, ExceptionObjectNotFound, fmt.Sprintf("Unable to find image template '%s'.", what)}
-	}
-	if t.status != TemplateStatusActive {
-		st := templateStatuses[t.status]
-		msg := fmt.Sprintf("Image template %s (%s) is not Active (status %s); only an Active image template can be provisioned.", t.guid, t.name, st.name)
-		if t.status == TemplateStatusError && t.reason != "" {
-			msg += " Import failed: " + t.reason + "."
-		}
-		return 0, errPublic("%s", msg)
-	}
-	return t.id, nil
 }
 
 // createGuest serves createObject.
@@ -320,7 +290,7 @@ func (s *Server) startGuest(c *call, sp *guestSpec) (*guest, []simcore.Event, er
 	if sp.templateID != 0 {
 		// Re-check under the lock: the template may have changed since
 		// validation.
-		if _, err := s.activeTemplate(c.acct, "", sp.templateID); err != nil {
+		if _, err := s.activeTemplate(c.acct, "", sp.templateID, sp.dc); err != nil {
 			return nil, nil, err
 		}
 	}

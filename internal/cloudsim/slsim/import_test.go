@@ -51,14 +51,14 @@ func (w *world) createImport(t *testing.T, s importSpec) int {
 	}
 	g, err := services.GetVirtualGuestBlockDeviceTemplateGroupService(w.sess).CreateFromIcos(cfg)
 	require.NoError(t, err)
-	require.Equal(t, "PENDING", *g.Status.KeyName)
+	require.Equal(t, "Active", *g.Status.Name, "the parent says Active while the import runs on its child")
 	return *g.Id
 }
 
-const waitMask = "mask[id,name,globalIdentifier,status,transaction[transactionStatus],datacenters,blockDevices,children[id,parentId,datacenter,blockDevices,status]]"
+const waitMask = "mask[id,name,globalIdentifier,status,transaction[transactionStatus],datacenters,blockDevices,children[id,parentId,transactionId,datacenter,blockDevices,status]]"
 
-// waitImport polls getObject the way a client does until the template
-// leaves PENDING.
+// waitImport polls getObject the way a client does until the import has
+// ended (see importEnded).
 func (w *world) waitImport(t *testing.T, id int) datatypes.Virtual_Guest_Block_Device_Template_Group {
 	t.Helper()
 	svc := services.GetVirtualGuestBlockDeviceTemplateGroupService(w.sess)
@@ -67,9 +67,26 @@ func (w *world) waitImport(t *testing.T, id int) datatypes.Virtual_Guest_Block_D
 		var err error
 		g, err = svc.Id(id).Mask(waitMask).GetObject()
 		require.NoError(t, err)
-		return *g.Status.KeyName != "PENDING"
+		return importEnded(g)
 	})
 	return g
+}
+
+// importEnded reports whether an import has ended: failed (the simulator's
+// ERROR status), or no transaction on any child and a child with block
+// devices.
+func importEnded(g datatypes.Virtual_Guest_Block_Device_Template_Group) bool {
+	if g.Status != nil && g.Status.KeyName != nil && *g.Status.KeyName == slsim.TemplateStatusError {
+		return true
+	}
+	ready := false
+	for _, ch := range g.Children {
+		if ch.TransactionId != nil {
+			return false
+		}
+		ready = ready || len(ch.BlockDevices) > 0
+	}
+	return ready
 }
 
 func TestImportUnencrypted(t *testing.T) {
@@ -81,10 +98,11 @@ func TestImportUnencrypted(t *testing.T) {
 	require.Equal(t, "ACTIVE", *g.Status.KeyName)
 	require.Equal(t, "Active", *g.Status.Name)
 	require.Nil(t, g.Transaction)
-	require.Len(t, g.Datacenters, len(slsim.DefaultDatacenters()))
+	require.Len(t, g.Datacenters, 1, "an import lands in its region's import data center only")
+	require.Equal(t, "dal13", *g.Datacenters[0].Name)
 	require.Len(t, g.BlockDevices, 1)
 	require.Equal(t, datatypes.Float64(1), *g.BlockDevices[0].DiskSpace, "a 3 MiB disk rounds up to 1 GB")
-	require.Len(t, g.Children, len(slsim.DefaultDatacenters()))
+	require.Len(t, g.Children, 1)
 	for _, ch := range g.Children {
 		require.Equal(t, id, *ch.ParentId)
 		require.NotNil(t, ch.Datacenter)
@@ -94,7 +112,7 @@ func TestImportUnencrypted(t *testing.T) {
 	// Children are reachable by id but not listed as account templates.
 	ch, err := services.GetVirtualGuestBlockDeviceTemplateGroupService(w.sess).Id(*g.Children[0].Id).Mask("datacenter.name").GetObject()
 	require.NoError(t, err)
-	require.Equal(t, slsim.DefaultDatacenters()[0], *ch.Datacenter.Name)
+	require.Equal(t, "dal13", *ch.Datacenter.Name)
 	list, err := services.GetAccountService(w.sess).GetPrivateBlockDeviceTemplateGroups()
 	require.NoError(t, err)
 	require.Len(t, list, 1)
@@ -249,7 +267,9 @@ func TestImportFailures(t *testing.T) {
 			desc := deref(g.Status.Description)
 			require.True(t, strings.HasPrefix(desc, tc.reason), "reason %q, want prefix %q", desc, tc.reason)
 			require.Nil(t, g.Transaction)
-			require.Empty(t, g.Children)
+			require.Len(t, g.Children, 1, "the child in the import data center stays, without disks")
+			require.Nil(t, g.Children[0].TransactionId)
+			require.Empty(t, g.Children[0].BlockDevices)
 			for _, secretish := range []string{importKey, noCOSKey, "tok-"} {
 				require.NotContains(t, desc, secretish)
 			}
@@ -304,7 +324,12 @@ func TestImportTransactionProgressAndDelete(t *testing.T) {
 	w := newWorld(t, 1) // the copy phase lasts 10 real minutes
 	w.s3.put("images", "web.vhd", makeVHD(t, rawDisk(1<<20, "mbr"), nil))
 	id := w.createImport(t, importSpec{uri: "cos://us-south/images/web.vhd"})
-	svc := services.GetVirtualGuestBlockDeviceTemplateGroupService(w.sess).Id(id)
+	parent := services.GetVirtualGuestBlockDeviceTemplateGroupService(w.sess).Id(id)
+	children, err := parent.GetChildren()
+	require.NoError(t, err)
+	require.Len(t, children, 1)
+	// The import's transaction runs on the child.
+	svc := services.GetVirtualGuestBlockDeviceTemplateGroupService(w.sess).Id(*children[0].Id)
 	waitFor(t, "the copy phase", func() bool {
 		tx, err := svc.Mask("transactionStatus").GetTransaction()
 		require.NoError(t, err)
@@ -318,14 +343,15 @@ func TestImportTransactionProgressAndDelete(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "Copying the image to the image repository", *tx.TransactionStatus.FriendlyName)
 
-	// Ordering from it fails: it is not Active yet.
-	gl, err := svc.GetGlobalIdentifier()
+	// Ordering from it fails: its image is still being imported, though
+	// the parent says Active.
+	gl, err := parent.GetGlobalIdentifier()
 	require.NoError(t, err)
 	_, err = services.GetVirtualGuestService(w.sess).CreateObject(guestTemplate(gl))
 	e := requireSLError(t, err, http.StatusInternalServerError, "SoftLayer_Exception_Public")
-	require.Contains(t, e.Message, "status Pending")
+	require.Contains(t, e.Message, "active transaction in dal13")
 
-	_, err = svc.DeleteObject()
+	_, err = parent.DeleteObject()
 	require.NoError(t, err)
 	require.Empty(t, w.srv.Templates())
 }
@@ -340,7 +366,10 @@ func TestCloseStopsBackgroundWork(t *testing.T) {
 	w.srv.Close()
 	require.Less(t, time.Since(start), 5*time.Second)
 	for _, ti := range w.srv.Templates() {
-		require.Equal(t, slsim.TemplateStatusPending, ti.Status)
+		if ti.ParentID != 0 {
+			require.False(t, ti.Ready, "no import finished")
+			require.NotEmpty(t, ti.Transaction, "the import was still running on the child")
+		}
 	}
 	// After Close nothing new starts.
 	_, err := services.GetVirtualGuestBlockDeviceTemplateGroupService(w.sess).CreateFromIcos(&datatypes.Container_Virtual_Guest_Block_Device_Template_Configuration{
@@ -364,27 +393,33 @@ func TestExportToIcos(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 	waitFor(t, "the export", func() bool {
-		_, ok := w.s3.get("exports", "web-copy.vhd-0.vhd")
+		_, ok := w.s3.get("exports", "web-copy-0.vhd")
 		return ok
 	})
-	got, _ := w.s3.get("exports", "web-copy.vhd-0.vhd")
-	require.Equal(t, img, got)
+	got, _ := w.s3.get("exports", "web-copy-0.vhd")
+	require.Equal(t, img, got, "IBM: a file named image.vhd is exported as image-0.vhd")
 	waitFor(t, "the export event", func() bool {
 		n := eventNames(t, w, slsim.ObjectImage)
 		return n[len(n)-1] == slsim.EventExportComplete
 	})
 
-	// Encrypted templates are not exported.
+	// Encrypted templates are exported too (IBM allows it); the simulator
+	// writes the encrypted object it imported.
 	w.kms.addKey(t, "root-1")
 	dek := randomDEK(32)
 	w.s3.put("images", "enc.vhd", makeVHD(t, rawDisk(2<<20, "mbr"), dek))
 	eid := w.createImport(t, importSpec{uri: "cos://us-south/images/enc.vhd", crk: w.keyCRN("kms", kpInstance, "root-1"), wdek: w.kms.wrap(t, "root-1", dek)})
 	require.Equal(t, "ACTIVE", *w.waitImport(t, eid).Status.KeyName)
-	_, err = services.GetVirtualGuestBlockDeviceTemplateGroupService(w.sess).Id(eid).CopyToIcos(&datatypes.Container_Virtual_Guest_Block_Device_Template_Configuration{
+	encImg, _ := w.s3.get("images", "enc.vhd")
+	ok, err = services.GetVirtualGuestBlockDeviceTemplateGroupService(w.sess).Id(eid).CopyToIcos(&datatypes.Container_Virtual_Guest_Block_Device_Template_Configuration{
 		Uri: sl.String("cos://us-south/exports/enc.vhd"), IbmApiKey: sl.String(ownerKey),
 	})
-	e := requireSLError(t, err, http.StatusInternalServerError, "SoftLayer_Exception_Public")
-	require.Contains(t, e.Message, "encrypted")
+	require.NoError(t, err)
+	require.True(t, ok)
+	waitFor(t, "the encrypted export", func() bool {
+		got, ok := w.s3.get("exports", "enc-0.vhd")
+		return ok && bytes.Equal(got, encImg)
+	})
 
 	// An export to a missing bucket fails asynchronously with a reason.
 	ok, err = svc.CopyToIcos(&datatypes.Container_Virtual_Guest_Block_Device_Template_Configuration{

@@ -209,11 +209,18 @@ func (s *Server) finishImport(j *importJob, res *importResult, f *importFailure)
 		s.mu.Unlock()
 		return
 	}
-	t.tx, t.cancel = nil, nil
+	t.cancel = nil
+	ch := s.importChild(t)
+	if ch != nil {
+		ch.tx = nil
+	}
 	var ev simcore.Event
 	meta := map[string]any{"uri": t.uri, "globalIdentifier": t.guid}
 	if f != nil {
 		t.status, t.reason = TemplateStatusError, f.Error()
+		if ch != nil {
+			ch.status = TemplateStatusError
+		}
 		if t.apiKey != nil {
 			t.apiKey.Zero()
 		}
@@ -225,30 +232,23 @@ func (s *Server) finishImport(j *importJob, res *importResult, f *importFailure)
 		}
 		ev = s.auditEvent(j.acct, j.who, ActionTemplateCreate, simcore.OutcomeFailure, "image-template", t.id, t.name,
 			code, t.reason, map[string]any{"uri": t.uri, "isEncrypted": t.encrypted}, nil)
+		if s.cfg.DeleteFailedImports {
+			for _, id := range append([]int{t.id}, t.children...) {
+				delete(s.templates, id)
+			}
+		}
 		s.log.Info("slsim: image import failed", "template", t.id, "reason", t.reason)
 	} else {
 		t.status, t.reason = TemplateStatusActive, ""
 		t.virtualSize, t.keySize = res.virtualSize, res.keySize
-		t.datacenters = append([]string(nil), s.cfg.Datacenters...)
 		s.ids.blockDevice++
 		t.blockDevID = s.ids.blockDevice
-		if t.encrypted && t.apiKey != nil {
-			// Encrypted templates cannot be exported; the key is not needed.
-			t.apiKey.Zero()
+		if ch != nil {
+			ch.virtualSize, ch.keySize, ch.ready = res.virtualSize, res.keySize, true
+			t.datacenters = append([]string(nil), ch.datacenters...)
 		}
-		for _, dc := range t.datacenters {
-			s.ids.template++
-			s.ids.blockDevice++
-			ch := &template{
-				id: s.ids.template, guid: "", acct: t.acct, who: t.who, name: t.name, note: t.note,
-				created: s.clock.Now(), parentID: t.id, status: TemplateStatusActive, osCode: t.osCode,
-				cloudInit: t.cloudInit, byol: t.byol, encrypted: t.encrypted, crkCRN: t.crkCRN, uri: t.uri,
-				src: t.src, virtualSize: t.virtualSize, keySize: t.keySize, datacenters: []string{dc},
-				blockDevID: s.ids.blockDevice,
-			}
-			s.templates[ch.id] = ch
-			t.children = append(t.children, ch.id)
-		}
+		// The import's API key stays in memory: copyToIcos streams the
+		// source object again, for encrypted templates too.
 		meta["virtualSize"] = t.virtualSize
 		s.logEvent(j.acct, j.who, true, ObjectImage, t.id, EventImportComplete, t.name, meta)
 		ev = s.auditEvent(j.acct, j.who, ActionTemplateCreate, simcore.OutcomeSuccess, "image-template", t.id, t.name,

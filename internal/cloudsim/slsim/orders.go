@@ -271,7 +271,7 @@ func (s *Server) validateOrder(c *call) (*orderSpec, error) {
 	templateID := 0
 	if guid != "" || tid != 0 {
 		s.mu.Lock()
-		templateID, err = s.activeTemplate(c.acct, guid, tid)
+		templateID, err = s.activeTemplate(c.acct, guid, tid, dc)
 		s.mu.Unlock()
 		if err != nil {
 			return nil, err

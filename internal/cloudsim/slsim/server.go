@@ -7,7 +7,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -32,12 +34,29 @@ const (
 	DefaultRegion = "us-south"
 )
 
+// DefaultCopyDuration is the simulated time addLocations takes to copy a
+// template to another data center (invented; IBM gives no figure).
+const DefaultCopyDuration = 5 * time.Minute
+
 // DefaultDatacenters returns the data centers a guest can be ordered in when
-// Config.Datacenters is empty: the E2E import locations of ../../../docs/CLOUD.md section
-// 7.2 (US-South DAL13, US-East WDC07, EU-GB LON02, EU-DE FRA02, Japan TOK02,
-// Sydney SYD04).
+// Config.Datacenters is empty: the import data centers of
+// DefaultImportDatacenters plus ams03 and syd05, so that a template can be
+// copied to a data center it was not imported into.
 func DefaultDatacenters() []string {
-	return []string{"dal13", "wdc07", "lon02", "fra02", "tok02", "syd04"}
+	return []string{"dal13", "wdc07", "lon02", "fra02", "tok02", "syd04", "ams03", "syd05"}
+}
+
+// DefaultImportDatacenters returns the data center an import from each COS
+// region lands in. IBM documents four: "US-South (DAL13), US-East (WDC07),
+// EU-Great Britain (LON02), EU-Germany (FRA02), AP-Japan, and AU-Sydney"
+// (image-templates import-image.md, Table 1, "Location"). It names no data
+// center for AP-Japan and AU-Sydney: tok02 (jp-tok) and syd04 (au-syd) are
+// invented.
+func DefaultImportDatacenters() map[string]string {
+	return map[string]string{
+		"us-south": "dal13", "us-east": "wdc07", "eu-gb": "lon02", "eu-de": "fra02",
+		"jp-tok": "tok02", "au-syd": "syd04",
+	}
 }
 
 // Config configures a Server. IAMTokenURL, S3URL and the KMS URLs are what the
@@ -58,6 +77,17 @@ type Config struct {
 	Logger      *slog.Logger   // optional: defaults to a discarding logger
 	Region      string         // defaults to DefaultRegion
 	Datacenters []string       // defaults to DefaultDatacenters()
+	// ImportDatacenters maps a COS region to the data center its imports
+	// land in (default DefaultImportDatacenters). An import from another
+	// region is refused. Each is added to Datacenters.
+	ImportDatacenters map[string]string
+	// DeleteFailedImports removes a template whose import failed (getObject
+	// then answers SoftLayer_Exception_ObjectNotFound) instead of showing it
+	// with the invented ERROR status. IBM documents neither.
+	DeleteFailedImports bool
+	// CopyDuration is the simulated time addLocations takes (default
+	// DefaultCopyDuration).
+	CopyDuration time.Duration
 
 	// ImportDuration is the simulated time an import transaction spends
 	// copying the verified image (default DefaultImportDuration).
@@ -126,6 +156,18 @@ func New(cfg Config) (*Server, error) {
 		cfg.Datacenters = DefaultDatacenters()
 	}
 	cfg.Datacenters = append([]string(nil), cfg.Datacenters...)
+	if cfg.ImportDatacenters == nil {
+		cfg.ImportDatacenters = DefaultImportDatacenters()
+	}
+	cfg.ImportDatacenters = maps.Clone(cfg.ImportDatacenters)
+	for _, region := range slices.Sorted(maps.Keys(cfg.ImportDatacenters)) {
+		if dc := cfg.ImportDatacenters[region]; !slices.Contains(cfg.Datacenters, dc) {
+			cfg.Datacenters = append(cfg.Datacenters, dc)
+		}
+	}
+	if cfg.CopyDuration <= 0 {
+		cfg.CopyDuration = DefaultCopyDuration
+	}
 	if cfg.ImportDuration <= 0 {
 		cfg.ImportDuration = DefaultImportDuration
 	}
@@ -278,16 +320,18 @@ type TemplateInfo struct {
 	GlobalIdentifier string
 	Name             string
 	Account          string // IBM Cloud account ID
-	Status           string // status keyName: PENDING, ACTIVE or ERROR
+	Status           string // status keyName: ACTIVE or ERROR
 	Reason           string // failure reason when Status is ERROR
 	Transaction      string // current transaction status name, "" when none
 	Encrypted        bool
 	CloudInit, BYOL  bool
 	OSReferenceCode  string
 	URI              string
-	VirtualSize      int64 // guest disk size in bytes, known after verification
-	KeySize          int   // DEK length in bytes for an encrypted import, after verification
-	ParentID         int   // 0 for a parent group
+	VirtualSize      int64  // guest disk size in bytes, known after verification
+	KeySize          int    // DEK length in bytes for an encrypted import, after verification
+	ParentID         int    // 0 for a parent group
+	Datacenter       string // a child's data center
+	Ready            bool   // a child whose disks are in place
 }
 
 // Templates returns a snapshot of every template group (parents and
@@ -305,6 +349,9 @@ func (s *Server) Templates() []TemplateInfo {
 		}
 		if t.tx != nil {
 			ti.Transaction = t.tx.name
+		}
+		if t.parentID != 0 && len(t.datacenters) == 1 {
+			ti.Datacenter, ti.Ready = t.datacenters[0], t.ready
 		}
 		out = append(out, ti)
 	}

@@ -15,16 +15,23 @@ import (
 	"github.com/e2eimage/e2eimage/secret"
 )
 
-// Image template group status key names. IBM documents only that
-// provisioning needs 'Active' (../../../docs/CLOUD.md section 5.2); the other key names
-// are the simulator's choice.
+// Image template group status key names. SLDN documents the status names
+// "Active" (needed to provision) and "Deprecated"
+// (SoftLayer_Virtual_Guest_Block_Device_Template_Group_Status); it documents
+// no key names and no status for a running or a failed import. A template
+// shows "Active" from the start, as softlayer-cli's fixture
+// SoftLayer_Virtual_Guest_Block_Device_Template_Group/getObject.json shows a
+// parent with only status.name "Active": an import in progress is a
+// transaction on the template's child in the import data center. See
+// Contract for the provenance of each name.
 const (
-	// TemplateStatusPending: an import is running; see the transaction.
-	TemplateStatusPending = "PENDING"
-	// TemplateStatusActive: the template can be provisioned (name "Active").
+	// TemplateStatusActive: name "Active" (documented); the key name
+	// "ACTIVE" is invented.
 	TemplateStatusActive = "ACTIVE"
-	// TemplateStatusError: the import failed; status.description holds the
-	// reason (one of the Reason* constants, optionally followed by ": detail").
+	// TemplateStatusError: invented. The import failed; status.description
+	// holds the reason (one of the Reason* constants, optionally followed
+	// by ": detail"). With Config.DeleteFailedImports the template is
+	// removed instead.
 	TemplateStatusError = "ERROR"
 )
 
@@ -34,12 +41,13 @@ type statusDef struct {
 }
 
 var templateStatuses = map[string]statusDef{
-	TemplateStatusActive:  {1, "Active", "The image template is available for provisioning."},
-	TemplateStatusPending: {5, "Pending", "The image is being imported."},
-	TemplateStatusError:   {6, "Error", "The image import failed."},
+	TemplateStatusActive: {1, "Active", "The image template is available for provisioning."},
+	TemplateStatusError:  {6, "Error", "The image import failed."},
 }
 
-// Transaction status names of image template transactions.
+// Transaction status names of image template transactions. IBM documents
+// none of them (softlayer-python and softlayer-cli only display
+// transactionStatus.name and friendlyName); all are invented.
 const (
 	TxImportQueued   = "IMAGE_IMPORT_QUEUED"
 	TxImportAuth     = "IMAGE_IMPORT_AUTHENTICATE"
@@ -47,6 +55,7 @@ const (
 	TxImportVerify   = "IMAGE_IMPORT_VERIFY"
 	TxImportKey      = "IMAGE_IMPORT_UNWRAP_KEY"
 	TxImportCopy     = "IMAGE_IMPORT_COPY"
+	TxCopy           = "IMAGE_COPY_TO_DATACENTER"
 	TxExport         = "IMAGE_EXPORT"
 	TxDelete         = "IMAGE_DELETE"
 )
@@ -58,6 +67,7 @@ var txFriendly = map[string]string{
 	TxImportVerify:   "Verifying the VHD image",
 	TxImportKey:      "Unwrapping the data encryption key",
 	TxImportCopy:     "Copying the image to the image repository",
+	TxCopy:           "Copying the image template to another data center",
 	TxExport:         "Exporting the image to Cloud Object Storage",
 	TxDelete:         "Deleting the image template",
 
@@ -101,8 +111,9 @@ type template struct {
 	apiKey      *secret.String
 	virtualSize int64
 	keySize     int
-	datacenters []string
+	datacenters []string // a child's one data center; a parent's are its children's
 	blockDevID  int
+	ready       bool               // a child whose disks are in place
 	cancel      context.CancelFunc // of the running import or export
 }
 
@@ -118,6 +129,10 @@ func templateService() *service {
 			"iscloudinit":                      {fn: templateFlag(func(t *template) bool { return t.cloudInit })},
 			"isbyol":                           {fn: templateFlag(func(t *template) bool { return t.byol })},
 			"getencryptionattributes":          {fn: (*Server).encryptionAttributes},
+			"addlocations":                     {fn: (*Server).addLocations},
+			"getstoragelocations":              {fn: (*Server).storageLocations},
+			"removelocations":                  {fn: notImplemented},
+			"setavailablelocations":            {fn: notImplemented},
 			"createfromexternalsource":         {fn: notImplemented},
 			"copytoexternalsource":             {fn: notImplemented},
 			"editobject":                       {fn: notImplemented},
@@ -221,7 +236,10 @@ func (s *Server) txView(tx *transaction) *datatypes.Provisioning_Version1_Transa
 }
 
 // templateView builds the full object (every relational property the
-// simulator models); masks trim it. Caller holds s.mu.
+// simulator models); masks trim it. A parent shows the data centers of its
+// children and, once a child holds the disks, its block devices; a child
+// shows its data center, its transaction and, when ready, its block
+// devices. Caller holds s.mu.
 func (s *Server) templateView(t *template, withChildren bool) datatypes.Virtual_Guest_Block_Device_Template_Group {
 	st := templateStatuses[t.status]
 	desc := st.desc
@@ -254,25 +272,39 @@ func (s *Server) templateView(t *template, withChildren bool) datatypes.Virtual_
 		v.TransactionId = ptr(t.tx.id)
 		v.Transaction = s.txView(t.tx)
 	}
+	gb := datatypes.Float64(float64((t.virtualSize + (1<<30 - 1)) >> 30))
+	blockDevices := func(owner *template) {
+		v.BlockDevices = []datatypes.Virtual_Guest_Block_Device_Template{{
+			Id: ptr(owner.blockDevID), Device: ptr("0"), DiskSpace: &gb, Units: ptr("GB"), GroupId: ptr(owner.id),
+		}}
+		v.BlockDevicesDiskSpaceTotal = &gb
+	}
 	if t.parentID != 0 {
 		v.ParentId = ptr(t.parentID)
 		if len(t.datacenters) == 1 {
 			v.Datacenter = s.location(t.datacenters[0])
 		}
+		if t.ready {
+			blockDevices(t)
+		}
 	} else {
 		v.GlobalIdentifier = ptr(t.guid)
-		for _, dc := range t.datacenters {
-			if l := s.location(dc); l != nil {
-				v.Datacenters = append(v.Datacenters, *l)
+		ready := false
+		for _, cid := range t.children {
+			ch, ok := s.templates[cid]
+			if !ok {
+				continue
+			}
+			ready = ready || ch.ready
+			for _, dc := range ch.datacenters {
+				if l := s.location(dc); l != nil {
+					v.Datacenters = append(v.Datacenters, *l)
+				}
 			}
 		}
-	}
-	if t.virtualSize > 0 && t.status == TemplateStatusActive {
-		gb := datatypes.Float64(float64((t.virtualSize + (1<<30 - 1)) >> 30))
-		v.BlockDevices = []datatypes.Virtual_Guest_Block_Device_Template{{
-			Id: ptr(t.blockDevID), Device: ptr("0"), DiskSpace: &gb, Units: ptr("GB"), GroupId: ptr(t.id),
-		}}
-		v.BlockDevicesDiskSpaceTotal = &gb
+		if ready {
+			blockDevices(t)
+		}
 	}
 	if withChildren {
 		for _, cid := range t.children {
@@ -496,6 +528,11 @@ func (s *Server) createFromIcos(c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	dc, ok := s.cfg.ImportDatacenters[req.uri.region]
+	if !ok {
+		req.apiKey.Zero()
+		return nil, errInvalid("Images cannot be imported from region %q; the import locations are %s.", req.uri.region, s.importRegions())
+	}
 	who := c.actor()
 	now := s.clock.Now()
 
@@ -503,11 +540,14 @@ func (s *Server) createFromIcos(c *call) (any, error) {
 	s.ids.template++
 	t := &template{
 		id: s.ids.template, guid: newGUID(), acct: c.acct, who: who, name: req.name, note: req.note,
-		created: now, status: TemplateStatusPending, osCode: req.osCode, cloudInit: req.cloudInit,
+		created: now, status: TemplateStatusActive, osCode: req.osCode, cloudInit: req.cloudInit,
 		byol: req.byol, encrypted: req.encrypted, crkCRN: req.crk.raw, uri: req.uri.String(), src: req.uri,
 		apiKey: req.apiKey,
 	}
-	t.tx = &transaction{id: s.nextTx(), name: TxImportQueued, created: now, change: now}
+	// The import runs as a transaction on the child in the import data
+	// center; the parent shows Active throughout (see Contract).
+	ch := s.newChild(t, dc)
+	ch.tx = &transaction{id: s.nextTx(), name: TxImportQueued, created: now, change: now}
 	ctx, cancel := context.WithCancel(s.ctx)
 	t.cancel = cancel
 	job := &importJob{templateID: t.id, acct: c.acct, who: who, req: req}
@@ -517,6 +557,7 @@ func (s *Server) createFromIcos(c *call) (any, error) {
 		return nil, errPublic("The service is shutting down.")
 	}
 	s.templates[t.id] = t
+	s.templates[ch.id] = ch
 	meta := map[string]any{"uri": t.uri, "operatingSystemReferenceCode": t.osCode, "isEncrypted": t.encrypted,
 		"cloudInit": t.cloudInit, "byol": t.byol, "globalIdentifier": t.guid}
 	if t.encrypted {
@@ -599,7 +640,8 @@ func (s *Server) accountTemplates(acct *account) []datatypes.Virtual_Guest_Block
 	return out
 }
 
-// setTemplateTx moves a template's transaction to a new status. It reports
+// setTemplateTx moves the import's transaction, which runs on the
+// template's import child (its first child), to a new status. It reports
 // false when the template is gone (deleted).
 func (s *Server) setTemplateTx(id int, name string) bool {
 	s.mu.Lock()
@@ -608,10 +650,48 @@ func (s *Server) setTemplateTx(id int, name string) bool {
 	if !ok {
 		return false
 	}
+	if ch := s.importChild(t); ch != nil {
+		t = ch
+	}
 	now := s.clock.Now()
 	if t.tx == nil {
 		t.tx = &transaction{id: s.nextTx(), created: now}
 	}
 	t.tx.name, t.tx.change = name, now
 	return true
+}
+
+// newChild makes a child group of parent t in data center dc and links it.
+// Caller holds s.mu and adds it to s.templates.
+func (s *Server) newChild(t *template, dc string) *template {
+	s.ids.template++
+	s.ids.blockDevice++
+	ch := &template{
+		id: s.ids.template, acct: t.acct, who: t.who, name: t.name, note: t.note,
+		created: s.clock.Now(), parentID: t.id, status: TemplateStatusActive, osCode: t.osCode,
+		cloudInit: t.cloudInit, byol: t.byol, encrypted: t.encrypted, crkCRN: t.crkCRN, uri: t.uri,
+		src: t.src, virtualSize: t.virtualSize, keySize: t.keySize, datacenters: []string{dc},
+		blockDevID: s.ids.blockDevice,
+	}
+	t.children = append(t.children, ch.id)
+	return ch
+}
+
+// importChild returns the child an import of t runs on: its first child.
+// Caller holds s.mu.
+func (s *Server) importChild(t *template) *template {
+	if t.parentID != 0 || len(t.children) == 0 {
+		return nil
+	}
+	return s.templates[t.children[0]]
+}
+
+// childIn returns t's child in data center dc. Caller holds s.mu.
+func (s *Server) childIn(t *template, dc string) *template {
+	for _, cid := range t.children {
+		if ch, ok := s.templates[cid]; ok && len(ch.datacenters) == 1 && ch.datacenters[0] == dc {
+			return ch
+		}
+	}
+	return nil
 }

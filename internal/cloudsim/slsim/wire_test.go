@@ -235,8 +235,12 @@ func TestCreateFromIcosForcesFlags(t *testing.T) {
 	require.NoError(t, err)
 	id := *g.Id
 	require.NotNil(t, g.GlobalIdentifier)
-	require.Equal(t, "PENDING", *g.Status.KeyName)
-	require.NotNil(t, g.Transaction)
+	require.Equal(t, "Active", *g.Status.Name, "the parent says Active while its child imports")
+	require.Nil(t, g.Transaction)
+	full, err := svc.Id(id).Mask("mask[transactionId,children[transactionId,transaction]]").GetObject()
+	require.NoError(t, err)
+	require.Nil(t, full.TransactionId)
+	require.Len(t, full.Children, 1, "the import runs on a child in the import data center")
 
 	for name, call := range map[string]func() (bool, error){
 		"isEncrypted": svc.Id(id).IsEncrypted, "isCloudInit": svc.Id(id).IsCloudInit, "isByol": svc.Id(id).IsByol,
@@ -286,21 +290,23 @@ func TestTemplateMasksAndAccountFilters(t *testing.T) {
 	require.Equal(t, "alpha-web", *g.Name)
 	require.Equal(t, "note alpha-web", *g.Note)
 	require.NotNil(t, g.CreateDate)
-	require.NotNil(t, g.TransactionId)
+	require.Nil(t, g.TransactionId, "the import runs on the child")
 	require.Nil(t, g.GlobalIdentifier)
 	require.Nil(t, g.Status)
 	require.Nil(t, g.Transaction)
 
 	// Relational properties on request; a local one in the mask drops the rest.
-	g, err = svc.Id(ids[0]).Mask("mask[id,globalIdentifier,status,transaction[transactionStatus[name,friendlyName]],byolFlag,imageType]").GetObject()
+	g, err = svc.Id(ids[0]).Mask("mask[id,globalIdentifier,status,children[transaction[transactionStatus[name,friendlyName]]],byolFlag,imageType]").GetObject()
 	require.NoError(t, err)
 	require.Nil(t, g.Name)
 	require.Equal(t, guids[0], *g.GlobalIdentifier)
-	require.Equal(t, "PENDING", *g.Status.KeyName)
-	require.Equal(t, "Pending", *g.Status.Name)
-	require.NotEmpty(t, *g.Transaction.TransactionStatus.Name)
-	require.NotEmpty(t, *g.Transaction.TransactionStatus.FriendlyName)
-	require.NotNil(t, g.Transaction.Id, "naming only a relational property keeps the locals")
+	require.Equal(t, "ACTIVE", *g.Status.KeyName)
+	require.Equal(t, "Active", *g.Status.Name)
+	require.Len(t, g.Children, 1)
+	ctx := g.Children[0].Transaction
+	require.NotEmpty(t, *ctx.TransactionStatus.Name)
+	require.NotEmpty(t, *ctx.TransactionStatus.FriendlyName)
+	require.NotNil(t, ctx.Id, "naming only a relational property keeps the locals")
 	require.False(t, *g.ByolFlag)
 	require.Equal(t, "SYSTEM", *g.ImageType.KeyName)
 
@@ -308,24 +314,24 @@ func TestTemplateMasksAndAccountFilters(t *testing.T) {
 	g, err = svc.Id(ids[0]).Mask("status.keyName").GetObject()
 	require.NoError(t, err)
 	require.Equal(t, "alpha-web", *g.Name)
-	require.Equal(t, "PENDING", *g.Status.KeyName)
+	require.Equal(t, "ACTIVE", *g.Status.KeyName)
 	require.Nil(t, g.Status.Name)
 
 	// Count properties.
 	g, err = svc.Id(ids[0]).Mask("mask[childrenCount,blockDeviceCount]").GetObject()
 	require.NoError(t, err)
-	require.Equal(t, uint(0), *g.ChildrenCount)
+	require.Equal(t, uint(1), *g.ChildrenCount, "the child in the import data center")
 
 	// Generic property getters.
 	st, err := svc.Id(ids[1]).GetStatus()
 	require.NoError(t, err)
-	require.Equal(t, "PENDING", *st.KeyName)
-	tx, err := svc.Id(ids[1]).GetTransaction()
-	require.NoError(t, err)
-	require.NotNil(t, tx.Id)
+	require.Equal(t, "ACTIVE", *st.KeyName)
 	children, err := svc.Id(ids[1]).GetChildren()
 	require.NoError(t, err)
-	require.Empty(t, children)
+	require.Len(t, children, 1)
+	tx, err := svc.Id(*children[0].Id).GetTransaction()
+	require.NoError(t, err)
+	require.NotNil(t, tx.Id)
 	gid, err := svc.Id(ids[1]).GetGlobalIdentifier()
 	require.NoError(t, err)
 	require.Equal(t, guids[1], gid)
@@ -354,8 +360,8 @@ func TestTemplateMasksAndAccountFilters(t *testing.T) {
 	require.Equal(t, []int{ids[2]}, byFilter(filter.Build(filter.Path("privateBlockDeviceTemplateGroups.id").Eq(ids[2]))))
 	require.Equal(t, []int{ids[0]}, byFilter(filter.Build(filter.Path("privateBlockDeviceTemplateGroups.globalIdentifier").Eq(guids[0]))))
 	require.Equal(t, []int{ids[0], ids[1]}, byFilter(filter.Build(filter.Path("privateBlockDeviceTemplateGroups.id").In(ids[0], ids[1]))))
-	require.Equal(t, []int{ids[0], ids[1], ids[2]}, byFilter(filter.Build(filter.Path("privateBlockDeviceTemplateGroups.status.keyName").Eq("PENDING"))))
-	require.Empty(t, byFilter(filter.Build(filter.Path("privateBlockDeviceTemplateGroups.status.keyName").Eq("ACTIVE"))))
+	require.Equal(t, []int{ids[0], ids[1], ids[2]}, byFilter(filter.Build(filter.Path("privateBlockDeviceTemplateGroups.status.keyName").Eq("ACTIVE"))))
+	require.Empty(t, byFilter(filter.Build(filter.Path("privateBlockDeviceTemplateGroups.status.keyName").Eq("ERROR"))))
 	// Unknown properties in a filter are ignored, as on the real API.
 	require.Len(t, byFilter(`{"privateBlockDeviceTemplateGroups":{"flavour":{"operation":"x"}}}`), 3)
 	// orderBy.

@@ -1,0 +1,49 @@
+package slsim
+
+// ContractRow is one status, transaction name, placement rule or error the
+// simulator uses for image templates and orders, with its provenance.
+type ContractRow struct {
+	// Kind is "status", "transaction", "placement", "export" or "error".
+	Kind string
+	// Name is the value the simulator shows (a status or transaction
+	// name, an exception code) or a short name of the rule.
+	Name string
+	// Rule says what the simulator does with it.
+	Rule string
+	// Source is "documented: <where>" or "invented" (with why, when it
+	// helps).
+	Source string
+}
+
+// Contract lists every template and order behaviour of the simulator with
+// its provenance. README.md carries the same table.
+var Contract = []ContractRow{
+	{"status", "Active", "name of the only status a template can be provisioned from; shown by the parent from createFromIcos on, also while its child imports",
+		"documented: SLDN SoftLayer_Virtual_Guest_Block_Device_Template_Group_Status (provisioning needs Active); softlayer-cli fixture SoftLayer_Virtual_Guest_Block_Device_Template_Group/getObject.json (parent with only status.name Active)"},
+	{"status", "ACTIVE", "key name of Active", "invented: SLDN documents no key names"},
+	{"status", "Deprecated", "not used by the simulator", "documented: SLDN ..._Group_Status (OS reloads accept Active or Deprecated)"},
+	{"status", "ERROR", "key name (name Error) of a template whose import failed; status.description holds the reason; with Config.DeleteFailedImports the template is removed instead",
+		"invented: IBM documents no status or signal for a failed import"},
+	{"status", "PENDING", "no longer used: an import in progress is a child's transaction", "invented (removed)"},
+	{"transaction", "children[].transaction", "an import in progress is a transaction (transactionId, transaction) on the child in the import data center; the parent has none; block devices appear on the child (and the parent) when it ends",
+		"documented: softlayer-cli fixture getObject.json (transactionId, statusId on children[]); softlayer-python image detail (transactions from children[].transaction); SLDN transactionId \"will only be set when there is a transaction being performed\""},
+	{"transaction", TxImportQueued + ", " + TxImportAuth + ", " + TxImportDownload + ", " + TxImportVerify + ", " + TxImportKey + ", " + TxImportCopy,
+		"transaction status names of an import's steps, each with a friendlyName", "invented: IBM documents no transaction status names"},
+	{"transaction", TxCopy, "transaction of a child that addLocations creates; lasts Config.CopyDuration", "invented (name and duration); documented: addLocations creates transactions (SLDN addLocations)"},
+	{"transaction", TxExport, "transaction on the parent while copyToIcos runs", "invented (name); documented: copyToIcos creates a transaction (SLDN copyToIcos)"},
+	{"transaction", TxDelete, "the transaction deleteObject returns", "invented (name)"},
+	{"placement", "import data center", "an import lands only in its region's import data center: us-south dal13, us-east wdc07, eu-gb lon02, eu-de fra02",
+		"documented: image-templates import-image.md, Table 1 \"Location\""},
+	{"placement", "jp-tok tok02, au-syd syd04", "import data centers of AP-Japan and AU-Sydney", "invented: the docs name the regions but no data center"},
+	{"placement", "addLocations", "copies a template whose import is done to other data centers as new children; getStorageLocations lists every configured data center",
+		"documented: SLDN addLocations/getStorageLocations, softlayer-cli image datacenter, image-templates import-image.md (\"you can move it to another data center\"); invented: which data centers are listed, the refusals and their messages"},
+	{"placement", "order where a copy is", "createObject, generateOrderTemplate, verifyOrder and placeOrder need a child in the order's data center with no transaction and its disks in place",
+		"documented: SLDN Managing Image Templates (set locations \"if you need to provision anything with this template, in the selected datacenter\")"},
+	{"error", ExceptionOrderInvalidLocation, "an order in a data center without a copy: \"The location provided for this order is invalid.\" followed by the simulator's explanation",
+		"documented: the code and first sentence as the real API answers an order in a location that does not offer it (softlayer-python issues #1632, #2127); invented: that it answers so for a template's location, and the rest of the message"},
+	{"error", "SoftLayer_Exception_Public (active transaction)", "an order while the copy in the data center still has a transaction", "invented"},
+	{"export", "<name>-<n>.vhd", "copyToIcos of file name image.vhd writes image-0.vhd; a file name without .vhd gets -0.vhd appended",
+		"documented: image-templates export-image-ibm-cos.md (image.vhd -> image-0.vhd, image-1.vhd); invented: the name without .vhd"},
+	{"export", "encrypted export", "encrypted templates can be exported; the simulator writes the encrypted object it imported",
+		"documented: export-image-ibm-cos.md (\"a preexisting, private standard image template, or an encrypted image template\"); invented: what bytes are written"},
+}
