@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/IBM/go-sdk-core/v5/core"
-	"github.com/softlayer/softlayer-go/datatypes"
 	"github.com/stretchr/testify/require"
 
 	"github.com/e2eimage/e2eimage/internal/endpoint"
@@ -63,10 +62,10 @@ func TestEventLogFilters(t *testing.T) {
 		require.Equal(t, "in", f["eventName"].Operation)
 		require.Equal(t, []any{"Create", "Import Complete"}, opt(f["eventName"], "data"))
 		require.Equal(t, "betweenDate", f["eventCreateDate"].Operation)
-		// Widened to whole seconds: betweenDate is inclusive and
-		// eventCreateDate has second resolution.
-		require.Equal(t, []any{"2026-03-04T10:00:00Z"}, opt(f["eventCreateDate"], "startDate"))
-		require.Equal(t, []any{"2026-03-04T10:01:31Z"}, opt(f["eventCreateDate"], "endDate"))
+		// Widened to whole seconds (betweenDate is inclusive), written
+		// with microseconds and an offset as softlayer-python does.
+		require.Equal(t, []any{"2026-03-04T10:00:00.000000+00:00"}, opt(f["eventCreateDate"], "startDate"))
+		require.Equal(t, []any{"2026-03-04T10:01:31.000000+00:00"}, opt(f["eventCreateDate"], "endDate"))
 	}
 
 	// No resources: the whole window.
@@ -82,13 +81,13 @@ func TestEventLogFilters(t *testing.T) {
 
 type fakePager struct {
 	mu          sync.Mutex
-	recs        []datatypes.Event_Log
+	recs        []json.RawMessage
 	ignoreLimit bool
 	calls       []string
 	err         error
 }
 
-func (p *fakePager) EventLogPage(_ context.Context, f string, offset, limit int) ([]datatypes.Event_Log, error) {
+func (p *fakePager) EventLogRecords(_ context.Context, f string, offset, limit int) ([]json.RawMessage, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.calls = append(p.calls, fmt.Sprintf("%d,%d", offset, limit))
@@ -104,14 +103,14 @@ func (p *fakePager) EventLogPage(_ context.Context, f string, offset, limit int)
 	return p.recs[offset:min(offset+limit, len(p.recs))], nil
 }
 
-func elRecord(at time.Time, object string, id int, name string) datatypes.Event_Log {
-	return datatypes.Event_Log{
-		EventCreateDate: &datatypes.Time{Time: at}, ObjectName: &object, ObjectId: &id, EventName: &name,
-		Label: ptr("label"), Username: ptr("user@example.com"), TraceId: ptr("trace"),
-	}
+// elRecord is an event log record as the service sends it.
+func elRecord(at time.Time, object string, id int, name string) json.RawMessage {
+	b, _ := json.Marshal(map[string]any{
+		"eventCreateDate": at.Format(EventLogDateLayout), "objectName": object, "objectId": id, "eventName": name,
+		"label": "label", "username": "user@example.com", "traceId": "trace", "userType": "CUSTOMER",
+	})
+	return b
 }
-
-func ptr[T any](v T) *T { return &v }
 
 func TestEventLogPaging(t *testing.T) {
 	p := &fakePager{}
@@ -705,7 +704,7 @@ func TestCloudLogsRetries(t *testing.T) {
 }
 
 func TestEventLogObjectNamesReachMatches(t *testing.T) {
-	p := &fakePager{recs: []datatypes.Event_Log{
+	p := &fakePager{recs: []json.RawMessage{
 		elRecord(t0, "VSI", 7, "Create"),
 		elRecord(t0, "Template", 3, "Import Complete"),
 		elRecord(t0, "User", 7, "Login"), // same id, another kind of object

@@ -66,7 +66,8 @@ type Event struct {
 	// TargetName is the target's name, or the event log's label.
 	TargetName string
 	// Initiator is who acted: initiator.name (else id), or the event
-	// log's username.
+	// log's username (else openIdConnectUserName, else userType: SYSTEM
+	// records name no user).
 	Initiator string
 	// Message is the event's message (Activity Tracker); for the event
 	// log, its label.
@@ -77,7 +78,7 @@ type Event struct {
 	// FailureReason is reason.reasonForFailure (Activity Tracker).
 	FailureReason string
 	// Raw is the event as the source sent it: the CADF JSON for Activity
-	// Tracker, the SoftLayer_Event_Log object for the event log.
+	// Tracker, the SoftLayer_Event_Log record's JSON for the event log.
 	Raw json.RawMessage
 
 	// kind is what EventLog knew the record to be about, from its
