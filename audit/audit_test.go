@@ -377,18 +377,18 @@ func TestCloudLogsMalformed(t *testing.T) {
 			require.ErrorAs(t, err, &se)
 			require.Equal(t, 2, se.Line)
 		}},
-		{"user_data not JSON", 200, sse(map[string]any{"result": map[string]any{"results": []any{good, map[string]any{"user_data": "{nope"}}}}),
+		{"API error item in the stream", 200, sse(map[string]any{"query_id": map[string]any{"query_id": "q"}},
+			map[string]any{"errors": []any{map[string]any{"code": "unauthorized", "message": "key secret-api-key-123 may not read"}},
+				"trace": "t-1", "status_code": 403}),
 			func(t *testing.T, err error) {
-				var se *StreamError
-				require.ErrorAs(t, err, &se)
-				require.Contains(t, se.Reason, "result 1")
+				var qe *QueryError
+				require.ErrorAs(t, err, &qe)
+				require.Equal(t, 403, qe.StatusCode)
+				require.True(t, qe.InStream)
+				require.Equal(t, "unauthorized", qe.Code)
+				require.Equal(t, "t-1", qe.Trace)
+				require.Contains(t, err.Error(), "trace t-1")
 			}},
-		{"user_data empty", 200, sse(map[string]any{"result": map[string]any{"results": []any{map[string]any{"user_data": ""}}}}),
-			func(t *testing.T, err error) { require.ErrorContains(t, err, "empty user_data") }},
-		{"event without action", 200, sse(map[string]any{"result": map[string]any{"results": []any{map[string]any{"user_data": `{"eventTime":"2026-03-04T10:00:00Z"}`}}}}),
-			func(t *testing.T, err error) { require.ErrorContains(t, err, "no action") }},
-		{"event without time", 200, sse(map[string]any{"result": map[string]any{"results": []any{map[string]any{"user_data": `{"action":"a.b.c","eventTime":"yesterday"}`}}}}),
-			func(t *testing.T, err error) { require.ErrorContains(t, err, "eventTime") }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -402,6 +402,36 @@ func TestCloudLogsMalformed(t *testing.T) {
 			tc.check(t, err)
 		})
 	}
+
+	// Results that are not audit events are skipped and counted; the rest
+	// of the answer is kept.
+	bad := []any{
+		map[string]any{"user_data": "{nope"},
+		map[string]any{"user_data": ""},
+		map[string]any{"user_data": `{"eventTime":"2026-03-04T10:00:00Z"}`},
+		map[string]any{"user_data": `{"action":"a.b.c","eventTime":"yesterday"}`},
+	}
+	srv0, _ := newCloudLogsServer(t, func(queryRequest) (int, string) {
+		return 200, sse(map[string]any{"result": map[string]any{"results": append([]any{good}, bad...)}})
+	})
+	c0, err := NewCloudLogs(srv0.URL, bearer(t))
+	require.NoError(t, err)
+	evs0, err := c0.Search(context.Background(), "*", t0, t0.Add(time.Hour), 10)
+	require.NoError(t, err)
+	require.Len(t, evs0, 1)
+	n, skipped := c0.Skipped()
+	require.Equal(t, len(bad), n)
+	var reasons []string
+	for _, sk := range skipped {
+		require.Equal(t, ActivityTracker, sk.Source)
+		reasons = append(reasons, sk.Where+": "+sk.Reason)
+	}
+	require.Equal(t, []string{
+		"stream line 2, result 1: user_data is not an event: invalid character 'n' looking for beginning of object key string",
+		"stream line 2, result 2: empty user_data",
+		"stream line 2, result 3: user_data has no action",
+		`stream line 2, result 4: no readable eventTime ("yesterday") or timestamp`,
+	}, reasons)
 
 	// The metadata timestamp stands in for a missing eventTime; unknown
 	// messages are skipped.
