@@ -571,24 +571,29 @@ func TestNewCloudLogsAndIAM(t *testing.T) {
 func TestQueryMatches(t *testing.T) {
 	q := Query{Start: t0, End: t0.Add(time.Hour), KeyCRNs: []string{keyCRN}, TemplateIDs: []int{3},
 		TemplateGUIDs: []string{"tg"}, GuestIDs: []int{7}}
-	at := func(id string) Event { return Event{Source: ActivityTracker, Time: t0, TargetID: id} }
+	at := func(action, id string) Event { return Event{Source: ActivityTracker, Time: t0, Action: action, TargetID: id} }
 	el := func(obj string, id string) Event {
 		return Event{Source: ClassicEventLog, Time: t0, TargetType: obj, TargetID: id}
 	}
+	// The kind of a classic target comes from the documented action; the
+	// CRN's resource type is not documented and is not read.
+	const crn = "crn:v1:bluemix:public:audit-log:us-south:a/acct::some-undocumented-type:"
 	cases := []struct {
 		name string
 		e    Event
 		want bool
 	}{
-		{"key", at(keyCRN), true},
-		{"other key", at(strings.Replace(keyCRN, "k1", "k2", 1)), false},
-		{"template by id", at("crn:v1:bluemix:public:audit-log:us-south:a/acct::image-template:3"), true},
-		{"template by guid", at("crn:v1:bluemix:public:audit-log:us-south:a/acct::image-template:tg"), true},
-		{"guest", at("crn:v1:bluemix:public:audit-log:us-south:a/acct::vsi:7"), true},
-		{"guest id as template", at("crn:v1:bluemix:public:audit-log:us-south:a/acct::image-template:7"), false},
-		{"template id as guest", at("crn:v1:bluemix:public:audit-log:us-south:a/acct::vsi:3"), false},
-		{"other guest", at("crn:v1:bluemix:public:audit-log:us-south:a/acct::vsi:8"), false},
-		{"not a CRN", at("7"), false},
+		{"key", at(ActionWrap, keyCRN), true},
+		{"other key", at(ActionWrap, strings.Replace(keyCRN, "k1", "k2", 1)), false},
+		{"template by id", at(ActionTemplateCreate, crn+"3"), true},
+		{"template by guid", at(ActionTemplateCreate, crn+"tg"), true},
+		{"guest", at(ActionProvision, crn+"7"), true},
+		{"guest port action", at("audit-log.vsi-port.disable", crn+"7"), true},
+		{"guest id in a template action", at(ActionTemplateCreate, crn+"7"), false},
+		{"template id in a guest action", at(ActionProvision, crn+"3"), false},
+		{"other guest", at(ActionProvision, crn+"8"), false},
+		{"guest id in another service's action", at("is.instance.create", crn+"7"), false},
+		{"not a CRN", at(ActionProvision, "7"), false},
 		{"event log guest", el("CCI", "7"), true},
 		{"event log other guest", el("CCI", "3"), false},
 		{"event log template", el("Image", "3"), true},
@@ -600,7 +605,7 @@ func TestQueryMatches(t *testing.T) {
 		require.Equal(t, tc.want, q.Matches(&tc.e), tc.name)
 	}
 	q.Actions = []string{ActionWrap}
-	e := at(keyCRN)
+	e := at(ActionWrap, keyCRN)
 	e.Action = ActionUnwrap
 	require.False(t, q.Matches(&e))
 	e.Action = ActionWrap
@@ -747,4 +752,32 @@ func TestEventLogObjectNamesReachMatches(t *testing.T) {
 		got = append(got, e.TargetType+"/"+e.Action)
 	}
 	require.ElementsMatch(t, []string{"VSI/Create", "Template/Import Complete"}, got)
+}
+
+// --- expected events -----------------------------------------------------------
+
+func TestExpectedActionsAreDocumented(t *testing.T) {
+	run := Query{KeyCRNs: []string{keyCRN}, TemplateIDs: []int{3}, TemplateGUIDs: []string{"tg"}, GuestIDs: []int{7}}
+	require.Equal(t, []string{ActionWrap, ActionProvision}, ExpectedActions(run),
+		"the wrap and the provisioning; IBM documents no event for an import")
+	require.Empty(t, ExpectedActions(Query{TemplateIDs: []int{3}}), "an import alone expects nothing")
+	require.Equal(t, []string{ActionWrap}, ExpectedActions(Query{KeyCRNs: []string{keyCRN}}))
+	for _, a := range []string{ActionWrap, ActionUnwrap, ActionTemplateCreate, ActionProvision} {
+		src, ok := Documented(a)
+		require.True(t, ok, a)
+		require.Contains(t, src, a, "the source names the action")
+	}
+	src, _ := Documented(ActionTemplateCreate)
+	require.Contains(t, src, "for an instance")
+	_, ok := Documented("audit-log.vsi-image-template.import")
+	require.False(t, ok)
+
+	evs := []Event{
+		{Action: ActionWrap, Outcome: OutcomeSuccess},
+		{Action: ActionProvision, Outcome: OutcomeFailure},
+		{Action: "Power On"}, // an event log record: no outcome
+	}
+	require.Equal(t, []string{ActionProvision}, Missing(evs, []string{ActionWrap, ActionProvision}))
+	require.Equal(t, []string{ActionProvision, ActionWrap}, Missing(nil, []string{ActionProvision, ActionWrap}))
+	require.Empty(t, Missing(evs, []string{"Power On"}))
 }
