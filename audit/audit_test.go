@@ -571,7 +571,9 @@ func TestNewCloudLogsAndIAM(t *testing.T) {
 func TestQueryMatches(t *testing.T) {
 	q := Query{Start: t0, End: t0.Add(time.Hour), KeyCRNs: []string{keyCRN}, TemplateIDs: []int{3},
 		TemplateGUIDs: []string{"tg"}, GuestIDs: []int{7}}
-	at := func(action, id string) Event { return Event{Source: ActivityTracker, Time: t0, Action: action, TargetID: id} }
+	at := func(action, id string) Event {
+		return Event{Source: ActivityTracker, Time: t0, Action: action, TargetID: id}
+	}
 	el := func(obj string, id string) Event {
 		return Event{Source: ClassicEventLog, Time: t0, TargetType: obj, TargetID: id}
 	}
