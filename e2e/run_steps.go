@@ -703,7 +703,7 @@ func (r *runner) auditStep(ctx context.Context, s *Step) error {
 		r.res.Audit, r.res.AuditMissing = events, missing
 		skipped := ""
 		if n, _ := r.p.Audit.Skipped(); n > 0 {
-			skipped = fmt.Sprintf("; %d records skipped (not audit events)", n)
+			skipped = fmt.Sprintf("; %d records skipped (not readable as audit events)", n)
 		}
 		if len(missing) == 0 {
 			s.Detail = fmt.Sprintf("%d events, including %s%s", len(events), strings.Join(want, ", "), skipped)
