@@ -14,8 +14,9 @@ import (
 	"testing"
 	"time"
 
+	iampkg "github.com/e2eimage/e2eimage/iam"
+
 	"github.com/IBM/go-sdk-core/v5/core"
-	"github.com/softlayer/softlayer-go/datatypes"
 	"github.com/stretchr/testify/require"
 
 	"github.com/e2eimage/e2eimage/internal/endpoint"
@@ -63,10 +64,10 @@ func TestEventLogFilters(t *testing.T) {
 		require.Equal(t, "in", f["eventName"].Operation)
 		require.Equal(t, []any{"Create", "Import Complete"}, opt(f["eventName"], "data"))
 		require.Equal(t, "betweenDate", f["eventCreateDate"].Operation)
-		// Widened to whole seconds: betweenDate is inclusive and
-		// eventCreateDate has second resolution.
-		require.Equal(t, []any{"2026-03-04T10:00:00Z"}, opt(f["eventCreateDate"], "startDate"))
-		require.Equal(t, []any{"2026-03-04T10:01:31Z"}, opt(f["eventCreateDate"], "endDate"))
+		// Widened to whole seconds (betweenDate is inclusive), written
+		// with microseconds and an offset as softlayer-python does.
+		require.Equal(t, []any{"2026-03-04T10:00:00.000000+00:00"}, opt(f["eventCreateDate"], "startDate"))
+		require.Equal(t, []any{"2026-03-04T10:01:31.000000+00:00"}, opt(f["eventCreateDate"], "endDate"))
 	}
 
 	// No resources: the whole window.
@@ -82,13 +83,13 @@ func TestEventLogFilters(t *testing.T) {
 
 type fakePager struct {
 	mu          sync.Mutex
-	recs        []datatypes.Event_Log
+	recs        []json.RawMessage
 	ignoreLimit bool
 	calls       []string
 	err         error
 }
 
-func (p *fakePager) EventLogPage(_ context.Context, f string, offset, limit int) ([]datatypes.Event_Log, error) {
+func (p *fakePager) EventLogRecords(_ context.Context, f string, offset, limit int) ([]json.RawMessage, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.calls = append(p.calls, fmt.Sprintf("%d,%d", offset, limit))
@@ -104,14 +105,14 @@ func (p *fakePager) EventLogPage(_ context.Context, f string, offset, limit int)
 	return p.recs[offset:min(offset+limit, len(p.recs))], nil
 }
 
-func elRecord(at time.Time, object string, id int, name string) datatypes.Event_Log {
-	return datatypes.Event_Log{
-		EventCreateDate: &datatypes.Time{Time: at}, ObjectName: &object, ObjectId: &id, EventName: &name,
-		Label: ptr("label"), Username: ptr("user@example.com"), TraceId: ptr("trace"),
-	}
+// elRecord is an event log record as the service sends it.
+func elRecord(at time.Time, object string, id int, name string) json.RawMessage {
+	b, _ := json.Marshal(map[string]any{
+		"eventCreateDate": at.Format(EventLogDateLayout), "objectName": object, "objectId": id, "eventName": name,
+		"label": "label", "username": "user@example.com", "traceId": "trace", "userType": "CUSTOMER",
+	})
+	return b
 }
-
-func ptr[T any](v T) *T { return &v }
 
 func TestEventLogPaging(t *testing.T) {
 	p := &fakePager{}
@@ -378,18 +379,18 @@ func TestCloudLogsMalformed(t *testing.T) {
 			require.ErrorAs(t, err, &se)
 			require.Equal(t, 2, se.Line)
 		}},
-		{"user_data not JSON", 200, sse(map[string]any{"result": map[string]any{"results": []any{good, map[string]any{"user_data": "{nope"}}}}),
+		{"API error item in the stream", 200, sse(map[string]any{"query_id": map[string]any{"query_id": "q"}},
+			map[string]any{"errors": []any{map[string]any{"code": "unauthorized", "message": "key secret-api-key-123 may not read"}},
+				"trace": "t-1", "status_code": 403}),
 			func(t *testing.T, err error) {
-				var se *StreamError
-				require.ErrorAs(t, err, &se)
-				require.Contains(t, se.Reason, "result 1")
+				var qe *QueryError
+				require.ErrorAs(t, err, &qe)
+				require.Equal(t, 403, qe.StatusCode)
+				require.True(t, qe.InStream)
+				require.Equal(t, "unauthorized", qe.Code)
+				require.Equal(t, "t-1", qe.Trace)
+				require.Contains(t, err.Error(), "trace t-1")
 			}},
-		{"user_data empty", 200, sse(map[string]any{"result": map[string]any{"results": []any{map[string]any{"user_data": ""}}}}),
-			func(t *testing.T, err error) { require.ErrorContains(t, err, "empty user_data") }},
-		{"event without action", 200, sse(map[string]any{"result": map[string]any{"results": []any{map[string]any{"user_data": `{"eventTime":"2026-03-04T10:00:00Z"}`}}}}),
-			func(t *testing.T, err error) { require.ErrorContains(t, err, "no action") }},
-		{"event without time", 200, sse(map[string]any{"result": map[string]any{"results": []any{map[string]any{"user_data": `{"action":"a.b.c","eventTime":"yesterday"}`}}}}),
-			func(t *testing.T, err error) { require.ErrorContains(t, err, "eventTime") }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -403,6 +404,36 @@ func TestCloudLogsMalformed(t *testing.T) {
 			tc.check(t, err)
 		})
 	}
+
+	// Results that are not audit events are skipped and counted; the rest
+	// of the answer is kept.
+	bad := []any{
+		map[string]any{"user_data": "{nope"},
+		map[string]any{"user_data": ""},
+		map[string]any{"user_data": `{"eventTime":"2026-03-04T10:00:00Z"}`},
+		map[string]any{"user_data": `{"action":"a.b.c","eventTime":"yesterday"}`},
+	}
+	srv0, _ := newCloudLogsServer(t, func(queryRequest) (int, string) {
+		return 200, sse(map[string]any{"result": map[string]any{"results": append([]any{good}, bad...)}})
+	})
+	c0, err := NewCloudLogs(srv0.URL, bearer(t))
+	require.NoError(t, err)
+	evs0, err := c0.Search(context.Background(), "*", t0, t0.Add(time.Hour), 10)
+	require.NoError(t, err)
+	require.Len(t, evs0, 1)
+	n, skipped := c0.Skipped()
+	require.Equal(t, len(bad), n)
+	var reasons []string
+	for _, sk := range skipped {
+		require.Equal(t, ActivityTracker, sk.Source)
+		reasons = append(reasons, sk.Where+": "+sk.Reason)
+	}
+	require.Equal(t, []string{
+		"stream line 2, result 1: user_data is not an event: invalid character 'n' looking for beginning of object key string",
+		"stream line 2, result 2: empty user_data",
+		"stream line 2, result 3: user_data has no action",
+		`stream line 2, result 4: no readable eventTime ("yesterday") or timestamp`,
+	}, reasons)
 
 	// The metadata timestamp stands in for a missing eventTime; unknown
 	// messages are skipped.
@@ -481,26 +512,16 @@ func TestLuceneQuery(t *testing.T) {
 	require.Equal(t, `action:"a"`, LuceneQuery(Query{Actions: []string{"a"}}))
 }
 
-func TestNewCloudLogsAndIAM(t *testing.T) {
+func TestNewCloudLogsWithIAM(t *testing.T) {
 	for _, bad := range []string{"http://logs.example.com", "ftp://127.0.0.1", "https://u:p@x.example.com", "https://"} {
 		_, err := NewCloudLogs(bad, bearer(t))
 		require.Error(t, err, bad)
 	}
 	_, err := NewCloudLogs("https://x.api.us-south.logs.cloud.ibm.com", nil)
 	require.Error(t, err)
-	_, err = NewIAMAuthenticator(nil, "", nil)
-	require.Error(t, err)
-	_, err = NewIAMAuthenticator(secret.NewString("k"), "http://iam.example.com", nil)
-	require.Error(t, err)
 	skip := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // the test checks that it is refused
-	_, err = NewIAMAuthenticator(secret.NewString("k"), "", skip)
-	require.ErrorIs(t, err, endpoint.ErrSkipVerify)
 	_, err = NewCloudLogs("https://x.api.us-south.logs.cloud.ibm.com", bearer(t), WithHTTPClient(skip))
 	require.ErrorIs(t, err, endpoint.ErrSkipVerify)
-	a, err := NewIAMAuthenticator(secret.NewString("k"), "", nil)
-	require.NoError(t, err)
-	require.Equal(t, DefaultIAMURL, a.URL)
-
 	// The whole chain with a local IAM: the token it grants is the bearer;
 	// a failing IAM does not leak the key.
 	key := secret.NewString("my-iam-api-key-0000")
@@ -519,7 +540,7 @@ func TestNewCloudLogsAndIAM(t *testing.T) {
 	}))
 	defer iam.Close()
 	srv, got := newCloudLogsServer(t, func(queryRequest) (int, string) { return 200, sse() })
-	auth, err := NewIAMAuthenticator(key, iam.URL, nil)
+	auth, err := iampkg.NewAuthenticator(key, iampkg.WithURL(iam.URL))
 	require.NoError(t, err)
 	c, err := NewCloudLogs(srv.URL, auth, WithSecrets(key))
 	require.NoError(t, err)
@@ -528,7 +549,7 @@ func TestNewCloudLogsAndIAM(t *testing.T) {
 	require.Equal(t, "Bearer at-my", (*got)[0].Auth)
 
 	fail = true
-	auth2, err := NewIAMAuthenticator(key, iam.URL, nil)
+	auth2, err := iampkg.NewAuthenticator(key, iampkg.WithURL(iam.URL))
 	require.NoError(t, err)
 	c2, err := NewCloudLogs(srv.URL, auth2, WithSecrets(key))
 	require.NoError(t, err)
@@ -542,24 +563,31 @@ func TestNewCloudLogsAndIAM(t *testing.T) {
 func TestQueryMatches(t *testing.T) {
 	q := Query{Start: t0, End: t0.Add(time.Hour), KeyCRNs: []string{keyCRN}, TemplateIDs: []int{3},
 		TemplateGUIDs: []string{"tg"}, GuestIDs: []int{7}}
-	at := func(id string) Event { return Event{Source: ActivityTracker, Time: t0, TargetID: id} }
+	at := func(action, id string) Event {
+		return Event{Source: ActivityTracker, Time: t0, Action: action, TargetID: id}
+	}
 	el := func(obj string, id string) Event {
 		return Event{Source: ClassicEventLog, Time: t0, TargetType: obj, TargetID: id}
 	}
+	// The kind of a classic target comes from the documented action; the
+	// CRN's resource type is not documented and is not read.
+	const crn = "crn:v1:bluemix:public:audit-log:us-south:a/acct::some-undocumented-type:"
 	cases := []struct {
 		name string
 		e    Event
 		want bool
 	}{
-		{"key", at(keyCRN), true},
-		{"other key", at(strings.Replace(keyCRN, "k1", "k2", 1)), false},
-		{"template by id", at("crn:v1:bluemix:public:audit-log:us-south:a/acct::image-template:3"), true},
-		{"template by guid", at("crn:v1:bluemix:public:audit-log:us-south:a/acct::image-template:tg"), true},
-		{"guest", at("crn:v1:bluemix:public:audit-log:us-south:a/acct::vsi:7"), true},
-		{"guest id as template", at("crn:v1:bluemix:public:audit-log:us-south:a/acct::image-template:7"), false},
-		{"template id as guest", at("crn:v1:bluemix:public:audit-log:us-south:a/acct::vsi:3"), false},
-		{"other guest", at("crn:v1:bluemix:public:audit-log:us-south:a/acct::vsi:8"), false},
-		{"not a CRN", at("7"), false},
+		{"key", at(ActionWrap, keyCRN), true},
+		{"other key", at(ActionWrap, strings.Replace(keyCRN, "k1", "k2", 1)), false},
+		{"template by id", at(ActionTemplateCreate, crn+"3"), true},
+		{"template by guid", at(ActionTemplateCreate, crn+"tg"), true},
+		{"guest", at(ActionProvision, crn+"7"), true},
+		{"guest port action", at("audit-log.vsi-port.disable", crn+"7"), true},
+		{"guest id in a template action", at(ActionTemplateCreate, crn+"7"), false},
+		{"template id in a guest action", at(ActionProvision, crn+"3"), false},
+		{"other guest", at(ActionProvision, crn+"8"), false},
+		{"guest id in another service's action", at("is.instance.create", crn+"7"), false},
+		{"not a CRN", at(ActionProvision, "7"), false},
 		{"event log guest", el("CCI", "7"), true},
 		{"event log other guest", el("CCI", "3"), false},
 		{"event log template", el("Image", "3"), true},
@@ -571,7 +599,7 @@ func TestQueryMatches(t *testing.T) {
 		require.Equal(t, tc.want, q.Matches(&tc.e), tc.name)
 	}
 	q.Actions = []string{ActionWrap}
-	e := at(keyCRN)
+	e := at(ActionWrap, keyCRN)
 	e.Action = ActionUnwrap
 	require.False(t, q.Matches(&e))
 	e.Action = ActionWrap
@@ -705,7 +733,7 @@ func TestCloudLogsRetries(t *testing.T) {
 }
 
 func TestEventLogObjectNamesReachMatches(t *testing.T) {
-	p := &fakePager{recs: []datatypes.Event_Log{
+	p := &fakePager{recs: []json.RawMessage{
 		elRecord(t0, "VSI", 7, "Create"),
 		elRecord(t0, "Template", 3, "Import Complete"),
 		elRecord(t0, "User", 7, "Login"), // same id, another kind of object
@@ -718,4 +746,32 @@ func TestEventLogObjectNamesReachMatches(t *testing.T) {
 		got = append(got, e.TargetType+"/"+e.Action)
 	}
 	require.ElementsMatch(t, []string{"VSI/Create", "Template/Import Complete"}, got)
+}
+
+// --- expected events -----------------------------------------------------------
+
+func TestExpectedActionsAreDocumented(t *testing.T) {
+	run := Query{KeyCRNs: []string{keyCRN}, TemplateIDs: []int{3}, TemplateGUIDs: []string{"tg"}, GuestIDs: []int{7}}
+	require.Equal(t, []string{ActionWrap, ActionProvision}, ExpectedActions(run),
+		"the wrap and the provisioning; IBM documents no event for an import")
+	require.Empty(t, ExpectedActions(Query{TemplateIDs: []int{3}}), "an import alone expects nothing")
+	require.Equal(t, []string{ActionWrap}, ExpectedActions(Query{KeyCRNs: []string{keyCRN}}))
+	for _, a := range []string{ActionWrap, ActionUnwrap, ActionTemplateCreate, ActionProvision} {
+		src, ok := Documented(a)
+		require.True(t, ok, a)
+		require.Contains(t, src, a, "the source names the action")
+	}
+	src, _ := Documented(ActionTemplateCreate)
+	require.Contains(t, src, "for an instance")
+	_, ok := Documented("audit-log.vsi-image-template.import")
+	require.False(t, ok)
+
+	evs := []Event{
+		{Action: ActionWrap, Outcome: OutcomeSuccess},
+		{Action: ActionProvision, Outcome: OutcomeFailure},
+		{Action: "Power On"}, // an event log record: no outcome
+	}
+	require.Equal(t, []string{ActionProvision}, Missing(evs, []string{ActionWrap, ActionProvision}))
+	require.Equal(t, []string{ActionProvision, ActionWrap}, Missing(nil, []string{ActionProvision, ActionWrap}))
+	require.Empty(t, Missing(evs, []string{"Power On"}))
 }

@@ -9,9 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/e2eimage/e2eimage/internal/endpoint"
 	"github.com/e2eimage/e2eimage/internal/testenv"
-	"github.com/stretchr/testify/require"
 )
 
 // countedCloudLogs is a Cloud Logs query server that answers no events and

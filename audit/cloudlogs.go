@@ -37,36 +37,54 @@ const (
 	maxErrorBody = 4 << 10
 )
 
-// DefaultIAMURL is IAM's public endpoint, which go-sdk-core's
-// IamAuthenticator appends /identity/token to.
-const DefaultIAMURL = "https://iam.cloud.ibm.com"
-
 // ErrTooManyEvents is returned when even a MinSplitWindow-wide query
 // returns its limit, so that results would be lost.
 var ErrTooManyEvents = errors.New("audit: too many events in one window")
 
 // QueryError is an error answered by the Cloud Logs query endpoint: an
-// HTTP error status, or an error message in the event stream.
+// HTTP error status, or an error item inside the event stream. IBM's
+// logs-go-sdk (logsv0 QueryResponseStreamItem) shows both kinds of stream
+// item: {"error":{"message"}} and the API error form
+// {"errors":[{"code","message","more_info"}],"trace","status_code"}.
 type QueryError struct {
-	StatusCode int    // HTTP status; 200 for an error inside the stream
-	Code       string // the error code, when the service gave one
-	Message    string
+	// StatusCode is the HTTP status; for an error inside the stream, the
+	// item's status_code, else 200.
+	StatusCode int
+	// Code is the error code, when the service gave one
+	// ("resource_exhausted", "unauthenticated", ...).
+	Code string
+	// Message is the service's message (API keys given with WithSecrets
+	// redacted).
+	Message string
+	// Trace is the service's trace id, to quote to IBM support.
+	Trace string
+	// InStream reports an error item of a 200 event stream, as opposed to
+	// an HTTP error status.
+	InStream bool
 }
 
 func (e *QueryError) Error() string {
-	msg := fmt.Sprintf("audit: Cloud Logs query failed (HTTP %d)", e.StatusCode)
+	msg := fmt.Sprintf("audit: Cloud Logs query failed (HTTP %d", e.StatusCode)
+	if e.InStream {
+		msg += ", in the event stream"
+	}
+	msg += ")"
 	if e.Code != "" {
 		msg += " " + e.Code
 	}
 	if e.Message != "" {
 		msg += ": " + e.Message
 	}
+	if e.Trace != "" {
+		msg += " (trace " + e.Trace + ")"
+	}
 	return msg
 }
 
 // StreamError reports an event stream that could not be read: a message
-// that is not JSON, a result whose user_data is not an event, or a line too
-// long.
+// that is not JSON, or a line too long. A result whose user_data is not an
+// audit event does not stop the read: it is skipped and counted (see
+// CloudLogs.Skipped).
 type StreamError struct {
 	Line   int // 1-based line of the stream where the message ended
 	Reason string
@@ -127,7 +145,7 @@ func WithLogger(l *slog.Logger) CloudLogsOption {
 }
 
 // WithSecrets names strings (API keys) that must never appear in this
-// client's errors; NewIAMAuthenticator's key is one.
+// client's errors; the key of the IAM authenticator is one.
 func WithSecrets(s ...*secret.String) CloudLogsOption {
 	return func(c *CloudLogs) { c.secrets = append(c.secrets, s...) }
 }
@@ -144,6 +162,7 @@ type CloudLogs struct {
 	retryBase time.Duration
 	log       *slog.Logger
 	secrets   []*secret.String
+	skips     skipLog
 }
 
 // NewCloudLogs returns a reader of the Cloud Logs instance at instanceURL
@@ -171,39 +190,17 @@ func NewCloudLogs(instanceURL string, auth core.Authenticator, opts ...CloudLogs
 	return c, nil
 }
 
+// Skipped returns how many results the client skipped since it was made
+// because their user_data was not an audit event, and the first of them
+// (at most MaxSkipDetails).
+func (c *CloudLogs) Skipped() (int, []Skip) { return c.skips.get() }
+
 // CloseIdleConnections closes the keep-alive connections of the query
 // client that carry no request now, as http.Client.CloseIdleConnections
 // does (with WithHTTPClient, that client's transport, which may be
 // shared). The CloudLogs stays usable; the authenticator's connections are
 // its own.
 func (c *CloudLogs) CloseIdleConnections() { c.hc.CloseIdleConnections() }
-
-// NewIAMAuthenticator returns go-sdk-core's IAM API key authenticator with
-// the token URL base iamURL ("" means DefaultIAMURL; https, or http to a
-// loopback address) and HTTP client hc (nil: its default; it must verify
-// TLS certificates). The token connections are the returned
-// authenticator's Client's (go-sdk-core sets it on first use when hc is
-// nil): its CloseIdleConnections releases them.
-func NewIAMAuthenticator(apiKey *secret.String, iamURL string, hc *http.Client) (*core.IamAuthenticator, error) {
-	if apiKey.Empty() {
-		return nil, errors.New("audit: no API key for IAM")
-	}
-	if iamURL == "" {
-		iamURL = DefaultIAMURL
-	}
-	u, err := checkURL(iamURL)
-	if err != nil {
-		return nil, fmt.Errorf("audit: IAM URL: %w", err)
-	}
-	if err := endpoint.CheckClient(hc); err != nil {
-		return nil, fmt.Errorf("audit: refusing to send an API key over this HTTP client: %w", err)
-	}
-	a := &core.IamAuthenticator{ApiKey: apiKey.Reveal(), URL: u, Client: hc}
-	if err := a.Validate(); err != nil {
-		return nil, fmt.Errorf("audit: IAM authenticator: %s", scrub(err.Error(), []*secret.String{apiKey}))
-	}
-	return a, nil
-}
 
 // checkURL applies internal/endpoint's rule (https, or http to a loopback
 // host) and drops trailing slashes.
@@ -255,11 +252,13 @@ func (c *CloudLogs) Window(ctx context.Context, q Query, from, to time.Time) ([]
 }
 
 func (c *CloudLogs) window(ctx context.Context, query string, from, to time.Time) ([]Event, error) {
-	evs, err := c.Search(ctx, query, from, to, c.limit)
+	evs, results, err := c.searchRetried(ctx, query, from, to, c.limit)
 	if err != nil {
 		return nil, err
 	}
-	if len(evs) < c.limit {
+	// Results, not events, tell whether the limit was reached: a skipped
+	// result took a place in the answer.
+	if results < c.limit {
 		out := evs[:0]
 		for _, e := range evs {
 			if !e.Time.Before(from) && e.Time.Before(to) {
@@ -300,20 +299,33 @@ type queryMetadata struct {
 
 // Search runs one Lucene query over [from, to) and returns at most limit
 // events, in the order the service sent them. It retries rate limiting,
-// 502/503/504 and connection failures (WithQueryAttempts).
+// 502/503/504 and connection failures (WithQueryAttempts), whether the
+// service answers them with an HTTP status or with an error item in the
+// stream. Results whose user_data is not an audit event are skipped and
+// counted (Skipped).
 func (c *CloudLogs) Search(ctx context.Context, query string, from, to time.Time, limit int) ([]Event, error) {
+	evs, _, err := c.searchRetried(ctx, query, from, to, limit)
+	return evs, err
+}
+
+// searchRetried is Search that also returns how many results the service
+// sent, skipped ones included.
+func (c *CloudLogs) searchRetried(ctx context.Context, query string, from, to time.Time, limit int) ([]Event, int, error) {
 	delay := c.retryBase
 	for attempt := 1; ; attempt++ {
-		evs, err := c.search(ctx, query, from, to, limit)
+		evs, results, err := c.search(ctx, query, from, to, limit)
 		if err == nil || attempt >= c.attempts || ctx.Err() != nil || !retryableQuery(err) {
-			return evs, err
+			if err != nil {
+				return nil, 0, err
+			}
+			return evs, results, nil
 		}
 		c.log.DebugContext(ctx, "audit: retrying the Cloud Logs query", "attempt", attempt, "err", err)
 		t := time.NewTimer(delay/2 + rand.N(delay/2+1))
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, fmt.Errorf("audit: querying Cloud Logs: %w", ctx.Err())
+			return nil, 0, fmt.Errorf("audit: querying Cloud Logs: %w", ctx.Err())
 		case <-t.C:
 		}
 		delay = min(2*delay, 30*time.Second)
@@ -338,7 +350,7 @@ func retryableQuery(err error) bool {
 	return errors.As(err, &te)
 }
 
-func (c *CloudLogs) search(ctx context.Context, query string, from, to time.Time, limit int) ([]Event, error) {
+func (c *CloudLogs) search(ctx context.Context, query string, from, to time.Time, limit int) ([]Event, int, error) {
 	body, err := json.Marshal(queryRequest{Query: query, Metadata: queryMetadata{
 		StartDate: from.UTC().Format(time.RFC3339Nano),
 		EndDate:   to.UTC().Format(time.RFC3339Nano),
@@ -347,72 +359,110 @@ func (c *CloudLogs) search(ctx context.Context, query string, from, to time.Time
 		Limit:     limit,
 	}})
 	if err != nil {
-		return nil, fmt.Errorf("audit: encoding the query: %w", err)
+		return nil, 0, fmt.Errorf("audit: encoding the query: %w", err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.endpoint+"/v1/query", bytes.NewReader(body))
 	if err != nil {
-		return nil, fmt.Errorf("audit: building the query request: %w", err)
+		return nil, 0, fmt.Errorf("audit: building the query request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "text/event-stream")
 	if err := c.auth.Authenticate(req); err != nil {
-		return nil, fmt.Errorf("audit: getting an IAM token: %s", scrub(err.Error(), c.secrets))
+		return nil, 0, fmt.Errorf("audit: getting an IAM token: %s", scrub(err.Error(), c.secrets))
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("audit: querying Cloud Logs: %w", ctx.Err())
+			return nil, 0, fmt.Errorf("audit: querying Cloud Logs: %w", ctx.Err())
 		}
-		return nil, &transportError{msg: "audit: querying Cloud Logs: " + scrub(err.Error(), c.secrets)}
+		return nil, 0, &transportError{msg: "audit: querying Cloud Logs: " + scrub(err.Error(), c.secrets)}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		return nil, httpQueryError(resp.StatusCode, b, c.secrets)
+		return nil, 0, httpQueryError(resp.StatusCode, b, c.secrets)
 	}
 	var out []Event
+	results := 0
 	err = ReadEventStream(resp.Body, func(data []byte, line int) error {
-		evs, err := c.decodeMessage(ctx, data, line)
+		evs, n, err := c.decodeMessage(ctx, data, line)
 		out = append(out, evs...)
+		results += n
 		return err
 	})
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("audit: reading Cloud Logs results: %w", ctx.Err())
+			return nil, 0, fmt.Errorf("audit: reading Cloud Logs results: %w", ctx.Err())
 		}
-		return nil, err
+		return nil, 0, err
 	}
-	return out, nil
+	return out, results, nil
 }
 
-// httpQueryError reads an error response: JSON {"errors":[{"code",
-// "message"}]}, {"message"}, {"error"}, or text.
-func httpQueryError(status int, body []byte, secrets []*secret.String) *QueryError {
-	qe := &QueryError{StatusCode: status}
-	var j struct {
-		Errors []struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"errors"`
-		Message string `json:"message"`
-		Error   string `json:"error"`
-		Code    string `json:"code"`
+// apiError is the API error form of the query endpoint, both as an HTTP
+// error body and as a stream item (logs-go-sdk QueryResponseStreamItem:
+// errors[] of OpenapiApiErrorError {code, message, more_info}, trace,
+// status_code).
+type apiError struct {
+	Errors []struct {
+		Code     json.RawMessage `json:"code"`
+		Message  string          `json:"message"`
+		MoreInfo string          `json:"more_info"`
+	} `json:"errors"`
+	Trace      string `json:"trace"`
+	StatusCode *int   `json:"status_code"`
+}
+
+func (a *apiError) isError() bool {
+	return len(a.Errors) > 0 || (a.StatusCode != nil && *a.StatusCode >= 400)
+}
+
+// queryError builds the QueryError of an API error; status is used when
+// the item names none.
+func (a *apiError) queryError(status int, secrets []*secret.String) *QueryError {
+	qe := &QueryError{StatusCode: status, Trace: scrub(a.Trace, secrets)}
+	if a.StatusCode != nil && *a.StatusCode != 0 {
+		qe.StatusCode = *a.StatusCode
 	}
-	if json.Unmarshal(body, &j) == nil {
-		if len(j.Errors) > 0 {
-			qe.Code, qe.Message = j.Errors[0].Code, j.Errors[0].Message
-		} else {
-			qe.Code, qe.Message = j.Code, j.Message+j.Error
+	if len(a.Errors) > 0 {
+		qe.Code, qe.Message = codeString(a.Errors[0].Code), a.Errors[0].Message
+		if more := len(a.Errors) - 1; more > 0 {
+			qe.Message += fmt.Sprintf(" (and %d more errors)", more)
 		}
-	} else {
-		qe.Message = strings.TrimSpace(string(body))
 	}
 	qe.Code, qe.Message = scrub(qe.Code, secrets), scrub(qe.Message, secrets)
 	return qe
 }
 
-// queryMessage is one message of the query API's stream (logs-go-sdk
-// QueryResponseStreamItem): exactly one field is set.
+// httpQueryError reads an error response: JSON in the API error form
+// {"errors":[{"code","message"}],"trace","status_code"}, {"message"},
+// {"error"}, or text.
+func httpQueryError(status int, body []byte, secrets []*secret.String) *QueryError {
+	var a apiError
+	if json.Unmarshal(body, &a) == nil && len(a.Errors) > 0 {
+		qe := a.queryError(status, secrets)
+		qe.StatusCode = status // the HTTP status is what happened to this request
+		return qe
+	}
+	qe := &QueryError{StatusCode: status}
+	var j struct {
+		Message string          `json:"message"`
+		Error   string          `json:"error"`
+		Code    json.RawMessage `json:"code"`
+		Trace   string          `json:"trace"`
+	}
+	if json.Unmarshal(body, &j) == nil {
+		qe.Code, qe.Message, qe.Trace = codeString(j.Code), j.Message+j.Error, j.Trace
+	} else {
+		qe.Message = strings.TrimSpace(string(body))
+	}
+	qe.Code, qe.Message, qe.Trace = scrub(qe.Code, secrets), scrub(qe.Message, secrets), scrub(qe.Trace, secrets)
+	return qe
+}
+
+// queryMessage is one item of the query API's stream (logs-go-sdk
+// QueryResponseStreamItem): query_id, result, warning, error, or the API
+// error form (errors, trace, status_code).
 type queryMessage struct {
 	QueryID json.RawMessage `json:"query_id"`
 	Result  *struct {
@@ -423,6 +473,7 @@ type queryMessage struct {
 		Message string          `json:"message"`
 		Code    json.RawMessage `json:"code"`
 	} `json:"error"`
+	apiError
 }
 
 type keyValue struct {
@@ -436,29 +487,41 @@ type queryResult struct {
 	UserData string     `json:"user_data"`
 }
 
-func (c *CloudLogs) decodeMessage(ctx context.Context, data []byte, line int) ([]Event, error) {
+// decodeMessage reads one stream item: the events of a result item and how
+// many results it held (skipped ones included), or the QueryError of an
+// error item. A result whose user_data is not an audit event is skipped,
+// counted and logged; it does not stop the search.
+func (c *CloudLogs) decodeMessage(ctx context.Context, data []byte, line int) ([]Event, int, error) {
 	var m queryMessage
 	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, &StreamError{Line: line, Reason: "message is not JSON: " + err.Error()}
+		return nil, 0, &StreamError{Line: line, Reason: "message is not JSON: " + err.Error()}
 	}
 	switch {
 	case m.Error != nil:
-		return nil, &QueryError{StatusCode: http.StatusOK, Code: codeString(m.Error.Code), Message: scrub(m.Error.Message, c.secrets)}
+		return nil, 0, &QueryError{StatusCode: http.StatusOK, InStream: true, Code: scrub(codeString(m.Error.Code), c.secrets),
+			Message: scrub(m.Error.Message, c.secrets)}
+	case m.isError():
+		qe := m.queryError(http.StatusOK, c.secrets)
+		qe.InStream = true
+		return nil, 0, qe
 	case len(m.Warning) > 0 && string(m.Warning) != "null":
-		c.log.WarnContext(ctx, "audit: Cloud Logs query warning", "warning", string(m.Warning))
-		return nil, nil
+		c.log.WarnContext(ctx, "audit: Cloud Logs query warning", "warning", scrub(string(m.Warning), c.secrets))
+		return nil, 0, nil
 	case m.Result != nil:
 		out := make([]Event, 0, len(m.Result.Results))
 		for i, r := range m.Result.Results {
 			e, err := fromResult(&r)
 			if err != nil {
-				return nil, &StreamError{Line: line, Reason: fmt.Sprintf("result %d: %v", i, err)}
+				reason := scrub(err.Error(), c.secrets)
+				c.skips.add(Skip{Source: ActivityTracker, Where: fmt.Sprintf("stream line %d, result %d", line, i), Reason: reason})
+				c.log.WarnContext(ctx, "audit: skipping a Cloud Logs result that is not an audit event", "line", line, "result", i, "reason", reason)
+				continue
 			}
 			out = append(out, e)
 		}
-		return out, nil
+		return out, len(m.Result.Results), nil
 	}
-	return nil, nil // query_id, or a message this package does not know
+	return nil, 0, nil // query_id, or an item this package does not know
 }
 
 // codeString renders an error code that may be a string, a number or an

@@ -23,22 +23,35 @@
 // does not (down to MinSplitWindow, then ErrTooManyEvents). Queries are
 // retried after 429, 502/503/504 and connection failures
 // (WithQueryAttempts); event log pages are retried by the pager
-// (*classic.Client retries reads).
+// (*classic.Client retries reads). A record a source cannot read (a Cloud
+// Logs result whose user_data is not an audit event, an event log record
+// without a readable date) is skipped and counted, not fatal
+// (Reader.Skipped); an error item in the Cloud Logs stream fails the query
+// with a QueryError.
 //
 // API keys never reach an error: errors from IAM and Cloud Logs have the
 // keys given with WithSecrets replaced by a redaction marker.
 //
 // # Names IBM does not document
 //
-// IBM documents the Activity Tracker actions kms.secrets.wrap,
-// audit-log.vsi-image-template.create and audit-log.vsi.provision, and the
-// event log's object name "CCI" for virtual servers. It does not document
-// the CRNs of classic resources in Activity Tracker events, nor the event
-// log's object name and event names for image imports (../docs/CLOUD.md sections
-// 6.1 and 8). Query.Matches therefore recognises a template or a server in
-// a CRN by the last two segments (resource type naming an image/template
-// or a virtual server, resource = id or global identifier), and the event
-// log's template object name defaults to "Image" (WithObjectNames).
+// IBM documents the Activity Tracker actions kms.secrets.wrap and
+// kms.secrets.unwrap (Key Protect), audit-log.vsi.provision and
+// audit-log.vsi-image-template.create (classic virtual servers; the latter
+// for a template captured from an instance), and the event log's object
+// name "CCI" for virtual servers (see Documented). It documents no
+// Activity Tracker event for an image import or export, not the CRNs of
+// classic resources in Activity Tracker events, and not the event log's
+// object name or event names for image templates. Therefore:
+//
+//   - ExpectedActions, what a run should leave, holds documented actions
+//     only (the DEK's wrap, the server's provisioning), never one for the
+//     import; Missing names the expected actions not found.
+//   - Query.Matches tells a template from a server by the documented
+//     action (audit-log.vsi-image-template.* or audit-log.vsi.*) and reads
+//     only the resource id from the target CRN's last segment.
+//   - The event log's template object name defaults to "Image", one of
+//     the object names softlayer-python's fixtures list
+//     (WithObjectNames changes it).
 //
 // # What this package does NOT do
 //

@@ -21,25 +21,87 @@ const (
 	ActivityTracker SourceName = "activity-tracker"
 )
 
-// Outcomes of Activity Tracker events (../docs/CLOUD.md section 6.3).
+// Outcomes of Activity Tracker events (the CADF outcome field:
+// https://cloud.ibm.com/docs/activity-tracker?topic=activity-tracker-event).
 const (
 	OutcomeSuccess = "success"
 	OutcomePending = "pending"
 	OutcomeFailure = "failure"
 )
 
-// Actions this package looks for (../docs/CLOUD.md sections 6.1 and 6.2).
+// Activity Tracker actions this package names. Each is documented by IBM
+// (see Documented for where); ActionTemplateCreate only for a template
+// captured from an instance, not for an import.
 const (
-	ActionWrap           = "kms.secrets.wrap"
-	ActionUnwrap         = "kms.secrets.unwrap"
+	// ActionWrap is Key Protect's (and HPCS's) wrap of a DEK with a root
+	// key.
+	ActionWrap = "kms.secrets.wrap"
+	// ActionUnwrap is the unwrap of a wrapped DEK.
+	ActionUnwrap = "kms.secrets.unwrap"
+	// ActionTemplateCreate is documented for "an initiator creates an
+	// image template for an instance" (a capture). IBM documents no
+	// Activity Tracker event for an image import (createFromIcos) or
+	// export, so a run that imports its template does not expect it.
 	ActionTemplateCreate = "audit-log.vsi-image-template.create"
-	ActionProvision      = "audit-log.vsi.provision"
+	// ActionProvision is the provisioning of a classic virtual server.
+	ActionProvision = "audit-log.vsi.provision"
 )
 
-// Event log object names. "CCI" for virtual servers is documented; IBM does
-// not document the object name of image template events (../docs/CLOUD.md section
-// 8): "Image" is this package's default and can be changed with
-// WithObjectNames.
+// documented says where IBM documents each action this package names.
+var documented = map[string]string{
+	ActionWrap:   "Key Protect, Activity Tracker events (https://cloud.ibm.com/docs/key-protect?topic=key-protect-at-events): kms.secrets.wrap, wrap a key",
+	ActionUnwrap: "Key Protect, Activity Tracker events (https://cloud.ibm.com/docs/key-protect?topic=key-protect-at-events): kms.secrets.unwrap, unwrap a key",
+	ActionTemplateCreate: "Virtual servers, Activity Tracker events (ibm-cloud-docs/virtual-servers vsi_activity_tracker_events.md): " +
+		"audit-log.vsi-image-template.create, an initiator creates an image template for an instance; no event is documented for an import",
+	ActionProvision: "Virtual servers, Activity Tracker events (ibm-cloud-docs/virtual-servers vsi_activity_tracker_events.md): " +
+		"audit-log.vsi.provision, an initiator provisions an instance",
+}
+
+// Documented returns where IBM documents an Activity Tracker action this
+// package names, and false for any other action.
+func Documented(action string) (source string, ok bool) {
+	source, ok = documented[action]
+	return source, ok
+}
+
+// ExpectedActions returns the Activity Tracker actions that a run with
+// q's resources leaves, as far as IBM documents them: the wrap of its DEK
+// with a root key (when q names key CRNs) and the provisioning of its
+// server (when q names guests). An image import is not among them: IBM
+// documents no event for createFromIcos (ActionTemplateCreate is for a
+// template captured from an instance), so a run that imported a template
+// expects none for it; its events, if any, are still collected.
+func ExpectedActions(q Query) []string {
+	var want []string
+	if len(q.KeyCRNs) > 0 {
+		want = append(want, ActionWrap)
+	}
+	if len(q.GuestIDs) > 0 {
+		want = append(want, ActionProvision)
+	}
+	return want
+}
+
+// Missing returns the actions of want that no event of events has with an
+// outcome other than failure (the classic event log records no outcome),
+// in want's order.
+func Missing(events []Event, want []string) []string {
+	var missing []string
+	for _, a := range want {
+		if !slices.ContainsFunc(events, func(e Event) bool { return e.Action == a && e.Outcome != OutcomeFailure }) {
+			missing = append(missing, a)
+		}
+	}
+	return missing
+}
+
+// Event log object names. "CCI" is the object name of virtual servers in
+// softlayer-python's SoftLayer_Event_Log fixture, its "event-log get -t
+// CCI" examples and SLDN's event log examples. "Image" is one of the
+// object names softlayer-python's fixture of getAllEventObjectNames lists;
+// that image template events (imports included) are recorded under it, and
+// under which event names, IBM does not document: it is this package's
+// default, changed with WithObjectNames.
 const (
 	ObjectNameGuest    = "CCI"
 	ObjectNameTemplate = "Image"
@@ -66,7 +128,8 @@ type Event struct {
 	// TargetName is the target's name, or the event log's label.
 	TargetName string
 	// Initiator is who acted: initiator.name (else id), or the event
-	// log's username.
+	// log's username (else openIdConnectUserName, else userType: SYSTEM
+	// records name no user).
 	Initiator string
 	// Message is the event's message (Activity Tracker); for the event
 	// log, its label.
@@ -77,7 +140,7 @@ type Event struct {
 	// FailureReason is reason.reasonForFailure (Activity Tracker).
 	FailureReason string
 	// Raw is the event as the source sent it: the CADF JSON for Activity
-	// Tracker, the SoftLayer_Event_Log object for the event log.
+	// Tracker, the SoftLayer_Event_Log record's JSON for the event log.
 	Raw json.RawMessage
 
 	// kind is what EventLog knew the record to be about, from its
@@ -149,11 +212,11 @@ func (q *Query) Matches(e *Event) bool {
 		if slices.Contains(q.KeyCRNs, e.TargetID) {
 			return true
 		}
-		kind, res, ok := crnResource(e.TargetID)
+		res, ok := crnResource(e.TargetID)
 		if !ok {
 			return false
 		}
-		switch classicKind(kind) {
+		switch classicKind(e.Action) {
 		case kindTemplate:
 			if slices.Contains(q.TemplateGUIDs, res) {
 				return true
@@ -168,14 +231,15 @@ func (q *Query) Matches(e *Event) bool {
 	}
 }
 
-// crnResource returns the resource type and resource (the last two of the
-// ten segments) of a CRN.
-func crnResource(crn string) (kind, resource string, ok bool) {
+// crnResource returns the resource segment (the last of the ten) of a CRN,
+// which names the resource within its type
+// (https://cloud.ibm.com/docs/account?topic=account-crn).
+func crnResource(crn string) (resource string, ok bool) {
 	p := strings.Split(crn, ":")
 	if len(p) != 10 || p[0] != "crn" {
-		return "", "", false
+		return "", false
 	}
-	return p[8], p[9], p[9] != ""
+	return p[9], p[9] != ""
 }
 
 type resourceKind int
@@ -186,16 +250,17 @@ const (
 	kindGuest
 )
 
-// classicKind reads the resource type of a classic resource's CRN in an
-// Activity Tracker event. IBM does not document these CRNs (../docs/CLOUD.md
-// section 6.1 names only the service, audit-log); this accepts the
-// plausible spellings.
-func classicKind(kind string) resourceKind {
-	k := strings.ToLower(kind)
+// classicKind tells from a classic infrastructure action what its target
+// is. IBM documents the actions (audit-log.vsi.* for instances,
+// audit-log.vsi-image-template.create for templates: virtual-servers
+// vsi_activity_tracker_events.md) but not the CRNs of their targets, so
+// the kind comes from the documented action, and the target CRN only gives
+// the resource id.
+func classicKind(action string) resourceKind {
 	switch {
-	case strings.Contains(k, "image") || strings.Contains(k, "template"):
+	case strings.HasPrefix(action, "audit-log.vsi-image-template."):
 		return kindTemplate
-	case k == "vsi" || k == "instance" || k == "guest" || k == "virtual-guest" || strings.Contains(k, "virtual-server"):
+	case strings.HasPrefix(action, "audit-log.vsi.") || strings.HasPrefix(action, "audit-log.vsi-"):
 		return kindGuest
 	}
 	return kindOther

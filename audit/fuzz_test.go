@@ -51,7 +51,7 @@ func FuzzDecodeMessage(f *testing.F) {
 	}
 	c := &CloudLogs{log: slog.New(slog.DiscardHandler)}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		evs, err := c.decodeMessage(context.Background(), in, 1)
+		evs, _, err := c.decodeMessage(context.Background(), in, 1)
 		if err != nil {
 			return
 		}

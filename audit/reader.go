@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"slices"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -18,6 +19,52 @@ type Source interface {
 	// return events that do not match q; Reader keeps only those that
 	// Query.Matches.
 	Window(ctx context.Context, q Query, from, to time.Time) ([]Event, error)
+}
+
+// Skip is a record a source read but could not turn into an Event: a
+// Cloud Logs result whose user_data is not an audit event, or an event log
+// record without a readable date. The search goes on without it.
+type Skip struct {
+	// Source is where the record was read.
+	Source SourceName
+	// Where locates it: "stream line 7, result 2" (Cloud Logs) or
+	// "offset 100, record 3" (event log).
+	Where string
+	// Reason says why it was skipped.
+	Reason string
+}
+
+// MaxSkipDetails is how many skipped records a source describes; it counts
+// every one.
+const MaxSkipDetails = 20
+
+// SkipReporter is implemented by sources that skip records they cannot
+// read (EventLog and CloudLogs): Skipped returns how many they skipped
+// since they were made, and the first MaxSkipDetails of them.
+type SkipReporter interface {
+	Skipped() (int, []Skip)
+}
+
+// skipLog counts skipped records and keeps the first MaxSkipDetails.
+type skipLog struct {
+	mu    sync.Mutex
+	n     int
+	first []Skip
+}
+
+func (l *skipLog) add(s Skip) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.n++
+	if len(l.first) < MaxSkipDetails {
+		l.first = append(l.first, s)
+	}
+}
+
+func (l *skipLog) get() (int, []Skip) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.n, slices.Clone(l.first)
 }
 
 // DefaultSlice is how much time Reader reads from every source at once.
@@ -114,6 +161,22 @@ func (r *Reader) slice1(ctx context.Context, q Query, from, to time.Time) ([]Eve
 	}
 	slices.SortStableFunc(out, compareEvents)
 	return out, nil
+}
+
+// Skipped sums what the Reader's sources that report skipped records
+// (SkipReporter) skipped since they were made: the count, and the first
+// MaxSkipDetails records of each source.
+func (r *Reader) Skipped() (int, []Skip) {
+	var n int
+	var out []Skip
+	for _, s := range r.sources {
+		if sr, ok := s.(SkipReporter); ok {
+			k, first := sr.Skipped()
+			n += k
+			out = append(out, first...)
+		}
+	}
+	return n, out
 }
 
 // Collect returns all the events of q (see Events).

@@ -111,8 +111,9 @@ func doRun(t *testing.T) *run {
 
 func (r *run) reader(t *testing.T) *audit.Reader {
 	t.Helper()
-	auth, err := audit.NewIAMAuthenticator(r.apiKey, r.sim.URLs.IAM, nil)
+	auth, err := iam.NewAuthenticator(r.apiKey, iam.WithURL(r.sim.URLs.IAM))
 	require.NoError(t, err)
+	t.Cleanup(auth.CloseIdleConnections)
 	at, err := audit.NewCloudLogs(r.sim.URLs.ActivityTracker, auth, audit.WithSecrets(r.apiKey), audit.WithQueryLimit(4))
 	require.NoError(t, err)
 	return audit.NewReader([]audit.Source{audit.NewEventLog(r.cl, audit.WithPageSize(3)), at}, audit.WithSlice(7*time.Minute))
@@ -129,6 +130,7 @@ func TestSimTrailOfOneRun(t *testing.T) {
 	}
 	evs, err := r.reader(t).Collect(context.Background(), q)
 	require.NoError(t, err)
+	require.Empty(t, r.sim.Events.Uncatalogued(), "every action the simulated services recorded has a provenance")
 
 	type key struct {
 		src    audit.SourceName

@@ -2,6 +2,7 @@ package classic
 
 import (
 	"context"
+	"encoding/json"
 
 	"github.com/softlayer/softlayer-go/datatypes"
 	"github.com/softlayer/softlayer-go/services"
@@ -25,4 +26,23 @@ func (c *Client) EventLogPage(ctx context.Context, objectFilter string, offset, 
 		return err
 	})
 	return events, err
+}
+
+// EventLogRecords reads one page like EventLogPage but returns each record
+// as the JSON the service sent, undecoded, so that one record softlayer-go's
+// datatypes.Event_Log cannot hold does not fail the page: SYSTEM records
+// carry userId "" where the datatype has an int (softlayer-python's
+// SoftLayer/fixtures/SoftLayer_Event_Log.py). The audit package reads the
+// event log with it.
+func (c *Client) EventLogRecords(ctx context.Context, objectFilter string, offset, limit int) ([]json.RawMessage, error) {
+	var records []json.RawMessage
+	err := c.read(ctx, "SoftLayer_Event_Log::getAllObjects", func(s *session.Session) error {
+		svc := services.GetEventLogService(s).Offset(offset).Limit(limit)
+		if objectFilter != "" {
+			svc = svc.Filter(objectFilter)
+		}
+		records = nil
+		return s.DoRequest("SoftLayer_Event_Log", "getAllObjects", nil, &svc.Options, &records)
+	})
+	return records, err
 }

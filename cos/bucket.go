@@ -25,9 +25,48 @@ var (
 	// E2E image import needs a Regional bucket.
 	ErrNotRegional = errors.New("cos: bucket is not regional")
 	// ErrRegionMismatch: the bucket's region differs from the one required
-	// (the key service's region).
+	// (the key service's region), or from the region of the client's
+	// endpoint (see WrongRegionError).
 	ErrRegionMismatch = errors.New("cos: bucket region does not match")
 )
+
+// WrongRegionError reports a bucket that exists, but in another location
+// than the one the client's endpoint serves. COS answers requests for such
+// a bucket with 404 NoSuchBucket ("subsequent requests to that bucket must
+// be sent to the same corresponding endpoint", IBM Cloud Object Storage
+// S3 API introduction, https://cloud.ibm.com/apidocs/cos/cos-compatibility;
+// the NoSuchBucket answer is reported in IBM/ibm-cos-sdk-js issues #3 and
+// #81), so this package asks ListBucketsExtended, which answers on any
+// endpoint with every bucket's LocationConstraint, where the bucket is.
+// It matches ErrRegionMismatch with errors.Is, and ErrNotRegional too when
+// the bucket is Cross Region or Single Data Center.
+type WrongRegionError struct {
+	// Bucket is the bucket's name.
+	Bucket string
+	// Location is where the bucket is, from its LocationConstraint;
+	// Location.Location is its actual region (or geography or site).
+	Location Location
+	// EndpointRegion is the client's region, whose endpoint answered that
+	// the bucket does not exist.
+	EndpointRegion string
+	// Err is the endpoint's answer (404 NoSuchBucket).
+	Err error
+}
+
+// Error names the bucket's actual location and the client's region.
+func (e *WrongRegionError) Error() string {
+	return fmt.Sprintf("cos: bucket %s is in %s (%s, %s), not in %s: the %s endpoint answers that it does not exist; use a client for %s",
+		e.Bucket, e.Location.Location, e.Location.Constraint, e.Location.Resiliency, e.EndpointRegion, e.EndpointRegion, e.Location.Location)
+}
+
+// Unwrap returns the endpoint's answer.
+func (e *WrongRegionError) Unwrap() error { return e.Err }
+
+// Is matches ErrRegionMismatch, and ErrNotRegional for a bucket that is
+// not Regional.
+func (e *WrongRegionError) Is(target error) bool {
+	return target == ErrRegionMismatch || (target == ErrNotRegional && e.Location.Resiliency != Regional)
+}
 
 // Resiliency is a bucket's resiliency class (../docs/CLOUD.md §4.3).
 type Resiliency int
@@ -59,7 +98,8 @@ func (r Resiliency) String() string {
 
 // Location is a parsed bucket LocationConstraint.
 type Location struct {
-	// Constraint is the string as the server gave it.
+	// Constraint is the string as the server gave it, without surrounding
+	// whitespace.
 	Constraint string
 	// Location is its location part: a region, a cross-region geography or
 	// a data-center code.
@@ -90,11 +130,15 @@ var crossRegions = map[string]bool{"us": true, "eu": true, "ap": true}
 // ParseLocationConstraint classifies a LocationConstraint of the form
 // <location>-<class> ("us-south-standard", "eu-smart", "ams03-vault",
 // "jp-tok-onerate_active") or a bare location ("us-south", as S3-compatible
-// servers answer). Location names are recognised by shape: a region is two
-// letters, a hyphen and a word; us, eu and ap are cross-region; three letters
-// and two digits are a data center. Anything else, including "", gives
-// ErrUnknownLocation.
+// servers answer). Surrounding whitespace is ignored: IBM's own example
+// answer to GET ?location is pretty-printed XML, the constraint on a line
+// of its own ("\n  us-south-standard\n"), and the SDK hands over the
+// element's text as it is. Location names are recognised by shape: a
+// region is two letters, a hyphen and a word; us, eu and ap are
+// cross-region; three letters and two digits are a data center. Anything
+// else, including "", gives ErrUnknownLocation.
 func ParseLocationConstraint(s string) (Location, error) {
+	s = strings.TrimSpace(s)
 	loc := Location{Constraint: s, Location: strings.ToLower(s)}
 	if i := strings.LastIndexByte(loc.Location, '-'); i >= 0 && storageClasses[loc.Location[i+1:]] {
 		loc.Location, loc.Class = loc.Location[:i], loc.Location[i+1:]
@@ -125,15 +169,23 @@ type BucketInfo struct {
 // CheckBucket runs the preflight checks of a bucket that will receive an
 // image for E2E import: it exists and is accessible (HeadBucket), it is
 // Regional (GetBucketLocation), and, when region is not "", it is in that
-// region (the key service's). The returned info is filled as far as the
-// checks got, also when an error is returned.
+// region (the key service's). A bucket that the client's endpoint does not
+// know is looked up with ListBucketsExtended: one that exists in another
+// location gives a *WrongRegionError naming it, one that does not exist
+// ErrBucketNotFound. The returned info is filled as far as the checks got,
+// also when an error is returned.
 func (c *Client) CheckBucket(ctx context.Context, bucket, region string) (*BucketInfo, error) {
 	info := &BucketInfo{Name: bucket}
 	hb, err := c.s3.HeadBucketWithContext(ctx, &s3.HeadBucketInput{Bucket: aws.String(bucket)})
 	if err != nil {
 		switch statusCode(err) {
 		case http.StatusNotFound:
-			return info, fmt.Errorf("cos: checking bucket %s: %w", bucket, ErrBucketNotFound)
+			err = c.explainNoSuchBucket(ctx, bucket, err)
+			var wr *WrongRegionError
+			if errors.As(err, &wr) {
+				info.Location = wr.Location
+			}
+			return info, fmt.Errorf("cos: checking bucket %s: %w", bucket, err)
 		case http.StatusForbidden:
 			return info, fmt.Errorf("cos: checking bucket %s: %w: %w", bucket, ErrBucketAccess, err)
 		}
@@ -158,6 +210,45 @@ func (c *Client) CheckBucket(ctx context.Context, bucket, region string) (*Bucke
 		return info, fmt.Errorf("cos: bucket %s is in %s, not %s: %w", bucket, loc.Location, region, ErrRegionMismatch)
 	}
 	return info, nil
+}
+
+// explainNoSuchBucket turns the 404 of a request for bucket into a
+// *WrongRegionError when ListBucketsExtended finds the bucket in another
+// location, and into ErrBucketNotFound (wrapping err) otherwise, also when
+// the listing fails (its error is joined).
+func (c *Client) explainNoSuchBucket(ctx context.Context, bucket string, err error) error {
+	loc, found, lerr := c.locateBucket(ctx, bucket)
+	switch {
+	case lerr != nil:
+		return errors.Join(fmt.Errorf("%w: %w", ErrBucketNotFound, err), fmt.Errorf("looking the bucket up in the instance's listing: %w", lerr))
+	case !found:
+		return fmt.Errorf("%w: %w", ErrBucketNotFound, err)
+	}
+	l, perr := ParseLocationConstraint(loc)
+	if perr != nil || l.Location == strings.ToLower(c.region) {
+		// Listed, and in the endpoint's own region (or in a location this
+		// package cannot read): the 404 stands as it is.
+		return fmt.Errorf("%w: %w", ErrBucketNotFound, err)
+	}
+	return &WrongRegionError{Bucket: bucket, Location: l, EndpointRegion: c.region, Err: err}
+}
+
+// locateBucket finds bucket in the instance's extended listing (GET
+// /?extended with prefix=<bucket>) and returns its LocationConstraint.
+func (c *Client) locateBucket(ctx context.Context, bucket string) (string, bool, error) {
+	var loc string
+	found := false
+	err := c.s3.ListBucketsExtendedPagesWithContext(ctx, &s3.ListBucketsExtendedInput{Prefix: aws.String(bucket)},
+		func(out *s3.ListBucketsExtendedOutput, _ bool) bool {
+			for _, b := range out.Buckets {
+				if aws.StringValue(b.Name) == bucket {
+					loc, found = aws.StringValue(b.LocationConstraint), true
+					return false
+				}
+			}
+			return true
+		})
+	return loc, found, err
 }
 
 // BucketSpec describes a bucket to create.

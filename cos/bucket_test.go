@@ -158,7 +158,7 @@ func TestCreateBucketKeyProtect(t *testing.T) {
 }
 
 func FuzzParseLocationConstraint(f *testing.F) {
-	for _, s := range []string{"us-south-standard", "eu-smart", "ams03-vault", "jp-tok-onerate_active", "us-south", "", "-", "us-south-"} {
+	for _, s := range []string{"us-south-standard", "eu-smart", "ams03-vault", "jp-tok-onerate_active", "us-south", "", "-", "us-south-", "\n  us-south-standard\n"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -168,12 +168,12 @@ func FuzzParseLocationConstraint(f *testing.F) {
 			require.Equal(t, UnknownResiliency, loc.Resiliency)
 			return
 		}
-		require.Equal(t, s, loc.Constraint)
+		require.Equal(t, strings.TrimSpace(s), loc.Constraint)
 		require.NotEqual(t, UnknownResiliency, loc.Resiliency)
 		want := loc.Location
 		if loc.Class != "" {
 			want += "-" + loc.Class
 		}
-		require.Equal(t, strings.ToLower(s), want, "location and class put back together give the input")
+		require.Equal(t, strings.ToLower(strings.TrimSpace(s)), want, "location and class put back together give the trimmed input")
 	})
 }

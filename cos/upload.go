@@ -884,6 +884,11 @@ func (u *uploader) putSingle(ctx context.Context, p *part) (*Result, error) {
 // fail turns err into an *UploadError, aborting the multipart upload unless
 // the options say to keep it.
 func (u *uploader) fail(ctx context.Context, err error) error {
+	if errorCode(err) == s3.ErrCodeNoSuchBucket && ctx.Err() == nil {
+		// A bucket in another location answers 404 NoSuchBucket on this
+		// endpoint: say where it is (*WrongRegionError).
+		err = u.c.explainNoSuchBucket(ctx, u.bucket, err)
+	}
 	u.mu.Lock()
 	ue := &UploadError{UploadState: u.stateLocked(), Err: err}
 	u.mu.Unlock()

@@ -774,7 +774,10 @@ func (r *runner) waitServer(ctx context.Context, s *Step) error {
 }
 
 // auditStep collects the run's events, reading again while expected ones
-// are missing, up to Plan.AuditWait.
+// are missing, up to Plan.AuditWait. The expected events are the actions
+// IBM documents for what the run did (audit.ExpectedActions: the DEK's
+// wrap and the server's provisioning, none for the import); one absent
+// when the wait is over is reported as "not found".
 func (r *runner) auditStep(ctx context.Context, s *Step) error {
 	if r.p.Audit == nil {
 		s.Status, s.Detail = StepSkipped, "no audit reader"
@@ -785,18 +788,16 @@ func (r *runner) auditStep(ctx context.Context, s *Step) error {
 		Start:   st.Started.Truncate(time.Second),
 		KeyCRNs: []string{r.key.String()},
 	}
-	want := []string{audit.ActionWrap}
 	if st.TemplateID != 0 {
 		q.TemplateIDs = []int{st.TemplateID}
 		if st.TemplateGUID != "" {
 			q.TemplateGUIDs = []string{st.TemplateGUID}
 		}
-		want = append(want, audit.ActionTemplateCreate)
 	}
 	if st.GuestID != 0 {
 		q.GuestIDs = []int{st.GuestID}
-		want = append(want, audit.ActionProvision)
 	}
+	want := audit.ExpectedActions(q)
 	deadline := time.Now().Add(r.p.AuditWait)
 	for {
 		q.End = r.p.Clock().Add(time.Second)
@@ -804,18 +805,22 @@ func (r *runner) auditStep(ctx context.Context, s *Step) error {
 		if err != nil {
 			return err
 		}
-		missing := missingActions(events, want)
+		missing := audit.Missing(events, want)
 		r.res.Audit, r.res.AuditMissing = events, missing
+		skipped := ""
+		if n, _ := r.p.Audit.Skipped(); n > 0 {
+			skipped = fmt.Sprintf("; %d records skipped (not readable as audit events)", n)
+		}
 		if len(missing) == 0 {
-			s.Detail = fmt.Sprintf("%d events, including %s", len(events), strings.Join(want, ", "))
+			s.Detail = fmt.Sprintf("%d events, including %s%s", len(events), strings.Join(want, ", "), skipped)
 			return nil
 		}
 		wait := time.Until(deadline)
 		if wait <= 0 {
-			s.Detail = fmt.Sprintf("%d events; not (yet) found: %s", len(events), strings.Join(missing, ", "))
+			s.Detail = fmt.Sprintf("%d events; not found: %s%s", len(events), strings.Join(missing, ", "), skipped)
 			return nil
 		}
-		s.Detail = fmt.Sprintf("%d events so far; waiting for %s", len(events), strings.Join(missing, ", "))
+		s.Detail = fmt.Sprintf("%d events so far; waiting for %s%s", len(events), strings.Join(missing, ", "), skipped)
 		r.emit(*s)
 		t := time.NewTimer(min(wait, auditPoll))
 		select {
@@ -825,18 +830,4 @@ func (r *runner) auditStep(ctx context.Context, s *Step) error {
 		case <-t.C:
 		}
 	}
-}
-
-// missingActions returns the actions of want that no successful (or
-// outcome-less) event has.
-func missingActions(events []audit.Event, want []string) []string {
-	var missing []string
-	for _, a := range want {
-		if !slices.ContainsFunc(events, func(e audit.Event) bool {
-			return e.Action == a && e.Outcome != audit.OutcomeFailure
-		}) {
-			missing = append(missing, a)
-		}
-	}
-	return missing
 }

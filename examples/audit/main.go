@@ -35,6 +35,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/e2eimage/e2eimage/iam"
+
 	"github.com/e2eimage/e2eimage/audit"
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/e2e"
@@ -144,7 +146,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 			return fail(2, "reading Activity Tracker needs IBMCLOUD_API_KEY")
 		}
 		key := secret.NewString(apiKey)
-		auth, err := audit.NewIAMAuthenticator(key, ep.IAM, nil)
+		iamOpts := []iam.Option{}
+		if ep.IAM != "" {
+			iamOpts = append(iamOpts, iam.WithURL(ep.IAM))
+		}
+		auth, err := iam.NewAuthenticator(key, iamOpts...)
 		if err != nil {
 			return fail(2, "%v", err)
 		}

@@ -31,7 +31,8 @@
 // once). -service-id "" imports with the API key itself. A server is ordered
 // when -hostname is given. The audit trail reads the classic event log and,
 // with -logs-url (the IBM Cloud Logs instance Activity Tracker routes to),
-// Activity Tracker, waiting up to -audit-wait for the run's events to show.
+// Activity Tracker, once by default (-audit-wait keeps reading while the
+// expected events are missing; the missing ones are reported).
 // -endpoints points every service elsewhere, for example at a simulator
 // started by examples/cloudsim (its first output line is such a file).
 //

@@ -175,17 +175,6 @@ func constructors() []constructor {
 				return err
 			},
 		},
-		{
-			name: "audit.NewIAMAuthenticator",
-			url: func(u string, rt http.RoundTripper) error {
-				_, err := audit.NewIAMAuthenticator(key, u, &http.Client{Transport: rt})
-				return err
-			},
-			transport: func(rt http.RoundTripper) error {
-				_, err := audit.NewIAMAuthenticator(key, "", &http.Client{Transport: rt})
-				return err
-			},
-		},
 	}
 }
 

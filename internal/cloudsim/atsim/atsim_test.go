@@ -122,8 +122,9 @@ func TestLuceneErrors(t *testing.T) {
 }
 
 type fixture struct {
-	srv   *httptest.Server
-	token string
+	srv       *httptest.Server
+	token     string
+	lastError map[string]any // the body of post's last non-200 answer
 }
 
 func newHTTP(t *testing.T) (*fixture, *atsim.Store) {
@@ -150,14 +151,22 @@ func (f *fixture) post(t *testing.T, body, token string) (*http.Response, []map[
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	var msgs []map[string]any
+	f.lastError = nil
+	if resp.StatusCode != http.StatusOK {
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&f.lastError))
+		return resp, nil
+	}
 	sc := bufio.NewScanner(resp.Body)
+	prev := ""
 	for sc.Scan() {
 		line := sc.Text()
 		if data, ok := strings.CutPrefix(line, "data: "); ok {
+			require.Equal(t, ": success", prev, "each item follows a keep-alive comment")
 			var m map[string]any
 			require.NoError(t, json.Unmarshal([]byte(data), &m))
 			msgs = append(msgs, m)
 		}
+		prev = line
 	}
 	return resp, msgs
 }
@@ -182,9 +191,13 @@ func TestQueryEndpoint(t *testing.T) {
 	require.Equal(t, "kms.secrets.wrap", ev.Action)
 	require.Equal(t, keyCRN, ev.Target.ID)
 
-	// No token, a bad query, a bad syntax.
+	// No token, a bad query, a bad syntax. Errors come in the API error
+	// form with logs-go-sdk's codes.
 	resp, _ = f.post(t, body, "")
 	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	require.Equal(t, "unauthenticated", f.lastError["errors"].([]any)[0].(map[string]any)["code"])
+	require.NotEmpty(t, f.lastError["trace"])
+	require.EqualValues(t, http.StatusUnauthorized, f.lastError["status_code"])
 	resp, _ = f.post(t, `{"query":"action:[a TO b]"}`, f.token)
 	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
 	resp, _ = f.post(t, `{"query":"x","metadata":{"syntax":"dataprime"}}`, f.token)

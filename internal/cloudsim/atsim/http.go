@@ -55,10 +55,31 @@ type handler struct {
 	cfg HandlerConfig
 }
 
+// errorCodes are the error codes of the query API by HTTP status, from the
+// code enum of IBM/logs-go-sdk's OpenapiApiErrorError
+// (logsv0/logs_v0_dataprime.go); which status each comes with is the
+// simulator's choice (invented pairing).
+var errorCodes = map[int]string{
+	http.StatusBadRequest:          "bad_request_or_unspecified",
+	http.StatusUnauthorized:        "unauthenticated",
+	http.StatusForbidden:           "forbidden",
+	http.StatusNotFound:            "not_found",
+	http.StatusTooManyRequests:     "resource_exhausted",
+	http.StatusInternalServerError: "method_internal_error",
+}
+
+// writeErr answers an error in the query API's error form (logs-go-sdk
+// QueryResponseStreamItem / OpenapiApiErrorError: errors[{code, message}],
+// trace, status_code).
 func writeErr(w http.ResponseWriter, status int, msg string) {
+	code, ok := errorCodes[status]
+	if !ok {
+		code = "bad_request_or_unspecified"
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"errors": []any{map[string]any{"code": http.StatusText(status), "message": msg}}, "status_code": status})
+	_ = json.NewEncoder(w).Encode(map[string]any{"errors": []any{map[string]any{"code": code, "message": msg}},
+		"trace": newID(), "status_code": status})
 }
 
 func (h *handler) auth(next http.HandlerFunc) http.HandlerFunc {
@@ -136,12 +157,15 @@ func (h *handler) query(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
+	// Each item is preceded by a ": success" comment line: the comments of
+	// logs-go-sdk's stream reader (logsv0 readEventLoop) show the query
+	// API sending one before every data line.
 	send := func(v any) bool {
 		bs, err := json.Marshal(v)
 		if err != nil {
 			return false
 		}
-		if _, err := fmt.Fprintf(w, "data: %s\n\n", bs); err != nil {
+		if _, err := fmt.Fprintf(w, ": success\ndata: %s\n\n", bs); err != nil {
 			return false
 		}
 		_ = rc.Flush()

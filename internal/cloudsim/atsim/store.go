@@ -4,6 +4,10 @@
 // Logs query API (POST /v1/query answering server-sent events, ../../../docs/CLOUD.md
 // section 6.5), with a subset of the Lucene query syntax (see Parse).
 //
+// Every action name a simulated service records is catalogued in Actions
+// with its provenance: where IBM documents it, or what is invented about
+// it; the Store counts any other (Uncatalogued).
+//
 // What this package does NOT do: DataPrime queries, Lucene ranges, fuzzy
 // and proximity queries, boosts, regular expressions and leading wildcards;
 // background (asynchronous) queries, archive tiers, aggregations,
@@ -32,6 +36,9 @@ type Store struct {
 	full    bool
 	dropped int
 	notify  chan struct{} // closed and replaced on every Record
+	// uncatalogued counts recorded events by action, for actions missing
+	// from Actions.
+	uncatalogued map[string]int
 }
 
 var _ simcore.EventSink = (*Store)(nil)
@@ -42,13 +49,16 @@ func NewStore(capacity int) *Store {
 	if capacity <= 0 {
 		capacity = DefaultCapacity
 	}
-	return &Store{ring: make([]simcore.Event, 0, capacity), notify: make(chan struct{})}
+	return &Store{ring: make([]simcore.Event, 0, capacity), notify: make(chan struct{}), uncatalogued: map[string]int{}}
 }
 
 // Record stores an event, dropping the oldest when the store is full.
 func (s *Store) Record(ev simcore.Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if _, ok := Actions[ev.Action]; !ok {
+		s.uncatalogued[ev.Action]++
+	}
 	if !s.full && len(s.ring) < cap(s.ring) {
 		s.ring = append(s.ring, ev)
 		if len(s.ring) == cap(s.ring) {
@@ -68,6 +78,18 @@ func (s *Store) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.ring)
+}
+
+// Uncatalogued returns how many events were recorded under each action
+// that Actions does not list (no provenance), or an empty map.
+func (s *Store) Uncatalogued() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.uncatalogued))
+	for a, n := range s.uncatalogued {
+		out[a] = n
+	}
+	return out
 }
 
 // Dropped returns how many events were dropped for lack of room.

@@ -18,9 +18,25 @@
 // lifecycle, replication, tagging, Aspera, IBM bucket firewall and
 // activity-tracking configuration, key rotation or re-encryption of data
 // (objects are stored in plain form whatever the bucket's encryption), COS
-// Activity Tracker data events, regional endpoint restrictions (one endpoint
-// serves every location), and the SigV4 payload hash check (the signature
-// is verified over the X-Amz-Content-Sha256 header as sent).
+// Activity Tracker data events, the endpoints of other locations, and the
+// SigV4 payload hash check (the signature is verified over the
+// X-Amz-Content-Sha256 header as sent).
+//
+// # Endpoints and locations
+//
+// The server is the regional endpoint of Config.Region. A request naming a
+// Regional bucket of another region answers 404 NoSuchBucket, as COS does
+// on the wrong endpoint ("subsequent requests to that bucket must be sent
+// to the same corresponding endpoint", IBM Cloud Object Storage S3 API,
+// https://cloud.ibm.com/apidocs/cos/cos-compatibility; NoSuchBucket "The
+// specified bucket does not exist." for a bucket asked on another
+// location's endpoint, IBM/ibm-cos-sdk-js issues #3 and #81); the
+// instance's listings (GET / and GET /?extended) show every bucket
+// wherever it is, as IBM's extended-listing example does. Invented: Cross
+// Region and Single Data Center buckets are served here too (real COS
+// serves them on their own endpoints, which the simulator does not have),
+// so that their location can be read; and a bucket of any location can be
+// created on this endpoint.
 package s3sim
 
 import (
@@ -256,6 +272,22 @@ func (s *Server) BucketLocation(bucket string) (string, bool) {
 	return m.location, true
 }
 
+// elsewhere reports whether bucket is a Regional bucket of another region
+// than the endpoint's.
+func (s *Server) elsewhere(bucket string) bool {
+	loc, ok := s.BucketLocation(bucket)
+	return ok && Resiliency(loc) == Regional && Location(loc) != s.cfg.Region
+}
+
+// Location returns the location part of a location constraint
+// ("eu-de-smart" → "eu-de"), or "" for an invalid one.
+func Location(constraint string) string {
+	if Resiliency(constraint) == "" {
+		return ""
+	}
+	return constraint[:strings.LastIndexByte(constraint, '-')]
+}
+
 // BucketKeyCRN returns the root key CRN a bucket is encrypted with, or "".
 func (s *Server) BucketKeyCRN(bucket string) string {
 	s.mu.Lock()
@@ -358,6 +390,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
+	if bucket != "" && !(key == "" && r.Method == http.MethodPut) && s.elsewhere(bucket) {
+		// COS: a bucket is reached only on its location's endpoint; on
+		// another it does not exist (see the package documentation).
+		s3Error(w, r, http.StatusNotFound, "NoSuchBucket", "The specified bucket does not exist.")
+		return
+	}
 	switch {
 	case bucket == "":
 		if r.Method != http.MethodGet {

@@ -113,6 +113,10 @@ func TestBucketsLocationsAndEncryption(t *testing.T) {
 		_, err := c.CreateBucket(&s3.CreateBucketInput{Bucket: aws.String(name), CreateBucketConfiguration: &s3.CreateBucketConfiguration{LocationConstraint: aws.String(loc)}})
 		require.NoError(t, err, name)
 		out, err := c.GetBucketLocation(&s3.GetBucketLocationInput{Bucket: aws.String(name)})
+		if s3sim.Location(loc) == "eu-de" { // another region's bucket: see TestBucketOfAnotherRegion
+			require.Equal(t, "NoSuchBucket", awsCode(t, err), name)
+			continue
+		}
 		require.NoError(t, err, name)
 		require.Equal(t, loc, aws.StringValue(out.LocationConstraint), name)
 	}
@@ -179,6 +183,56 @@ func TestBucketsLocationsAndEncryption(t *testing.T) {
 	require.Empty(t, f.s3.BucketKeyCRN("kp-bkt"))
 	_, ok = f.kms.LookupCRN(kc)
 	require.True(t, ok)
+}
+
+// The endpoint is the region's: a Regional bucket of another region answers
+// every request with 404 NoSuchBucket, as COS does on the wrong endpoint,
+// while the instance's extended listing shows where it is.
+func TestBucketOfAnotherRegion(t *testing.T) {
+	f := newFixture(t)
+	require.NoError(t, f.s3.CreateBucket("here-bkt", "us-south-smart"))
+	require.NoError(t, f.s3.CreateBucket("frankfurt-bkt", "eu-de-standard"))
+	for _, b := range []string{"here-bkt", "frankfurt-bkt"} {
+		require.NoError(t, f.s3.Put(b, "img.vhd-0.vhd", strings.NewReader("vhd"), 3))
+	}
+	for _, c := range []*s3.S3{f.iamClient(t, ownerKey), f.hmacClient(t, secretKey)} {
+		_, err := c.HeadBucket(&s3.HeadBucketInput{Bucket: aws.String("here-bkt")})
+		require.NoError(t, err)
+		obj, err := c.GetObject(&s3.GetObjectInput{Bucket: aws.String("here-bkt"), Key: aws.String("img.vhd-0.vhd")})
+		require.NoError(t, err)
+		body, err := io.ReadAll(obj.Body)
+		require.NoError(t, err)
+		require.NoError(t, obj.Body.Close())
+		require.Equal(t, "vhd", string(body))
+
+		var rf awserr.RequestFailure
+		_, err = c.HeadBucket(&s3.HeadBucketInput{Bucket: aws.String("frankfurt-bkt")})
+		require.ErrorAs(t, err, &rf)
+		require.Equal(t, http.StatusNotFound, rf.StatusCode())
+		_, err = c.GetBucketLocation(&s3.GetBucketLocationInput{Bucket: aws.String("frankfurt-bkt")})
+		require.Equal(t, "NoSuchBucket", awsCode(t, err))
+		_, err = c.GetObject(&s3.GetObjectInput{Bucket: aws.String("frankfurt-bkt"), Key: aws.String("img.vhd-0.vhd")})
+		require.Equal(t, "NoSuchBucket", awsCode(t, err))
+		_, err = c.PutObject(&s3.PutObjectInput{Bucket: aws.String("frankfurt-bkt"), Key: aws.String("x"), Body: strings.NewReader("x")})
+		require.Equal(t, "NoSuchBucket", awsCode(t, err))
+		_, err = c.CreateMultipartUpload(&s3.CreateMultipartUploadInput{Bucket: aws.String("frankfurt-bkt"), Key: aws.String("x")})
+		require.Equal(t, "NoSuchBucket", awsCode(t, err))
+		_, err = c.ListObjectsV2(&s3.ListObjectsV2Input{Bucket: aws.String("frankfurt-bkt")})
+		require.Equal(t, "NoSuchBucket", awsCode(t, err))
+		_, err = c.CreateBucket(&s3.CreateBucketInput{Bucket: aws.String("frankfurt-bkt")})
+		require.Equal(t, "BucketAlreadyExists", awsCode(t, err), "bucket names are global")
+
+		ext, err := c.ListBucketsExtended(&s3.ListBucketsExtendedInput{Prefix: aws.String("frankfurt")})
+		require.NoError(t, err)
+		locs := map[string]string{}
+		for _, b := range ext.Buckets {
+			locs[aws.StringValue(b.Name)] = aws.StringValue(b.LocationConstraint)
+		}
+		require.Equal(t, "eu-de-standard", locs["frankfurt-bkt"])
+	}
+	require.Equal(t, "eu-de", s3sim.Location("eu-de-standard"))
+	require.Equal(t, "us-south", s3sim.Location("us-south-onerate_active"))
+	require.Equal(t, "", s3sim.Location("mars-standard"))
 }
 
 func TestInstanceHeaderAndAccess(t *testing.T) {
