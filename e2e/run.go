@@ -111,7 +111,8 @@ type Result struct {
 	Server   *ServerResult   `json:"server,omitempty"`
 
 	// Audit is the run's audit trail, sorted by time; AuditMissing the
-	// expected actions that were not (yet) found.
+	// expected actions that were not found (Activity Tracker shows events
+	// minutes after they happen: Plan.AuditWait keeps reading).
 	Audit        []audit.Event `json:"audit,omitempty"`
 	AuditMissing []string      `json:"audit_missing,omitempty"`
 
@@ -480,7 +481,7 @@ func (r *Result) String() string {
 			fmt.Fprintf(&b, "  %s  %-17s  %-36s %-8s %s\n", e.Time.UTC().Format(time.RFC3339), e.Source, e.Action, outcome, e.TargetID)
 		}
 		if len(r.AuditMissing) > 0 {
-			fmt.Fprintf(&b, "  not (yet) found: %s\n", strings.Join(r.AuditMissing, ", "))
+			fmt.Fprintf(&b, "  not found: %s\n", strings.Join(r.AuditMissing, ", "))
 		}
 	}
 	return b.String()
