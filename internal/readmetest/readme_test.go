@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/e2eimage/e2eimage/internal/testenv"
 	"github.com/e2eimage/e2eimage/vhd"
 )
 
@@ -249,9 +250,7 @@ func checkFlags(t *testing.T, binDir string, c command) bool {
 // TestReadmeCommands runs (or, for the real cloud, checks) every command of
 // README.md's sh blocks and reports how many of each.
 func TestReadmeCommands(t *testing.T) {
-	if _, err := exec.LookPath("bash"); err != nil {
-		t.Skip("bash is not installed")
-	}
+	bash := testenv.Tool(t, "bash", "apt-get install bash")
 	touchSources(t)
 	md, err := os.ReadFile(filepath.Join(root, "README.md"))
 	if err != nil {
@@ -311,7 +310,7 @@ func TestReadmeCommands(t *testing.T) {
 			for _, c := range b.commands {
 				isTest := strings.HasPrefix(strings.TrimSpace(c.text), "go test ")
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-				cmd := exec.CommandContext(ctx, "bash", "-c", shim+env.String()+c.text)
+				cmd := exec.CommandContext(ctx, bash, "-c", shim+env.String()+c.text)
 				cmd.Dir = work
 				cmd.Env = append(os.Environ(),
 					"README_BIN="+binDir, "README_GOBIN="+gobin, "README_ROOT="+absRoot,
