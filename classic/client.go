@@ -85,8 +85,16 @@ type options struct {
 
 // WithEndpoint sets the REST endpoint (default DefaultEndpoint). It must be
 // https, or http to a loopback address (a local simulator). An endpoint
-// containing "/xmlrpc/" is refused: this package speaks REST only.
-func WithEndpoint(u string) Option { return func(o *options) { o.endpoint = u } }
+// containing "/xmlrpc/" is refused: this package speaks REST only. An empty
+// u keeps the default, so that a value read from an environment variable that
+// may be unset can be passed as it is.
+func WithEndpoint(u string) Option {
+	return func(o *options) {
+		if u != "" {
+			o.endpoint = u
+		}
+	}
+}
 
 // WithPrivateEndpoint is WithEndpoint(PrivateEndpoint).
 func WithPrivateEndpoint() Option { return WithEndpoint(PrivateEndpoint) }

@@ -4,41 +4,48 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/secret"
 )
 
+// The examples that talk to the classic API read the account from the
+// environment: IBMCLOUD_API_KEY, and SOFTLAYER_URL when the endpoint is not
+// IBM Cloud's (such as the local cloud simulator's: go run ./examples/cloudsim
+// prints it). The import reads the encrypted image's IMAGE_URI
+// (cos://<region>/<bucket>/<object>, uploaded by package cos), the
+// IMPORT_API_KEY of a service ID that may read it and unwrap its DEK,
+// ROOT_KEY_CRN and the WRAPPED_DEK (from package kms).
+
 // Import an encrypted image from COS and wait until the template is Active.
-// The simulated cloud stands in for IBM Cloud here; against the real one,
-// use classic.New(classic.IBMCloudAPIKey(key)) and a real bucket.
 func ExampleClient_Import() {
-	w, err := buildWorld() // a local cloud with an encrypted VHD in a Regional bucket
+	cl, err := classic.New(classic.IBMCloudAPIKey(secret.NewString(os.Getenv("IBMCLOUD_API_KEY"))),
+		classic.WithEndpoint(os.Getenv("SOFTLAYER_URL")))
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	defer w.close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	defer cancel()
 
-	tmpl, err := w.cl.Import(ctx, classic.ImportRequest{
-		Name:          "ubuntu-encrypted",
-		URI:           "cos://us-south/" + w.sim.Account.Bucket + "/e2e-test.vhd-0.vhd",
-		APIKey:        w.apiKey, // a service ID key with access to the bucket and the root key
-		OSCode:        "UBUNTU_22_64",
-		BucketLocator: w.locator, // e.g. from the cos package; catches non-Regional buckets early
+	tmpl, err := cl.Import(ctx, classic.ImportRequest{
+		Name:           "ubuntu-encrypted",
+		URI:            os.Getenv("IMAGE_URI"),
+		APIKey:         secret.NewString(os.Getenv("IMPORT_API_KEY")),
+		OSCode:         "UBUNTU_22_64",
+		BucketLocation: "us-south-standard", // a Regional bucket (cos.Client.CheckBucket tells)
 		Encryption: &classic.Encryption{
-			RootKeyCRN: w.sim.Account.RootKeyCRN,
-			WrappedDEK: w.wrapped.Ciphertext, // from kms: Wrap(ctx, dek)
+			RootKeyCRN: os.Getenv("ROOT_KEY_CRN"),
+			WrappedDEK: os.Getenv("WRAPPED_DEK"), // from kms: Wrap(ctx, dek)
 		},
 	})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	tmpl, err = w.cl.WaitTemplate(ctx, tmpl.ID)
+	tmpl, err = cl.WaitTemplate(ctx, tmpl.ID)
 	var failed *classic.ImportFailedError
 	if errors.As(err, &failed) {
 		fmt.Println("import failed:", failed.Reason)
@@ -49,23 +56,24 @@ func ExampleClient_Import() {
 		return
 	}
 	fmt.Println(tmpl.Name, tmpl.Status)
-	// Output: ubuntu-encrypted ACTIVE
+
+	// On a fresh simulated account, this prints:
+	// ubuntu-encrypted ACTIVE
 }
 
-// Order a server from an Active template: first a dry run that only
-// verifies the order, then the order itself, waiting until it is provisioned.
+// Order a server from the Active template named ubuntu-encrypted: first a
+// dry run that only verifies the order, then the order itself, waiting until
+// it is provisioned.
 func ExampleClient_OrderServer() {
-	w, err := buildWorld()
+	cl, err := classic.New(classic.IBMCloudAPIKey(secret.NewString(os.Getenv("IBMCLOUD_API_KEY"))),
+		classic.WithEndpoint(os.Getenv("SOFTLAYER_URL")))
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	defer w.close()
-	ctx := context.Background()
-	tmpl, err := w.cl.Import(ctx, w.request("ubuntu-encrypted", w.object, w.wrapped.Ciphertext))
-	if err == nil {
-		tmpl, err = w.cl.WaitTemplate(ctx, tmpl.ID)
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	tmpl, err := cl.FindTemplateByName(ctx, "ubuntu-encrypted")
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -75,11 +83,11 @@ func ExampleClient_OrderServer() {
 		Hostname: "web1", Domain: "example.com", Datacenter: "dal13",
 		CPUs: 2, MemoryMB: 4096, Template: classic.TemplateRef{ID: tmpl.ID},
 	}
-	if _, err := w.cl.VerifyServer(ctx, spec); err != nil { // no charge
+	if _, err := cl.VerifyServer(ctx, spec); err != nil { // no charge
 		fmt.Println("the order would fail:", err)
 		return
 	}
-	srv, err := w.cl.OrderServer(ctx, spec, classic.ServerProgress(func(s classic.Server) {
+	srv, err := cl.OrderServer(ctx, spec, classic.ServerProgress(func(s classic.Server) {
 		// s.Transaction names the provisioning step in progress
 	}))
 	if err != nil {
@@ -87,7 +95,9 @@ func ExampleClient_OrderServer() {
 		return
 	}
 	fmt.Println(srv.FQDN, "provisioned:", srv.Provisioned(), "has IPs:", srv.PrimaryIP != "" && srv.BackendIP != "")
-	// Output: web1.example.com provisioned: true has IPs: true
+
+	// On a fresh simulated account, this prints:
+	// web1.example.com provisioned: true has IPs: true
 }
 
 // Requests the backplane would refuse are refused before any API call.

@@ -439,3 +439,11 @@ func TestParseCOSURI(t *testing.T) {
 		require.Error(t, err, bad)
 	}
 }
+
+// WithEndpoint("") keeps the default endpoint, so that a value read from an
+// unset environment variable can be passed as it is.
+func TestEmptyEndpointKeepsTheDefault(t *testing.T) {
+	c, err := New(IBMCloudAPIKey(secret.NewString("k")), WithEndpoint(""))
+	require.NoError(t, err)
+	require.Equal(t, DefaultEndpoint, c.Endpoint())
+}

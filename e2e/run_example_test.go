@@ -4,45 +4,44 @@ import (
 	"context"
 	"fmt"
 	"log"
-	"time"
+	"os"
 
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/e2e"
 	"github.com/e2eimage/e2eimage/iam"
-	"github.com/e2eimage/e2eimage/internal/cloudsim"
-	"github.com/e2eimage/e2eimage/internal/sampleimage"
 	"github.com/e2eimage/e2eimage/secret"
 )
 
-// ExampleRun runs the whole flow against the local cloud simulator: a fresh
-// account is prepared (authorization, service ID, API key, policies), a
-// sample disk is encrypted and uploaded, imported, and a server is started
-// from it. Against IBM Cloud, only Connect's Cloud changes: a real API key
-// and root key CRN, and no Endpoints.
+// ExampleRun runs the whole flow: the account is prepared (authorization,
+// service ID, API key, policies), the disk image is encrypted while it is
+// uploaded, imported, and a server is started from it.
+//
+// It reads the account from the environment: IBMCLOUD_API_KEY, ROOT_KEY_CRN,
+// COS_INSTANCE_CRN and COS_INSTANCE_ID (the COS instance), COS_BUCKET (a
+// Regional bucket in the key's region) and IMAGE_FILE (a raw or VHD disk
+// image). The *_URL variables, unset for IBM Cloud, point it at other
+// endpoints, such as those of the local cloud simulator (go run
+// ./examples/cloudsim prints them; e2e.LoadEndpoints reads that line).
 func ExampleRun() {
 	ctx := context.Background()
-	sim, err := cloudsim.Start(ctx, cloudsim.Options{ClockSpeed: 2000})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer sim.Close()
-
 	clients, err := e2e.Connect(e2e.Cloud{
-		APIKey:      secret.NewString(sim.Account.APIKey),
-		RootKeyCRN:  sim.Account.RootKeyCRN,
-		COSInstance: sim.Account.COSInstanceCRN,
-		Endpoints: e2e.Endpoints{IAM: sim.URLs.IAM, KMS: sim.URLs.KMS, S3: sim.URLs.S3, SoftLayer: sim.URLs.SoftLayer,
-			ActivityTracker: sim.URLs.ActivityTracker},
-		PollMin: 5 * time.Millisecond, PollMax: 50 * time.Millisecond,
+		APIKey:      secret.NewString(os.Getenv("IBMCLOUD_API_KEY")),
+		RootKeyCRN:  os.Getenv("ROOT_KEY_CRN"),
+		COSInstance: os.Getenv("COS_INSTANCE_CRN"),
+		Endpoints: e2e.Endpoints{
+			IAM: os.Getenv("IAM_URL"), KMS: os.Getenv("KMS_URL"), S3: os.Getenv("S3_URL"),
+			SoftLayer: os.Getenv("SOFTLAYER_URL"), ActivityTracker: os.Getenv("ACTIVITY_TRACKER_URL"),
+		},
 	})
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer clients.Close()
-	disk, err := sampleimage.Reader(sampleimage.Options{})
+	disk, err := os.Open(os.Getenv("IMAGE_FILE"))
 	if err != nil {
 		log.Fatal(err)
 	}
+	defer disk.Close()
 
 	res, err := e2e.Run(ctx, e2e.Plan{
 		Image:      disk,
@@ -51,12 +50,11 @@ func ExampleRun() {
 		KeyService: clients.Keys,
 		IAM:        clients.IAM, Prepare: true,
 		ServiceID:     iam.ServiceIDSpec{Name: "image-import"},
-		COSInstanceID: sim.Account.COSInstanceID,
-		COS:           clients.COS, Bucket: sim.Account.Bucket,
+		COSInstanceID: os.Getenv("COS_INSTANCE_ID"),
+		COS:           clients.COS, Bucket: os.Getenv("COS_BUCKET"),
 		Classic: clients.Classic,
 		Server:  &classic.ServerSpec{Hostname: "web", Domain: "example.com", Datacenter: "dal13", CPUs: 2, MemoryMB: 4096},
 		Audit:   clients.Audit,
-		Clock:   sim.Clock.Now,
 		OnStep: func(s e2e.Step) {
 			if s.Status != e2e.StepRunning {
 				fmt.Println(s.Name, s.Status)
@@ -69,7 +67,8 @@ func ExampleRun() {
 	fmt.Println("object:", res.Object.Key)
 	fmt.Println("template status:", res.Template.Status)
 	fmt.Println("server provisioned:", !res.Server.ProvisionDate.IsZero())
-	// Output:
+
+	// On a fresh simulated account, this prints:
 	// prepare done
 	// preflight done
 	// key done

@@ -56,8 +56,15 @@ func (refusedError) CredentialsRefused() bool { return true }
 
 // WithURL sets the IAM base URL (default DefaultURL). A full token URL
 // ending in /identity/token is accepted too. It must be https, or http to a
-// loopback host.
-func WithURL(url string) Option { return func(o *options) { o.url = url } }
+// loopback host. An empty url keeps the default, so that a value read from an
+// environment variable that may be unset can be passed as it is.
+func WithURL(url string) Option {
+	return func(o *options) {
+		if url != "" {
+			o.url = url
+		}
+	}
+}
 
 // WithTokenTimeout bounds one token request (default 30s); the context
 // passed to AccessToken bounds it too.

@@ -283,3 +283,33 @@ func TestPageToken(t *testing.T) {
 		t.Error("nil next link")
 	}
 }
+
+// An empty URL option keeps the default, so that a value read from an unset
+// environment variable can be passed as it is.
+func TestEmptyURLKeepsTheDefault(t *testing.T) {
+	a, err := NewAuthenticator(secret.NewString("k"), WithURL(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.URL() != DefaultURL {
+		t.Fatalf("URL() = %q, want %q", a.URL(), DefaultURL)
+	}
+	c, err := NewClient(a, "acct", WithIdentityURL(""), WithPolicyURL(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.identity.GetServiceURL(); got != DefaultURL {
+		t.Fatalf("identity URL %q, want %q", got, DefaultURL)
+	}
+	if got := c.policy.GetServiceURL(); got != DefaultURL {
+		t.Fatalf("policy URL %q, want %q", got, DefaultURL)
+	}
+	// A set URL is still used.
+	c, err = NewClient(a, "acct", WithIdentityURL("http://127.0.0.1:9/"), WithPolicyURL(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.identity.GetServiceURL(); got != "http://127.0.0.1:9" {
+		t.Fatalf("identity URL %q", got)
+	}
+}

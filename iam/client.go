@@ -110,11 +110,24 @@ type options struct {
 func WithHTTPClient(hc *http.Client) Option { return func(o *options) { o.httpClient = hc } }
 
 // WithIdentityURL sets the IAM Identity API base URL (default DefaultURL).
-func WithIdentityURL(u string) Option { return func(o *options) { o.identityURL = u } }
+// An empty u keeps the default.
+func WithIdentityURL(u string) Option {
+	return func(o *options) {
+		if u != "" {
+			o.identityURL = u
+		}
+	}
+}
 
 // WithPolicyURL sets the IAM Policy Management API base URL (default
-// DefaultURL).
-func WithPolicyURL(u string) Option { return func(o *options) { o.policyURL = u } }
+// DefaultURL). An empty u keeps the default.
+func WithPolicyURL(u string) Option {
+	return func(o *options) {
+		if u != "" {
+			o.policyURL = u
+		}
+	}
+}
 
 // WithLogger sets the logger (default: none). API keys and tokens are never
 // logged.

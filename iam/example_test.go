@@ -5,45 +5,42 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"os"
 
 	"github.com/e2eimage/e2eimage/crn"
-
 	"github.com/e2eimage/e2eimage/iam"
-	"github.com/e2eimage/e2eimage/internal/cloudsim"
 	"github.com/e2eimage/e2eimage/kms"
 	"github.com/e2eimage/e2eimage/secret"
 )
 
-// The examples run against the local cloud simulator; with a real account,
-// leave out the URL options.
+// The examples read the account from the environment: IBMCLOUD_API_KEY,
+// ROOT_KEY_CRN (the root key, whose CRN names the account), COS_INSTANCE_ID
+// and COS_BUCKET (where images are uploaded). IAM_URL, IAM_IDENTITY_URL,
+// IAM_POLICY_URL and KMS_URL, when set, replace the public endpoints, for
+// example with those of the local cloud simulator (go run ./examples/cloudsim
+// prints them).
 
 // Prepare the IAM side of the E2E flow, then check it.
 func Example() {
 	ctx := context.Background()
-	sim, err := cloudsim.Start(ctx, cloudsim.Options{Seed: 1})
+	auth, err := iam.NewAuthenticator(secret.NewString(os.Getenv("IBMCLOUD_API_KEY")), iam.WithURL(os.Getenv("IAM_URL")))
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer sim.Close()
-
-	auth, err := iam.NewAuthenticator(secret.NewString(sim.Account.APIKey), iam.WithURL(sim.URLs.IAM))
+	key, err := crn.ParseKey(os.Getenv("ROOT_KEY_CRN"))
 	if err != nil {
 		log.Fatal(err)
 	}
-	client, err := iam.NewClient(auth, sim.Account.AccountID,
-		iam.WithIdentityURL(sim.URLs.IAMIdentity), iam.WithPolicyURL(sim.URLs.IAMPolicy))
-	if err != nil {
-		log.Fatal(err)
-	}
-	key, err := crn.ParseKey(sim.Account.RootKeyCRN)
+	client, err := iam.NewClient(auth, key.AccountID,
+		iam.WithIdentityURL(os.Getenv("IAM_IDENTITY_URL")), iam.WithPolicyURL(os.Getenv("IAM_POLICY_URL")))
 	if err != nil {
 		log.Fatal(err)
 	}
 	plan := iam.Plan{
 		Key:           key,
 		ServiceID:     iam.ServiceIDSpec{Name: "e2e-image-import"},
-		COSInstanceID: sim.Account.COSInstanceID,
-		Bucket:        sim.Account.Bucket,
+		COSInstanceID: os.Getenv("COS_INSTANCE_ID"),
+		Bucket:        os.Getenv("COS_BUCKET"),
 	}
 	res, err := client.Setup(ctx, plan)
 	if err != nil {
@@ -59,13 +56,15 @@ func Example() {
 	}
 	fmt.Println("second run created", len(again.Created()))
 
-	ks, err := kms.New(sim.Account.RootKeyCRN, auth, kms.WithURL(sim.URLs.KMS))
+	ks, err := kms.New(key.String(), auth, kms.WithURL(os.Getenv("KMS_URL")))
 	if err != nil {
 		log.Fatal(err)
 	}
-	report := iam.Preflight(ctx, client.Checks(plan, iam.KeyCheck(func(ctx context.Context) (string, string, error) { return kms.CheckKey(ctx, ks) }))...)
+	keyCheck := iam.KeyCheck(func(ctx context.Context) (string, string, error) { return kms.CheckKey(ctx, ks) })
+	report := iam.Preflight(ctx, client.Checks(plan, keyCheck)...)
 	fmt.Println("preflight ok:", report.OK(), "checks:", len(report.Results))
-	// Output:
+
+	// On a fresh simulated account, this prints:
 	// created 5 objects; API key shown once: [REDACTED]
 	// second run created 0
 	// preflight ok: true checks: 5
@@ -75,15 +74,19 @@ func Example() {
 // packages (here a stand-in for the bucket check) join with FuncCheck.
 func ExamplePreflight() {
 	ctx := context.Background()
-	sim, err := cloudsim.Start(ctx, cloudsim.Options{Seed: 1})
+	auth, err := iam.NewAuthenticator(secret.NewString(os.Getenv("IBMCLOUD_API_KEY")), iam.WithURL(os.Getenv("IAM_URL")))
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer sim.Close()
-	auth, _ := iam.NewAuthenticator(secret.NewString(sim.Account.APIKey), iam.WithURL(sim.URLs.IAM))
-	client, _ := iam.NewClient(auth, sim.Account.AccountID,
-		iam.WithIdentityURL(sim.URLs.IAMIdentity), iam.WithPolicyURL(sim.URLs.IAMPolicy))
-	key, _ := crn.ParseKey(sim.Account.RootKeyCRN)
+	key, err := crn.ParseKey(os.Getenv("ROOT_KEY_CRN"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	client, err := iam.NewClient(auth, key.AccountID,
+		iam.WithIdentityURL(os.Getenv("IAM_IDENTITY_URL")), iam.WithPolicyURL(os.Getenv("IAM_POLICY_URL")))
+	if err != nil {
+		log.Fatal(err)
+	}
 
 	bucket := iam.FuncCheck("bucket", func(context.Context) (string, error) {
 		return "Regional, us-south", nil
@@ -93,7 +96,8 @@ func ExamplePreflight() {
 		fmt.Println("missing:", r.Name)
 	}
 	fmt.Println(errors.Is(report.Err(), iam.ErrPreflight))
-	// Output:
+
+	// On a fresh simulated account, this prints:
 	// missing: authorization server-protect -> kms
 	// true
 }

@@ -50,8 +50,14 @@ type options struct {
 
 // WithURL sets the key service base URL (without /api/v2), overriding the
 // endpoint derived from the CRN. It must be https, or http to a loopback
-// host.
-func WithURL(url string) Option { return func(o *options) { o.url = url } }
+// host. An empty url keeps the endpoint derived from the CRN.
+func WithURL(url string) Option {
+	return func(o *options) {
+		if url != "" {
+			o.url = url
+		}
+	}
+}
 
 // WithPrivateEndpoint selects the private (IBM Cloud network) endpoint.
 // Default: the public endpoint.

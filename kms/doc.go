@@ -7,7 +7,7 @@
 // Client implements KeyService for both services over
 // github.com/IBM/keyprotect-go-client; they share one API and differ in the
 // endpoint and the CRN's service name ("kms" or "hs-crypto"). A Client is
-// made from the root key's CRN, which ParseCRN checks strictly, and an
+// made from the root key's CRN, which crn.ParseKey checks strictly, and an
 // IAM TokenSource (iam.Authenticator):
 //
 //	auth, _ := iam.NewAuthenticator(apiKey)

@@ -90,3 +90,19 @@ func TestCheckURL(t *testing.T) {
 		}
 	}
 }
+
+// WithURL("") keeps the endpoint derived from the CRN.
+func TestEmptyURLKeepsTheCRNEndpoint(t *testing.T) {
+	k, _ := crn.ParseKey(testKPCRN)
+	want, err := EndpointURL(k, false, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(testKPCRN, &staticTokens{}, WithURL(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Endpoint() != want {
+		t.Fatalf("Endpoint() = %q, want %q", c.Endpoint(), want)
+	}
+}

@@ -6,35 +6,31 @@ import (
 	"errors"
 	"fmt"
 	"log"
-
-	"github.com/e2eimage/e2eimage/crn"
+	"os"
 
 	kp "github.com/IBM/keyprotect-go-client"
 
+	"github.com/e2eimage/e2eimage/crn"
 	"github.com/e2eimage/e2eimage/iam"
-	"github.com/e2eimage/e2eimage/internal/cloudsim"
 	"github.com/e2eimage/e2eimage/kms"
 	"github.com/e2eimage/e2eimage/secret"
 )
 
-// The examples run against the local cloud simulator; with a real account,
-// leave out the URL options.
+// The examples that use a key service read the account from the
+// environment: IBMCLOUD_API_KEY, ROOT_KEY_CRN (a Key Protect root key) and
+// HPCS_ROOT_KEY_CRN (an HPCS one). IAM_URL, KMS_URL and HPCS_URL, when set,
+// replace the public endpoints, for example with those of the local cloud
+// simulator (go run ./examples/cloudsim prints them).
 
 // Check the root key, make a 64-byte DEK wrapped by it, and unwrap it again.
 func Example() {
 	ctx := context.Background()
-	sim, err := cloudsim.Start(ctx, cloudsim.Options{Seed: 1})
+	apiKey := secret.NewString(os.Getenv("IBMCLOUD_API_KEY")) // or from a 0600 file
+	auth, err := iam.NewAuthenticator(apiKey, iam.WithURL(os.Getenv("IAM_URL")))
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer sim.Close()
-
-	apiKey := secret.NewString(sim.Account.APIKey) // in a program: from an env var or a 0600 file
-	auth, err := iam.NewAuthenticator(apiKey, iam.WithURL(sim.URLs.IAM))
-	if err != nil {
-		log.Fatal(err)
-	}
-	ks, err := kms.New(sim.Account.RootKeyCRN, auth, kms.WithURL(sim.URLs.KMS))
+	ks, err := kms.New(os.Getenv("ROOT_KEY_CRN"), auth, kms.WithURL(os.Getenv("KMS_URL")))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -57,7 +53,8 @@ func Example() {
 	}
 	defer back.Zero()
 	fmt.Println("same DEK:", bytes.Equal(back.Bytes(), dek.Bytes()), "rewrapped:", rewrapped != nil)
-	// Output:
+
+	// On a fresh simulated account, this prints:
 	// Key Protect root Active
 	// 64 bytes: [REDACTED]
 	// same DEK: true rewrapped: false
@@ -66,13 +63,11 @@ func Example() {
 // Have the key service generate a 32-byte DEK, as IBM's procedure does.
 func ExampleClient_GenerateDEK() {
 	ctx := context.Background()
-	sim, err := cloudsim.Start(ctx, cloudsim.Options{Seed: 1})
+	auth, err := iam.NewAuthenticator(secret.NewString(os.Getenv("IBMCLOUD_API_KEY")), iam.WithURL(os.Getenv("IAM_URL")))
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer sim.Close()
-	auth, _ := iam.NewAuthenticator(secret.NewString(sim.Account.APIKey), iam.WithURL(sim.URLs.IAM))
-	ks, err := kms.New(sim.Account.HPCSRootKeyCRN, auth, kms.WithURL(sim.URLs.HPCS))
+	ks, err := kms.New(os.Getenv("HPCS_ROOT_KEY_CRN"), auth, kms.WithURL(os.Getenv("HPCS_URL")))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -82,29 +77,36 @@ func ExampleClient_GenerateDEK() {
 	}
 	defer dek.Zero()
 	fmt.Println(ks.CRN().Service, dek.Len(), wrapped.Ciphertext != "")
-	// Output: hs-crypto 32 true
+
+	// On a fresh simulated account, this prints:
+	// hs-crypto 32 true
 }
 
 // After a rotation of the root key, Unwrap also returns the DEK re-wrapped
 // with the newest key version; store it in place of the old ciphertext.
 func ExampleClient_Unwrap_rotation() {
 	ctx := context.Background()
-	sim, err := cloudsim.Start(ctx, cloudsim.Options{Seed: 1})
+	auth, err := iam.NewAuthenticator(secret.NewString(os.Getenv("IBMCLOUD_API_KEY")), iam.WithURL(os.Getenv("IAM_URL")))
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer sim.Close()
-	auth, _ := iam.NewAuthenticator(secret.NewString(sim.Account.APIKey), iam.WithURL(sim.URLs.IAM))
-	ks, _ := kms.New(sim.Account.RootKeyCRN, auth, kms.WithURL(sim.URLs.KMS))
+	ks, err := kms.New(os.Getenv("ROOT_KEY_CRN"), auth, kms.WithURL(os.Getenv("KMS_URL")))
+	if err != nil {
+		log.Fatal(err)
+	}
 	dek, wrapped, err := ks.GenerateDEK(ctx)
 	if err != nil {
 		log.Fatal(err)
 	}
 	dek.Zero()
 
-	// An operator rotates the root key (here with keyprotect-go-client).
-	op, _ := kp.New(kp.ClientConfig{BaseURL: sim.URLs.KMS, APIKey: sim.Account.APIKey,
-		TokenURL: sim.URLs.TokenURL(), InstanceID: sim.Account.KMSInstanceID}, kp.DefaultTransport())
+	// An operator rotates the root key (here with keyprotect-go-client; this
+	// package does not manage keys).
+	op, err := kp.New(kp.ClientConfig{BaseURL: ks.Endpoint(), APIKey: os.Getenv("IBMCLOUD_API_KEY"),
+		TokenURL: auth.URL() + "/identity/token", InstanceID: ks.CRN().InstanceID}, kp.DefaultTransport())
+	if err != nil {
+		log.Fatal(err)
+	}
 	if err := op.Rotate(ctx, ks.CRN().KeyID, ""); err != nil {
 		log.Fatal(err)
 	}
@@ -118,35 +120,39 @@ func ExampleClient_Unwrap_rotation() {
 		// Persist *rewrapped in place of wrapped.
 		fmt.Println("re-wrapped with a newer key version:", rewrapped.KeyVersion != wrapped.KeyVersion)
 	}
-	// Output: re-wrapped with a newer key version: true
+
+	// On a fresh simulated account, this prints:
+	// re-wrapped with a newer key version: true
 }
 
-// Errors match sentinels with errors.Is and say what to do.
+// Errors match sentinels with errors.Is and say what to do. Here the CRN
+// names a key that the instance does not hold.
 func ExampleError() {
 	ctx := context.Background()
-	sim, err := cloudsim.Start(ctx, cloudsim.Options{Seed: 1})
+	auth, err := iam.NewAuthenticator(secret.NewString(os.Getenv("IBMCLOUD_API_KEY")), iam.WithURL(os.Getenv("IAM_URL")))
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer sim.Close()
-	auth, _ := iam.NewAuthenticator(secret.NewString(sim.Account.APIKey), iam.WithURL(sim.URLs.IAM))
-	ks, _ := kms.New(sim.Account.RootKeyCRN, auth, kms.WithURL(sim.URLs.KMS))
-
-	op, _ := kp.New(kp.ClientConfig{BaseURL: sim.URLs.KMS, APIKey: sim.Account.APIKey,
-		TokenURL: sim.URLs.TokenURL(), InstanceID: sim.Account.KMSInstanceID}, kp.DefaultTransport())
-	if err := op.DisableKey(ctx, ks.CRN().KeyID); err != nil {
+	key, err := crn.ParseKey(os.Getenv("ROOT_KEY_CRN"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	key.KeyID = "00000000-0000-4000-8000-000000000000" // no such key
+	ks, err := kms.New(key.String(), auth, kms.WithURL(os.Getenv("KMS_URL")))
+	if err != nil {
 		log.Fatal(err)
 	}
 
-	_, _, err = ks.GenerateDEK(ctx)
+	_, err = ks.Check(ctx)
 	var e *kms.Error
-	if errors.Is(err, kms.ErrKeyNotActive) && errors.As(err, &e) {
-		fmt.Println("state:", e.State)
+	if errors.Is(err, kms.ErrKeyNotFound) && errors.As(err, &e) {
+		fmt.Println("operation:", e.Op, "status:", e.Status)
 		fmt.Println("fix:", e.Fix())
 	}
-	// Output:
-	// state: Suspended
-	// fix: enable the key (kp key enable, or the console) or use an active root key
+
+	// On a fresh simulated account, this prints:
+	// operation: describe status: 404
+	// fix: check the key ID in the crn.Key and that the key is in this instance and region
 }
 
 func ExampleEndpointURL() {

@@ -1,0 +1,238 @@
+// Package readme_test runs the Go blocks of github.com/e2eimage/e2eimage's
+// README.md, each the body of a function below between "README block"
+// marker lines (the root module's internal/extcheck checks that they are
+// the README's blocks verbatim), against the local cloud simulator started
+// as a separate process.
+package readme_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/e2eimage/e2eimage/classic"
+	"github.com/e2eimage/e2eimage/cos"
+	"github.com/e2eimage/e2eimage/crn"
+	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/iam"
+	"github.com/e2eimage/e2eimage/secret"
+	"github.com/e2eimage/e2eimage/vhdcrypt"
+
+	"example.com/extmod/internal/exampletest"
+)
+
+// encryptFile is the block of "Encrypting an image (library)".
+func encryptFile(ctx context.Context) error {
+	// README block begin
+	dek, err := vhdcrypt.NewDEK(vhdcrypt.AES256XTS) // 64 random bytes: AES-256-XTS ("AES 512-bit" in IBM's docs)
+	if err != nil {
+		return err
+	}
+	defer dek.Zero()
+	// Raw, fixed VHD or dynamic VHD in; the encrypted tapdisk-style dynamic VHD out.
+	if err := vhdcrypt.EncryptFile(ctx, "image.vhd-0.vhd", "image.raw", dek, vhdcrypt.WithWorkers(4)); err != nil {
+		return err
+	}
+	out, err := os.Open("image.vhd-0.vhd")
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	if err := vhdcrypt.VerifyKey(ctx, out, dek); err != nil {
+		return err // matches vhdcrypt.ErrWrongKey when the image is another DEK's
+	}
+	// README block end
+	return nil
+}
+
+// uploadStream is the streaming block of "Encrypting an image (library)".
+func uploadStream(ctx context.Context, dek *vhdcrypt.DEK, store *cos.Client, bucket string) error {
+	// README block begin
+	src, err := os.Open("image.raw")
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	enc, err := vhdcrypt.NewEncryptor(ctx, src, dek)
+	if err != nil {
+		return err
+	}
+	body := enc.Reader() // an io.ReadCloser; or enc.WriteTo(w)
+	defer body.Close()
+	res, err := store.Upload(ctx, bucket, "image.vhd-0.vhd", body, enc.Size())
+	if err != nil {
+		return err
+	}
+	fmt.Println(res.Size, "bytes uploaded, verified:", res.Verified)
+	// README block end
+	return nil
+}
+
+// runFlow is the block of "The whole flow".
+func runFlow(ctx context.Context, endpoints e2e.Endpoints) error {
+	// README block begin
+	clients, err := e2e.Connect(e2e.Cloud{
+		APIKey:      secret.NewString(os.Getenv("IBMCLOUD_API_KEY")),
+		RootKeyCRN:  os.Getenv("ROOT_KEY_CRN"), // crn:v1:bluemix:public:kms:us-south:a/...:key:...
+		COSInstance: os.Getenv("COS_INSTANCE_CRN"),
+		Endpoints:   endpoints,
+	})
+	if err != nil {
+		return err
+	}
+	defer clients.Close()
+	image, err := os.Open("disk.raw")
+	if err != nil {
+		return err
+	}
+	defer image.Close()
+	res, err := e2e.Run(ctx, e2e.Plan{
+		Image: image, Name: "web", OSCode: "UBUNTU_22_64",
+		KeyService: clients.Keys, IAM: clients.IAM, Prepare: true,
+		ServiceID: iam.ServiceIDSpec{Name: "image-import"}, COSInstanceID: os.Getenv("COS_INSTANCE_ID"),
+		SaveAPIKey: func(_ context.Context, _ iam.ServiceID, _ string, key *secret.String) error {
+			return e2e.WriteSecretFile("import.key", key) // mode 0600; pass it as ImportAPIKey next time
+		},
+		COS: clients.COS, Bucket: os.Getenv("COS_BUCKET"), Classic: clients.Classic,
+		Server: &classic.ServerSpec{Hostname: "web", Domain: "example.com", Datacenter: "dal13", CPUs: 2, MemoryMB: 4096},
+		Audit:  clients.Audit, StatePath: "web.e2e-state.json", OnStep: func(s e2e.Step) { log.Println(s) },
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Println("server", res.Server.ID, "runs template", res.Template.ID)
+	// README block end
+	return nil
+}
+
+// writeDisk writes an 8 MiB raw disk with an MBR (a boot signature and one
+// Linux partition), which the simulated backplane looks for after
+// decryption, and a little data.
+func writeDisk(t *testing.T, path string) {
+	t.Helper()
+	d := make([]byte, 8<<20)
+	d[446+4] = 0x83                  // partition type: Linux
+	d[446+8], d[446+12] = 0x08, 0x40 // start LBA 8, 16384 sectors
+	d[510], d[511] = 0x55, 0xAA
+	copy(d[1<<20:], "some file system bytes")
+	copy(d[7<<20:], "more file system bytes")
+	if err := os.WriteFile(path, d, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReadmeBlocks runs every block function against one fresh simulated
+// account, in a temporary working directory, and checks what each left
+// behind.
+func TestReadmeBlocks(t *testing.T) {
+	ctx := context.Background()
+	src, err := os.ReadFile("readme_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	marked := strings.Count(string(src), "\t// README block begin\n")
+	t.Chdir(t.TempDir())
+	writeDisk(t, "image.raw")
+	writeDisk(t, "disk.raw")
+
+	info := exampletest.StartSimulator(t, exampletest.Sim{Seed: 1, ClockSpeed: 2000})
+	for k, field := range exampletest.Env {
+		t.Setenv(k, info[field])
+	}
+	line, err := json.Marshal(info) // as examples/cloudsim printed it
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("sim.json", line, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	endpoints, err := e2e.LoadEndpoints("sim.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ran := 0
+	t.Run("encryptFile", func(t *testing.T) {
+		if err := encryptFile(ctx); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open("image.vhd-0.vhd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		img, err := vhdcrypt.Inspect(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !img.Encrypted {
+			t.Fatalf("image.vhd-0.vhd is not an encrypted VHD: %+v", img)
+		}
+		ran++
+	})
+
+	t.Run("uploadStream", func(t *testing.T) {
+		key, err := crn.ParseKey(os.Getenv("ROOT_KEY_CRN"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		auth, err := iam.NewAuthenticator(secret.NewString(os.Getenv("IBMCLOUD_API_KEY")), iam.WithURL(endpoints.IAM))
+		if err != nil {
+			t.Fatal(err)
+		}
+		store, err := cos.New(cos.Config{Region: key.Region, Endpoint: endpoints.S3, Tokens: auth})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer store.CloseIdleConnections()
+		dek, err := vhdcrypt.NewDEK(vhdcrypt.AES128XTS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer dek.Zero()
+		bucket := os.Getenv("COS_BUCKET")
+		if err := uploadStream(ctx, dek, store, bucket); err != nil {
+			t.Fatal(err)
+		}
+		var obj bytes.Buffer
+		if _, err := store.DownloadStream(ctx, bucket, "image.vhd-0.vhd", &obj); err != nil {
+			t.Fatal(err)
+		}
+		if err := vhdcrypt.VerifyKey(ctx, bytes.NewReader(obj.Bytes()), dek); err != nil {
+			t.Fatalf("the uploaded object is not image.raw encrypted with the DEK: %v", err)
+		}
+		ran++
+	})
+
+	t.Run("runFlow", func(t *testing.T) {
+		if err := runFlow(ctx, endpoints); err != nil {
+			t.Fatal(err)
+		}
+		st, err := e2e.LoadState("web.e2e-state.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !st.TemplateActive || !st.Provisioned || st.GuestID == 0 {
+			t.Fatalf("the state file records no active template and provisioned server: %+v", st)
+		}
+		fi, err := os.Stat("import.key")
+		if err != nil {
+			t.Fatalf("SaveAPIKey did not store the new API key: %v", err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Fatalf("import.key has mode %v", fi.Mode().Perm())
+		}
+		ran++
+	})
+
+	// Every marked block of this file ran and passed.
+	if ran != marked {
+		t.Fatalf("%d README blocks ran and passed, but %d are marked in readme_test.go", ran, marked)
+	}
+	t.Logf("%d README blocks ran against the simulator", ran)
+}
