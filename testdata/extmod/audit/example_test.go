@@ -9,6 +9,7 @@ import (
 
 	"github.com/e2eimage/e2eimage/audit"
 	"github.com/e2eimage/e2eimage/classic"
+	"github.com/e2eimage/e2eimage/iam"
 	"github.com/e2eimage/e2eimage/secret"
 )
 
@@ -21,11 +22,12 @@ func ExampleReader_Events() {
 		fmt.Println(err)
 		return
 	}
-	auth, err := audit.NewIAMAuthenticator(apiKey, "", nil)
+	auth, err := iam.NewAuthenticator(apiKey)
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
+	defer auth.CloseIdleConnections()
 	logs, err := audit.NewCloudLogs("https://<instance-guid>.api.us-south.logs.cloud.ibm.com", auth, audit.WithSecrets(apiKey))
 	if err != nil {
 		fmt.Println(err)
