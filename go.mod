@@ -8,6 +8,8 @@ require (
 	github.com/IBM/keyprotect-go-client v0.17.3
 	github.com/IBM/platform-services-go-sdk v0.101.0
 	github.com/johannesboyne/gofakes3 v1.2.0
+	github.com/klauspost/compress v1.18.5
+	github.com/lima-vm/go-qcow2reader v0.7.1
 	github.com/rogpeppe/go-internal v1.16.0
 	github.com/softlayer/softlayer-go v1.1.7
 	github.com/stretchr/testify v1.12.1
