@@ -428,7 +428,7 @@ func hasBlkfront(f fsys, dir string) (bool, error) {
 
 // elfPaths are executables every Linux has; the first found tells the
 // system's architecture.
-var elfPaths = []string{"usr/bin/env", "bin/sh", "usr/bin/sh", "usr/lib/systemd/systemd", "sbin/init", "usr/bin/bash"}
+var elfPaths = []string{"usr/bin/env", "usr/bin/true", "bin/sh", "usr/bin/sh", "usr/lib/systemd/systemd", "sbin/init", "usr/bin/bash"}
 
 // arch reads the ELF header of a system executable: its class (32 or 64
 // bit) and machine (x86-64 is 62).
