@@ -480,3 +480,58 @@ func TestCancelled(t *testing.T) {
 		t.Fatalf("Examine: %v", err)
 	}
 }
+
+// TestDamagedFileSystems damages the root file system of a good disk in
+// ways a truncated copy or a crafted image would, and checks that the
+// doctor neither panics nor passes what it could not read.
+func TestDamagedFileSystems(t *testing.T) {
+	good, err := os.ReadFile(ubuntuDisk(t, goodUbuntu(), 24<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const part, sb = 1 << 20, 1<<20 + 1024
+	put32 := func(b []byte, off int, v uint32) {
+		b[off], b[off+1], b[off+2], b[off+3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
+	}
+	for _, c := range []struct {
+		name         string
+		damage       func(b []byte)
+		notInspected bool // the file system must be reported not inspected
+	}{
+		{"huge-block-size", func(b []byte) { put32(b, sb+24, 20) }, true},
+		{"huge-block-count", func(b []byte) { put32(b, sb+4, 0xFFFFFFF0) }, true},
+		{"zero-blocks-per-group", func(b []byte) { put32(b, sb+32, 0) }, true},
+		{"group-descriptors-garbage", func(b []byte) {
+			for i := part + 4096; i < part+8192; i++ {
+				b[i] = byte(i * 7)
+			}
+		}, false},
+		{"inode-tables-garbage", func(b []byte) {
+			for i := part + 64<<10; i < part+1<<20; i++ {
+				b[i] = byte(i*13 + 5)
+			}
+		}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := slices.Clone(good)
+			c.damage(b)
+			p := t.TempDir() + "/damaged.raw"
+			if err := os.WriteFile(p, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			r := examine(t, p)
+			t.Log("\n" + r.String())
+			if len(r.Findings) == 0 {
+				t.Fatal("no findings")
+			}
+			if c.notInspected {
+				if f, _ := r.Finding(doctor.CheckFileSystems); f.Verdict != doctor.NotInspected {
+					t.Fatalf("file systems: %v", f.Verdict)
+				}
+				if f, _ := r.Finding(doctor.CheckOS); f.Verdict == doctor.Pass {
+					t.Fatal("the OS passed on a file system that was not read")
+				}
+			}
+		})
+	}
+}

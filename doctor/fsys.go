@@ -1,6 +1,7 @@
 package doctor
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -59,8 +60,65 @@ func guard(what string, err *error) {
 // ext4FS reads ext2/3/4 with go-diskfs.
 type ext4FS struct{ fs *ext4.FileSystem }
 
+// checkExtSuperblock bounds what go-diskfs allocates from an ext2/3/4
+// superblock (sb, 1024 bytes): the group descriptor table it reads whole
+// is blocks/blocks_per_group descriptors.
+func checkExtSuperblock(sb []byte, size int64) error {
+	le := binary.LittleEndian
+	logBlock := le.Uint32(sb[24:])
+	if logBlock > 6 { // 1 KiB to 64 KiB blocks
+		return fmt.Errorf("doctor: the ext superblock claims %d-KiB blocks", 1<<min(logBlock, 30))
+	}
+	bs := int64(1024) << logBlock
+	blocks := int64(le.Uint32(sb[4:]))
+	if le.Uint32(sb[96:])&0x80 != 0 { // 64bit: the high half of the count
+		blocks |= int64(le.Uint32(sb[336:])) << 32
+	}
+	perGroup := int64(le.Uint32(sb[32:]))
+	inodesPerGroup := int64(le.Uint32(sb[40:]))
+	switch {
+	case blocks == 0 || blocks > size/bs+1:
+		return fmt.Errorf("doctor: the ext superblock claims %d blocks of %d bytes in a %d-byte partition", blocks, bs, size)
+	case perGroup == 0 || perGroup > 8*bs:
+		return fmt.Errorf("doctor: the ext superblock claims %d blocks per group", perGroup)
+	case inodesPerGroup == 0 || inodesPerGroup > 8*bs:
+		return fmt.Errorf("doctor: the ext superblock claims %d inodes per group", inodesPerGroup)
+	}
+	return nil
+}
+
+// checkXFSSuperblock bounds what go-xfs-filesystem reads from an XFS
+// superblock (sb, its first 512 bytes): one allocation group header per
+// sb_agcount, inodes of sb_inodesize.
+func checkXFSSuperblock(sb []byte, size int64) error {
+	be := binary.BigEndian
+	bs := int64(be.Uint32(sb[4:]))
+	dblocks := int64(be.Uint64(sb[8:]))
+	agblocks := int64(be.Uint32(sb[84:]))
+	agcount := int64(be.Uint32(sb[88:]))
+	inodeSize := int64(be.Uint16(sb[104:]))
+	switch {
+	case bs < 512 || bs > 64<<10 || bs&(bs-1) != 0:
+		return fmt.Errorf("doctor: the XFS superblock claims %d-byte blocks", bs)
+	case dblocks == 0 || dblocks > size/bs+1:
+		return fmt.Errorf("doctor: the XFS superblock claims %d blocks of %d bytes in a %d-byte partition", dblocks, bs, size)
+	case agblocks == 0 || agcount == 0 || agcount > dblocks/agblocks+1:
+		return fmt.Errorf("doctor: the XFS superblock claims %d groups of %d blocks", agcount, agblocks)
+	case inodeSize < 256 || inodeSize > 2048:
+		return fmt.Errorf("doctor: the XFS superblock claims %d-byte inodes", inodeSize)
+	}
+	return nil
+}
+
 func openExt4(d *disk.Disk, start, size int64) (f fsys, err error) {
 	defer guard("opening ext4", &err)
+	sb := make([]byte, 1024)
+	if _, err := d.ReadAt(sb, start+1024); err != nil {
+		return nil, fmt.Errorf("doctor: reading the ext superblock: %w", err)
+	}
+	if err := checkExtSuperblock(sb, size); err != nil {
+		return nil, err
+	}
 	e, err := ext4.Read(&storage{d: d}, size, start, 512)
 	if err != nil {
 		return nil, err
@@ -125,6 +183,13 @@ type xfsFS struct{ fs *xfs.FileSystem }
 
 func openXFS(d *disk.Disk, start, size int64) (f fsys, err error) {
 	defer guard("opening XFS", &err)
+	sb := make([]byte, 512)
+	if _, err := d.ReadAt(sb, start); err != nil {
+		return nil, fmt.Errorf("doctor: reading the XFS superblock: %w", err)
+	}
+	if err := checkXFSSuperblock(sb, size); err != nil {
+		return nil, err
+	}
 	x, err := xfs.NewFS(*io.NewSectionReader(d, start, size), nil)
 	if err != nil {
 		return nil, err
