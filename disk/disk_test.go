@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -525,4 +526,44 @@ func firstDiff(a, b []byte) int {
 		}
 	}
 	return min(len(a), len(b))
+}
+
+// TestConcurrentReads reads the blocks of a compressed qcow2 disk from
+// several goroutines at once, as an encryptor's workers do, and compares
+// each with the sequential read.
+func TestConcurrentReads(t *testing.T) {
+	q := imagetest.Convert(t, baseDisk(t), "qcow2", "-c")
+	d, err := open(t, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := readAll(t, d)
+	const workers = 4
+	errs := make(chan error, workers)
+	for w := range workers {
+		go func() {
+			buf := make([]byte, vhd.BlockSize)
+			for i := w; i < d.NumBlocks(); i += workers {
+				if err := d.ReadBlock(i, buf); err != nil {
+					errs <- err
+					return
+				}
+				start := i * vhd.BlockSize
+				if !bytes.Equal(buf[:min(vhd.BlockSize, len(want)-start)], want[start:min(start+vhd.BlockSize, len(want))]) {
+					errs <- fmt.Errorf("block %d differs", i)
+					return
+				}
+				if _, err := d.Block(i); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
 }
