@@ -31,9 +31,8 @@
 // decompressor this package registers, from klauspost/compress), reports
 // each cluster's status (allocated, zero, compressed) through Extent, and
 // caches only 16 L2 tables, so that memory does not grow with the image.
-// The alternatives either shell out to qemu-img (a tool the user may not
-// have, and a second process to watch) or are write-oriented libraries
-// without a reader of compressed clusters.
+// The alternative, shelling out to qemu-img, needs a tool the user may
+// not have and a second process to watch.
 //
 // What go-qcow2reader does not do, and how this package deals with it: it
 // does not read encrypted images (refused here with ErrEncrypted), external

@@ -1,7 +1,7 @@
 // Package imagetest builds realistic disk images for tests from directory
 // trees, with the tools distributions use and without root: mkfs.ext4 -d
 // (e2fsprogs), mkfs.xfs -p (xfsprogs), sfdisk (fdisk) and qemu-img
-// (qemu-utils). A missing tool fails the test under CI and skips it
+// (qemu-utils), genisoimage. A missing tool fails the test under CI and skips it
 // elsewhere (testenv.Tool).
 //
 // Everything is written under the test's temporary directory as sparse
@@ -25,7 +25,7 @@ import (
 
 // Install is the Debian command that installs every tool this package
 // runs.
-const Install = "apt-get install -y e2fsprogs xfsprogs fdisk qemu-utils"
+const Install = "apt-get install -y e2fsprogs xfsprogs fdisk qemu-utils genisoimage"
 
 // Entry is one file, directory or symbolic link of a tree.
 type Entry struct {
