@@ -1,8 +1,8 @@
 // Package imagetest builds realistic disk images for tests from directory
 // trees, with the tools distributions use and without root: mkfs.ext4 -d
-// (e2fsprogs), mkfs.xfs -p (xfsprogs), sfdisk (fdisk) and qemu-img
-// (qemu-utils), genisoimage. A missing tool fails the test under CI and skips it
-// elsewhere (testenv.Tool).
+// (e2fsprogs), mkfs.xfs -p (xfsprogs), sfdisk (fdisk), qemu-img and
+// qemu-io (qemu-utils) and genisoimage. A missing tool fails the test
+// under CI and skips it elsewhere (testenv.Tool).
 //
 // Everything is written under the test's temporary directory as sparse
 // files, so a disk of a few tens of MiB takes little real space.
