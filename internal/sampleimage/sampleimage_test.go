@@ -2,27 +2,51 @@ package sampleimage
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/e2eimage/e2eimage/disk"
+	"github.com/e2eimage/e2eimage/doctor"
+	"github.com/e2eimage/e2eimage/internal/testenv"
 )
 
 func TestLayoutFitsAndDoesNotOverlap(t *testing.T) {
-	for size := int64(MinSize); size <= 96<<20; size += 512 << 10 {
-		ext, err := Layout(Options{Size: size})
+	for size := int64(MinSize); size <= 64<<20; size += 7 << 20 {
+		o := Options{Size: size, Seed: 1}
+		ext, err := Layout(o)
 		if err != nil {
 			t.Fatal(err)
 		}
+		disk, err := Build(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		covered := make([]bool, size)
 		for i, e := range ext {
 			if e.Offset < 0 || e.Length <= 0 || e.Offset+e.Length > size {
 				t.Fatalf("size %d: extent %s [%d,+%d) outside the disk", size, e.Name, e.Offset, e.Length)
 			}
 			if i > 0 && ext[i-1].Offset+ext[i-1].Length > e.Offset {
 				t.Fatalf("size %d: extent %s overlaps %s", size, e.Name, ext[i-1].Name)
+			}
+			for j := e.Offset; j < e.Offset+e.Length; j++ {
+				covered[j] = true
+			}
+		}
+		if ext[0].Name != "mbr" || ext[0].Offset != 0 || ext[0].Length != SectorSize {
+			t.Fatalf("size %d: first extent %+v", size, ext[0])
+		}
+		for j, c := range disk {
+			if c != 0 && !covered[j] {
+				t.Fatalf("size %d: byte %d is not zero but outside every extent", size, j)
 			}
 		}
 	}
@@ -59,15 +83,19 @@ func TestBuildStructure(t *testing.T) {
 		t.Fatal("no motd file")
 	}
 
-	// Blocks 1-4 are zero and the others are not: the sparse shape the
-	// package documents.
+	// Most 2 MiB blocks are all zero: the sparse shape an encrypted
+	// dynamic VHD of it relies on.
 	const blk = 2 << 20
+	zero := 0
 	for i := 0; i < DefaultSize/blk; i++ {
-		zero := isZero(disk[i*blk : (i+1)*blk])
-		if want := i >= 1 && i <= 4; zero != want {
-			t.Errorf("block %d: zero=%v, want %v", i, zero, want)
+		if isZero(disk[i*blk : (i+1)*blk]) {
+			zero++
 		}
 	}
+	if zero < DefaultSize/blk/2 {
+		t.Fatalf("%d of %d blocks are zero, want at least half", zero, DefaultSize/blk)
+	}
+	t.Logf("%d of %d blocks are zero", zero, DefaultSize/blk)
 }
 
 func TestDeterministic(t *testing.T) {
@@ -157,4 +185,45 @@ func isZero(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// TestDoctorPasses checks that the image is the genuine Linux disk the
+// package promises: the doctor reads it through package disk and passes
+// every check, at the smallest and the default size.
+func TestDoctorPasses(t *testing.T) {
+	for _, size := range []int64{MinSize, DefaultSize} {
+		r, err := Reader(Options{Size: size, Seed: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := disk.Open(r, r.Size())
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := doctor.Examine(context.Background(), d, doctor.WithOSCode(OSCode))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rep.Complete() || rep.OSCode() != OSCode {
+			t.Fatalf("size %d:\n%s", size, rep)
+		}
+		if rep.CloudInit == nil || rep.CloudInit.Version != "23.4.4" {
+			t.Fatalf("cloud-init %+v", rep.CloudInit)
+		}
+	}
+}
+
+// TestE2fsck has e2fsck check the file system (read-only, forced).
+func TestE2fsck(t *testing.T) {
+	fsck := testenv.Tool(t, "e2fsck", "apt-get install -y e2fsprogs")
+	for _, size := range []int64{MinSize, 40 << 20} {
+		path := filepath.Join(t.TempDir(), "disk.raw")
+		if err := WriteFile(path, Options{Size: size, Seed: 3}); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(fsck, "-fn", fmt.Sprintf("%s?offset=%d", path, PartitionStart)).CombinedOutput()
+		if err != nil {
+			t.Fatalf("e2fsck: %v\n%s", err, out)
+		}
+	}
 }
