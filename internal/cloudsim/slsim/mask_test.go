@@ -2,8 +2,10 @@ package slsim
 
 import (
 	"encoding/json"
+	"errors"
+	"maps"
 	"reflect"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,41 +13,61 @@ import (
 	"github.com/softlayer/softlayer-go/datatypes"
 )
 
-// maskString renders a parsed mask canonically (children sorted).
+// maskString renders a parsed mask canonically: children sorted, then the
+// typed parts as (Type)[...].
 func maskString(n *maskNode) string {
-	if n == nil || n.children == nil {
+	if n == nil {
 		return ""
 	}
-	var names []string
-	for k := range n.children {
-		names = append(names, k)
-	}
-	sort.Strings(names)
 	var parts []string
-	for _, k := range names {
+	for _, k := range slices.Sorted(maps.Keys(n.children)) {
 		c := n.children[k]
-		if c.children != nil {
+		if c.children != nil || c.byType != nil {
 			parts = append(parts, k+"["+maskString(c)+"]")
 		} else {
 			parts = append(parts, k)
 		}
+	}
+	for _, typ := range slices.Sorted(maps.Keys(n.byType)) {
+		parts = append(parts, "("+typ+")["+maskString(n.byType[typ])+"]")
 	}
 	return strings.Join(parts, ",")
 }
 
 func TestParseMask(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
+		// softlayer-go's README form, and SLDN REST's legacy form.
+		{"id;hostname", "hostname,id"},
+		{"datacenter;operatingSystem.passwords;networkComponents", "datacenter,networkComponents,operatingSystem[passwords]"},
 		{"id", "id"},
 		{"status.keyName", "status[keyName]"},
+		// Property sets with either separator.
 		{"mask[id,name]", "id,name"},
-		{"mask[id, status[keyName, name], transaction.transactionStatus.name]", "id,status[keyName,name],transaction[transactionStatus[name]]"},
+		{"mask[id;name]", "id,name"},
+		{"mask[id, status[keyName; name], transaction.transactionStatus.name]", "id,status[keyName,name],transaction[transactionStatus[name]]"},
+		{"mask[orderItem[order[userRecord[username]]], invoiceItem[totalRecurringAmount]]", "invoiceItem[totalRecurringAmount],orderItem[order[userRecord[username]]]"},
+		// Rooted paths, alone, comma separated, and in a bare set.
 		{"mask.status,mask.transaction", "status,transaction"},
 		{"mask.children.datacenter", "children[datacenter]"},
-		{"mask(SoftLayer_Virtual_Guest)[id,datacenter(SoftLayer_Location)[name]]", "datacenter[name],id"},
+		{"[mask.id,mask.fullyQualifiedDomainName,mask.networkComponents.networkHardware,mask.networkComponents.uplinkComponent]",
+			"fullyQualifiedDomainName,id,networkComponents[networkHardware,uplinkComponent]"},
+		// Whitespace and newlines, as SLDN lays masks out.
+		{"mask \n[\n    id,fullyQualifiedDomainName,networkComponents [\n        networkHardware,uplinkComponent\n    ]\n]",
+			"fullyQualifiedDomainName,id,networkComponents[networkHardware,uplinkComponent]"},
+		{"updates, assignedUser, attachedHardware.datacenter", "assignedUser,attachedHardware[datacenter],updates"},
+		// Types.
+		{"mask(SoftLayer_Virtual_Guest)[id,datacenter(SoftLayer_Location)[name]]", "(SoftLayer_Virtual_Guest)[datacenter[(SoftLayer_Location)[name]],id]"},
+		{"mask(SoftLayer_Hardware_Server).controlPanel", "(SoftLayer_Hardware_Server)[controlPanel]"},
+		{"mask[mask(SoftLayer_Virtual_Guest)[id,hostname]]", "(SoftLayer_Virtual_Guest)[hostname,id]"},
+		{"mask[resource(SoftLayer_Hardware)[id,datacenter.longName],resource(SoftLayer_Virtual_Guest)[id]]",
+			"resource[(SoftLayer_Hardware)[datacenter[longName],id],(SoftLayer_Virtual_Guest)[id]]"},
+		{"mask[id,status( SoftLayer_Virtual_Guest_Block_Device_Template_Group_Status )]", "id,status[(SoftLayer_Virtual_Guest_Block_Device_Template_Group_Status)[]]"},
+		// The rest.
 		{"filteredMask[id]", "id"},
 		{"mask[]", ""},
 		{"mask", ""},
 		{"mask[status[keyName],status[name]]", "status[keyName,name]"},
+		{"mask[id],mask.status", "id,status"},
 	} {
 		m, err := parseMask(tc.in)
 		if err != nil {
@@ -56,13 +78,41 @@ func TestParseMask(t *testing.T) {
 			t.Errorf("parseMask(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
-	for _, bad := range []string{"mask[id", "mask[id]]", "id status", "mask[id,[name]]", "mask(SoftLayer_X", "mask[.id]", "a..b", "mask[id;name]", strings.Repeat("a.", 40) + "b"} {
-		if _, err := parseMask(bad); err == nil {
-			t.Errorf("parseMask(%q) succeeded, want an error", bad)
-		}
-	}
 	if m, err := parseMask("  "); m != nil || err != nil {
 		t.Errorf("empty mask: %v, %v", m, err)
+	}
+}
+
+func TestParseMaskErrors(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"mask[id", "Error on line 1 at column 8: Expected ']', got end of input"},
+		{"mask[id]]", "Error on line 1 at column 9: Expected ',' or ';', got ']'"},
+		{"mask[status[keyName]", "Error on line 1 at column 21: Expected ']', got end of input"},
+		{"mask[id,]", "Error on line 1 at column 9: Expected PROPERTY, got ']'"},
+		{"mask[id,'x']", "Error on line 1 at column 9: Expected PROPERTY, got '''"},
+		{"mask[\n  id,\n  [name]]", "Error on line 3 at column 3: Expected PROPERTY, got '['"},
+		{"id status", "Error on line 1 at column 4: Expected ',' or ';', got 's'"},
+		{"mask[[id]]", "Error on line 1 at column 6: Expected PROPERTY, got '['"},
+		{"mask(SoftLayer_X", "Error on line 1 at column 17: Expected ')', got end of input"},
+		{"mask()[id]", "Error on line 1 at column 6: Expected TYPE, got ')'"},
+		{"mask[.id]", "Error on line 1 at column 6: Expected PROPERTY, got '.'"},
+		{"a..b", "Error on line 1 at column 3: Expected PROPERTY, got '.'"},
+		{",id", "Error on line 1 at column 1: Expected PROPERTY, got ','"},
+		{"mask[1id]", "Error on line 1 at column 6: Expected PROPERTY, got '1'"},
+		{"mask[id]x", "Error on line 1 at column 9: Expected ',' or ';', got 'x'"},
+		{"mask.", "Error on line 1 at column 6: Expected PROPERTY, got end of input"},
+		{"mask[é]", "Error on line 1 at column 6: Expected PROPERTY, got 'é'"},
+		{strings.Repeat("a.", 40) + "b", "Error on line 1 at column 66: mask nested deeper than 32 levels"},
+	} {
+		_, err := parseMask(tc.in)
+		var ae *apiError
+		if !errors.As(err, &ae) {
+			t.Errorf("parseMask(%q): %v, want an API error", tc.in, err)
+			continue
+		}
+		if ae.code != ExceptionCommonParser || ae.status != 500 || ae.msg != tc.want {
+			t.Errorf("parseMask(%q) = %d %s %q, want 500 %s %q", tc.in, ae.status, ae.code, ae.msg, ExceptionCommonParser, tc.want)
+		}
 	}
 }
 
@@ -223,7 +273,8 @@ func TestFilterOperations(t *testing.T) {
 }
 
 func FuzzParseMask(f *testing.F) {
-	for _, s := range []string{"mask[id,status[keyName]]", "mask.a.b,mask.c", "a.b", "mask(X)[y(Z)[w]]", "[[]]"} {
+	for _, s := range []string{"mask[id,status[keyName]]", "mask.a.b,mask.c", "a.b", "mask(X)[y(Z)[w]]", "[[]]",
+		"id;hostname", "[mask.id,mask.datacenter.name]", "mask[mask(SoftLayer_Virtual_Guest)[id]]", "mask\n[\n id ]"} {
 		f.Add(s)
 	}
 	typ := reflect.TypeOf(datatypes.Virtual_Guest{})
@@ -231,8 +282,13 @@ func FuzzParseMask(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		m, err := parseMask(s)
 		if err != nil {
+			var ae *apiError
+			if !errors.As(err, &ae) || ae.code != ExceptionCommonParser {
+				t.Fatalf("parseMask(%q): %v", s, err)
+			}
 			return
 		}
+		_ = validateMask(m, typ)
 		_, _ = project(obj, typ, m)
 	})
 }
@@ -253,4 +309,79 @@ func FuzzFilter(f *testing.F) {
 		}
 		_, _ = applyFilter(items, typ, fl, time.Now())
 	})
+}
+
+// TestProjectTypedAndValidated: a typed part applies to objects of its type
+// only, and every name is checked against the type it names.
+func TestProjectTypedAndValidated(t *testing.T) {
+	typ := reflect.TypeOf(datatypes.Virtual_Guest_Block_Device_Template_Group{})
+	full := decode(t, datatypes.Virtual_Guest_Block_Device_Template_Group{
+		Id: ptr(1), Name: ptr("n"), GlobalIdentifier: ptr("g"),
+		Status: &datatypes.Virtual_Guest_Block_Device_Template_Group_Status{KeyName: ptr("ACTIVE"), Name: ptr("Active")},
+	})
+	for _, tc := range []struct{ mask, want string }{
+		{"mask(SoftLayer_Virtual_Guest_Block_Device_Template_Group)[id,status.keyName]", `{"id":1,"status":{"keyName":"ACTIVE"}}`},
+		{"mask(SoftLayer_Virtual_Guest_Block_Device_Template_Group).status", `{"id":1,"name":"n","status":{"keyName":"ACTIVE","name":"Active"}}`},
+		// softlayer-go's Mask() sends mask(T)[...] wrapped in mask[...].
+		{"mask[mask(SoftLayer_Virtual_Guest_Block_Device_Template_Group)[globalIdentifier]]", `{"globalIdentifier":"g","id":1,"name":"n"}`},
+		// A part for another type does not apply to this object.
+		{"mask(SoftLayer_Virtual_Guest)[hostname]", `{"id":1,"name":"n"}`},
+		{"mask[id,mask(SoftLayer_Virtual_Guest)[hostname]]", `{"id":1}`},
+		// Typed and untyped parts merge.
+		{"mask[id,mask(SoftLayer_Virtual_Guest_Block_Device_Template_Group)[status.name]]", `{"id":1,"status":{"name":"Active"}}`},
+		{"mask[status(SoftLayer_Virtual_Guest_Block_Device_Template_Group_Status)[keyName],id]", `{"id":1,"status":{"keyName":"ACTIVE"}}`},
+		// A type the simulator does not know is skipped.
+		{"mask(SoftLayer_No_Such_Type)[whatever]", `{"id":1,"name":"n"}`},
+	} {
+		m, err := parseMask(tc.mask)
+		if err != nil {
+			t.Fatalf("mask %q: %v", tc.mask, err)
+		}
+		if err := validateMask(m, typ); err != nil {
+			t.Fatalf("mask %q: %v", tc.mask, err)
+		}
+		got, err := project(full, typ, m)
+		if err != nil {
+			t.Fatalf("mask %q: %v", tc.mask, err)
+		}
+		b, _ := json.Marshal(got)
+		if string(b) != tc.want {
+			t.Errorf("mask %q: got %s, want %s", tc.mask, b, tc.want)
+		}
+	}
+	for _, tc := range []struct{ mask, want string }{
+		{"mask[id,noSuchProperty]", "Property 'noSuchProperty' not valid for 'SoftLayer_Virtual_Guest_Block_Device_Template_Group'."},
+		{"mask[status[noSuch]]", "Property 'noSuch' not valid for 'SoftLayer_Virtual_Guest_Block_Device_Template_Group_Status'."},
+		{"mask.children.status.bogus", "Property 'bogus' not valid for 'SoftLayer_Virtual_Guest_Block_Device_Template_Group_Status'."},
+		// Names under a known type are checked against that type.
+		{"mask(SoftLayer_Virtual_Guest)[name]", "Property 'name' not valid for 'SoftLayer_Virtual_Guest'."},
+		{"mask[datacenters(SoftLayer_Location)[bogus]]", "Property 'bogus' not valid for 'SoftLayer_Location'."},
+		// The first bad name in alphabetical order is the one reported.
+		{"mask[zz,aa]", "Property 'aa' not valid for 'SoftLayer_Virtual_Guest_Block_Device_Template_Group'."},
+	} {
+		m, err := parseMask(tc.mask)
+		if err != nil {
+			t.Fatalf("mask %q: %v", tc.mask, err)
+		}
+		err = validateMask(m, reflect.TypeOf([]datatypes.Virtual_Guest_Block_Device_Template_Group{}))
+		var ae *apiError
+		if !errors.As(err, &ae) || ae.code != ExceptionObjectMask || ae.status != 500 || ae.msg != tc.want {
+			t.Errorf("mask %q: %v, want 500 %s %q", tc.mask, err, ExceptionObjectMask, tc.want)
+		}
+	}
+}
+
+func TestTypeRegistry(t *testing.T) {
+	for _, name := range []string{"SoftLayer_Account", "SoftLayer_Virtual_Guest", "SoftLayer_Hardware_Server", "SoftLayer_Location",
+		"SoftLayer_Virtual_Guest_Block_Device_Template_Group_Status", "SoftLayer_Provisioning_Version1_Transaction"} {
+		if tt, ok := typeByName(name); !ok || slTypeName(tt) != name {
+			t.Errorf("typeByName(%q) = %v, %v", name, tt, ok)
+		}
+	}
+	if !isOfType(reflect.TypeOf(datatypes.Hardware_Server{}), "SoftLayer_Hardware") {
+		t.Error("a Hardware_Server is a SoftLayer_Hardware")
+	}
+	if isOfType(reflect.TypeOf(datatypes.Hardware{}), "SoftLayer_Hardware_Server") {
+		t.Error("a Hardware is not a SoftLayer_Hardware_Server")
+	}
 }

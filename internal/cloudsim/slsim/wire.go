@@ -252,7 +252,7 @@ func (s *Server) parse(r *http.Request) (*call, *service, method, error) {
 	if ms := q.Get("objectMask"); ms != "" {
 		mask, err := parseMask(ms)
 		if err != nil {
-			return nil, nil, method{}, errPublic("Invalid object mask: %v", err)
+			return nil, nil, method{}, err // SoftLayer_Exception_Common_Parser
 		}
 		c.mask = mask
 	}
@@ -460,6 +460,9 @@ func render(c *call, v any, filterRoot string) ([]byte, int, error) {
 	}
 	rv := reflect.ValueOf(v)
 	t := rv.Type()
+	if err := validateMask(c.mask, t); err != nil {
+		return nil, -1, err
+	}
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return nil, -1, fmt.Errorf("encoding result: %w", err)

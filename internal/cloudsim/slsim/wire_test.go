@@ -83,7 +83,7 @@ func TestUnknownMethodServiceAndObject(t *testing.T) {
 
 	// An invalid mask property is rejected as on the real API.
 	_, err = services.GetVirtualGuestBlockDeviceTemplateGroupService(w.sess).Mask("mask[id,noSuchThing]").GetVhdImportSoftwareDescriptions()
-	e = requireSLError(t, err, http.StatusInternalServerError, "SoftLayer_Exception_Public")
+	e = requireSLError(t, err, http.StatusInternalServerError, "SoftLayer_Exception_WebService_ObjectMask")
 	require.Contains(t, e.Message, "Property 'noSuchThing' not valid for 'SoftLayer_Software_Description'")
 }
 
