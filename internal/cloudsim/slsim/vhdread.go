@@ -22,7 +22,7 @@ import (
 //     (github.com/xapi-project/blktap), include/libvhd.h (struct
 //     dd_batmap_hdr, struct vhd_keyhash) and vhd/lib/libvhd.c
 //     (vhd_batmap_header_offset, vhd_has_batmap), as summarised in
-//     docs/FORMAT.md.
+//     ../../../docs/FORMAT.md.
 //
 // It reads only what it is asked for, through an io.ReaderAt, so that the
 // simulator verifies an image with a handful of ranged GETs. Integers in the
