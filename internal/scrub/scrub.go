@@ -85,6 +85,17 @@ func New(secrets ...string) *Scrubber {
 	return s
 }
 
+// AddSecret makes the Scrubber replace secret too, from now on (a token
+// learnt after the Scrubber was made). An empty string is ignored.
+func (s *Scrubber) AddSecret(secret string) {
+	if secret == "" {
+		return
+	}
+	s.mu.Lock()
+	s.secrets = append(s.secrets, secret)
+	s.mu.Unlock()
+}
+
 // placeholder returns the placeholder of v in kind k, making the next one
 // if v is new.
 func (s *Scrubber) placeholder(k kind, v string) string {
@@ -144,7 +155,10 @@ var (
 // addresses, the account part of CRNs (a/<32 hex>), IBMid principals and
 // IP addresses other than loopback.
 func (s *Scrubber) Text(t string) string {
-	for _, sec := range s.secrets {
+	s.mu.Lock()
+	secrets := s.secrets
+	s.mu.Unlock()
+	for _, sec := range secrets {
 		t = strings.ReplaceAll(t, sec, Redacted)
 	}
 	t = jwtRE.ReplaceAllStringFunc(t, scrubJWT)

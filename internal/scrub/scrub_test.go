@@ -205,6 +205,8 @@ func TestXMLAndText(t *testing.T) {
 		":51000.</Message><Resource>/e2e-images/</Resource><RequestId>a1b2</RequestId></Error>", string(out))
 
 	require.Equal(t, "key REDACTED refused", s.Text("key "+apiKey+" refused"), "the caller's secrets are replaced anywhere")
+	s.AddSecret("opaque-token-0123")
+	require.Equal(t, "token REDACTED", s.Text("token opaque-token-0123"), "and so are secrets added later")
 	for _, keep := range []string{
 		"served by 127.0.0.1:8080 and [::1]",
 		"2024-05-29T10:01:02.123456-06:00",
