@@ -65,6 +65,14 @@ func (w *wireLog) RoundTrip(req *http.Request) (*http.Response, error) {
 	return w.base.RoundTrip(req)
 }
 
+// CloseIdleConnections closes the base transport's idle connections, so
+// that Clients.Close reaches them.
+func (w *wireLog) CloseIdleConnections() {
+	if ci, ok := w.base.(interface{ CloseIdleConnections() }); ok {
+		ci.CloseIdleConnections()
+	}
+}
+
 func (w *wireLog) requests() []wireReq {
 	w.mu.Lock()
 	defer w.mu.Unlock()
