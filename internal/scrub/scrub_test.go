@@ -142,15 +142,15 @@ func TestCloudLogsStream(t *testing.T) {
 		"action": "kms.secrets.wrap", "outcome": "success", "eventTime": "2024-05-29T10:00:01.00+0000",
 		"initiator": map[string]any{"id": ibmid, "name": email, "typeURI": "service/security/account/user",
 			"credential": map[string]any{"type": "apikey"}, "host": map[string]any{"address": ipv6}},
-		"target": map[string]any{"id": "crn:v1:bluemix:public:kms:us-south:a/" + account + ":guid:key:kid", "name": "e2e-root"},
-		"requestData": map[string]any{"keyVersion": map[string]any{"id": "kv"}, "plaintext": "ZGVrZGVrZGVr"},
+		"target":       map[string]any{"id": "crn:v1:bluemix:public:kms:us-south:a/" + account + ":guid:key:kid", "name": "e2e-root"},
+		"requestData":  map[string]any{"keyVersion": map[string]any{"id": "kv"}, "plaintext": "ZGVrZGVrZGVr"},
 		"logSourceCRN": "crn:v1:bluemix:public:kms:us-south:a/" + bssAccount + ":guid::",
 	}
 	ud, err := json.Marshal(event)
 	require.NoError(t, err)
 	result, err := json.Marshal(map[string]any{"result": map[string]any{"results": []any{map[string]any{
-		"metadata": []any{map[string]any{"key": "timestamp", "value": "2024-05-29T10:00:01.000"}},
-		"labels":   []any{map[string]any{"key": "applicationname", "value": "ibm-audit-event"}},
+		"metadata":  []any{map[string]any{"key": "timestamp", "value": "2024-05-29T10:00:01.000"}},
+		"labels":    []any{map[string]any{"key": "applicationname", "value": "ibm-audit-event"}},
 		"user_data": string(ud),
 	}}}})
 	require.NoError(t, err)
