@@ -120,6 +120,10 @@ type CheckResponse struct {
 	Query       string `json:"query,omitempty"`
 	Status      int    `json:"status"`
 	ContentType string `json:"content_type,omitempty"`
+	// Header holds the response's headers (values joined by ", "),
+	// scrubbed, without those that carry credentials or cookies
+	// (Set-Cookie, Authorization, WWW-Authenticate and the like).
+	Header map[string]string `json:"header,omitempty"`
 	// Body is the scrubbed body; nil when Omitted says why it was not kept.
 	Body    []byte `json:"-"`
 	Omitted string `json:"omitted,omitempty"`
@@ -365,6 +369,15 @@ func scrubResponses(scr *scrub.Scrubber, caps []captured) []CheckResponse {
 			Method: c.method, Host: scr.Text(c.host), Path: scr.Text(c.path), Query: scr.Text(c.query),
 			Status: c.status, ContentType: c.contentType, Omitted: c.omitted,
 		}
+		for k, v := range c.header {
+			if droppedHeaders[http.CanonicalHeaderKey(k)] {
+				continue
+			}
+			if r.Header == nil {
+				r.Header = map[string]string{}
+			}
+			r.Header[k] = scr.Text(strings.Join(v, ", "))
+		}
 		if r.Omitted == "" {
 			b, err := scr.Body(c.contentType, c.body)
 			if err != nil {
@@ -379,26 +392,33 @@ func scrubResponses(scr *scrub.Scrubber, caps []captured) []CheckResponse {
 	return out
 }
 
+// droppedHeaders are response headers never kept in a CheckResponse.
+var droppedHeaders = map[string]bool{
+	"Set-Cookie": true, "Set-Cookie2": true, "Authorization": true, "Proxy-Authorization": true,
+	"Www-Authenticate": true, "Proxy-Authenticate": true, "X-Amz-Security-Token": true, "Cookie": true,
+}
+
 // fixture is the file WriteFixtures writes for one response.
 type fixture struct {
-	Call        string          `json:"call"`
-	Recorded    string          `json:"recorded"`
-	Scrubbed    string          `json:"scrubbed"`
-	Method      string          `json:"method"`
-	Host        string          `json:"host"`
-	Path        string          `json:"path"`
-	Query       string          `json:"query,omitempty"`
-	Status      int             `json:"status"`
-	ContentType string          `json:"content_type,omitempty"`
-	Body        json.RawMessage `json:"body,omitempty"`
-	BodyText    *string         `json:"body_text,omitempty"`
-	Omitted     string          `json:"omitted,omitempty"`
+	Call        string            `json:"call"`
+	Recorded    string            `json:"recorded"`
+	Scrubbed    string            `json:"scrubbed"`
+	Method      string            `json:"method"`
+	Host        string            `json:"host"`
+	Path        string            `json:"path"`
+	Query       string            `json:"query,omitempty"`
+	Status      int               `json:"status"`
+	ContentType string            `json:"content_type,omitempty"`
+	Header      map[string]string `json:"header,omitempty"`
+	Body        json.RawMessage   `json:"body,omitempty"`
+	BodyText    *string           `json:"body_text,omitempty"`
+	Omitted     string            `json:"omitted,omitempty"`
 }
 
 // WriteFixtures writes each recorded response as a JSON file in dir
 // (created if missing), named <call>-<n>.json, and returns their paths. The
-// file holds the request line, the status, the content type and the
-// scrubbed body: as JSON under "body" when it is JSON, else as a string
+// file holds the request line, the status, the content type, the headers
+// and the scrubbed body: as JSON under "body" when it is JSON, else as a string
 // under "body_text". Files are mode 0600 and never replaced: if one of
 // the names exists, nothing is written and the error wraps fs.ErrExist.
 // Read the files before publishing them: scrubbing knows the fields this
@@ -414,7 +434,7 @@ func (r *CheckReport) WriteFixtures(dir string) ([]string, error) {
 			f := fixture{
 				Call: c.Name, Recorded: r.Started.UTC().Format(time.RFC3339), Scrubbed: "account ids, users, addresses, tokens and key material replaced",
 				Method: resp.Method, Host: resp.Host, Path: resp.Path, Query: resp.Query, Status: resp.Status,
-				ContentType: resp.ContentType, Omitted: resp.Omitted,
+				ContentType: resp.ContentType, Header: resp.Header, Omitted: resp.Omitted,
 			}
 			if resp.Body != nil {
 				if json.Valid(resp.Body) && len(bytes.TrimSpace(resp.Body)) > 0 {
@@ -489,6 +509,7 @@ type captured struct {
 	method, host, path, query string
 	status                    int
 	contentType               string
+	header                    http.Header
 	body                      []byte
 	omitted                   string
 }
@@ -573,7 +594,7 @@ func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, nil
 	}
 	c := &captured{method: rec.Method, host: rec.Host, path: rec.Path, query: rec.Query, status: resp.StatusCode,
-		contentType: resp.Header.Get("Content-Type")}
+		contentType: resp.Header.Get("Content-Type"), header: resp.Header.Clone()}
 	if ce := resp.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
 		c.omitted = "content encoding " + ce
 		r.add(rec, c)

@@ -276,7 +276,8 @@ func TestCheckWithRecorderWritesScrubbedFixtures(t *testing.T) {
 	setup := s.connect(t, http.DefaultTransport)
 	wrapOnce(ctx, t, setup)
 
-	wire := &wireLog{base: http.DefaultTransport}
+	// Every answer also carries a cookie and a header naming a person.
+	wire := &wireLog{base: headerAdder{http.DefaultTransport}}
 	rec, err := e2e.NewRecorder(wire)
 	require.NoError(t, err)
 	cl := s.connect(t, rec)
@@ -319,12 +320,19 @@ func TestCheckWithRecorderWritesScrubbedFixtures(t *testing.T) {
 			require.NotContains(t, string(b), sec, "%s holds a secret or the account id", p)
 		}
 		require.NotContains(t, string(b), "eyJhbGciOiJSUzI1NiI", "%s holds a signed token", p)
+		require.NotContains(t, string(b), "0123456789abcdef", "%s holds a cookie", p)
+		require.NotContains(t, string(b), "jane.doe", p)
 		fi, err := os.Stat(p)
 		require.NoError(t, err)
 		require.Equal(t, fs.FileMode(0o600), fi.Mode().Perm())
 		var f map[string]any
 		require.NoError(t, json.Unmarshal(b, &f), p)
 		files[filepath.Base(p)] = f
+	}
+	for name, f := range files {
+		h, _ := f["header"].(map[string]any)
+		require.NotContains(t, h, "Set-Cookie", name)
+		require.Equal(t, "user1@example.com", h["X-Owner"], "%s: headers are kept, scrubbed", name)
 	}
 	tok := files["iam-token-1.json"]
 	require.Equal(t, "POST", tok["method"])
@@ -348,6 +356,9 @@ func TestCheckWithRecorderWritesScrubbedFixtures(t *testing.T) {
 	}
 	require.Equal(t, 1, loc, "one GET ?location")
 
+	el := files["event-log-1.json"]
+	require.Contains(t, el["header"], "Softlayer-Total-Items", "the paging header is part of the contract")
+
 	logs := files["cloud-logs-1.json"]
 	require.Equal(t, "/v1/query", logs["path"])
 	require.Contains(t, logs["body_text"], "kms.secrets.wrap")
@@ -355,6 +366,25 @@ func TestCheckWithRecorderWritesScrubbedFixtures(t *testing.T) {
 	// Fixtures are never replaced.
 	_, err = rep.WriteFixtures(dir)
 	require.ErrorIs(t, err, fs.ErrExist)
+}
+
+// headerAdder adds a cookie and a header with an e-mail address to every
+// response.
+type headerAdder struct{ base http.RoundTripper }
+
+func (h headerAdder) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := h.base.RoundTrip(req)
+	if err == nil {
+		resp.Header.Set("Set-Cookie", "session=0123456789abcdef")
+		resp.Header.Set("X-Owner", "jane.doe@corp.example.org")
+	}
+	return resp, err
+}
+
+func (h headerAdder) CloseIdleConnections() {
+	if ci, ok := h.base.(interface{ CloseIdleConnections() }); ok {
+		ci.CloseIdleConnections()
+	}
 }
 
 func strPtr(v any) *string {
