@@ -379,6 +379,9 @@ func (s *Scrubber) stringValue(rule keyRule, v string) string {
 		}
 		return s.placeholder(kindPrincipal, v)
 	case rulePrincipal:
+		if v == "SYSTEM" { // the event log's platform records
+			return v
+		}
 		if t := s.Text(v); t != v {
 			return t
 		}

@@ -127,6 +127,8 @@ func TestEventLogPage(t *testing.T) {
 	require.Equal(t, "198.18.0.1", page[0]["ipAddress"])
 	require.Equal(t, "198.18.0.2", page[1]["ipAddress"])
 	require.Equal(t, "", page[1]["userId"], "an empty user id stays empty")
+	require.Equal(t, "SYSTEM", page[1]["username"], "the platform is no one")
+	require.Equal(t, "user2@example.com", page[0]["username"], "<account>_<e-mail> is an address as a whole")
 
 	// metaData is still a JSON document, scrubbed by key.
 	var m map[string]any
