@@ -234,10 +234,19 @@ func New(cfg Config) (*Client, error) {
 	}
 	awsConf.WithCredentials(creds)
 
-	sess, err := session.NewSession(awsConf)
+	// With AWS_CA_BUNDLE set, the SDK's session loads the bundle into the
+	// client's transport, and fails when that is not an *http.Transport (a
+	// proxying or recording RoundTripper). Such a transport is the caller's
+	// to configure: the session is made over a stand-in, then given hc.
+	sessConf := awsConf
+	if _, ok := hc.Transport.(*http.Transport); !ok && hc.Transport != nil {
+		sessConf = awsConf.Copy().WithHTTPClient(&http.Client{Transport: &http.Transport{}})
+	}
+	sess, err := session.NewSession(sessConf)
 	if err != nil {
 		return nil, fmt.Errorf("cos: creating SDK session: %w", err)
 	}
+	sess.Config.HTTPClient = hc
 	return &Client{
 		s3:       s3.New(sess),
 		http:     hc,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -81,6 +82,12 @@ type Cloud struct {
 	PollMin, PollMax time.Duration
 	// Logger receives the clients' debug logs; default: discard.
 	Logger *slog.Logger
+	// HTTPClient, when set, carries every request of every client (IAM,
+	// key service, COS, classic, Cloud Logs): for a proxy, extra CA
+	// certificates, or a Recorder. Its transport is then shared, so each
+	// client's CloseIdleConnections empties the same pool. A transport
+	// that skips TLS verification is refused. Default: each client's own.
+	HTTPClient *http.Client
 }
 
 // Clients are the service clients a Plan needs, made by Connect from one
@@ -104,6 +111,7 @@ type Clients struct {
 
 	// What ProveImportKey needs to build clients for another key.
 	iamURL  string
+	hc      *http.Client
 	kmsOpts []kms.Option
 	rootKey string
 	cosCfg  cos.Config
@@ -117,7 +125,11 @@ type Clients struct {
 // Plan.ProveImportKey) before createFromIcos and retries while access is
 // refused. Errors from a refusal match ErrImportKeyRefused.
 func (cl *Clients) ProveImportKey(ctx context.Context, apiKey *secret.String, bucket, object string) error {
-	auth, err := iam.NewAuthenticator(apiKey, iam.WithURL(cl.iamURL))
+	aopts := []iam.Option{iam.WithURL(cl.iamURL)}
+	if cl.hc != nil {
+		aopts = append(aopts, iam.WithHTTPClient(cl.hc))
+	}
+	auth, err := iam.NewAuthenticator(apiKey, aopts...)
 	if err != nil {
 		return err
 	}
@@ -178,11 +190,15 @@ func Connect(c Cloud) (*Clients, error) {
 		}
 	}
 	iamURL = strings.TrimSuffix(strings.TrimSuffix(iamURL, "/"), "/identity/token")
-	auth, err := iam.NewAuthenticator(c.APIKey, iam.WithURL(iamURL))
+	aopts := []iam.Option{iam.WithURL(iamURL)}
+	if c.HTTPClient != nil {
+		aopts = append(aopts, iam.WithHTTPClient(c.HTTPClient))
+	}
+	auth, err := iam.NewAuthenticator(c.APIKey, aopts...)
 	if err != nil {
 		return nil, err
 	}
-	cl := &Clients{Auth: auth, iamURL: iamURL, rootKey: c.RootKeyCRN}
+	cl := &Clients{Auth: auth, iamURL: iamURL, hc: c.HTTPClient, rootKey: c.RootKeyCRN}
 
 	region := c.Region
 	if c.RootKeyCRN != "" {
@@ -206,12 +222,18 @@ func Connect(c Cloud) (*Clients, error) {
 		if c.HPCSPort != 0 {
 			kopts = append(kopts, kms.WithHPCSPort(c.HPCSPort))
 		}
+		if c.HTTPClient != nil {
+			kopts = append(kopts, kms.WithHTTPClient(c.HTTPClient))
+		}
 		cl.kmsOpts = kopts
 		if cl.Keys, err = kms.New(c.RootKeyCRN, auth, kopts...); err != nil {
 			return nil, err
 		}
 		iopts := []iam.Option{iam.WithLogger(log), iam.WithIdentityURL(firstNonEmpty(e.IAMIdentity, iamURL)),
 			iam.WithPolicyURL(firstNonEmpty(e.IAMPolicy, iamURL))}
+		if c.HTTPClient != nil {
+			iopts = append(iopts, iam.WithHTTPClient(c.HTTPClient))
+		}
 		if cl.IAM, err = iam.NewClient(auth, key.AccountID, iopts...); err != nil {
 			return nil, err
 		}
@@ -221,6 +243,7 @@ func Connect(c Cloud) (*Clients, error) {
 	}
 	cc := cos.Config{
 		Region: region, Endpoint: e.S3, Tokens: auth, ServiceInstanceID: c.COSInstance, Logger: log,
+		HTTPClient: c.HTTPClient,
 	}
 	if c.Private {
 		cc.EndpointType = cos.Private
@@ -234,6 +257,9 @@ func Connect(c Cloud) (*Clients, error) {
 		creds = classic.IBMCloudAPIKey(c.APIKey)
 	}
 	copts := []classic.Option{classic.WithLogger(log), classic.WithUserAgent("e2eimage")}
+	if c.HTTPClient != nil {
+		copts = append(copts, classic.WithHTTPClient(c.HTTPClient))
+	}
 	switch {
 	case e.SoftLayer != "":
 		copts = append(copts, classic.WithEndpoint(e.SoftLayer))
@@ -251,7 +277,11 @@ func Connect(c Cloud) (*Clients, error) {
 	}
 	sources := []audit.Source{audit.NewEventLog(cl.Classic)}
 	if e.ActivityTracker != "" {
-		logs, err := audit.NewCloudLogs(e.ActivityTracker, auth, audit.WithLogger(log), audit.WithSecrets(c.APIKey, creds.APIKey))
+		lopts := []audit.CloudLogsOption{audit.WithLogger(log), audit.WithSecrets(c.APIKey, creds.APIKey)}
+		if c.HTTPClient != nil {
+			lopts = append(lopts, audit.WithHTTPClient(c.HTTPClient))
+		}
+		logs, err := audit.NewCloudLogs(e.ActivityTracker, auth, lopts...)
 		if err != nil {
 			return nil, err
 		}
@@ -266,7 +296,8 @@ func Connect(c Cloud) (*Clients, error) {
 // keep open between requests: the IAM token exchange's, the key service's,
 // the IAM APIs', COS's (its IAM token exchange included), the classic
 // API's and Activity Tracker's. Each client has a transport of its own, so
-// no one else's connections are touched. Requests in flight are not
+// no one else's connections are touched (with Cloud.HTTPClient they all
+// share that client's transport, and Close empties its idle pool). Requests in flight are not
 // interrupted, and the clients stay usable: a later call opens new
 // connections. Close on nil does nothing.
 func (c *Clients) Close() {

@@ -132,6 +132,7 @@ func run(ctx context.Context, args []string, e env) int {
 	fs.BoolVar(&c.jsonOut, "json", false, "print the result as JSON on standard output")
 	fs.BoolVar(&c.quiet, "q", false, "no progress bars")
 	fs.BoolVar(&c.v, "v", false, "debug logs on standard error")
+	chk := addCheckFlags(fs)
 	if exit, ok := cli.Parse(fs, args); !ok {
 		return exit
 	}
@@ -152,6 +153,10 @@ func run(ctx context.Context, args []string, e env) int {
 	logger := slog.New(slog.DiscardHandler)
 	if c.v {
 		logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+
+	if chk.active() {
+		return runCheck(ctx, chk, &c, e, logger)
 	}
 
 	out := newPrinter(e.stderr, c.quiet)
