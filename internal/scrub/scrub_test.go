@@ -11,7 +11,7 @@ import (
 )
 
 // The bodies below are written for these tests in the shapes the services
-// document (docs/CLOUD.md: §3.1 IAM token answer, §1.5 Key Protect key,
+// document (../../docs/CLOUD.md: §3.1 IAM token answer, §1.5 Key Protect key,
 // §5.4 event log record, §6.3 and §6.5 Cloud Logs stream and CADF event,
 // §4.3 bucket location); every identifier in them is made up.
 
