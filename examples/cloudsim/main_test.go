@@ -17,7 +17,7 @@ import (
 	"github.com/e2eimage/e2eimage/internal/testenv"
 )
 
-func TestMain(m *testing.M) { testenv.VerifyTestMain(m) }
+func TestMain(m *testing.M) { testenv.VerifyTestMain(m, testenv.NoStrayTemp(testenv.SimTempPattern)) }
 
 func TestFirstLineAndKeyProtect(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())

@@ -17,7 +17,12 @@ import (
 	"github.com/e2eimage/e2eimage/internal/cli/clitest"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
 	"github.com/e2eimage/e2eimage/internal/sampleimage"
+	"github.com/e2eimage/e2eimage/internal/testenv"
 )
+
+// The tests start simulators, each with a data directory that must be
+// gone once it is closed.
+func TestMain(m *testing.M) { testenv.VerifyTestMain(m, testenv.NoStrayTemp(testenv.SimTempPattern)) }
 
 type simEnv struct {
 	sim       *cloudsim.Sim
