@@ -36,8 +36,12 @@ const (
 
 // env is the process environment run works in.
 type env struct {
+	stdin          io.Reader
 	stdout, stderr io.Writer
 	lookup         func(string) (string, bool)
+	// stopWithParent, when set, is called before the simulator starts
+	// (cli.StopWithParent in the command; tests leave it nil).
+	stopWithParent func() error
 }
 
 func (e env) getenv(name string) string {
@@ -163,7 +167,7 @@ func run(ctx context.Context, args []string, e env) int {
 	if c.sim {
 		plan, cleanup, code = simPlan(ctx, &c, e, out, logger)
 	} else {
-		plan, cleanup, code = cloudPlan(&c, e, out, logger)
+		plan, cleanup, code = cloudPlan(ctx, &c, e, out, logger)
 	}
 	if cleanup != nil {
 		defer cleanup()
@@ -235,6 +239,11 @@ Flags:
 
 // simPlan starts the simulator and plans a run against it.
 func simPlan(ctx context.Context, c *config, e env, out *printer, logger *slog.Logger) (e2e.Plan, func(), int) {
+	if e.stopWithParent != nil {
+		if err := e.stopWithParent(); err != nil {
+			fmt.Fprintln(e.stderr, "e2e: warning: the simulator will not stop when the parent process ends:", err)
+		}
+	}
 	sim, err := cloudsim.Start(ctx, cloudsim.Options{Seed: c.seed, ClockSpeed: c.clockSpeed})
 	if err != nil {
 		fmt.Fprintln(e.stderr, "e2e: starting the simulator:", err)
@@ -288,7 +297,7 @@ func simPlan(ctx context.Context, c *config, e env, out *printer, logger *slog.L
 	if plan.ServiceID.Name == "" {
 		plan.ImportAPIKey = secret.NewString(a.APIKey)
 	}
-	if code := planImage(&plan, c, e, out); code != exitOK {
+	if code := planImage(ctx, &plan, c, e, out); code != exitOK {
 		return plan, cleanup, code
 	}
 	if code := planKeys(&plan, c, e); code != exitOK {
@@ -301,7 +310,7 @@ func simPlan(ctx context.Context, c *config, e env, out *printer, logger *slog.L
 }
 
 // cloudPlan plans a run against IBM Cloud (or the endpoints of -endpoints).
-func cloudPlan(c *config, e env, out *printer, logger *slog.Logger) (e2e.Plan, func(), int) {
+func cloudPlan(ctx context.Context, c *config, e env, out *printer, logger *slog.Logger) (e2e.Plan, func(), int) {
 	fail := func(format string, a ...any) (e2e.Plan, func(), int) {
 		fmt.Fprintf(e.stderr, "e2e: "+format+"\n", a...)
 		return e2e.Plan{}, nil, exitUsage
@@ -368,7 +377,7 @@ func cloudPlan(c *config, e env, out *printer, logger *slog.Logger) (e2e.Plan, f
 	if plan.ServiceID.Name == "" && importKey.Empty() {
 		plan.ImportAPIKey = apiKey
 	}
-	if code := planImage(&plan, c, e, out); code != exitOK {
+	if code := planImage(ctx, &plan, c, e, out); code != exitOK {
 		return plan, clients.Close, code
 	}
 	if code := planKeys(&plan, c, e); code != exitOK {
@@ -406,7 +415,7 @@ func basePlan(c *config) e2e.Plan {
 }
 
 // planImage opens the image (or builds the sample disk).
-func planImage(p *e2e.Plan, c *config, e env, out *printer) int {
+func planImage(ctx context.Context, p *e2e.Plan, c *config, e env, out *printer) int {
 	switch c.image {
 	case "":
 		img, err := sampleimage.Reader(sampleimage.Options{})
@@ -417,7 +426,8 @@ func planImage(p *e2e.Plan, c *config, e env, out *printer) int {
 		out.line("image: a %s sample disk (MBR, one Linux partition, a few files, zero blocks)", progressbar.Size(img.Size()))
 		p.Image = img
 	case "-":
-		p.Image = os.Stdin
+		// A signal must end the run even while it waits for input.
+		p.Image = cli.ContextReader(ctx, e.stdin)
 	default:
 		f, err := os.Open(c.image)
 		if err != nil {

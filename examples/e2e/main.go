@@ -17,7 +17,12 @@
 // account needs: the server-protect -> kms authorization, a service ID with
 // an API key, and its access policies on COS and Key Protect. It finishes
 // in seconds. Nothing leaves the machine; the keys it uses are fake keys of
-// the simulator.
+// the simulator. The simulator lives in this process and ends with it: on
+// SIGINT or SIGTERM the run stops (also while it waits for an image on
+// standard input), the simulator is closed and its files removed, and the
+// program exits 130. On Linux it also stops when its parent process ends:
+// `go run` runs the program as its child and ends on SIGTERM without
+// passing the signal on.
 //
 // IBM Cloud (-sim=false, or IBMCLOUD_API_KEY set without -sim): the program
 // talks to the real services. It needs an API key (IBMCLOUD_API_KEY or
@@ -74,6 +79,7 @@ import (
 
 func main() {
 	cli.Main(func(ctx context.Context) int {
-		return run(ctx, os.Args[1:], env{stdout: os.Stdout, stderr: os.Stderr, lookup: os.LookupEnv})
+		return run(ctx, os.Args[1:], env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, lookup: os.LookupEnv,
+			stopWithParent: cli.StopWithParent})
 	})
 }

@@ -168,7 +168,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		defer plan.DEK.Zero()
 	}
 	if *image == "-" {
-		plan.Image = stdin
+		// A signal must end the run even while it waits for input.
+		plan.Image = cli.ContextReader(ctx, stdin)
 	} else {
 		f, err := os.Open(*image)
 		if err != nil {
