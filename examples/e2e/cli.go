@@ -202,9 +202,15 @@ func run(ctx context.Context, args []string, e env) int {
 	case ctx.Err() != nil && c.sim:
 		fmt.Fprintln(e.stderr, "e2e: interrupted (the simulator and its account are gone with this process)")
 		return exitInterrupted
-	case ctx.Err() != nil:
+	case ctx.Err() != nil && cli.StateExists(plan.StatePath):
 		fmt.Fprintf(e.stderr, "e2e: interrupted; run the same command again to resume (state: %s)\n", plan.StatePath)
 		return exitInterrupted
+	case ctx.Err() != nil:
+		fmt.Fprintln(e.stderr, "e2e: interrupted before the run recorded anything; nothing to resume")
+		return exitInterrupted
+	case errors.Is(err, e2e.ErrPlan):
+		fmt.Fprintln(e.stderr, "e2e:", cli.FlagError(err, nil))
+		return exitUsage
 	}
 	fmt.Fprintln(e.stderr, err)
 	var pe *e2e.PreflightError
@@ -212,7 +218,7 @@ func run(ctx context.Context, args []string, e env) int {
 		fmt.Fprint(e.stderr, pe.Report.String())
 		return exitPreflight
 	}
-	if plan.StatePath != "" && !c.sim {
+	if !c.sim && cli.StateExists(plan.StatePath) {
 		fmt.Fprintf(e.stderr, "e2e: fix the cause and run the same command again to resume (state: %s)\n", plan.StatePath)
 	}
 	return exitFailure
@@ -260,8 +266,11 @@ func simPlan(ctx context.Context, c *config, e env, out *printer, logger *slog.L
 	out.line("simulator: a fresh account %s in %s with Key Protect root key %s", a.AccountID, a.Region, a.RootKeyCRN)
 	out.line("simulator: IAM %s, SoftLayer %s, S3 %s (clock x%g)", sim.URLs.IAM, sim.URLs.SoftLayer, sim.URLs.S3, c.clockSpeed)
 
+	if c.cosInstance == "" {
+		c.cosInstance = a.COSInstanceCRN
+	}
 	clients, err := e2e.Connect(e2e.Cloud{
-		APIKey: secret.NewString(a.APIKey), RootKeyCRN: a.RootKeyCRN, COSInstance: a.COSInstanceCRN,
+		APIKey: secret.NewString(a.APIKey), RootKeyCRN: a.RootKeyCRN, COSInstance: c.cosInstance,
 		Endpoints: e2e.Endpoints{
 			IAM: sim.URLs.IAM, IAMIdentity: sim.URLs.IAMIdentity, IAMPolicy: sim.URLs.IAMPolicy, KMS: sim.URLs.KMS,
 			HPCS: sim.URLs.HPCS, S3: sim.URLs.S3, SoftLayer: sim.URLs.SoftLayer, ActivityTracker: sim.URLs.ActivityTracker,
@@ -269,8 +278,7 @@ func simPlan(ctx context.Context, c *config, e env, out *printer, logger *slog.L
 		PollMin: 10 * time.Millisecond, PollMax: 100 * time.Millisecond, Logger: logger,
 	})
 	if err != nil {
-		fmt.Fprintln(e.stderr, "e2e:", err)
-		return e2e.Plan{}, cleanup, exitFailure
+		return e2e.Plan{}, cleanup, connectFailed(e, err)
 	}
 	cleanups = append(cleanups, clients.Close)
 
@@ -291,7 +299,7 @@ func simPlan(ctx context.Context, c *config, e env, out *printer, logger *slog.L
 	}
 	plan := basePlan(c)
 	plan.KeyService, plan.IAM, plan.COS, plan.Classic, plan.Audit = clients.Keys, clients.IAM, clients.COS, clients.Classic, clients.Audit
-	plan.Bucket, plan.COSInstanceID = a.Bucket, a.COSInstanceID
+	plan.Bucket = a.Bucket
 	plan.Prepare = true
 	plan.Clock = sim.Clock.Now
 	if plan.ServiceID.Name == "" {
@@ -327,6 +335,10 @@ func cloudPlan(ctx context.Context, c *config, e env, out *printer, logger *slog
 		return fail("-bucket is required")
 	case c.image == "":
 		return fail("-image is required")
+	case c.serviceID != "" && c.cosInstance == "":
+		// The service ID's access policy on COS names the instance.
+		return fail("-cos-instance is required with -service-id %q: give the CRN or GUID of the COS instance holding the bucket "+
+			"(as to examples/prepare), or -service-id \"\" to import with the API key itself", c.serviceID)
 	}
 	var ep e2e.Endpoints
 	if c.endpoints != "" {
@@ -350,8 +362,7 @@ func cloudPlan(ctx context.Context, c *config, e env, out *printer, logger *slog
 	}
 	clients, err := e2e.Connect(cloud)
 	if err != nil {
-		fmt.Fprintln(e.stderr, "e2e:", err)
-		return e2e.Plan{}, nil, exitFailure
+		return e2e.Plan{}, nil, connectFailed(e, err)
 	}
 	if c.name == "" {
 		base := filepath.Base(c.image)
@@ -368,7 +379,7 @@ func cloudPlan(ctx context.Context, c *config, e env, out *printer, logger *slog
 	}
 	plan := basePlan(c)
 	plan.KeyService, plan.IAM, plan.COS, plan.Classic, plan.Audit = clients.Keys, clients.IAM, clients.COS, clients.Classic, clients.Audit
-	plan.Bucket, plan.COSInstanceID, plan.Prepare = c.bucket, c.cosInstance, c.prepare
+	plan.Bucket, plan.Prepare = c.bucket, c.prepare
 	importKey, err := secretFrom(c.importAPIKeyFile, "E2E_IMPORT_API_KEY", e)
 	if err != nil {
 		return fail("%v", err)
@@ -394,11 +405,13 @@ func cloudPlan(ctx context.Context, c *config, e env, out *printer, logger *slog
 	return plan, clients.Close, exitOK
 }
 
-// basePlan is the part of the plan the flags fill in both modes.
+// basePlan is the part of the plan the flags fill in both modes. The COS
+// instance comes from c.cosInstance alone, which also went to e2e.Cloud.
 func basePlan(c *config) e2e.Plan {
 	p := e2e.Plan{
 		Name: c.name, Note: c.note, OSCode: c.osCode, Object: c.object, Workers: c.workers, ImageSize: c.imageSize,
 		ServiceID:           iam.ServiceIDSpec{Name: c.serviceID, Description: "imports E2E-encrypted images (made by e2eimage)"},
+		COSInstanceID:       c.cosInstance,
 		COSKeyAuthorization: c.cosKeyAuthz, StatePath: c.state, AuditWait: c.auditWait,
 		PartSize: c.partSize, Concurrency: c.concurrency,
 	}
@@ -412,6 +425,14 @@ func basePlan(c *config) e2e.Plan {
 		}
 	}
 	return p
+}
+
+// connectFailed reports an error of e2e.Connect: in flags when it is about
+// what the flags gave (exit 2), else as it is (exit 1).
+func connectFailed(e env, err error) int {
+	code, err := cli.ConnectError(err)
+	fmt.Fprintln(e.stderr, "e2e:", err)
+	return code
 }
 
 // planImage opens the image (or builds the sample disk).

@@ -141,7 +141,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	clients, err := e2e.Connect(cloud)
 	if err != nil {
-		return fail(1, "%v", err)
+		code, err := cli.ConnectError(err)
+		return fail(code, "%v", err)
 	}
 	defer clients.Close()
 
@@ -211,12 +212,19 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch {
 	case err == nil:
 		return 0
-	case ctx.Err() != nil:
+	case ctx.Err() != nil && cli.StateExists(*state):
 		return fail(130, "interrupted; run the same command again to resume (state %s)", *state)
+	case ctx.Err() != nil:
+		return fail(130, "interrupted before the import recorded anything; nothing to resume")
 	case errors.As(err, &pe):
 		fmt.Fprint(stderr, pe.Report.String())
 		return fail(3, "preflight failed; nothing was uploaded (examples/prepare creates what is missing)")
+	case errors.Is(err, e2e.ErrPlan):
+		return fail(2, "%v", cli.FlagError(err, nil))
 	}
 	fmt.Fprintln(stderr, err)
-	return fail(1, "fix the cause and run the same command again to resume (state %s)", *state)
+	if cli.StateExists(*state) {
+		return fail(1, "fix the cause and run the same command again to resume (state %s)", *state)
+	}
+	return 1
 }

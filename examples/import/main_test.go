@@ -203,3 +203,31 @@ func TestInterruptWhileWaitingForStandardInput(t *testing.T) {
 		t.Fatalf("the import still waits for its input after the interrupt:\n%s", stderr.String())
 	}
 }
+
+// Flags that make no valid plan are named as flags (exit 2), and nothing
+// is offered to resume when no state file was written.
+func TestInvalidFlagsAreNamedAndNothingToResume(t *testing.T) {
+	s := startSim(t, true)
+	a := s.sim.Account
+	image := filepath.Join(s.dir, "web.raw")
+	require.NoError(t, sampleimage.WriteFile(image, sampleimage.Options{Size: sampleimage.MinSize}))
+	state := filepath.Join(s.dir, "web.state.json")
+	code, _, stderr := s.run(t, nil, "-endpoints", s.endpoints, "-image", image, "-root-key-crn", a.RootKeyCRN,
+		"-bucket", a.Bucket, "-state", state, "-service-id", "import-sid")
+	require.Equal(t, 2, code, stderr)
+	require.Equal(t, "import: invalid flags: -service-id needs -cos-instance, the COS instance its access policy names\n", stderr)
+	require.NoFileExists(t, state)
+
+	code, _, stderr = s.run(t, nil, "-endpoints", s.endpoints, "-image", image, "-root-key-crn", "crn:v1:nope",
+		"-bucket", a.Bucket, "-state", state)
+	require.Equal(t, 2, code, stderr)
+	require.Contains(t, stderr, "import: -root-key-crn: kms: invalid key CRN")
+
+	// A state file that cannot be written: the run fails before
+	// recording anything.
+	nowhere := filepath.Join(s.dir, "no-such-dir", "web.state.json")
+	code, _, stderr = s.run(t, nil, "-endpoints", s.endpoints, "-image", image, "-root-key-crn", a.RootKeyCRN,
+		"-bucket", a.Bucket, "-state", nowhere)
+	require.Equal(t, 1, code, stderr)
+	require.NotContains(t, stderr, "resume")
+}

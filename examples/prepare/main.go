@@ -113,7 +113,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 	}
 	clients, err := e2e.Connect(cloud)
 	if err != nil {
-		return fail(1, "%v", err)
+		code, err := cli.ConnectError(err)
+		return fail(code, "%v", err)
 	}
 	defer clients.Close()
 
@@ -171,6 +172,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 		return 0
 	case errors.As(err, &pe):
 		return fail(3, "not ready: %d check(s) failed", len(pe.Report.Failed()))
+	case errors.Is(err, e2e.ErrPlan):
+		return fail(2, "%v", cli.FlagError(err, nil))
 	}
 	return fail(1, "%v", err)
 }
