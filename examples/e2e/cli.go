@@ -118,7 +118,7 @@ func run(ctx context.Context, args []string, e env) int {
 	fs.BoolVar(&c.prepare, "prepare", false, "create the missing IAM objects first (always on in simulator mode)")
 	fs.StringVar(&c.serviceID, "service-id", "e2eimage-import", "service ID `name` whose API key the import uses; \"\" imports with the API key itself")
 	fs.StringVar(&c.importAPIKeyFile, "import-api-key-file", "", "`file` holding the service ID's API key (default: env E2E_IMPORT_API_KEY)")
-	fs.StringVar(&c.saveAPIKey, "save-api-key", "", "`file` to store a service ID API key that -prepare creates (mode 0600, must not exist)")
+	fs.StringVar(&c.saveAPIKey, "save-api-key", "", "`file` to store a service ID API key that -prepare creates (mode 0600); if it exists, -prepare checks and uses the key saved in it and makes none")
 	fs.BoolVar(&c.cosKeyAuthz, "cos-key-authorization", false, "-prepare also authorizes COS to read the key (for KP-encrypted buckets)")
 	fs.StringVar(&c.hostname, "hostname", "", "order a server with this `hostname` from the template (simulator default: e2e-demo)")
 	fs.StringVar(&c.domain, "domain", "example.com", "server `domain`")
@@ -245,6 +245,12 @@ Flags:
 
 // simPlan starts the simulator and plans a run against it.
 func simPlan(ctx context.Context, c *config, e env, out *printer, logger *slog.Logger) (e2e.Plan, func(), int) {
+	if c.saveAPIKey != "" {
+		if _, err := os.Stat(c.saveAPIKey); err == nil {
+			fmt.Fprintf(e.stderr, "e2e: -save-api-key %s exists; the simulator's fresh account makes a new key, which needs a new file\n", c.saveAPIKey)
+			return e2e.Plan{}, nil, exitUsage
+		}
+	}
 	if e.stopWithParent != nil {
 		if err := e.stopWithParent(); err != nil {
 			fmt.Fprintln(e.stderr, "e2e: warning: the simulator will not stop when the parent process ends:", err)
@@ -387,6 +393,22 @@ func cloudPlan(ctx context.Context, c *config, e env, out *printer, logger *slog
 	plan.ImportAPIKey = importKey
 	if plan.ServiceID.Name == "" && importKey.Empty() {
 		plan.ImportAPIKey = apiKey
+	}
+	if c.prepare && c.serviceID != "" && c.saveAPIKey != "" {
+		// Decide on the service ID's key before anything is created, so
+		// that the same command run again (to resume) uses the key it
+		// saved instead of making another that could not be saved.
+		known, note, err := cli.ImportKey(ctx, clients.IAM, clients.Auth, c.serviceID, c.saveAPIKey, importKey)
+		switch {
+		case errors.Is(err, cli.ErrKeyRefused):
+			fmt.Fprintln(e.stderr, "e2e:", err)
+			return plan, clients.Close, exitUsage
+		case err != nil:
+			fmt.Fprintln(e.stderr, "e2e:", err)
+			return plan, clients.Close, exitFailure
+		}
+		out.line("%s", note)
+		plan.ImportAPIKey = known
 	}
 	if code := planImage(ctx, &plan, c, e, out); code != exitOK {
 		return plan, clients.Close, code

@@ -33,7 +33,12 @@
 // is missing. The import uses the service ID -service-id, whose API key is
 // read from -import-api-key-file or E2E_IMPORT_API_KEY, or created by
 // -prepare (then saved to -save-api-key, mode 0600: IAM shows it only
-// once). -service-id "" imports with the API key itself. A server is ordered
+// once). When the -save-api-key file exists, -prepare checks that the key
+// saved in it still authenticates as the service ID and uses it, creating
+// none; if it does not, the command refuses (exit 2) before creating
+// anything. -service-id "" imports with the API key itself; otherwise
+// -cos-instance (the COS instance holding the bucket, as given to
+// examples/prepare) is required, as the service ID's access policy names it. A server is ordered
 // when -hostname is given. The audit trail reads the classic event log and,
 // with -logs-url (the IBM Cloud Logs instance Activity Tracker routes to),
 // Activity Tracker, waiting up to -audit-wait for the run's events to show.

@@ -263,3 +263,34 @@ func TestResumeOfferedOnlyWithAStateFile(t *testing.T) {
 	require.Equal(t, exitOK, code, errText)
 	require.Regexp(t, `\] upload +resumed`, errText)
 }
+
+// The same -prepare -save-api-key command run again, for another image
+// (another state file), uses the key it saved: the service ID keeps one
+// API key, and the run does not fail on the existing file.
+func TestPrepareSaveAPIKeyRunTwiceMakesOneKey(t *testing.T) {
+	sim := clitest.StartSim(t, cloudsim.Options{Seed: 64, ClockSpeed: 2000})
+	a := sim.Account
+	image := filepath.Join(sim.Dir, "disk.raw")
+	require.NoError(t, sampleimage.WriteFile(image, sampleimage.Options{Size: sampleimage.MinSize}))
+	keyFile := filepath.Join(sim.Dir, "import.key")
+	vars := map[string]string{"IBMCLOUD_API_KEY": a.APIKey}
+	args := []string{"-endpoints", sim.Endpoints, "-root-key-crn", a.RootKeyCRN, "-bucket", a.Bucket, "-cos-instance", a.COSInstanceCRN,
+		"-image", image, "-state", filepath.Join(sim.Dir, "state.json"), "-audit-wait", "0", "-prepare", "-save-api-key", keyFile}
+	keys := func() int {
+		ctx := context.Background()
+		sid, err := sim.IAMClient(t).FindServiceID(ctx, "e2eimage-import")
+		require.NoError(t, err)
+		require.NotNil(t, sid)
+		list, err := sim.IAMClient(t).APIKeys(ctx, sid.IAMID)
+		require.NoError(t, err)
+		return len(list)
+	}
+
+	code, _, stderr := runMain(t, vars, args...)
+	require.Equal(t, exitOK, code, stderr)
+	require.Equal(t, 1, keys())
+	code, _, stderr = runMain(t, vars, append(args, "-name", "disk2", "-state", filepath.Join(sim.Dir, "state2.json"))...)
+	require.Equal(t, exitOK, code, stderr)
+	require.Contains(t, stderr, "using the API key saved in "+keyFile)
+	require.Equal(t, 1, keys(), "the second run made no API key")
+}
