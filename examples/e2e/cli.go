@@ -91,10 +91,9 @@ type config struct {
 func isSet(c *config, name string) bool { return c.set[name] }
 
 func run(ctx context.Context, args []string, e env) int {
-	_, hasKey := e.lookup("IBMCLOUD_API_KEY")
 	fs := cli.NewFlagSet("e2e", usage, e.stderr)
 	var c config
-	fs.BoolVar(&c.sim, "sim", !hasKey, "run against the embedded cloud simulator (default: true unless IBMCLOUD_API_KEY is set)")
+	fs.BoolVar(&c.sim, "sim", true, "run against the embedded cloud simulator; -sim=false, or any IBM Cloud flag, selects IBM Cloud (the environment never does)")
 	fs.Float64Var(&c.clockSpeed, "clock-speed", 1000, "simulator: simulated seconds per real second")
 	fs.Int64Var(&c.seed, "seed", 1, "simulator: seed of the account's identifiers")
 	fs.StringVar(&c.image, "image", "", "disk image to encrypt: raw, fixed or dynamic VHD (`path`; \"-\" for standard input); simulator default: a sample disk")
@@ -141,6 +140,9 @@ func run(ctx context.Context, args []string, e env) int {
 	}
 	c.set = map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { c.set[f.Name] = true })
+	if code := chooseMode(&c, e); code != exitOK {
+		return code
+	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(e.stderr, "e2e: unexpected arguments %q\n", fs.Args())
 		return exitUsage
@@ -226,22 +228,86 @@ func run(ctx context.Context, args []string, e env) int {
 
 const usage = `Usage:
   e2e                       the whole flow against the embedded simulator (no account needed)
-  e2e -sim=false -image DISK -root-key-crn CRN -bucket NAME [flags]
+  e2e -image DISK -root-key-crn CRN -bucket NAME -cos-instance CRN [flags]   IBM Cloud
 
 Encrypts a disk image for IBM Cloud classic End to End encryption, wraps its
 key with Key Protect or HPCS, uploads it, imports it as an image template,
 optionally orders a server from it, and prints the resources and the audit
 trail. Re-running the same command resumes an interrupted run.
 
-Environment: IBMCLOUD_API_KEY (its presence selects IBM Cloud unless -sim),
-IBMCLOUD_REGION, SL_USERNAME and SL_API_KEY (classic credentials, default:
-the IBM Cloud key), E2E_IMPORT_API_KEY (the import service ID's key).
-Secrets are never taken from flags.
+Mode: the simulator, unless -sim=false or an IBM Cloud flag (-root-key-crn,
+-bucket, -cos-instance, -region, -api-key-file, -endpoints, -logs-url,
+-private, -import-api-key-file) is given; the environment never selects it,
+so IBMCLOUD_API_KEY set for the ibmcloud CLI does not turn the demo into a
+real run. The first line of output names the mode.
+
+Environment (IBM Cloud mode): IBMCLOUD_API_KEY, IBMCLOUD_REGION, SL_USERNAME
+and SL_API_KEY (classic credentials, default: the IBM Cloud key),
+E2E_IMPORT_API_KEY (the import service ID's key). Secrets are never taken
+from flags.
 
 Exit codes: 0 success, 1 failure, 2 usage, 3 preflight failed, 130 interrupted.
 
 Flags:
 `
+
+// cloudFlags are the flags that only IBM Cloud mode uses: giving one
+// selects it.
+var cloudFlags = []string{"root-key-crn", "bucket", "cos-instance", "region", "api-key-file", "endpoints", "logs-url",
+	"private", "import-api-key-file"}
+
+// simFlags are the flags that only simulator mode uses.
+var simFlags = []string{"clock-speed", "seed"}
+
+// chooseMode decides between the simulator and IBM Cloud from the flags
+// alone and says which it is on the first line of standard error.
+// IBMCLOUD_API_KEY, which many ibmcloud CLI users have set, does not switch
+// modes: running the command with no flags is always the local demo.
+func chooseMode(c *config, e env) int {
+	var cloud, sim []string
+	for _, f := range cloudFlags {
+		if c.set[f] {
+			cloud = append(cloud, "-"+f)
+		}
+	}
+	for _, f := range simFlags {
+		if c.set[f] {
+			sim = append(sim, "-"+f)
+		}
+	}
+	switch {
+	case c.set["sim"] && c.sim && len(cloud) > 0:
+		fmt.Fprintf(e.stderr, "e2e: %s for IBM Cloud; the simulator (-sim) has its own account and key: drop -sim or those flags\n", isAre(cloud))
+		return exitUsage
+	case len(cloud) > 0 || c.set["sim"] && !c.sim:
+		if len(sim) > 0 {
+			fmt.Fprintf(e.stderr, "e2e: %s for the simulator, not IBM Cloud\n", isAre(sim))
+			return exitUsage
+		}
+		c.sim = false
+		why := "-sim=false"
+		if len(cloud) > 0 {
+			why = strings.Join(cloud, ", ") + " given"
+		}
+		fmt.Fprintf(e.stderr, "e2e: IBM Cloud mode (%s): the real services, in your account (-sim runs the local simulator instead)\n", why)
+	default:
+		c.sim = true
+		line := "e2e: simulator mode: a local IBM Cloud in this process, nothing leaves the machine (IBM Cloud: -sim=false or -root-key-crn, -bucket, -image, see -help)"
+		if _, ok := e.lookup("IBMCLOUD_API_KEY"); ok {
+			line += "; IBMCLOUD_API_KEY is set but not used here"
+		}
+		fmt.Fprintln(e.stderr, line)
+	}
+	return exitOK
+}
+
+// isAre lists flags followed by "is" or "are".
+func isAre(flags []string) string {
+	if len(flags) == 1 {
+		return flags[0] + " is"
+	}
+	return strings.Join(flags, ", ") + " are"
+}
 
 // simPlan starts the simulator and plans a run against it.
 func simPlan(ctx context.Context, c *config, e env, out *printer, logger *slog.Logger) (e2e.Plan, func(), int) {
@@ -323,6 +389,9 @@ func simPlan(ctx context.Context, c *config, e env, out *printer, logger *slog.L
 	return plan, cleanup, exitOK
 }
 
+// orSim ends the messages about a missing IBM Cloud flag.
+const orSim = " (for the local simulator instead, no account needed: -sim, or no IBM Cloud flags)"
+
 // cloudPlan plans a run against IBM Cloud (or the endpoints of -endpoints).
 func cloudPlan(ctx context.Context, c *config, e env, out *printer, logger *slog.Logger) (e2e.Plan, func(), int) {
 	fail := func(format string, a ...any) (e2e.Plan, func(), int) {
@@ -334,13 +403,13 @@ func cloudPlan(ctx context.Context, c *config, e env, out *printer, logger *slog
 	case err != nil:
 		return fail("%v", err)
 	case apiKey.Empty():
-		return fail("no API key: set IBMCLOUD_API_KEY or give -api-key-file (or run with -sim)")
+		return fail("no API key: set IBMCLOUD_API_KEY or give -api-key-file%s", orSim)
 	case c.rootKeyCRN == "":
-		return fail("-root-key-crn is required")
+		return fail("-root-key-crn is required in IBM Cloud mode%s", orSim)
 	case c.bucket == "":
-		return fail("-bucket is required")
+		return fail("-bucket is required in IBM Cloud mode%s", orSim)
 	case c.image == "":
-		return fail("-image is required")
+		return fail("-image is required in IBM Cloud mode%s", orSim)
 	case c.serviceID != "" && c.cosInstance == "":
 		// The service ID's access policy on COS names the instance.
 		return fail("-cos-instance is required with -service-id %q: give the CRN or GUID of the COS instance holding the bucket "+

@@ -6,11 +6,19 @@
 // Usage:
 //
 //	e2e                      # against the embedded simulator: no account, no arguments
-//	e2e -sim=false -image DISK -root-key-crn CRN -bucket NAME [flags]
+//	e2e -image DISK -root-key-crn CRN -bucket NAME -cos-instance CRN [flags]   # IBM Cloud
 //
 // # Two modes
 //
-// Simulator (the default when IBMCLOUD_API_KEY is not set, or -sim): the
+// The flags choose the mode, never the environment: IBM Cloud with
+// -sim=false or with any flag only IBM Cloud uses (-root-key-crn, -bucket,
+// -cos-instance, -region, -api-key-file, -endpoints, -logs-url, -private,
+// -import-api-key-file), else the simulator. IBMCLOUD_API_KEY, which users
+// of the ibmcloud CLI often have set, does not turn the no-argument demo
+// into a real run. The first line on standard error names the mode; a
+// missing IBM Cloud flag is reported with how to run the simulator instead.
+//
+// Simulator (the default, or -sim): the
 // program starts a local IBM Cloud (internal/cloudsim) in-process with a fast
 // clock, builds a small bootable-looking sample disk (or reads -image), and
 // runs everything against a fresh account, including the preparation a new
@@ -24,7 +32,7 @@
 // `go run` runs the program as its child and ends on SIGTERM without
 // passing the signal on.
 //
-// IBM Cloud (-sim=false, or IBMCLOUD_API_KEY set without -sim): the program
+// IBM Cloud (-sim=false, or an IBM Cloud flag): the program
 // talks to the real services. It needs an API key (IBMCLOUD_API_KEY or
 // -api-key-file), a Key Protect or HPCS root key (-root-key-crn), a Regional
 // bucket in the key's region (-bucket) and an image (-image). The IAM

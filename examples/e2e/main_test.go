@@ -93,10 +93,45 @@ func TestHelpAndUsageErrors(t *testing.T) {
 	code, _, stderr = runMain(t, nil, "-dek-bits", "128")
 	require.Equal(t, exitUsage, code, stderr)
 
-	// IBMCLOUD_API_KEY selects IBM Cloud, which needs more flags.
-	code, _, stderr = runMain(t, map[string]string{"IBMCLOUD_API_KEY": "k"})
+}
+
+// The flags choose the mode, never IBMCLOUD_API_KEY (which ibmcloud CLI
+// users often have set); the first line says which mode runs, and a
+// missing IBM Cloud flag is reported with the way to the simulator.
+func TestModeFromFlagsNamedOnTheFirstLine(t *testing.T) {
+	withKey := map[string]string{"IBMCLOUD_API_KEY": "a-key-of-the-ibmcloud-cli"}
+	code, _, stderr := runMain(t, withKey, "-hostname", "", "-q")
+	require.Equal(t, exitOK, code, stderr)
+	first, _, _ := strings.Cut(stderr, "\n")
+	require.True(t, strings.HasPrefix(first, "e2e: simulator mode:"), first)
+	require.Contains(t, first, "IBMCLOUD_API_KEY is set but not used")
+	require.Contains(t, stderr, "simulator: a fresh account")
+
+	code, _, stderr = runMain(t, withKey, "-bucket", "images")
 	require.Equal(t, exitUsage, code)
-	require.Contains(t, stderr, "-root-key-crn is required")
+	first, rest, _ := strings.Cut(stderr, "\n")
+	require.Equal(t, "e2e: IBM Cloud mode (-bucket given): the real services, in your account (-sim runs the local simulator instead)", first)
+	require.Contains(t, rest, "-root-key-crn is required in IBM Cloud mode (for the local simulator instead, no account needed: -sim")
+
+	code, _, stderr = runMain(t, withKey, "-sim=false")
+	require.Equal(t, exitUsage, code)
+	require.True(t, strings.HasPrefix(stderr, "e2e: IBM Cloud mode (-sim=false)"), stderr)
+	require.Contains(t, stderr, "-sim")
+
+	code, _, stderr = runMain(t, nil, "-sim=false")
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, stderr, "no API key: set IBMCLOUD_API_KEY or give -api-key-file (for the local simulator instead")
+
+	code, _, stderr = runMain(t, nil, "-sim", "-root-key-crn", "crn:x")
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, stderr, "-root-key-crn is for IBM Cloud")
+	code, _, stderr = runMain(t, nil, "-bucket", "b", "-clock-speed", "5")
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, stderr, "-clock-speed is for the simulator")
+
+	code, _, stderr = runMain(t, nil, "-help")
+	require.Equal(t, exitOK, code)
+	require.Contains(t, stderr, "the environment never selects it")
 }
 
 // IBM Cloud mode, pointed at a simulator started separately (as
