@@ -246,7 +246,8 @@ and SL_API_KEY (classic credentials, default: the IBM Cloud key),
 E2E_IMPORT_API_KEY (the import service ID's key). Secrets are never taken
 from flags.
 
-Exit codes: 0 success, 1 failure, 2 usage, 3 preflight failed, 130 interrupted.
+Exit codes of the built program (go run turns every failure into 1): 0 success,
+1 failure, 2 usage, 3 preflight failed, 130 interrupted.
 
 Flags:
 `

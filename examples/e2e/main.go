@@ -79,7 +79,9 @@
 // and the audit trail go to standard output, or, with -json, the whole
 // e2e.Result as one JSON document.
 //
-// Exit codes: 0 success, 1 failure, 2 usage error, 3 preflight failed
+// Exit codes (of the built program: `go run` reports any failure as "exit
+// status N" and exits 1 itself): 0 success, 1 failure, 2 usage error (a
+// flag, or a refusal before anything was created), 3 preflight failed
 // (nothing was uploaded), 130 interrupted (run it again to resume).
 package main
 

@@ -88,10 +88,7 @@ func simArgs(marker string) []string {
 // ports, its data directory, the state directory) and exits 130. It starts
 // no other process that could outlive it.
 func TestSignalClosesTheSimulator(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the command")
-	}
-	bin := clitest.Build(t, "examples/e2e")
+	bin := builtE2E(t)
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		t.Run(sig.String(), func(t *testing.T) {
 			tmp := t.TempDir()

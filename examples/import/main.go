@@ -29,8 +29,9 @@
 // uploaded or imported twice. It holds the wrapped DEK, never the DEK.
 // examples/order -state FILE orders a server from the template it records.
 //
-// Exit codes: 0 the template is Active, 1 failure, 2 usage error,
-// 3 preflight failed (nothing was uploaded), 130 interrupted.
+// Exit codes (of the built program: `go run` reports any failure as "exit
+// status N" and exits 1 itself): 0 the template is Active, 1 failure, 2
+// usage error, 3 preflight failed (nothing was uploaded), 130 interrupted.
 package main
 
 import (
@@ -63,7 +64,8 @@ const usage = `Usage: import -image DISK -root-key-crn CRN -bucket NAME [flags]
 Encrypts DISK, uploads it and imports it as an E2E-encrypted image template.
 Running it again resumes an interrupted import (see -state).
 Environment: IBMCLOUD_API_KEY, IBMCLOUD_REGION, SL_USERNAME, SL_API_KEY,
-E2E_IMPORT_API_KEY. Exit codes: 0 imported, 1 failure, 2 usage,
+E2E_IMPORT_API_KEY. Exit codes of the built program (go run turns every
+failure into 1): 0 imported, 1 failure, 2 usage,
 3 preflight failed, 130 interrupted.
 
 Flags:

@@ -44,9 +44,10 @@
 // the services elsewhere (a JSON file of URLs, such as examples/cloudsim
 // prints).
 //
-// Exit codes: 0 every check passed, 1 failure, 2 usage error (also a
-// refusal made before anything was created), 3 a check failed (the report
-// says which and how to fix it).
+// Exit codes (of the built program: `go run` reports any failure as "exit
+// status N" and exits 1 itself): 0 every check passed, 1 failure, 2 usage
+// error (also a refusal made before anything was created), 3 a check
+// failed (the report says which and how to fix it).
 package main
 
 import (
@@ -73,7 +74,8 @@ Creates the IAM objects classic E2E encrypted images need (authorization
 server-protect -> key service, a service ID with an API key and its access
 policies), only where missing, then checks every preparation step.
 Environment: IBMCLOUD_API_KEY, IBMCLOUD_REGION, SL_USERNAME, SL_API_KEY,
-E2E_IMPORT_API_KEY. Exit codes: 0 ready, 1 failure, 2 usage, 3 not ready.
+E2E_IMPORT_API_KEY. Exit codes of the built program (go run turns every
+failure into 1): 0 ready, 1 failure, 2 usage or refused, 3 not ready.
 
 Flags:
 `

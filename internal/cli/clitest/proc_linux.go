@@ -6,46 +6,12 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/e2eimage/e2eimage/internal/testenv"
 )
-
-// goTool returns the go command of the toolchain running the tests.
-func goTool() string {
-	p := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(p); err == nil {
-		return p
-	}
-	return "go"
-}
-
-// Build compiles the command pkg of this module ("examples/e2e") into a
-// temporary directory and returns the binary's path.
-func Build(t testing.TB, pkg string) string {
-	t.Helper()
-	out := filepath.Join(t.TempDir(), filepath.Base(pkg))
-	cmd := exec.Command(goTool(), "build", "-o", out, "./"+pkg)
-	cmd.Dir = testenv.RepoRoot()
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building %s: %v\n%s", pkg, err, b)
-	}
-	return out
-}
-
-// GoRun returns the command `go run ./pkg args...` in the module's root.
-func GoRun(pkg string, args ...string) *exec.Cmd {
-	cmd := exec.Command(goTool(), append([]string{"run", "./" + pkg}, args...)...)
-	cmd.Dir = testenv.RepoRoot()
-	return cmd
-}
 
 // ProcessesWithArgs returns the running processes (zombies excluded) whose
 // argument list holds args one after the other, other than this process.
