@@ -4,17 +4,20 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"testing"
 
 	"github.com/e2eimage/e2eimage/internal/testenv"
 )
 
-// goTool returns the go command of the toolchain running the tests.
+// goTool returns the go command of the toolchain running the tests: the
+// one in GOROOT, which go test sets for the test binary, else the first on
+// PATH.
 func goTool() string {
-	p := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(p); err == nil {
-		return p
+	if root := os.Getenv("GOROOT"); root != "" {
+		p := filepath.Join(root, "bin", "go")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
 	}
 	return "go"
 }
