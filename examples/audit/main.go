@@ -24,7 +24,8 @@
 // reads the classic, IAM and Cloud Logs URLs from a JSON file such as
 // examples/cloudsim prints.
 //
-// Exit codes: 0 success, 1 failure, 2 usage error.
+// Exit codes (of the built program; `go run` reports any failure as "exit
+// status N" and exits 1 itself): 0 success, 1 failure, 2 usage error.
 package main
 
 import (
@@ -55,7 +56,8 @@ const usage = `Usage: audit (-state FILE | [-root-key-crn CRN] [-template-id ID]
 Prints the audit events of an E2E run (key wraps, template creation, server
 provisioning) from the classic event log and Activity Tracker.
 Environment: IBMCLOUD_API_KEY, SL_USERNAME, SL_API_KEY.
-Exit codes: 0 success, 1 failure, 2 usage.
+Exit codes of the built program (go run turns every failure into 1):
+0 success, 1 failure, 2 usage.
 
 Flags:
 `

@@ -16,7 +16,12 @@ import (
 	"github.com/e2eimage/e2eimage/e2e"
 	"github.com/e2eimage/e2eimage/internal/cli/clitest"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
+	"github.com/e2eimage/e2eimage/internal/testenv"
 )
+
+// The tests start simulators, each with a data directory that must be
+// gone once it is closed.
+func TestMain(m *testing.M) { testenv.VerifyTestMain(m, testenv.NoStrayTemp(testenv.SimTempPattern)) }
 
 // wholeRun starts a simulator and runs the whole flow with e2e.Run.
 func wholeRun(t *testing.T) (sim *cloudsim.Sim, endpoints, state string, res *e2e.Result) {

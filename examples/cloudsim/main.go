@@ -6,7 +6,7 @@
 //
 // Usage:
 //
-//	cloudsim [-addr HOST[:PORT]] [-seed N] [-clock-speed X] [-seed-authorizations] [-v]
+//	cloudsim [-addr HOST[:PORT]] [-seed N] [-clock-speed X | -real-time] [-seed-authorizations] [-v]
 //
 // The first line on standard output is one JSON object with every service's
 // base URL and the seeded account:
@@ -26,13 +26,20 @@
 // -addr is the listening host, default 127.0.0.1:0 (a random port per
 // service); a non-zero port N gives the services ports N..N+7 in the order
 // above. -seed derives the account's identifiers and keys (same seed, same
-// account). -clock-speed runs simulated time faster (imports and
-// provisioning take minutes of simulated time). -seed-authorizations
-// pre-creates the server-protect -> kms / hs-crypto authorizations. -v logs
-// every request to standard error.
+// account). Simulated time runs DefaultClockSpeed (1000) times faster than
+// real time by default, as in examples/e2e's demo: an image import or a
+// server's provisioning, which take minutes of simulated time, take a
+// fraction of a second, so examples/import and examples/order against the
+// simulator finish in seconds. -clock-speed X sets another speed; -real-time
+// runs it at real time (minutes per import). The speed is said on standard
+// error at start. -seed-authorizations pre-creates the server-protect -> kms
+// / hs-crypto authorizations. -v logs every request to standard error.
 //
-// It stops on SIGINT or SIGTERM and exits 0; it exits 1 if the simulator
-// cannot start and 2 on bad flags.
+// It stops on SIGINT or SIGTERM, and also when the process that started it
+// ends (Linux): `go run ./examples/cloudsim` runs the simulator as a child of
+// the go command, which ends on SIGTERM without passing the signal on, and
+// the simulator must not keep serving after it. It exits 0 when stopped by a
+// signal, 1 if the simulator cannot start and 2 on bad flags.
 package main
 
 import (
@@ -47,17 +54,30 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/e2eimage/e2eimage/internal/cli"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
 	"github.com/e2eimage/e2eimage/internal/nocore"
 )
 
+// DefaultClockSpeed is how many simulated seconds pass per real second
+// unless -clock-speed or -real-time says otherwise.
+const DefaultClockSpeed = 1000
+
 func main() {
 	_ = nocore.Disable() // no core file may hold a DEK or an API key
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// After the signal handler is in place, so the signal that the
+	// parent's end sends is the one handled.
+	if err := cli.StopWithParent(); err != nil {
+		fmt.Fprintln(os.Stderr, "cloudsim: warning: the simulator will not stop when its parent process ends:", err)
+	}
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
+
+// started, when set (by tests), is given the simulator once it runs.
+var started func(*cloudsim.Sim)
 
 // Info is the first output line: the service URLs and the seeded account.
 type Info struct {
@@ -71,7 +91,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:0", "listen `host[:port]`; port 0 = a random port per service")
 	seed := fs.Int64("seed", 1, "seed for the account's identifiers and fake credentials")
-	speed := fs.Float64("clock-speed", 1, "simulated seconds per real second")
+	speed := fs.Float64("clock-speed", DefaultClockSpeed, "simulated seconds per real second (an import takes minutes of simulated time)")
+	realTime := fs.Bool("real-time", false, "run simulated time at real time (-clock-speed 1)")
 	seedAuthz := fs.Bool("seed-authorizations", false, "pre-create the server-protect -> kms and hs-crypto authorizations")
 	verbose := fs.Bool("v", false, "log every request to standard error")
 	if err := fs.Parse(args); err != nil {
@@ -88,6 +109,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "cloudsim: -clock-speed must be positive")
 		return 2
 	}
+	if *realTime {
+		speedSet := false
+		fs.Visit(func(f *flag.Flag) { speedSet = speedSet || f.Name == "clock-speed" })
+		if speedSet {
+			fmt.Fprintln(stderr, "cloudsim: give -clock-speed or -real-time, not both")
+			return 2
+		}
+		*speed = 1
+	}
 	logger := slog.New(slog.DiscardHandler)
 	if *verbose {
 		logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -100,6 +130,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer sim.Close()
+	if started != nil {
+		started(sim)
+	}
+	if *speed == 1 {
+		fmt.Fprintln(stderr, "cloudsim: simulated time runs at real time (an image import takes minutes)")
+	} else {
+		fmt.Fprintf(stderr, "cloudsim: simulated time runs %g times faster than real time (-real-time for real time)\n", *speed)
+	}
 	line, err := json.Marshal(Info{URLs: sim.URLs, Account: sim.Account})
 	if err != nil {
 		fmt.Fprintln(stderr, "cloudsim: encoding the service list:", err)

@@ -14,10 +14,11 @@ import (
 	kp "github.com/IBM/keyprotect-go-client"
 	"github.com/stretchr/testify/require"
 
+	"github.com/e2eimage/e2eimage/internal/cloudsim"
 	"github.com/e2eimage/e2eimage/internal/testenv"
 )
 
-func TestMain(m *testing.M) { testenv.VerifyTestMain(m) }
+func TestMain(m *testing.M) { testenv.VerifyTestMain(m, testenv.NoStrayTemp(testenv.SimTempPattern)) }
 
 func TestFirstLineAndKeyProtect(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -59,6 +60,56 @@ func TestFirstLineAndKeyProtect(t *testing.T) {
 
 	cancel()
 	require.Equal(t, 0, <-done, stderr.String())
+}
+
+// serve runs the command with args until its first line, and returns the
+// simulator it started and a function that stops it and returns the exit
+// code and standard error.
+func serve(t *testing.T, args ...string) (*cloudsim.Sim, func() (int, string)) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	simc := make(chan *cloudsim.Sim, 1)
+	started = func(s *cloudsim.Sim) { simc <- s }
+	t.Cleanup(func() { started = nil })
+	pr, pw := io.Pipe()
+	var stderr bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		code := run(ctx, args, pw, &stderr)
+		_ = pw.Close()
+		done <- code
+	}()
+	_, err := bufio.NewReader(pr).ReadString('\n')
+	require.NoError(t, err, stderr.String())
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	sim := <-simc
+	return sim, func() (int, string) { cancel(); code := <-done; return code, stderr.String() }
+}
+
+// Imports and provisioning take minutes of simulated time: by default the
+// simulator runs its clock 1000 times faster, so that examples/import
+// against it finishes in seconds; -real-time is real time.
+func TestFastClockByDefaultRealTimeOnRequest(t *testing.T) {
+	for _, tc := range []struct {
+		args  []string
+		speed float64
+		says  string
+	}{
+		{nil, DefaultClockSpeed, "1000 times faster"},
+		{[]string{"-real-time"}, 1, "real time"},
+		{[]string{"-clock-speed", "50"}, 50, "50 times faster"},
+	} {
+		sim, stop := serve(t, tc.args...)
+		require.Equal(t, tc.speed, sim.Clock.Speed(), "%v", tc.args)
+		code, stderr := stop()
+		require.Equal(t, 0, code, stderr)
+		require.Contains(t, stderr, tc.says)
+	}
+	require.EqualValues(t, 1000, DefaultClockSpeed)
+
+	var out, errOut bytes.Buffer
+	require.Equal(t, 2, run(context.Background(), []string{"-real-time", "-clock-speed", "10"}, &out, &errOut))
+	require.Contains(t, errOut.String(), "not both")
 }
 
 func TestBadFlags(t *testing.T) {

@@ -49,7 +49,7 @@ func runCheck(ctx context.Context, f *checkFlags, c *config, e env, logger *slog
 	}
 	var (
 		cloud e2e.Cloud
-		opts  = e2e.CheckOptions{Bucket: firstSet(c.bucket, e.getenv("E2E_BUCKET"))}
+		opts  e2e.CheckOptions
 		where string
 	)
 	if c.sim {
@@ -65,12 +65,13 @@ func runCheck(ctx context.Context, f *checkFlags, c *config, e env, logger *slog
 			Endpoints: e2e.Endpoints{IAM: u.IAM, IAMIdentity: u.IAMIdentity, IAMPolicy: u.IAMPolicy, KMS: u.KMS, HPCS: u.HPCS,
 				S3: u.S3, SoftLayer: u.SoftLayer, ActivityTracker: u.ActivityTracker},
 		}
-		if opts.Bucket == "" {
-			opts.Bucket = a.Bucket
-		}
+		// The simulator's own account: the E2E_* variables, which name a
+		// real account, do not apply to it.
+		opts.Bucket = firstSet(c.bucket, a.Bucket)
 		opts.Clock = sim.Clock.Now
 		where = "the simulator (a fresh account " + a.AccountID + ")"
 	} else {
+		opts.Bucket = firstSet(c.bucket, e.getenv("E2E_BUCKET"))
 		var code int
 		if cloud, code = checkCloud(c, e); code != exitOK {
 			return code

@@ -78,7 +78,7 @@ func TestCheckUsage(t *testing.T) {
 	require.Equal(t, exitUsage, code)
 	require.Contains(t, stderr, "-save-fixtures needs -check")
 
-	code, _, stderr = runMain(t, map[string]string{"IBMCLOUD_API_KEY": "k"}, "-check")
+	code, _, stderr = runMain(t, map[string]string{"IBMCLOUD_API_KEY": "k"}, "-check", "-sim=false")
 	require.Equal(t, exitUsage, code)
 	require.Contains(t, stderr, "E2E_ROOT_KEY_CRN")
 	require.NotContains(t, stderr, "-image is required", "the check needs no image")

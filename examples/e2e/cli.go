@@ -36,8 +36,12 @@ const (
 
 // env is the process environment run works in.
 type env struct {
+	stdin          io.Reader
 	stdout, stderr io.Writer
 	lookup         func(string) (string, bool)
+	// stopWithParent, when set, is called before the simulator starts
+	// (cli.StopWithParent in the command; tests leave it nil).
+	stopWithParent func() error
 }
 
 func (e env) getenv(name string) string {
@@ -87,10 +91,9 @@ type config struct {
 func isSet(c *config, name string) bool { return c.set[name] }
 
 func run(ctx context.Context, args []string, e env) int {
-	_, hasKey := e.lookup("IBMCLOUD_API_KEY")
 	fs := cli.NewFlagSet("e2e", usage, e.stderr)
 	var c config
-	fs.BoolVar(&c.sim, "sim", !hasKey, "run against the embedded cloud simulator (default: true unless IBMCLOUD_API_KEY is set)")
+	fs.BoolVar(&c.sim, "sim", true, "run against the embedded cloud simulator; -sim=false, or any IBM Cloud flag, selects IBM Cloud (the environment never does)")
 	fs.Float64Var(&c.clockSpeed, "clock-speed", 1000, "simulator: simulated seconds per real second")
 	fs.Int64Var(&c.seed, "seed", 1, "simulator: seed of the account's identifiers")
 	fs.StringVar(&c.image, "image", "", "disk image to encrypt: raw, fixed or dynamic VHD (`path`; \"-\" for standard input); simulator default: a sample disk")
@@ -114,7 +117,7 @@ func run(ctx context.Context, args []string, e env) int {
 	fs.BoolVar(&c.prepare, "prepare", false, "create the missing IAM objects first (always on in simulator mode)")
 	fs.StringVar(&c.serviceID, "service-id", "e2eimage-import", "service ID `name` whose API key the import uses; \"\" imports with the API key itself")
 	fs.StringVar(&c.importAPIKeyFile, "import-api-key-file", "", "`file` holding the service ID's API key (default: env E2E_IMPORT_API_KEY)")
-	fs.StringVar(&c.saveAPIKey, "save-api-key", "", "`file` to store a service ID API key that -prepare creates (mode 0600, must not exist)")
+	fs.StringVar(&c.saveAPIKey, "save-api-key", "", "`file` to store a service ID API key that -prepare creates (mode 0600); if it exists, -prepare checks and uses the key saved in it and makes none")
 	fs.BoolVar(&c.cosKeyAuthz, "cos-key-authorization", false, "-prepare also authorizes COS to read the key (for KP-encrypted buckets)")
 	fs.StringVar(&c.hostname, "hostname", "", "order a server with this `hostname` from the template (simulator default: e2e-demo)")
 	fs.StringVar(&c.domain, "domain", "example.com", "server `domain`")
@@ -138,6 +141,9 @@ func run(ctx context.Context, args []string, e env) int {
 	}
 	c.set = map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { c.set[f.Name] = true })
+	if code := chooseMode(&c, e); code != exitOK {
+		return code
+	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(e.stderr, "e2e: unexpected arguments %q\n", fs.Args())
 		return exitUsage
@@ -168,7 +174,7 @@ func run(ctx context.Context, args []string, e env) int {
 	if c.sim {
 		plan, cleanup, code = simPlan(ctx, &c, e, out, logger)
 	} else {
-		plan, cleanup, code = cloudPlan(&c, e, out, logger)
+		plan, cleanup, code = cloudPlan(ctx, &c, e, out, logger)
 	}
 	if cleanup != nil {
 		defer cleanup()
@@ -203,9 +209,15 @@ func run(ctx context.Context, args []string, e env) int {
 	case ctx.Err() != nil && c.sim:
 		fmt.Fprintln(e.stderr, "e2e: interrupted (the simulator and its account are gone with this process)")
 		return exitInterrupted
-	case ctx.Err() != nil:
+	case ctx.Err() != nil && cli.StateExists(plan.StatePath):
 		fmt.Fprintf(e.stderr, "e2e: interrupted; run the same command again to resume (state: %s)\n", plan.StatePath)
 		return exitInterrupted
+	case ctx.Err() != nil:
+		fmt.Fprintln(e.stderr, "e2e: interrupted before the run recorded anything; nothing to resume")
+		return exitInterrupted
+	case errors.Is(err, e2e.ErrPlan):
+		fmt.Fprintln(e.stderr, "e2e:", cli.FlagError(err, nil))
+		return exitUsage
 	}
 	fmt.Fprintln(e.stderr, err)
 	var pe *e2e.PreflightError
@@ -213,7 +225,7 @@ func run(ctx context.Context, args []string, e env) int {
 		fmt.Fprint(e.stderr, pe.Report.String())
 		return exitPreflight
 	}
-	if plan.StatePath != "" && !c.sim {
+	if !c.sim && cli.StateExists(plan.StatePath) {
 		fmt.Fprintf(e.stderr, "e2e: fix the cause and run the same command again to resume (state: %s)\n", plan.StatePath)
 	}
 	return exitFailure
@@ -221,25 +233,101 @@ func run(ctx context.Context, args []string, e env) int {
 
 const usage = `Usage:
   e2e                       the whole flow against the embedded simulator (no account needed)
-  e2e -sim=false -image DISK -root-key-crn CRN -bucket NAME [flags]
+  e2e -image DISK -root-key-crn CRN -bucket NAME -cos-instance CRN [flags]   IBM Cloud
 
 Encrypts a disk image for IBM Cloud classic End to End encryption, wraps its
 key with Key Protect or HPCS, uploads it, imports it as an image template,
 optionally orders a server from it, and prints the resources and the audit
 trail. Re-running the same command resumes an interrupted run.
 
-Environment: IBMCLOUD_API_KEY (its presence selects IBM Cloud unless -sim),
-IBMCLOUD_REGION, SL_USERNAME and SL_API_KEY (classic credentials, default:
-the IBM Cloud key), E2E_IMPORT_API_KEY (the import service ID's key).
-Secrets are never taken from flags.
+Mode: the simulator, unless -sim=false or an IBM Cloud flag (-root-key-crn,
+-bucket, -cos-instance, -region, -api-key-file, -endpoints, -logs-url,
+-private, -import-api-key-file) is given; the environment never selects it,
+so IBMCLOUD_API_KEY set for the ibmcloud CLI does not turn the demo into a
+real run. The first line of output names the mode.
 
-Exit codes: 0 success, 1 failure, 2 usage, 3 preflight failed, 130 interrupted.
+Environment (IBM Cloud mode): IBMCLOUD_API_KEY, IBMCLOUD_REGION, SL_USERNAME
+and SL_API_KEY (classic credentials, default: the IBM Cloud key),
+E2E_IMPORT_API_KEY (the import service ID's key). Secrets are never taken
+from flags.
+
+Exit codes of the built program (go run turns every failure into 1): 0 success,
+1 failure, 2 usage, 3 preflight failed, 130 interrupted.
 
 Flags:
 `
 
+// cloudFlags are the flags that only IBM Cloud mode uses: giving one
+// selects it.
+var cloudFlags = []string{"root-key-crn", "bucket", "cos-instance", "region", "api-key-file", "endpoints", "logs-url",
+	"private", "import-api-key-file"}
+
+// simFlags are the flags that only simulator mode uses.
+var simFlags = []string{"clock-speed", "seed"}
+
+// chooseMode decides between the simulator and IBM Cloud from the flags
+// alone and says which it is on the first line of standard error.
+// IBMCLOUD_API_KEY, which many ibmcloud CLI users have set, does not switch
+// modes: running the command with no flags is always the local demo.
+func chooseMode(c *config, e env) int {
+	var cloud, sim []string
+	for _, f := range cloudFlags {
+		if c.set[f] {
+			cloud = append(cloud, "-"+f)
+		}
+	}
+	for _, f := range simFlags {
+		if c.set[f] {
+			sim = append(sim, "-"+f)
+		}
+	}
+	switch {
+	case c.set["sim"] && c.sim && len(cloud) > 0:
+		fmt.Fprintf(e.stderr, "e2e: %s for IBM Cloud; the simulator (-sim) has its own account and key: drop -sim or those flags\n", isAre(cloud))
+		return exitUsage
+	case len(cloud) > 0 || c.set["sim"] && !c.sim:
+		if len(sim) > 0 {
+			fmt.Fprintf(e.stderr, "e2e: %s for the simulator, not IBM Cloud\n", isAre(sim))
+			return exitUsage
+		}
+		c.sim = false
+		why := "-sim=false"
+		if len(cloud) > 0 {
+			why = strings.Join(cloud, ", ") + " given"
+		}
+		fmt.Fprintf(e.stderr, "e2e: IBM Cloud mode (%s): the real services, in your account (-sim runs the local simulator instead)\n", why)
+	default:
+		c.sim = true
+		line := "e2e: simulator mode: a local IBM Cloud in this process, nothing leaves the machine (IBM Cloud: -sim=false or -root-key-crn, -bucket, -image, see -help)"
+		if _, ok := e.lookup("IBMCLOUD_API_KEY"); ok {
+			line += "; IBMCLOUD_API_KEY is set but not used here"
+		}
+		fmt.Fprintln(e.stderr, line)
+	}
+	return exitOK
+}
+
+// isAre lists flags followed by "is" or "are".
+func isAre(flags []string) string {
+	if len(flags) == 1 {
+		return flags[0] + " is"
+	}
+	return strings.Join(flags, ", ") + " are"
+}
+
 // simPlan starts the simulator and plans a run against it.
 func simPlan(ctx context.Context, c *config, e env, out *printer, logger *slog.Logger) (e2e.Plan, func(), int) {
+	if c.saveAPIKey != "" {
+		if _, err := os.Stat(c.saveAPIKey); err == nil {
+			fmt.Fprintf(e.stderr, "e2e: -save-api-key %s exists; the simulator's fresh account makes a new key, which needs a new file\n", c.saveAPIKey)
+			return e2e.Plan{}, nil, exitUsage
+		}
+	}
+	if e.stopWithParent != nil {
+		if err := e.stopWithParent(); err != nil {
+			fmt.Fprintln(e.stderr, "e2e: warning: the simulator will not stop when the parent process ends:", err)
+		}
+	}
 	sim, err := cloudsim.Start(ctx, cloudsim.Options{Seed: c.seed, ClockSpeed: c.clockSpeed})
 	if err != nil {
 		fmt.Fprintln(e.stderr, "e2e: starting the simulator:", err)
@@ -256,8 +344,11 @@ func simPlan(ctx context.Context, c *config, e env, out *printer, logger *slog.L
 	out.line("simulator: a fresh account %s in %s with Key Protect root key %s", a.AccountID, a.Region, a.RootKeyCRN)
 	out.line("simulator: IAM %s, SoftLayer %s, S3 %s (clock x%g)", sim.URLs.IAM, sim.URLs.SoftLayer, sim.URLs.S3, c.clockSpeed)
 
+	if c.cosInstance == "" {
+		c.cosInstance = a.COSInstanceCRN
+	}
 	clients, err := e2e.Connect(e2e.Cloud{
-		APIKey: secret.NewString(a.APIKey), RootKeyCRN: a.RootKeyCRN, COSInstance: a.COSInstanceCRN,
+		APIKey: secret.NewString(a.APIKey), RootKeyCRN: a.RootKeyCRN, COSInstance: c.cosInstance,
 		Endpoints: e2e.Endpoints{
 			IAM: sim.URLs.IAM, IAMIdentity: sim.URLs.IAMIdentity, IAMPolicy: sim.URLs.IAMPolicy, KMS: sim.URLs.KMS,
 			HPCS: sim.URLs.HPCS, S3: sim.URLs.S3, SoftLayer: sim.URLs.SoftLayer, ActivityTracker: sim.URLs.ActivityTracker,
@@ -265,8 +356,7 @@ func simPlan(ctx context.Context, c *config, e env, out *printer, logger *slog.L
 		PollMin: 10 * time.Millisecond, PollMax: 100 * time.Millisecond, Logger: logger,
 	})
 	if err != nil {
-		fmt.Fprintln(e.stderr, "e2e:", err)
-		return e2e.Plan{}, cleanup, exitFailure
+		return e2e.Plan{}, cleanup, connectFailed(e, err)
 	}
 	cleanups = append(cleanups, clients.Close)
 
@@ -288,13 +378,13 @@ func simPlan(ctx context.Context, c *config, e env, out *printer, logger *slog.L
 	plan := basePlan(c)
 	plan.KeyService, plan.IAM, plan.COS, plan.Classic, plan.Audit = clients.Keys, clients.IAM, clients.COS, clients.Classic, clients.Audit
 	plan.ProveImportKey = clients.ProveImportKey
-	plan.Bucket, plan.COSInstanceID = a.Bucket, a.COSInstanceID
+	plan.Bucket = a.Bucket
 	plan.Prepare = true
 	plan.Clock = sim.Clock.Now
 	if plan.ServiceID.Name == "" {
 		plan.ImportAPIKey = secret.NewString(a.APIKey)
 	}
-	if code := planImage(&plan, c, e, out); code != exitOK {
+	if code := planImage(ctx, &plan, c, e, out); code != exitOK {
 		return plan, cleanup, code
 	}
 	if code := planKeys(&plan, c, e); code != exitOK {
@@ -306,8 +396,11 @@ func simPlan(ctx context.Context, c *config, e env, out *printer, logger *slog.L
 	return plan, cleanup, exitOK
 }
 
+// orSim ends the messages about a missing IBM Cloud flag.
+const orSim = " (for the local simulator instead, no account needed: -sim, or no IBM Cloud flags)"
+
 // cloudPlan plans a run against IBM Cloud (or the endpoints of -endpoints).
-func cloudPlan(c *config, e env, out *printer, logger *slog.Logger) (e2e.Plan, func(), int) {
+func cloudPlan(ctx context.Context, c *config, e env, out *printer, logger *slog.Logger) (e2e.Plan, func(), int) {
 	fail := func(format string, a ...any) (e2e.Plan, func(), int) {
 		fmt.Fprintf(e.stderr, "e2e: "+format+"\n", a...)
 		return e2e.Plan{}, nil, exitUsage
@@ -317,13 +410,17 @@ func cloudPlan(c *config, e env, out *printer, logger *slog.Logger) (e2e.Plan, f
 	case err != nil:
 		return fail("%v", err)
 	case apiKey.Empty():
-		return fail("no API key: set IBMCLOUD_API_KEY or give -api-key-file (or run with -sim)")
+		return fail("no API key: set IBMCLOUD_API_KEY or give -api-key-file%s", orSim)
 	case c.rootKeyCRN == "":
-		return fail("-root-key-crn is required")
+		return fail("-root-key-crn is required in IBM Cloud mode%s", orSim)
 	case c.bucket == "":
-		return fail("-bucket is required")
+		return fail("-bucket is required in IBM Cloud mode%s", orSim)
 	case c.image == "":
-		return fail("-image is required")
+		return fail("-image is required in IBM Cloud mode%s", orSim)
+	case c.serviceID != "" && c.cosInstance == "":
+		// The service ID's access policy on COS names the instance.
+		return fail("-cos-instance is required with -service-id %q: give the CRN or GUID of the COS instance holding the bucket "+
+			"(as to examples/prepare), or -service-id \"\" to import with the API key itself", c.serviceID)
 	}
 	var ep e2e.Endpoints
 	if c.endpoints != "" {
@@ -347,8 +444,7 @@ func cloudPlan(c *config, e env, out *printer, logger *slog.Logger) (e2e.Plan, f
 	}
 	clients, err := e2e.Connect(cloud)
 	if err != nil {
-		fmt.Fprintln(e.stderr, "e2e:", err)
-		return e2e.Plan{}, nil, exitFailure
+		return e2e.Plan{}, nil, connectFailed(e, err)
 	}
 	if c.name == "" {
 		base := filepath.Base(c.image)
@@ -363,7 +459,7 @@ func cloudPlan(c *config, e env, out *printer, logger *slog.Logger) (e2e.Plan, f
 	plan := basePlan(c)
 	plan.KeyService, plan.IAM, plan.COS, plan.Classic, plan.Audit = clients.Keys, clients.IAM, clients.COS, clients.Classic, clients.Audit
 	plan.ProveImportKey = clients.ProveImportKey
-	plan.Bucket, plan.COSInstanceID, plan.Prepare = c.bucket, c.cosInstance, c.prepare
+	plan.Bucket, plan.Prepare = c.bucket, c.prepare
 	importKey, err := secretFrom(c.importAPIKeyFile, "E2E_IMPORT_API_KEY", e)
 	if err != nil {
 		return fail("%v", err)
@@ -372,7 +468,23 @@ func cloudPlan(c *config, e env, out *printer, logger *slog.Logger) (e2e.Plan, f
 	if plan.ServiceID.Name == "" && importKey.Empty() {
 		plan.ImportAPIKey = apiKey
 	}
-	if code := planImage(&plan, c, e, out); code != exitOK {
+	if c.prepare && c.serviceID != "" && c.saveAPIKey != "" {
+		// Decide on the service ID's key before anything is created, so
+		// that the same command run again (to resume) uses the key it
+		// saved instead of making another that could not be saved.
+		known, note, err := cli.ImportKey(ctx, clients.IAM, clients.Auth, c.serviceID, c.saveAPIKey, importKey)
+		switch {
+		case errors.Is(err, cli.ErrKeyRefused):
+			fmt.Fprintln(e.stderr, "e2e:", err)
+			return plan, clients.Close, exitUsage
+		case err != nil:
+			fmt.Fprintln(e.stderr, "e2e:", err)
+			return plan, clients.Close, exitFailure
+		}
+		out.line("%s", note)
+		plan.ImportAPIKey = known
+	}
+	if code := planImage(ctx, &plan, c, e, out); code != exitOK {
 		return plan, clients.Close, code
 	}
 	if code := planKeys(&plan, c, e); code != exitOK {
@@ -389,11 +501,13 @@ func cloudPlan(c *config, e env, out *printer, logger *slog.Logger) (e2e.Plan, f
 	return plan, clients.Close, exitOK
 }
 
-// basePlan is the part of the plan the flags fill in both modes.
+// basePlan is the part of the plan the flags fill in both modes. The COS
+// instance comes from c.cosInstance alone, which also went to e2e.Cloud.
 func basePlan(c *config) e2e.Plan {
 	p := e2e.Plan{
 		Name: c.name, Note: c.note, OSCode: c.osCode, Object: c.object, Workers: c.workers, ImageSize: c.imageSize,
 		ServiceID:           iam.ServiceIDSpec{Name: c.serviceID, Description: "imports E2E-encrypted images (made by e2eimage)"},
+		COSInstanceID:       c.cosInstance,
 		COSKeyAuthorization: c.cosKeyAuthz, StatePath: c.state, AuditWait: c.auditWait,
 		PartSize: c.partSize, Concurrency: c.concurrency,
 	}
@@ -409,8 +523,16 @@ func basePlan(c *config) e2e.Plan {
 	return p
 }
 
+// connectFailed reports an error of e2e.Connect: in flags when it is about
+// what the flags gave (exit 2), else as it is (exit 1).
+func connectFailed(e env, err error) int {
+	code, err := cli.ConnectError(err)
+	fmt.Fprintln(e.stderr, "e2e:", err)
+	return code
+}
+
 // planImage opens the image (or builds the sample disk).
-func planImage(p *e2e.Plan, c *config, e env, out *printer) int {
+func planImage(ctx context.Context, p *e2e.Plan, c *config, e env, out *printer) int {
 	switch c.image {
 	case "":
 		img, err := sampleimage.Reader(sampleimage.Options{})
@@ -421,7 +543,8 @@ func planImage(p *e2e.Plan, c *config, e env, out *printer) int {
 		out.line("image: a %s sample disk (MBR, one Linux partition, a few files, zero blocks)", progressbar.Size(img.Size()))
 		p.Image = img
 	case "-":
-		p.Image = os.Stdin
+		// A signal must end the run even while it waits for input.
+		p.Image = cli.ContextReader(ctx, e.stdin)
 	default:
 		f, err := os.Open(c.image)
 		if err != nil {

@@ -6,20 +6,33 @@
 // Usage:
 //
 //	e2e                      # against the embedded simulator: no account, no arguments
-//	e2e -sim=false -image DISK -root-key-crn CRN -bucket NAME [flags]
+//	e2e -image DISK -root-key-crn CRN -bucket NAME -cos-instance CRN [flags]   # IBM Cloud
 //
 // # Two modes
 //
-// Simulator (the default when IBMCLOUD_API_KEY is not set, or -sim): the
+// The flags choose the mode, never the environment: IBM Cloud with
+// -sim=false or with any flag only IBM Cloud uses (-root-key-crn, -bucket,
+// -cos-instance, -region, -api-key-file, -endpoints, -logs-url, -private,
+// -import-api-key-file), else the simulator. IBMCLOUD_API_KEY, which users
+// of the ibmcloud CLI often have set, does not turn the no-argument demo
+// into a real run. The first line on standard error names the mode; a
+// missing IBM Cloud flag is reported with how to run the simulator instead.
+//
+// Simulator (the default, or -sim): the
 // program starts a local IBM Cloud (internal/cloudsim) in-process with a fast
 // clock, builds a small bootable-looking sample disk (or reads -image), and
 // runs everything against a fresh account, including the preparation a new
 // account needs: the server-protect -> kms authorization, a service ID with
 // an API key, and its access policies on COS and Key Protect. It finishes
 // in seconds. Nothing leaves the machine; the keys it uses are fake keys of
-// the simulator.
+// the simulator. The simulator lives in this process and ends with it: on
+// SIGINT or SIGTERM the run stops (also while it waits for an image on
+// standard input), the simulator is closed and its files removed, and the
+// program exits 130. On Linux it also stops when its parent process ends:
+// `go run` runs the program as its child and ends on SIGTERM without
+// passing the signal on.
 //
-// IBM Cloud (-sim=false, or IBMCLOUD_API_KEY set without -sim): the program
+// IBM Cloud (-sim=false, or an IBM Cloud flag): the program
 // talks to the real services. It needs an API key (IBMCLOUD_API_KEY or
 // -api-key-file), a Key Protect or HPCS root key (-root-key-crn), a Regional
 // bucket in the key's region (-bucket) and an image (-image). The IAM
@@ -28,7 +41,12 @@
 // is missing. The import uses the service ID -service-id, whose API key is
 // read from -import-api-key-file or E2E_IMPORT_API_KEY, or created by
 // -prepare (then saved to -save-api-key, mode 0600: IAM shows it only
-// once). -service-id "" imports with the API key itself. A server is ordered
+// once). When the -save-api-key file exists, -prepare checks that the key
+// saved in it still authenticates as the service ID and uses it, creating
+// none; if it does not, the command refuses (exit 2) before creating
+// anything. -service-id "" imports with the API key itself; otherwise
+// -cos-instance (the COS instance holding the bucket, as given to
+// examples/prepare) is required, as the service ID's access policy names it. A server is ordered
 // when -hostname is given. The audit trail reads the classic event log and,
 // with -logs-url (the IBM Cloud Logs instance Activity Tracker routes to),
 // Activity Tracker, once by default (-audit-wait keeps reading while the
@@ -62,7 +80,9 @@
 // and the audit trail go to standard output, or, with -json, the whole
 // e2e.Result as one JSON document.
 //
-// Exit codes: 0 success, 1 failure, 2 usage error, 3 preflight failed
+// Exit codes (of the built program: `go run` reports any failure as "exit
+// status N" and exits 1 itself): 0 success, 1 failure, 2 usage error (a
+// flag, or a refusal before anything was created), 3 preflight failed
 // (nothing was uploaded), 130 interrupted (run it again to resume).
 package main
 
@@ -75,6 +95,7 @@ import (
 
 func main() {
 	cli.Main(func(ctx context.Context) int {
-		return run(ctx, os.Args[1:], env{stdout: os.Stdout, stderr: os.Stderr, lookup: os.LookupEnv})
+		return run(ctx, os.Args[1:], env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, lookup: os.LookupEnv,
+			stopWithParent: cli.StopWithParent})
 	})
 }

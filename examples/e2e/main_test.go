@@ -15,9 +15,18 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/iam"
+	"github.com/e2eimage/e2eimage/internal/cli/clitest"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
+	"github.com/e2eimage/e2eimage/internal/faults"
 	"github.com/e2eimage/e2eimage/internal/sampleimage"
+	"github.com/e2eimage/e2eimage/internal/testenv"
+	"github.com/e2eimage/e2eimage/secret"
 )
+
+// The tests start simulators, each with a data directory that must be
+// gone once it is closed.
+func TestMain(m *testing.M) { testenv.VerifyTestMain(m, testenv.NoStrayTemp(testenv.SimTempPattern)) }
 
 func runMain(t *testing.T, vars map[string]string, args ...string) (int, string, string) {
 	t.Helper()
@@ -84,10 +93,45 @@ func TestHelpAndUsageErrors(t *testing.T) {
 	code, _, stderr = runMain(t, nil, "-dek-bits", "128")
 	require.Equal(t, exitUsage, code, stderr)
 
-	// IBMCLOUD_API_KEY selects IBM Cloud, which needs more flags.
-	code, _, stderr = runMain(t, map[string]string{"IBMCLOUD_API_KEY": "k"})
+}
+
+// The flags choose the mode, never IBMCLOUD_API_KEY (which ibmcloud CLI
+// users often have set); the first line says which mode runs, and a
+// missing IBM Cloud flag is reported with the way to the simulator.
+func TestModeFromFlagsNamedOnTheFirstLine(t *testing.T) {
+	withKey := map[string]string{"IBMCLOUD_API_KEY": "a-key-of-the-ibmcloud-cli"}
+	code, _, stderr := runMain(t, withKey, "-hostname", "", "-q")
+	require.Equal(t, exitOK, code, stderr)
+	first, _, _ := strings.Cut(stderr, "\n")
+	require.True(t, strings.HasPrefix(first, "e2e: simulator mode:"), first)
+	require.Contains(t, first, "IBMCLOUD_API_KEY is set but not used")
+	require.Contains(t, stderr, "simulator: a fresh account")
+
+	code, _, stderr = runMain(t, withKey, "-bucket", "images")
 	require.Equal(t, exitUsage, code)
-	require.Contains(t, stderr, "-root-key-crn is required")
+	first, rest, _ := strings.Cut(stderr, "\n")
+	require.Equal(t, "e2e: IBM Cloud mode (-bucket given): the real services, in your account (-sim runs the local simulator instead)", first)
+	require.Contains(t, rest, "-root-key-crn is required in IBM Cloud mode (for the local simulator instead, no account needed: -sim")
+
+	code, _, stderr = runMain(t, withKey, "-sim=false")
+	require.Equal(t, exitUsage, code)
+	require.True(t, strings.HasPrefix(stderr, "e2e: IBM Cloud mode (-sim=false)"), stderr)
+	require.Contains(t, stderr, "-sim")
+
+	code, _, stderr = runMain(t, nil, "-sim=false")
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, stderr, "no API key: set IBMCLOUD_API_KEY or give -api-key-file (for the local simulator instead")
+
+	code, _, stderr = runMain(t, nil, "-sim", "-root-key-crn", "crn:x")
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, stderr, "-root-key-crn is for IBM Cloud")
+	code, _, stderr = runMain(t, nil, "-bucket", "b", "-clock-speed", "5")
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, stderr, "-clock-speed is for the simulator")
+
+	code, _, stderr = runMain(t, nil, "-help")
+	require.Equal(t, exitOK, code)
+	require.Contains(t, stderr, "the environment never selects it")
 }
 
 // IBM Cloud mode, pointed at a simulator started separately (as
@@ -139,4 +183,149 @@ func TestCloudModeAgainstAnExternalSimulator(t *testing.T) {
 	for _, s := range []string{"key", "upload", "import", "wait-template", "order", "wait-server"} {
 		require.Regexp(t, `\] `+s+` +resumed`, stderr)
 	}
+}
+
+// readmeSim is a simulator and an account prepared as README.md says:
+// examples/prepare -root-key-crn CRN -bucket BUCKET -cos-instance COS_CRN
+// -save-api-key import.key (here through e2e.Prepare, which it runs).
+type readmeSim struct {
+	*clitest.Sim
+	vars      map[string]string
+	importKey string // the saved key file
+}
+
+func prepareAsREADME(t *testing.T, seed int64) *readmeSim {
+	t.Helper()
+	sim := clitest.StartSim(t, cloudsim.Options{Seed: seed, ClockSpeed: 2000})
+	a := sim.Account
+	ep, err := e2e.LoadEndpoints(sim.Endpoints)
+	require.NoError(t, err)
+	cl, err := e2e.Connect(e2e.Cloud{APIKey: secret.NewString(a.APIKey), RootKeyCRN: a.RootKeyCRN, COSInstance: a.COSInstanceCRN, Endpoints: ep})
+	require.NoError(t, err)
+	defer cl.Close()
+	keyFile := filepath.Join(sim.Dir, "import.key")
+	_, err = e2e.Prepare(context.Background(), e2e.Plan{
+		KeyService: cl.Keys, IAM: cl.IAM, COS: cl.COS, Classic: cl.Classic, Bucket: a.Bucket, OSCode: "UBUNTU_22_64",
+		COSInstanceID: a.COSInstanceCRN, Prepare: true, ServiceID: iam.ServiceIDSpec{Name: "e2eimage-import"},
+		SaveAPIKey: func(_ context.Context, _ iam.ServiceID, _ string, key *secret.String) error {
+			return e2e.WriteSecretFile(keyFile, key)
+		},
+	})
+	require.NoError(t, err)
+	return &readmeSim{Sim: sim, vars: map[string]string{"IBMCLOUD_API_KEY": a.APIKey}, importKey: keyFile}
+}
+
+// args is README.md's examples/e2e command, pointed at the simulator.
+func (s *readmeSim) args(t *testing.T, extra ...string) []string {
+	t.Helper()
+	image := filepath.Join(s.Dir, "disk.raw")
+	if _, err := os.Stat(image); err != nil {
+		require.NoError(t, sampleimage.WriteFile(image, sampleimage.Options{Size: sampleimage.MinSize}))
+	}
+	return append([]string{"-endpoints", s.Endpoints, "-image", image, "-root-key-crn", s.Account.RootKeyCRN,
+		"-bucket", s.Account.Bucket, "-import-api-key-file", s.importKey, "-hostname", "web", "-domain", "example.com",
+		"-logs-url", s.URLs.ActivityTracker, "-audit-wait", "0", "-state", filepath.Join(s.Dir, "disk.e2e-state.json")}, extra...)
+}
+
+// README.md's IBM Cloud command: without the COS instance the command says
+// which flag is missing, before anything is done (and offers no resume, as
+// nothing was recorded); with it, the whole flow runs.
+func TestREADMECloudCommand(t *testing.T) {
+	s := prepareAsREADME(t, 61)
+	state := filepath.Join(s.Dir, "disk.e2e-state.json")
+
+	code, _, stderr := runMain(t, s.vars, s.args(t)...)
+	require.Equal(t, exitUsage, code, stderr)
+	require.Contains(t, stderr, "-cos-instance")
+	require.NotContains(t, stderr, "COSInstanceID")
+	require.NotContains(t, stderr, "ServiceID")
+	require.NotContains(t, stderr, "resume")
+	require.NoFileExists(t, state)
+
+	code, stdout, stderr := runMain(t, s.vars, s.args(t, "-cos-instance", s.Account.COSInstanceCRN)...)
+	require.Equal(t, exitOK, code, stderr)
+	require.Contains(t, stderr, "[7] order         done")
+	require.Contains(t, stdout, "web.example.com")
+	require.Contains(t, stdout, "audit-log.vsi.provision")
+	require.FileExists(t, state)
+}
+
+// An invalid plan is told in the command's flags and exits 2.
+func TestInvalidPlanNamesFlags(t *testing.T) {
+	s := prepareAsREADME(t, 62)
+	code, _, stderr := runMain(t, s.vars, s.args(t, "-cos-instance", s.Account.COSInstanceCRN, "-name", " web")...)
+	require.Equal(t, exitUsage, code, stderr)
+	require.Contains(t, stderr, `e2e: invalid flags: -name " web" has surrounding white space`)
+	require.NotContains(t, stderr, "resume")
+	require.NotContains(t, stderr, "invalid plan")
+}
+
+// A failed run offers to resume only when it recorded something: a
+// failure before the state file exists says nothing of resuming; one after
+// names the state file, and running the command again resumes.
+func TestResumeOfferedOnlyWithAStateFile(t *testing.T) {
+	s := prepareAsREADME(t, 63)
+	state := filepath.Join(s.Dir, "disk.e2e-state.json")
+	args := s.args(t, "-cos-instance", s.Account.COSInstanceCRN, "-hostname", "")
+
+	// Interrupted before the first step.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var stdout, stderr bytes.Buffer
+	code := run(ctx, args, env{stdout: &stdout, stderr: &stderr, lookup: clitest.Lookup(s.vars)})
+	require.Equal(t, exitInterrupted, code, stderr.String())
+	require.NoFileExists(t, state)
+	require.Contains(t, stderr.String(), "interrupted before the run recorded anything")
+	require.NotContains(t, stderr.String(), "state")
+
+	// A state file that cannot be written.
+	nowhere := filepath.Join(s.Dir, "no-such-dir", "disk.e2e-state.json")
+	code, _, errText := runMain(t, s.vars, append(args, "-state", nowhere)...)
+	require.Equal(t, exitFailure, code, errText)
+	require.NoFileExists(t, nowhere)
+	require.NotContains(t, errText, "resume")
+
+	// The import fails once the image is uploaded: the state records it.
+	imp := s.Faults.Add(faults.Rule{Service: cloudsim.ServiceSoftLayer, PathContains: "createFromIcos", Kind: faults.Status, Status: 400})
+	code, _, errText = runMain(t, s.vars, args...)
+	require.Equal(t, exitFailure, code, errText)
+	require.Contains(t, errText, "[5] import        failed")
+	require.FileExists(t, state)
+	require.Contains(t, errText, "run the same command again to resume (state: "+state+")")
+	s.Faults.Remove(imp)
+
+	code, _, errText = runMain(t, s.vars, args...)
+	require.Equal(t, exitOK, code, errText)
+	require.Regexp(t, `\] upload +resumed`, errText)
+}
+
+// The same -prepare -save-api-key command run again, for another image
+// (another state file), uses the key it saved: the service ID keeps one
+// API key, and the run does not fail on the existing file.
+func TestPrepareSaveAPIKeyRunTwiceMakesOneKey(t *testing.T) {
+	sim := clitest.StartSim(t, cloudsim.Options{Seed: 64, ClockSpeed: 2000})
+	a := sim.Account
+	image := filepath.Join(sim.Dir, "disk.raw")
+	require.NoError(t, sampleimage.WriteFile(image, sampleimage.Options{Size: sampleimage.MinSize}))
+	keyFile := filepath.Join(sim.Dir, "import.key")
+	vars := map[string]string{"IBMCLOUD_API_KEY": a.APIKey}
+	args := []string{"-endpoints", sim.Endpoints, "-root-key-crn", a.RootKeyCRN, "-bucket", a.Bucket, "-cos-instance", a.COSInstanceCRN,
+		"-image", image, "-state", filepath.Join(sim.Dir, "state.json"), "-audit-wait", "0", "-prepare", "-save-api-key", keyFile}
+	keys := func() int {
+		ctx := context.Background()
+		sid, err := sim.IAMClient(t).FindServiceID(ctx, "e2eimage-import")
+		require.NoError(t, err)
+		require.NotNil(t, sid)
+		list, err := sim.IAMClient(t).APIKeys(ctx, sid.IAMID)
+		require.NoError(t, err)
+		return len(list)
+	}
+
+	code, _, stderr := runMain(t, vars, args...)
+	require.Equal(t, exitOK, code, stderr)
+	require.Equal(t, 1, keys())
+	code, _, stderr = runMain(t, vars, append(args, "-name", "disk2", "-state", filepath.Join(sim.Dir, "state2.json"))...)
+	require.Equal(t, exitOK, code, stderr)
+	require.Contains(t, stderr, "using the API key saved in "+keyFile)
+	require.Equal(t, 1, keys(), "the second run made no API key")
 }

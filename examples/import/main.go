@@ -29,8 +29,9 @@
 // uploaded or imported twice. It holds the wrapped DEK, never the DEK.
 // examples/order -state FILE orders a server from the template it records.
 //
-// Exit codes: 0 the template is Active, 1 failure, 2 usage error,
-// 3 preflight failed (nothing was uploaded), 130 interrupted.
+// Exit codes (of the built program: `go run` reports any failure as "exit
+// status N" and exits 1 itself): 0 the template is Active, 1 failure, 2
+// usage error, 3 preflight failed (nothing was uploaded), 130 interrupted.
 package main
 
 import (
@@ -63,7 +64,8 @@ const usage = `Usage: import -image DISK -root-key-crn CRN -bucket NAME [flags]
 Encrypts DISK, uploads it and imports it as an E2E-encrypted image template.
 Running it again resumes an interrupted import (see -state).
 Environment: IBMCLOUD_API_KEY, IBMCLOUD_REGION, SL_USERNAME, SL_API_KEY,
-E2E_IMPORT_API_KEY. Exit codes: 0 imported, 1 failure, 2 usage,
+E2E_IMPORT_API_KEY. Exit codes of the built program (go run turns every
+failure into 1): 0 imported, 1 failure, 2 usage,
 3 preflight failed, 130 interrupted.
 
 Flags:
@@ -141,7 +143,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	clients, err := e2e.Connect(cloud)
 	if err != nil {
-		return fail(1, "%v", err)
+		code, err := cli.ConnectError(err)
+		return fail(code, "%v", err)
 	}
 	defer clients.Close()
 
@@ -169,7 +172,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		defer plan.DEK.Zero()
 	}
 	if *image == "-" {
-		plan.Image = stdin
+		// A signal must end the run even while it waits for input.
+		plan.Image = cli.ContextReader(ctx, stdin)
 	} else {
 		f, err := os.Open(*image)
 		if err != nil {
@@ -211,12 +215,19 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch {
 	case err == nil:
 		return 0
-	case ctx.Err() != nil:
+	case ctx.Err() != nil && cli.StateExists(*state):
 		return fail(130, "interrupted; run the same command again to resume (state %s)", *state)
+	case ctx.Err() != nil:
+		return fail(130, "interrupted before the import recorded anything; nothing to resume")
 	case errors.As(err, &pe):
 		fmt.Fprint(stderr, pe.Report.String())
 		return fail(3, "preflight failed; nothing was uploaded (examples/prepare creates what is missing)")
+	case errors.Is(err, e2e.ErrPlan):
+		return fail(2, "%v", cli.FlagError(err, nil))
 	}
 	fmt.Fprintln(stderr, err)
-	return fail(1, "fix the cause and run the same command again to resume (state %s)", *state)
+	if cli.StateExists(*state) {
+		return fail(1, "fix the cause and run the same command again to resume (state %s)", *state)
+	}
+	return 1
 }

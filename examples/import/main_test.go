@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"path/filepath"
+	"regexp"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,7 +20,12 @@ import (
 	"github.com/e2eimage/e2eimage/internal/cli/clitest"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
 	"github.com/e2eimage/e2eimage/internal/sampleimage"
+	"github.com/e2eimage/e2eimage/internal/testenv"
 )
+
+// The tests start simulators, each with a data directory that must be
+// gone once it is closed.
+func TestMain(m *testing.M) { testenv.VerifyTestMain(m, testenv.NoStrayTemp(testenv.SimTempPattern)) }
 
 type simEnv struct {
 	sim       *cloudsim.Sim
@@ -120,4 +128,106 @@ func TestHelpAndUsage(t *testing.T) {
 	require.Contains(t, stderr, "IBMCLOUD_API_KEY")
 	code, _, _ = s.run(t, nil, "-image", "-", "-root-key-crn", "c", "-bucket", "b")
 	require.Equal(t, 2, code, "a stream needs -name")
+}
+
+// firstRead closes reading when the first Read of it is made.
+type firstRead struct {
+	io.Reader
+	reading chan struct{}
+	once    sync.Once
+}
+
+func (f *firstRead) Read(p []byte) (int, error) {
+	f.once.Do(func() { close(f.reading) })
+	return f.Reader.Read(p)
+}
+
+// watchWriter keeps what is written and closes seen once it holds a match
+// of re.
+type watchWriter struct {
+	mu   sync.Mutex
+	b    bytes.Buffer
+	re   *regexp.Regexp
+	seen chan struct{}
+}
+
+func (w *watchWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	had := w.re.Match(w.b.Bytes())
+	w.b.Write(p)
+	if !had && w.re.Match(w.b.Bytes()) {
+		close(w.seen)
+	}
+	return len(p), nil
+}
+
+func (w *watchWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+// An interrupt (the context's end) stops an import that waits for its
+// image on standard input, which may never come: the interrupt comes once
+// the key step is done (the upload, which reads the image, is next) and
+// the input has been asked for.
+func TestInterruptWhileWaitingForStandardInput(t *testing.T) {
+	s := startSim(t, true)
+	pr, pw := io.Pipe()
+	defer pw.Close() // a pipe nobody writes to
+	in := &firstRead{Reader: pr, reading: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout bytes.Buffer
+	stderr := &watchWriter{re: regexp.MustCompile(`key +done`), seen: make(chan struct{})}
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"-endpoints", s.endpoints, "-root-key-crn", s.sim.Account.RootKeyCRN, "-bucket", s.sim.Account.Bucket,
+			"-image", "-", "-image-size", fmt.Sprint(sampleimage.MinSize), "-name", "stdin", "-state", filepath.Join(s.dir, "stdin.json"), "-q"},
+			in, &stdout, stderr, clitest.Lookup(s.vars))
+	}()
+	for _, c := range []chan struct{}{stderr.seen, in.reading} {
+		select {
+		case <-c:
+		case code := <-done:
+			t.Fatalf("the import ended (%d) before reading its input:\n%s", code, stderr.String())
+		}
+	}
+	cancel()
+	select {
+	case code := <-done:
+		require.Equal(t, 130, code, stderr.String())
+		require.Contains(t, stderr.String(), "interrupted")
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the import still waits for its input after the interrupt:\n%s", stderr.String())
+	}
+}
+
+// Flags that make no valid plan are named as flags (exit 2), and nothing
+// is offered to resume when no state file was written.
+func TestInvalidFlagsAreNamedAndNothingToResume(t *testing.T) {
+	s := startSim(t, true)
+	a := s.sim.Account
+	image := filepath.Join(s.dir, "web.raw")
+	require.NoError(t, sampleimage.WriteFile(image, sampleimage.Options{Size: sampleimage.MinSize}))
+	state := filepath.Join(s.dir, "web.state.json")
+	code, _, stderr := s.run(t, nil, "-endpoints", s.endpoints, "-image", image, "-root-key-crn", a.RootKeyCRN,
+		"-bucket", a.Bucket, "-state", state, "-service-id", "import-sid")
+	require.Equal(t, 2, code, stderr)
+	require.Equal(t, "import: invalid flags: -service-id needs -cos-instance, the COS instance its access policy names\n", stderr)
+	require.NoFileExists(t, state)
+
+	code, _, stderr = s.run(t, nil, "-endpoints", s.endpoints, "-image", image, "-root-key-crn", "crn:v1:nope",
+		"-bucket", a.Bucket, "-state", state)
+	require.Equal(t, 2, code, stderr)
+	require.Contains(t, stderr, "import: -root-key-crn: kms: invalid key CRN")
+
+	// A state file that cannot be written: the run fails before
+	// recording anything.
+	nowhere := filepath.Join(s.dir, "no-such-dir", "web.state.json")
+	code, _, stderr = s.run(t, nil, "-endpoints", s.endpoints, "-image", image, "-root-key-crn", a.RootKeyCRN,
+		"-bucket", a.Bucket, "-state", nowhere)
+	require.Equal(t, 1, code, stderr)
+	require.NotContains(t, stderr, "resume")
 }

@@ -20,8 +20,9 @@
 // flags. -endpoints FILE reads the classic endpoint ("softlayer") from a JSON
 // file of URLs such as examples/cloudsim prints.
 //
-// Exit codes: 0 provisioned (or verified, with -dry-run), 1 failure,
-// 2 usage error, 130 interrupted.
+// Exit codes (of the built program: `go run` reports any failure as "exit
+// status N" and exits 1 itself): 0 provisioned (or verified, with
+// -dry-run), 1 failure, 2 usage error, 130 interrupted.
 package main
 
 import (
@@ -47,7 +48,8 @@ const usage = `Usage: order (-template-id ID | -template-name NAME | -state FILE
 Orders a virtual server from an Active image template and waits until it is
 provisioned; an existing server with the same hostname and domain is reported
 instead of ordering another. Environment: SL_USERNAME and SL_API_KEY, or
-IBMCLOUD_API_KEY. Exit codes: 0 done, 1 failure, 2 usage, 130 interrupted.
+IBMCLOUD_API_KEY. Exit codes of the built program (go run turns every
+failure into 1): 0 done, 1 failure, 2 usage, 130 interrupted.
 
 Flags:
 `

@@ -21,11 +21,22 @@
 //     the bucket of -cos-instance and Reader on the key service instance.
 //
 // IAM shows a new API key only once: -save-api-key FILE stores it (mode
-// 0600; the file must not exist), to be given to examples/e2e or
-// examples/import as -import-api-key-file. Without -save-api-key no key is
-// created for an existing service ID unless -import-api-key-file names its
-// current one (which is then checked). -check only checks and changes
-// nothing.
+// 0600), to be given to examples/e2e or examples/import as
+// -import-api-key-file. Before anything is created the command decides on
+// the service ID's key, so that no key is made that cannot be kept:
+//
+//   - when FILE exists, the key saved in it is used, after checking that it
+//     still authenticates as the service ID: running the same command again
+//     creates nothing. If it does not (the key was deleted, or FILE holds
+//     another identity's key), the command refuses (exit 2) and changes
+//     nothing; move FILE away to have a new key made and saved;
+//   - when FILE does not exist, a new key is made if the service ID has no
+//     working known key (-import-api-key-file or E2E_IMPORT_API_KEY), and
+//     saved in FILE;
+//   - without -save-api-key, a known key is required and checked the same
+//     way; no key is ever created.
+//
+// -check only checks and changes nothing.
 //
 // Credentials: IBMCLOUD_API_KEY (or -api-key-file) with rights to manage
 // IAM in the account; SL_USERNAME and SL_API_KEY for the classic check when
@@ -33,7 +44,9 @@
 // the services elsewhere (a JSON file of URLs, such as examples/cloudsim
 // prints).
 //
-// Exit codes: 0 every check passed, 1 failure, 2 usage error, 3 a check
+// Exit codes (of the built program: `go run` reports any failure as "exit
+// status N" and exits 1 itself): 0 every check passed, 1 failure, 2 usage
+// error (also a refusal made before anything was created), 3 a check
 // failed (the report says which and how to fix it).
 package main
 
@@ -61,7 +74,8 @@ Creates the IAM objects classic E2E encrypted images need (authorization
 server-protect -> key service, a service ID with an API key and its access
 policies), only where missing, then checks every preparation step.
 Environment: IBMCLOUD_API_KEY, IBMCLOUD_REGION, SL_USERNAME, SL_API_KEY,
-E2E_IMPORT_API_KEY. Exit codes: 0 ready, 1 failure, 2 usage, 3 not ready.
+E2E_IMPORT_API_KEY. Exit codes of the built program (go run turns every
+failure into 1): 0 ready, 1 failure, 2 usage or refused, 3 not ready.
 
 Flags:
 `
@@ -74,7 +88,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 	region := fs.String("region", getenv("IBMCLOUD_REGION"), "COS `region` of the bucket (env IBMCLOUD_REGION; default: the key's)")
 	cosInstance := fs.String("cos-instance", "", "COS instance `CRN or GUID` holding the bucket (required with a service ID)")
 	serviceID := fs.String("service-id", "e2eimage-import", "service ID `name` for the import; \"\" for none")
-	saveKey := fs.String("save-api-key", "", "`file` to store a new service ID API key in (mode 0600, must not exist)")
+	saveKey := fs.String("save-api-key", "", "`file` to store a new service ID API key in (mode 0600); if it exists, the key saved in it is checked and used, and none is made")
 	importKeyFile := fs.String("import-api-key-file", "", "`file` with the service ID's current API key (default: env E2E_IMPORT_API_KEY)")
 	cosKeyAuthz := fs.Bool("cos-key-authorization", false, "also authorize COS to read the key (KP-encrypted buckets)")
 	osCode := fs.String("os-code", "UBUNTU_22_64", "OS reference `code` to check against the classic API")
@@ -113,7 +127,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 	}
 	clients, err := e2e.Connect(cloud)
 	if err != nil {
-		return fail(1, "%v", err)
+		code, err := cli.ConnectError(err)
+		return fail(code, "%v", err)
 	}
 	defer clients.Close()
 
@@ -136,6 +151,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 		// A key made now could not be kept: refuse rather than make a key
 		// nobody can use.
 		return fail(2, "give -save-api-key FILE (IAM shows a new API key only once), or the service ID's current key (-import-api-key-file or E2E_IMPORT_API_KEY)")
+	}
+	if !*check && *serviceID != "" {
+		// Decide on the service ID's key before anything is created: a
+		// key IAM makes and nobody can keep is lost for good.
+		known, note, err := cli.ImportKey(ctx, clients.IAM, clients.Auth, *serviceID, *saveKey, importKey)
+		switch {
+		case errors.Is(err, cli.ErrKeyRefused):
+			return fail(2, "%v", err)
+		case err != nil:
+			return fail(1, "%v", err)
+		}
+		fmt.Fprintln(stderr, "prepare:", note)
+		plan.ImportAPIKey = known
 	}
 
 	res, err := e2e.Prepare(ctx, plan)
@@ -171,6 +199,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 		return 0
 	case errors.As(err, &pe):
 		return fail(3, "not ready: %d check(s) failed", len(pe.Report.Failed()))
+	case errors.Is(err, e2e.ErrPlan):
+		return fail(2, "%v", cli.FlagError(err, nil))
 	}
 	return fail(1, "%v", err)
 }

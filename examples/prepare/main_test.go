@@ -15,7 +15,13 @@ import (
 	"github.com/e2eimage/e2eimage/e2e"
 	"github.com/e2eimage/e2eimage/internal/cli/clitest"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
+	"github.com/e2eimage/e2eimage/internal/testenv"
+	"github.com/e2eimage/e2eimage/secret"
 )
+
+// The tests start simulators, each with a data directory that must be
+// gone once it is closed.
+func TestMain(m *testing.M) { testenv.VerifyTestMain(m, testenv.NoStrayTemp(testenv.SimTempPattern)) }
 
 type simEnv struct {
 	sim       *cloudsim.Sim
@@ -94,4 +100,77 @@ func TestHelpAndUsage(t *testing.T) {
 	code, _, stderr = s.run(t, "-root-key-crn", "x", "-bucket", "b", "-service-id", "")
 	require.Equal(t, 2, code)
 	require.Contains(t, stderr, "IBMCLOUD_API_KEY")
+}
+
+// apiKeys counts the API keys of the service ID called name, through IAM's
+// list API.
+func (s *simEnv) apiKeys(t *testing.T, name string) int {
+	t.Helper()
+	ep, err := e2e.LoadEndpoints(s.endpoints)
+	require.NoError(t, err)
+	cl, err := e2e.Connect(e2e.Cloud{APIKey: secret.NewString(s.sim.Account.APIKey), RootKeyCRN: s.sim.Account.RootKeyCRN, Endpoints: ep})
+	require.NoError(t, err)
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sid, err := cl.IAM.FindServiceID(ctx, name)
+	require.NoError(t, err)
+	if sid == nil {
+		return 0
+	}
+	keys, err := cl.IAM.APIKeys(ctx, sid.IAMID)
+	require.NoError(t, err)
+	return len(keys)
+}
+
+// The same command run twice creates one API key: the second run uses the
+// key the first saved. A file holding a key that is not the service ID's
+// makes the command refuse before it creates anything.
+func TestSaveAPIKeyTwiceCreatesOneKey(t *testing.T) {
+	s := startSim(t)
+	a := s.sim.Account
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "import.key")
+	args := []string{"-endpoints", s.endpoints, "-root-key-crn", a.RootKeyCRN, "-bucket", a.Bucket, "-cos-instance", a.COSInstanceCRN,
+		"-save-api-key", keyFile}
+
+	code, stdout, stderr := s.run(t, args...)
+	require.Equal(t, 0, code, stdout+stderr)
+	require.Contains(t, stderr, "saved the new API key")
+	require.Equal(t, 1, s.apiKeys(t, "e2eimage-import"))
+	saved, err := os.ReadFile(keyFile)
+	require.NoError(t, err)
+
+	code, stdout, stderr = s.run(t, args...)
+	require.Equal(t, 0, code, stdout+stderr)
+	require.Contains(t, stderr, "using the API key saved in "+keyFile)
+	require.NotContains(t, stdout, "created")
+	require.Equal(t, 1, s.apiKeys(t, "e2eimage-import"), "the second run created no API key")
+	again, err := os.ReadFile(keyFile)
+	require.NoError(t, err)
+	require.Equal(t, saved, again)
+
+	// Files holding keys that are not the service ID's: the owner's, and
+	// one IAM does not know.
+	for name, key := range map[string]string{"owner.key": a.APIKey, "unknown.key": "not-a-key-iam-knows-0123456789abcdefghijkl"} {
+		other := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(other, []byte(key+"\n"), 0o600))
+		code, stdout, stderr = s.run(t, append(args[:len(args)-1], other)...)
+		require.Equal(t, 2, code, stdout+stderr)
+		require.Contains(t, stderr, "refused before creating anything")
+		require.Contains(t, stderr, "move "+other+" away")
+		require.NotContains(t, stdout+stderr, key)
+		require.Equal(t, 1, s.apiKeys(t, "e2eimage-import"), name)
+		b, err := os.ReadFile(other)
+		require.NoError(t, err)
+		require.Equal(t, key+"\n", string(b))
+	}
+
+	// Without -save-api-key, a known key that does not work is refused too:
+	// a new key could not be kept.
+	s.vars["E2E_IMPORT_API_KEY"] = "not-a-key-iam-knows-0123456789abcdefghijkl"
+	code, stdout, stderr = s.run(t, args[:len(args)-2]...)
+	require.Equal(t, 2, code, stdout+stderr)
+	require.Contains(t, stderr, "no longer authenticates")
+	require.Equal(t, 1, s.apiKeys(t, "e2eimage-import"))
 }

@@ -16,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 
@@ -193,3 +194,13 @@ func (l *StringList) String() string { return strings.Join(*l, ",") }
 
 // Set implements flag.Value: it appends one string.
 func (l *StringList) Set(s string) error { *l = append(*l, s); return nil }
+
+// StateExists reports whether path names a state file on disk, so that a
+// command offers to resume only what a run recorded.
+func StateExists(path string) bool {
+	if path == "" {
+		return false
+	}
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular()
+}

@@ -22,7 +22,7 @@ func TestMain(m *testing.M) {
 	// The KP client shortens its retry waits.
 	kp.RetryWaitMax = 10 * time.Millisecond
 	kp.RetryMax = 3
-	testenv.VerifyTestMain(m)
+	testenv.VerifyTestMain(m, testenv.NoStrayTemp(testenv.SimTempPattern))
 }
 
 func start(t *testing.T, opts cloudsim.Options) *cloudsim.Sim {

@@ -116,7 +116,7 @@ func words(text string) []string {
 	return strings.Fields(text)
 }
 
-var exampleCommand = regexp.MustCompile(`\bgo (?:run|install) \./examples/([a-z0-9]+)\b`)
+var exampleCommand = regexp.MustCompile(`(?:\bgo (?:run|install) \./examples/|(?m)^bin/)([a-z0-9]+)\b`)
 
 // shim is put before every command: the go function runs the prebuilt
 // example programs and checks go test commands without running them.
@@ -209,12 +209,46 @@ func definedFlags(t *testing.T, bin string, sub []string) map[string]bool {
 	return flags
 }
 
-// checkFlags checks a real-cloud command: go run ./examples/X [sub] flags...
+// dropOutput removes an "-o DIR" pair from go build arguments.
+func dropOutput(args []string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		if args[i] == "-o" {
+			i++
+			continue
+		}
+		out = append(out, args[i])
+	}
+	return out
+}
+
+// checkFlags checks a real-cloud command: go run ./examples/X [sub]
+// flags... (or bin/X, as built by go build -o bin/ ./examples/...), whose
+// every flag X must define; go build and go test lines are checked with -n.
 func checkFlags(t *testing.T, binDir string, c command) bool {
 	t.Helper()
 	w := words(c.text)
+	switch {
+	case len(w) >= 2 && w[0] == "go" && (w[1] == "build" || w[1] == "test"):
+		// Checked by the go command itself without running anything:
+		// -n prints what it would do.
+		args := append([]string{w[1], "-n"}, w[2:]...)
+		if w[1] == "build" {
+			args = append([]string{"build", "-n", "-o", t.TempDir() + "/"}, dropOutput(w[2:])...)
+		}
+		cmd := exec.Command("go", args...)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("README.md:%d: go %v: %v\n%s", c.line, args, err, out)
+			return false
+		}
+		return true
+	case len(w) >= 2 && strings.HasPrefix(w[0], "bin/"):
+		// A program built by "go build -o bin/ ./examples/...".
+		w = append([]string{"go", "run", "./examples/" + strings.TrimPrefix(w[0], "bin/")}, w[1:]...)
+	}
 	if len(w) < 3 || w[0] != "go" || w[1] != "run" || !strings.HasPrefix(w[2], "./examples/") {
-		t.Errorf("README.md:%d: a real-cloud command must be go run ./examples/...: %s", c.line, c.text)
+		t.Errorf("README.md:%d: a real-cloud command must be go run ./examples/X, bin/X, go build or go test: %s", c.line, c.text)
 		return false
 	}
 	bin := filepath.Join(binDir, strings.TrimPrefix(w[2], "./examples/"))

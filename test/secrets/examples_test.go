@@ -153,7 +153,9 @@ func TestExamplesCoreDumps(t *testing.T) {
 	}
 	enabled := 0
 	for name, cmd := range cmds {
-		cmd.Env = append(os.Environ(), "HARDEN_KEY="+key)
+		// Killed below: their temporary files (the simulator's data
+		// directory) go to this test's directory, which is removed.
+		cmd.Env = append(os.Environ(), "HARDEN_KEY="+key, "TMPDIR="+dir)
 		stdin, err := cmd.StdinPipe() // held open: the program waits for its input
 		if err != nil {
 			t.Fatal(err)

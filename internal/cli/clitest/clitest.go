@@ -19,6 +19,7 @@ import (
 
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/iam"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
 	"github.com/e2eimage/e2eimage/internal/sampleimage"
 	"github.com/e2eimage/e2eimage/secret"
@@ -78,4 +79,16 @@ func (s *Sim) Run(t testing.TB, name string, server *classic.ServerSpec) (state 
 // as empty).
 func Lookup(vars map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+}
+
+// IAMClient returns an IAM client of the simulated account's owner, for
+// tests that count what a command created through IAM's list APIs.
+func (s *Sim) IAMClient(t testing.TB) *iam.Client {
+	t.Helper()
+	ep, err := e2e.LoadEndpoints(s.Endpoints)
+	require.NoError(t, err)
+	cl, err := e2e.Connect(e2e.Cloud{APIKey: secret.NewString(s.Account.APIKey), RootKeyCRN: s.Account.RootKeyCRN, Endpoints: ep})
+	require.NoError(t, err)
+	t.Cleanup(cl.Close)
+	return cl.IAM
 }

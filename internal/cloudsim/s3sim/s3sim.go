@@ -10,7 +10,8 @@
 // If-Match and If-None-Match on HEAD and GET evaluated against it.
 //
 // Object data lives in files under a directory (a temporary one by
-// default), metadata in memory. A completed multipart upload is stored as
+// default, TempDirPattern, removed by Close; one left by a killed process is
+// removed by the next New), metadata in memory. A completed multipart upload is stored as
 // its part files, so uploads of any size take no extra memory and no copy.
 //
 // What this package does NOT do: presigned URLs and SigV2, versioning,
@@ -150,6 +151,7 @@ type Server struct {
 	backend *fileBackend
 	fake    http.Handler
 	tempDir string
+	unlock  func() // releases tempDir's owner lock
 
 	mu      sync.Mutex
 	buckets map[string]*bucketMeta
@@ -184,11 +186,11 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, buckets: make(map[string]*bucketMeta), hmac: make(map[string]hmacCred)}
 	dir := cfg.Dir
 	if dir == "" {
-		d, err := os.MkdirTemp("", "cloudsim-s3-*")
+		d, unlock, err := makeTempDir()
 		if err != nil {
-			return nil, fmt.Errorf("s3sim: creating a data directory: %w", err)
+			return nil, err
 		}
-		dir, s.tempDir = d, d
+		dir, s.tempDir, s.unlock = d, d, unlock
 	}
 	b, err := newFileBackend(dir, s.now)
 	if err != nil {
@@ -217,14 +219,20 @@ func (s *Server) now() time.Time {
 	return time.Now().UTC()
 }
 
-// Close removes the temporary data directory, if New made one.
+// Close removes the temporary data directory, if New made one. A
+// simulator that ends without Close (killed) leaves its directory, which
+// the next New in the same temporary directory removes.
 func (s *Server) Close() error {
 	if s.tempDir == "" {
 		return nil
 	}
 	err := os.RemoveAll(s.tempDir)
-	s.tempDir = ""
-	return err
+	s.unlock()
+	s.tempDir, s.unlock = "", nil
+	if err != nil {
+		return fmt.Errorf("s3sim: removing the data directory: %w", err)
+	}
+	return nil
 }
 
 // AddHMAC registers an HMAC credential for a principal.

@@ -34,7 +34,13 @@ import (
 	"github.com/e2eimage/e2eimage/internal/testenv"
 )
 
-func TestMain(m *testing.M) { testenv.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(ownerHelperEnv) != "" {
+		ownerHelper()
+		return
+	}
+	testenv.VerifyTestMain(m, testenv.NoStrayTemp(s3sim.TempDirPattern))
+}
 
 const (
 	acct      = "0123456789abcdef0123456789abcdef"

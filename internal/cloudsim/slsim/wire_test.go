@@ -14,11 +14,12 @@ import (
 	"github.com/softlayer/softlayer-go/session"
 	"github.com/softlayer/softlayer-go/sl"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
+
+	"github.com/e2eimage/e2eimage/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	testenv.VerifyTestMain(m, testenv.NoStrayTemp(testenv.SimTempPattern))
 }
 
 func requireSLError(t *testing.T, err error, status int, code string) sl.Error {
