@@ -82,6 +82,7 @@ type config struct {
 	jsonOut, quiet, v bool
 
 	set map[string]bool // flags given on the command line
+	tpl templateFlags   // template.go
 }
 
 func isSet(c *config, name string) bool { return c.set[name] }
@@ -132,6 +133,7 @@ func run(ctx context.Context, args []string, e env) int {
 	fs.BoolVar(&c.jsonOut, "json", false, "print the result as JSON on standard output")
 	fs.BoolVar(&c.quiet, "q", false, "no progress bars")
 	fs.BoolVar(&c.v, "v", false, "debug logs on standard error")
+	addTemplateFlags(fs, &c.tpl)
 	if exit, ok := cli.Parse(fs, args); !ok {
 		return exit
 	}
@@ -170,6 +172,9 @@ func run(ctx context.Context, args []string, e env) int {
 	}
 	if code != exitOK {
 		return code
+	}
+	if c.tpl.cleanup {
+		return runCleanup(ctx, plan, &c, e)
 	}
 	plan.OnStep = out.step
 	if !c.quiet {
@@ -265,7 +270,7 @@ func simPlan(ctx context.Context, c *config, e env, out *printer, logger *slog.L
 	}
 	cleanups = append(cleanups, clients.Close)
 
-	if c.name == "" {
+	if c.name == "" && c.tpl.from == "" {
 		c.name = "e2e-demo"
 	}
 	if c.hostname == "" && !isSet(c, "hostname") {
@@ -289,6 +294,7 @@ func simPlan(ctx context.Context, c *config, e env, out *printer, logger *slog.L
 	if plan.ServiceID.Name == "" {
 		plan.ImportAPIKey = secret.NewString(a.APIKey)
 	}
+	plan.ExportAPIKey = secret.NewString(a.APIKey)
 	if code := planImage(&plan, c, e, out); code != exitOK {
 		return plan, cleanup, code
 	}
@@ -317,8 +323,8 @@ func cloudPlan(c *config, e env, out *printer, logger *slog.Logger) (e2e.Plan, f
 		return fail("-root-key-crn is required")
 	case c.bucket == "":
 		return fail("-bucket is required")
-	case c.image == "":
-		return fail("-image is required")
+	case c.image == "" && c.tpl.from == "":
+		return fail("-image or -from-template is required")
 	}
 	var ep e2e.Endpoints
 	if c.endpoints != "" {
@@ -345,7 +351,7 @@ func cloudPlan(c *config, e env, out *printer, logger *slog.Logger) (e2e.Plan, f
 		fmt.Fprintln(e.stderr, "e2e:", err)
 		return e2e.Plan{}, nil, exitFailure
 	}
-	if c.name == "" {
+	if c.name == "" && c.tpl.from == "" {
 		base := filepath.Base(c.image)
 		c.name = strings.TrimSuffix(base, filepath.Ext(base))
 		if c.image == "-" || c.name == "" {
@@ -353,7 +359,7 @@ func cloudPlan(c *config, e env, out *printer, logger *slog.Logger) (e2e.Plan, f
 		}
 	}
 	if c.state == "" {
-		c.state = c.name + ".e2e-state.json"
+		c.state = defaultState(c)
 	}
 	if !isSet(c, "audit-wait") {
 		c.auditWait = 5 * time.Minute
@@ -366,7 +372,7 @@ func cloudPlan(c *config, e env, out *printer, logger *slog.Logger) (e2e.Plan, f
 	if err != nil {
 		return fail("%v", err)
 	}
-	plan.ImportAPIKey = importKey
+	plan.ImportAPIKey, plan.ExportAPIKey = importKey, apiKey
 	if plan.ServiceID.Name == "" && importKey.Empty() {
 		plan.ImportAPIKey = apiKey
 	}
@@ -409,6 +415,10 @@ func basePlan(c *config) e2e.Plan {
 
 // planImage opens the image (or builds the sample disk).
 func planImage(p *e2e.Plan, c *config, e env, out *printer) int {
+	if c.tpl.from != "" {
+		applyTemplate(p, c)
+		return exitOK
+	}
 	switch c.image {
 	case "":
 		img, err := sampleimage.Reader(sampleimage.Options{})
