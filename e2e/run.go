@@ -283,6 +283,20 @@ func shorten(s string, n int) string {
 //     and wait until it is provisioned;
 //  8. audit: with Plan.Audit, collect the run's audit events.
 //
+// With Plan.SourceTemplate the run starts from an existing unencrypted
+// image template instead of an image: after the key step, export (StepExport:
+// copyToIcos to the bucket, and a wait) writes one plaintext object per
+// block device; upload encrypts the boot disk's object as it is read from
+// COS with parallel ranged GETs (cos.Object) and streams it into the
+// encrypted object's multipart upload, so no byte of the image reaches
+// local disk; after wait-template, cleanup-export (StepCleanup) deletes
+// the plaintext objects unless Plan.KeepExport. The other disks of a
+// multi-disk template are reported and deleted as soon as the export is
+// done (E2E imports a boot disk only). The state file records the export
+// (requested, done, its objects and their deletion), so a run stopped
+// anywhere neither exports twice nor forgets a plaintext object: the next
+// run, or Cleanup, deletes it.
+//
 // Each step is idempotent given a state file (Plan.StatePath): a run that
 // stopped (an error, a signal, a crash) resumes where it stopped when run
 // again with the same plan. The state holds the wrapped DEK, never the DEK;
