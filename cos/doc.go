@@ -55,12 +55,21 @@
 //     ETag and the stored SHA-256 (when WithSHA256 stored one) of what was
 //     sent; otherwise the error wraps ErrVerify.
 //
+// # Reading with random access
+//
+// OpenObject returns an *Object, an io.ReaderAt of known size over ranged
+// GETs (If-Match on the ETag seen at the start), so that package vhdcrypt
+// reads a remote image with random access and its workers fetch blocks in
+// parallel: an image in COS is encrypted into a new object without a byte
+// of it on local disk. List and Delete find and remove objects by name,
+// for the objects an image export writes.
+//
 // # What this package does NOT do
 //
 // It does not encrypt: images are encrypted before they reach it (package
 // e2e), and COS server-side encryption is the bucket's business (CreateBucket
 // can ask for Key Protect). It does not manage lifecycle rules, versioning,
-// ACLs, CORS, retention or replication, does not list or delete objects,
-// does not use Aspera, and does not copy objects server-side. It does not
+// ACLs, CORS, retention or replication, does not delete buckets or list
+// buckets, does not use Aspera, and does not copy objects server-side. It does not
 // interrupt a Read that blocks: cancellation takes effect when Read returns.
 package cos

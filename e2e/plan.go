@@ -57,6 +57,41 @@ type Plan struct {
 	// ImageSize is the virtual size of a raw image read from a stream
 	// (WithSize); 0 otherwise.
 	ImageSize int64
+
+	// SourceTemplate, instead of Image, names an existing classic image
+	// template to encrypt, by id (digits) or by name: Run checks it
+	// (unencrypted, a boot disk within classic.MaxImportDiskSize, an OS
+	// code), exports it to Bucket (copyToIcos), encrypts the exported boot
+	// disk object as it streams from COS into the encrypted object's
+	// multipart upload (no byte of the image on local disk), imports,
+	// orders and audits as with an image, and deletes the plaintext export
+	// (see KeepExport). Name defaults to the template's name +
+	// SourceNameSuffix, Note and OSCode to the template's.
+	SourceTemplate string
+	// ExportAPIKey is the API key the classic backplane writes the export
+	// with (copyToIcos's ibmApiKey): it needs Writer access to Bucket.
+	// Default: the import's API key (ImportAPIKey).
+	ExportAPIKey *secret.String
+	// ExportObject is the export's file name in Bucket; the export writes
+	// <stem>-<n>.vhd for block device n (classic.ExportRequest). Default:
+	// Name + ExportSuffix.
+	ExportObject string
+	// KeepExport keeps the plaintext objects the export wrote. By default
+	// the run deletes them: the other disks' objects as soon as the export
+	// is done (E2E imports a boot disk only), the boot disk's once the
+	// encrypted template is Active. A run that stops before that leaves
+	// them recorded in the state file; the next run, or Cleanup, deletes
+	// them.
+	KeepExport bool
+	// Doctor, when set, examines the source image before it is encrypted:
+	// it gets the exported boot disk as an io.ReaderAt of size bytes (reads
+	// of its first 4 MiB are cached, so the encryption does not fetch them
+	// again) and a non-nil error stops the run. It is the hook for an
+	// image check package; Run has no such check of its own.
+	Doctor func(ctx context.Context, image io.ReaderAt, size int64) error
+
+	// source is the resolved SourceTemplate (resolveSource).
+	source *classic.TemplateContent
 	// ProveImportKey, when set, is called before createFromIcos with the
 	// import's API key, the bucket and the object, and must return nil
 	// when that key can already do what the import does (Clients.ProveImportKey
@@ -198,6 +233,9 @@ func (p Plan) withDefaults(mode runMode) (Plan, crn.Key, error) {
 	if p.Object == "" && p.Name != "" {
 		p.Object = p.Name + ObjectSuffix
 	}
+	if p.SourceTemplate != "" && p.ExportObject == "" && p.Name != "" {
+		p.ExportObject = p.Name + ExportSuffix
+	}
 	if p.DEKSize == 0 {
 		p.DEKSize = vhdcrypt.AES256XTS
 	}
@@ -265,6 +303,7 @@ func (p Plan) withDefaults(mode runMode) (Plan, crn.Key, error) {
 	if p.Server != nil && (p.Server.Hostname == "" || p.Server.Domain == "") {
 		errs = append(errs, bad("Server needs a Hostname and a Domain (a retried order finds the server by them)"))
 	}
+	errs = append(errs, p.checkSource(mode)...)
 	if p.PartSize < 0 || p.Concurrency < 0 || p.ImageSize < 0 || p.AuditWait < 0 {
 		errs = append(errs, bad("PartSize, Concurrency, ImageSize and AuditWait cannot be negative"))
 	}

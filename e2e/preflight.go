@@ -59,9 +59,16 @@ func (e *PreflightError) Unwrap() error { return e.Report.Err() }
 // location, in the COS client's region); the classic API (the credentials
 // work and plan.OSCode is a code VHD imports accept); and, when plan.Image
 // can be read with random access, the image (not encrypted, at most
-// classic.MaxImportDiskSize). The error is for a plan that cannot be
+// classic.MaxImportDiskSize); with plan.SourceTemplate, the template
+// (found, unencrypted, a boot disk within that limit, an OS code). The error is for a plan that cannot be
 // checked (ErrPlan); failed checks are in the report.
 func Preflight(ctx context.Context, plan Plan) (*iam.Report, error) {
+	if plan.SourceTemplate != "" {
+		var err error
+		if plan, err = plan.resolveSource(ctx); err != nil {
+			return nil, err
+		}
+	}
 	r, err := newRunner(plan, modePrepare)
 	if err != nil {
 		return nil, err
@@ -105,7 +112,12 @@ func (r *runner) checks() []iam.Check {
 	if r.p.Server != nil {
 		checks = append(checks, r.placementCheck())
 	}
-	if c, ok := r.imageCheck(); ok {
+	if r.p.source != nil {
+		checks = append(checks, r.sourceCheck())
+		if r.mode == modeRun {
+			checks = append(checks, r.exportKeyCheck())
+		}
+	} else if c, ok := r.imageCheck(); ok {
 		checks = append(checks, c)
 	}
 	if r.mode == modeRun {
@@ -152,7 +164,16 @@ func (r *runner) bucketCheck() iam.Check {
 			return "", fmt.Errorf("%s is not a region classic infrastructure imports images from", loc)
 		}
 		r.bucketLocation = info.Location.Constraint
-		return fmt.Sprintf("%s bucket in %s (%s), the root key's region", info.Location.Resiliency, loc, info.Location.Constraint), nil
+		d := fmt.Sprintf("%s bucket in %s (%s), the root key's region", info.Location.Resiliency, loc, info.Location.Constraint)
+		if r.p.SourceTemplate != "" && !info.KeyProtect {
+			w := fmt.Sprintf("bucket %s is not encrypted with a Key Protect or HPCS root key: the plaintext export of the template rests there with COS's default encryption only until it is deleted", r.p.Bucket)
+			r.res.Warnings = append(r.res.Warnings, w)
+			r.p.Logger.Warn("e2e: "+w, "bucket", r.p.Bucket)
+			d += "; warning: not encrypted with a Key Protect or HPCS key"
+		} else if info.KeyProtect {
+			d += ", encrypted with root key " + info.RootKeyCRN
+		}
+		return d, nil
 	}, fmt.Sprintf("use a Regional bucket in %s (the root key's region, an import location) and a COS client for that region", region))
 }
 

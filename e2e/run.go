@@ -14,6 +14,7 @@ import (
 
 	"github.com/e2eimage/e2eimage/audit"
 	"github.com/e2eimage/e2eimage/classic"
+	"github.com/e2eimage/e2eimage/cos"
 	"github.com/e2eimage/e2eimage/secret"
 )
 
@@ -29,12 +30,18 @@ const (
 	StepPreflight StepName = "preflight"
 	// StepKey gets or generates the DEK and wraps it with the root key.
 	StepKey StepName = "key"
+	// StepExport exports the source template to the bucket
+	// (Plan.SourceTemplate).
+	StepExport StepName = "export"
 	// StepUpload encrypts the image and uploads it in one stream.
 	StepUpload StepName = "upload"
 	// StepImport starts the image import (createFromIcos).
 	StepImport StepName = "import"
 	// StepWaitTemplate waits until the template is Active.
 	StepWaitTemplate StepName = "wait-template"
+	// StepCleanup deletes the plaintext export once the encrypted
+	// template is Active (Plan.SourceTemplate, unless Plan.KeepExport).
+	StepCleanup StepName = "cleanup-export"
 	// StepOrder orders a server from the template (Plan.Server).
 	StepOrder StepName = "order"
 	// StepWaitServer waits until the server is provisioned.
@@ -106,9 +113,14 @@ type Result struct {
 
 	Key      KeyResult       `json:"key"`
 	IAM      *IAMResult      `json:"iam,omitempty"`
+	Export   *ExportResult   `json:"export,omitempty"`
 	Object   *ObjectResult   `json:"object,omitempty"`
 	Template *TemplateResult `json:"template,omitempty"`
 	Server   *ServerResult   `json:"server,omitempty"`
+
+	// Warnings are findings that did not stop the run, such as a bucket
+	// that holds a plaintext export without Key Protect or HPCS encryption.
+	Warnings []string `json:"warnings,omitempty"`
 
 	// Audit is the run's audit trail, sorted by time; AuditMissing the
 	// expected actions that were not found (Activity Tracker shows events
@@ -212,6 +224,22 @@ func (r *Result) Resources() []Resource {
 		add("access policy", i.COSPolicy, "service ID -> COS, Reader")
 		add("access policy", i.KeyPolicy, "service ID -> key service, Reader")
 	}
+	if e := r.Export; e != nil {
+		for _, o := range e.Objects {
+			state := "left in the bucket: run again, or Cleanup, to delete it"
+			switch {
+			case o.Deleted:
+				state = "deleted"
+			case e.Kept:
+				state = "kept (KeepExport)"
+			}
+			role := fmt.Sprintf("boot disk of template %d (the one encrypted)", e.SourceTemplateID)
+			if o.BlockDevice != 0 {
+				role = fmt.Sprintf("disk %d of template %d (not imported)", o.BlockDevice, e.SourceTemplateID)
+			}
+			add("plaintext export", o.Key, fmt.Sprintf("%s, %d bytes, %s", role, o.Size, state))
+		}
+	}
 	if o := r.Object; o != nil {
 		add("object", o.URI, fmt.Sprintf("%d bytes, ETag %s, sha256 %s", o.Size, o.ETag, o.SHA256))
 	}
@@ -256,6 +284,20 @@ func shorten(s string, n int) string {
 //     and wait until it is provisioned;
 //  8. audit: with Plan.Audit, collect the run's audit events.
 //
+// With Plan.SourceTemplate the run starts from an existing unencrypted
+// image template instead of an image: after the key step, export (StepExport:
+// copyToIcos to the bucket, and a wait) writes one plaintext object per
+// block device; upload encrypts the boot disk's object as it is read from
+// COS with parallel ranged GETs (cos.Object) and streams it into the
+// encrypted object's multipart upload, so no byte of the image reaches
+// local disk; after wait-template, cleanup-export (StepCleanup) deletes
+// the plaintext objects unless Plan.KeepExport. The other disks of a
+// multi-disk template are reported and deleted as soon as the export is
+// done (E2E imports a boot disk only). The state file records the export
+// (requested, done, its objects and their deletion), so a run stopped
+// anywhere neither exports twice nor forgets a plaintext object: the next
+// run, or Cleanup, deletes it.
+//
 // Each step is idempotent given a state file (Plan.StatePath): a run that
 // stopped (an error, a signal, a crash) resumes where it stopped when run
 // again with the same plan. The state holds the wrapped DEK, never the DEK;
@@ -270,11 +312,33 @@ func shorten(s string, n int) string {
 // a failed step is a *StepError; a plan that is incomplete gives ErrPlan
 // (nothing is done then).
 func Run(ctx context.Context, plan Plan) (*Result, error) {
+	if plan.SourceTemplate != "" {
+		var err error
+		if plan, err = plan.resolveSource(ctx); err != nil {
+			return nil, err
+		}
+	}
 	r, err := newRunner(plan, modeRun)
 	if err != nil {
 		return nil, err
 	}
 	defer r.close()
+	if r.p.source != nil {
+		err = r.runSteps(ctx, []stepFunc{
+			{StepPrepare, r.prepare},
+			{StepPreflight, r.preflight},
+			{StepKey, r.keyStep},
+			{StepExport, r.exportStep},
+			{StepUpload, r.uploadFromExport},
+			{StepImport, r.importStep},
+			{StepWaitTemplate, r.waitTemplate},
+			{StepCleanup, r.cleanupStep},
+			{StepOrder, r.order},
+			{StepWaitServer, r.waitServer},
+			{StepAudit, r.auditStep},
+		})
+		return r.finish(), err
+	}
 	err = r.runSteps(ctx, []stepFunc{
 		{StepPrepare, r.prepare},
 		{StepPreflight, r.preflight},
@@ -316,6 +380,9 @@ type runner struct {
 	ownImportKey     bool           // importKey was made by the preparation (zeroed at the end)
 	bucketLocation   string         // from the preflight
 	template         *classic.Template
+
+	remote                  *cos.Object // the exported boot disk, read from COS (Plan.SourceTemplate)
+	readBytes, readRequests int64       // what the encryption fetched of it
 }
 
 type stepFunc struct {
@@ -338,6 +405,9 @@ func newRunner(plan Plan, mode runMode) (*runner, error) {
 		}
 	} else {
 		st.Name, st.RootKeyCRN, st.Bucket, st.Object = p.Name, key.String(), p.Bucket, p.Object
+		if p.source != nil {
+			st.SourceTemplateID, st.ExportObject = p.source.ID, p.ExportObject
+		}
 		st.Started = p.Clock()
 	}
 	r := &runner{p: p, mode: mode, key: key, st: st}
@@ -416,6 +486,9 @@ func (r *runner) finish() *Result {
 	if st.Uploaded != nil && r.res.Object == nil {
 		cp := *st.Uploaded
 		r.res.Object = &cp
+	}
+	if r.p.source != nil {
+		r.res.Export = r.exportResult()
 	}
 	if st.TemplateID != 0 || len(st.FailedTemplates) > 0 {
 		t := r.res.Template

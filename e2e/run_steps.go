@@ -291,6 +291,9 @@ func (r *runner) send(ctx context.Context, s *Step, dek *secret.DEK) (*cos.Resul
 	}
 	r.mu.Lock()
 	st.ImageSize = enc.Size()
+	if r.remote != nil {
+		st.DiskSize = enc.VirtualSize()
+	}
 	err = r.saveLocked()
 	r.mu.Unlock()
 	if err != nil {
@@ -356,7 +359,15 @@ func (r *runner) newEncryptor(ctx context.Context, dek *secret.DEK) (*vhdcrypt.E
 		return nil, err
 	}
 	opts := []vhdcrypt.Option{vhdcrypt.WithNonce(nonce), vhdcrypt.WithUniqueID(id), vhdcrypt.WithTimestamp(ts), vhdcrypt.WithProgress(r.progress)}
-	if r.p.Workers > 0 {
+	switch {
+	case r.remote != nil:
+		// An exported image is read with ranged GETs: more requests in
+		// flight than cores, and no zero scan of a raw or fixed export,
+		// which would fetch the whole object twice (its output then
+		// allocates every block; a dynamic VHD export keeps its own
+		// allocation).
+		opts = append(opts, vhdcrypt.WithWorkers(remoteWorkers(r.p.Workers)), vhdcrypt.WithoutZeroScan())
+	case r.p.Workers > 0:
 		opts = append(opts, vhdcrypt.WithWorkers(r.p.Workers))
 	}
 	if r.p.ImageSize > 0 {

@@ -94,11 +94,12 @@ func (w *world) plan(t *testing.T, img []byte) e2e.Plan {
 }
 
 // templates returns the parent template groups (the simulator lists
-// each data center's child group too).
+// each data center's child group too), without the sample template every
+// simulated account starts with.
 func (w *world) templates() []slsim.TemplateInfo {
 	var out []slsim.TemplateInfo
 	for _, ti := range w.sim.SoftLayer.Templates() {
-		if ti.ParentID == 0 {
+		if ti.ParentID == 0 && ti.Name != cloudsim.SampleTemplate {
 			out = append(out, ti)
 		}
 	}

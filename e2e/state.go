@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/e2eimage/e2eimage/cos"
@@ -73,6 +74,15 @@ type State struct {
 
 	// IAM holds the ids of the IAM objects preparation found or made.
 	IAM *IAMResult `json:"iam,omitempty"`
+
+	// A run from a template (Plan.SourceTemplate): the template, the
+	// export's file name, whether copyToIcos was sent (set just before)
+	// and is done, and the objects it wrote, each marked once deleted.
+	SourceTemplateID int              `json:"source_template_id,omitempty"`
+	ExportObject     string           `json:"export_object,omitempty"`
+	ExportRequested  bool             `json:"export_requested,omitempty"`
+	ExportDone       bool             `json:"export_done,omitempty"`
+	Exported         []ExportedObject `json:"exported,omitempty"`
 
 	// ImportRequested is set just before createFromIcos is sent, so that
 	// a run that died without its answer looks for the template by name
@@ -151,7 +161,14 @@ func (s *State) matches(p *Plan, rootKey string) error {
 		}
 		return nil
 	}
+	var source error
+	if p.source != nil {
+		source = check("source template", strconv.Itoa(s.SourceTemplateID), strconv.Itoa(p.source.ID))
+	} else if s.SourceTemplateID != 0 {
+		source = check("source template", strconv.Itoa(s.SourceTemplateID), "none")
+	}
 	return errors.Join(
+		source,
 		check("template name", s.Name, p.Name),
 		check("root key", s.RootKeyCRN, rootKey),
 		check("bucket", s.Bucket, p.Bucket),

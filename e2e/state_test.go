@@ -123,6 +123,9 @@ func TestStateFieldsAreTheReviewedOnes(t *testing.T) {
 		"upload": true, "uploaded": true, "iam": true, "import_requested": true, "template_id": true,
 		"template_guid": true, "template_active": true, "failed_templates": true, "order_requested": true,
 		"guest_id": true, "guest_guid": true, "provisioned": true, "started": true, "updated": true,
+		// A run from a template: an id, a file name, two flags, and object
+		// keys, sizes and ETags (the export's API key is not stored).
+		"source_template_id": true, "export_object": true, "export_requested": true, "export_done": true, "exported": true,
 	}
 	typ := reflect.TypeOf(State{})
 	for i := range typ.NumField() {

@@ -124,6 +124,10 @@ func newLayout(size int64, alloc []vhd.Bitmap, kh *vhd.KeyHash, o *options) *vhd
 // Reader will produce.
 func (e *Encryptor) Size() int64 { return e.size }
 
+// VirtualSize returns the size in bytes of the virtual disk being
+// encrypted.
+func (e *Encryptor) VirtualSize() int64 { return e.in.size }
+
 // AllocatedBlocks returns how many 2 MiB blocks the output stores, and the
 // virtual disk's total number of blocks.
 func (e *Encryptor) AllocatedBlocks() (allocated, total int) {
@@ -172,6 +176,11 @@ func planAllocation(ctx context.Context, in *input, o *options) ([]vhd.Bitmap, e
 			if in.sr.Allocated(i) {
 				alloc[i] = full
 			}
+		}
+	case in.ra != nil && o.noScan:
+		o.logger.Debug("vhdcrypt: no zero scan asked for: every block of the raw or fixed input is allocated", "virtual_size", in.size)
+		for i := range alloc {
+			alloc[i] = full
 		}
 	case in.ra != nil:
 		nonZero, err := scanZeroBlocks(ctx, in, o)

@@ -21,6 +21,7 @@ type options struct {
 	timestamp time.Time
 	size      int64
 	format    Format
+	noScan    bool // WithoutZeroScan
 }
 
 func buildOptions(opts []Option) *options {
@@ -88,6 +89,15 @@ func WithUniqueID(id [16]byte) Option { return func(o *options) { o.uniqueID = &
 // WithTimestamp sets the VHD footer's timestamp instead of the current time,
 // for reproducible output.
 func WithTimestamp(t time.Time) Option { return func(o *options) { o.timestamp = t } }
+
+// WithoutZeroScan makes a raw or fixed VHD input read with random access
+// allocate every block of the output, as a stream input does, instead of
+// reading the whole disk once beforehand to find its all-zero blocks. The
+// trade: a remote input (an object read with ranged GETs, such as
+// cos.Object) is then transferred once instead of twice, and the output is
+// as large as the disk. It changes nothing for a dynamic VHD, whose block
+// table already says what is allocated.
+func WithoutZeroScan() Option { return func(o *options) { o.noScan = true } }
 
 // WithSize declares the virtual size in bytes of a raw (or fixed VHD) image
 // read from a stream, which cannot be known before the stream ends but is

@@ -86,6 +86,7 @@ type config struct {
 	jsonOut, quiet, v bool
 
 	set map[string]bool // flags given on the command line
+	tpl templateFlags   // template.go
 }
 
 func isSet(c *config, name string) bool { return c.set[name] }
@@ -136,6 +137,7 @@ func run(ctx context.Context, args []string, e env) int {
 	fs.BoolVar(&c.quiet, "q", false, "no progress bars")
 	fs.BoolVar(&c.v, "v", false, "debug logs on standard error")
 	chk := addCheckFlags(fs)
+	addTemplateFlags(fs, &c.tpl)
 	if exit, ok := cli.Parse(fs, args); !ok {
 		return exit
 	}
@@ -181,6 +183,9 @@ func run(ctx context.Context, args []string, e env) int {
 	}
 	if code != exitOK {
 		return code
+	}
+	if c.tpl.cleanup {
+		return runCleanup(ctx, plan, &c, e)
 	}
 	plan.OnStep = out.step
 	if !c.quiet {
@@ -360,7 +365,7 @@ func simPlan(ctx context.Context, c *config, e env, out *printer, logger *slog.L
 	}
 	cleanups = append(cleanups, clients.Close)
 
-	if c.name == "" {
+	if c.name == "" && c.tpl.from == "" {
 		c.name = "e2e-demo"
 	}
 	if c.hostname == "" && !isSet(c, "hostname") {
@@ -384,6 +389,7 @@ func simPlan(ctx context.Context, c *config, e env, out *printer, logger *slog.L
 	if plan.ServiceID.Name == "" {
 		plan.ImportAPIKey = secret.NewString(a.APIKey)
 	}
+	plan.ExportAPIKey = secret.NewString(a.APIKey)
 	if code := planImage(ctx, &plan, c, e, out); code != exitOK {
 		return plan, cleanup, code
 	}
@@ -415,8 +421,8 @@ func cloudPlan(ctx context.Context, c *config, e env, out *printer, logger *slog
 		return fail("-root-key-crn is required in IBM Cloud mode%s", orSim)
 	case c.bucket == "":
 		return fail("-bucket is required in IBM Cloud mode%s", orSim)
-	case c.image == "":
-		return fail("-image is required in IBM Cloud mode%s", orSim)
+	case c.image == "" && c.tpl.from == "":
+		return fail("-image or -from-template is required in IBM Cloud mode%s", orSim)
 	case c.serviceID != "" && c.cosInstance == "":
 		// The service ID's access policy on COS names the instance.
 		return fail("-cos-instance is required with -service-id %q: give the CRN or GUID of the COS instance holding the bucket "+
@@ -446,7 +452,7 @@ func cloudPlan(ctx context.Context, c *config, e env, out *printer, logger *slog
 	if err != nil {
 		return e2e.Plan{}, nil, connectFailed(e, err)
 	}
-	if c.name == "" {
+	if c.name == "" && c.tpl.from == "" {
 		base := filepath.Base(c.image)
 		c.name = strings.TrimSuffix(base, filepath.Ext(base))
 		if c.image == "-" || c.name == "" {
@@ -454,7 +460,7 @@ func cloudPlan(ctx context.Context, c *config, e env, out *printer, logger *slog
 		}
 	}
 	if c.state == "" {
-		c.state = c.name + ".e2e-state.json"
+		c.state = defaultState(c)
 	}
 	plan := basePlan(c)
 	plan.KeyService, plan.IAM, plan.COS, plan.Classic, plan.Audit = clients.Keys, clients.IAM, clients.COS, clients.Classic, clients.Audit
@@ -464,7 +470,7 @@ func cloudPlan(ctx context.Context, c *config, e env, out *printer, logger *slog
 	if err != nil {
 		return fail("%v", err)
 	}
-	plan.ImportAPIKey = importKey
+	plan.ImportAPIKey, plan.ExportAPIKey = importKey, apiKey
 	if plan.ServiceID.Name == "" && importKey.Empty() {
 		plan.ImportAPIKey = apiKey
 	}
@@ -533,6 +539,10 @@ func connectFailed(e env, err error) int {
 
 // planImage opens the image (or builds the sample disk).
 func planImage(ctx context.Context, p *e2e.Plan, c *config, e env, out *printer) int {
+	if c.tpl.from != "" {
+		applyTemplate(p, c)
+		return exitOK
+	}
 	switch c.image {
 	case "":
 		img, err := sampleimage.Reader(sampleimage.Options{})

@@ -54,6 +54,18 @@
 // -endpoints points every service elsewhere, for example at a simulator
 // started by examples/cloudsim (its first output line is such a file).
 //
+// # From an existing image template
+//
+// -from-template NAME|ID encrypts an unencrypted image template already in
+// the account instead of -image: the template is exported to the bucket
+// (copyToIcos), its boot disk is encrypted as it streams from COS into the
+// encrypted object's upload (nothing on local disk), imported and ordered,
+// and the plaintext export is deleted once the encrypted template is
+// Active (-keep-export keeps it). The name, note and OS code default to the
+// template's. -cleanup deletes what a stopped run left (same -state). The
+// simulator's fresh account holds one such template, e2e-sample:
+// `e2e -from-template e2e-sample` runs the whole cloud-side flow locally.
+//
 // # Secrets
 //
 // Secrets come only from the environment or from files, never from the

@@ -52,7 +52,7 @@ func (s *simEnv) run(t *testing.T, stdin io.Reader, args ...string) (int, string
 func (s *simEnv) templates() int {
 	n := 0
 	for _, ti := range s.sim.SoftLayer.Templates() {
-		if ti.ParentID == 0 {
+		if ti.ParentID == 0 && ti.Name != cloudsim.SampleTemplate {
 			n++
 		}
 	}

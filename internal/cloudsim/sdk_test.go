@@ -188,7 +188,8 @@ func TestSoftLayerIsWired(t *testing.T) {
 	sess := &slsession.Session{UserName: "apikey", APIKey: sim.Account.APIKey, Endpoint: sim.URLs.SoftLayer, Timeout: 10 * time.Second}
 	groups, err := services.GetAccountService(sess).GetPrivateBlockDeviceTemplateGroups()
 	require.NoError(t, err)
-	require.Empty(t, groups)
+	require.Len(t, groups, 1, "a fresh account holds the sample template only")
+	require.Equal(t, cloudsim.SampleTemplate, *groups[0].Name)
 	bad := &slsession.Session{UserName: "apikey", APIKey: "not-a-key", Endpoint: sim.URLs.SoftLayer, Timeout: 10 * time.Second}
 	_, err = services.GetAccountService(bad).GetPrivateBlockDeviceTemplateGroups()
 	require.Error(t, err)

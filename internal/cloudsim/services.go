@@ -70,6 +70,9 @@ func (s *Sim) buildHandlers(opts Options) (map[string]http.Handler, error) {
 		return nil, fmt.Errorf("cloudsim: starting SoftLayer: %w", err)
 	}
 	s.before = append(s.before, s.SoftLayer.Close)
+	if err := s.seedSampleTemplate(); err != nil {
+		return nil, err
+	}
 
 	iam := s.IAM.Handler()
 	return map[string]http.Handler{

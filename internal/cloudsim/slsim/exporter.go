@@ -43,6 +43,8 @@ type exportJob struct {
 	srcKey     *secret.String
 	dst        cosURI
 	dstKey     *secret.String
+	dstName    string     // the URI's file name, before ExportObjectName
+	seed       []seedDisk // a seeded template's disks (SeedTemplate)
 }
 
 // copyToIcos serves the export: validate now, copy asynchronously.
@@ -94,11 +96,13 @@ func (s *Server) copyToIcos(c *call) (any, error) {
 		s.mu.Unlock()
 		return nil, errPublic("Image template %d has an active transaction (%s); try again later.", t.id, t.tx.name)
 	}
+	dstName := dst.key
 	dst.key = ExportObjectName(dst.key, 0)
 	now := s.clock.Now()
 	t.tx = &transaction{id: s.nextTx(), name: TxExport, created: now, change: now}
 	job := &exportJob{templateID: t.id, acct: c.acct, who: c.actor(), name: t.name, src: t.src,
-		srcKey: secret.NewString(t.apiKey.Reveal()), dst: dst, dstKey: secret.NewString(deref(cfg.IbmApiKey))}
+		srcKey: secret.NewString(t.apiKey.Reveal()), dst: dst, dstKey: secret.NewString(deref(cfg.IbmApiKey)),
+		dstName: dstName, seed: t.seed}
 	ctx, cancel := context.WithCancel(s.ctx)
 	if !s.goBackground(ctx, func(ctx context.Context) { s.runExport(ctx, job) }) {
 		t.tx = nil
@@ -152,6 +156,9 @@ func (s *Server) runExport(ctx context.Context, j *exportJob) {
 
 // exportImage streams the template's source object to the destination.
 func (s *Server) exportImage(ctx context.Context, j *exportJob) error {
+	if len(j.seed) > 0 {
+		return s.exportSeed(ctx, j)
+	}
 	if j.srcKey.Empty() {
 		return failf(ReasonExportSourceGone, "the import's API key is no longer held")
 	}
@@ -191,14 +198,19 @@ func (s *Server) exportImage(ctx context.Context, j *exportJob) error {
 		ContentType: aws.String("application/octet-stream"),
 	})
 	if err != nil {
-		var mf s3manager.MultiUploadFailure
-		if errors.As(err, &mf) {
-			err = mf.OrigErr()
-		}
-		if strings.Contains(err.Error(), "NoSuchBucket") {
-			return failf(ReasonBucketNotFound, "bucket %s", j.dst.bucket)
-		}
-		return cosFailure(err, "writing "+j.dst.String())
+		return exportWriteFailure(err, j.dst.bucket, j.dst)
 	}
 	return nil
+}
+
+// exportWriteFailure is the failure of an export's upload to dst.
+func exportWriteFailure(err error, bucket string, dst cosURI) error {
+	var mf s3manager.MultiUploadFailure
+	if errors.As(err, &mf) {
+		err = mf.OrigErr()
+	}
+	if strings.Contains(err.Error(), "NoSuchBucket") {
+		return failf(ReasonBucketNotFound, "bucket %s", bucket)
+	}
+	return cosFailure(err, "writing "+dst.String())
 }

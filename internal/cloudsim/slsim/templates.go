@@ -115,6 +115,7 @@ type template struct {
 	blockDevID  int
 	ready       bool               // a child whose disks are in place
 	cancel      context.CancelFunc // of the running import or export
+	seed        []seedDisk         // a seeded template's disks (SeedTemplate); nil for imports
 }
 
 func templateService() *service {
@@ -274,6 +275,15 @@ func (s *Server) templateView(t *template, withChildren bool) datatypes.Virtual_
 	}
 	gb := datatypes.Float64(float64((t.virtualSize + (1<<30 - 1)) >> 30))
 	blockDevices := func(owner *template) {
+		if len(owner.seed) > 0 {
+			v.BlockDevices = seedBlockDevices(owner, t.osCode)
+			total := datatypes.Float64(0)
+			for _, d := range v.BlockDevices {
+				total += *d.DiskSpace
+			}
+			v.BlockDevicesDiskSpaceTotal = &total
+			return
+		}
 		v.BlockDevices = []datatypes.Virtual_Guest_Block_Device_Template{{
 			Id: ptr(owner.blockDevID), Device: ptr("0"), DiskSpace: &gb, Units: ptr("GB"), GroupId: ptr(owner.id),
 		}}

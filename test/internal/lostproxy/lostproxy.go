@@ -55,6 +55,9 @@ type Proxy struct {
 	hits   map[string]int // matching requests forwarded, by rule name
 	lost   map[string]int // answers lost, by rule name
 	served int
+	// ok counts the 2xx answers to matching requests, by rule name and
+	// request URI (path and query).
+	ok map[string]map[string]int
 }
 
 // Start listens on a loopback port and forwards to target (scheme, host and
@@ -96,6 +99,38 @@ func (p *Proxy) Hits(name string) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.hits[name]
+}
+
+// Succeeded returns, for the named rule, how many 2xx answers the service
+// gave to each request URI (path and query), lost answers included: a
+// request that did its work twice shows a count of 2.
+func (p *Proxy) Succeeded(name string) map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]int, len(p.ok[name]))
+	for k, v := range p.ok[name] {
+		out[k] = v
+	}
+	return out
+}
+
+// succeeded records a 2xx answer to req.
+func (p *Proxy) succeeded(req *http.Request) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := range p.rules {
+		r := &p.rules[i]
+		if !r.matches(req) {
+			continue
+		}
+		if p.ok == nil {
+			p.ok = map[string]map[string]int{}
+		}
+		if p.ok[r.Name] == nil {
+			p.ok[r.Name] = map[string]int{}
+		}
+		p.ok[r.Name][req.URL.RequestURI()]++
+	}
 }
 
 // Lost is how many answers the named rule lost.
@@ -165,6 +200,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode/100 == 2 {
+		p.succeeded(r)
+	}
 	if lose {
 		_, _ = io.Copy(io.Discard, resp.Body) // the service has finished
 		if hj, ok := w.(http.Hijacker); ok {

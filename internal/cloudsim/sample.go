@@ -1,0 +1,83 @@
+package cloudsim
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/e2eimage/e2eimage/internal/cloudsim/slsim"
+	"github.com/e2eimage/e2eimage/internal/sampleimage"
+	"github.com/e2eimage/e2eimage/vhd"
+)
+
+// SampleTemplate is the name of the standard (unencrypted) image template
+// every fresh simulated account holds: a capture of a server whose export
+// (copyToIcos) writes SampleImage as a dynamic VHD, so that the flow from
+// an existing template to an encrypted one runs on the simulator.
+const SampleTemplate = "e2e-sample"
+
+// SampleTemplateOS is the sample template's operating system reference
+// code.
+const SampleTemplateOS = "UBUNTU_22_64"
+
+// SampleImage are the options of the sample template's disk
+// (internal/sampleimage): sampleimage.Build(SampleImage) is the raw disk
+// its export holds.
+var SampleImage = sampleimage.Options{Size: 32 << 20, Seed: 20}
+
+// seedSampleTemplate adds SampleTemplate to the account.
+func (s *Sim) seedSampleTemplate() error {
+	raw, err := sampleimage.Build(SampleImage)
+	if err != nil {
+		return err
+	}
+	export, err := DynamicVHD(raw)
+	if err != nil {
+		return err
+	}
+	_, err = s.SoftLayer.SeedTemplate(s.Account.AccountID, slsim.SeedSpec{
+		Name: SampleTemplate, Note: "a standard image template seeded by the simulator", OSCode: SampleTemplateOS,
+		Disks: []slsim.SeedDisk{{Export: export, VirtualSize: int64(len(raw))}},
+	})
+	if err != nil {
+		return fmt.Errorf("cloudsim: seeding the sample template: %w", err)
+	}
+	return nil
+}
+
+// DynamicVHD returns raw (a multiple of 512 bytes) as a dynamic VHD whose
+// all-zero 2 MiB blocks are unallocated.
+func DynamicVHD(raw []byte) ([]byte, error) {
+	size := int64(len(raw))
+	n := vhd.NumBlocks(size)
+	l := &vhd.Layout{Size: size, Allocated: make([]vhd.Bitmap, n)}
+	block := func(i int) []byte {
+		end := min(int64(i+1)*vhd.BlockSize, size)
+		return raw[int64(i)*vhd.BlockSize : end]
+	}
+	zero := make([]byte, vhd.BlockSize)
+	for i := range n {
+		if b := block(i); !bytes.Equal(b, zero[:len(b)]) {
+			l.Allocated[i] = vhd.FullBitmap()
+		}
+	}
+	var out bytes.Buffer
+	w, err := vhd.NewWriter(&out, l)
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, vhd.BlockSize)
+	for i := range n {
+		if l.Allocated[i] == nil {
+			continue
+		}
+		clear(buf)
+		copy(buf, block(i))
+		if err := w.WriteBlock(i, buf); err != nil {
+			return nil, err
+		}
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
+}
