@@ -214,7 +214,7 @@ func (r *Result) Resources() []Resource {
 	}
 	add("root key", r.Key.RootKeyCRN, "key version "+r.Key.KeyVersion)
 	if r.Key.WrappedDEK != "" {
-		add("wrapped vhdcrypt.DEK", shorten(r.Key.WrappedDEK, 24), fmt.Sprintf("%d-byte vhdcrypt.DEK (%s), %d characters", r.Key.DEKSize, r.Key.DEKSource, len(r.Key.WrappedDEK)))
+		add("wrapped DEK", shorten(r.Key.WrappedDEK, 24), fmt.Sprintf("%d-byte DEK (%s), %d characters", r.Key.DEKSize, r.Key.DEKSource, len(r.Key.WrappedDEK)))
 	}
 	if i := r.IAM; i != nil {
 		add("authorization", i.BlockStorageAuthorization, "server-protect -> key service, Reader")

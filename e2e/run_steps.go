@@ -127,7 +127,7 @@ func (r *runner) keyStep(ctx context.Context, s *Step) error {
 	st := r.st
 	if st.WrappedDEK != "" {
 		s.Status = StepResumed
-		s.Detail = fmt.Sprintf("%d-byte vhdcrypt.DEK wrapped by an earlier attempt (key version %s)", st.DEKSize, orDash(st.KeyVersion))
+		s.Detail = fmt.Sprintf("%d-byte DEK wrapped by an earlier attempt (key version %s)", st.DEKSize, orDash(st.KeyVersion))
 		return nil
 	}
 	var (
@@ -164,7 +164,7 @@ func (r *runner) keyStep(ctx context.Context, s *Step) error {
 	if err != nil {
 		return err
 	}
-	s.Detail = fmt.Sprintf("%d-byte vhdcrypt.DEK (%s) wrapped by %s (key version %s)", dek.Len(), source, r.key.Service.DisplayName(), orDash(wrapped.KeyVersion))
+	s.Detail = fmt.Sprintf("%d-byte DEK (%s) wrapped by %s (key version %s)", dek.Len(), source, r.key.Service.DisplayName(), orDash(wrapped.KeyVersion))
 	return nil
 }
 
@@ -175,15 +175,15 @@ func (r *runner) loadDEK(ctx context.Context) (*secret.DEK, error) {
 	}
 	st := r.st
 	if st.WrappedDEK == "" {
-		return nil, fmt.Errorf("%w: no wrapped vhdcrypt.DEK to unwrap", errUnexpected)
+		return nil, fmt.Errorf("%w: no wrapped DEK to unwrap", errUnexpected)
 	}
 	dek, rewrapped, err := r.p.KeyService.Unwrap(ctx, kms.WrappedDEK{Ciphertext: st.WrappedDEK, KeyVersion: st.KeyVersion})
 	if err != nil {
-		return nil, fmt.Errorf("e2e: unwrapping the vhdcrypt.DEK of an earlier attempt: %w", err)
+		return nil, fmt.Errorf("e2e: unwrapping the DEK of an earlier attempt: %w", err)
 	}
 	if r.p.DEK != nil && subtle.ConstantTimeCompare(dek.Bytes(), r.p.DEK.Bytes()) != 1 {
 		dek.Zero()
-		return nil, fmt.Errorf("%w: the plan's vhdcrypt.DEK is not the one the state file's wrapped vhdcrypt.DEK holds", ErrStateMismatch)
+		return nil, fmt.Errorf("%w: the plan's DEK is not the one the state file's wrapped DEK holds", ErrStateMismatch)
 	}
 	if rewrapped != nil && !st.ImportRequested {
 		// The root key was rotated: the import gets the DEK wrapped by
