@@ -7,6 +7,7 @@
 // Usage:
 //
 //	cloudsim [-addr HOST[:PORT]] [-seed N] [-clock-speed X] [-seed-authorizations] [-v]
+//	cloudsim -sample-image PATH [-seed N]
 //
 // The first line on standard output is one JSON object with every service's
 // base URL and the seeded account:
@@ -31,8 +32,15 @@
 // pre-creates the server-protect -> kms / hs-crypto authorizations. -v logs
 // every request to standard error.
 //
+// -sample-image PATH writes, instead of starting the simulator, the sample
+// disk the flow's demonstrations import to the new file PATH and exits: a
+// 16 MiB MBR disk with an Ubuntu 22.04-like ext4 root (os-release,
+// cloud-init, a kernel and the Xen block driver's module) that the image
+// doctor (package doctor) passes, although it does not boot (its kernel is
+// a placeholder). -seed selects its data.
+//
 // It stops on SIGINT or SIGTERM and exits 0; it exits 1 if the simulator
-// cannot start and 2 on bad flags.
+// cannot start (or the sample disk cannot be written) and 2 on bad flags.
 package main
 
 import (
@@ -49,6 +57,7 @@ import (
 
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
 	"github.com/e2eimage/e2eimage/internal/nocore"
+	"github.com/e2eimage/e2eimage/internal/sampleimage"
 )
 
 func main() {
@@ -74,6 +83,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	speed := fs.Float64("clock-speed", 1, "simulated seconds per real second")
 	seedAuthz := fs.Bool("seed-authorizations", false, "pre-create the server-protect -> kms and hs-crypto authorizations")
 	verbose := fs.Bool("v", false, "log every request to standard error")
+	sample := fs.String("sample-image", "", "write the sample disk (which the image doctor passes) to a new `file` and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -83,6 +93,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "cloudsim: unexpected arguments %q\n", fs.Args())
 		return 2
+	}
+	if *sample != "" {
+		if err := sampleimage.WriteFile(*sample, sampleimage.Options{Seed: uint64(*seed)}); err != nil {
+			fmt.Fprintln(stderr, "cloudsim: writing the sample disk:", err)
+			return 1
+		}
+		return 0
 	}
 	if *speed <= 0 {
 		fmt.Fprintln(stderr, "cloudsim: -clock-speed must be positive")
