@@ -24,20 +24,32 @@ import (
 	"github.com/e2eimage/e2eimage/internal/sampleimage"
 )
 
-// noCloudInitDisk is a whole Ubuntu 22.04-like disk (MBR, one ext4 root
-// with os-release, a kernel, the Xen block driver and an fstab) without
-// cloud-init, written by mkfs.ext4 -d and sfdisk.
-func noCloudInitDisk(t *testing.T) string {
+// ubuntuDisk is a whole Ubuntu-like disk, written by mkfs.ext4 -d and
+// sfdisk: an MBR, one ext4 root with the os-release of Ubuntu version, a
+// kernel and the Xen block driver's module, an x86-64 ELF header at
+// /usr/bin/true, an fstab and, when cloudInit is set, cloud-init's dpkg
+// record and configuration (the ConfigDrive data source listed).
+func ubuntuDisk(t *testing.T, version string, cloudInit bool) string {
 	t.Helper()
 	const kernel = "5.15.0-91-generic"
-	tree := imagetest.WriteTree(t, []imagetest.Entry{
-		imagetest.File("usr/lib/os-release", "NAME=\"Ubuntu\"\nVERSION_ID=\"22.04\"\nID=ubuntu\nPRETTY_NAME=\"Ubuntu 22.04.4 LTS\"\n"),
+	elf := make([]byte, 64)
+	copy(elf, "\x7fELF\x02\x01\x01") // 64-bit, little-endian, version 1
+	elf[18] = 62                     // e_machine: x86-64
+	entries := []imagetest.Entry{
+		imagetest.File("usr/lib/os-release", "NAME=\"Ubuntu\"\nVERSION_ID=\""+version+"\"\nID=ubuntu\nPRETTY_NAME=\"Ubuntu "+version+" LTS\"\n"),
 		imagetest.Link("etc/os-release", "../usr/lib/os-release"),
+		imagetest.Link("lib", "usr/lib"),
 		imagetest.File("etc/fstab", "LABEL=root / ext4 defaults 0 1\n"),
 		imagetest.File("boot/vmlinuz-"+kernel, "a kernel\n"),
 		imagetest.File("usr/lib/modules/"+kernel+"/kernel/drivers/block/xen-blkfront.ko", "a module\n"),
-	})
-	fs := imagetest.Ext4(t, tree, 12<<20, "root")
+		imagetest.File("usr/bin/true", string(elf)),
+	}
+	if cloudInit {
+		entries = append(entries,
+			imagetest.File("var/lib/dpkg/status", "Package: cloud-init\nStatus: install ok installed\nVersion: 23.4.4-0ubuntu0~"+version+".1\n\n"),
+			imagetest.File("etc/cloud/cloud.cfg", "datasource_list: [ ConfigDrive, None ]\n"))
+	}
+	fs := imagetest.Ext4(t, imagetest.WriteTree(t, entries), 12<<20, "root")
 	return imagetest.Disk(t, "dos", 16<<20, imagetest.Part{Type: "L", Image: fs, Bootable: true})
 }
 
@@ -74,7 +86,7 @@ func TestRunRefusesWhatTheDoctorRefuses(t *testing.T) {
 		want   error
 		check  func(t *testing.T, err error)
 	}{
-		{"no cloud-init", func() string { return noCloudInitDisk(t) }, "", e2e.ErrImageNotImportable, func(t *testing.T, err error) {
+		{"no cloud-init", func() string { return ubuntuDisk(t, "22.04", false) }, "", e2e.ErrImageNotImportable, func(t *testing.T, err error) {
 			var ie *e2e.ImageError
 			require.ErrorAs(t, err, &ie)
 			f, ok := ie.Report.Finding(doctor.CheckCloudInit)
@@ -189,4 +201,29 @@ func TestRunNeedsAnOSCodeTheDoctorCannotGive(t *testing.T) {
 	require.Zero(t, w.puts())
 	require.Zero(t, w.creates())
 	require.Empty(t, w.templates())
+}
+
+// TestPreflightAnyOSCode: a system the doctor finds but IBM does not list
+// (Ubuntu 18.04) fails the image check, unless the plan accepts any OS
+// code, as it then does for the code itself.
+func TestPreflightAnyOSCode(t *testing.T) {
+	w := newWorld(t, cloudsim.Options{Seed: 43, SeedAuthorizations: true})
+	img := ubuntuDisk(t, "18.04", true)
+	for _, anyOS := range []bool{false, true} {
+		plan := w.plan(t, nil)
+		plan.Image, plan.OSCode, plan.AnyOSCode = openFile(t, img), "", anyOS
+		rep, err := e2e.Preflight(ctxFor(t), plan)
+		require.NoError(t, err)
+		c, ok := rep.Result("image")
+		require.True(t, ok)
+		if !anyOS {
+			require.False(t, c.OK)
+			require.ErrorIs(t, c.Err, e2e.ErrImageNotImportable)
+			require.Contains(t, c.Detail, doctor.CheckOSSupported)
+			continue
+		}
+		require.True(t, c.OK, "%s: %s", c.Detail, c.Fix)
+		require.Contains(t, c.Detail, "UBUNTU_18_64 (from the image)")
+	}
+	require.Zero(t, w.puts())
 }

@@ -97,7 +97,8 @@ type Plan struct {
 	// codes the classic API accepts.
 	OSCode string
 	// AnyOSCode accepts any code the classic API accepts, not only the
-	// documented systems (classic.ImportRequest.AnyOSCode).
+	// documented systems (classic.ImportRequest.AnyOSCode), and an image
+	// whose system the image doctor finds is not on IBM's list.
 	AnyOSCode bool
 	// Object is the name of the image object in the bucket; it must end in
 	// .vhd. Default: Name + ObjectSuffix.

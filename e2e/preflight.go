@@ -285,8 +285,8 @@ func (r *runner) examineImage(ctx context.Context) (detail, fix string, err erro
 			return "", fmt.Sprintf("give OSCode %s, or leave it empty for the image's own", rep.OSCode()), err
 		}
 	}
-	if !rep.OK() {
-		ie := &ImageError{Report: rep}
+	ie := &ImageError{Report: rep, anyOS: r.p.AnyOSCode}
+	if len(ie.failed()) > 0 {
 		return "", ie.fix(), ie
 	}
 	detail = fmt.Sprintf("%s, %s virtual disk; %s", d.Format(), units.Bytes(d.Size()), doctorSummary(rep))
@@ -327,18 +327,30 @@ var ErrImageNotImportable = errors.New("e2e: the image does not meet IBM Cloud's
 
 // ImageError is the preflight error of an image the doctor (package doctor)
 // found a failing requirement in: nothing is uploaded or imported. Report
-// is the doctor's whole report (Report.String renders it).
+// is the doctor's whole report (Report.String renders it). With
+// Plan.AnyOSCode, a system that is not on IBM's list (the doctor's
+// CheckOSSupported) does not count as a failure.
 type ImageError struct {
 	Report *doctor.Report
+	anyOS  bool
+}
+
+// failed returns the findings that fail the run.
+func (e *ImageError) failed() []doctor.Finding {
+	var out []doctor.Finding
+	for _, f := range e.Report.Findings {
+		if f.Verdict == doctor.Fail && !(e.anyOS && f.Check == doctor.CheckOSSupported) {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // Error names each failed requirement and what was found.
 func (e *ImageError) Error() string {
 	var failed []string
-	for _, f := range e.Report.Findings {
-		if f.Verdict == doctor.Fail {
-			failed = append(failed, f.Check+": "+f.Detail)
-		}
+	for _, f := range e.failed() {
+		failed = append(failed, f.Check+": "+f.Detail)
 	}
 	return "e2e: the image does not meet IBM Cloud's import requirements: " + strings.Join(failed, "; ")
 }
@@ -349,8 +361,8 @@ func (e *ImageError) Is(target error) bool { return target == ErrImageNotImporta
 // fix joins the fixes of the failed requirements.
 func (e *ImageError) fix() string {
 	var fixes []string
-	for _, f := range e.Report.Findings {
-		if f.Verdict == doctor.Fail && f.Fix != "" && !slices.Contains(fixes, f.Fix) {
+	for _, f := range e.failed() {
+		if f.Fix != "" && !slices.Contains(fixes, f.Fix) {
 			fixes = append(fixes, f.Fix)
 		}
 	}
