@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -173,4 +174,28 @@ func TestInterrupted(t *testing.T) {
 	if len(entries) != 0 {
 		t.Fatalf("left behind: %v", entries)
 	}
+}
+
+// TestNoCloudSDK: the offline tool, and so vhdcrypt, disk and doctor, links
+// no cloud SDK (go list -deps of this command).
+func TestNoCloudSDK(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	deps := strings.Fields(string(out))
+	for _, sdk := range []string{"github.com/IBM/keyprotect-go-client", "github.com/IBM/ibm-cos-sdk-go",
+		"github.com/softlayer/softlayer-go", "github.com/IBM/platform-services-go-sdk", "github.com/IBM/go-sdk-core"} {
+		for _, d := range deps {
+			if d == sdk || strings.HasPrefix(d, sdk+"/") {
+				t.Errorf("examples/vhdcrypt depends on %s (through %s)", sdk, d)
+			}
+		}
+	}
+	for _, want := range []string{"github.com/e2eimage/e2eimage/vhdcrypt", "github.com/e2eimage/e2eimage/disk", "github.com/e2eimage/e2eimage/doctor"} {
+		if !slices.Contains(deps, want) {
+			t.Errorf("go list -deps does not list %s: the check looks at the wrong thing", want)
+		}
+	}
+	t.Logf("%d packages, none of a cloud SDK", len(deps))
 }
