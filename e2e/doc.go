@@ -5,7 +5,8 @@
 //
 // Run composes the other packages into IBM's E2E procedure, one step after
 // another: prepare (optional, idempotent IAM set-up), preflight (every
-// prerequisite checked before anything is sent), key (get or generate the DEK
+// prerequisite checked before anything is sent, the image by the image
+// doctor of package doctor), key (get or generate the DEK
 // and wrap it), upload (encrypt while uploading, one stream, no temporary
 // file), import (createFromIcos), wait-template, order and wait-server
 // (optional) and audit. Plan says what to use; Connect builds the clients

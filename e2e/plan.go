@@ -48,11 +48,14 @@ var ErrNoImage = errors.New("e2e: the plan has no image to upload")
 // The zero value of every optional field is a sensible default; see each
 // field.
 type Plan struct {
-	// Image is the unencrypted disk image: raw, fixed VHD or dynamic VHD
-	// (see EncryptImage). An io.ReaderAt with a Size method or an *os.File
-	// is read with random access (a raw image then gets sparse output);
-	// anything else is read once as a stream. It may be nil when the
-	// state file records that the image was uploaded.
+	// Image is the unencrypted disk image: raw, fixed VHD, dynamic VHD or
+	// qcow2 (see vhdcrypt.EncryptImage). An io.ReaderAt with a Size method
+	// or an *os.File is read with random access (a raw image then gets
+	// sparse output), and preflight runs the image doctor (package doctor)
+	// on it: a requirement it finds failing stops the run before anything
+	// is uploaded (*ImageError). Anything else is read once as a stream,
+	// which the doctor cannot examine (and qcow2 cannot be). It may be nil
+	// when the state file records that the image was uploaded.
 	Image io.Reader
 	// ImageSize is the virtual size of a raw image read from a stream
 	// (WithSize); 0 otherwise.
@@ -120,12 +123,17 @@ type Plan struct {
 	// Note is stored with the template.
 	Note string
 	// OSCode is the template's operating system reference code, e.g.
-	// UBUNTU_22_64. Required; preflight checks it against the systems IBM
-	// documents for imports (classic.SupportedOperatingSystems) and the
+	// UBUNTU_22_64. Empty: the code of the system the image doctor finds
+	// in the image (doctor.Report.OSCode); when it finds none, or the image
+	// is a stream it cannot examine, the run needs OSCode (ErrNoOSCode,
+	// ErrPlan). Preflight refuses a code that contradicts the image's
+	// system (doctor.ErrOSCodeMismatch) and checks it against the systems
+	// IBM documents for imports (classic.SupportedOperatingSystems) and the
 	// codes the classic API accepts.
 	OSCode string
 	// AnyOSCode accepts any code the classic API accepts, not only the
-	// documented systems (classic.ImportRequest.AnyOSCode).
+	// documented systems (classic.ImportRequest.AnyOSCode), and an image
+	// whose system the image doctor finds is not on IBM's list.
 	AnyOSCode bool
 	// Object is the name of the image object in the bucket; it must end in
 	// .vhd. Default: Name + ObjectSuffix.
@@ -261,8 +269,10 @@ func (p Plan) withDefaults(mode runMode) (Plan, crn.Key, error) {
 	case strings.TrimSpace(p.Name) != p.Name:
 		errs = append(errs, bad("Name %q has surrounding white space", p.Name))
 	}
-	if p.OSCode == "" && run {
-		errs = append(errs, bad("OSCode (the operating system reference code, e.g. UBUNTU_22_64) is required"))
+	if p.OSCode == "" && run && p.Image != nil {
+		if _, _, ok, err := vhdcrypt.RandomAccess(p.Image); err == nil && !ok {
+			errs = append(errs, bad("OSCode (the operating system reference code, e.g. UBUNTU_22_64) is required for an image read as a stream: the image doctor, which finds it otherwise, reads files only"))
+		}
 	}
 	if p.Object != "" && !strings.HasSuffix(p.Object, ".vhd") {
 		errs = append(errs, bad("object name %q must end in .vhd (IBM's convention: <name>%s)", p.Object, ObjectSuffix))

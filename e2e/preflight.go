@@ -1,13 +1,17 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 
+	"github.com/e2eimage/e2eimage/disk"
+	"github.com/e2eimage/e2eimage/doctor"
 	"github.com/e2eimage/e2eimage/internal/units"
 	"github.com/e2eimage/e2eimage/kms"
 	"github.com/e2eimage/e2eimage/vhdcrypt"
@@ -56,12 +60,15 @@ func (e *PreflightError) Unwrap() error { return e.Report.Err() }
 // root key, is Active), with plan.IAM the Cloud Block Storage authorization
 // and, with plan.ServiceID.Name, the service ID and its access policies;
 // the bucket (exists, is Regional, in the key's region and an import
-// location, in the COS client's region); the classic API (the credentials
-// work and plan.OSCode is a code VHD imports accept); and, when plan.Image
-// can be read with random access, the image (not encrypted, at most
-// classic.MaxImportDiskSize); with plan.SourceTemplate, the template
-// (found, unencrypted, a boot disk within that limit, an OS code). The error is for a plan that cannot be
-// checked (ErrPlan); failed checks are in the report.
+// location, in the COS client's region); when plan.Image can be read with
+// random access, the image (a format the encryptor reads, not encrypted, at
+// most classic.MaxImportDiskSize, and every requirement the image doctor
+// checks: see package doctor; an empty plan.OSCode takes the doctor's
+// suggestion); and the classic API (the credentials work and the OS
+// reference code is one VHD imports accept). The error is for a plan that
+// cannot be checked (ErrPlan); failed checks are in the report. With
+// plan.SourceTemplate, the template is checked instead of the image (found,
+// unencrypted, a boot disk within the import limit, an OS code).
 func Preflight(ctx context.Context, plan Plan) (*iam.Report, error) {
 	if plan.SourceTemplate != "" {
 		var err error
@@ -106,11 +113,10 @@ func (r *runner) checks() []iam.Check {
 		checks = []iam.Check{r.keyCheck()}
 	}
 	checks = append(checks, r.bucketCheck())
-	if r.p.Classic != nil {
-		checks = append(checks, r.classicCheck())
-	}
-	if r.p.Server != nil {
-		checks = append(checks, r.placementCheck())
+	// The image before the classic API: the doctor may supply the OS
+	// reference code that the classic check validates.
+	if r.p.OSCode == "" {
+		r.p.OSCode = r.st.OSCode // suggested by the doctor in an earlier attempt
 	}
 	if r.p.source != nil {
 		checks = append(checks, r.sourceCheck())
@@ -119,6 +125,12 @@ func (r *runner) checks() []iam.Check {
 		}
 	} else if c, ok := r.imageCheck(); ok {
 		checks = append(checks, c)
+	}
+	if r.p.Classic != nil {
+		checks = append(checks, r.classicCheck())
+	}
+	if r.p.Server != nil {
+		checks = append(checks, r.placementCheck())
 	}
 	if r.mode == modeRun {
 		checks = append(checks, r.importKeyCheck())
@@ -178,11 +190,14 @@ func (r *runner) bucketCheck() iam.Check {
 }
 
 func (r *runner) classicCheck() iam.Check {
-	code := r.p.OSCode
 	return iam.FuncCheck("classic infrastructure API", func(ctx context.Context) (string, error) {
+		code := r.p.OSCode // the plan's, or the doctor's suggestion (imageCheck runs first)
 		codes, err := r.p.Classic.OSReferenceCodes(ctx)
 		if err != nil {
 			return "", err
+		}
+		if code == "" && r.mode == modeRun {
+			return "", ErrNoOSCode
 		}
 		if code == "" {
 			return fmt.Sprintf("credentials accepted; %d OS reference codes importable", len(codes)), nil
@@ -227,41 +242,153 @@ func someCodes(codes map[string]string) string {
 	return "one of " + strings.Join(keys, ", ")
 }
 
-// imageCheck checks the image when it can be inspected without consuming
-// it (random access). A run whose upload is done needs no image.
+// imageCheck checks the image when it can be read without consuming it
+// (random access): its format (package disk), that it is not encrypted and
+// at most classic.MaxImportDiskSize, and what the image doctor finds inside
+// it (package doctor). A failing requirement fails the check (an
+// *ImageError), and so does an OS reference code that contradicts the
+// image's system (doctor.ErrOSCodeMismatch); an empty Plan.OSCode takes the
+// doctor's suggestion. A run whose upload is done needs no image.
 func (r *runner) imageCheck() (iam.Check, bool) {
 	if r.mode == modePrepare && r.p.Image == nil || r.st.Uploaded != nil {
 		return iam.Check{}, false
 	}
 	const name = "image"
-	fix := fmt.Sprintf("give an unencrypted raw or VHD image of at most %d GiB", classic.MaxImportDiskSize>>30)
-	return iam.FuncCheck(name, func(ctx context.Context) (string, error) {
-		if r.p.Image == nil {
-			return "", ErrNoImage
-		}
-		ra, n, ok, err := vhdcrypt.RandomAccess(r.p.Image)
+	return iam.Check{Name: name, Run: func(ctx context.Context) iam.CheckResult {
+		detail, fix, err := r.examineImage(ctx)
 		if err != nil {
-			return "", err
-		}
-		if !ok {
-			if r.p.ImageSize > classic.MaxImportDiskSize {
-				return "", fmt.Errorf("the declared size, %d bytes, is more than an import accepts", r.p.ImageSize)
+			if fix == "" {
+				fix = fmt.Sprintf("give an unencrypted raw, VHD or qcow2 image of a whole disk, at most %d GiB", classic.MaxImportDiskSize>>30)
 			}
-			return "a stream: checked as it is encrypted", nil
+			return iam.CheckResult{Name: name, Detail: cmp.Or(detail, err.Error()), Fix: fix, Err: err}
 		}
-		info, err := vhdcrypt.Inspect(ctx, io.NewSectionReader(ra, 0, n))
-		if err != nil {
-			return "", err
+		return iam.CheckResult{Name: name, OK: true, Detail: detail}
+	}}, true
+}
+
+// examineImage is the body of the image check.
+func (r *runner) examineImage(ctx context.Context) (detail, fix string, err error) {
+	if r.p.Image == nil {
+		return "", "", ErrNoImage
+	}
+	ra, n, ok, err := vhdcrypt.RandomAccess(r.p.Image)
+	if err != nil {
+		return "", "", err
+	}
+	if !ok {
+		if r.p.ImageSize > classic.MaxImportDiskSize {
+			return "", "", fmt.Errorf("the declared size, %d bytes, is more than an import accepts", r.p.ImageSize)
 		}
-		if info.Encrypted {
-			return "", vhdcrypt.ErrAlreadyEncrypted
+		return "a stream: checked as it is encrypted (the image doctor reads files only)", "", nil
+	}
+	d, err := disk.Open(io.NewSectionReader(ra, 0, n), n)
+	if err != nil {
+		return "", "", err
+	}
+	if img, ok := d.VHD(); ok {
+		if _, encrypted := img.KeyHash(); encrypted {
+			return "", "", vhdcrypt.ErrAlreadyEncrypted
 		}
-		if info.VirtualSize > classic.MaxImportDiskSize {
-			return "", fmt.Errorf("the virtual disk is %d bytes, more than an import accepts", info.VirtualSize)
+	}
+	if d.Size() > classic.MaxImportDiskSize {
+		return "", "", fmt.Errorf("the virtual disk is %d bytes, more than an import accepts", d.Size())
+	}
+	r.st.DiskSize = d.Size()
+	var opts []doctor.Option
+	if r.p.OSCode != "" {
+		opts = append(opts, doctor.WithOSCode(r.p.OSCode))
+	}
+	rep, err := doctor.Examine(ctx, d, opts...)
+	if err != nil {
+		return "", "", fmt.Errorf("e2e: examining the image: %w", err)
+	}
+	if r.p.OSCode != "" {
+		if err := rep.CheckOSCode(r.p.OSCode); err != nil {
+			return "", fmt.Sprintf("give OSCode %s, or leave it empty for the image's own", rep.OSCode()), err
 		}
-		r.st.DiskSize = info.VirtualSize
-		return fmt.Sprintf("%s, %s virtual disk", info.Format, units.Bytes(info.VirtualSize)), nil
-	}, fix), true
+	}
+	ie := &ImageError{Report: rep, anyOS: r.p.AnyOSCode}
+	if len(ie.failed()) > 0 {
+		return "", ie.fix(), ie
+	}
+	detail = fmt.Sprintf("%s, %s virtual disk; %s", d.Format(), units.Bytes(d.Size()), doctorSummary(rep))
+	if r.p.OSCode == "" {
+		code := rep.OSCode()
+		if code == "" {
+			return "", "give Plan.OSCode (the -os-code flag of the examples)", fmt.Errorf("%w (the doctor found no known system in it)", ErrNoOSCode)
+		}
+		r.p.OSCode, r.st.OSCode = code, code
+		detail += "; OS reference code " + code + " (from the image)"
+	}
+	return detail, "", nil
+}
+
+// doctorSummary counts the doctor's verdicts and names the system found.
+func doctorSummary(rep *doctor.Report) string {
+	var pass, skipped int
+	for _, f := range rep.Findings {
+		switch f.Verdict {
+		case doctor.Pass:
+			pass++
+		case doctor.NotInspected:
+			skipped++
+		}
+	}
+	s := fmt.Sprintf("doctor: %d of %d requirements met", pass, len(rep.Findings))
+	if skipped > 0 {
+		s += fmt.Sprintf(", %d not inspected", skipped)
+	}
+	if rep.OS != nil && rep.OS.PrettyName != "" {
+		s += ", " + rep.OS.PrettyName
+	}
+	return s
+}
+
+// ErrImageNotImportable is matched by an *ImageError.
+var ErrImageNotImportable = errors.New("e2e: the image does not meet IBM Cloud's import requirements")
+
+// ImageError is the preflight error of an image the doctor (package doctor)
+// found a failing requirement in: nothing is uploaded or imported. Report
+// is the doctor's whole report (Report.String renders it). With
+// Plan.AnyOSCode, a system that is not on IBM's list (the doctor's
+// CheckOSSupported) does not count as a failure.
+type ImageError struct {
+	Report *doctor.Report
+	anyOS  bool
+}
+
+// failed returns the findings that fail the run.
+func (e *ImageError) failed() []doctor.Finding {
+	var out []doctor.Finding
+	for _, f := range e.Report.Findings {
+		if f.Verdict == doctor.Fail && !(e.anyOS && f.Check == doctor.CheckOSSupported) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// Error names each failed requirement and what was found.
+func (e *ImageError) Error() string {
+	var failed []string
+	for _, f := range e.failed() {
+		failed = append(failed, f.Check+": "+f.Detail)
+	}
+	return "e2e: the image does not meet IBM Cloud's import requirements: " + strings.Join(failed, "; ")
+}
+
+// Is matches ErrImageNotImportable.
+func (e *ImageError) Is(target error) bool { return target == ErrImageNotImportable }
+
+// fix joins the fixes of the failed requirements.
+func (e *ImageError) fix() string {
+	var fixes []string
+	for _, f := range e.failed() {
+		if f.Fix != "" && !slices.Contains(fixes, f.Fix) {
+			fixes = append(fixes, f.Fix)
+		}
+	}
+	return strings.Join(fixes, "; ")
 }
 
 // preflightResults converts a report for Result.
@@ -276,6 +403,11 @@ func preflightResults(rep *iam.Report) []PreflightCheck {
 	}
 	return out
 }
+
+// ErrNoOSCode is the preflight error of a run that has no OS reference
+// code: Plan.OSCode is empty and the image doctor could not tell the
+// image's system (an image it cannot read, or a system with no known code).
+var ErrNoOSCode = errors.New("e2e: no OS reference code: give Plan.OSCode, or an image file whose system the image doctor identifies")
 
 // errNotPrepared explains a missing import key.
 var errNotPrepared = errors.New("e2e: no API key for the import: give ImportAPIKey, or Prepare with a ServiceID")

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -607,12 +608,12 @@ func TestRunPlanErrors(t *testing.T) {
 	w := newWorld(t, cloudsim.Options{Seed: 30})
 	base := w.plan(t, sample(t, sampleimage.MinSize))
 	for name, mutate := range map[string]func(p *e2e.Plan){
-		"no name":         func(p *e2e.Plan) { p.Name, p.Object = "", "x.vhd" },
-		"no OS code":      func(p *e2e.Plan) { p.OSCode = "" },
-		"object not .vhd": func(p *e2e.Plan) { p.Object = "image.qcow2" },
-		"no key service":  func(p *e2e.Plan) { p.KeyService, p.RootKeyCRN = nil, w.sim.Account.RootKeyCRN },
-		"bad DEK size":    func(p *e2e.Plan) { p.DEKSize = 48 },
-		"no bucket":       func(p *e2e.Plan) { p.Bucket = "" },
+		"no name":                 func(p *e2e.Plan) { p.Name, p.Object = "", "x.vhd" },
+		"no OS code for a stream": func(p *e2e.Plan) { p.OSCode, p.Image = "", struct{ io.Reader }{p.Image} },
+		"object not .vhd":         func(p *e2e.Plan) { p.Object = "image.qcow2" },
+		"no key service":          func(p *e2e.Plan) { p.KeyService, p.RootKeyCRN = nil, w.sim.Account.RootKeyCRN },
+		"bad DEK size":            func(p *e2e.Plan) { p.DEKSize = 48 },
+		"no bucket":               func(p *e2e.Plan) { p.Bucket = "" },
 		"service ID, no IAM": func(p *e2e.Plan) {
 			p.ServiceID.Name, p.COSInstanceID = "sid", "guid"
 		},

@@ -66,6 +66,10 @@ type State struct {
 	// virtual disk's, when known.
 	ImageSize int64 `json:"image_size,omitempty"`
 	DiskSize  int64 `json:"disk_size,omitempty"`
+	// OSCode is the OS reference code the image doctor found for the
+	// image when the plan named none, for a resumed run that no longer
+	// reads the image.
+	OSCode string `json:"os_code,omitempty"`
 
 	// Upload is the multipart upload in progress (kept on the server for
 	// Resume); Uploaded the finished, verified object.

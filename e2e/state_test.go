@@ -122,7 +122,7 @@ func TestStateFieldsAreTheReviewedOnes(t *testing.T) {
 		"nonce": true, "unique_id": true, "timestamp": true, "image_size": true, "disk_size": true,
 		"upload": true, "uploaded": true, "iam": true, "import_requested": true, "template_id": true,
 		"template_guid": true, "template_active": true, "failed_templates": true, "order_requested": true,
-		"guest_id": true, "guest_guid": true, "provisioned": true, "started": true, "updated": true,
+		"guest_id": true, "guest_guid": true, "provisioned": true, "started": true, "updated": true, "os_code": true,
 		// A run from a template: an id, a file name, two flags, and object
 		// keys, sizes and ETags (the export's API key is not stored).
 		"source_template_id": true, "export_object": true, "export_requested": true, "export_done": true, "exported": true,

@@ -54,7 +54,7 @@ func check(ctx context.Context, src io.Reader, dek *DEK) (*vhd.Report, error) {
 			return nil, err
 		}
 	} else {
-		in, err = openInput(src, -1)
+		in, err = openInput(src, -1, allowTable)
 	}
 	if errors.Is(err, ErrNeedSize) {
 		return nil, fmt.Errorf("vhdcrypt: checking: the input stream is not a dynamic VHD: %w", vhd.ErrNotVHD)
@@ -79,5 +79,5 @@ func check(ctx context.Context, src io.Reader, dek *DEK) (*vhd.Report, error) {
 		}
 		return r, nil
 	}
-	return nil, fmt.Errorf("vhdcrypt: checking: the input is a raw image: %w", vhd.ErrNotVHD)
+	return nil, fmt.Errorf("vhdcrypt: checking: the input is a %s image: %w", in.kind, vhd.ErrNotVHD)
 }

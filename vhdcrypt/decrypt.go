@@ -76,7 +76,7 @@ func NewDecryptor(ctx context.Context, src io.Reader, dek *DEK, opts ...Option) 
 
 // openEncrypted opens src and checks that it is an encrypted VHD.
 func openEncrypted(src io.Reader) (*input, error) {
-	in, err := openInput(src, -1)
+	in, err := openInput(src, -1, allowTable)
 	if errors.Is(err, ErrNeedSize) {
 		// A stream that does not start like a dynamic VHD.
 		return nil, fmt.Errorf("vhdcrypt: the input is not a VHD: %w", ErrNotEncrypted)

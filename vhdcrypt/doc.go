@@ -5,8 +5,8 @@
 //
 // The verbs:
 //
-//   - EncryptImage / NewEncryptor / EncryptFile: raw, fixed VHD or dynamic
-//     VHD in, tapdisk-style encrypted dynamic VHD out.
+//   - EncryptImage / NewEncryptor / EncryptFile: raw, fixed VHD, dynamic
+//     VHD or (from a file) qcow2 in, tapdisk-style encrypted dynamic VHD out.
 //   - DecryptImage / NewDecryptor / DecryptFile: encrypted VHD in, raw
 //     image or unencrypted dynamic VHD out.
 //   - VerifyKey (key only, metadata only), VerifyImage (key and damage),
@@ -34,8 +34,24 @@
 // (an *os.File holding a regular file or a block device, an
 // *io.SectionReader, a *bytes.Reader: anything with ReadAt and Size) it is
 // read with random access, from offset 0, and workers read blocks in
-// parallel. Anything else is a stream, read once, front to back. What the
-// output stores depends on the input:
+// parallel. Anything else is a stream, read once, front to back.
+//
+// What the input holds is told from its content, never from a file name,
+// by package disk: a raw disk, a fixed or dynamic VHD, or a qcow2 image
+// (versions 2 and 3, zlib- or zstd-compressed clusters included; from a
+// file only, since its tables point anywhere in the file). Everything else
+// is refused before any output is written (EncryptFile leaves no file,
+// EncryptImage writes nothing), with disk's typed error naming the format
+// and the qemu-img command that converts it: VHDX, VMDK, VDI, QED,
+// Parallels and differencing VHDs (*disk.UnsupportedFormatError), ISO
+// images (the same), a qcow2 image with a backing file
+// (*disk.BackingFileError) or encrypted by qcow2 itself (*disk.FeatureError,
+// disk.ErrEncrypted), a qcow2 stream (*disk.NeedRandomAccessError). A raw or
+// qcow2 disk that starts with neither an MBR nor a GPT (random bytes, a
+// partition or file-system image given by mistake) is refused too
+// (*disk.NoPartitionTableError), unless WithoutPartitionTable is given:
+// IBM Cloud boots the disk it imports. What the output stores depends on
+// the input:
 //
 //	input                        output allocation              extra cost
 //	dynamic VHD, file            the source's blocks and        none: the BAT and bitmaps
@@ -44,6 +60,10 @@
 //	dynamic VHD, stream          the source's blocks, each      none
 //	                             written full (absent sectors
 //	                             as encrypted zeros)
+//	qcow2, file                  the blocks with a stored       none: the cluster tables
+//	                             cluster, sector bitmaps of     say what is stored
+//	                             the stored clusters (zero and  (compressed clusters are
+//	                             unallocated clusters absent)   decompressed once)
 //	raw or fixed VHD, file       non-zero blocks only, full     one extra read of the disk
 //	                                                            (a parallel zero scan)
 //	raw or fixed VHD, stream     every block, full              none; needs WithSize
@@ -60,7 +80,14 @@
 // sparse output give a file, or convert the image to a dynamic VHD first
 // (qemu-img convert -O vpc). A dynamic VHD's blocks are taken as allocated
 // even when their data happens to be all zero: dropping those would mean
-// reading every block before writing the header.
+// reading every block before writing the header; the same holds for a
+// qcow2 image's stored clusters (qemu-img convert, which makes most qcow2
+// images, stores no all-zero cluster in the first place).
+//
+// Whether the image will boot on IBM Cloud (its partitions, operating
+// system, cloud-init, Xen drivers) is package doctor's question, not this
+// package's: open the image with disk.Open and pass it to doctor.Examine
+// (examples/vhdcrypt inspect prints that report).
 //
 // A raw stream's size is declared with WithSize (ErrNeedSize otherwise). A
 // fixed VHD looks like a raw image until its last 512 bytes, its footer:
@@ -105,7 +132,8 @@
 //   - No repair: an image damaged by vhd-util copy's defect is reported
 //     (Check, VerifyImage), not fixed; re-encrypt its source instead.
 //     Decrypting it gives what tapdisk would show, garbage included.
-//   - No differencing VHDs (vhd.ErrDifferencing), no resizing, no
+//   - No differencing VHDs and no format other than raw, VHD and qcow2
+//     (disk.ErrUnsupportedFormat), no backing files, no resizing, no
 //     compression, no conversion between raw and fixed VHD.
 //   - No key management: DEKs come from NewDEK, a key file or the
 //     environment; wrapping them with Key Protect or HPCS is package kms's

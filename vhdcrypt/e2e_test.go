@@ -187,7 +187,7 @@ func TestEncryptMatchesReference(t *testing.T) {
 			t.Run(src+"/"+key, func(t *testing.T) {
 				dek := refKey(t, key)
 				in := testenv.RefFile(t, src)
-				out := encrypt(t, bytes.NewReader(in), dek)
+				out := encrypt(t, bytes.NewReader(in), dek, noTable)
 				require.Equal(t, plain, decrypt(t, bytes.NewReader(out), dek))
 
 				img := openVHD(t, out)
@@ -265,7 +265,7 @@ func TestEncryptLayout(t *testing.T) {
 		return
 	}
 	// plain.raw: block 2 is all zero and stays unallocated.
-	alloc, full := blocks(encrypt(t, bytes.NewReader(testenv.RefFile(t, "plain.raw")), dek))
+	alloc, full := blocks(encrypt(t, bytes.NewReader(testenv.RefFile(t, "plain.raw")), dek, noTable))
 	require.Equal(t, []int{0, 1, 3}, alloc)
 	require.Equal(t, []bool{true, true, true}, full)
 	// src-tap-sparse.vhd: its partial bitmaps are kept, like tapdisk's own.
@@ -280,7 +280,7 @@ func TestEncryptLayout(t *testing.T) {
 	require.Equal(t, []bool{true, true, true}, full)
 	require.Equal(t, testenv.RefFile(t, "plain.raw"), decrypt(t, bytes.NewReader(out), dek))
 	// A raw stream: every block allocated.
-	alloc, _ = blocks(encrypt(t, streamOf(testenv.RefFile(t, "plain.raw")), dek, vhdcrypt.WithSize(8<<20)))
+	alloc, _ = blocks(encrypt(t, streamOf(testenv.RefFile(t, "plain.raw")), dek, vhdcrypt.WithSize(8<<20), noTable))
 	require.Equal(t, []int{0, 1, 2, 3}, alloc)
 }
 
@@ -297,17 +297,17 @@ func TestOddSizes(t *testing.T) {
 		_, _ = rand.Read(raw[size-min(size, 700):]) // data in the last, partial, block
 		padded := append(bytes.Clone(raw), make([]byte, (512-size%512)%512)...)
 
-		out := encrypt(t, bytes.NewReader(raw), dek)
+		out := encrypt(t, bytes.NewReader(raw), dek, noTable)
 		require.Equal(t, padded, decrypt(t, bytes.NewReader(out), dek), "raw file of %d bytes", size)
 		require.Equal(t, int64(len(padded)), openVHD(t, out).Size())
-		out = encrypt(t, streamOf(raw), dek, vhdcrypt.WithSize(size))
+		out = encrypt(t, streamOf(raw), dek, vhdcrypt.WithSize(size), noTable)
 		require.Equal(t, padded, decrypt(t, bytes.NewReader(out), dek), "raw stream of %d bytes", size)
 
 		var fixed bytes.Buffer
 		require.NoError(t, vhd.WriteFixed(&fixed, bytes.NewReader(padded), int64(len(padded))))
 		out = encrypt(t, bytes.NewReader(fixed.Bytes()), dek)
 		require.Equal(t, padded, decrypt(t, bytes.NewReader(out), dek), "fixed VHD file of %d bytes", size)
-		out = encrypt(t, streamOf(fixed.Bytes()), dek, vhdcrypt.WithSize(int64(len(padded))))
+		out = encrypt(t, streamOf(fixed.Bytes()), dek, vhdcrypt.WithSize(int64(len(padded))), noTable)
 		require.Equal(t, padded, decrypt(t, bytes.NewReader(out), dek), "fixed VHD stream of %d bytes", size)
 	}
 }
@@ -329,9 +329,9 @@ func TestDeterministic(t *testing.T) {
 	}
 	// Raw: file (sparse) and stream (dense) outputs decrypt the same.
 	plain := testenv.RefFile(t, "plain.raw")
-	sparse := encrypt(t, bytes.NewReader(plain), dek, fixedOpts(vhdcrypt.WithWorkers(8))...)
-	require.Equal(t, sparse, encrypt(t, bytes.NewReader(plain), dek, fixedOpts(vhdcrypt.WithWorkers(1))...))
-	dense := encrypt(t, streamOf(plain), dek, fixedOpts(vhdcrypt.WithSize(int64(len(plain))))...)
+	sparse := encrypt(t, bytes.NewReader(plain), dek, fixedOpts(vhdcrypt.WithWorkers(8), noTable)...)
+	require.Equal(t, sparse, encrypt(t, bytes.NewReader(plain), dek, fixedOpts(vhdcrypt.WithWorkers(1), noTable)...))
+	dense := encrypt(t, streamOf(plain), dek, fixedOpts(vhdcrypt.WithSize(int64(len(plain))), noTable)...)
 	require.Equal(t, decrypt(t, bytes.NewReader(sparse), dek), decrypt(t, bytes.NewReader(dense), dek))
 	// Decryption too.
 	wantPlain := decrypt(t, bytes.NewReader(want), dek, fixedOpts(vhdcrypt.WithWorkers(1), vhdcrypt.WithFormat(vhdcrypt.FormatVHD))...)
@@ -382,7 +382,7 @@ func TestReaderSmallReads(t *testing.T) {
 // TestReaderCloseEarly stops the background work (goleak checks in TestMain).
 func TestReaderCloseEarly(t *testing.T) {
 	dek := refKey(t, "key64.bin")
-	e, err := vhdcrypt.NewEncryptor(context.Background(), bytes.NewReader(testenv.RefFile(t, "plain.raw")), dek)
+	e, err := vhdcrypt.NewEncryptor(context.Background(), bytes.NewReader(testenv.RefFile(t, "plain.raw")), dek, noTable)
 	require.NoError(t, err)
 	r := e.Reader()
 	_, err = io.ReadFull(r, make([]byte, 100000))
@@ -400,7 +400,7 @@ func TestProgress(t *testing.T) {
 	dek := refKey(t, "key64.bin")
 	var got []vhdcrypt.Progress
 	out := encrypt(t, bytes.NewReader(testenv.RefFile(t, "plain.raw")), dek,
-		vhdcrypt.WithProgress(func(p vhdcrypt.Progress) { got = append(got, p) }))
+		noTable, vhdcrypt.WithProgress(func(p vhdcrypt.Progress) { got = append(got, p) }))
 	var scanEnd, encEnd vhdcrypt.Progress
 	last := map[vhdcrypt.Phase]int64{}
 	for _, p := range got {
@@ -432,7 +432,7 @@ func TestEncryptFileCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dst := filepath.Join(dir, "out.vhd")
-	err = vhdcrypt.EncryptFile(ctx, dst, src, dek, vhdcrypt.WithProgress(func(p vhdcrypt.Progress) {
+	err = vhdcrypt.EncryptFile(ctx, dst, src, dek, noTable, vhdcrypt.WithProgress(func(p vhdcrypt.Progress) {
 		if p.Phase == vhdcrypt.PhaseEncrypt && p.Done > 4<<20 {
 			cancel()
 		}
@@ -445,7 +445,7 @@ func TestEncryptFileCancel(t *testing.T) {
 	// An existing destination is left untouched by a failed run...
 	require.NoError(t, os.WriteFile(dst, []byte("previous"), 0o644))
 	ctx2, cancel2 := context.WithCancel(context.Background())
-	err = vhdcrypt.EncryptFile(ctx2, dst, src, dek, vhdcrypt.WithProgress(func(p vhdcrypt.Progress) {
+	err = vhdcrypt.EncryptFile(ctx2, dst, src, dek, noTable, vhdcrypt.WithProgress(func(p vhdcrypt.Progress) {
 		if p.Phase == vhdcrypt.PhaseEncrypt && p.Done > 0 {
 			cancel2()
 		}
@@ -455,7 +455,7 @@ func TestEncryptFileCancel(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "previous", string(got))
 	// ...and replaced, mode 0600, by a successful one.
-	require.NoError(t, vhdcrypt.EncryptFile(context.Background(), dst, src, dek))
+	require.NoError(t, vhdcrypt.EncryptFile(context.Background(), dst, src, dek, noTable))
 	fi, err := os.Stat(dst)
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
@@ -465,7 +465,7 @@ func TestEncryptFileCancel(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, bytes.Equal(raw, got))
 	// Writing onto the input is refused.
-	require.Error(t, vhdcrypt.EncryptFile(context.Background(), src, src, dek))
+	require.Error(t, vhdcrypt.EncryptFile(context.Background(), src, src, dek, noTable))
 	entries, err = os.ReadDir(dir)
 	require.NoError(t, err)
 	require.Len(t, entries, 3)
@@ -474,7 +474,7 @@ func TestEncryptFileCancel(t *testing.T) {
 // TestFailingWriter: a write error stops everything and is returned.
 func TestFailingWriter(t *testing.T) {
 	dek := refKey(t, "key64.bin")
-	e, err := vhdcrypt.NewEncryptor(context.Background(), bytes.NewReader(testenv.RefFile(t, "plain.raw")), dek, vhdcrypt.WithWorkers(3))
+	e, err := vhdcrypt.NewEncryptor(context.Background(), bytes.NewReader(testenv.RefFile(t, "plain.raw")), dek, vhdcrypt.WithWorkers(3), noTable)
 	require.NoError(t, err)
 	errBoom := io.ErrClosedPipe
 	_, err = e.WriteTo(&failAfter{n: 3 << 20, err: errBoom})
@@ -550,7 +550,7 @@ func TestDecryptFileSparse(t *testing.T) {
 	dek, err := vhdcrypt.NewDEK(vhdcrypt.AES256XTS)
 	require.NoError(t, err)
 	enc := filepath.Join(dir, "enc.vhd")
-	require.NoError(t, vhdcrypt.WriteFile(enc, mustEncryptor(t, bytes.NewReader(disk), dek)))
+	require.NoError(t, vhdcrypt.WriteFile(enc, mustEncryptor(t, bytes.NewReader(disk), dek, noTable)))
 	out := filepath.Join(dir, "plain.raw")
 	require.NoError(t, vhdcrypt.DecryptFile(context.Background(), out, enc, dek))
 	got, err := os.ReadFile(out)
@@ -586,7 +586,7 @@ func TestDecryptorReader(t *testing.T) {
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	plain := testenv.RefFile(t, "plain.raw")
-	enc := encrypt(t, streamOf(plain), dek, vhdcrypt.WithSize(int64(len(plain))), vhdcrypt.WithLogger(logger))
+	enc := encrypt(t, streamOf(plain), dek, vhdcrypt.WithSize(int64(len(plain))), vhdcrypt.WithLogger(logger), noTable)
 	require.Contains(t, logs.String(), "every block allocated")
 	require.NotContains(t, logs.String(), string(dek.Bytes()[:6]))
 

@@ -35,14 +35,16 @@ type Encryptor struct {
 }
 
 // NewEncryptor prepares the encryption of src with dek. src may be a raw
-// disk image, a fixed VHD or a dynamic VHD, read with random access when it
-// can be (see the package documentation) and as a stream otherwise. ctx
-// governs the whole life of the Encryptor, including WriteTo and Reader:
-// cancelling it stops them.
+// disk image, a fixed VHD, a dynamic VHD or (with random access only) a
+// qcow2 image, read with random access when it can be (see the package
+// documentation) and as a stream otherwise. ctx governs the whole life of
+// the Encryptor, including WriteTo and Reader: cancelling it stops them.
 //
 // Errors: ErrAlreadyEncrypted for an encrypted VHD, ErrKeySize (wrapped) for
-// a bad DEK, ErrNeedSize for a raw stream without WithSize, vhd errors for a
-// malformed VHD.
+// a bad DEK, ErrNeedSize for a raw stream without WithSize, disk's typed
+// errors for an image it does not read (another format, a raw or qcow2 disk
+// without a partition table unless WithoutPartitionTable, a qcow2 stream),
+// vhd errors for a malformed VHD.
 func NewEncryptor(ctx context.Context, src io.Reader, dek *DEK, opts ...Option) (_ *Encryptor, err error) {
 	o := buildOptions(opts)
 	if err := checkDEK(dek); err != nil {
@@ -57,7 +59,7 @@ func NewEncryptor(ctx context.Context, src io.Reader, dek *DEK, opts ...Option) 
 			c.Wipe()
 		}
 	}()
-	in, err := openInput(src, o.size)
+	in, err := openInput(src, o.size, o.diskOptions())
 	if err != nil {
 		return nil, err
 	}
@@ -145,6 +147,11 @@ func (e *Encryptor) AllocatedBlocks() (allocated, total int) {
 //     with each block, after the header has been written, so every
 //     allocated block is written full, its absent sectors as encrypted
 //     zeros (which decrypt to the zeros they were).
+//   - qcow2 (random access only): the clusters the image stores, plain or
+//     compressed, as sector bitmaps (disk.Disk.Block), without reading any
+//     data; unallocated clusters and clusters marked zero are absent, and a
+//     block with none stored is unallocated. As for a dynamic VHD, stored
+//     clusters are kept even when their data happens to be zero.
 //   - Raw or fixed VHD, random access: one parallel pass finds the all-zero
 //     blocks, which stay unallocated; the other blocks are full.
 //   - Raw or fixed VHD stream: every block is allocated and full, since no
@@ -175,6 +182,20 @@ func planAllocation(ctx context.Context, in *input, o *options) ([]vhd.Bitmap, e
 		for i := range n {
 			if in.sr.Allocated(i) {
 				alloc[i] = full
+			}
+		}
+	case in.kind == kindQCOW2:
+		for b, err := range in.d.Blocks() {
+			if err != nil {
+				return nil, fmt.Errorf("vhdcrypt: reading the input's cluster map: %w", err)
+			}
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			if b.Full {
+				alloc[b.Index] = full
+			} else {
+				alloc[b.Index] = b.Bitmap
 			}
 		}
 	case in.ra != nil && o.noScan:

@@ -3,9 +3,12 @@ package vhdcrypt
 import "errors"
 
 // Errors the image verbs return (wrapped, with what was being done); test
-// for them with errors.Is. Format-level problems of a VHD come from package
-// vhd (vhd.ErrNotVHD, vhd.ErrDifferencing, *vhd.FormatError) and are wrapped
-// unchanged.
+// for them with errors.Is. An input the encryptor does not read gets the
+// typed error of package disk, wrapped unchanged (disk.ErrUnsupportedFormat,
+// disk.ErrNoPartitionTable, disk.ErrBackingFile, disk.ErrEncrypted,
+// disk.ErrNeedRandomAccess, disk.ErrMalformed...); format-level problems of
+// a VHD come from package vhd (*vhd.FormatError, vhd.ErrTruncated...),
+// wrapped unchanged too.
 var (
 	// ErrAlreadyEncrypted: the input to EncryptImage is an encrypted VHD.
 	// Encrypting it again would treat its ciphertext as plaintext (which

@@ -56,13 +56,13 @@ func TestMalformedInputs(t *testing.T) {
 		{"key of 48 bytes", func() error { _, err := vhdcrypt.DEKFromBytes(make([]byte, 48)); return err }, vhdcrypt.ErrKeySize},
 		{"new key of 16 bytes", func() error { _, err := vhdcrypt.NewDEK(16); return err }, vhdcrypt.ErrKeySize},
 		{"weak XTS key (equal halves)", func() error { return encryptErr(bytes.NewReader(plain), weak) }, xts.ErrWeakKey},
-		{"raw stream without size", func() error { return encryptErr(streamOf(plain), k64) }, vhdcrypt.ErrNeedSize},
-		{"raw stream shorter than its size", func() error { return encryptErr(streamOf(plain), k64, vhdcrypt.WithSize(9<<20)) }, vhdcrypt.ErrStreamSize},
-		{"raw stream longer than its size", func() error { return encryptErr(streamOf(plain), k64, vhdcrypt.WithSize(7<<20)) }, vhdcrypt.ErrStreamSize},
+		{"raw stream without size", func() error { return encryptErr(streamOf(plain), k64, noTable) }, vhdcrypt.ErrNeedSize},
+		{"raw stream shorter than its size", func() error { return encryptErr(streamOf(plain), k64, vhdcrypt.WithSize(9<<20), noTable) }, vhdcrypt.ErrStreamSize},
+		{"raw stream longer than its size", func() error { return encryptErr(streamOf(plain), k64, vhdcrypt.WithSize(7<<20), noTable) }, vhdcrypt.ErrStreamSize},
 		{"fixed VHD stream declared by length", func() error {
-			return encryptErr(streamOf(fixed.Bytes()), k64, vhdcrypt.WithSize(int64(fixed.Len())))
+			return encryptErr(streamOf(fixed.Bytes()), k64, vhdcrypt.WithSize(int64(fixed.Len())), noTable)
 		}, vhdcrypt.ErrFixedVHDStream},
-		{"stream larger than a VHD can be", func() error { return encryptErr(streamOf(plain), k64, vhdcrypt.WithSize(vhd.MaxSize+512)) }, vhdcrypt.ErrTooLarge},
+		{"stream larger than a VHD can be", func() error { return encryptErr(streamOf(plain), k64, vhdcrypt.WithSize(vhd.MaxSize+512), noTable) }, vhdcrypt.ErrTooLarge},
 		{"empty input", func() error { return encryptErr(bytes.NewReader(nil), k64) }, vhdcrypt.ErrEmpty},
 		{"empty stream", func() error { return encryptErr(streamOf(nil), k64) }, vhdcrypt.ErrEmpty},
 		{"truncated VHD", func() error { return encryptErr(bytes.NewReader(truncated), k64) }, vhd.ErrTruncated},
@@ -86,7 +86,7 @@ func TestMalformedInputs(t *testing.T) {
 		{"cancelled context", func() error {
 			c, cancel := context.WithCancel(ctx)
 			cancel()
-			return vhdcrypt.EncryptImage(c, io.Discard, bytes.NewReader(plain), k64)
+			return vhdcrypt.EncryptImage(c, io.Discard, bytes.NewReader(plain), k64, noTable)
 		}, context.Canceled},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -111,7 +111,7 @@ func TestLargeSparseLayout(t *testing.T) {
 	dek, err := vhdcrypt.NewDEK(vhdcrypt.AES256XTS)
 	require.NoError(t, err)
 	// A raw stream of the maximum size is dense: check Size arithmetic only.
-	e, err := vhdcrypt.NewEncryptor(context.Background(), streamOf([]byte{1}), dek, vhdcrypt.WithSize(vhd.MaxSize))
+	e, err := vhdcrypt.NewEncryptor(context.Background(), streamOf([]byte{1}), dek, vhdcrypt.WithSize(vhd.MaxSize), noTable)
 	require.NoError(t, err)
 	alloc, total := e.AllocatedBlocks()
 	require.Equal(t, vhd.MaxSize/vhd.BlockSize, total)
@@ -124,7 +124,7 @@ func TestLargeSparseLayout(t *testing.T) {
 	_, _ = rand.Read(blk)
 	f.data[0] = blk
 	f.data[(1<<30)+(3<<20)] = blk
-	e, err = vhdcrypt.NewEncryptor(context.Background(), io.NewSectionReader(f, 0, f.size), dek)
+	e, err = vhdcrypt.NewEncryptor(context.Background(), io.NewSectionReader(f, 0, f.size), dek, noTable)
 	require.NoError(t, err)
 	alloc, total = e.AllocatedBlocks()
 	require.Equal(t, 2, alloc)

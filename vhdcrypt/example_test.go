@@ -3,6 +3,7 @@ package vhdcrypt_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"log"
@@ -14,10 +15,17 @@ import (
 )
 
 // exampleDisk is a 6 MiB raw disk with data in its first and last blocks
-// and an all-zero block between them.
+// and an all-zero block between them. Its first sector is an MBR with one
+// Linux partition from 1 MiB to the end: the encryptor refuses a raw disk
+// without a partition table unless told otherwise (WithoutPartitionTable).
 func exampleDisk() []byte {
 	disk := make([]byte, 6<<20)
 	copy(disk, "bootloader")
+	entry := disk[446:462]                                      // partition entry 1
+	entry[0], entry[4] = 0x80, 0x83                             // bootable, Linux
+	binary.LittleEndian.PutUint32(entry[8:], 2048)              // first sector (1 MiB)
+	binary.LittleEndian.PutUint32(entry[12:], (6<<20)/512-2048) // sectors
+	disk[510], disk[511] = 0x55, 0xAA                           // MBR signature
 	copy(disk[5<<20:], "root filesystem")
 	return disk
 }

@@ -1,6 +1,8 @@
 package vhdcrypt_test
 
 import (
+	"github.com/e2eimage/e2eimage/vhdcrypt"
+
 	"os"
 	"os/exec"
 	"syscall"
@@ -29,3 +31,7 @@ func diskUsage(t *testing.T, path string) int64 {
 	}
 	return st.Blocks * 512
 }
+
+// noTable lets a raw test disk without a partition table (random bytes,
+// the reference vectors' plain.raw) be encrypted.
+var noTable = vhdcrypt.WithoutPartitionTable()

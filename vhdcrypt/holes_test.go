@@ -25,7 +25,7 @@ func TestScanSkipsHoles(t *testing.T) {
 		_, err := f.WriteAt(data, off)
 		require.NoError(t, err)
 	}
-	in, err := openInput(f, -1)
+	in, err := openInput(f, -1, allowTable)
 	require.NoError(t, err)
 
 	var scanned []int64

@@ -16,7 +16,7 @@ import (
 
 // ImageInfo is what Inspect finds out about an image from its metadata.
 type ImageInfo struct {
-	// Format is "raw", "fixed VHD" or "dynamic VHD".
+	// Format is "raw", "fixed VHD", "dynamic VHD" or "qcow2".
 	Format string
 	// Creator is the VHD creator application ("tap" for tapdisk and this
 	// package, "qem2" for qemu-img, ...); empty for raw.
@@ -33,8 +33,9 @@ type ImageInfo struct {
 	FileSize int64
 	// Blocks is the number of 2 MiB blocks of the virtual disk.
 	Blocks int
-	// AllocatedBlocks is how many blocks the image stores, -1 when not known
-	// (a raw image is not scanned by Inspect).
+	// AllocatedBlocks is how many blocks the image stores (for qcow2: the
+	// blocks with a cluster stored), -1 when not known (a raw image is not
+	// scanned by Inspect).
 	AllocatedBlocks int
 	// FullBlocks is how many allocated blocks have every sector present, -1
 	// when not known (a stream).
@@ -47,14 +48,16 @@ type ImageInfo struct {
 	KeyHash *vhd.KeyHash
 }
 
-// Inspect reads an image's metadata (never its data) and describes it. src
-// is read like EncryptImage's input; from a stream only the headers are
-// consumed.
+// Inspect reads an image's metadata (and its first bytes, which tell its
+// format) and describes it. src is read like EncryptImage's input, but a
+// disk without a partition table is described, not refused; from a stream
+// only the headers are consumed. An image of a format the encryptor does
+// not read gets disk's typed error.
 func Inspect(ctx context.Context, src io.Reader) (*ImageInfo, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	in, err := openInput(src, -1)
+	in, err := openInput(src, -1, allowTable)
 	if errors.Is(err, ErrNeedSize) {
 		// A raw stream: fine here, its size is simply unknown.
 		return &ImageInfo{Format: kindRaw.String(), VirtualSize: -1, FileSize: -1, Blocks: -1, AllocatedBlocks: -1, FullBlocks: -1}, nil
@@ -95,6 +98,20 @@ func Inspect(ctx context.Context, src io.Reader) (*ImageInfo, error) {
 				info.FullBlocks++
 			}
 		}
+	case in.kind == kindQCOW2:
+		info.AllocatedBlocks, info.FullBlocks = 0, 0
+		for b, err := range in.d.Blocks() {
+			if err != nil {
+				return nil, fmt.Errorf("vhdcrypt: reading the cluster map: %w", err)
+			}
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			info.AllocatedBlocks++
+			if b.Full {
+				info.FullBlocks++
+			}
+		}
 	case in.sr != nil:
 		ft := in.sr.Footer()
 		f = &ft
@@ -124,7 +141,7 @@ func (i *ImageInfo) String() string {
 		fmt.Fprintf(&b, "%-17s "+format+"\n", append([]any{k + ":"}, args...)...)
 	}
 	line("format", "%s", i.Format)
-	if i.Creator != "" || i.Format != "raw" {
+	if i.Creator != "" || strings.HasSuffix(i.Format, "VHD") {
 		line("creator", "%q version %d.%d", i.Creator, i.CreatorVersion>>16, i.CreatorVersion&0xFFFF)
 		line("created", "%s", i.Created.UTC().Format(time.RFC3339))
 		line("unique id", "%s", hex.EncodeToString(i.UniqueID[:]))

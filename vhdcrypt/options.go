@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"runtime"
 	"time"
+
+	"github.com/e2eimage/e2eimage/disk"
 )
 
 // Option configures EncryptImage, DecryptImage and the other image verbs.
@@ -22,6 +24,7 @@ type options struct {
 	size      int64
 	format    Format
 	noScan    bool // WithoutZeroScan
+	noTable   bool // WithoutPartitionTable
 }
 
 func buildOptions(opts []Option) *options {
@@ -107,6 +110,24 @@ func WithoutZeroScan() Option { return func(o *options) { o.noScan = true } }
 // bytes more, the footer). A raw size that is not a multiple of 512 is
 // padded with zeros to a whole sector.
 func WithSize(n int64) Option { return func(o *options) { o.size = n } }
+
+// WithoutPartitionTable lets the encryptor accept a raw or qcow2 disk that
+// starts with neither an MBR nor a GPT: a deliberate file-system-only
+// image, or test data. Without it such an input is refused before any
+// output with an error matching disk.ErrNoPartitionTable, because IBM
+// Cloud boots the disk it imports and a partition or volume image given
+// by mistake would not boot (disk.AllowNoPartitionTable). VHD inputs are
+// never refused for this: an encrypted VHD's first sector is ciphertext.
+func WithoutPartitionTable() Option { return func(o *options) { o.noTable = true } }
+
+// diskOptions are the options of disk.Open and disk.CheckStream that o
+// asks for.
+func (o *options) diskOptions() []disk.Option {
+	if o.noTable {
+		return []disk.Option{disk.AllowNoPartitionTable()}
+	}
+	return nil
+}
 
 // Format is the output format of DecryptImage.
 type Format int

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/e2eimage/e2eimage/disk"
 	"github.com/e2eimage/e2eimage/vhd"
 )
 
@@ -17,12 +18,17 @@ import (
 // offset 0, whatever its current position), or any value with
 // ReadAt(p, off) and Size() int64 (*io.SectionReader, *bytes.Reader). Every
 // other io.Reader is a stream, read once, front to back.
+//
+// What the input holds is told by package disk, from its content: a raw
+// disk, a fixed or dynamic VHD, or (random access only) a qcow2 image.
+// Every other format is refused before any output, with disk's typed error.
 type inputKind int
 
 const (
 	kindRaw     inputKind = iota // no VHD footer: the bytes are the disk
 	kindFixed                    // fixed VHD: the disk followed by a footer
 	kindDynamic                  // dynamic VHD (sparse, possibly encrypted)
+	kindQCOW2                    // qcow2 (random access only)
 )
 
 func (k inputKind) String() string {
@@ -31,6 +37,8 @@ func (k inputKind) String() string {
 		return "fixed VHD"
 	case kindDynamic:
 		return "dynamic VHD"
+	case kindQCOW2:
+		return "qcow2"
 	}
 	return "raw"
 }
@@ -42,7 +50,8 @@ type input struct {
 
 	// Random access (ra != nil).
 	ra     io.ReaderAt
-	raSize int64      // bytes readable through ra (raw: the file size)
+	raSize int64      // bytes readable through ra (the file size)
+	d      *disk.Disk // the virtual disk, whatever the container
 	img    *vhd.Image // fixed or dynamic VHD
 
 	// Stream (ra == nil).
@@ -87,8 +96,9 @@ func RandomAccess(src io.Reader) (io.ReaderAt, int64, bool, error) {
 }
 
 // openInput detects what src holds. size is the declared size of a raw
-// stream (WithSize), or -1.
-func openInput(src io.Reader, size int64) (*input, error) {
+// stream (WithSize), or -1; dopts are disk's options (a raw disk without a
+// partition table is refused without disk.AllowNoPartitionTable).
+func openInput(src io.Reader, size int64, dopts []disk.Option) (*input, error) {
 	if src == nil {
 		return nil, errors.New("vhdcrypt: no input")
 	}
@@ -97,72 +107,85 @@ func openInput(src io.Reader, size int64) (*input, error) {
 		return nil, err
 	}
 	if ok {
-		return openRandomAccess(ra, n)
+		return openRandomAccess(ra, n, dopts)
 	}
-	return openStream(src, size)
+	return openStream(src, size, dopts)
 }
 
-func openRandomAccess(ra io.ReaderAt, n int64) (*input, error) {
-	img, err := vhd.Open(ra, n)
-	switch {
-	case err == nil:
-		in := &input{ra: ra, raSize: n, img: img, size: img.Size()}
-		switch img.Type() {
-		case vhd.Fixed:
-			in.kind = kindFixed
-		case vhd.Dynamic:
-			in.kind = kindDynamic
-		default:
-			return nil, fmt.Errorf("vhdcrypt: opening the input: %s disks are not supported: %w", img.Type(), vhd.ErrUnsupported)
-		}
-		return in, checkSize(in.size)
-	case errors.Is(err, vhd.ErrNotVHD) && !looksLikeVHD(ra, n):
-		if n == 0 {
-			return nil, ErrEmpty
-		}
-		size := roundUp(n, vhd.SectorSize)
-		return &input{kind: kindRaw, ra: ra, raSize: n, size: size}, checkSize(size)
+// allowTable is what the verbs that read VHDs only, or describe any image
+// (decrypt, verify, check, inspect), give openInput: a missing partition
+// table is the encryptor's concern, not theirs.
+var allowTable = []disk.Option{disk.AllowNoPartitionTable()}
+
+func openRandomAccess(ra io.ReaderAt, n int64, dopts []disk.Option) (*input, error) {
+	d, err := disk.Open(ra, n, dopts...)
+	if err != nil {
+		return nil, diskError(err)
+	}
+	in := &input{ra: ra, raSize: n, d: d, size: d.Size()}
+	switch d.Format() {
+	case disk.Raw:
+		in.kind = kindRaw
+	case disk.VHDFixed:
+		in.kind, in.img = kindFixed, vhdOf(d)
+	case disk.VHDDynamic:
+		in.kind, in.img = kindDynamic, vhdOf(d)
+	case disk.QCOW2:
+		in.kind = kindQCOW2
 	default:
-		return nil, fmt.Errorf("vhdcrypt: opening the input: %w", err)
+		return nil, fmt.Errorf("vhdcrypt: opening the input: %w", &disk.UnsupportedFormatError{Format: d.Format()})
 	}
+	return in, checkSize(in.size)
 }
 
-// looksLikeVHD reports whether a file that vhd.Open rejected as not a VHD
-// still starts or ends with a footer cookie: a damaged VHD must be reported,
-// not encrypted as if it were a raw disk.
-func looksLikeVHD(ra io.ReaderAt, n int64) bool {
-	var b [8]byte
-	if n >= vhd.FooterSize {
-		if _, err := ra.ReadAt(b[:], 0); err == nil && string(b[:]) == "conectix" {
-			return true
-		}
-		if _, err := ra.ReadAt(b[:], n-vhd.FooterSize); err == nil && string(b[:]) == "conectix" {
-			return true
-		}
-	}
-	return false
+func vhdOf(d *disk.Disk) *vhd.Image {
+	img, _ := d.VHD()
+	return img
 }
 
-// openStream peeks at the first sector: a dynamic VHD starts with a copy of
-// its footer; anything else is a raw disk (or a fixed VHD, whose footer only
-// comes at the end), which needs its size declared.
-func openStream(src io.Reader, size int64) (*input, error) {
-	head := make([]byte, vhd.FooterSize)
+// diskError turns an error of package disk into this package's: an empty
+// input is ErrEmpty and a disk too large ErrTooLarge, as they always were;
+// everything else (an unsupported format, a missing partition table, a
+// backing file, a damaged VHD...) is wrapped unchanged, so that errors.Is
+// and errors.As find disk's and vhd's typed errors.
+func diskError(err error) error {
+	switch {
+	case errors.Is(err, disk.ErrEmpty):
+		return ErrEmpty
+	case errors.Is(err, disk.ErrTooLarge):
+		return fmt.Errorf("%w: %w", ErrTooLarge, err)
+	case errors.Is(err, disk.ErrNoPartitionTable):
+		return fmt.Errorf("vhdcrypt: opening the input (WithoutPartitionTable accepts such a disk): %w", err)
+	}
+	return fmt.Errorf("vhdcrypt: opening the input: %w", err)
+}
+
+// openStream peeks at the first disk.PrefixSize bytes, which disk checks: a
+// dynamic VHD starts with a copy of its footer; a format that cannot be
+// streamed (qcow2) or that is not read at all is refused; anything else is
+// a raw disk (or a fixed VHD, whose footer only comes at the end), which
+// needs its size declared.
+func openStream(src io.Reader, size int64, dopts []disk.Option) (*input, error) {
+	head := make([]byte, disk.PrefixSize)
 	n, err := io.ReadFull(src, head)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("vhdcrypt: reading the input: %w", err)
 	}
 	head = head[:n]
+	if n == 0 {
+		return nil, ErrEmpty
+	}
+	f, err := disk.CheckStream(head, dopts...)
+	if err != nil {
+		return nil, diskError(err)
+	}
 	rest := io.MultiReader(bytes.NewReader(head), src)
-	if n == vhd.FooterSize && bytes.HasPrefix(head, []byte("conectix")) {
+	if f == disk.VHDDynamic {
 		sr, err := vhd.NewStreamReader(rest)
 		if err != nil {
 			return nil, fmt.Errorf("vhdcrypt: reading the input as a VHD stream: %w", err)
 		}
 		return &input{kind: kindDynamic, sr: sr, size: sr.Size()}, checkSize(sr.Size())
-	}
-	if n == 0 {
-		return nil, ErrEmpty
 	}
 	if size < 0 {
 		return nil, ErrNeedSize
@@ -190,25 +213,9 @@ func numBlocks(size int64) int { return int((size + vhd.BlockSize - 1) / vhd.Blo
 // bytes): the guest bytes as stored, absent sectors and anything past the end
 // of the disk zeroed. It is safe for concurrent use.
 func (in *input) readBlockAt(i int, dst []byte) error {
-	if in.img != nil {
-		if err := in.img.ReadBlock(i, dst); err != nil {
-			return fmt.Errorf("vhdcrypt: reading block %d: %w", i, err)
-		}
-		return nil
+	if err := in.d.ReadBlock(i, dst); err != nil {
+		return fmt.Errorf("vhdcrypt: reading block %d: %w", i, err)
 	}
-	off := int64(i) * vhd.BlockSize
-	want := min(int64(vhd.BlockSize), in.raSize-off)
-	if want < 0 {
-		want = 0
-	}
-	got, err := in.ra.ReadAt(dst[:want], off)
-	if int64(got) < want {
-		if err == nil || errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
-		return fmt.Errorf("vhdcrypt: reading block %d (offset %d): %w", i, off, err)
-	}
-	clear(dst[want:vhd.BlockSize])
 	return nil
 }
 

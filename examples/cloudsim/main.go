@@ -7,6 +7,7 @@
 // Usage:
 //
 //	cloudsim [-addr HOST[:PORT]] [-seed N] [-clock-speed X | -real-time] [-seed-authorizations] [-v]
+//	cloudsim -sample-image PATH [-seed N]
 //
 // The first line on standard output is one JSON object with every service's
 // base URL and the seeded account:
@@ -35,6 +36,13 @@
 // error at start. -seed-authorizations pre-creates the server-protect -> kms
 // / hs-crypto authorizations. -v logs every request to standard error.
 //
+// -sample-image PATH writes, instead of starting the simulator, the sample
+// disk the flow's demonstrations import to the new file PATH and exits: a
+// 16 MiB MBR disk with an Ubuntu 22.04-like ext4 root (os-release,
+// cloud-init, a kernel and the Xen block driver's module) that the image
+// doctor (package doctor) passes, although it does not boot (its kernel is
+// a placeholder). -seed selects its data.
+//
 // It stops on SIGINT or SIGTERM, and also when the process that started it
 // ends (Linux): `go run ./examples/cloudsim` runs the simulator as a child of
 // the go command, which ends on SIGTERM without passing the signal on, and
@@ -57,6 +65,7 @@ import (
 	"github.com/e2eimage/e2eimage/internal/cli"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
 	"github.com/e2eimage/e2eimage/internal/nocore"
+	"github.com/e2eimage/e2eimage/internal/sampleimage"
 )
 
 // DefaultClockSpeed is how many simulated seconds pass per real second
@@ -95,6 +104,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	realTime := fs.Bool("real-time", false, "run simulated time at real time (-clock-speed 1)")
 	seedAuthz := fs.Bool("seed-authorizations", false, "pre-create the server-protect -> kms and hs-crypto authorizations")
 	verbose := fs.Bool("v", false, "log every request to standard error")
+	sample := fs.String("sample-image", "", "write the sample disk (which the image doctor passes) to a new `file` and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -104,6 +114,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "cloudsim: unexpected arguments %q\n", fs.Args())
 		return 2
+	}
+	if *sample != "" {
+		if err := sampleimage.WriteFile(*sample, sampleimage.Options{Seed: uint64(*seed)}); err != nil {
+			fmt.Fprintln(stderr, "cloudsim: writing the sample disk:", err)
+			return 1
+		}
+		return 0
 	}
 	if *speed <= 0 {
 		fmt.Fprintln(stderr, "cloudsim: -clock-speed must be positive")

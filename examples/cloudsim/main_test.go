@@ -14,6 +14,8 @@ import (
 	kp "github.com/IBM/keyprotect-go-client"
 	"github.com/stretchr/testify/require"
 
+	"github.com/e2eimage/e2eimage/disk"
+	"github.com/e2eimage/e2eimage/doctor"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
 	"github.com/e2eimage/e2eimage/internal/testenv"
 )
@@ -127,4 +129,26 @@ func ExampleInfo() {
 	_ = json.Unmarshal([]byte(`{"kms":"http://127.0.0.1:1","api_key":"fake"}`), &info)
 	os.Stdout.WriteString(info.KMS + " " + info.APIKey + "\n")
 	// Output: http://127.0.0.1:1 fake
+}
+
+// TestSampleImage: -sample-image writes the sample disk, which the image
+// doctor passes, and refuses to replace a file.
+func TestSampleImage(t *testing.T) {
+	path := t.TempDir() + "/disk.raw"
+	var stderr bytes.Buffer
+	require.Equal(t, 0, run(context.Background(), []string{"-sample-image", path, "-seed", "3"}, io.Discard, &stderr), stderr.String())
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	fi, err := f.Stat()
+	require.NoError(t, err)
+	d, err := disk.Open(f, fi.Size())
+	require.NoError(t, err)
+	rep, err := doctor.Examine(context.Background(), d)
+	require.NoError(t, err)
+	require.True(t, rep.OK(), rep.String())
+	require.Equal(t, "UBUNTU_22_64", rep.OSCode())
+	stderr.Reset()
+	require.Equal(t, 1, run(context.Background(), []string{"-sample-image", path}, io.Discard, &stderr))
+	require.Contains(t, stderr.String(), "writing the sample disk")
 }

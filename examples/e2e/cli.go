@@ -101,7 +101,7 @@ func run(ctx context.Context, args []string, e env) int {
 	fs.Int64Var(&c.imageSize, "image-size", 0, "virtual size in `bytes` of a raw image read from standard input")
 	fs.StringVar(&c.name, "name", "", "image template `name` (default: the image file's base name; simulator: e2e-demo)")
 	fs.StringVar(&c.note, "note", "encrypted by e2eimage", "`text` stored with the template")
-	fs.StringVar(&c.osCode, "os-code", "UBUNTU_22_64", "operating system reference `code` of the template")
+	fs.StringVar(&c.osCode, "os-code", "", "operating system reference `code` of the template (default: the one the image doctor finds in the image; required for standard input)")
 	fs.StringVar(&c.object, "object", "", "object `name` in the bucket (default <name>"+e2e.ObjectSuffix+")")
 	fs.IntVar(&c.workers, "workers", 0, "encryption goroutines (default GOMAXPROCS)")
 	fs.StringVar(&c.rootKeyCRN, "root-key-crn", "", "Key Protect or HPCS root key `CRN`")

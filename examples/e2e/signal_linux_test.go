@@ -80,7 +80,7 @@ func (r *simRun) rest() string {
 }
 
 func simArgs(marker string) []string {
-	return []string{"-image", "-", "-image-size", strconv.Itoa(8 << 20), "-q", "-name", marker}
+	return []string{"-image", "-", "-image-size", strconv.Itoa(8 << 20), "-q", "-name", marker, "-os-code", "UBUNTU_22_64"}
 }
 
 // SIGINT and SIGTERM stop the command in simulator mode, also while it

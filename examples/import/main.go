@@ -7,8 +7,9 @@
 //
 //	import -image DISK -root-key-crn CRN -bucket NAME [-name NAME] [-os-code CODE] [flags]
 //
-// The image may be raw, a fixed VHD or a dynamic VHD ("-" reads standard
-// input; a raw stream needs -image-size). It is encrypted with a new DEK (64
+// The image may be raw, a fixed VHD, a dynamic VHD or a qcow2 file ("-"
+// reads standard input: a raw or VHD stream; a raw stream needs
+// -image-size). It is encrypted with a new DEK (64
 // bytes made here, or -dek-bits 256 for a 32-byte one made by the key
 // service) or the one in -key-file / -key-env, which is wrapped by the root
 // key; the encrypted VHD goes to the bucket as it is made (no temporary
@@ -16,7 +17,10 @@
 //
 // Before anything is uploaded, preflight checks the root key, the
 // server-protect -> key service authorization, the bucket (Regional, in the
-// key's region), the classic credentials and OS code, and the image; with
+// key's region), the classic credentials and OS code, and the image (the
+// image doctor reads it: a whole disk with a supported Linux, cloud-init
+// and the Xen block driver; the OS code, when -os-code is not given, is
+// the one it finds); with
 // -service-id it also checks that service ID and its access policies. Use
 // examples/prepare to create what is missing.
 //
@@ -74,11 +78,11 @@ Flags:
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, lookup func(string) (string, bool)) int {
 	getenv := cli.Getenv(lookup)
 	fs := cli.NewFlagSet("import", usage, stderr)
-	image := fs.String("image", "", "disk image: raw, fixed or dynamic VHD (`path`, \"-\" for standard input)")
+	image := fs.String("image", "", "disk image: raw, fixed or dynamic VHD, qcow2 (`path`, \"-\" for standard input)")
 	imageSize := fs.Int64("image-size", 0, "virtual size in `bytes` of a raw image on standard input")
 	name := fs.String("name", "", "template `name` (default: the image file's base name)")
 	note := fs.String("note", "encrypted by e2eimage", "`text` stored with the template")
-	osCode := fs.String("os-code", "UBUNTU_22_64", "operating system reference `code`")
+	osCode := fs.String("os-code", "", "operating system reference `code` (default: the one the image doctor finds in the image; required for standard input)")
 	object := fs.String("object", "", "object `name` (default <name>"+e2e.ObjectSuffix+")")
 	rootKey := fs.String("root-key-crn", "", "Key Protect or HPCS root key `CRN` (required)")
 	region := fs.String("region", getenv("IBMCLOUD_REGION"), "COS `region` (env IBMCLOUD_REGION; default: the key's)")

@@ -91,7 +91,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 	saveKey := fs.String("save-api-key", "", "`file` to store a new service ID API key in (mode 0600); if it exists, the key saved in it is checked and used, and none is made")
 	importKeyFile := fs.String("import-api-key-file", "", "`file` with the service ID's current API key (default: env E2E_IMPORT_API_KEY)")
 	cosKeyAuthz := fs.Bool("cos-key-authorization", false, "also authorize COS to read the key (KP-encrypted buckets)")
-	osCode := fs.String("os-code", "UBUNTU_22_64", "OS reference `code` to check against the classic API")
+	osCode := fs.String("os-code", "", "OS reference `code` to check against the classic API (default: none, only the credentials)")
 	check := fs.Bool("check", false, "only check; create nothing")
 	var cf cli.CloudFlags
 	cf.Register(fs, cli.Help{})

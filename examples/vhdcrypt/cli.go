@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/e2eimage/e2eimage/disk"
+	"github.com/e2eimage/e2eimage/doctor"
 	"github.com/e2eimage/e2eimage/vhdcrypt"
 
 	"golang.org/x/term"
@@ -17,12 +19,13 @@ import (
 
 // Exit codes (documented in the package comment).
 const (
-	exitOK          = 0
-	exitFailure     = 1
-	exitUsage       = 2
-	exitWrongKey    = 3
-	exitDamaged     = 4
-	exitInterrupted = 130
+	exitOK            = 0
+	exitFailure       = 1
+	exitUsage         = 2
+	exitWrongKey      = 3
+	exitDamaged       = 4
+	exitNotImportable = 5
+	exitInterrupted   = 130
 )
 
 // env is the process environment, injectable for tests.
@@ -48,10 +51,10 @@ func (e exitError) Error() string { return e.err.Error() }
 func (e exitError) Unwrap() error { return e.err }
 
 const usage = `usage:
-  vhdcrypt encrypt -in SRC -out DST (-key-file KEY | -key-env NAME) [-workers N] [-size BYTES] [-q]
+  vhdcrypt encrypt -in SRC -out DST (-key-file KEY | -key-env NAME) [-workers N] [-size BYTES] [-no-partition-table] [-q]
   vhdcrypt decrypt -in ENC -out DST (-key-file KEY | -key-env NAME) [-format raw|vhd] [-workers N] [-q]
   vhdcrypt verify  -in ENC (-key-file KEY | -key-env NAME)
-  vhdcrypt inspect -in FILE
+  vhdcrypt inspect -in FILE [-os-code CODE]
   vhdcrypt keygen  -out KEY [-bits 256|512]
 "-" as -in or -out means standard input or output. Run "vhdcrypt CMD -h" for a command's flags.
 `
@@ -228,6 +231,7 @@ func cmdEncrypt(ctx context.Context, args []string, e *env) error {
 	d.register(fs)
 	size := fs.Int64("size", -1, "size in bytes of a raw image read from standard input")
 	randomNonce := fs.Bool("random-nonce", false, "write a random key-hash nonce instead of the zero nonce of IBM's documented procedure (hides that two images share a key; IBM documents only the zero nonce)")
+	noTable := fs.Bool("no-partition-table", false, "accept a raw or qcow2 disk with neither an MBR nor a GPT (a deliberate file-system image; IBM Cloud boots the disk it imports)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -247,12 +251,18 @@ func cmdEncrypt(ctx context.Context, args []string, e *env) error {
 	if *size >= 0 {
 		opts = append(opts, vhdcrypt.WithSize(*size))
 	}
+	if *noTable {
+		opts = append(opts, vhdcrypt.WithoutPartitionTable())
+	}
 	start := time.Now()
 	enc, err := vhdcrypt.NewEncryptor(ctx, in, dek, opts...)
 	if err != nil {
 		p.abort()
-		if errors.Is(err, vhdcrypt.ErrNeedSize) {
+		switch {
+		case errors.Is(err, vhdcrypt.ErrNeedSize):
 			return usageError{"standard input is not a dynamic VHD: for a raw image give its size with -size BYTES (or give a file)"}
+		case errors.Is(err, disk.ErrNoPartitionTable):
+			return fmt.Errorf("%w\n(-no-partition-table encrypts it anyway, if that is what you mean)", err)
 		}
 		return err
 	}
@@ -345,7 +355,8 @@ func cmdVerify(ctx context.Context, args []string, e *env) error {
 
 func cmdInspect(ctx context.Context, args []string, e *env) error {
 	fs := newFlags("inspect", e)
-	in := fs.String("in", "", "image file, or - for standard input")
+	in := fs.String("in", "", "image file, or - for standard input (the doctor reads files only)")
+	osCode := fs.String("os-code", "", "OS reference `code` the image will be imported with (e.g. UBUNTU_22_64): the doctor checks it names the image's system")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -361,8 +372,50 @@ func cmdInspect(ctx context.Context, args []string, e *env) error {
 	if err != nil {
 		return err
 	}
-	_, err = io.WriteString(e.stdout, info.String())
-	return err
+	if _, err = io.WriteString(e.stdout, info.String()); err != nil {
+		return err
+	}
+	return runDoctor(ctx, f, info, *osCode, e)
+}
+
+// runDoctor prints the image doctor's report on an unencrypted image file:
+// IBM Cloud's requirements for an imported image, read inside it. A
+// failing requirement is exit code 5.
+func runDoctor(ctx context.Context, f *os.File, info *vhdcrypt.ImageInfo, osCode string, e *env) error {
+	fmt.Fprintln(e.stdout, "\nIBM Cloud import requirements (the image doctor):")
+	ra, n, ok, err := vhdcrypt.RandomAccess(f)
+	switch {
+	case err != nil:
+		return err
+	case !ok:
+		fmt.Fprintln(e.stdout, "not examined: the image comes from a stream; give the file")
+		return nil
+	case info.Encrypted:
+		fmt.Fprintln(e.stdout, "not examined: the image is encrypted (its file systems are ciphertext); inspect its source")
+		return nil
+	}
+	d, err := disk.Open(io.NewSectionReader(ra, 0, n), n, disk.AllowNoPartitionTable())
+	if err != nil {
+		return err
+	}
+	var opts []doctor.Option
+	if osCode != "" {
+		opts = append(opts, doctor.WithOSCode(osCode))
+	}
+	rep, err := doctor.Examine(ctx, d, opts...)
+	if err != nil {
+		return err
+	}
+	if _, err := io.WriteString(e.stdout, rep.String()); err != nil {
+		return err
+	}
+	if osCode == "" && rep.OSCode() != "" {
+		fmt.Fprintf(e.stdout, "suggested OS reference code: %s\n", rep.OSCode())
+	}
+	if !rep.OK() {
+		return exitError{exitNotImportable, errors.New("the image does not meet IBM Cloud's import requirements (see the report above)")}
+	}
+	return nil
 }
 
 func cmdKeygen(_ context.Context, args []string, e *env) error {

@@ -4,13 +4,16 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/e2eimage/e2eimage/internal/sampleimage"
 	"github.com/e2eimage/e2eimage/internal/testenv"
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -26,7 +29,9 @@ func TestMain(m *testing.M) {
 }
 
 // TestScripts runs testdata/script/*.txtar. Scripts see the reference
-// vectors in $REF and the 64-byte reference key base64-encoded in $KEY64B64.
+// vectors in $REF and the 64-byte reference key base64-encoded in $KEY64B64;
+// sampleimage writes the sample disk (an Ubuntu-like ext4 disk that the
+// image doctor passes) and qemu-img runs qemu-img.
 func TestScripts(t *testing.T) {
 	ref := testenv.RefDir(t)
 	key64, err := os.ReadFile(filepath.Join(ref, "key64.bin"))
@@ -52,10 +57,26 @@ func TestScripts(t *testing.T) {
 			}
 			return nil
 		},
+		// [qemu-img]: qemu-img is installed; under CI its absence is an
+		// error rather than a skipped script.
+		Condition: func(cond string) (bool, error) {
+			if cond != "qemu-img" {
+				return false, fmt.Errorf("unknown condition %q", cond)
+			}
+			if _, err := exec.LookPath("qemu-img"); err != nil {
+				if testenv.InCI() {
+					return false, errors.New("qemu-img is not installed (apt-get install qemu-utils)")
+				}
+				return false, nil
+			}
+			return true, nil
+		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"exitcode": cmdExitCode,
-			"filemode": cmdFileMode,
-			"filesize": cmdFileSize,
+			"exitcode":    cmdExitCode,
+			"filemode":    cmdFileMode,
+			"filesize":    cmdFileSize,
+			"sampleimage": cmdSampleImage,
+			"qemu-img":    cmdQemuImg,
 		},
 	})
 }
@@ -109,6 +130,29 @@ func cmdFileSize(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
+// sampleimage FILE: writes the sample disk (16 MiB, sparse) to FILE.
+func cmdSampleImage(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: sampleimage file")
+	}
+	ts.Check(sampleimage.WriteFile(ts.MkAbs(args[0]), sampleimage.Options{Seed: 1}))
+}
+
+// qemu-img ARGS...: runs qemu-img in the script's directory. A script
+// that needs it starts the part that does with "[!qemu-img] skip".
+func cmdQemuImg(ts *testscript.TestScript, neg bool, args []string) {
+	if neg {
+		ts.Fatalf("usage: qemu-img args...")
+	}
+	path, err := exec.LookPath("qemu-img")
+	ts.Check(err)
+	cmd := exec.Command(path, args...)
+	cmd.Dir = ts.Getenv("WORK")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		ts.Fatalf("qemu-img %v: %v\n%s", args, err, out)
+	}
+}
+
 // TestInterrupted: a cancelled run (SIGINT in main) exits 130 and leaves no
 // output file.
 func TestInterrupted(t *testing.T) {
@@ -118,7 +162,7 @@ func TestInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	var stderr strings.Builder
-	code := run(ctx, []string{"encrypt", "-in", filepath.Join(ref, "plain.raw"), "-out", out, "-key-file", filepath.Join(ref, "key64.bin"), "-q"},
+	code := run(ctx, []string{"encrypt", "-in", filepath.Join(ref, "plain.raw"), "-out", out, "-key-file", filepath.Join(ref, "key64.bin"), "-q", "-no-partition-table"},
 		&env{stdin: os.Stdin, stdout: os.Stdout, stderr: &stderr, lookup: os.LookupEnv})
 	if code != exitInterrupted {
 		t.Fatalf("exit code %d, want %d; stderr: %s", code, exitInterrupted, stderr.String())
@@ -130,4 +174,28 @@ func TestInterrupted(t *testing.T) {
 	if len(entries) != 0 {
 		t.Fatalf("left behind: %v", entries)
 	}
+}
+
+// TestNoCloudSDK: the offline tool, and so vhdcrypt, disk and doctor, links
+// no cloud SDK (go list -deps of this command).
+func TestNoCloudSDK(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	deps := strings.Fields(string(out))
+	for _, sdk := range []string{"github.com/IBM/keyprotect-go-client", "github.com/IBM/ibm-cos-sdk-go",
+		"github.com/softlayer/softlayer-go", "github.com/IBM/platform-services-go-sdk", "github.com/IBM/go-sdk-core"} {
+		for _, d := range deps {
+			if d == sdk || strings.HasPrefix(d, sdk+"/") {
+				t.Errorf("examples/vhdcrypt depends on %s (through %s)", sdk, d)
+			}
+		}
+	}
+	for _, want := range []string{"github.com/e2eimage/e2eimage/vhdcrypt", "github.com/e2eimage/e2eimage/disk", "github.com/e2eimage/e2eimage/doctor"} {
+		if !slices.Contains(deps, want) {
+			t.Errorf("go list -deps does not list %s: the check looks at the wrong thing", want)
+		}
+	}
+	t.Logf("%d packages, none of a cloud SDK", len(deps))
 }

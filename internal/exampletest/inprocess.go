@@ -3,9 +3,11 @@ package exampletest
 import (
 	"context"
 	"encoding/json"
+	"path/filepath"
 	"testing"
 
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
+	"github.com/e2eimage/e2eimage/internal/sampleimage"
 )
 
 // StartSimulator starts the local cloud simulator in this process, stops it
@@ -32,4 +34,17 @@ func StartSimulator(tb testing.TB, s Sim) map[string]string {
 		tb.Fatalf("the simulator's description: %v", err)
 	}
 	return info
+}
+
+// SampleImage writes the sample disk of the flow's demonstrations (the one
+// examples/cloudsim -sample-image writes: an Ubuntu-like ext4 disk that the
+// image doctor passes) to a new file in a temporary directory of the test
+// and returns its path.
+func SampleImage(tb testing.TB) string {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "disk.raw")
+	if err := sampleimage.WriteFile(path, sampleimage.Options{Seed: 1}); err != nil {
+		tb.Fatalf("writing the sample disk: %v", err)
+	}
+	return path
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/e2eimage/e2eimage/vhdcrypt"
 
+	"github.com/e2eimage/e2eimage/disk"
 	"github.com/e2eimage/e2eimage/vhd"
 )
 
@@ -315,6 +316,8 @@ func Typed(err error) bool {
 		vhd.ErrNotVHD, vhd.ErrDifferencing, vhd.ErrNotStreamable, vhd.ErrTruncated, vhd.ErrUnsupported,
 		vhdcrypt.ErrAlreadyEncrypted, vhdcrypt.ErrNotEncrypted, vhdcrypt.ErrWrongKey, vhdcrypt.ErrNeedSize, vhdcrypt.ErrStreamSize,
 		vhdcrypt.ErrFixedVHDStream, vhdcrypt.ErrTooLarge, vhdcrypt.ErrEmpty,
+		disk.ErrUnsupportedFormat, disk.ErrNoPartitionTable, disk.ErrBackingFile, disk.ErrEncrypted,
+		disk.ErrUnsupportedFeature, disk.ErrNeedRandomAccess, disk.ErrMalformed, disk.ErrTooLarge, disk.ErrEmpty,
 	} {
 		if errors.Is(err, s) {
 			return true

@@ -1,8 +1,6 @@
 package e2e_test
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 
 	"example.com/extmod/internal/exampletest"
@@ -17,18 +15,10 @@ func TestExamplesAgainstTheSimulator(t *testing.T) {
 }
 
 // writeExampleDisk writes the disk image ExampleRun uploads (IMAGE_FILE):
-// 8 MiB with an MBR (a boot signature and one Linux partition), which the
-// simulated backplane looks for after decryption, and a little data.
+// the sample disk of the flow's demonstrations, an Ubuntu-like ext4 disk
+// that the image doctor passes (examples/cloudsim -sample-image writes the
+// same), with the MBR the simulated backplane looks for after decryption.
 func writeExampleDisk(tb testing.TB, env map[string]string) {
 	tb.Helper()
-	d := make([]byte, 8<<20)
-	d[446+4] = 0x83                  // partition type: Linux
-	d[446+8], d[446+12] = 0x08, 0x40 // start LBA 8, 16384 sectors
-	d[510], d[511] = 0x55, 0xAA
-	copy(d[1<<20:], "some file system bytes")
-	path := filepath.Join(tb.TempDir(), "disk.raw")
-	if err := os.WriteFile(path, d, 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	env["IMAGE_FILE"] = path
+	env["IMAGE_FILE"] = exampletest.SampleImage(tb)
 }

@@ -138,7 +138,15 @@ func TestReadmeBlocks(t *testing.T) {
 	marked := strings.Count(string(src), "\t// README block begin\n")
 	t.Chdir(t.TempDir())
 	writeDisk(t, "image.raw")
-	writeDisk(t, "disk.raw")
+	// disk.raw is imported by the flow, whose preflight runs the image
+	// doctor: it must be a disk with an operating system on it.
+	sample, err := os.ReadFile(exampletest.SampleImage(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("disk.raw", sample, 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	info := exampletest.StartSimulator(t, exampletest.Sim{Seed: 1, ClockSpeed: 2000})
 	for k, field := range exampletest.Env {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -128,4 +129,21 @@ func StartSimulator(tb testing.TB, s Sim) map[string]string {
 		tb.Fatalf("the simulator's first line %q: %v", r.line, err)
 	}
 	return info
+}
+
+// SampleImage writes the sample disk of the flow's demonstrations (an
+// Ubuntu-like ext4 disk that the image doctor passes) to a new file in a
+// temporary directory of the test, with examples/cloudsim -sample-image, and
+// returns its path.
+func SampleImage(tb testing.TB) string {
+	tb.Helper()
+	sim, err := simulatorPath()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	path := filepath.Join(tb.TempDir(), "disk.raw")
+	if out, err := exec.Command(sim, "-sample-image", path, "-seed", "1").CombinedOutput(); err != nil {
+		tb.Fatalf("writing the sample disk: %v\n%s", err, out)
+	}
+	return path
 }
