@@ -89,8 +89,9 @@ type Plan struct {
 	// Doctor, when set, examines the source image before it is encrypted:
 	// it gets the exported boot disk as an io.ReaderAt of size bytes (reads
 	// of its first 4 MiB are cached, so the encryption does not fetch them
-	// again) and a non-nil error stops the run. It is the hook for an
-	// image check package; Run has no such check of its own.
+	// again) and a non-nil error stops the run. Nil means the image
+	// doctor (package doctor, with OSCode) as the preflight runs it on a
+	// local image: a failing requirement stops the run before any upload.
 	Doctor func(ctx context.Context, image io.ReaderAt, size int64) error
 
 	// source is the resolved SourceTemplate (resolveSource).

@@ -13,6 +13,8 @@ import (
 
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/cos"
+	"github.com/e2eimage/e2eimage/disk"
+	"github.com/e2eimage/e2eimage/doctor"
 	"github.com/e2eimage/e2eimage/iam"
 	"github.com/e2eimage/e2eimage/internal/units"
 	"github.com/e2eimage/e2eimage/secret"
@@ -448,8 +450,12 @@ func (r *runner) uploadFromExport(ctx context.Context, s *Step) error {
 		}
 		r.remote = obj
 		r.p.Image = io.NewSectionReader(obj, 0, obj.Size()) // an io.Reader that vhdcrypt reads with random access
-		if r.p.Doctor != nil && st.Uploaded == nil {
-			if err := r.p.Doctor(ctx, obj, obj.Size()); err != nil {
+		examine := r.p.Doctor
+		if examine == nil {
+			examine = r.examineExport
+		}
+		if st.Uploaded == nil {
+			if err := examine(ctx, obj, obj.Size()); err != nil {
 				return fmt.Errorf("e2e: the image doctor refused the exported boot disk: %w", err)
 			}
 		}
@@ -589,4 +595,31 @@ func Cleanup(ctx context.Context, plan Plan) (*CleanupResult, error) {
 		return res, errors.Join(derr, err)
 	}
 	return res, derr
+}
+
+// examineExport is the default Plan.Doctor: the image doctor on the
+// exported boot disk, read through ranged GETs (metadata only), with the
+// plan's OS code (which the source template gave when the plan had none).
+func (r *runner) examineExport(ctx context.Context, image io.ReaderAt, size int64) error {
+	d, err := disk.Open(image, size)
+	if err != nil {
+		return err
+	}
+	var opts []doctor.Option
+	if r.p.OSCode != "" {
+		opts = append(opts, doctor.WithOSCode(r.p.OSCode))
+	}
+	rep, err := doctor.Examine(ctx, d, opts...)
+	if err != nil {
+		return fmt.Errorf("e2e: examining the exported image: %w", err)
+	}
+	if r.p.OSCode != "" {
+		if err := rep.CheckOSCode(r.p.OSCode); err != nil {
+			return err
+		}
+	}
+	if ie := (&ImageError{Report: rep, anyOS: r.p.AnyOSCode}); len(ie.failed()) > 0 {
+		return ie
+	}
+	return nil
 }

@@ -128,7 +128,7 @@ func TestRunFromTemplateKeepsAndCleansUp(t *testing.T) {
 	require.NoError(t, err)
 	data := bytes.Repeat([]byte{7}, 1<<20)
 	_, err = w.sim.SoftLayer.SeedTemplate(w.sim.Account.AccountID, slsim.SeedSpec{
-		Name: "two-disks", OSCode: "DEBIAN_12_64",
+		Name: "two-disks", OSCode: "UBUNTU_22_64",
 		Disks: []slsim.SeedDisk{{Export: vhd0, VirtualSize: int64(len(raw0))}, {Export: data, VirtualSize: int64(len(data))}},
 	})
 	require.NoError(t, err)
@@ -187,7 +187,7 @@ func TestRunFromTemplateResumesUpload(t *testing.T) {
 	vhd0, err := cloudsim.DynamicVHD(raw0)
 	require.NoError(t, err)
 	_, err = w.sim.SoftLayer.SeedTemplate(w.sim.Account.AccountID, slsim.SeedSpec{
-		Name: "full", OSCode: "DEBIAN_12_64", Disks: []slsim.SeedDisk{{Export: vhd0, VirtualSize: int64(len(raw0))}},
+		Name: "full", OSCode: "UBUNTU_22_64", Disks: []slsim.SeedDisk{{Export: vhd0, VirtualSize: int64(len(raw0))}},
 	})
 	require.NoError(t, err)
 	exports := w.sim.Faults.Add(faults.Rule{Service: cloudsim.ServiceSoftLayer, Method: "POST", PathContains: "copyToIcos", Kind: faults.Latency})
@@ -223,7 +223,7 @@ func TestRunFromTemplateRefusals(t *testing.T) {
 	w := newWorld(t, cloudsim.Options{Seed: 34, SeedAuthorizations: true})
 	ctx := ctxFor(t)
 	_, err := w.sim.SoftLayer.SeedTemplate(w.sim.Account.AccountID, slsim.SeedSpec{
-		Name: "already-encrypted", OSCode: "DEBIAN_12_64", Encrypted: true,
+		Name: "already-encrypted", OSCode: "UBUNTU_22_64", Encrypted: true,
 		Disks: []slsim.SeedDisk{{Export: []byte("x"), VirtualSize: 1 << 20}},
 	})
 	require.NoError(t, err)

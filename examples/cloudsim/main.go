@@ -105,6 +105,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	seedAuthz := fs.Bool("seed-authorizations", false, "pre-create the server-protect -> kms and hs-crypto authorizations")
 	verbose := fs.Bool("v", false, "log every request to standard error")
 	sample := fs.String("sample-image", "", "write the sample disk (which the image doctor passes) to a new `file` and exit")
+	templateDisk := fs.String("template-disk", "", "also write the raw disk that the seeded e2e-sample template's export holds to a new `file` (mode 0600), then serve")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -147,6 +148,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer sim.Close()
+	if *templateDisk != "" {
+		if err := writeNew(*templateDisk, sim.SampleTemplateDisk()); err != nil {
+			fmt.Fprintln(stderr, "cloudsim:", err)
+			return 1
+		}
+	}
 	if started != nil {
 		started(sim)
 	}
@@ -170,4 +177,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// writeNew writes b to a new file at path (mode 0600); an existing file is
+// an error.
+func writeNew(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -134,10 +134,11 @@ type Account struct {
 
 // Sim is a running simulated cloud.
 type Sim struct {
-	URLs    URLs
-	Account Account
-	Faults  *faults.Injector
-	Clock   *simcore.Clock
+	URLs       URLs
+	Account    Account
+	Faults     *faults.Injector
+	Clock      *simcore.Clock
+	sampleDisk []byte // SampleTemplateDisk
 
 	// The simulated services, for tests that inspect or seed state.
 	IAM       *iamsim.Server

@@ -24,7 +24,6 @@ import (
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/e2e"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
-	"github.com/e2eimage/e2eimage/internal/sampleimage"
 	"github.com/e2eimage/e2eimage/kms"
 	"github.com/e2eimage/e2eimage/secret"
 	"github.com/e2eimage/e2eimage/test/internal/lostproxy"
@@ -39,6 +38,7 @@ type templateWorld struct {
 	info                procs.SimInfo
 	sl, s3              *lostproxy.Proxy
 	env                 []string
+	templateDisk        string // the raw disk the simulator's e2e-sample template exports
 }
 
 func newTemplateWorld(t *testing.T) *templateWorld {
@@ -47,7 +47,8 @@ func newTemplateWorld(t *testing.T) *templateWorld {
 	bins := t.TempDir()
 	simBin := procs.Build(t, bins, "examples/cloudsim")
 	w.e2eBin = procs.Build(t, bins, "examples/e2e")
-	w.info = procs.StartSim(t, simBin, 9).Info
+	w.templateDisk = filepath.Join(w.dir, "template-disk.raw")
+	w.info = procs.StartSim(t, simBin, 9, "-template-disk", w.templateDisk).Info
 	var err error
 	w.sl, err = lostproxy.Start(w.info.SoftLayer,
 		lostproxy.Rule{Name: "copyToIcos", Method: "POST", PathContains: "copyToIcos"},
@@ -210,7 +211,7 @@ func (w *templateWorld) verify(t *testing.T, name string) {
 	if err := vhdcrypt.DecryptImage(ctx, &raw, bytes.NewReader(enc.Bytes()), dek); err != nil {
 		t.Fatalf("decrypting: %v", err)
 	}
-	want, err := sampleimage.Build(cloudsim.SampleImage)
+	want, err := os.ReadFile(w.templateDisk) // what the simulator process's e2e-sample exports
 	if err != nil {
 		t.Fatal(err)
 	}

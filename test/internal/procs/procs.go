@@ -61,11 +61,12 @@ type Sim struct {
 }
 
 // StartSim runs examples/cloudsim (the binary at bin) with a fast clock and
-// the E2E authorizations seeded, and reads its first line. The process is
+// the E2E authorizations seeded (extra: more flags), and reads its first
+// line. The process is
 // stopped when the test ends.
-func StartSim(t testing.TB, bin string, seed int64) *Sim {
+func StartSim(t testing.TB, bin string, seed int64, extra ...string) *Sim {
 	t.Helper()
-	cmd := exec.Command(bin, "-seed", fmt.Sprint(seed), "-clock-speed", "3000", "-seed-authorizations")
+	cmd := exec.Command(bin, append([]string{"-seed", fmt.Sprint(seed), "-clock-speed", "3000", "-seed-authorizations"}, extra...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
