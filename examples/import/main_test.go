@@ -95,7 +95,7 @@ func TestImportRawStreamWithOwnKey(t *testing.T) {
 	require.NoError(t, err)
 	keyFile := filepath.Join(s.dir, "dek.bin")
 	require.NoError(t, vhdcrypt.WriteKeyFile(keyFile, dek))
-	code, stdout, stderr := s.run(t, bytes.NewReader(img), "-endpoints", s.endpoints, "-image", "-", "-image-size", "8388608",
+	code, stdout, stderr := s.run(t, bytes.NewReader(img), "-endpoints", s.endpoints, "-image", "-", "-image-size", "8388608", "-os-code", "UBUNTU_22_64",
 		"-name", "streamed", "-root-key-crn", a.RootKeyCRN, "-bucket", a.Bucket, "-key-file", keyFile,
 		"-state", filepath.Join(s.dir, "s.json"), "-q")
 	require.Equal(t, 0, code, stderr)
@@ -184,7 +184,7 @@ func TestInterruptWhileWaitingForStandardInput(t *testing.T) {
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"-endpoints", s.endpoints, "-root-key-crn", s.sim.Account.RootKeyCRN, "-bucket", s.sim.Account.Bucket,
-			"-image", "-", "-image-size", fmt.Sprint(sampleimage.MinSize), "-name", "stdin", "-state", filepath.Join(s.dir, "stdin.json"), "-q"},
+			"-image", "-", "-image-size", fmt.Sprint(sampleimage.MinSize), "-os-code", "UBUNTU_22_64", "-name", "stdin", "-state", filepath.Join(s.dir, "stdin.json"), "-q"},
 			in, &stdout, stderr, clitest.Lookup(s.vars))
 	}()
 	for _, c := range []chan struct{}{stderr.seen, in.reading} {
@@ -221,7 +221,7 @@ func TestInvalidFlagsAreNamedAndNothingToResume(t *testing.T) {
 	code, _, stderr = s.run(t, nil, "-endpoints", s.endpoints, "-image", image, "-root-key-crn", "crn:v1:nope",
 		"-bucket", a.Bucket, "-state", state)
 	require.Equal(t, 2, code, stderr)
-	require.Contains(t, stderr, "import: -root-key-crn: kms: invalid key CRN")
+	require.Contains(t, stderr, "import: -root-key-crn: crn: invalid key CRN")
 
 	// A state file that cannot be written: the run fails before
 	// recording anything.

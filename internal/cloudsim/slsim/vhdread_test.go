@@ -242,7 +242,7 @@ func TestVHDReaderOnEncryptorOutput(t *testing.T) {
 				t.Fatal(err)
 			}
 			var out bytes.Buffer
-			if err := vhdcrypt.EncryptImage(context.Background(), &out, bytes.NewReader(raw), dek, tc.opts...); err != nil {
+			if err := vhdcrypt.EncryptImage(context.Background(), &out, bytes.NewReader(raw), dek, append(tc.opts, vhdcrypt.WithoutPartitionTable())...); err != nil {
 				t.Fatal(err)
 			}
 			f := openImage(t, out.Bytes())
@@ -294,7 +294,7 @@ func validImage(t testing.TB) ([]byte, []byte) {
 	raw[510], raw[511] = 0x55, 0xAA
 	raw[3<<20] = 1
 	var out bytes.Buffer
-	if err := vhdcrypt.EncryptImage(context.Background(), &out, bytes.NewReader(raw), dek); err != nil {
+	if err := vhdcrypt.EncryptImage(context.Background(), &out, bytes.NewReader(raw), dek, vhdcrypt.WithoutPartitionTable()); err != nil {
 		t.Fatal(err)
 	}
 	return out.Bytes(), key
