@@ -69,12 +69,3 @@ func choosePartSize(size, want int64) (int64, error) {
 	}
 	return ps, nil
 }
-
-// partCount is how many parts of partSize make size bytes (at least 1:
-// an empty multipart upload still has one part).
-func partCount(size, partSize int64) int64 {
-	if size <= 0 {
-		return 1
-	}
-	return (size + partSize - 1) / partSize
-}

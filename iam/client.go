@@ -92,7 +92,6 @@ type options struct {
 	log         *slog.Logger
 	maxRetries  int
 	maxWait     time.Duration
-	httpClient  *http.Client
 }
 
 // WithIdentityURL sets the IAM Identity API base URL (default DefaultURL).

@@ -20,7 +20,7 @@ func env(vars map[string]string) func(string) string {
 func TestParseExitCodes(t *testing.T) {
 	var out bytes.Buffer
 	fs := NewFlagSet("demo", "Usage: demo [flags]\n\nFlags:\n", &out)
-	n := fs.Int("n", 3, "a `number`")
+	fs.Int("n", 3, "a `number`")
 
 	exit, ok := Parse(fs, []string{"-help"})
 	require.False(t, ok)
@@ -34,7 +34,7 @@ func TestParseExitCodes(t *testing.T) {
 	require.Contains(t, out.String(), `invalid value "x" for flag -n`)
 
 	fs = NewFlagSet("demo", "", &out)
-	n = fs.Int("n", 3, "")
+	n := fs.Int("n", 3, "")
 	exit, ok = Parse(fs, []string{"-n", "7", "rest"})
 	require.True(t, ok)
 	require.Equal(t, ExitOK, exit)

@@ -411,8 +411,6 @@ func writeTokenError(w http.ResponseWriter, status int, code, msg, reqID string)
 	})
 }
 
-type ctxKey struct{}
-
 // authed wraps a handler that needs a valid bearer token; the principal is
 // passed in.
 func (s *Server) authed(h func(http.ResponseWriter, *http.Request, simcore.Principal)) http.Handler {

@@ -3,7 +3,6 @@ package slsim
 import (
 	"encoding/json"
 	"fmt"
-	"reflect"
 	"sort"
 	"strings"
 
@@ -173,8 +172,6 @@ func eventLogService() *service {
 		}},
 	}}
 }
-
-var eventLogType = reflect.TypeOf(datatypes.Event_Log{})
 
 func (s *Server) accountEvents(acct *account) []datatypes.Event_Log {
 	s.mu.Lock()

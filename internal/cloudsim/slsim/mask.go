@@ -216,10 +216,7 @@ type propInfo struct {
 	elem  reflect.Type // struct type of a nested object, nil for scalars
 }
 
-var (
-	timeType    = reflect.TypeOf(datatypes.Time{})
-	float64Type = reflect.TypeOf(datatypes.Float64(0))
-)
+var timeType = reflect.TypeOf(datatypes.Time{})
 
 // localProps lists the local properties of the datatypes whose local set
 // does not follow the default rule (scalars local, objects relational). From
