@@ -45,7 +45,7 @@ import (
 )
 
 // kills is how many times the flow is killed: 3 by default (CI), 10 with
-// HARDEN_LONG=1, or HARDEN_KILLS.
+// HARDEN_LONG set to "1", or HARDEN_KILLS.
 func kills() int {
 	if v, err := strconv.Atoi(os.Getenv("HARDEN_KILLS")); err == nil && v > 0 {
 		return v
