@@ -302,7 +302,10 @@ func TestCancelAbortsUpload(t *testing.T) {
 }
 
 func TestResumeAfterKillSendsOnlyMissingParts(t *testing.T) {
-	be := newVersity(t, nil)
+	// Requests that reached the proxy are carried to the server whole,
+	// whatever the client does meanwhile, and counted until answered.
+	flight := newInFlight()
+	be := newVersity(t, nil, flight.detach)
 	bucket := mkBucket(t, be.client)
 	const total = 12
 	size := int64(total*ps - 1000)
@@ -340,9 +343,11 @@ func TestResumeAfterKillSendsOnlyMissingParts(t *testing.T) {
 
 	// Parts in flight at the kill may land after the last checkpoint (the
 	// server finishes storing a body it has received); Resume asks the
-	// server, so those are not resent either. Wait for the server to settle
-	// so that the count below is exact.
-	onServer := settledParts(t, be.client, bucket, "k", st.UploadID)
+	// server, so those are not resent either. Wait until the server has
+	// answered every request, so that the count below is exact.
+	flight.waitIdle(t)
+	onServer, err := be.client.listParts(t.Context(), bucket, "k", st.UploadID)
+	require.NoError(t, err)
 	require.GreaterOrEqual(t, len(onServer), len(st.Completed))
 
 	be.reqs.reset()
@@ -459,27 +464,55 @@ func TestRetryableFailureKeptThenResumed(t *testing.T) {
 	downloadBoth(t, be.client, bucket, "k", data)
 }
 
-// settledParts lists an upload's parts once the list has stopped changing.
-func settledParts(t *testing.T, c *Client, bucket, key, uploadID string) []CompletedPart {
+// inFlight counts the requests a handler is serving and wakes waiters at
+// every change.
+type inFlight struct {
+	mu      sync.Mutex
+	n       int
+	changed chan struct{}
+}
+
+func newInFlight() *inFlight { return &inFlight{changed: make(chan struct{})} }
+
+func (f *inFlight) add(d int) {
+	f.mu.Lock()
+	f.n += d
+	close(f.changed)
+	f.changed = make(chan struct{})
+	f.mu.Unlock()
+}
+
+// detach serves each request with a context the client cannot cancel (and
+// a ResponseWriter without CloseNotify), so that a request the proxy has
+// started is finished at the server even if the client gives up, and
+// counts it until it is answered.
+func (f *inFlight) detach(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.add(1)
+		defer f.add(-1)
+		next.ServeHTTP(struct{ http.ResponseWriter }{w}, r.WithContext(context.WithoutCancel(r.Context())))
+	})
+}
+
+// waitIdle waits until no request is being served (waking on each change;
+// the limit is reached only when the test fails).
+func (f *inFlight) waitIdle(t *testing.T) {
 	t.Helper()
-	var prev []CompletedPart
-	stable := 0
-	for range 100 {
-		parts, err := c.listParts(t.Context(), bucket, key, uploadID)
-		require.NoError(t, err)
-		if len(parts) == len(prev) {
-			stable++
-			if stable == 3 {
-				return parts
-			}
-		} else {
-			stable = 0
+	limit := time.NewTimer(time.Minute)
+	defer limit.Stop()
+	for {
+		f.mu.Lock()
+		n, changed := f.n, f.changed
+		f.mu.Unlock()
+		if n == 0 {
+			return
 		}
-		prev = parts
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case <-changed:
+		case <-limit.C:
+			t.Fatalf("%d requests still served after a minute", n)
+		}
 	}
-	t.Fatal("part list did not settle")
-	return nil
 }
 
 func TestNoGoroutineOutlivesCalls(t *testing.T) {

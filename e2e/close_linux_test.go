@@ -16,6 +16,7 @@ import (
 	"github.com/e2eimage/e2eimage/e2e"
 	"github.com/e2eimage/e2eimage/iam"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
+	"github.com/e2eimage/e2eimage/internal/testenv"
 	"github.com/e2eimage/e2eimage/secret"
 )
 
@@ -61,7 +62,8 @@ func openConns(t *testing.T, ports map[int]string) map[string]int {
 func TestClientsCloseReleasesEveryConnection(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	sim, err := cloudsim.Start(ctx, cloudsim.Options{Seed: 5, ClockSpeed: 1000})
+	conns := testenv.NewConns()
+	sim, err := cloudsim.Start(ctx, cloudsim.Options{Seed: 5, ClockSpeed: 1000, ConnState: conns.Track})
 	require.NoError(t, err)
 	defer sim.Close()
 	ports := map[int]string{}
@@ -97,11 +99,12 @@ func TestClientsCloseReleasesEveryConnection(t *testing.T) {
 	}
 
 	clients.Close()
-	left := openConns(t, ports)
-	for deadline := time.Now().Add(2 * time.Second); len(left) > 0 && time.Now().Before(deadline); left = openConns(t, ports) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	require.Empty(t, left, "connections left open after Close")
+	// A connection whose response was read just before Close goes back
+	// to its pool, and is closed, a moment later: wait for the servers to
+	// see every connection close (each close is an event), then check the
+	// client ends too.
+	conns.WaitFor(t, "after Close", func(open map[string]int) bool { return len(open) == 0 })
+	require.Empty(t, openConns(t, ports), "connections left open after Close")
 
 	// The clients stay usable.
 	_, err = clients.Keys.Describe(ctx)

@@ -4,10 +4,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/e2eimage/e2eimage/cos"
 	"github.com/e2eimage/e2eimage/e2e"
 	"github.com/e2eimage/e2eimage/secret"
 )
@@ -36,11 +38,17 @@ func TestSecretFiles(t *testing.T) {
 	_, err = e2e.ReadSecretFile(filepath.Join(dir, "none"))
 	require.ErrorIs(t, err, fs.ErrNotExist)
 
-	// A secret file's error never holds its content.
+	// A secret file's error never holds its content: too large, or
+	// unreadable as a file.
+	const content = "s3cr3t-api-key-in-a-file-that-is-too-large "
 	big := filepath.Join(dir, "big")
-	require.NoError(t, os.WriteFile(big, make([]byte, 1<<20), 0o600))
+	require.NoError(t, os.WriteFile(big, []byte(strings.Repeat(content, (1<<20)/len(content))), 0o600))
 	_, err = e2e.ReadSecretFile(big)
 	require.Error(t, err)
+	require.NotContains(t, err.Error(), "s3cr3t", "the error of a secret file that is too large shows its content")
+	_, err = e2e.ReadSecretFile(dir) // a directory: the read fails
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), "s3cr3t")
 }
 
 func TestLoadEndpoints(t *testing.T) {
@@ -62,7 +70,7 @@ func TestConnectChecksItsInput(t *testing.T) {
 	_, err = e2e.Connect(e2e.Cloud{APIKey: secret.NewString("k"), RootKeyCRN: "crn:nope"})
 	require.Error(t, err)
 	_, err = e2e.Connect(e2e.Cloud{APIKey: secret.NewString("k"), Region: "us-south", Endpoints: e2e.Endpoints{S3: "http://example.com"}})
-	require.Error(t, err, "plain http to a remote host is refused")
+	require.ErrorIs(t, err, cos.ErrInsecureEndpoint, "plain http to a remote host is refused")
 
 	// Without a key CRN: COS and classic only (what order and audit need).
 	c, err := e2e.Connect(e2e.Cloud{APIKey: secret.NewString("k"), Region: "eu-de", Private: true})

@@ -99,7 +99,9 @@ type options struct {
 	log         *slog.Logger
 	maxRetries  int
 	maxWait     time.Duration
-	httpClient  *http.Client
+
+	// Both.
+	httpClient *http.Client
 }
 
 // WithHTTPClient sets the HTTP client: for an Authenticator its Transport

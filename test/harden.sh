@@ -6,9 +6,9 @@
 # own.
 #
 # Usage: test/harden.sh [FUZZTIME]      (per fuzz target; default 1m; 0 skips fuzzing)
-#   HARDEN_LONG=1 is set for the tests: 5 fault seeds, 10 kill cycles.
+#   HARDEN_LONG is set to "1" for the tests: 5 fault seeds, 10 kill cycles.
 #   HARDEN_KILLS=N overrides the number of kill cycles.
-#   HARDEN_RACE=1 runs the Go tests with the race detector.
+#   HARDEN_RACE set to "1" runs the Go tests with the race detector.
 #   FUZZ_TARGETS, FUZZ_PARALLEL, FUZZ_SAVE: see test/fuzz.sh.
 #
 # Every number comes from a line "HARDEN <area> key=value ..." that a test
@@ -21,18 +21,20 @@ fuzztime=${1:-1m}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 out=$(mktemp -d "${TMPDIR:-/tmp}/e2eimage-harden.XXXXXX")
-export HARDEN_LONG=1
+export HARDEN_LONG="1"
 race=()
 [ "${HARDEN_RACE:-}" = 1 ] && race=(-race)
 
 status=0
-echo "== go test ${race[*]} ./test/... (HARDEN_LONG=1), output in $out/tests.log"
+echo "== go test ${race[*]} ./test/... (long loops), output in $out/tests.log"
 go test "${race[@]}" -count=1 -v -timeout 60m ./test/... >"$out/tests.log" 2>&1 || status=1
 grep -E '^(--- FAIL|FAIL|ok|panic:)' "$out/tests.log" | grep -v '^--- FAIL: .*/' || true
 
 if [ "$fuzztime" != 0 ]; then
 	echo "== test/fuzz.sh $fuzztime"
-	FUZZ_LOG_DIR="$out/fuzz" bash test/fuzz.sh "$fuzztime" | tee "$out/fuzz.log" | grep -vE '^HARDEN' || status=1
+	if ! FUZZ_LOG_DIR="$out/fuzz" bash test/fuzz.sh "$fuzztime" | tee "$out/fuzz.log" | grep -vE '^HARDEN'; then
+		status=1
+	fi
 fi
 
 grep -ohE 'HARDEN .*' "$out/tests.log" "$out/fuzz.log" 2>/dev/null >"$out/harden.txt"

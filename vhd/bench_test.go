@@ -18,7 +18,8 @@ func fullLayout(n int) *Layout {
 
 // TestWriteBlockAllocatesNothing: the Writer's per-block path makes no
 // allocation (bitmap, padding and data go out in two Write calls from
-// buffers made by NewWriter).
+// buffers made by NewWriter). Not parallel: AllocsPerRun counts the
+// allocations of the whole process.
 func TestWriteBlockAllocatesNothing(t *testing.T) {
 	const n = 64
 	w, err := NewWriter(io.Discard, fullLayout(n))
@@ -48,6 +49,7 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 }
 
 func TestWriterCallsPerBlock(t *testing.T) {
+	t.Parallel()
 	var c countingWriter
 	l := fullLayout(8)
 	w, err := NewWriter(&c, l)

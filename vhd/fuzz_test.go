@@ -10,25 +10,31 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
 
+// seedTime is the footer timestamp of every generated seed, so that the
+// generator makes the same bytes every time.
+var seedTime = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
 // fuzzSeeds returns small valid images of every kind the reader handles
 // (the fuzzer works best on inputs of a few KiB) and hostile mutations of
-// them.
+// them. The same call always returns the same bytes.
 func fuzzSeeds(t testing.TB) map[string][]byte {
 	seeds := map[string][]byte{}
 	kh := ComputeKeyHash([32]byte{1, 2, 3}, []byte("0123456789abcdef0123456789abcdef"))
-	l := &Layout{Size: 3 * BlockSize, Allocated: make([]Bitmap, 3), KeyHash: &kh, UniqueID: [16]byte{1}}
+	l := &Layout{Size: 3 * BlockSize, Allocated: make([]Bitmap, 3), KeyHash: &kh, UniqueID: [16]byte{1}, Timestamp: seedTime}
 	seeds["tap-encrypted-empty"] = writeImage(t, l, nil)
-	seeds["tap-zero-size"] = writeImage(t, &Layout{Size: 0, UniqueID: [16]byte{2}}, nil)
+	seeds["tap-zero-size"] = writeImage(t, &Layout{Size: 0, UniqueID: [16]byte{2}, Timestamp: seedTime}, nil)
 	raw := sparseRaw(7, 24<<10)
 	seeds["win-4k-blocks"] = buildVHD(t, raw, 4096, "win ", nil)
 	seeds["qem2-512-blocks"] = buildVHD(t, raw[:8<<10], 512, "qem2", nil)
 	seeds["tap-4k-blocks-reversed"] = buildVHD(t, raw, 4096, "tap\x00", []int{5, 4, 3, 2, 1, 0})
 	var fixed bytes.Buffer
 	require.NoError(t, WriteFixed(&fixed, bytes.NewReader(raw[:8<<10]), 8<<10))
+	editFooter(t, fixed.Bytes(), func(f *Footer) { f.Timestamp, f.UniqueID = vhdTimestamp(seedTime), [16]byte{3} })
 	seeds["fixed-8k"] = fixed.Bytes()
 	base := seeds["tap-encrypted-empty"]
 	for _, c := range malformedCases() {
@@ -43,35 +49,80 @@ func fuzzSeeds(t testing.TB) map[string][]byte {
 	return seeds
 }
 
+// seedDirs are the fuzz targets whose seed-* files fuzzSeeds generates.
+var seedDirs = []string{"FuzzOpen", "FuzzFooter", "FuzzHeader"}
+
+// seedFiles returns the seed files fuzzSeeds generates, by path under
+// testdata/fuzz, with their content in the fuzzing engine's format.
+func seedFiles(t testing.TB) map[string][]byte {
+	files := map[string][]byte{}
+	add := func(target, name string, b []byte) {
+		body := "go test fuzz v1\n[]byte(" + strconv.Quote(string(b)) + ")\n"
+		files[filepath.Join("testdata", "fuzz", target, "seed-"+sanitize(name))] = []byte(body)
+	}
+	for name, b := range fuzzSeeds(t) {
+		add("FuzzOpen", name, b)
+		if len(b) >= FooterSize {
+			add("FuzzFooter", name, b[len(b)-FooterSize:])
+		}
+		if len(b) >= tapHeaderOffset+HeaderSize && !bytes.HasPrefix([]byte(name), []byte("fixed")) {
+			add("FuzzHeader", name, b[tapHeaderOffset:tapHeaderOffset+HeaderSize])
+		}
+	}
+	return files
+}
+
 // TestWriteFuzzSeeds regenerates testdata/fuzz/Fuzz*/seed-* when
 // VHD_WRITE_FUZZ_SEEDS=1 (after a format change); otherwise it checks that
-// the committed seeds are still what the generator makes of valid images.
+// the committed seed files are exactly what the generator makes: the same
+// names, the same bytes, and no seed file the generator no longer makes.
+// It also checks that the valid images among the seeds open.
 func TestWriteFuzzSeeds(t *testing.T) {
-	seeds := fuzzSeeds(t)
-	if os.Getenv("VHD_WRITE_FUZZ_SEEDS") != "1" {
-		for name, b := range seeds {
-			if len(b) > 0 && !bytes.HasPrefix([]byte(name), []byte("bad-")) {
-				_, err := Open(bytes.NewReader(b), int64(len(b)))
-				require.NoError(t, err, name)
-			}
+	t.Parallel()
+	for name, b := range fuzzSeeds(t) {
+		if len(b) > 0 && !bytes.HasPrefix([]byte(name), []byte("bad-")) {
+			_, err := Open(bytes.NewReader(b), int64(len(b)))
+			require.NoError(t, err, name)
+		}
+	}
+	want := seedFiles(t)
+	if os.Getenv("VHD_WRITE_FUZZ_SEEDS") == "1" {
+		for path, body := range want {
+			require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
+			require.NoError(t, os.WriteFile(path, body, 0o644))
 		}
 		return
 	}
-	write := func(target, name string, b []byte) {
-		dir := filepath.Join("testdata", "fuzz", target)
-		require.NoError(t, os.MkdirAll(dir, 0o755))
-		body := "go test fuzz v1\n[]byte(" + strconv.Quote(string(b)) + ")\n"
-		require.NoError(t, os.WriteFile(filepath.Join(dir, "seed-"+sanitize(name)), []byte(body), 0o644))
-	}
-	for name, b := range seeds {
-		write("FuzzOpen", name, b)
-		if len(b) >= FooterSize {
-			write("FuzzFooter", name, b[len(b)-FooterSize:])
-		}
-		if len(b) >= tapHeaderOffset+HeaderSize && !bytes.HasPrefix([]byte(name), []byte("fixed")) {
-			write("FuzzHeader", name, b[tapHeaderOffset:tapHeaderOffset+HeaderSize])
+	committed := map[string]bool{}
+	for _, dir := range seedDirs {
+		names, err := filepath.Glob(filepath.Join("testdata", "fuzz", dir, "seed-*"))
+		require.NoError(t, err)
+		for _, n := range names {
+			committed[n] = true
 		}
 	}
+	matched := 0
+	for path, body := range want {
+		got, err := os.ReadFile(path)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			t.Errorf("%s: the generator makes this seed, but it is not committed (VHD_WRITE_FUZZ_SEEDS=1 writes it)", path)
+		case err != nil:
+			t.Fatal(err)
+		case !bytes.Equal(got, body):
+			t.Errorf("%s: the committed seed differs from what the generator makes (VHD_WRITE_FUZZ_SEEDS=1 rewrites it)", path)
+		default:
+			matched++
+		}
+		delete(committed, path)
+	}
+	for path := range committed {
+		t.Errorf("%s: committed, but the generator no longer makes it", path)
+	}
+	if matched == 0 {
+		t.Fatal("no committed seed was compared")
+	}
+	t.Logf("%d committed seed files match the generator", matched)
 }
 
 func sanitize(s string) string {

@@ -173,6 +173,7 @@ func malformedCases() []malformed {
 // TestMalformed opens each hostile mutation of a valid image and requires
 // its own error: the right type, field, offset, sentinel and message.
 func TestMalformed(t *testing.T) {
+	t.Parallel()
 	seen := map[string]string{}
 	for _, c := range malformedCases() {
 		t.Run(c.name, func(t *testing.T) {
@@ -231,6 +232,7 @@ func fieldOffset(field string) int64 {
 // every block: each must fail with a typed error (a stream finds some of
 // them only by reading, or reports them in another order), never panic.
 func TestMalformedStream(t *testing.T) {
+	t.Parallel()
 	for _, c := range malformedCases() {
 		t.Run(c.name, func(t *testing.T) {
 			b := c.mutate(t, baseImage(t))
@@ -268,6 +270,8 @@ func drainStream(b []byte) error {
 
 // TestHostileBATAllocatesLittle: a 1 KiB file claiming a 2^31-entry BAT,
 // or a 2040 GiB disk, fails before allocating anything large.
+//
+// Not parallel: the allocation figures are the whole process's.
 func TestHostileBATAllocatesLittle(t *testing.T) {
 	b := make([]byte, 3*SectorSize)
 	f := Footer{Cookie: footerCookie, Features: 2, FormatVersion: formatVersion, DataOffset: 0x200, Creator: "tap\x00",
@@ -299,6 +303,7 @@ func TestHostileBATAllocatesLittle(t *testing.T) {
 // damaged opens with the other (the copy exists for this) and Check reports
 // the damage; the data reads unchanged.
 func TestDamagedFooterCopies(t *testing.T) {
+	t.Parallel()
 	raw := baseRaw()
 	cases := []struct {
 		name   string
@@ -335,6 +340,7 @@ func TestDamagedFooterCopies(t *testing.T) {
 // TestCheckBatmapContradiction: a batmap that marks a partial block full
 // makes tapdisk read absent sectors as data; Check says so.
 func TestCheckBatmapContradiction(t *testing.T) {
+	t.Parallel()
 	b := baseImage(t)
 	// Mark block 2 (half written) full in the batmap and fix its checksum.
 	b[0xA00] |= 0x20

@@ -58,6 +58,7 @@ var roundTripSizes = []int64{
 // dynamic (NewWriter, partial bitmaps included) and fixed (WriteFixed), and
 // converts it back to exactly the source bytes at exactly our size.
 func TestQemuReadsOurImages(t *testing.T) {
+	t.Parallel()
 	testenv.QemuImg(t)
 	dir := t.TempDir()
 	for k, size := range roundTripSizes {
@@ -93,6 +94,7 @@ func TestQemuReadsOurImages(t *testing.T) {
 // the source bytes, at the size qemu-img reports; StreamReader agrees on the
 // dynamic ones.
 func TestWeReadQemuImages(t *testing.T) {
+	t.Parallel()
 	testenv.QemuImg(t)
 	dir := t.TempDir()
 	for k, size := range []int64{4 << 20, 5<<20 + 3*SectorSize, 3 * SectorSize} {
@@ -138,6 +140,7 @@ func TestWeReadQemuImages(t *testing.T) {
 // than BlockSize) and 32 MiB (Hyper-V's, larger) read as the source, in
 // 2 MiB blocks, by Open, StreamReader and qemu-img alike.
 func TestOtherBlockSizes(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for _, bs := range []int{4096, 512 << 10, 2 << 20, 32 << 20} {
 		t.Run(fmt.Sprint(bs), func(t *testing.T) {

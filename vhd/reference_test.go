@@ -51,6 +51,7 @@ var (
 )
 
 func TestReferencePlainImagesReadAsPlainRaw(t *testing.T) {
+	t.Parallel()
 	plain := testenv.RefFile(t, "plain.raw")
 	for _, name := range []string{"src-qemu.vhd", "src-tap-sparse.vhd"} {
 		t.Run(name, func(t *testing.T) {
@@ -84,6 +85,7 @@ func TestReferencePlainImagesReadAsPlainRaw(t *testing.T) {
 }
 
 func TestReferenceAllocation(t *testing.T) {
+	t.Parallel()
 	full := FullBitmap()
 	cases := []struct {
 		name    string
@@ -114,6 +116,7 @@ func TestReferenceAllocation(t *testing.T) {
 }
 
 func TestReferenceKeyHash(t *testing.T) {
+	t.Parallel()
 	key32 := testenv.RefFile(t, "key32.bin")
 	key64 := testenv.RefFile(t, "key64.bin")
 	var tapNonce [32]byte
@@ -145,6 +148,7 @@ func TestReferenceKeyHash(t *testing.T) {
 }
 
 func TestReferenceCheck(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name       string
 		zeroBlocks []int

@@ -93,6 +93,7 @@ func buildSmallBlocks(t testing.TB, raw []byte, bs int64, absentFill byte) []byt
 // bytes), so the disk read the bitmap as its first sector and everything
 // after it one sector late.
 func TestSmallNativeBlocks(t *testing.T) {
+	t.Parallel()
 	raw := sparseRaw(77, smallBlocksSize)
 	want := layoutOf(raw)
 	var present int64
@@ -142,6 +143,7 @@ func TestSmallNativeBlocks(t *testing.T) {
 // (a qemu-img that rounds correctly) or exactly the zero-bitmap reading,
 // and logs which.
 func TestSmallNativeBlocksQemu(t *testing.T) {
+	t.Parallel()
 	testenv.QemuImg(t)
 	dir := t.TempDir()
 	raw := sparseRaw(78, smallBlocksSize)

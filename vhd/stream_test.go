@@ -46,6 +46,7 @@ func requireStreamMatches(t *testing.T, file []byte) {
 }
 
 func TestStreamReaderReference(t *testing.T) {
+	t.Parallel()
 	for _, name := range []string{"src-qemu.vhd", "src-tap-sparse.vhd", "enc-qemu-k32.vhd", "enc-qemu-k64.vhd", "enc-tap-sparse-k64.vhd", "enc-copybug-k64.vhd"} {
 		t.Run(name, func(t *testing.T) {
 			_, b := openRef(t, name)
@@ -55,6 +56,7 @@ func TestStreamReaderReference(t *testing.T) {
 }
 
 func TestStreamReaderOutOfOrder(t *testing.T) {
+	t.Parallel()
 	_, ref := openRef(t, "enc-qemu-k64.vhd")
 	b := bytes.Clone(ref)
 	// Swap the BAT entries of blocks 0 and 1 (both full): still a valid
@@ -71,6 +73,7 @@ func TestStreamReaderOutOfOrder(t *testing.T) {
 }
 
 func TestStreamReaderNotVHD(t *testing.T) {
+	t.Parallel()
 	_, err := NewStreamReader(bytes.NewReader(nil))
 	require.ErrorIs(t, err, ErrNotVHD)
 	_, err = NewStreamReader(bytes.NewReader(make([]byte, 4096)))

@@ -37,6 +37,7 @@ func footerVolatile(off int) bool {
 // checksum of both footers: same header, BAT, batmap header (nonce, hash),
 // batmap, bitmaps, block placement and file size.
 func TestWriterReproducesReference(t *testing.T) {
+	t.Parallel()
 	for _, name := range []string{"enc-qemu-k64.vhd", "enc-qemu-k32.vhd", "enc-tap-sparse-k64.vhd", "enc-copybug-k64.vhd", "src-tap-sparse.vhd"} {
 		t.Run(name, func(t *testing.T) {
 			img, ref := openRef(t, name)
@@ -90,6 +91,7 @@ func TestWriterReproducesReference(t *testing.T) {
 }
 
 func TestWriterFooterFields(t *testing.T) {
+	t.Parallel()
 	ts := time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
 	id := [16]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
 	size := int64(5<<20 + 3*SectorSize)
@@ -116,6 +118,7 @@ func TestWriterFooterFields(t *testing.T) {
 }
 
 func TestGeometry(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		size    int64
 		c, h, s int
@@ -135,6 +138,7 @@ func TestGeometry(t *testing.T) {
 }
 
 func TestWriterKeyHashMissingBlockAndOrder(t *testing.T) {
+	t.Parallel()
 	full := FullBitmap()
 	l := &Layout{Size: 3 * BlockSize, Allocated: []Bitmap{full, nil, full}}
 	data := make([]byte, BlockSize)

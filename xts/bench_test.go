@@ -50,8 +50,7 @@ func benchOurs(b *testing.B, impl implementation, decrypt bool) {
 	for _, keySize := range []int{keySize128, keySize256} {
 		for _, unit := range benchUnits {
 			b.Run(fmt.Sprintf("AES-%d/%d", keySize*4, unit), func(b *testing.B) {
-				withImpl(b, impl)
-				c, err := NewCipher(benchKey(keySize))
+				c, err := newCipher(benchKey(keySize), impl)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -62,7 +63,15 @@ type Cipher struct {
 	// sched holds the same keys expanded for the assembly kernels (nil
 	// where there are none). It is a pointer so that printing a Cipher
 	// value with %p, which bypasses Format, shows an address only.
-	sched   *schedule
+	sched *schedule
+	// impl is the implementation that runs this Cipher, fixed when it is
+	// made: the fastest this processor has (defaultImpl), or in the
+	// package's tests the one a test asks for.
+	impl implementation
+	// calls counts the kernel calls by implementation and direction. It
+	// is nil except in the package's tests, which report from it which
+	// kernels ran.
+	calls   *kernelCalls
 	keyBits int  // 128 or 256: the size of each half
 	wiped   bool // Wipe has run
 }
@@ -80,21 +89,26 @@ func NewCipher(key []byte) (*Cipher, error) {
 	if subtle.ConstantTimeCompare(key[:half], key[half:]) == 1 {
 		return nil, ErrWeakKey
 	}
-	return newCipher(key, activeImpl == implGeneric)
+	return newCipher(key, defaultImpl)
 }
 
-// newCipher expands key without the weak-key check, so tests can run IEEE
-// 1619 vector 1, whose two keys are both zero. It makes the crypto/aes
-// ciphers of the portable implementation when portable is set or when
-// there is no assembly; tests set it to run every implementation with one
-// Cipher.
-func newCipher(key []byte, portable bool) (*Cipher, error) {
+// newCipher expands key for impl, without the weak-key check so that tests
+// can run IEEE 1619 vector 1, whose two keys are both zero. The assembly
+// schedules are expanded wherever there is assembly; the crypto/aes
+// ciphers of the portable implementation only when impl is implGeneric
+// (or there is no assembly), so a portable Cipher in a test can also run
+// every kernel. An impl this processor cannot run is refused.
+func newCipher(key []byte, impl implementation) (*Cipher, error) {
 	if len(key) != keySize128 && len(key) != keySize256 {
 		return nil, fmt.Errorf("%w (got %d bytes)", ErrKeySize, len(key))
 	}
+	if !available(impl) {
+		return nil, fmt.Errorf("xts: implementation %d does not run on this processor", impl)
+	}
 	half := len(key) / 2
-	c := &Cipher{sched: newSchedule(key[:half], key[half:]), keyBits: half * 8}
-	if portable || c.sched == nil {
+	c := &Cipher{sched: newSchedule(key[:half], key[half:]), keyBits: half * 8, impl: impl}
+	if impl == implGeneric || c.sched == nil {
+		c.impl = implGeneric
 		var err error
 		if c.data, err = aes.NewCipher(key[:half]); err != nil {
 			return nil, fmt.Errorf("xts: expanding the data key: %w", err)
@@ -184,29 +198,48 @@ const (
 	implAESNI                         // amd64 assembly, AES-NI, 128-bit registers
 	implVAES                          // amd64 assembly, VAES + VPCLMULQDQ, 256-bit registers
 	implAVX512                        // amd64 assembly, AVX-512 + VAES + VPCLMULQDQ, 512-bit registers
+	numImpls
 )
 
-// activeImpl is the implementation every Cipher uses: the fastest one this
-// processor runs, chosen once at start-up. Only tests change it, to run
-// every implementation on one machine, and never while a Cipher is in use.
-var activeImpl = bestImpl()
+// defaultImpl is the implementation NewCipher gives every Cipher: the
+// fastest one this processor runs, found once at start-up and never
+// changed afterwards.
+var defaultImpl = bestImpl()
 
-// sectors dispatches to the active implementation.
-func (c *Cipher) sectors(dst, src []byte, firstSector uint64, decrypt bool) {
-	if impl := activeImpl; impl != implGeneric && c.sched != nil {
-		c.fastSectors(impl, dst, src, firstSector, decrypt)
+// kernelCalls counts kernel calls per implementation and direction (0
+// encryption, 1 decryption).
+type kernelCalls [numImpls][2]atomic.Uint64
+
+// add counts one call of impl's kernel; it does nothing on nil.
+func (k *kernelCalls) add(impl implementation, decrypt bool) {
+	if k == nil {
 		return
 	}
+	d := 0
+	if decrypt {
+		d = 1
+	}
+	k[impl][d].Add(1)
+}
+
+// sectors dispatches to c's implementation.
+func (c *Cipher) sectors(dst, src []byte, firstSector uint64, decrypt bool) {
+	if c.impl != implGeneric && c.sched != nil {
+		c.fastSectors(c.impl, dst, src, firstSector, decrypt)
+		return
+	}
+	c.calls.add(implGeneric, decrypt)
 	c.genericSectors(dst, src, firstSector, decrypt)
 }
 
 // unit processes one data unit of any whole number of blocks with any
 // 128-bit data unit sequence number hi:lo (for IEEE 1619 vectors).
 func (c *Cipher) unit(dst, src []byte, lo, hi uint64, decrypt bool) {
-	if impl := activeImpl; impl != implGeneric && c.sched != nil {
-		c.fastUnit(impl, dst, src, lo, hi, decrypt)
+	if c.impl != implGeneric && c.sched != nil {
+		c.fastUnit(c.impl, dst, src, lo, hi, decrypt)
 		return
 	}
+	c.calls.add(implGeneric, decrypt)
 	c.genericUnit(dst, src, lo, hi, decrypt)
 }
 

@@ -104,18 +104,24 @@ func (c *Cipher) fastUnit(impl implementation, dst, src []byte, lo, hi uint64, d
 // units*unitBlocks blocks.
 func (c *Cipher) kernel(impl implementation, dst, src []byte, units, unitBlocks int, tweaks, tk *byte, lo, hi uint64, decrypt bool) {
 	s := c.sched
+	ran := implAESNI // counted as the kernel that actually ran
 	switch {
 	case impl == implAVX512 && !decrypt:
 		xtsEncAVX512(s.enc, tk, s.rounds, &dst[0], &src[0], units, unitBlocks, tweaks, lo, hi)
+		ran = implAVX512
 	case impl == implAVX512:
 		xtsDecAVX512(s.dec, tk, s.rounds, &dst[0], &src[0], units, unitBlocks, tweaks, lo, hi)
+		ran = implAVX512
 	case impl == implVAES && !decrypt:
 		xtsEncVAES(s.enc, tk, s.rounds, &dst[0], &src[0], units, unitBlocks, tweaks, lo, hi)
+		ran = implVAES
 	case impl == implVAES:
 		xtsDecVAES(s.dec, tk, s.rounds, &dst[0], &src[0], units, unitBlocks, tweaks, lo, hi)
+		ran = implVAES
 	case !decrypt:
 		xtsEncAESNI(s.enc, tk, s.rounds, &dst[0], &src[0], units, unitBlocks, tweaks, lo, hi)
 	default:
 		xtsDecAESNI(s.dec, tk, s.rounds, &dst[0], &src[0], units, unitBlocks, tweaks, lo, hi)
 	}
+	c.calls.add(ran, decrypt)
 }

@@ -28,22 +28,32 @@ func implementations() []implementation {
 	return list
 }
 
-// withImpl makes impl the active implementation until the test ends.
-func withImpl(tb testing.TB, impl implementation) {
-	saved := activeImpl
-	activeImpl = impl
-	tb.Cleanup(func() { activeImpl = saved })
+// suiteCalls counts the kernel calls of every Cipher the tests make with
+// testCipher, for the summary TestMain prints.
+var suiteCalls kernelCalls
+
+// testCipher returns a Cipher for key that runs impl (without the weak-key
+// check), counting its kernel calls in suiteCalls.
+func testCipher(tb testing.TB, key []byte, impl implementation) *Cipher {
+	tb.Helper()
+	c, err := newCipher(key, impl)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c.calls = &suiteCalls
+	return c
 }
 
-// forEachImpl runs body once per implementation (as subtests), so CI
-// exercises the portable code even on machines with AES-NI. Tests that use
-// it must not run in parallel with each other.
-func forEachImpl(t *testing.T, body func(t *testing.T)) {
+// forEachImpl runs body once per implementation, as parallel subtests, so
+// CI exercises the portable code even on machines with AES-NI. The
+// implementation belongs to each Cipher (testCipher), so the subtests
+// share nothing.
+func forEachImpl(t *testing.T, body func(t *testing.T, impl implementation)) {
 	t.Helper()
 	for _, impl := range implementations() {
 		t.Run(implNames[impl], func(t *testing.T) {
-			withImpl(t, impl)
-			body(t)
+			t.Parallel()
+			body(t, impl)
 		})
 	}
 }
@@ -121,13 +131,11 @@ func xcryptoCases(t *testing.T) []xcase {
 // golang.org/x/crypto/xts, in both directions, in place and not, with a
 // destination longer than the source (whose tail must stay untouched).
 func TestAgainstXCrypto(t *testing.T) {
+	t.Parallel()
 	cases := xcryptoCases(t)
-	forEachImpl(t, func(t *testing.T) {
+	forEachImpl(t, func(t *testing.T, impl implementation) {
 		for i, tc := range cases {
-			c, err := NewCipher(tc.key)
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := testCipher(t, tc.key, impl)
 			got := make([]byte, len(tc.src)+SectorSize)
 			if err := c.EncryptSectors(got, tc.src, tc.first); err != nil {
 				t.Fatal(err)
@@ -163,6 +171,7 @@ func TestAgainstXCrypto(t *testing.T) {
 // 8- and 16-block loops) with random 128-bit sequence numbers, against the
 // portable implementation, with guard bytes after the destination.
 func TestUnitsAgainstGeneric(t *testing.T) {
+	t.Parallel()
 	r := rand.New(rand.NewPCG(13, 14))
 	type ucase struct {
 		key        []byte
@@ -171,14 +180,10 @@ func TestUnitsAgainstGeneric(t *testing.T) {
 		wantDecode []byte
 	}
 	var cases []ucase
-	withImpl(t, implGeneric)
 	for blocks := 1; blocks <= 70; blocks++ {
 		for _, keySize := range []int{keySize128, keySize256} {
 			key := randomKey(r, keySize)
-			c, err := newCipher(key, true)
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := testCipher(t, key, implGeneric)
 			uc := ucase{key: key, lo: r.Uint64(), hi: r.Uint64(), src: randomBytes(r, 16*blocks)}
 			uc.want = make([]byte, len(uc.src))
 			c.unit(uc.want, uc.src, uc.lo, uc.hi, false)
@@ -187,12 +192,9 @@ func TestUnitsAgainstGeneric(t *testing.T) {
 			cases = append(cases, uc)
 		}
 	}
-	forEachImpl(t, func(t *testing.T) {
+	forEachImpl(t, func(t *testing.T, impl implementation) {
 		for _, uc := range cases {
-			c, err := newCipher(uc.key, true)
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := testCipher(t, uc.key, impl)
 			for _, decrypt := range []bool{false, true} {
 				want := uc.want
 				if decrypt {
@@ -219,12 +221,10 @@ func TestUnitsAgainstGeneric(t *testing.T) {
 // TestTweakWrapsAt2To32 pins the documented behaviour above 2^32 sectors:
 // only the low 32 bits of the sector number count, as in tapdisk.
 func TestTweakWrapsAt2To32(t *testing.T) {
-	forEachImpl(t, func(t *testing.T) {
+	t.Parallel()
+	forEachImpl(t, func(t *testing.T, impl implementation) {
 		r := rand.New(rand.NewPCG(3, 4))
-		c, err := NewCipher(randomKey(r, keySize256))
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := testCipher(t, randomKey(r, keySize256), impl)
 		src := randomBytes(r, 3*SectorSize)
 		low := make([]byte, len(src))
 		high := make([]byte, len(src))
@@ -262,6 +262,7 @@ func TestTweakWrapsAt2To32(t *testing.T) {
 }
 
 func TestNewCipherErrors(t *testing.T) {
+	t.Parallel()
 	for _, n := range []int{0, 1, 16, 24, 31, 33, 48, 63, 65, 128} {
 		c, err := NewCipher(make([]byte, n))
 		if !errors.Is(err, ErrKeySize) || c != nil {
@@ -284,6 +285,7 @@ func TestNewCipherErrors(t *testing.T) {
 }
 
 func TestBufferErrors(t *testing.T) {
+	t.Parallel()
 	c, err := NewCipher(randomKey(rand.New(rand.NewPCG(5, 6)), keySize128))
 	if err != nil {
 		t.Fatal(err)
@@ -333,6 +335,7 @@ func TestBufferErrors(t *testing.T) {
 // TestUninitialisedCipher: methods of a nil or zero Cipher return an error
 // instead of panicking.
 func TestUninitialisedCipher(t *testing.T) {
+	t.Parallel()
 	buf := make([]byte, SectorSize)
 	for name, c := range map[string]*Cipher{"nil": nil, "zero": {}} {
 		if err := c.EncryptSectors(buf, buf, 0); err == nil {
@@ -347,6 +350,7 @@ func TestUninitialisedCipher(t *testing.T) {
 // TestDoesNotRetainKey: changing the caller's key after NewCipher changes
 // nothing.
 func TestDoesNotRetainKey(t *testing.T) {
+	t.Parallel()
 	r := rand.New(rand.NewPCG(7, 8))
 	key := randomKey(r, keySize256)
 	c, err := NewCipher(key)
@@ -373,6 +377,7 @@ func TestDoesNotRetainKey(t *testing.T) {
 // TestPrintsNoKeyMaterial formats a Cipher every way fmt can and checks the
 // output is the fixed description only.
 func TestPrintsNoKeyMaterial(t *testing.T) {
+	t.Parallel()
 	key := make([]byte, keySize256)
 	for i := range key {
 		key[i] = byte(0xA0 + i)
@@ -417,14 +422,20 @@ func TestPrintsNoKeyMaterial(t *testing.T) {
 
 // TestZeroAllocs proves EncryptSectors and DecryptSectors allocate nothing,
 // for one sector and for a 2 MiB VHD block, in place and not.
+//
+// It does not run in parallel with other tests: testing.AllocsPerRun counts
+// the allocations of the whole process.
 func TestZeroAllocs(t *testing.T) {
-	forEachImpl(t, func(t *testing.T) {
+	for _, impl := range implementations() {
+		t.Run(implNames[impl], func(t *testing.T) { zeroAllocs(t, impl) })
+	}
+}
+
+func zeroAllocs(t *testing.T, impl implementation) {
+	{
 		r := rand.New(rand.NewPCG(9, 10))
 		for _, keySize := range []int{keySize128, keySize256} {
-			c, err := NewCipher(randomKey(r, keySize))
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := testCipher(t, randomKey(r, keySize), impl)
 			for _, n := range []int{1, 4096} {
 				src := randomBytes(r, n*SectorSize)
 				dst := make([]byte, len(src))
@@ -443,11 +454,12 @@ func TestZeroAllocs(t *testing.T) {
 				}
 			}
 		}
-	})
+	}
 }
 
 // TestConcurrentUse shares one Cipher between goroutines (run with -race).
 func TestConcurrentUse(t *testing.T) {
+	t.Parallel()
 	r := rand.New(rand.NewPCG(11, 12))
 	key := randomKey(r, keySize256)
 	c, err := NewCipher(key)
@@ -486,11 +498,9 @@ func TestConcurrentUse(t *testing.T) {
 // TestWipe: after Wipe, every implementation refuses to run, printing says
 // so, and Wipe can be called again, or on nil.
 func TestWipe(t *testing.T) {
-	forEachImpl(t, func(t *testing.T) {
-		c, err := NewCipher(randomKey(rand.New(rand.NewPCG(13, 14)), keySize256))
-		if err != nil {
-			t.Fatal(err)
-		}
+	t.Parallel()
+	forEachImpl(t, func(t *testing.T, impl implementation) {
+		c := testCipher(t, randomKey(rand.New(rand.NewPCG(13, 14)), keySize256), impl)
 		buf := make([]byte, 2*SectorSize)
 		if err := c.EncryptSectors(buf, buf, 0); err != nil {
 			t.Fatal(err)

@@ -90,6 +90,11 @@ type Options struct {
 	// PolicyDelay makes new IAM access policies effective only this long
 	// (simulated time) after their creation; see iamsim.Config.PolicyDelay.
 	PolicyDelay time.Duration
+	// ConnState, if set, is called with the service's name (ServiceIAM,
+	// ...) on every change of state of a connection to a service (the
+	// http.Server hook), so that tests can watch clients close their
+	// connections.
+	ConnState func(service string, state http.ConnState)
 }
 
 // URLs are the base URLs of the simulated services, exactly as each SDK
@@ -333,6 +338,9 @@ func Start(ctx context.Context, opts Options) (*Sim, error) {
 			ReadHeaderTimeout: 30 * time.Second,
 			BaseContext:       func(net.Listener) context.Context { return runCtx },
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		}
+		if opts.ConnState != nil {
+			srv.ConnState = func(_ net.Conn, s http.ConnState) { opts.ConnState(name, s) }
 		}
 		sim.servers = append(sim.servers, srv)
 		sim.serveWG.Add(1)

@@ -123,14 +123,13 @@ type ruleState struct {
 // Injector applies rules to HTTP requests. It is safe for concurrent use.
 // The zero value is not usable; call New.
 type Injector struct {
-	mu       sync.Mutex
-	rng      *rand.Rand
-	nextID   int
-	rules    []*ruleState
-	total    int
-	perSvc   map[string]int
-	perRule  map[int]int
-	disabled bool
+	mu      sync.Mutex
+	rng     *rand.Rand
+	nextID  int
+	rules   []*ruleState
+	total   int
+	perSvc  map[string]int
+	perRule map[int]int
 }
 
 // New returns an injector with no rules whose random draws come from seed.

@@ -16,6 +16,7 @@ package lockedmem
 import (
 	"os"
 	"runtime"
+	"sync"
 	"unsafe"
 )
 
@@ -27,9 +28,28 @@ type Protection struct {
 
 // Buffer is a buffer from Alloc.
 type Buffer struct {
-	page []byte // the whole page the buffer sits in
-	n    int
-	prot Protection
+	page    []byte // the whole page the buffer sits in
+	n       int
+	prot    Protection
+	state   *releaseState // shared with the cleanup that runs when b is collected
+	cleanup runtime.Cleanup
+}
+
+// releaseState is what releasing a page needs; it must not point back to
+// its Buffer, or the Buffer would never become unreachable.
+type releaseState struct {
+	page []byte
+	once sync.Once
+	done chan struct{} // closed once the page is zeroed and unlocked
+}
+
+// release zeroes the page and undoes protect, once.
+func (r *releaseState) release() {
+	r.once.Do(func() {
+		clear(r.page)
+		unprotect(r.page)
+		close(r.done)
+	})
 }
 
 // pageSize is the largest buffer Alloc makes, and what it locks.
@@ -47,7 +67,8 @@ func Alloc(n int) *Buffer {
 	off := int(-uintptr(unsafe.Pointer(&raw[0])) & uintptr(pageSize-1))
 	b := &Buffer{page: raw[off : off+pageSize : off+pageSize], n: n}
 	b.prot = protect(b.page)
-	runtime.AddCleanup(b, release, b.page)
+	b.state = &releaseState{page: b.page, done: make(chan struct{})}
+	b.cleanup = runtime.AddCleanup(b, (*releaseState).release, b.state)
 	return b
 }
 
@@ -73,13 +94,20 @@ func (b *Buffer) Release() {
 	if b == nil || b.page == nil {
 		return
 	}
-	page := b.page
 	b.page, b.n, b.prot = nil, 0, Protection{}
-	release(page)
+	b.cleanup.Stop()
+	b.state.release()
 }
 
-// release zeroes page and undoes protect.
-func release(page []byte) {
-	clear(page)
-	unprotect(page)
+// Released returns a channel that is closed once the buffer's page has
+// been zeroed and unlocked, by Release or, for a buffer never released,
+// after the garbage collector found it unreachable. Tests wait on it
+// instead of polling the memory.
+func (b *Buffer) Released() <-chan struct{} {
+	if b == nil || b.state == nil {
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	return b.state.done
 }

@@ -76,7 +76,17 @@ func TestProtectedPage(t *testing.T) {
 	}
 	t.Logf("protection %+v, VmFlags %v", p, flags)
 
+	select {
+	case <-b.Released():
+		t.Fatal("Released is closed before Release")
+	default:
+	}
 	b.Release()
+	select {
+	case <-b.Released():
+	default:
+		t.Error("Released is still open after Release")
+	}
 	for _, c := range got {
 		if c != 0 {
 			t.Fatal("Release left bytes in the page")

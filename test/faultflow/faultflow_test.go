@@ -140,13 +140,9 @@ func faultRules(service string, scale int) []faults.Rule {
 	}
 }
 
-// outcome is what one converged flow did, for the summary line.
-type outcome struct {
-	attempts, injected, lost, secrets int
-}
-
 // runToConvergence runs the flow until it succeeds, checking each failed
-// attempt's error and state file.
+// attempt's error and state file. It returns only for a flow that
+// converged (it stops the test otherwise).
 func runToConvergence(t *testing.T, w *world, img []byte, maxAttempts int) (*e2e.Result, e2e.Plan, []string, int) {
 	t.Helper()
 	dir := t.TempDir()
@@ -250,9 +246,17 @@ func checkStateDir(t *testing.T, dir, path string, mustExist bool) {
 
 // verifyFinal checks the cloud after convergence: one Active encrypted
 // template, one provisioned server, no pending upload, an object that
-// decrypts to the image; and scans every output for secrets.
-func verifyFinal(t *testing.T, w *world, res *e2e.Result, plan e2e.Plan, img []byte, outputs []string) int {
+// decrypts to the image; and scans every output for secrets. It returns
+// the number of secrets found and whether the cloud is in the state a
+// converged flow leaves (every check above held).
+func verifyFinal(t *testing.T, w *world, res *e2e.Result, plan e2e.Plan, img []byte, outputs []string) (int, bool) {
 	t.Helper()
+	problems := 0
+	fail := func(format string, args ...any) {
+		t.Helper()
+		problems++
+		t.Errorf(format, args...)
+	}
 	w.sim.Faults.Clear() // the checks below must not fail for injected faults
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -274,26 +278,26 @@ func verifyFinal(t *testing.T, w *world, res *e2e.Result, plan e2e.Plan, img []b
 		case ti.Status == "ERROR" && failed[ti.ID]:
 			t.Logf("failed import %d reported: %s", ti.ID, ti.Reason)
 		default:
-			t.Errorf("template %d: status %s, encrypted %v, reported failed %v", ti.ID, ti.Status, ti.Encrypted, failed[ti.ID])
+			fail("template %d: status %s, encrypted %v, reported failed %v", ti.ID, ti.Status, ti.Encrypted, failed[ti.ID])
 		}
 	}
 	if len(active) != 1 || active[0] != res.Template.ID {
-		t.Errorf("Active templates named %q: %v, want exactly the result's %d", plan.Name, active, res.Template.ID)
+		fail("Active templates named %q: %v, want exactly the result's %d", plan.Name, active, res.Template.ID)
 	}
 	guests := 0
 	for _, g := range w.sim.SoftLayer.Guests() {
 		if g.Hostname == plan.Server.Hostname {
 			guests++
 			if g.ProvisionDate.IsZero() {
-				t.Errorf("server %d is not provisioned", g.ID)
+				fail("server %d is not provisioned", g.ID)
 			}
 		}
 	}
 	if guests != 1 {
-		t.Errorf("%d servers named %s, want exactly one", guests, plan.Server.Hostname)
+		fail("%d servers named %s, want exactly one", guests, plan.Server.Hostname)
 	}
 	if n := w.sim.S3.PendingUploads(w.sim.Account.Bucket); n != 0 {
-		t.Errorf("%d multipart uploads left pending (orphans)", n)
+		fail("%d multipart uploads left pending (orphans)", n)
 	}
 	var enc bytes.Buffer
 	if _, err := w.clients.COS.DownloadStream(ctx, w.sim.Account.Bucket, res.Object.Key, &enc); err != nil {
@@ -309,7 +313,7 @@ func verifyFinal(t *testing.T, w *world, res *e2e.Result, plan e2e.Plan, img []b
 		t.Fatalf("decrypting the object: %v", err)
 	}
 	if !bytes.Equal(raw.Bytes(), img) {
-		t.Errorf("the object does not decrypt to the image")
+		fail("the object does not decrypt to the image")
 	}
 
 	sc := leak.NewScanner()
@@ -335,9 +339,9 @@ func verifyFinal(t *testing.T, w *world, res *e2e.Result, plan e2e.Plan, img []b
 		t.Errorf("secret leaked: %s", f)
 	}
 	if !strings.Contains(string(state), res.Key.WrappedDEK) {
-		t.Errorf("the state file does not keep the wrapped DEK")
+		fail("the state file does not keep the wrapped DEK")
 	}
-	return len(found)
+	return len(found), problems == 0
 }
 
 func TestFlowUnderFaults(t *testing.T) {
@@ -349,8 +353,11 @@ func TestFlowUnderFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	flows, converged := 0, 0
 	for _, seed := range seeds {
+		flows++
 		t.Run(fmt.Sprint("seed-", seed), func(t *testing.T) {
+			ok := 0
 			w := newWorld(t, seed, nil)
 			var ids []int
 			for _, svc := range services {
@@ -367,13 +374,25 @@ func TestFlowUnderFaults(t *testing.T) {
 			for _, id := range ids {
 				injected += w.sim.Faults.Hits(id)
 			}
-			secrets := verifyFinal(t, w, res, plan, img, outs)
+			secrets, done := verifyFinal(t, w, res, plan, img, outs)
+			if done {
+				ok++
+				converged++
+			}
 			if injected == 0 {
 				t.Errorf("no fault was injected")
 			}
+			lost := 0
+			for _, p := range w.proxies {
+				lost += p.TotalLost()
+			}
 			t.Logf("per service: %v", w.sim.Faults.Counts())
-			t.Logf("HARDEN faults scenario=errors-seed-%d injected=%d lost_answers=0 attempts=%d converged=1 secrets_found=%d", seed, injected, attempts, secrets)
+			t.Logf("HARDEN faults scenario=errors-seed-%d injected=%d lost_answers=%d attempts=%d converged=%d secrets_found=%d",
+				seed, injected, lost, attempts, ok, secrets)
 		})
+	}
+	if converged != flows {
+		t.Errorf("%d of %d flows converged", converged, flows)
 	}
 }
 
@@ -407,11 +426,18 @@ func TestFlowWithLostAnswers(t *testing.T) {
 		lost += p.TotalLost()
 		t.Log(p.Report())
 	}
-	secrets := verifyFinal(t, w, res, plan, img, outs)
+	secrets, done := verifyFinal(t, w, res, plan, img, outs)
+	converged := 0
+	if done {
+		converged++
+	}
 	if lost < 5 {
 		t.Errorf("only %d answers were lost", lost)
 	}
-	t.Logf("HARDEN faults scenario=lost-answers injected=%d lost_answers=%d attempts=%d converged=1 secrets_found=%d", lost, lost, attempts, secrets)
+	if converged != 1 {
+		t.Errorf("the flow did not converge to the expected cloud state")
+	}
+	t.Logf("HARDEN faults scenario=lost-answers injected=%d lost_answers=%d attempts=%d converged=%d secrets_found=%d", lost, lost, attempts, converged, secrets)
 }
 
 // lostS3Answer runs the flow with one S3 answer lost and returns the world
@@ -423,14 +449,24 @@ func lostS3Answer(t *testing.T, seed int64, rule lostproxy.Rule) {
 	}
 	w := newWorld(t, seed, map[string][]lostproxy.Rule{cloudsim.ServiceS3: {rule}})
 	res, plan, outs, attempts := runToConvergence(t, w, img, 10)
-	if got := w.proxies[0].Lost(rule.Name); got != 1 {
-		t.Fatalf("%d answers lost", got)
+	lost := w.proxies[0].Lost(rule.Name)
+	if lost != 1 {
+		t.Fatalf("%d answers lost", lost)
 	}
-	verifyFinal(t, w, res, plan, img, outs)
+	secrets, done := verifyFinal(t, w, res, plan, img, outs)
+	converged := 0
+	if done {
+		converged++
+	}
 	if puts := w.sim.Faults.Hits(w.s3Puts); puts > res.Object.Parts {
+		converged = 0
 		t.Errorf("%d PUTs of object data for an object of %d parts: data was uploaded twice", puts, res.Object.Parts)
 	}
-	t.Logf("HARDEN faults scenario=lost-%s injected=1 lost_answers=1 attempts=%d converged=1", rule.Name, attempts)
+	if converged != 1 {
+		t.Errorf("the flow did not converge to the expected cloud state")
+	}
+	t.Logf("HARDEN faults scenario=lost-%s injected=%d lost_answers=%d attempts=%d converged=%d secrets_found=%d",
+		rule.Name, lost, lost, attempts, converged, secrets)
 }
 
 // TestLostCreateMultipartAnswer: CreateMultipartUpload succeeds but its

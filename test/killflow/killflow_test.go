@@ -47,7 +47,7 @@ import (
 )
 
 // kills is how many times the flow is killed: 3 by default (CI), 10 with
-// HARDEN_LONG=1, or HARDEN_KILLS.
+// HARDEN_LONG set to "1", or HARDEN_KILLS.
 func kills() int {
 	if v, err := strconv.Atoi(os.Getenv("HARDEN_KILLS")); err == nil && v > 0 {
 		return v
@@ -56,6 +56,26 @@ func kills() int {
 		return 10
 	}
 	return 3
+}
+
+// defaultSeed places the kills when neither HARDEN_SEED nor a local run
+// asks for other points: CI runs are repeatable.
+const defaultSeed = 20261127
+
+// killSeed is HARDEN_SEED if set; otherwise defaultSeed in CI (CI set) and
+// the clock elsewhere, so that local runs try new kill points.
+func killSeed(t *testing.T) int64 {
+	if v := os.Getenv("HARDEN_SEED"); v != "" {
+		seed, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			t.Fatalf("HARDEN_SEED=%q: %v", v, err)
+		}
+		return seed
+	}
+	if os.Getenv("CI") != "" {
+		return defaultSeed
+	}
+	return time.Now().UnixNano()
 }
 
 type runOutput struct {
@@ -70,11 +90,8 @@ func TestKillLoop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds two commands and runs a simulated cloud")
 	}
-	seed := time.Now().UnixNano()
-	if v, err := strconv.ParseInt(os.Getenv("HARDEN_SEED"), 10, 64); err == nil {
-		seed = v
-	}
-	t.Logf("random kill points from seed %d (HARDEN_SEED=%d to repeat)", seed, seed)
+	seed := killSeed(t)
+	t.Logf("random kill points from seed %d (set HARDEN_SEED to this value to repeat)", seed)
 	rng := rand.New(rand.NewPCG(uint64(seed), 17))
 
 	dir := t.TempDir()
@@ -134,7 +151,9 @@ func TestKillLoop(t *testing.T) {
 	t.Logf("an uninterrupted flow takes %v", calib.took.Round(time.Millisecond))
 
 	totalKills, finishedEarly, strayTemps, secrets := 0, 0, 0, 0
+	flows, converged := 0, 0
 	for cycle := range kills() {
+		flows++
 		name := fmt.Sprintf("killflow-%d", cycle)
 		statePath := filepath.Join(stateDir, name+".json")
 		before := counts{sl.Hits("createFromIcos"), sl.Hits("createObject"), s3.Hits("create-multipart")}
@@ -170,7 +189,11 @@ func TestKillLoop(t *testing.T) {
 			t.Fatalf("%s: the run after the kills exited %d; stderr:\n%s", name, final.exitCode, final.stderr)
 		}
 		after := counts{sl.Hits("createFromIcos"), sl.Hits("createObject"), s3.Hits("create-multipart")}
-		secrets += verifyCloud(t, info, statePath, imgOpts, name, after.minus(before), outputs)
+		found, ok := verifyCloud(t, info, statePath, imgOpts, name, after.minus(before), outputs)
+		secrets += found
+		if ok {
+			converged++
+		}
 	}
 	if ents, err := os.ReadDir(stateDir); err == nil {
 		for _, e := range ents {
@@ -179,12 +202,20 @@ func TestKillLoop(t *testing.T) {
 			}
 			if !strings.HasSuffix(e.Name(), ".json") || strings.HasPrefix(e.Name(), ".") {
 				strayTemps++
-				t.Logf("left in the state directory by a killed run: %s", e.Name())
+				t.Errorf("left in the state directory after the flows finished: %s", e.Name())
 			}
 		}
+	} else {
+		t.Errorf("reading the state directory: %v", err)
+	}
+	if totalKills == 0 {
+		t.Errorf("no run was killed (%d finished before their kill): the kill points missed the flow", finishedEarly)
+	}
+	if converged != flows {
+		t.Errorf("%d of %d flows converged after their kills", converged, flows)
 	}
 	t.Logf("HARDEN kills survived=%d finished_before_kill=%d flows=%d converged=%d stray_temp_files=%d secrets_found=%d",
-		totalKills, finishedEarly, kills(), kills(), strayTemps, secrets)
+		totalKills, finishedEarly, flows, converged, strayTemps, secrets)
 }
 
 // counts are requests that reached the cloud: imports, orders, multipart
@@ -245,10 +276,17 @@ func runFlow(t *testing.T, bin string, args, env []string, apiKey string, killAf
 }
 
 // verifyCloud checks the simulated cloud after the final run and scans every
-// output for secrets; it returns the number of secrets found.
+// output for secrets; it returns the number of secrets found and whether
+// the cloud is what a converged flow leaves (every check held).
 func verifyCloud(t *testing.T, info procs.SimInfo, statePath string, imgOpts sampleimage.Options, name string,
-	reached counts, outputs []runOutput) int {
+	reached counts, outputs []runOutput) (int, bool) {
 	t.Helper()
+	problems := 0
+	fail := func(format string, args ...any) {
+		t.Helper()
+		problems++
+		t.Errorf(format, args...)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	apiKey := secret.NewString(info.APIKey)
@@ -262,33 +300,33 @@ func verifyCloud(t *testing.T, info procs.SimInfo, statePath string, imgOpts sam
 	tmpl, err := clients.Classic.FindTemplateByName(ctx, name)
 	switch {
 	case errors.Is(err, classic.ErrAmbiguous):
-		t.Errorf("more than one template named %q: the image was imported twice", name)
+		fail("more than one template named %q: the image was imported twice", name)
 	case err != nil:
-		t.Errorf("finding the template: %v", err)
+		fail("finding the template: %v", err)
 	case !tmpl.Active():
-		t.Errorf("template %d is %s, not Active", tmpl.ID, tmpl.Status)
+		fail("template %d is %s, not Active", tmpl.ID, tmpl.Status)
 	}
 	srv, err := clients.Classic.FindServer(ctx, name, "example.com")
 	switch {
 	case errors.Is(err, classic.ErrAmbiguous):
-		t.Errorf("more than one server named %s: ordered twice", name)
+		fail("more than one server named %s: ordered twice", name)
 	case err != nil:
-		t.Errorf("finding the server: %v", err)
+		fail("finding the server: %v", err)
 	case !srv.Provisioned():
-		t.Errorf("server %d is not provisioned", srv.ID)
+		fail("server %d is not provisioned", srv.ID)
 	}
 	if reached.imports != 1 {
-		t.Errorf("%s: createFromIcos reached the cloud %d times, want 1", name, reached.imports)
+		fail("%s: createFromIcos reached the cloud %d times, want 1", name, reached.imports)
 	}
 	if reached.orders != 1 {
-		t.Errorf("%s: createObject reached the cloud %d times, want 1", name, reached.orders)
+		fail("%s: createObject reached the cloud %d times, want 1", name, reached.orders)
 	}
 	pending, err := clients.COS.PendingUploads(ctx, info.Bucket, name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range pending {
-		t.Errorf("%s: multipart upload %s of %s left pending", name, p.UploadID, p.Key)
+		fail("%s: multipart upload %s of %s left pending", name, p.UploadID, p.Key)
 	}
 
 	st, err := e2e.LoadState(statePath)
@@ -316,7 +354,7 @@ func verifyCloud(t *testing.T, info procs.SimInfo, statePath string, imgOpts sam
 		t.Fatal(err)
 	}
 	if !bytes.Equal(raw.Bytes(), img) {
-		t.Errorf("the object does not decrypt to the image")
+		fail("the object does not decrypt to the image")
 	}
 
 	sc := leak.NewScanner()
@@ -332,5 +370,5 @@ func verifyCloud(t *testing.T, info procs.SimInfo, statePath string, imgOpts sam
 	for _, f := range found {
 		t.Errorf("secret leaked: %s", f)
 	}
-	return len(found)
+	return len(found), problems == 0
 }

@@ -122,8 +122,9 @@ func secretSubject() subject {
 }
 
 func TestPowerCutAtEveryOperation(t *testing.T) {
-	var points, states, corrupt, lost, leftovers int
+	var writers, points, states, corrupt, lost, leftovers int
 	for _, s := range []subject{stateSubject(t), keySubject(t), secretSubject()} {
+		writers++
 		p, st, c, l, left := cutEverywhere(t, s)
 		if p < 6 {
 			t.Errorf("%s: only %d crash points: the writer does fewer operations than the protocol needs", s.name, p)
@@ -132,8 +133,11 @@ func TestPowerCutAtEveryOperation(t *testing.T) {
 		t.Logf("%s: %d crash points, %d disk states, %d corrupt, %d lost after return, %d leftover temporary names",
 			s.name, p, st, c, l, left)
 	}
-	t.Logf("HARDEN powercut writers=3 crash_points=%d disk_states=%d corrupt=%d lost_after_return=%d leftover_temps=%d",
-		points, states, corrupt, lost, leftovers)
+	if states == 0 {
+		t.Errorf("no disk state was loaded after %d crash points", points)
+	}
+	t.Logf("HARDEN powercut writers=%d crash_points=%d disk_states=%d corrupt=%d lost_after_return=%d leftover_temps=%d",
+		writers, points, states, corrupt, lost, leftovers)
 }
 
 // cutEverywhere writes s once per operation, with the power cut there, and

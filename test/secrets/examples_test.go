@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -124,10 +125,11 @@ func coreLimit(pid int) (string, error) {
 }
 
 // TestExamplesCoreDumps starts each example with core dumps allowed and
-// looks at its own limit while it runs: a program that holds DEKs and API
-// keys should set RLIMIT_CORE to 0 so that a crash cannot write them to
-// disk. The examples are other owners' code, so a program that does not is
-// reported (a suggestion), not failed.
+// reads its own limit while it runs: a program that holds DEKs and API
+// keys must set RLIMIT_CORE to 0 at start-up, so that a crash cannot write
+// them to disk. It reads the limit once the program has shown that its
+// main function runs: the simulator has printed its first line, and the
+// two others have consumed input from their standard input.
 func TestExamplesCoreDumps(t *testing.T) {
 	bins := examples(t)
 	var lim syscall.Rlimit
@@ -146,50 +148,82 @@ func TestExamplesCoreDumps(t *testing.T) {
 
 	dir := t.TempDir()
 	key := base64.StdEncoding.EncodeToString(hvhd.DEKBytes())
+	const size = 8 << 20
 	cmds := map[string]*exec.Cmd{
 		"cloudsim": exec.Command(bins["cloudsim"]),
-		"vhdcrypt": exec.Command(bins["vhdcrypt"], "encrypt", "-in", "-", "-out", filepath.Join(dir, "out.vhd"), "-key-env", "HARDEN_KEY", "-size", fmt.Sprint(8<<20), "-q"),
-		"e2e":      exec.Command(bins["e2e"], "-sim", "-image", "-", "-image-size", fmt.Sprint(8<<20), "-q", "-state", filepath.Join(dir, "st.json")),
+		"vhdcrypt": exec.Command(bins["vhdcrypt"], "encrypt", "-in", "-", "-out", filepath.Join(dir, "out.vhd"), "-key-env", "HARDEN_KEY", "-size", fmt.Sprint(size), "-q"),
+		"e2e":      exec.Command(bins["e2e"], "-sim", "-image", "-", "-image-size", fmt.Sprint(size), "-q", "-state", filepath.Join(dir, "st.json")),
 	}
-	enabled := 0
+	checked, enabled := 0, 0
 	for name, cmd := range cmds {
-		// Killed below: their temporary files (the simulator's data
-		// directory) go to this test's directory, which is removed.
-		cmd.Env = append(os.Environ(), "HARDEN_KEY="+key, "TMPDIR="+dir)
-		stdin, err := cmd.StdinPipe() // held open: the program waits for its input
-		if err != nil {
-			t.Fatal(err)
+		got, err := coreLimitOnceRunning(t, name, cmd, key)
+		switch {
+		case err != nil:
+			t.Errorf("%s: %v", name, err)
+		case got != "0":
+			checked++
+			enabled++
+			t.Errorf("examples/%s keeps core dumps enabled (RLIMIT_CORE %s): it must set the limit to 0 at start-up", name, got)
+		default:
+			checked++
 		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		var got string
-		deadline := time.Now().Add(1500 * time.Millisecond)
-		for time.Now().Before(deadline) {
-			// Give the program time to set its limits at start-up.
-			time.Sleep(200 * time.Millisecond)
-			if got, err = coreLimit(cmd.Process.Pid); err != nil {
-				break
-			}
-			if got == "0" {
-				break
-			}
-		}
-		if cl, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", cmd.Process.Pid)); err == nil && strings.Contains(string(cl), key[:16]) {
-			t.Errorf("%s: the key is in the argument list", name)
-		}
+	}
+	if checked != len(cmds) {
+		t.Errorf("the core limit of %d of %d programs was read", checked, len(cmds))
+	}
+	t.Logf("HARDEN secrets scope=coredumps programs=%d core_dumps_enabled=%d", checked, enabled)
+}
+
+// coreLimitOnceRunning starts cmd, waits until its main function has run
+// (the simulator's first output line; for the other examples, 1 MiB of
+// standard input consumed, which is more than a pipe holds), reads its soft
+// core limit, then kills it.
+func coreLimitOnceRunning(t *testing.T, name string, cmd *exec.Cmd, key string) (string, error) {
+	// Killed below: their temporary files (the simulator's data directory)
+	// go to this test's directory, which is removed.
+	cmd.Env = append(os.Environ(), "HARDEN_KEY="+key, "TMPDIR="+t.TempDir())
+	stdin, err := cmd.StdinPipe() // held open: the program waits for more input
+	if err != nil {
+		return "", err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", err
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	defer func() {
 		_ = stdin.Close()
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
-		switch {
-		case err != nil:
-			t.Logf("%s: could not read its limits: %v", name, err)
-		case got != "0":
-			enabled++
-			t.Logf("HARDEN suggestion: examples/%s keeps core dumps enabled (RLIMIT_CORE %s); set it to 0 at start-up (syscall.Setrlimit)", name, got)
+	}()
+	ready := make(chan error, 1)
+	go func() {
+		if name == "cloudsim" {
+			_, err := bufio.NewReader(stdout).ReadBytes('\n')
+			ready <- err
+			_, _ = io.Copy(io.Discard, stdout)
+			return
 		}
+		go func() { _, _ = io.Copy(io.Discard, stdout) }()
+		_, err := stdin.Write(make([]byte, 1<<20))
+		ready <- err
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			return "", fmt.Errorf("the program did not start its work: %v; stderr:\n%s", err, stderr.String())
+		}
+	case <-time.After(2 * time.Minute):
+		return "", fmt.Errorf("the program showed no sign of running in 2 minutes")
 	}
-	t.Logf("HARDEN secrets scope=coredumps programs=%d core_dumps_enabled=%d", len(cmds), enabled)
+	if cl, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", cmd.Process.Pid)); err == nil && strings.Contains(string(cl), key[:16]) {
+		t.Errorf("%s: the key is in the argument list", name)
+	}
+	return coreLimit(cmd.Process.Pid)
 }
 
 // TestExampleE2EVerboseLeaksNothing runs examples/e2e against a separate
@@ -291,7 +325,9 @@ func TestExampleVhdcryptFilesArePrivate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	found, checked := 0, 0
 	if f := leak.Find(string(out), raw); f != "" {
+		found++
 		t.Errorf("vhdcrypt printed the key (%s)", f)
 	}
 	for _, p := range []string{key, enc} {
@@ -299,9 +335,13 @@ func TestExampleVhdcryptFilesArePrivate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		checked++
 		if fi.Mode().Perm()&0o077 != 0 {
 			t.Errorf("%s: mode %v under umask 0", filepath.Base(p), fi.Mode().Perm())
 		}
 	}
-	t.Logf("HARDEN secrets scope=vhdcrypt-files files=2 found=0")
+	if found != 0 || checked != 2 {
+		t.Errorf("%d files checked, %d printed keys", checked, found)
+	}
+	t.Logf("HARDEN secrets scope=vhdcrypt-files files=%d found=%d", checked, found)
 }

@@ -226,8 +226,9 @@ func panicHelper(mode string) {
 // and its key schedules, with the most verbose traceback Go prints without
 // dumping core, and looks for the key in its standard error.
 func TestPanicTraceHoldsNoKey(t *testing.T) {
-	found := 0
-	for _, mode := range []string{"progress", "value", "error", "cipher"} {
+	modes := []string{"progress", "value", "error", "cipher"}
+	traces, found := 0, 0
+	for _, mode := range modes {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), panicHelperEnv+"="+mode, "GOTRACEBACK=system")
 		var stderr bytes.Buffer
@@ -240,63 +241,93 @@ func TestPanicTraceHoldsNoKey(t *testing.T) {
 		}
 		if !strings.Contains(stderr.String(), "panic") || !strings.Contains(stderr.String(), "goroutine") {
 			t.Errorf("%s: no panic trace in:\n%s", mode, stderr.String())
+			continue
 		}
+		traces++
 		if form := leak.Find(stderr.String(), hvhd.DEKBytes()); form != "" {
 			found++
 			t.Errorf("%s: the panic trace holds the DEK (%s):\n%s", mode, form, stderr.String())
 		}
 	}
-	t.Logf("HARDEN secrets scope=panic traces=4 found=%d", found)
+	if traces != len(modes) {
+		t.Errorf("%d panic traces scanned of %d programs", traces, len(modes))
+	}
+	t.Logf("HARDEN secrets scope=panic traces=%d found=%d", traces, found)
 }
 
 // TestKeyMaterialIsZeroed checks what can be checked from outside: a DEK's
 // bytes are overwritten in place by Zero, secret strings are emptied, and
 // the verbs leave the caller's DEK alone (the caller owns and zeroes it),
-// and a wiped xts.Cipher is unusable.
+// and a wiped xts.Cipher is unusable. Each check that holds is counted;
+// the counts must equal the number of objects checked.
 func TestKeyMaterialIsZeroed(t *testing.T) {
-	dek, err := vhdcrypt.DEKFromBytes(hvhd.DEKBytes())
-	if err != nil {
-		t.Fatal(err)
-	}
 	img, _ := sampleimage.Build(sampleimage.Options{Size: sampleimage.MinSize, Seed: 3})
-	if err := vhdcrypt.EncryptImage(context.Background(), io.Discard, bytes.NewReader(img), dek); err != nil {
-		t.Fatal(err)
+	sizes := []int{vhdcrypt.AES128XTS, vhdcrypt.AES256XTS}
+	deksZeroed, stringsZeroed, ciphersWiped := 0, 0, 0
+	for _, size := range sizes {
+		dek, err := vhdcrypt.DEKFromBytes(hvhd.DEKBytes()[:size])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := vhdcrypt.EncryptImage(context.Background(), io.Discard, bytes.NewReader(img), dek); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(dek.Bytes(), hvhd.DEKBytes()[:size]) {
+			t.Errorf("%d-byte DEK: EncryptImage changed the caller's DEK", size)
+		}
+		b := dek.Bytes() // the DEK's own memory, not a copy
+		dek.Zero()
+		ok := true
+		if !bytes.Equal(b, make([]byte, len(b))) {
+			ok = false
+			t.Errorf("%d-byte DEK: Zero left key bytes in the DEK's memory", size)
+		}
+		if dek.Len() != 0 || len(dek.Bytes()) != 0 {
+			ok = false
+			t.Errorf("%d-byte DEK: a zeroed DEK still has %d bytes", size, dek.Len())
+		}
+		dek.Zero() // twice is fine
+		if ok {
+			deksZeroed++
+		}
 	}
-	if !bytes.Equal(dek.Bytes(), hvhd.DEKBytes()) {
-		t.Errorf("EncryptImage changed the caller's DEK")
-	}
-	b := dek.Bytes()
-	dek.Zero()
-	if !bytes.Equal(b, make([]byte, len(b))) {
-		t.Errorf("Zero left key bytes in the DEK's memory")
-	}
-	if dek.Len() != 0 || len(dek.Bytes()) != 0 {
-		t.Errorf("a zeroed DEK still has %d bytes", dek.Len())
-	}
-	dek.Zero() // twice is fine
 
-	s := secret.NewString("an-api-key-0123456789")
-	s.Zero()
-	if s.Reveal() != "" || !s.Empty() {
-		t.Errorf("a zeroed secret.String still reveals %d bytes", len(s.Reveal()))
+	apiKeys := []string{"an-api-key-0123456789", strings.Repeat("k", 200)}
+	for _, k := range apiKeys {
+		s := secret.NewString(k)
+		s.Zero()
+		if s.Reveal() != "" || !s.Empty() {
+			t.Errorf("a zeroed secret.String still reveals %d bytes", len(s.Reveal()))
+			continue
+		}
+		stringsZeroed++
 	}
 
 	// xts.Cipher.Wipe: the Cipher refuses to run afterwards (that its
 	// memory is zeroed is checked inside xts, and that e2e wipes every
 	// Cipher it made once its output ends, inside e2e).
-	c, err := xts.NewCipher(hvhd.DEKBytes())
-	if err != nil {
-		t.Fatal(err)
+	for _, size := range sizes {
+		c, err := xts.NewCipher(hvhd.DEKBytes()[:size])
+		if err != nil {
+			t.Fatal(err)
+		}
+		sector := make([]byte, xts.SectorSize)
+		if err := c.EncryptSectors(sector, sector, 0); err != nil {
+			t.Fatal(err)
+		}
+		c.Wipe()
+		if err := c.EncryptSectors(sector, sector, 0); err == nil {
+			t.Errorf("a wiped %d-byte xts.Cipher still encrypts", size)
+			continue
+		}
+		ciphersWiped++
 	}
-	sector := make([]byte, xts.SectorSize)
-	if err := c.EncryptSectors(sector, sector, 0); err != nil {
-		t.Fatal(err)
+	if deksZeroed != len(sizes) || stringsZeroed != len(apiKeys) || ciphersWiped != len(sizes) {
+		t.Errorf("zeroed %d of %d DEKs, %d of %d secret strings, wiped %d of %d ciphers",
+			deksZeroed, len(sizes), stringsZeroed, len(apiKeys), ciphersWiped, len(sizes))
 	}
-	c.Wipe()
-	if err := c.EncryptSectors(sector, sector, 0); err == nil {
-		t.Errorf("a wiped xts.Cipher still encrypts")
-	}
-	t.Logf("HARDEN secrets scope=zeroing dek_zeroed=1 string_zeroed=1 xts_wiped=1")
+	t.Logf("HARDEN secrets scope=zeroing deks=%d dek_zeroed=%d strings=%d string_zeroed=%d ciphers=%d xts_wiped=%d",
+		len(sizes), deksZeroed, len(apiKeys), stringsZeroed, len(sizes), ciphersWiped)
 }
 
 // TestFilesArePrivate writes every kind of file the packages write with a
@@ -336,17 +367,20 @@ func TestFilesArePrivate(t *testing.T) {
 	if err := st.Save(files["state file"]); err != nil {
 		t.Fatal(err)
 	}
+	checked, loose := 0, 0
 	for what, path := range files {
 		fi, err := os.Stat(path)
 		if err != nil {
 			t.Fatal(err)
 		}
+		checked++
 		if fi.Mode().Perm()&0o077 != 0 {
+			loose++
 			t.Errorf("%s written with mode %v under umask 0", what, fi.Mode().Perm())
 		}
 	}
-	if loose, err := vhdcrypt.LooseKeyFileMode(files["key file"]); err != nil || loose {
-		t.Errorf("LooseKeyFileMode of a 0600 key file: %v, %v", loose, err)
+	if l, err := vhdcrypt.LooseKeyFileMode(files["key file"]); err != nil || l {
+		t.Errorf("LooseKeyFileMode of a 0600 key file: %v, %v", l, err)
 	}
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
@@ -357,7 +391,10 @@ func TestFilesArePrivate(t *testing.T) {
 	if _, err := vhd.Open(mustOpen(t, files["encrypted file"])); err != nil {
 		t.Errorf("the encrypted file does not open: %v", err)
 	}
-	t.Logf("HARDEN secrets scope=files files=%d loose=0", len(files))
+	if checked != len(files) {
+		t.Errorf("%d of %d files checked", checked, len(files))
+	}
+	t.Logf("HARDEN secrets scope=files files=%d loose=%d", checked, loose)
 }
 
 func mustOpen(t *testing.T, path string) (io.ReaderAt, int64) {

@@ -1,5 +1,5 @@
-// Package secrets proves what the hardening issue asks about secrets and
-// transport security, across packages: every client constructor refuses
+// Package secrets checks, across packages, how the SDK keeps secrets and
+// transport security: every client constructor refuses
 // plain http to anything but loopback and a transport that skips TLS
 // verification, before any connection; TLS is verified against a server
 // whose certificate is not trusted; DEKs and API keys reach no log (at any
@@ -266,15 +266,19 @@ func TestTLSIsVerified(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	key := secret.NewString("not-a-real-api-key-0123456789")
+	clients, verified := 0, 0
 	certErr := func(name string, err error) {
 		t.Helper()
+		clients++
 		if err == nil {
 			t.Errorf("%s: succeeded against an untrusted certificate", name)
 			return
 		}
 		if !strings.Contains(err.Error(), "certificate") {
 			t.Errorf("%s: failed, but not on the certificate: %v", name, err)
+			return
 		}
+		verified++
 	}
 
 	auth, err := iam.NewAuthenticator(key, iam.WithURL(u))
@@ -315,7 +319,10 @@ func TestTLSIsVerified(t *testing.T) {
 	if n := hits.Load(); n != 0 {
 		t.Errorf("the untrusted server answered %d requests", n)
 	}
-	t.Logf("HARDEN tls verified_clients=5 requests_reached=%d", hits.Load())
+	if verified != clients {
+		t.Errorf("%d of %d clients refused the untrusted certificate", verified, clients)
+	}
+	t.Logf("HARDEN tls clients=%d verified_clients=%d requests_reached=%d", clients, verified, hits.Load())
 }
 
 type staticToken struct{}

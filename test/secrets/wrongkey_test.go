@@ -8,8 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +16,7 @@ import (
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/e2e"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
+	"github.com/e2eimage/e2eimage/internal/testenv"
 	"github.com/e2eimage/e2eimage/secret"
 	"github.com/e2eimage/e2eimage/test/internal/leak"
 )
@@ -120,18 +119,13 @@ func auditQuery() audit.Query {
 	return audit.Query{Start: time.Now().Add(-time.Hour), End: time.Now(), TemplateIDs: []int{1}}
 }
 
-// keepAlives counts the goroutines of open HTTP client connections.
-func keepAlives() int {
-	buf := make([]byte, 4<<20)
-	n := runtime.Stack(buf, true)
-	return strings.Count(string(buf[:n]), "net/http.(*persistConn).readLoop")
-}
-
 // TestClientsCloseReleasesConnections: after Clients.Close no connection
 // of the clients stays open, with or without a Logger (each open
-// connection holds two goroutines and a socket).
+// connection holds two goroutines and a socket). The simulator's servers
+// count the connections from their connection events.
 func TestClientsCloseReleasesConnections(t *testing.T) {
-	sim, err := cloudsim.Start(context.Background(), cloudsim.Options{Seed: 42, ClockSpeed: 1000})
+	conns := testenv.NewConns()
+	sim, err := cloudsim.Start(context.Background(), cloudsim.Options{Seed: 42, ClockSpeed: 1000, ConnState: conns.Track})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +138,6 @@ func TestClientsCloseReleasesConnections(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for _, withLogger := range []bool{false, true} {
-		before := keepAlives()
 		cloud := e2e.Cloud{APIKey: secret.NewString(sim.Account.APIKey), RootKeyCRN: sim.Account.RootKeyCRN, Endpoints: ep}
 		if withLogger {
 			cloud.Logger = slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -157,14 +150,12 @@ func TestClientsCloseReleasesConnections(t *testing.T) {
 		_, _ = clients.COS.Stat(ctx, sim.Account.Bucket, "x")
 		_, _ = clients.IAM.FindServiceID(ctx, "x")
 		_, _ = clients.Audit.Collect(ctx, auditQuery())
+		if len(conns.Open()) == 0 {
+			t.Fatalf("with a Logger %v: no connection was open before Clients.Close: nothing was tested", withLogger)
+		}
 		clients.Close()
 		http.DefaultTransport.(*http.Transport).CloseIdleConnections()
-		deadline := time.Now().Add(2 * time.Second)
-		for keepAlives() > before && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
-		}
-		if n := keepAlives() - before; n > 0 {
-			t.Errorf("with a Logger %v: %d connections stay open after Clients.Close", withLogger, n)
-		}
+		conns.WaitFor(t, fmt.Sprintf("with a Logger %v, after Clients.Close", withLogger),
+			func(open map[string]int) bool { return len(open) == 0 })
 	}
 }

@@ -418,42 +418,59 @@ func TestNewValidatesConfig(t *testing.T) {
 	require.NoError(t, s.Close(), "removes its temporary directory")
 }
 
-// TestBigUploadMemory uploads CLOUDSIM_BIG_MB MiB (e.g. 1024) through
-// s3manager from an unseekable stream and reports the peak heap and the
-// throughput; the store keeps data in files, so the heap stays near the
-// uploader's own part buffers. Opt-in: it writes that much to a temp dir.
+// TestBigUploadMemory uploads an object through s3manager from an
+// unseekable stream and checks that the heap stays bounded by the
+// uploader's own part buffers, not by the object: the store keeps data in
+// files. The object is 96 MiB by default (CLOUDSIM_BIG_MB overrides it,
+// e.g. 1024); the peak heap in use, sampled during the upload, may grow by
+// at most (concurrency+2) part buffers plus 16 MiB over the heap before.
 func TestBigUploadMemory(t *testing.T) {
-	mb, _ := strconv.Atoi(os.Getenv("CLOUDSIM_BIG_MB"))
-	if mb <= 0 {
-		t.Skip("set CLOUDSIM_BIG_MB=1024 to upload 1 GiB and measure memory")
+	if testing.Short() {
+		t.Skip("uploads 96 MiB")
 	}
+	mb := 96
+	if v := os.Getenv("CLOUDSIM_BIG_MB"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			t.Fatalf("CLOUDSIM_BIG_MB=%q: want a positive number of MiB", v)
+		}
+		mb = n
+	}
+	const partSize, concurrency = 5 << 20, 2
 	f := newFixture(t)
 	require.NoError(t, f.s3.CreateBucket("images", ""))
 	c := f.iamClient(t, ownerKey)
+
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	before := ms.HeapInuse
 	var peak atomic.Uint64
+	samples := 0
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		tick := time.NewTicker(10 * time.Millisecond) // sampling, not synchronisation
+		defer tick.Stop()
 		var ms runtime.MemStats
 		for {
+			runtime.ReadMemStats(&ms)
+			samples++
+			if ms.HeapInuse > peak.Load() {
+				peak.Store(ms.HeapInuse)
+			}
 			select {
 			case <-stop:
 				return
-			case <-time.After(20 * time.Millisecond):
-			}
-			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse > peak.Load() {
-				peak.Store(ms.HeapInuse)
+			case <-tick.C:
 			}
 		}
 	}()
 	size := int64(mb) << 20
 	src := io.LimitReader(zeroReader{}, size)
-	start := time.Now()
-	up := s3manager.NewUploaderWithClient(c, func(u *s3manager.Uploader) { u.PartSize = 16 << 20; u.Concurrency = 4 })
+	up := s3manager.NewUploaderWithClient(c, func(u *s3manager.Uploader) { u.PartSize = partSize; u.Concurrency = concurrency })
 	_, err := up.Upload(&s3manager.UploadInput{Bucket: aws.String("images"), Key: aws.String("big"), Body: struct{ io.Reader }{src}})
-	elapsed := time.Since(start)
 	close(stop)
 	<-done
 	require.NoError(t, err)
@@ -461,7 +478,18 @@ func TestBigUploadMemory(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, rd.Close())
 	require.Equal(t, size, n)
-	t.Logf("uploaded %d MiB in %v (%.0f MiB/s); peak heap in use %.1f MiB", mb, elapsed, float64(mb)/elapsed.Seconds(), float64(peak.Load())/(1<<20))
+
+	growth := int64(peak.Load()) - int64(before)
+	budget := int64((concurrency+2)*partSize + 16<<20)
+	t.Logf("uploaded %d MiB in %d-MiB parts; heap in use %.1f MiB before, peak %.1f MiB (+%.1f MiB, budget %.1f MiB) over %d samples",
+		mb, partSize>>20, float64(before)/(1<<20), float64(peak.Load())/(1<<20), float64(growth)/(1<<20), float64(budget)/(1<<20), samples)
+	if samples < 2 {
+		t.Fatalf("the heap was sampled %d times during the upload", samples)
+	}
+	if growth > budget {
+		t.Errorf("the heap grew by %d MiB for a %d MiB upload, more than the %d MiB the part buffers need: the data is held in memory",
+			growth>>20, mb, budget>>20)
+	}
 }
 
 type zeroReader struct{}

@@ -10,10 +10,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"syscall"
 	"testing"
@@ -27,10 +25,9 @@ import (
 // dir and returns the binary's path.
 func Build(t testing.TB, dir, pkg string) string {
 	t.Helper()
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		goBin = "go"
-	}
+	// go test puts the go command of the running toolchain first in
+	// PATH.
+	goBin := "go"
 	out := filepath.Join(dir, filepath.Base(pkg))
 	cmd := exec.Command(goBin, "build", "-o", out, "./"+pkg)
 	cmd.Dir = testenv.RepoRoot()
