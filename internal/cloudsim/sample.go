@@ -1,12 +1,10 @@
 package cloudsim
 
 import (
-	"bytes"
 	"fmt"
 
 	"github.com/e2eimage/e2eimage/internal/cloudsim/slsim"
 	"github.com/e2eimage/e2eimage/internal/sampleimage"
-	"github.com/e2eimage/e2eimage/vhd"
 )
 
 // SampleTemplate is the name of the standard (unencrypted) image template
@@ -42,42 +40,4 @@ func (s *Sim) seedSampleTemplate() error {
 		return fmt.Errorf("cloudsim: seeding the sample template: %w", err)
 	}
 	return nil
-}
-
-// DynamicVHD returns raw (a multiple of 512 bytes) as a dynamic VHD whose
-// all-zero 2 MiB blocks are unallocated.
-func DynamicVHD(raw []byte) ([]byte, error) {
-	size := int64(len(raw))
-	n := vhd.NumBlocks(size)
-	l := &vhd.Layout{Size: size, Allocated: make([]vhd.Bitmap, n)}
-	block := func(i int) []byte {
-		end := min(int64(i+1)*vhd.BlockSize, size)
-		return raw[int64(i)*vhd.BlockSize : end]
-	}
-	zero := make([]byte, vhd.BlockSize)
-	for i := range n {
-		if b := block(i); !bytes.Equal(b, zero[:len(b)]) {
-			l.Allocated[i] = vhd.FullBitmap()
-		}
-	}
-	var out bytes.Buffer
-	w, err := vhd.NewWriter(&out, l)
-	if err != nil {
-		return nil, err
-	}
-	buf := make([]byte, vhd.BlockSize)
-	for i := range n {
-		if l.Allocated[i] == nil {
-			continue
-		}
-		clear(buf)
-		copy(buf, block(i))
-		if err := w.WriteBlock(i, buf); err != nil {
-			return nil, err
-		}
-	}
-	if err := w.Close(); err != nil {
-		return nil, err
-	}
-	return out.Bytes(), nil
 }
