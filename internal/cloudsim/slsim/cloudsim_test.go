@@ -88,7 +88,7 @@ func importAndWait(t *testing.T, sim *cloudsim.Sim, key, wdek string) datatypes.
 func TestCloudsimEncryptedImportAndOrder(t *testing.T) {
 	sim := startCloud(t, true)
 	dek, wdek := wrapDEK(t, sim)
-	upload(t, sim, "web.vhd-0.vhd", makeVHD(t, rawDisk(4<<20, "mbr"), dek))
+	upload(t, sim, "web.vhd-0.vhd", makeVHD(t, linuxDisk(t), dek))
 
 	g := importAndWait(t, sim, "web.vhd-0.vhd", wdek)
 	require.Equal(t, slsim.TemplateStatusActive, *g.Status.KeyName, deref(g.Status.Description))
@@ -118,7 +118,7 @@ func TestCloudsimImportFailures(t *testing.T) {
 	t.Run("no authorization", func(t *testing.T) {
 		sim := startCloud(t, false) // a fresh account without server-protect -> kms
 		dek, wdek := wrapDEK(t, sim)
-		upload(t, sim, "a.vhd", makeVHD(t, rawDisk(2<<20, "mbr"), dek))
+		upload(t, sim, "a.vhd", makeVHD(t, linuxDisk(t), dek))
 		g := importAndWait(t, sim, "a.vhd", wdek)
 		require.Equal(t, slsim.TemplateStatusError, *g.Status.KeyName)
 		require.True(t, strings.HasPrefix(*g.Status.Description, slsim.ReasonNoAuthorization+" kms"), *g.Status.Description)
@@ -126,7 +126,7 @@ func TestCloudsimImportFailures(t *testing.T) {
 	t.Run("disabled root key", func(t *testing.T) {
 		sim := startCloud(t, true)
 		dek, wdek := wrapDEK(t, sim)
-		upload(t, sim, "b.vhd", makeVHD(t, rawDisk(2<<20, "mbr"), dek))
+		upload(t, sim, "b.vhd", makeVHD(t, linuxDisk(t), dek))
 		c, err := kp.New(kp.ClientConfig{BaseURL: sim.URLs.KMS, APIKey: sim.Account.APIKey, TokenURL: sim.URLs.TokenURL(),
 			InstanceID: sim.Account.KMSInstanceID}, kp.DefaultTransport())
 		require.NoError(t, err)
@@ -140,7 +140,7 @@ func TestCloudsimImportFailures(t *testing.T) {
 		sim := startCloud(t, true)
 		_, wdek := wrapDEK(t, sim)
 		other, _ := wrapDEK(t, sim)
-		upload(t, sim, "c.vhd", makeVHD(t, rawDisk(2<<20, "mbr"), other))
+		upload(t, sim, "c.vhd", makeVHD(t, linuxDisk(t), other))
 		g := importAndWait(t, sim, "c.vhd", wdek)
 		require.Equal(t, slsim.TemplateStatusError, *g.Status.KeyName)
 		require.True(t, strings.HasPrefix(*g.Status.Description, slsim.ReasonDEKMismatch), *g.Status.Description)
