@@ -36,10 +36,13 @@ import (
 // this order, that the object is a VHD (fixed or dynamic; differencing is
 // refused), that it carries a key hash exactly when the import is
 // encrypted, that the unwrapped DEK is 32 or 64 bytes and matches the key
-// hash, and that sectors 0 and 1 of the guest disk, decrypted, hold an MBR
-// boot signature or a GPT header. The real platform may instead find a bad
-// key or an unbootable disk only when a server is provisioned from the
-// template. The reasons it reports are invented too (see Reason*).
+// hash, that sectors 0 and 1 of the guest disk, decrypted, hold an MBR
+// boot signature or a GPT header, and then what IBM requires of the
+// image's contents (checkGuest: partition table, Linux root, cloud-init;
+// the requirements are documented, that the import checks them is not).
+// The real platform may instead find a bad key or an unbootable disk only
+// when a server is provisioned from the template. The reasons it reports
+// are invented too (see Reason*).
 
 // bootSectors is how much of the guest disk the simulated backplane
 // decrypts: LBA 0 (the MBR, signature 0x55AA at bytes 510-511) and LBA 1
