@@ -1,8 +1,6 @@
 package e2e_test
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/e2eimage/e2eimage/internal/exampletest"
@@ -16,19 +14,10 @@ func TestExamplesAgainstTheSimulator(t *testing.T) {
 	})
 }
 
-// writeExampleDisk writes the disk image ExampleRun uploads (IMAGE_FILE):
-// 8 MiB with an MBR (a boot signature and one Linux partition), which the
-// simulated backplane looks for after decryption, and a little data.
+// writeExampleDisk gives ExampleRun the disk image it uploads (IMAGE_FILE):
+// the simulator's sample disk, a small Linux disk with cloud-init that the
+// simulated import accepts after decryption.
 func writeExampleDisk(tb testing.TB, env map[string]string) {
 	tb.Helper()
-	d := make([]byte, 8<<20)
-	d[446+4] = 0x83                  // partition type: Linux
-	d[446+8], d[446+12] = 0x08, 0x40 // start LBA 8, 16384 sectors
-	d[510], d[511] = 0x55, 0xAA
-	copy(d[1<<20:], "some file system bytes")
-	path := filepath.Join(tb.TempDir(), "disk.raw")
-	if err := os.WriteFile(path, d, 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	env["IMAGE_FILE"] = path
+	env["IMAGE_FILE"] = exampletest.SampleDisk(tb)
 }

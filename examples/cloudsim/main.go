@@ -7,6 +7,7 @@
 // Usage:
 //
 //	cloudsim [-addr HOST[:PORT]] [-seed N] [-clock-speed X | -real-time] [-seed-authorizations] [-v]
+//	cloudsim -sample-disk FILE
 //
 // The first line on standard output is one JSON object with every service's
 // base URL and the seeded account:
@@ -35,6 +36,13 @@
 // error at start. -seed-authorizations pre-creates the server-protect -> kms
 // / hs-crypto authorizations. -v logs every request to standard error.
 //
+// -sample-disk FILE writes a disk image the simulated import accepts to
+// FILE (a new file, sparse) and exits without starting the simulator: an
+// 8 MiB raw disk with an MBR and an ext4 root laid out as Ubuntu 22.04's,
+// with cloud-init's package record and a cloud.cfg listing the ConfigDrive
+// data source, which the simulator's import checks look for after
+// decryption. It does not boot (its kernel is a placeholder).
+//
 // It stops on SIGINT or SIGTERM, and also when the process that started it
 // ends (Linux): `go run ./examples/cloudsim` runs the simulator as a child of
 // the go command, which ends on SIGTERM without passing the signal on, and
@@ -57,6 +65,7 @@ import (
 	"github.com/e2eimage/e2eimage/internal/cli"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
 	"github.com/e2eimage/e2eimage/internal/nocore"
+	"github.com/e2eimage/e2eimage/internal/sampleimage"
 )
 
 // DefaultClockSpeed is how many simulated seconds pass per real second
@@ -95,6 +104,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	realTime := fs.Bool("real-time", false, "run simulated time at real time (-clock-speed 1)")
 	seedAuthz := fs.Bool("seed-authorizations", false, "pre-create the server-protect -> kms and hs-crypto authorizations")
 	verbose := fs.Bool("v", false, "log every request to standard error")
+	sampleDisk := fs.String("sample-disk", "", "write a disk image the simulated import accepts to `file` (new) and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -104,6 +114,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "cloudsim: unexpected arguments %q\n", fs.Args())
 		return 2
+	}
+	if *sampleDisk != "" {
+		others := false
+		fs.Visit(func(f *flag.Flag) { others = others || f.Name != "sample-disk" })
+		if others {
+			fmt.Fprintln(stderr, "cloudsim: -sample-disk takes no other flag")
+			return 2
+		}
+		if err := sampleimage.WriteFile(*sampleDisk, sampleimage.Options{Size: sampleimage.MinSize}); err != nil {
+			fmt.Fprintln(stderr, "cloudsim: -sample-disk:", err)
+			return 1
+		}
+		return 0
 	}
 	if *speed <= 0 {
 		fmt.Fprintln(stderr, "cloudsim: -clock-speed must be positive")

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
+	"github.com/e2eimage/e2eimage/internal/sampleimage"
 	"github.com/e2eimage/e2eimage/internal/testenv"
 )
 
@@ -119,6 +121,28 @@ func TestBadFlags(t *testing.T) {
 	require.Equal(t, 2, run(context.Background(), []string{"extra"}, &out, &errOut))
 	require.Equal(t, 1, run(context.Background(), []string{"-addr", "256.0.0.1:0"}, &out, &errOut))
 	require.Empty(t, out.String())
+}
+
+// TestSampleDisk writes the sample disk and exits: no first line, no
+// simulator; the file is the sample image, and an existing file is not
+// replaced.
+func TestSampleDisk(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "disk.raw")
+	var out, errOut bytes.Buffer
+	require.Equal(t, 0, run(context.Background(), []string{"-sample-disk", p}, &out, &errOut), errOut.String())
+	require.Empty(t, out.String())
+	got, err := os.ReadFile(p)
+	require.NoError(t, err)
+	want, err := sampleimage.Build(sampleimage.Options{Size: sampleimage.MinSize})
+	require.NoError(t, err)
+	require.True(t, bytes.Equal(want, got), "the file is the sample disk")
+
+	errOut.Reset()
+	require.Equal(t, 1, run(context.Background(), []string{"-sample-disk", p}, &out, &errOut))
+	require.Contains(t, errOut.String(), "exists")
+	require.Equal(t, 2, run(context.Background(), []string{"-sample-disk", p + "2", "-seed", "3"}, &out, &errOut))
+	_, err = os.Stat(p + "2")
+	require.ErrorIs(t, err, os.ErrNotExist)
 }
 
 func ExampleInfo() {

@@ -3,9 +3,11 @@ package exampletest
 import (
 	"context"
 	"encoding/json"
+	"path/filepath"
 	"testing"
 
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
+	"github.com/e2eimage/e2eimage/internal/sampleimage"
 )
 
 // StartSimulator starts the local cloud simulator in this process, stops it
@@ -32,4 +34,18 @@ func StartSimulator(tb testing.TB, s Sim) map[string]string {
 		tb.Fatalf("the simulator's description: %v", err)
 	}
 	return info
+}
+
+// SampleDisk writes a disk image the simulated import accepts to a new file
+// in the test's temporary directory and returns its path: the disk
+// examples/cloudsim -sample-disk writes (an MBR and an ext4 root laid out
+// as Ubuntu 22.04's, with cloud-init recorded and ConfigDrive in its
+// datasource_list), which the simulator's import checks after decryption.
+func SampleDisk(tb testing.TB) string {
+	tb.Helper()
+	p := filepath.Join(tb.TempDir(), "sample-disk.raw")
+	if err := sampleimage.WriteFile(p, sampleimage.Options{Size: sampleimage.MinSize}); err != nil {
+		tb.Fatal(err)
+	}
+	return p
 }

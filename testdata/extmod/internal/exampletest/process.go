@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -128,4 +129,20 @@ func StartSimulator(tb testing.TB, s Sim) map[string]string {
 		tb.Fatalf("the simulator's first line %q: %v", r.line, err)
 	}
 	return info
+}
+
+// SampleDisk writes a disk image the simulated import accepts to a new file
+// in the test's temporary directory, with examples/cloudsim -sample-disk,
+// and returns its path.
+func SampleDisk(tb testing.TB) string {
+	tb.Helper()
+	path, err := simulatorPath()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p := filepath.Join(tb.TempDir(), "sample-disk.raw")
+	if out, err := exec.Command(path, "-sample-disk", p).CombinedOutput(); err != nil {
+		tb.Fatalf("examples/cloudsim -sample-disk: %v\n%s", err, out)
+	}
+	return p
 }
