@@ -92,6 +92,14 @@ func TestCloudsimEncryptedImportAndOrder(t *testing.T) {
 
 	g := importAndWait(t, sim, "web.vhd-0.vhd", wdek)
 	require.Equal(t, slsim.TemplateStatusActive, *g.Status.KeyName, deref(g.Status.Description))
+	var checked []string
+	for _, ti := range sim.SoftLayer.Templates() {
+		if ti.ParentID == 0 && ti.GlobalIdentifier == *g.GlobalIdentifier {
+			checked = append(checked, ti.ImageCheck)
+		}
+	}
+	require.Len(t, checked, 1)
+	require.True(t, strings.HasPrefix(checked[0], "checked: "), "the sample disk's contents were checked: %s", checked[0])
 
 	vs := services.GetVirtualGuestService(slSession(sim))
 	vg, err := vs.CreateObject(guestTemplate(*g.GlobalIdentifier))

@@ -223,6 +223,12 @@ func TestImportChecksTheGuest(t *testing.T) {
 			return diskOf(t, "dos", "ext4", ubuntuTree("", ubuntuCloudCfg,
 				imagetest.File("etc/fstab", "LABEL=cloudimg-rootfs / ext4 defaults 0 1\nLABEL=var /var ext4 defaults 0 2\n")))
 		}, "UBUNTU_22_64", slsim.TemplateStatusActive, "not checked: ", []string{"mounts /var"}},
+		{"root on LVM", func(*testing.T) []byte {
+			d := tableOnlyDisk(8 << 20)
+			copy(d[1<<20+512:], "LABELONE")
+			copy(d[1<<20+512+24:], "LVM2 001")
+			return d
+		}, "DEBIAN_12_64", slsim.TemplateStatusActive, "not checked: ", []string{"partition 1 (LVM2 physical volume)"}},
 		{"Windows (NTFS signature)", func(*testing.T) []byte {
 			d := tableOnlyDisk(8 << 20)
 			copy(d[1<<20+3:], "NTFS    ")
