@@ -44,9 +44,9 @@ import (
 // when a server is provisioned from the template. The reasons it reports
 // are invented too (see Reason*).
 
-// bootSectors is how much of the guest disk the simulated backplane
-// decrypts: LBA 0 (the MBR, signature 0x55AA at bytes 510-511) and LBA 1
-// (the GPT header, "EFI PART").
+// bootSectors is how much of the guest disk verifyBoot, the first check
+// after the key hash, decrypts: LBA 0 (the MBR, signature 0x55AA at bytes
+// 510-511) and LBA 1 (the GPT header, "EFI PART").
 const bootSectors = 2
 
 // inspectedImage is an opened image object.
