@@ -18,6 +18,7 @@ import (
 	"github.com/e2eimage/e2eimage/iam"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
 	"github.com/e2eimage/e2eimage/internal/cloudsim/slsim"
+	"github.com/e2eimage/e2eimage/internal/sampleimage"
 	"github.com/e2eimage/e2eimage/kms"
 	"github.com/e2eimage/e2eimage/secret"
 )
@@ -34,12 +35,14 @@ type run struct {
 	server   *classic.Server
 }
 
-// rawDisk is a small disk with an MBR, which the simulated backplane checks
+// rawDisk is the sample Linux disk (internal/sampleimage: an MBR, an ext4
+// root with cloud-init recorded), which the simulated backplane checks
 // after decryption.
 func rawDisk() []byte {
-	d := make([]byte, 4<<20)
-	d[446+4] = 0x83
-	d[510], d[511] = 0x55, 0xAA
+	d, err := sampleimage.Build(sampleimage.Options{Size: sampleimage.MinSize})
+	if err != nil {
+		panic(err) // the options are valid: a failure is a bug of sampleimage
+	}
 	return d
 }
 

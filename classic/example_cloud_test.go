@@ -3,6 +3,7 @@ package classic_test
 import (
 	"bytes"
 	"context"
+	"os"
 	"testing"
 	"time"
 
@@ -27,15 +28,15 @@ func TestExamplesAgainstTheSimulator(t *testing.T) {
 		})
 }
 
-// exampleDisk is a small disk with an MBR (a boot signature and one Linux
-// partition), which the simulated backplane looks for after decryption.
-func exampleDisk() []byte {
-	d := make([]byte, 8<<20)
-	d[446+4] = 0x83                  // partition type: Linux
-	d[446+8], d[446+12] = 0x08, 0x40 // start LBA 8, 16384 sectors
-	d[510], d[511] = 0x55, 0xAA
-	copy(d[1<<20:], "some file system bytes")
-	return d
+// exampleDisk is the simulator's sample disk, a small Linux disk with
+// cloud-init that the simulated import accepts after decryption.
+func exampleDisk(tb testing.TB) []byte {
+	tb.Helper()
+	b, err := os.ReadFile(exampletest.SampleImage(tb))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
 }
 
 // uploadEncryptedImage encrypts exampleDisk with a new DEK, uploads it to
@@ -71,7 +72,7 @@ func uploadEncryptedImage(tb testing.TB, env map[string]string) {
 	}
 	defer dek.Zero()
 	var enc bytes.Buffer
-	if err := vhdcrypt.EncryptImage(ctx, &enc, bytes.NewReader(exampleDisk()), dek); err != nil {
+	if err := vhdcrypt.EncryptImage(ctx, &enc, bytes.NewReader(exampleDisk(tb)), dek); err != nil {
 		tb.Fatal(err)
 	}
 	object := "ubuntu.vhd-0.vhd"

@@ -20,6 +20,7 @@ import (
 	"github.com/e2eimage/e2eimage/cos"
 	"github.com/e2eimage/e2eimage/iam"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
+	"github.com/e2eimage/e2eimage/internal/sampleimage"
 	"github.com/e2eimage/e2eimage/kms"
 	"github.com/e2eimage/e2eimage/secret"
 	"github.com/e2eimage/e2eimage/vhd"
@@ -68,14 +69,14 @@ type world struct {
 	size    int64
 }
 
-// rawDisk is a small disk with an MBR (a boot signature and one partition)
-// and some data, which the simulated backplane checks after decryption.
+// rawDisk is the sample Linux disk (internal/sampleimage: an MBR, an ext4
+// root with cloud-init recorded), which the simulated backplane checks
+// after decryption.
 func rawDisk() []byte {
-	d := make([]byte, 8<<20)
-	d[446+4] = 0x83                  // partition type: Linux
-	d[446+8], d[446+12] = 0x08, 0x40 // start LBA 8, 16384 sectors
-	d[510], d[511] = 0x55, 0xAA
-	copy(d[1<<20:], "some file system bytes")
+	d, err := sampleimage.Build(sampleimage.Options{Size: sampleimage.MinSize})
+	if err != nil {
+		panic(err) // the options are valid: a failure is a bug of sampleimage
+	}
 	return d
 }
 

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/e2eimage/e2eimage/internal/sampleimage"
 	"github.com/e2eimage/e2eimage/internal/testenv"
 	"github.com/e2eimage/e2eimage/vhd"
 )
@@ -141,21 +142,22 @@ go() {
 }
 `
 
-// sampleDisk is an 8 MiB raw disk with an MBR and some data.
-func sampleDisk() []byte {
-	d := make([]byte, 8<<20)
-	d[446+4] = 0x83                  // partition type: Linux
-	d[446+8], d[446+12] = 0x08, 0x40 // start LBA 8, 16384 sectors
-	d[510], d[511] = 0x55, 0xAA
-	copy(d[1<<20:], "some file system bytes")
-	copy(d[5<<20:], "more file system bytes")
+// sampleDisk is the sample Linux disk (internal/sampleimage, 8 MiB: an MBR
+// and an ext4 root with cloud-init recorded), which the simulated import
+// checks after decryption.
+func sampleDisk(t *testing.T) []byte {
+	t.Helper()
+	d, err := sampleimage.Build(sampleimage.Options{Size: sampleimage.MinSize})
+	if err != nil {
+		t.Fatal(err)
+	}
 	return d
 }
 
 // writeInputs creates the files the README's commands read.
 func writeInputs(t *testing.T, dir string) {
 	t.Helper()
-	disk := sampleDisk()
+	disk := sampleDisk(t)
 	for _, name := range []string{"image.raw", "disk.raw"} {
 		if err := os.WriteFile(filepath.Join(dir, name), disk, 0o600); err != nil {
 			t.Fatal(err)

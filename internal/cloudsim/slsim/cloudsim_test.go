@@ -88,10 +88,18 @@ func importAndWait(t *testing.T, sim *cloudsim.Sim, key, wdek string) datatypes.
 func TestCloudsimEncryptedImportAndOrder(t *testing.T) {
 	sim := startCloud(t, true)
 	dek, wdek := wrapDEK(t, sim)
-	upload(t, sim, "web.vhd-0.vhd", makeVHD(t, rawDisk(4<<20, "mbr"), dek))
+	upload(t, sim, "web.vhd-0.vhd", makeVHD(t, linuxDisk(t), dek))
 
 	g := importAndWait(t, sim, "web.vhd-0.vhd", wdek)
 	require.Equal(t, slsim.TemplateStatusActive, *g.Status.KeyName, deref(g.Status.Description))
+	var checked []string
+	for _, ti := range sim.SoftLayer.Templates() {
+		if ti.ParentID == 0 && ti.GlobalIdentifier == *g.GlobalIdentifier {
+			checked = append(checked, ti.ImageCheck)
+		}
+	}
+	require.Len(t, checked, 1)
+	require.True(t, strings.HasPrefix(checked[0], "checked: "), "the sample disk's contents were checked: %s", checked[0])
 
 	vs := services.GetVirtualGuestService(slSession(sim))
 	vg, err := vs.CreateObject(guestTemplate(*g.GlobalIdentifier))
@@ -118,7 +126,7 @@ func TestCloudsimImportFailures(t *testing.T) {
 	t.Run("no authorization", func(t *testing.T) {
 		sim := startCloud(t, false) // a fresh account without server-protect -> kms
 		dek, wdek := wrapDEK(t, sim)
-		upload(t, sim, "a.vhd", makeVHD(t, rawDisk(2<<20, "mbr"), dek))
+		upload(t, sim, "a.vhd", makeVHD(t, linuxDisk(t), dek))
 		g := importAndWait(t, sim, "a.vhd", wdek)
 		require.Equal(t, slsim.TemplateStatusError, *g.Status.KeyName)
 		require.True(t, strings.HasPrefix(*g.Status.Description, slsim.ReasonNoAuthorization+" kms"), *g.Status.Description)
@@ -126,7 +134,7 @@ func TestCloudsimImportFailures(t *testing.T) {
 	t.Run("disabled root key", func(t *testing.T) {
 		sim := startCloud(t, true)
 		dek, wdek := wrapDEK(t, sim)
-		upload(t, sim, "b.vhd", makeVHD(t, rawDisk(2<<20, "mbr"), dek))
+		upload(t, sim, "b.vhd", makeVHD(t, linuxDisk(t), dek))
 		c, err := kp.New(kp.ClientConfig{BaseURL: sim.URLs.KMS, APIKey: sim.Account.APIKey, TokenURL: sim.URLs.TokenURL(),
 			InstanceID: sim.Account.KMSInstanceID}, kp.DefaultTransport())
 		require.NoError(t, err)
@@ -140,7 +148,7 @@ func TestCloudsimImportFailures(t *testing.T) {
 		sim := startCloud(t, true)
 		_, wdek := wrapDEK(t, sim)
 		other, _ := wrapDEK(t, sim)
-		upload(t, sim, "c.vhd", makeVHD(t, rawDisk(2<<20, "mbr"), other))
+		upload(t, sim, "c.vhd", makeVHD(t, linuxDisk(t), other))
 		g := importAndWait(t, sim, "c.vhd", wdek)
 		require.Equal(t, slsim.TemplateStatusError, *g.Status.KeyName)
 		require.True(t, strings.HasPrefix(*g.Status.Description, slsim.ReasonDEKMismatch), *g.Status.Description)

@@ -3,7 +3,8 @@ package slsim
 // ContractRow is one status, transaction name, placement rule or error the
 // simulator uses for image templates and orders, with its provenance.
 type ContractRow struct {
-	// Kind is "status", "transaction", "placement", "export" or "error".
+	// Kind is "status", "transaction", "placement", "export", "error" or
+	// "image" (a check of the imported image's contents).
 	Kind string
 	// Name is the value the simulator shows (a status or transaction
 	// name, an exception code) or a short name of the rule.
@@ -46,4 +47,18 @@ var Contract = []ContractRow{
 		"documented: image-templates export-image-ibm-cos.md (image.vhd -> image-0.vhd, image-1.vhd); invented: the name without .vhd"},
 	{"export", "encrypted export", "encrypted templates can be exported; the simulator writes the encrypted object it imported",
 		"documented: export-image-ibm-cos.md (\"a preexisting, private standard image template, or an encrypted image template\"); invented: what bytes are written"},
+	{"image", ReasonNoPartitionTable, "the import fails when the decrypted disk has neither a valid MBR nor a valid GPT (primary or backup header, CRC32s checked)",
+		"documented: ../../../docs/CLOUD.md 7.2 (a VHD of a supported operating system, usable on classic infrastructure); invented: that the import checks it, when, and the message"},
+	{"image", ReasonNoRootFS, "the import fails when no partition holds a Linux root: an ext2/3/4 file system with /etc, or a file system the simulator recognises without reading it (XFS, Btrfs, LVM2, LUKS, NTFS, BitLocker); the detail lists what each partition holds",
+		"documented: ../../../docs/CLOUD.md 7.2 (the supported operating systems); invented: the check, its file-system signatures and the message"},
+	{"image", ReasonNoCloudInit, "a cloud-init enabled import (every encrypted one) fails when its ext4 root has neither an installed cloud-init in /var/lib/dpkg/status nor a cloud_init-VERSION.dist-info or .egg-info under /usr/lib/python3*/{dist,site}-packages (or /usr/local/lib)",
+		"documented: ../../../docs/CLOUD.md 7.2, from https://cloud.ibm.com/docs/image-templates?topic=image-templates-preparing-and-importing-images (Linux: cloud-init 0.7.7 or newer using the ConfigDrive data source); invented: where the simulator looks, that the import checks it, and the message"},
+	{"image", ReasonCloudInitTooOld, "the import fails when the recorded cloud-init version (epoch and Debian revision dropped) is older than 0.7.7",
+		"documented: ../../../docs/CLOUD.md 7.2 (0.7.7 or newer); invented: the version comparison and the message"},
+	{"image", ReasonNoConfigDrive, "the import fails when the datasource_list in effect (the last one set in /etc/cloud/cloud.cfg, then /etc/cloud/cloud.cfg.d/*.cfg in name order) names neither ConfigDrive nor IBMCloud; no datasource_list means every data source",
+		"documented: ../../../docs/CLOUD.md 7.2 (the ConfigDrive data source); cloud-init cloudinit/sources/DataSourceIBMCloud.py (IBMCloud is SoftLayer and reads its config disk); invented: accepting IBMCloud, and the message"},
+	{"image", "not checked", "where the simulator cannot read what it would check (an XFS, Btrfs, LVM or LUKS root; an ext4 its reader cannot read; cloud-init records on a /var or /usr that /etc/fstab mounts from elsewhere; its read bounds), the import goes on and TemplateInfo.ImageCheck starts with \"not checked: \"; otherwise with \"checked: \"",
+		"invented: the simulator does not invent a failure for what it cannot see"},
+	{"image", "Windows", "a Windows import (WIN_* codes) is checked for a partition table only; cloudbase-init is not looked for (not checked)",
+		"documented: ../../../docs/CLOUD.md 7.2 (Windows images need cloudbase-init); not modelled by the simulator"},
 }

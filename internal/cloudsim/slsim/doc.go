@@ -57,8 +57,12 @@
 // when the import is encrypted; requires the server-protect -> kms|hs-crypto
 // service-to-service authorization; unwraps the wrapped DEK with
 // keyprotect-go-client against Key Protect or HPCS as chosen by the CRN;
-// checks the DEK against the VHD's key hash; decrypts the first two sectors
-// with AES-XTS and requires an MBR or GPT partition table; then waits
+// checks the DEK against the VHD's key hash; decrypts, with AES-XTS, what it
+// needs of the guest disk to check what IBM requires of an image's contents
+// (a partition table, a Linux root file system, cloud-init 0.7.7 or later
+// with ConfigDrive in its datasource_list; see cloudinit.go), reading ext4
+// with its own reader and going on, "not checked", where it cannot read the
+// root (XFS, LVM, Btrfs, Windows); then waits
 // Config.ImportDuration of simulated time and ends the child's transaction
 // with its block devices in place. addLocations copies the template to
 // other data centers. Each failure ends the template in ERROR (invented) with
@@ -74,8 +78,11 @@
 // # What it does NOT do
 //
 // It keeps no copy of image bytes: an export streams the original object
-// again. It decrypts only the first sectors of an encrypted image (the real
-// platform decrypts the whole disk when it boots). Provisioning does not
+// again. It decrypts only the parts of an image its checks read (the real
+// platform decrypts the whole disk when it boots); it does not read XFS,
+// Btrfs, LVM or LUKS root file systems, the RPM database, ds-identify's
+// configuration or the kernel command line, and does not look for
+// cloudbase-init in Windows images. Provisioning does not
 // re-check the key or the authorization. It has no billing, no XML-RPC or
 // SOAP endpoint, no .xml output, no classic usernames or classic API keys,
 // no object storage other than COS, no Swift (createFromExternalSource), no

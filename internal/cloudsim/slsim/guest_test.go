@@ -30,7 +30,7 @@ func activeTemplate(t *testing.T, w *world) string {
 	t.Helper()
 	w.kms.addKey(t, "root-1")
 	dek := randomDEK(32)
-	w.s3.put("images", "enc.vhd", makeVHD(t, rawDisk(2<<20, "mbr"), dek))
+	w.s3.put("images", "enc.vhd", makeVHD(t, linuxDisk(t), dek))
 	id := w.createImport(t, importSpec{uri: "cos://us-south/images/enc.vhd", crk: w.keyCRN("kms", kpInstance, "root-1"), wdek: w.kms.wrap(t, "root-1", dek)})
 	g := w.waitImport(t, id)
 	require.Equal(t, "ACTIVE", *g.Status.KeyName, deref(g.Status.Description))

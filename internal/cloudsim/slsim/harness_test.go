@@ -6,6 +6,7 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/e2eimage/e2eimage/internal/cloudsim/simcore"
 	"github.com/e2eimage/e2eimage/internal/cloudsim/slsim"
+	"github.com/e2eimage/e2eimage/internal/sampleimage"
 	"github.com/e2eimage/e2eimage/vhd"
 	"github.com/e2eimage/e2eimage/xts"
 )
@@ -132,13 +134,15 @@ type s3Bucket struct {
 }
 
 // fakeS3 is a path-style S3 endpoint: GET ?location, HEAD and ranged GET of
-// objects, PUT. Bearer tokens must belong to a key in readers.
+// objects, PUT, and multipart uploads (which the SDK's uploader uses for
+// objects over 5 MiB). Bearer tokens must belong to a key in readers.
 type fakeS3 struct {
 	mu        sync.Mutex
 	buckets   map[string]*s3Bucket
-	readers   map[string]bool // API keys with access
-	served    atomic.Int64    // object bytes served by GET
-	fullReads atomic.Int64    // GETs without a Range header
+	uploads   map[string]map[int][]byte // multipart upload ID -> parts
+	readers   map[string]bool           // API keys with access
+	served    atomic.Int64              // object bytes served by GET
+	fullReads atomic.Int64              // GETs without a Range header
 	// headSize overrides the Content-Length HEAD reports for bucket/key, to
 	// simulate objects too large to hold in a test.
 	headSize map[string]int64
@@ -198,6 +202,9 @@ func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s3Error(w, http.StatusNotImplemented, "NotImplemented")
 		return
 	}
+	if f.multipart(w, r, bucketName, objKey) {
+		return
+	}
 	switch r.Method {
 	case http.MethodPut:
 		data, err := io.ReadAll(r.Body)
@@ -250,6 +257,61 @@ func (f *fakeS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		n, _ := w.Write(data[start : end+1])
 		f.served.Add(int64(n))
 	}
+}
+
+// multipart serves the multipart-upload calls (CreateMultipartUpload,
+// UploadPart, CompleteMultipartUpload, AbortMultipartUpload) and reports
+// whether r was one.
+func (f *fakeS3) multipart(w http.ResponseWriter, r *http.Request, bucket, key string) bool {
+	q := r.URL.Query()
+	id := q.Get("uploadId")
+	_, create := q["uploads"]
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case r.Method == http.MethodPost && create:
+		if f.uploads == nil {
+			f.uploads = map[string]map[int][]byte{}
+		}
+		id = fmt.Sprintf("upload-%d", len(f.uploads)+1)
+		f.uploads[id] = map[int][]byte{}
+		w.Header().Set("Content-Type", "application/xml")
+		_, _ = fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><InitiateMultipartUploadResult><Bucket>%s</Bucket><Key>%s</Key><UploadId>%s</UploadId></InitiateMultipartUploadResult>`, bucket, key, id)
+	case id == "":
+		return false
+	case f.uploads[id] == nil:
+		s3Error(w, http.StatusNotFound, "NoSuchUpload")
+	case r.Method == http.MethodPut:
+		n, err := strconv.Atoi(q.Get("partNumber"))
+		data, rerr := io.ReadAll(r.Body)
+		if err != nil || rerr != nil {
+			s3Error(w, http.StatusBadRequest, "InvalidPart")
+			return true
+		}
+		f.uploads[id][n] = data
+		w.Header().Set("ETag", fmt.Sprintf(`"part-%d"`, n))
+	case r.Method == http.MethodPost:
+		parts := f.uploads[id]
+		var all []byte
+		for n := 1; n <= len(parts); n++ {
+			p, ok := parts[n]
+			if !ok {
+				s3Error(w, http.StatusBadRequest, "InvalidPart")
+				return true
+			}
+			all = append(all, p...)
+		}
+		delete(f.uploads, id)
+		f.buckets[bucket].objects[key] = all
+		w.Header().Set("Content-Type", "application/xml")
+		_, _ = fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><CompleteMultipartUploadResult><Bucket>%s</Bucket><Key>%s</Key><ETag>"etag"</ETag></CompleteMultipartUploadResult>`, bucket, key)
+	case r.Method == http.MethodDelete:
+		delete(f.uploads, id)
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		s3Error(w, http.StatusNotImplemented, "NotImplemented")
+	}
+	return true
 }
 
 type kmsKey struct {
@@ -436,20 +498,34 @@ func (w *world) keyCRN(service, instance, keyID string) string {
 	return fmt.Sprintf("crn:v1:bluemix:public:%s:us-south:a/%s:%s:key:%s", service, testAccount, instance, keyID)
 }
 
-// rawDisk returns a guest disk of size bytes whose first sector carries a
-// partition table (MBR signature, or a GPT header at LBA 1), with some data
-// further on.
-func rawDisk(size int, table string) []byte {
-	d := make([]byte, size)
-	switch table {
-	case "mbr":
-		d[446] = 0x80
-		d[450] = 0x83
-		d[510], d[511] = 0x55, 0xAA
-	case "gpt":
-		d[450] = 0xEE // protective MBR entry without the signature
-		copy(d[512:], "EFI PART")
+// linuxDisk returns a disk the simulated import accepts: the sample Linux
+// disk of internal/sampleimage (an MBR, an ext4 root laid out as Ubuntu
+// 22.04's, cloud-init 23.4.4 recorded by dpkg, ConfigDrive in its
+// datasource_list) in its smallest size, 8 MiB.
+func linuxDisk(t testing.TB) []byte {
+	t.Helper()
+	b, err := sampleimage.Build(sampleimage.Options{Size: sampleimage.MinSize})
+	if err != nil {
+		t.Fatal(err)
 	}
+	return b
+}
+
+// tableOnlyDisk returns a disk of size bytes whose MBR lists one Linux
+// partition (from 1 MiB to the end) that holds no file system.
+func tableOnlyDisk(size int) []byte {
+	d := make([]byte, size)
+	e := d[446:462]
+	e[0], e[4] = 0x80, 0x83
+	binary.LittleEndian.PutUint32(e[8:], 2048)
+	binary.LittleEndian.PutUint32(e[12:], uint32(size/512-2048))
+	d[510], d[511] = 0x55, 0xAA
+	return d
+}
+
+// noTableDisk returns size bytes of data with no partition table.
+func noTableDisk(size int) []byte {
+	d := make([]byte, size)
 	for i := 4096; i < len(d); i += 65536 {
 		d[i] = byte(i >> 16)
 	}

@@ -91,7 +91,7 @@ func importEnded(g datatypes.Virtual_Guest_Block_Device_Template_Group) bool {
 
 func TestImportUnencrypted(t *testing.T) {
 	w := newWorld(t, fast)
-	w.s3.put("images", "web.vhd-0.vhd", makeVHD(t, rawDisk(3<<20, "mbr"), nil))
+	w.s3.put("images", "web.vhd-0.vhd", makeVHD(t, linuxDisk(t), nil))
 	id := w.createImport(t, importSpec{name: "web", uri: "cos://us-south/images/web.vhd-0.vhd"})
 	g := w.waitImport(t, id)
 
@@ -159,7 +159,11 @@ func TestImportEncrypted(t *testing.T) {
 			}
 			kms.addKey(t, "root-1")
 			dek := randomDEK(tc.dekLen)
-			w.s3.put("images", "enc.vhd-0.vhd", makeVHD(t, rawDisk(5<<20, tc.table), dek))
+			raw := linuxDisk(t)
+			if tc.table == "gpt" {
+				raw = diskOf(t, "gpt", "ext4", rhelTree())
+			}
+			w.s3.put("images", "enc.vhd-0.vhd", makeVHD(t, raw, dek))
 			id := w.createImport(t, importSpec{
 				uri: "cos://us-south/images/enc.vhd-0.vhd", os: "REDHAT_9_64",
 				crk: w.keyCRN(tc.service, tc.instance, "root-1"), wdek: kms.wrap(t, "root-1", dek),
@@ -177,7 +181,7 @@ func TestImportEncrypted(t *testing.T) {
 			require.True(t, byol, "BYOL is forced on for encrypted RHEL")
 			ti := w.srv.Templates()[0]
 			require.Equal(t, tc.dekLen, ti.KeySize)
-			require.Equal(t, int64(5<<20), ti.VirtualSize)
+			require.Equal(t, int64(len(raw)), ti.VirtualSize)
 		})
 	}
 }
@@ -203,13 +207,13 @@ func TestImportFailures(t *testing.T) {
 	crk := func(id string) string { return w.keyCRN("kms", kpInstance, id) }
 
 	dek := randomDEK(32)
-	encImg := makeVHD(t, rawDisk(2<<20, "mbr"), dek)
-	plainImg := makeVHD(t, rawDisk(2<<20, "mbr"), nil)
+	encImg := makeVHD(t, linuxDisk(t), dek)
+	plainImg := makeVHD(t, linuxDisk(t), nil)
 	w.s3.put("images", "enc.vhd", encImg)
 	w.s3.put("images", "plain.vhd", plainImg)
-	w.s3.put("images", "raw.vhd", rawDisk(1<<20, "mbr"))
-	w.s3.put("images", "notable.vhd", makeVHD(t, rawDisk(2<<20, ""), nil))
-	w.s3.put("images", "enc-notable.vhd", makeVHD(t, rawDisk(2<<20, ""), dek))
+	w.s3.put("images", "raw.vhd", linuxDisk(t)[:1<<20])
+	w.s3.put("images", "notable.vhd", makeVHD(t, noTableDisk(2<<20), nil))
+	w.s3.put("images", "enc-notable.vhd", makeVHD(t, noTableDisk(2<<20), dek))
 	w.s3.put("images", "huge.vhd", plainImg)
 	w.s3.headSize["images/huge.vhd"] = slsim.MaxImportObjectSize + 1
 	w.s3.put("cross", "img.vhd", plainImg)
@@ -310,7 +314,7 @@ func TestImportReadsOnlyWhatItVerifies(t *testing.T) {
 	w := newWorld(t, fast)
 	w.kms.addKey(t, "root-1")
 	dek := randomDEK(64)
-	img := makeVHD(t, rawDisk(16<<20, "mbr"), dek)
+	img := makeVHD(t, linuxDisk(t), dek)
 	w.s3.put("images", "big.vhd", img)
 	id := w.createImport(t, importSpec{uri: "cos://us-south/images/big.vhd", crk: w.keyCRN("kms", kpInstance, "root-1"), wdek: w.kms.wrap(t, "root-1", dek)})
 	g := w.waitImport(t, id)
@@ -322,7 +326,7 @@ func TestImportReadsOnlyWhatItVerifies(t *testing.T) {
 
 func TestImportTransactionProgressAndDelete(t *testing.T) {
 	w := newWorld(t, 1) // the copy phase lasts 10 real minutes
-	w.s3.put("images", "web.vhd", makeVHD(t, rawDisk(1<<20, "mbr"), nil))
+	w.s3.put("images", "web.vhd", makeVHD(t, linuxDisk(t), nil))
 	id := w.createImport(t, importSpec{uri: "cos://us-south/images/web.vhd"})
 	parent := services.GetVirtualGuestBlockDeviceTemplateGroupService(w.sess).Id(id)
 	children, err := parent.GetChildren()
@@ -358,7 +362,7 @@ func TestImportTransactionProgressAndDelete(t *testing.T) {
 
 func TestCloseStopsBackgroundWork(t *testing.T) {
 	w := newWorld(t, 1)
-	w.s3.put("images", "web.vhd", makeVHD(t, rawDisk(1<<20, "mbr"), nil))
+	w.s3.put("images", "web.vhd", makeVHD(t, linuxDisk(t), nil))
 	for i := 0; i < 3; i++ {
 		w.createImport(t, importSpec{uri: "cos://us-south/images/web.vhd"})
 	}
@@ -381,7 +385,7 @@ func TestCloseStopsBackgroundWork(t *testing.T) {
 
 func TestExportToIcos(t *testing.T) {
 	w := newWorld(t, fast)
-	img := makeVHD(t, rawDisk(2<<20, "mbr"), nil)
+	img := makeVHD(t, linuxDisk(t), nil)
 	w.s3.put("images", "web.vhd", img)
 	id := w.createImport(t, importSpec{uri: "cos://us-south/images/web.vhd"})
 	require.Equal(t, "ACTIVE", *w.waitImport(t, id).Status.KeyName)
@@ -407,7 +411,7 @@ func TestExportToIcos(t *testing.T) {
 	// writes the encrypted object it imported.
 	w.kms.addKey(t, "root-1")
 	dek := randomDEK(32)
-	w.s3.put("images", "enc.vhd", makeVHD(t, rawDisk(2<<20, "mbr"), dek))
+	w.s3.put("images", "enc.vhd", makeVHD(t, linuxDisk(t), dek))
 	eid := w.createImport(t, importSpec{uri: "cos://us-south/images/enc.vhd", crk: w.keyCRN("kms", kpInstance, "root-1"), wdek: w.kms.wrap(t, "root-1", dek)})
 	require.Equal(t, "ACTIVE", *w.waitImport(t, eid).Status.KeyName)
 	encImg, _ := w.s3.get("images", "enc.vhd")

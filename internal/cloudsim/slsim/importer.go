@@ -68,6 +68,10 @@ const (
 	ReasonBadDEKSize            = "unwrapped DEK is not 32 or 64 bytes"
 	ReasonDEKMismatch           = "DEK does not match the image's key hash"
 	ReasonNoPartitionTable      = "no partition table: the image does not decrypt to a bootable disk"
+	ReasonNoRootFS              = "no Linux root file system found on the disk"
+	ReasonNoCloudInit           = "cloud-init is not installed"
+	ReasonCloudInitTooOld       = "cloud-init is older than 0.7.7"
+	ReasonNoConfigDrive         = "cloud-init's datasource_list excludes ConfigDrive"
 	ReasonInternal              = "internal error"
 )
 
@@ -99,6 +103,11 @@ type importJob struct {
 type importResult struct {
 	virtualSize int64
 	keySize     int
+	// imageCheck summarises the guest checks: "checked: ..." or "not
+	// checked: ..." (see checkGuest).
+	imageCheck string
+	// imageCheckRead counts the guest-disk bytes the checks fetched.
+	imageCheckRead int64
 }
 
 // runImport is the import transaction: verify, then copy for
@@ -171,8 +180,15 @@ func (s *Server) importImage(ctx context.Context, j *importJob) (*importResult, 
 	case !req.encrypted && img.encrypted():
 		return nil, failf(ReasonUnexpectedlyEncrypted, "the VHD carries a key hash; import it with isEncrypted, crkCrn and wrappedDek")
 	}
+	osr, _ := findOS(req.osCode)
+	check := guestCheck{windows: osr.maker == "Microsoft", cloudInit: req.cloudInit}
 	if !req.encrypted {
 		if err := img.verifyBoot(nil); err != nil {
+			return nil, err
+		}
+		res.imageCheck, err = img.checkGuest(nil, check)
+		res.imageCheckRead = img.guestBytes
+		if err != nil {
 			return nil, err
 		}
 		return res, nil
@@ -196,6 +212,11 @@ func (s *Server) importImage(ctx context.Context, j *importJob) (*importResult, 
 		return nil, context.Canceled
 	}
 	if err := img.verifyBoot(dek.Bytes()); err != nil {
+		return nil, err
+	}
+	res.imageCheck, err = img.checkGuest(dek.Bytes(), check)
+	res.imageCheckRead = img.guestBytes
+	if err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -240,11 +261,11 @@ func (s *Server) finishImport(j *importJob, res *importResult, f *importFailure)
 		s.log.Info("slsim: image import failed", "template", t.id, "reason", t.reason)
 	} else {
 		t.status, t.reason = TemplateStatusActive, ""
-		t.virtualSize, t.keySize = res.virtualSize, res.keySize
+		t.virtualSize, t.keySize, t.imageCheck, t.imageCheckRead = res.virtualSize, res.keySize, res.imageCheck, res.imageCheckRead
 		s.ids.blockDevice++
 		t.blockDevID = s.ids.blockDevice
 		if ch != nil {
-			ch.virtualSize, ch.keySize, ch.ready = res.virtualSize, res.keySize, true
+			ch.virtualSize, ch.keySize, ch.imageCheck, ch.ready = res.virtualSize, res.keySize, res.imageCheck, true
 			t.datacenters = append([]string(nil), ch.datacenters...)
 		}
 		// The import's API key stays in memory: copyToIcos streams the
@@ -254,7 +275,7 @@ func (s *Server) finishImport(j *importJob, res *importResult, f *importFailure)
 		ev = s.auditEvent(j.acct, j.who, ActionTemplateCreate, simcore.OutcomeSuccess, "image-template", t.id, t.name,
 			200, "", map[string]any{"uri": t.uri, "isEncrypted": t.encrypted},
 			map[string]any{"id": t.id, "globalIdentifier": t.guid, "status": "Active"})
-		s.log.Info("slsim: image import complete", "template", t.id)
+		s.log.Info("slsim: image import complete", "template", t.id, "imageCheck", t.imageCheck)
 	}
 	s.mu.Unlock()
 	s.emit(ev)

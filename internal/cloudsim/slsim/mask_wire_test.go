@@ -112,7 +112,7 @@ var maskForms = []maskForm{
 // and as raw HTTP, and checks what each selects.
 func TestMaskFormsOnTheWire(t *testing.T) {
 	w := newWorld(t, fast)
-	w.s3.put("images", "plain.vhd", makeVHD(t, rawDisk(2<<20, "mbr"), nil))
+	w.s3.put("images", "plain.vhd", makeVHD(t, linuxDisk(t), nil))
 	id := w.waitImport(t, w.createImport(t, importSpec{uri: "cos://us-south/images/plain.vhd"})).Id
 	require.NotNil(t, id)
 	svc := services.GetVirtualGuestBlockDeviceTemplateGroupService(w.sess)

@@ -36,7 +36,7 @@ func strictGet(t *testing.T, w *world, path string, out any) {
 
 func TestImportLandsInTheImportDatacenterUntilAddLocations(t *testing.T) {
 	w := newWorld(t, fast)
-	w.s3.put("images", "web.vhd", makeVHD(t, rawDisk(2<<20, "mbr"), nil))
+	w.s3.put("images", "web.vhd", makeVHD(t, linuxDisk(t), nil))
 	id := w.createImport(t, importSpec{uri: "cos://us-south/images/web.vhd"})
 	g := w.waitImport(t, id)
 	require.Len(t, g.Children, 1)
@@ -101,7 +101,7 @@ func TestImportLandsInTheImportDatacenterUntilAddLocations(t *testing.T) {
 
 func TestImportDatacenterOfEachRegion(t *testing.T) {
 	w := newWorld(t, fast)
-	w.s3.put("frankfurt", "web.vhd", makeVHD(t, rawDisk(2<<20, "mbr"), nil))
+	w.s3.put("frankfurt", "web.vhd", makeVHD(t, linuxDisk(t), nil))
 	id := w.createImport(t, importSpec{uri: "cos://eu-de/frankfurt/web.vhd"})
 	g := w.waitImport(t, id)
 	require.Equal(t, "fra02", *g.Children[0].Datacenter.Name)

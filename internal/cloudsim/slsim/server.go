@@ -327,11 +327,20 @@ type TemplateInfo struct {
 	CloudInit, BYOL  bool
 	OSReferenceCode  string
 	URI              string
-	VirtualSize      int64  // guest disk size in bytes, known after verification
-	KeySize          int    // DEK length in bytes for an encrypted import, after verification
-	ParentID         int    // 0 for a parent group
-	Datacenter       string // a child's data center
-	Ready            bool   // a child whose disks are in place
+	VirtualSize      int64 // guest disk size in bytes, known after verification
+	KeySize          int   // DEK length in bytes for an encrypted import, after verification
+	// ImageCheck says what the import's checks of the guest's contents
+	// found: "checked: <root, cloud-init version, datasource_list>" or
+	// "not checked: <why>" (a root the simulator does not read, a Windows
+	// image, an import that is not cloud-init enabled). Empty until the
+	// import succeeds.
+	ImageCheck string
+	// ImageCheckRead counts the bytes of the guest disk the checks of the
+	// guest's contents fetched from the image object.
+	ImageCheckRead int64
+	ParentID       int    // 0 for a parent group
+	Datacenter     string // a child's data center
+	Ready          bool   // a child whose disks are in place
 }
 
 // Templates returns a snapshot of every template group (parents and
@@ -345,7 +354,8 @@ func (s *Server) Templates() []TemplateInfo {
 			ID: t.id, GlobalIdentifier: t.guid, Name: t.name, Account: t.acct.ibm,
 			Status: t.status, Reason: t.reason, Encrypted: t.encrypted, CloudInit: t.cloudInit,
 			BYOL: t.byol, OSReferenceCode: t.osCode, URI: t.uri, VirtualSize: t.virtualSize,
-			KeySize: t.keySize, ParentID: t.parentID,
+			KeySize: t.keySize, ParentID: t.parentID, ImageCheck: t.imageCheck,
+			ImageCheckRead: t.imageCheckRead,
 		}
 		if t.tx != nil {
 			ti.Transaction = t.tx.name

@@ -111,11 +111,14 @@ type template struct {
 	apiKey      *secret.String
 	virtualSize int64
 	keySize     int
-	datacenters []string // a child's one data center; a parent's are its children's
-	blockDevID  int
-	ready       bool               // a child whose disks are in place
-	cancel      context.CancelFunc // of the running import or export
-	seed        []seedDisk         // a seeded template's disks (SeedTemplate); nil for imports
+	imageCheck  string // what the import's guest checks found (see checkGuest)
+	// imageCheckRead counts the guest-disk bytes those checks fetched.
+	imageCheckRead int64
+	datacenters    []string // a child's one data center; a parent's are its children's
+	blockDevID     int
+	ready          bool               // a child whose disks are in place
+	cancel         context.CancelFunc // of the running import or export
+	seed           []seedDisk         // a seeded template's disks (SeedTemplate); nil for imports
 }
 
 func templateService() *service {

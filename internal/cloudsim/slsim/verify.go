@@ -5,7 +5,10 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"io"
+	"io/fs"
+	"strings"
 
 	"golang.org/x/crypto/xts"
 )
@@ -33,19 +36,24 @@ import (
 // this order, that the object is a VHD (fixed or dynamic; differencing is
 // refused), that it carries a key hash exactly when the import is
 // encrypted, that the unwrapped DEK is 32 or 64 bytes and matches the key
-// hash, and that sectors 0 and 1 of the guest disk, decrypted, hold an MBR
-// boot signature or a GPT header. The real platform may instead find a bad
-// key or an unbootable disk only when a server is provisioned from the
-// template. The reasons it reports are invented too (see Reason*).
+// hash, that sectors 0 and 1 of the guest disk, decrypted, hold an MBR
+// boot signature or a GPT header, and then what IBM requires of the
+// image's contents (checkGuest: partition table, Linux root, cloud-init;
+// the requirements are documented, that the import checks them is not).
+// The real platform may instead find a bad key or an unbootable disk only
+// when a server is provisioned from the template. The reasons it reports
+// are invented too (see Reason*).
 
-// bootSectors is how much of the guest disk the simulated backplane
-// decrypts: LBA 0 (the MBR, signature 0x55AA at bytes 510-511) and LBA 1
-// (the GPT header, "EFI PART").
+// bootSectors is how much of the guest disk verifyBoot, the first check
+// after the key hash, decrypts: LBA 0 (the MBR, signature 0x55AA at bytes
+// 510-511) and LBA 1 (the GPT header, "EFI PART").
 const bootSectors = 2
 
 // inspectedImage is an opened image object.
 type inspectedImage struct {
 	f *vhdFile
+	// guestBytes counts the bytes of the guest disk checkGuest fetched.
+	guestBytes int64
 }
 
 // inspectImage opens the object as a VHD through ra (ranged reads).
@@ -162,4 +170,138 @@ func hasPartitionTable(b []byte) bool {
 		return true
 	}
 	return len(b) >= 1024 && string(b[512:520]) == "EFI PART"
+}
+
+// guestCheck says which of the guest checks apply to an import.
+type guestCheck struct {
+	// windows: the import's operating system is Windows, whose
+	// cloudbase-init the simulator does not look for.
+	windows bool
+	// cloudInit: the import is cloud-init enabled (always for an
+	// encrypted import, see validateImport).
+	cloudInit bool
+}
+
+// maxProbedPartitions bounds how many partitions the checks look at.
+const maxProbedPartitions = 16
+
+// checkGuest reads the guest disk, decrypted with dek when it is non-nil,
+// and checks what IBM requires of an image's contents: a partition table,
+// a Linux root file system and cloud-init (see cloudinit.go). It returns a
+// summary that starts with "checked: " or, where the simulator cannot read
+// what it would check, "not checked: " (the import goes on: the simulator
+// does not invent a failure for what it cannot see). verifyBoot must have
+// accepted dek.
+func (in *inspectedImage) checkGuest(dek []byte, o guestCheck) (string, error) {
+	var c *xts.Cipher
+	if dek != nil {
+		var err error
+		if c, err = newSectorCipher(dek); err != nil {
+			return "", err
+		}
+	}
+	g := newGuestDisk(in.f, c)
+	defer g.release()
+	summary, err := checkGuestDisk(g, o, dek != nil)
+	in.guestBytes = g.fetched
+	if g.err != nil {
+		return "", g.err // reading the object failed: that is the import's failure
+	}
+	return summary, err
+}
+
+// checkGuestDisk is checkGuest on the decrypted disk.
+func checkGuestDisk(g *guestDisk, o guestCheck, decrypted bool) (string, error) {
+	parts, err := readPartitions(g, g.Size())
+	if errors.Is(err, errNoPartitionTable) {
+		if decrypted {
+			return "", failf(ReasonNoPartitionTable, "after decryption: %v", err)
+		}
+		return "", failf(ReasonNoPartitionTable, "%v", err)
+	}
+	if err != nil {
+		return notChecked("reading the partition table", err)
+	}
+	if o.windows {
+		return "not checked: a Windows image (the simulator does not look for cloudbase-init)", nil
+	}
+	if len(parts) == 0 {
+		return "", failf(ReasonNoRootFS, "the partition table lists no partition")
+	}
+	var root *extFS
+	var rootPart partition
+	var seen, opaque []string
+probe:
+	for i, p := range parts {
+		if i == maxProbedPartitions {
+			opaque = append(opaque, fmt.Sprintf("%d more partitions the simulator does not look at", len(parts)-i))
+			break
+		}
+		sec := io.NewSectionReader(g, p.start, p.size)
+		kind, err := probeFS(sec)
+		if err != nil {
+			return notChecked("reading "+p.String(), err)
+		}
+		switch {
+		case kind == fsExt:
+			x, err := openExt(sec)
+			if err == nil {
+				var ents []fs.DirEntry
+				if ents, err = x.ReadDir("."); err == nil {
+					if hasDir(ents, "etc") {
+						root, rootPart = x, p
+						break probe
+					}
+					seen = append(seen, p.String()+": ext4 without /etc")
+					continue probe
+				}
+			}
+			if g.err != nil || errors.Is(err, errReadBudget) {
+				return notChecked("reading "+p.String(), err)
+			}
+			opaque = append(opaque, fmt.Sprintf("%s (ext4 the simulator cannot read: %v)", p, err))
+		case kind.opaque():
+			opaque = append(opaque, fmt.Sprintf("%s (%s)", p, kind))
+		case kind == fsNone:
+			seen = append(seen, p.String()+": no file system the simulator recognises")
+		default:
+			seen = append(seen, fmt.Sprintf("%s: %s", p, kind))
+		}
+	}
+	if root == nil {
+		if len(opaque) > 0 {
+			return "not checked: no ext4 root file system; the root may be on " + strings.Join(opaque, ", ") +
+				", which the simulator does not read", nil
+		}
+		return "", failf(ReasonNoRootFS, "%s", strings.Join(seen, "; "))
+	}
+	where := fmt.Sprintf("Linux root on %s (ext4)", rootPart)
+	if !o.cloudInit {
+		return "not checked: the import is not cloud-init enabled (" + where + ")", nil
+	}
+	s, checked, err := checkCloudInit(root)
+	var f *importFailure
+	switch {
+	case errors.As(err, &f):
+		return "", f
+	case err != nil:
+		return notChecked("cloud-init on "+rootPart.String(), err)
+	case !checked:
+		return "not checked: " + where + "; " + s, nil
+	}
+	return "checked: " + where + "; " + s, nil
+}
+
+// notChecked is the summary of a check that could not read what it needed.
+func notChecked(doing string, err error) (string, error) {
+	return fmt.Sprintf("not checked: %s: %v", doing, err), nil
+}
+
+func hasDir(ents []fs.DirEntry, name string) bool {
+	for _, e := range ents {
+		if e.Name() == name && e.IsDir() && !isSymlink(e) {
+			return true
+		}
+	}
+	return false
 }

@@ -35,7 +35,7 @@ func TestImportAcceptsAnyStoredNonce(t *testing.T) {
 	for i := range chosen {
 		chosen[i] = byte(0xA0 + i)
 	}
-	raw := rawDisk(6<<20, "gpt")
+	raw := linuxDisk(t)
 	type imp struct {
 		name, wdek, want string
 	}

@@ -94,7 +94,15 @@ type vhdFile struct {
 	dataEnd      int64 // blocks must end before the closing footer
 	creator      string
 	creatorMinor uint32
+
+	// blocks keeps the allocation of the blocks read last, so that
+	// reading a block piece by piece reads its BAT entry and sector
+	// bitmap once.
+	blocks map[int64]*vhdBlock
 }
+
+// maxCachedBlocks bounds vhdFile.blocks (a bitmap is 512 bytes).
+const maxCachedBlocks = 256
 
 // readFull reads len(p) bytes at off; a short read is an error naming what
 // was read.
@@ -270,8 +278,24 @@ type vhdBlock struct {
 	dataOff   int64  // file offset of the block's first data sector
 }
 
-// block reads the allocation of block i of a dynamic disk.
+// block returns the allocation of block i of a dynamic disk.
 func (v *vhdFile) block(i int64) (*vhdBlock, error) {
+	if b, ok := v.blocks[i]; ok {
+		return b, nil
+	}
+	b, err := v.readBlock(i)
+	if err != nil {
+		return nil, err
+	}
+	if v.blocks == nil || len(v.blocks) >= maxCachedBlocks {
+		v.blocks = map[int64]*vhdBlock{}
+	}
+	v.blocks[i] = b
+	return b, nil
+}
+
+// readBlock reads the allocation of block i of a dynamic disk.
+func (v *vhdFile) readBlock(i int64) (*vhdBlock, error) {
 	if i < 0 || i >= int64(v.batEntries) {
 		return nil, fmt.Errorf("block %d out of range", i)
 	}

@@ -272,7 +272,7 @@ func TestTemplateMasksAndAccountFilters(t *testing.T) {
 	svc := services.GetVirtualGuestBlockDeviceTemplateGroupService(w.sess)
 	var ids []int
 	var guids []string
-	img := makeVHD(t, rawDisk(1<<20, "mbr"), nil)
+	img := makeVHD(t, linuxDisk(t), nil)
 	for _, name := range []string{"alpha-web", "beta-db", "alpha-cache"} {
 		w.s3.put("images", name+".vhd", img)
 		g, err := svc.CreateFromIcos(&datatypes.Container_Virtual_Guest_Block_Device_Template_Configuration{

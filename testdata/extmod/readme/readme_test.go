@@ -110,17 +110,15 @@ func runFlow(ctx context.Context, endpoints e2e.Endpoints) error {
 	return nil
 }
 
-// writeDisk writes an 8 MiB raw disk with an MBR (a boot signature and one
-// Linux partition), which the simulated backplane looks for after
-// decryption, and a little data.
+// writeDisk writes the simulator's sample disk (examples/cloudsim
+// -sample-image: an MBR and an ext4 root with cloud-init recorded), which
+// the simulated import checks after decryption.
 func writeDisk(t *testing.T, path string) {
 	t.Helper()
-	d := make([]byte, 8<<20)
-	d[446+4] = 0x83                  // partition type: Linux
-	d[446+8], d[446+12] = 0x08, 0x40 // start LBA 8, 16384 sectors
-	d[510], d[511] = 0x55, 0xAA
-	copy(d[1<<20:], "some file system bytes")
-	copy(d[7<<20:], "more file system bytes")
+	d, err := os.ReadFile(exampletest.SampleImage(t))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(path, d, 0o600); err != nil {
 		t.Fatal(err)
 	}
