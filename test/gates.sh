@@ -3,7 +3,7 @@
 #
 #   1. go generate ./xts makes exactly the committed assembly and stubs;
 #   2. the purego build (portable xts, no assembly) passes the tests of
-#      xts, vhd and e2e;
+#      xts, vhd, vhdcrypt (the encryptor) and e2e;
 #   3. a non-amd64 build (arm64) type-checks and vets, tests included;
 #   4. staticcheck (v0.8.2, installed if missing) reports nothing;
 #   5. the xts kernels this machine runs are named, counted from the calls
@@ -50,9 +50,9 @@ if [ -n "${CI:-}" ]; then
 fi
 took
 
-gate "purego build: go test -tags purego ./xts ./vhd ./e2e"
+gate "purego build: go test -tags purego ./xts ./vhd ./vhdcrypt ./e2e"
 # XTS_REQUIRE names assembly kernels, which the purego build has none of.
-env -u XTS_REQUIRE go test -count=1 -tags purego ./xts ./vhd ./e2e
+env -u XTS_REQUIRE go test -count=1 -tags purego ./xts ./vhd ./vhdcrypt ./e2e
 took
 
 gate "GOARCH=arm64 go vet ./... (a build without the amd64 assembly)"
