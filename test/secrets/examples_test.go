@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -152,7 +153,7 @@ func TestExamplesCoreDumps(t *testing.T) {
 	cmds := map[string]*exec.Cmd{
 		"cloudsim": exec.Command(bins["cloudsim"]),
 		"vhdcrypt": exec.Command(bins["vhdcrypt"], "encrypt", "-in", "-", "-out", filepath.Join(dir, "out.vhd"), "-key-env", "HARDEN_KEY", "-size", fmt.Sprint(size), "-q"),
-		"e2e":      exec.Command(bins["e2e"], "-sim", "-image", "-", "-image-size", fmt.Sprint(size), "-q", "-state", filepath.Join(dir, "st.json")),
+		"e2e":      exec.Command(bins["e2e"], "-sim", "-image", "-", "-image-size", fmt.Sprint(size), "-os-code", "UBUNTU_22_64", "-q", "-state", filepath.Join(dir, "st.json")),
 	}
 	checked, enabled := 0, 0
 	for name, cmd := range cmds {
@@ -190,7 +191,7 @@ func coreLimitOnceRunning(t *testing.T, name string, cmd *exec.Cmd, key string) 
 	if err != nil {
 		return "", err
 	}
-	var stderr bytes.Buffer
+	var stderr lockedBuffer // written by exec's copier while the test reads it
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		return "", err
@@ -209,7 +210,7 @@ func coreLimitOnceRunning(t *testing.T, name string, cmd *exec.Cmd, key string) 
 			return
 		}
 		go func() { _, _ = io.Copy(io.Discard, stdout) }()
-		_, err := stdin.Write(make([]byte, 1<<20))
+		_, err := stdin.Write(diskStart(1 << 20))
 		ready <- err
 	}()
 	select {
@@ -344,4 +345,16 @@ func TestExampleVhdcryptFilesArePrivate(t *testing.T) {
 		t.Errorf("%d files checked, %d printed keys", checked, found)
 	}
 	t.Logf("HARDEN secrets scope=vhdcrypt-files files=%d found=%d", checked, found)
+}
+
+// diskStart is n bytes that begin like a whole disk (an MBR with one Linux
+// partition), as the programs' input checks require, then zeros.
+func diskStart(n int) []byte {
+	b := make([]byte, n)
+	e := b[446:462]
+	e[4] = 0x83                                  // Linux
+	binary.LittleEndian.PutUint32(e[8:], 2048)   // first sector
+	binary.LittleEndian.PutUint32(e[12:], 14336) // sectors (8 MiB disk)
+	b[510], b[511] = 0x55, 0xAA
+	return b
 }

@@ -13,12 +13,15 @@ import (
 	"github.com/e2eimage/e2eimage/vhdcrypt"
 )
 
-// encryptWith encrypts raw with the module's encryptor.
+// encryptWith encrypts raw with the module's encryptor. Disks without a
+// partition table are let through (WithoutPartitionTable): these tests are
+// about the simulator's own refusal of them, not the encryptor's.
 func encryptWith(t *testing.T, raw, key []byte, opts ...vhdcrypt.Option) []byte {
 	t.Helper()
 	dek, err := vhdcrypt.DEKFromBytes(key)
 	require.NoError(t, err)
 	var out bytes.Buffer
+	opts = append([]vhdcrypt.Option{vhdcrypt.WithoutPartitionTable()}, opts...)
 	require.NoError(t, vhdcrypt.EncryptImage(context.Background(), &out, bytes.NewReader(raw), dek, opts...))
 	return out.Bytes()
 }
