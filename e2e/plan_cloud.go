@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -229,8 +230,8 @@ func Connect(c Cloud) (*Clients, error) {
 		if cl.Keys, err = kms.New(c.RootKeyCRN, auth, kopts...); err != nil {
 			return nil, err
 		}
-		iopts := []iam.Option{iam.WithLogger(log), iam.WithIdentityURL(firstNonEmpty(e.IAMIdentity, iamURL)),
-			iam.WithPolicyURL(firstNonEmpty(e.IAMPolicy, iamURL))}
+		iopts := []iam.Option{iam.WithLogger(log), iam.WithIdentityURL(cmp.Or(e.IAMIdentity, iamURL)),
+			iam.WithPolicyURL(cmp.Or(e.IAMPolicy, iamURL))}
 		if c.HTTPClient != nil {
 			iopts = append(iopts, iam.WithHTTPClient(c.HTTPClient))
 		}
@@ -322,13 +323,6 @@ func (c *Clients) Close() {
 	if c.cloudLogs != nil {
 		c.cloudLogs.CloseIdleConnections()
 	}
-}
-
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // LoadEndpoints reads Endpoints from a JSON file, such as the first line

@@ -4,6 +4,7 @@ package main
 // line each, and -save-fixtures DIR to keep the scrubbed responses.
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -67,11 +68,11 @@ func runCheck(ctx context.Context, f *checkFlags, c *config, e env, logger *slog
 		}
 		// The simulator's own account: the E2E_* variables, which name a
 		// real account, do not apply to it.
-		opts.Bucket = firstSet(c.bucket, a.Bucket)
+		opts.Bucket = cmp.Or(c.bucket, a.Bucket)
 		opts.Clock = sim.Clock.Now
 		where = "the simulator (a fresh account " + a.AccountID + ")"
 	} else {
-		opts.Bucket = firstSet(c.bucket, e.getenv("E2E_BUCKET"))
+		opts.Bucket = cmp.Or(c.bucket, e.getenv("E2E_BUCKET"))
 		var code int
 		if cloud, code = checkCloud(c, e); code != exitOK {
 			return code
@@ -144,8 +145,8 @@ func checkCloud(c *config, e env) (e2e.Cloud, int) {
 		return fail("no API key: set IBMCLOUD_API_KEY or give -api-key-file (or run with -sim)")
 	}
 	cloud := e2e.Cloud{
-		APIKey: apiKey, RootKeyCRN: firstSet(c.rootKeyCRN, e.getenv("E2E_ROOT_KEY_CRN")), Region: c.region,
-		COSInstance: firstSet(c.cosInstance, e.getenv("E2E_COS_INSTANCE")), Private: c.private,
+		APIKey: apiKey, RootKeyCRN: cmp.Or(c.rootKeyCRN, e.getenv("E2E_ROOT_KEY_CRN")), Region: c.region,
+		COSInstance: cmp.Or(c.cosInstance, e.getenv("E2E_COS_INSTANCE")), Private: c.private,
 	}
 	if cloud.RootKeyCRN == "" && cloud.Region == "" {
 		return fail("-check needs a root key (-root-key-crn or E2E_ROOT_KEY_CRN) or a region (-region or IBMCLOUD_REGION)")
@@ -155,18 +156,11 @@ func checkCloud(c *config, e env) (e2e.Cloud, int) {
 			return fail("%v", err)
 		}
 	}
-	if logs := firstSet(c.logsURL, e.getenv("E2E_LOGS_URL")); logs != "" {
+	if logs := cmp.Or(c.logsURL, e.getenv("E2E_LOGS_URL")); logs != "" {
 		cloud.Endpoints.ActivityTracker = logs
 	}
 	if creds, ok := cli.SLCredentials(e.getenv); ok {
 		cloud.Classic = creds
 	}
 	return cloud, exitOK
-}
-
-func firstSet(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
