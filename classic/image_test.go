@@ -328,7 +328,8 @@ func TestWaitTemplateStopsWithContext(t *testing.T) {
 	start := time.Now()
 	_, err := c.WaitTemplate(ctx, 5, PollEvery(millis(5), millis(10)))
 	require.ErrorIs(t, err, context.DeadlineExceeded)
-	require.Less(t, time.Since(start), 2*time.Second)
+	// Only a wait that ignored the context would come near this bound.
+	require.Less(t, time.Since(start), 30*time.Second)
 	require.Contains(t, err.Error(), "IMAGE_IMPORT_COPY", "the error tells where the wait stopped")
 }
 

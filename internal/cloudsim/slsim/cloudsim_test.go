@@ -77,7 +77,7 @@ func importAndWait(t *testing.T, sim *cloudsim.Sim, key, wdek string) datatypes.
 	})
 	require.NoError(t, err)
 	var out datatypes.Virtual_Guest_Block_Device_Template_Group
-	waitFor(t, "the import", func() bool {
+	waitFor(t, sim.SoftLayer, "the import", func() bool {
 		out, err = svc.Id(*g.Id).Mask("mask[id,globalIdentifier,status,children[transactionId,blockDevices]]").GetObject()
 		require.NoError(t, err)
 		return importEnded(out)
@@ -104,7 +104,7 @@ func TestCloudsimEncryptedImportAndOrder(t *testing.T) {
 	vs := services.GetVirtualGuestService(slSession(sim))
 	vg, err := vs.CreateObject(guestTemplate(*g.GlobalIdentifier))
 	require.NoError(t, err)
-	waitFor(t, "provisioning", func() bool {
+	waitFor(t, sim.SoftLayer, "provisioning", func() bool {
 		o, err := vs.Id(*vg.Id).Mask("provisionDate").GetObject()
 		require.NoError(t, err)
 		return o.ProvisionDate != nil
@@ -162,7 +162,7 @@ func TestCloudsimImportFailures(t *testing.T) {
 		})
 		require.NoError(t, err)
 		var out datatypes.Virtual_Guest_Block_Device_Template_Group
-		waitFor(t, "the import", func() bool {
+		waitFor(t, sim.SoftLayer, "the import", func() bool {
 			out, err = svc.Id(*g.Id).Mask("mask[status,children[transactionId,blockDevices]]").GetObject()
 			require.NoError(t, err)
 			return importEnded(out)

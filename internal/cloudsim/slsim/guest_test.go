@@ -74,7 +74,7 @@ func TestCreateObjectProvisions(t *testing.T) {
 	require.NotEmpty(t, *obj.PrimaryIpAddress)
 
 	// The client's poll loop: provisionDate appears after ProvisionDuration.
-	waitFor(t, "provisioning", func() bool {
+	waitFor(t, w.srv, "provisioning", func() bool {
 		o, err := vs.Id(id).Mask("mask[provisionDate]").GetObject()
 		require.NoError(t, err)
 		return o.ProvisionDate != nil
@@ -215,7 +215,7 @@ func TestOrders(t *testing.T) {
 	require.Equal(t, 4096, *list[0].MaxMemory)
 	require.Equal(t, 2, *list[0].StartCpus)
 	require.Equal(t, guid, *list[0].BlockDeviceTemplateGroup.GlobalIdentifier)
-	waitFor(t, "both guests to provision", func() bool {
+	waitFor(t, w.srv, "both guests to provision", func() bool {
 		for _, g := range w.srv.Guests() {
 			if g.ProvisionDate.IsZero() {
 				return false
@@ -284,7 +284,7 @@ func TestEventLogFilters(t *testing.T) {
 	w.clock.Advance(time.Hour)
 	g, err := services.GetVirtualGuestService(w.sess).CreateObject(guestTemplate(guid))
 	require.NoError(t, err)
-	waitFor(t, "provisioning", func() bool { return !w.srv.Guests()[0].ProvisionDate.IsZero() })
+	waitFor(t, w.srv, "provisioning", func() bool { return !w.srv.Guests()[0].ProvisionDate.IsZero() })
 
 	el := services.GetEventLogService(w.sess)
 	all, err := el.GetAllObjects()

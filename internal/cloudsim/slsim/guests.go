@@ -336,6 +336,7 @@ func (s *Server) runProvision(ctx context.Context, id int) {
 				g.tx.name, g.tx.change = phase, s.clock.Now()
 			}
 			s.mu.Unlock()
+			s.signal()
 			if !ok {
 				return
 			}

@@ -69,7 +69,7 @@ func TestImportLandsInTheImportDatacenterUntilAddLocations(t *testing.T) {
 	ok, err := svc.AddLocations([]datatypes.Location{{Id: lon.Id}})
 	require.NoError(t, err)
 	require.True(t, ok)
-	waitFor(t, "the copy to lon02", func() bool {
+	waitFor(t, w.srv, "the copy to lon02", func() bool {
 		g, err := svc.Mask("children[transactionId,blockDevices,datacenter]").GetObject()
 		require.NoError(t, err)
 		for _, ch := range g.Children {
@@ -120,7 +120,7 @@ func TestDeletedFailedImportVanishes(t *testing.T) {
 	w := newWorld(t, fast, func(c *slsim.Config) { c.DeleteFailedImports = true })
 	id := w.createImport(t, importSpec{uri: "cos://us-south/images/missing.vhd"})
 	svc := services.GetVirtualGuestBlockDeviceTemplateGroupService(w.sess).Id(id)
-	waitFor(t, "the failed import to disappear", func() bool {
+	waitFor(t, w.srv, "the failed import to disappear", func() bool {
 		_, err := svc.GetObject()
 		return err != nil
 	})

@@ -122,6 +122,9 @@ type Server struct {
 	templates map[int]*template
 	guests    map[int]*guest
 	events    []eventRecord
+
+	progressMu sync.Mutex
+	progress   chan struct{} // closed and replaced by signal
 }
 
 type idCounters struct {
@@ -241,9 +244,35 @@ func (s *Server) goBackground(ctx context.Context, f func(ctx context.Context)) 
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		defer s.signal()
 		f(ctx)
 	}()
 	return true
+}
+
+// Progress returns a channel that is closed the next time a background
+// task (an import, export, copy or provisioning) changes state: at each of
+// its phases and when it ends, after its events are recorded. A waiter takes
+// the channel, checks its condition, and waits on the channel only if the
+// condition does not hold yet, so no change can slip between the two.
+func (s *Server) Progress() <-chan struct{} {
+	s.progressMu.Lock()
+	defer s.progressMu.Unlock()
+	if s.progress == nil {
+		s.progress = make(chan struct{})
+	}
+	return s.progress
+}
+
+// signal wakes every waiter of Progress. It takes only progressMu, so a
+// caller may hold s.mu or not.
+func (s *Server) signal() {
+	s.progressMu.Lock()
+	defer s.progressMu.Unlock()
+	if s.progress != nil {
+		close(s.progress)
+		s.progress = nil
+	}
 }
 
 // Handler returns the HTTP handler serving /rest/v3.1/....

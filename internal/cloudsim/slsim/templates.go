@@ -657,6 +657,7 @@ func (s *Server) accountTemplates(acct *account) []datatypes.Virtual_Guest_Block
 // template's import child (its first child), to a new status. It reports
 // false when the template is gone (deleted).
 func (s *Server) setTemplateTx(id int, name string) bool {
+	defer s.signal() // after the unlock below
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t, ok := s.templates[id]

@@ -15,6 +15,7 @@ import (
 	"github.com/softlayer/softlayer-go/sl"
 	"github.com/stretchr/testify/require"
 
+	"github.com/e2eimage/e2eimage/internal/cloudsim/slsim"
 	"github.com/e2eimage/e2eimage/internal/testenv"
 )
 
@@ -406,13 +407,20 @@ func TestAccountGetObject(t *testing.T) {
 	require.NotEqual(t, *a.Id, *c.Id)
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t *testing.T, srv *slsim.Server, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
+	// The bound only turns a hang into a failure; progress is signalled.
+	deadline := time.NewTimer(20 * time.Second)
+	defer deadline.Stop()
+	for {
+		changed := srv.Progress() // taken before the check: no change is missed
+		if cond() {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
 			t.Fatalf("timed out waiting for %s", what)
 		}
-		time.Sleep(2 * time.Millisecond)
 	}
 }
