@@ -30,6 +30,7 @@ const keyCRN = "crn:v1:bluemix:public:kms:us-south:a/acct:inst:key:k1"
 // --- event log -------------------------------------------------------------
 
 func TestEventLogFilters(t *testing.T) {
+	t.Parallel()
 	l := NewEventLog(nil)
 	q := Query{Start: t0, End: t0.Add(time.Hour), GuestIDs: []int{7, 8}, TemplateIDs: []int{3},
 		KeyCRNs: []string{keyCRN}, Actions: []string{"Create", "Import Complete"}}
@@ -115,6 +116,7 @@ func elRecord(at time.Time, object string, id int, name string) json.RawMessage 
 }
 
 func TestEventLogPaging(t *testing.T) {
+	t.Parallel()
 	p := &fakePager{}
 	for i := range 250 {
 		p.recs = append(p.recs, elRecord(t0.Add(time.Duration(i)*time.Second), "CCI", 7, "Power On"))
@@ -154,6 +156,7 @@ func TestEventLogPaging(t *testing.T) {
 // --- server-sent events ----------------------------------------------------
 
 func TestReadEventStream(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name string
 		in   string
@@ -291,6 +294,7 @@ func bearer(t *testing.T) core.Authenticator {
 }
 
 func TestCloudLogsSearch(t *testing.T) {
+	t.Parallel()
 	wrap := atEvent{Action: ActionWrap, Outcome: "success", EventTime: "2026-03-04T10:00:05.25+0000",
 		Target: atTarget{ID: keyCRN, Name: "root", TypeURI: "kms/secrets"}, Initiator: atInitBy{ID: "iam-ServiceId-1", Name: "e2e"},
 		Message: "Key Protect: wrap secret root"}
@@ -344,6 +348,7 @@ func mustJSON(v any) string {
 }
 
 func TestCloudLogsMalformed(t *testing.T) {
+	t.Parallel()
 	key := secret.NewString("secret-api-key-123")
 	good := result(atEvent{Action: ActionWrap, EventTime: "2026-03-04T10:00:00Z"})
 	cases := []struct {
@@ -468,6 +473,7 @@ func storeServer(t *testing.T, events []atEvent) (*httptest.Server, *[]capturedQ
 }
 
 func TestCloudLogsSplitsFullWindows(t *testing.T) {
+	t.Parallel()
 	var events []atEvent
 	for i := range 40 {
 		events = append(events, atEvent{Action: ActionWrap, EventTime: t0.Add(time.Duration(i) * 90 * time.Second).Format(time.RFC3339),
@@ -504,6 +510,7 @@ func TestCloudLogsSplitsFullWindows(t *testing.T) {
 }
 
 func TestLuceneQuery(t *testing.T) {
+	t.Parallel()
 	require.Equal(t, "*", LuceneQuery(Query{}))
 	require.Equal(t, `target.id:"a\"b\\c"`, LuceneQuery(Query{KeyCRNs: []string{`a"b\c`}}))
 	require.Equal(t, `target.id:"k" OR action:audit-log.*`, LuceneQuery(Query{KeyCRNs: []string{"k"}, GuestIDs: []int{1}}))
@@ -513,6 +520,7 @@ func TestLuceneQuery(t *testing.T) {
 }
 
 func TestNewCloudLogsWithIAM(t *testing.T) {
+	t.Parallel()
 	for _, bad := range []string{"http://logs.example.com", "ftp://127.0.0.1", "https://u:p@x.example.com", "https://"} {
 		_, err := NewCloudLogs(bad, bearer(t))
 		require.Error(t, err, bad)
@@ -561,6 +569,7 @@ func TestNewCloudLogsWithIAM(t *testing.T) {
 // --- matching and merging ----------------------------------------------------
 
 func TestQueryMatches(t *testing.T) {
+	t.Parallel()
 	q := Query{Start: t0, End: t0.Add(time.Hour), KeyCRNs: []string{keyCRN}, TemplateIDs: []int{3},
 		TemplateGUIDs: []string{"tg"}, GuestIDs: []int{7}}
 	at := func(action, id string) Event {
@@ -626,6 +635,7 @@ func (s *fakeSource) Window(_ context.Context, q Query, from, to time.Time) ([]E
 }
 
 func TestReaderMergesSortsAndFilters(t *testing.T) {
+	t.Parallel()
 	ev := func(src SourceName, min int, action, target string) Event {
 		return Event{Source: src, Time: t0.Add(time.Duration(min) * time.Minute), Action: action, TargetID: target}
 	}
@@ -666,6 +676,7 @@ func TestReaderMergesSortsAndFilters(t *testing.T) {
 }
 
 func TestReaderErrors(t *testing.T) {
+	t.Parallel()
 	boom := errors.New("boom")
 	r := NewReader([]Source{&fakeSource{}, &fakeSource{err: boom}})
 	n := 0
@@ -687,6 +698,7 @@ func TestReaderErrors(t *testing.T) {
 }
 
 func TestCloudLogsRetries(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	statuses := []int{503, 429, 200}
 	srv, got := newCloudLogsServer(t, func(queryRequest) (int, string) {
@@ -733,6 +745,7 @@ func TestCloudLogsRetries(t *testing.T) {
 }
 
 func TestEventLogObjectNamesReachMatches(t *testing.T) {
+	t.Parallel()
 	p := &fakePager{recs: []json.RawMessage{
 		elRecord(t0, "VSI", 7, "Create"),
 		elRecord(t0, "Template", 3, "Import Complete"),
@@ -751,6 +764,7 @@ func TestEventLogObjectNamesReachMatches(t *testing.T) {
 // --- expected events -----------------------------------------------------------
 
 func TestExpectedActionsAreDocumented(t *testing.T) {
+	t.Parallel()
 	run := Query{KeyCRNs: []string{keyCRN}, TemplateIDs: []int{3}, TemplateGUIDs: []string{"tg"}, GuestIDs: []int{7}}
 	require.Equal(t, []string{ActionWrap, ActionProvision}, ExpectedActions(run),
 		"the wrap and the provisioning; IBM documents no event for an import")

@@ -50,6 +50,7 @@ var streamStart = time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
 // log line, not an audit event: it is skipped and counted, and the other
 // results are returned.
 func TestContractCloudLogsStream(t *testing.T) {
+	t.Parallel()
 	url, _ := cloudLogsServer(t, http.StatusOK, "text/event-stream", contract(t, "cloudlogs-stream.sse"))
 	c := newLogs(t, url)
 	evs, err := c.Search(context.Background(), "*", streamStart, streamStart.Add(time.Hour), 1000)
@@ -82,6 +83,7 @@ func TestContractCloudLogsStream(t *testing.T) {
 // error instead of reading as zero events; a 429 inside the stream is
 // retried like an HTTP 429.
 func TestContractCloudLogsStreamAPIError(t *testing.T) {
+	t.Parallel()
 	url, queries := cloudLogsServer(t, http.StatusOK, "text/event-stream", contract(t, "cloudlogs-stream-api-error.sse"))
 	c := newLogs(t, url, audit.WithQueryAttempts(1))
 	evs, err := c.Search(context.Background(), "*", streamStart, streamStart.Add(time.Hour), 1000)
@@ -110,6 +112,7 @@ func TestContractCloudLogsStreamAPIError(t *testing.T) {
 // An item of the error form ({"error":{"message"}}, logs-go-sdk's
 // ApisDataprimeV1DataprimeError) fails the query too.
 func TestContractCloudLogsStreamError(t *testing.T) {
+	t.Parallel()
 	url, _ := cloudLogsServer(t, http.StatusOK, "text/event-stream", contract(t, "cloudlogs-stream-error.sse"))
 	_, err := newLogs(t, url).Search(context.Background(), "*", streamStart, streamStart.Add(time.Hour), 10)
 	var qe *audit.QueryError
@@ -121,6 +124,7 @@ func TestContractCloudLogsStreamError(t *testing.T) {
 
 // An HTTP error answered in the API error form keeps its code and trace.
 func TestContractCloudLogsHTTPError(t *testing.T) {
+	t.Parallel()
 	url, _ := cloudLogsServer(t, http.StatusBadRequest, "application/json", contract(t, "cloudlogs-http-error.json"))
 	_, err := newLogs(t, url).Search(context.Background(), "*", streamStart, streamStart.Add(time.Hour), 10)
 	var qe *audit.QueryError

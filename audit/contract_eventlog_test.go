@@ -67,6 +67,7 @@ func (s *eventLogServer) start(t *testing.T, page []byte) *classic.Client {
 // none fails the page, and the request's objectFilter is the golden one
 // (dates in softlayer-python's form).
 func TestContractEventLogPage(t *testing.T) {
+	t.Parallel()
 	page := contract(t, "eventlog-page.json")
 	var s eventLogServer
 	cl := s.start(t, page)
@@ -154,6 +155,7 @@ func canonicalFilter(t *testing.T, b []byte) any {
 // A record that cannot be read (no usable date) is skipped and counted; the
 // rest of its page is kept.
 func TestContractEventLogSkipsUnreadableRecord(t *testing.T) {
+	t.Parallel()
 	var recs []json.RawMessage
 	require.NoError(t, json.Unmarshal(contract(t, "eventlog-page.json"), &recs))
 	recs = append(recs, json.RawMessage(`{"eventName":"Power Off","objectName":"CCI","objectId":96114733,"eventCreateDate":"yesterday","userId":""}`))

@@ -123,6 +123,7 @@ func (r *run) reader(t *testing.T) *audit.Reader {
 }
 
 func TestSimTrailOfOneRun(t *testing.T) {
+	t.Parallel()
 	r := doRun(t)
 	q := audit.Query{
 		Start: r.start, End: r.end,
@@ -184,6 +185,7 @@ func TestSimTrailOfOneRun(t *testing.T) {
 }
 
 func TestSimTrailOutsideTheWindowIsEmpty(t *testing.T) {
+	t.Parallel()
 	r := doRun(t)
 	q := audit.Query{
 		Start: r.start.Add(-30 * time.Minute), End: r.start, // ends before the run began; holds no wrap either

@@ -84,6 +84,7 @@ func (c *steppingClock) read() time.Time {
 func withClock(c *steppingClock) Option { return func(o *options) { o.now = c.read } }
 
 func TestContractTemplateParsesChildren(t *testing.T) {
+	t.Parallel()
 	f := newFakeSL(t)
 	replayOf(t, "template_importing.json").serve(f)
 	c := newTestClient(t, f)
@@ -108,6 +109,7 @@ func TestContractTemplateParsesChildren(t *testing.T) {
 }
 
 func TestContractWaitTemplateWaitsForTheChildren(t *testing.T) {
+	t.Parallel()
 	f := newFakeSL(t)
 	r := replayOf(t, "template_importing.json", "template_transaction_id_only.json", "template_importing.json", "template_done.json")
 	r.serve(f)
@@ -125,6 +127,7 @@ func TestContractWaitTemplateWaitsForTheChildren(t *testing.T) {
 }
 
 func TestContractUndocumentedStateEndsAfterTheBound(t *testing.T) {
+	t.Parallel()
 	for _, fixture := range []string{"template_undocumented_status.json", "template_no_copies.json"} {
 		t.Run(fixture, func(t *testing.T) {
 			f := newFakeSL(t)
@@ -147,6 +150,7 @@ func TestContractUndocumentedStateEndsAfterTheBound(t *testing.T) {
 }
 
 func TestContractUnknownBoundPerCall(t *testing.T) {
+	t.Parallel()
 	f := newFakeSL(t)
 	r := replayOf(t, "template_undocumented_status.json")
 	r.serve(f)
@@ -158,6 +162,7 @@ func TestContractUnknownBoundPerCall(t *testing.T) {
 }
 
 func TestContractVanishedTemplate(t *testing.T) {
+	t.Parallel()
 	f := newFakeSL(t)
 	r := replayOf(t, "template_importing.json", "template_importing.json", "error_object_not_found.json")
 	r.serve(f)
@@ -178,6 +183,7 @@ func TestContractVanishedTemplate(t *testing.T) {
 }
 
 func TestContractDeprecatedTemplate(t *testing.T) {
+	t.Parallel()
 	f := newFakeSL(t)
 	replayOf(t, "template_deprecated.json").serve(f)
 	c := newTestClient(t, f)
@@ -204,6 +210,7 @@ func goldenRequest(t *testing.T, name string, got string, placeholders map[strin
 }
 
 func TestContractCreateFromIcosBody(t *testing.T) {
+	t.Parallel()
 	f := newFakeSL(t)
 	serveOSCodes(f)
 	f.on("SoftLayer_Virtual_Guest_Block_Device_Template_Group::createFromIcos", func(fakeReq) (int, any) {
@@ -221,6 +228,7 @@ func TestContractCreateFromIcosBody(t *testing.T) {
 }
 
 func TestContractOrderBodies(t *testing.T) {
+	t.Parallel()
 	f := newFakeSL(t)
 	replayOf(t, "template_done.json").serve(f)
 	f.on("SoftLayer_Virtual_Guest::generateOrderTemplate", func(fakeReq) (int, any) {
@@ -249,6 +257,7 @@ func TestContractOrderBodies(t *testing.T) {
 }
 
 func TestContractOrderElsewhereCopiesFirst(t *testing.T) {
+	t.Parallel()
 	f := newFakeSL(t)
 	// Read by VerifyServer, Placement, CreateServer and CopyTemplate;
 	// then the copy runs for two polls.
@@ -309,6 +318,7 @@ func TestContractOrderElsewhereCopiesFirst(t *testing.T) {
 }
 
 func TestContractPlacementBeforeTheImport(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		region, dc string
 		want       Placement
@@ -330,6 +340,7 @@ func TestContractPlacementBeforeTheImport(t *testing.T) {
 }
 
 func TestContractCopyToIcosBodyAndExportedNames(t *testing.T) {
+	t.Parallel()
 	f := newFakeSL(t)
 	f.on("SoftLayer_Virtual_Guest_Block_Device_Template_Group::copyToIcos", func(fakeReq) (int, any) { return 200, "true" })
 	replayOf(t, "template_copying.json", "template_copied.json").serve(f)
@@ -370,6 +381,7 @@ func TestContractCopyToIcosBodyAndExportedNames(t *testing.T) {
 }
 
 func TestExportedNameForms(t *testing.T) {
+	t.Parallel()
 	re := exportedName("dir/image.vhd")
 	for name, ok := range map[string]bool{
 		"dir/image-0.vhd":     true, // documented: image.vhd -> image-0.vhd
@@ -388,6 +400,7 @@ func TestExportedNameForms(t *testing.T) {
 }
 
 func TestExportMissingObjectsEndAfterTheBound(t *testing.T) {
+	t.Parallel()
 	f := newFakeSL(t)
 	f.on("SoftLayer_Virtual_Guest_Block_Device_Template_Group::copyToIcos", func(fakeReq) (int, any) { return 200, "true" })
 	r := replayOf(t, "template_done.json")
@@ -408,6 +421,7 @@ func TestExportMissingObjectsEndAfterTheBound(t *testing.T) {
 }
 
 func TestOSCodesLimitedToTheDocumentedSystems(t *testing.T) {
+	t.Parallel()
 	f := newFakeSL(t)
 	f.on("SoftLayer_Virtual_Guest_Block_Device_Template_Group::getVhdImportSoftwareDescriptions", func(fakeReq) (int, any) {
 		return 200, []map[string]any{

@@ -46,6 +46,7 @@ func serveOSCodes(f *fakeSL) {
 }
 
 func TestValidationRejectsBeforeAnyRequest(t *testing.T) {
+	t.Parallel()
 	f := newFakeSL(t)
 	serveOSCodes(f)
 	c := newTestClient(t, f)
@@ -105,6 +106,7 @@ func TestValidationRejectsBeforeAnyRequest(t *testing.T) {
 }
 
 func TestLocatorErrorIsWrapped(t *testing.T) {
+	t.Parallel()
 	f := newFakeSL(t)
 	c := newTestClient(t, f)
 	boom := errors.New("boom")
@@ -121,6 +123,7 @@ func TestLocatorErrorIsWrapped(t *testing.T) {
 }
 
 func TestUnknownOSCodeRejectedAfterOneLookup(t *testing.T) {
+	t.Parallel()
 	f := newFakeSL(t)
 	serveOSCodes(f)
 	c := newTestClient(t, f)
@@ -139,6 +142,7 @@ func TestUnknownOSCodeRejectedAfterOneLookup(t *testing.T) {
 }
 
 func TestImportSendsTheConfiguration(t *testing.T) {
+	t.Parallel()
 	f := newFakeSL(t)
 	serveOSCodes(f)
 	f.on("SoftLayer_Virtual_Guest_Block_Device_Template_Group::createFromIcos", func(r fakeReq) (int, any) {
@@ -199,6 +203,7 @@ func TestImportSendsTheConfiguration(t *testing.T) {
 }
 
 func TestAPIKeysNeverInErrors(t *testing.T) {
+	t.Parallel()
 	f := newFakeSL(t)
 	serveOSCodes(f)
 	// A server that echoes everything it was sent, credentials included.
@@ -231,6 +236,7 @@ func TestAPIKeysNeverInErrors(t *testing.T) {
 }
 
 func TestNotFound(t *testing.T) {
+	t.Parallel()
 	f := newFakeSL(t)
 	f.on("SoftLayer_Virtual_Guest_Block_Device_Template_Group::getObject", func(r fakeReq) (int, any) {
 		return 404, slError("SoftLayer_Exception_ObjectNotFound", "Unable to find object with id of '9'.")
@@ -277,6 +283,7 @@ func child(dc string, transaction string) map[string]any {
 }
 
 func TestWaitTemplateActive(t *testing.T) {
+	t.Parallel()
 	f := newFakeSL(t)
 	active := map[string]any{"name": "Active"}
 	templateScript(f,
@@ -301,6 +308,7 @@ func TestWaitTemplateActive(t *testing.T) {
 }
 
 func TestWaitTemplateFailureReason(t *testing.T) {
+	t.Parallel()
 	f := newFakeSL(t)
 	templateScript(f,
 		map[string]any{"status": status("PENDING", ""), "transaction": tx("IMAGE_IMPORT_UNWRAP_KEY")},
@@ -320,6 +328,7 @@ func TestWaitTemplateFailureReason(t *testing.T) {
 }
 
 func TestWaitTemplateStopsWithContext(t *testing.T) {
+	t.Parallel()
 	f := newFakeSL(t)
 	templateScript(f, map[string]any{"status": status("PENDING", ""), "transaction": tx("IMAGE_IMPORT_COPY")})
 	c := newTestClient(t, f)
@@ -334,6 +343,7 @@ func TestWaitTemplateStopsWithContext(t *testing.T) {
 }
 
 func TestWaitTemplatePollsThroughTransientErrors(t *testing.T) {
+	t.Parallel()
 	f := newFakeSL(t)
 	n := 0
 	f.on("SoftLayer_Virtual_Guest_Block_Device_Template_Group::getObject", func(r fakeReq) (int, any) {
@@ -351,6 +361,7 @@ func TestWaitTemplatePollsThroughTransientErrors(t *testing.T) {
 }
 
 func TestReadsRetryWritesDoNot(t *testing.T) {
+	t.Parallel()
 	f := newFakeSL(t)
 	n := 0
 	f.on("SoftLayer_Virtual_Guest_Block_Device_Template_Group::getObject", func(r fakeReq) (int, any) {
@@ -379,6 +390,7 @@ func TestReadsRetryWritesDoNot(t *testing.T) {
 }
 
 func TestFindTemplateByName(t *testing.T) {
+	t.Parallel()
 	f := newFakeSL(t)
 	var answer []map[string]any
 	f.on("SoftLayer_Account::getPrivateBlockDeviceTemplateGroups", func(r fakeReq) (int, any) {
@@ -405,6 +417,7 @@ func TestFindTemplateByName(t *testing.T) {
 }
 
 func TestBucketResiliency(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		in, res, loc string
 	}{
@@ -431,6 +444,7 @@ func TestBucketResiliency(t *testing.T) {
 }
 
 func TestParseCOSURI(t *testing.T) {
+	t.Parallel()
 	u, err := ParseCOSURI("cos://eu-de/my.bucket-1/dir/sub/img.vhd-0.vhd")
 	require.NoError(t, err)
 	require.Equal(t, COSURI{Region: "eu-de", Bucket: "my.bucket-1", Object: "dir/sub/img.vhd-0.vhd"}, u)
@@ -444,6 +458,7 @@ func TestParseCOSURI(t *testing.T) {
 // WithEndpoint("") keeps the default endpoint, so that a value read from an
 // unset environment variable can be passed as it is.
 func TestEmptyEndpointKeepsTheDefault(t *testing.T) {
+	t.Parallel()
 	c, err := New(IBMCloudAPIKey(secret.NewString("k")), WithEndpoint(""))
 	require.NoError(t, err)
 	require.Equal(t, DefaultEndpoint, c.Endpoint())

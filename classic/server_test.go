@@ -71,6 +71,7 @@ func serveOrdering(f *fakeSL, templateStatus string, provisionAfter int) {
 }
 
 func TestOrderServerEndsProvisioned(t *testing.T) {
+	t.Parallel()
 	f := newFakeSL(t)
 	serveOrdering(f, "ACTIVE", 3)
 	c := newTestClient(t, f)
@@ -121,6 +122,7 @@ func TestOrderServerEndsProvisioned(t *testing.T) {
 }
 
 func TestOrderFromNonActiveTemplateFails(t *testing.T) {
+	t.Parallel()
 	for _, st := range []string{"PENDING", "ERROR"} {
 		t.Run(st, func(t *testing.T) {
 			f := newFakeSL(t)
@@ -139,6 +141,7 @@ func TestOrderFromNonActiveTemplateFails(t *testing.T) {
 }
 
 func TestVerifyServerIsADryRun(t *testing.T) {
+	t.Parallel()
 	f := newFakeSL(t)
 	serveOrdering(f, "ACTIVE", 0)
 	c := newTestClient(t, f)
@@ -154,6 +157,7 @@ func TestVerifyServerIsADryRun(t *testing.T) {
 }
 
 func TestOrderByGlobalIdentifier(t *testing.T) {
+	t.Parallel()
 	f := newFakeSL(t)
 	serveOrdering(f, "ACTIVE", 0)
 	f.on("SoftLayer_Account::getPrivateBlockDeviceTemplateGroups", func(r fakeReq) (int, any) {
@@ -173,6 +177,7 @@ func TestOrderByGlobalIdentifier(t *testing.T) {
 }
 
 func TestServerSpecValidation(t *testing.T) {
+	t.Parallel()
 	f := newFakeSL(t)
 	c := newTestClient(t, f)
 	cases := map[string]func(*ServerSpec){
@@ -197,6 +202,7 @@ func TestServerSpecValidation(t *testing.T) {
 }
 
 func TestCreateObjectFailureIsNotRetried(t *testing.T) {
+	t.Parallel()
 	f := newFakeSL(t)
 	serveOrdering(f, "ACTIVE", 0)
 	f.on("SoftLayer_Virtual_Guest::createObject", func(r fakeReq) (int, any) {
@@ -211,6 +217,7 @@ func TestCreateObjectFailureIsNotRetried(t *testing.T) {
 }
 
 func TestFindServer(t *testing.T) {
+	t.Parallel()
 	f := newFakeSL(t)
 	var answer []map[string]any
 	f.on("SoftLayer_Account::getVirtualGuests", func(r fakeReq) (int, any) { return 200, answer })
@@ -231,6 +238,7 @@ func TestFindServer(t *testing.T) {
 }
 
 func TestEventLogPage(t *testing.T) {
+	t.Parallel()
 	f := newFakeSL(t)
 	f.on("SoftLayer_Event_Log::getAllObjects", func(r fakeReq) (int, any) {
 		return 200, []map[string]any{{"eventName": "Create", "objectName": "CCI", "objectId": 1}}
@@ -247,6 +255,7 @@ func TestEventLogPage(t *testing.T) {
 }
 
 func TestNewChecksEndpointAndKey(t *testing.T) {
+	t.Parallel()
 	key := secret.NewString("k-1234")
 	for _, ok := range []string{DefaultEndpoint, PrivateEndpoint, "http://127.0.0.1:8080/rest/v3.1", "http://localhost:1/rest/v3.1", "http://[::1]:9/rest/v3.1/"} {
 		c, err := New(IBMCloudAPIKey(key), WithEndpoint(ok))
@@ -271,6 +280,7 @@ func TestNewChecksEndpointAndKey(t *testing.T) {
 }
 
 func TestIBMCloudAPIKeyAuth(t *testing.T) {
+	t.Parallel()
 	f := newFakeSL(t)
 	serveOSCodes(f)
 	var logs strings.Builder
@@ -295,6 +305,7 @@ func TestIBMCloudAPIKeyAuth(t *testing.T) {
 }
 
 func TestCancelledCallUnwrapsToContextError(t *testing.T) {
+	t.Parallel()
 	f := newFakeSL(t)
 	c := newTestClient(t, f)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -305,6 +316,7 @@ func TestCancelledCallUnwrapsToContextError(t *testing.T) {
 }
 
 func TestJitterRange(t *testing.T) {
+	t.Parallel()
 	for _, d := range []int{2, 10, 1000} {
 		for range 200 {
 			j := jitter(millis(d))

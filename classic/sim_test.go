@@ -164,6 +164,7 @@ func spec(host string, tmpl *classic.Template) classic.ServerSpec {
 }
 
 func TestSimEncryptedImportOrderAndProvision(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -225,6 +226,7 @@ func TestSimEncryptedImportOrderAndProvision(t *testing.T) {
 }
 
 func TestSimImportWithWrongWDEKReportsTheReason(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -264,6 +266,7 @@ func TestSimImportWithWrongWDEKReportsTheReason(t *testing.T) {
 }
 
 func TestSimValidationMakesNoRequest(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	ctx := context.Background()
 	cases := map[string]func(r *classic.ImportRequest){
@@ -310,6 +313,7 @@ func TestSimValidationMakesNoRequest(t *testing.T) {
 }
 
 func TestSimExportUnencryptedTemplate(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -15,6 +15,7 @@ const (
 )
 
 func TestParseCRNValid(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		in   string
 		want Key
@@ -43,6 +44,7 @@ func TestParseCRNValid(t *testing.T) {
 // TestParseCRNMalformed is the table of malformed inputs and the exact error
 // each gives.
 func TestParseCRNMalformed(t *testing.T) {
+	t.Parallel()
 	repl := func(old, new string) string { return strings.Replace(testKPCRN, old, new, 1) }
 	for _, tc := range []struct {
 		name, in, want string

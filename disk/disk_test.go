@@ -82,6 +82,7 @@ func readAll(t *testing.T, d *disk.Disk) []byte {
 // TestReadableFormats reads every readable format and compares the virtual
 // disk with what qemu-img converts it to.
 func TestReadableFormats(t *testing.T) {
+	t.Parallel()
 	base := baseDisk(t)
 	cases := []struct {
 		name   string
@@ -173,6 +174,7 @@ type qemuMap struct {
 // by qemu-io write -z over allocated data) and never-written clusters
 // absent, and compressed clusters present.
 func TestQCOW2Allocation(t *testing.T) {
+	t.Parallel()
 	base := baseDisk(t)
 	for _, extra := range [][]string{nil, {"-c"}} {
 		name := "plain"
@@ -246,6 +248,7 @@ func TestQCOW2Allocation(t *testing.T) {
 // TestRefusedFormats checks that each format Open does not read is
 // detected by content and refused with its typed error.
 func TestRefusedFormats(t *testing.T) {
+	t.Parallel()
 	base := baseDisk(t)
 	for _, c := range []struct {
 		format disk.Format
@@ -344,6 +347,7 @@ func differencingVHD(t *testing.T, base string) string {
 }
 
 func TestNoPartitionTable(t *testing.T) {
+	t.Parallel()
 	tree := imagetest.WriteTree(t, []imagetest.Entry{imagetest.File("etc/hostname", "bare\n")})
 	bare := imagetest.Ext4(t, tree, 8<<20, "bare")
 	zeros := filepath.Join(t.TempDir(), "zeros.raw")
@@ -387,6 +391,7 @@ func TestNoPartitionTable(t *testing.T) {
 }
 
 func TestQCOW2Refusals(t *testing.T) {
+	t.Parallel()
 	base := baseDisk(t)
 	t.Run("backing-file", func(t *testing.T) {
 		dir := t.TempDir()
@@ -426,6 +431,7 @@ func TestQCOW2Refusals(t *testing.T) {
 
 // TestStreams checks what CheckStream accepts.
 func TestStreams(t *testing.T) {
+	t.Parallel()
 	base := baseDisk(t)
 	for _, c := range []struct {
 		name string
@@ -453,6 +459,7 @@ func TestStreams(t *testing.T) {
 // TestMalformedQCOW2 patches one header field of a valid qcow2 image at a
 // time and checks the typed error.
 func TestMalformedQCOW2(t *testing.T) {
+	t.Parallel()
 	good, err := os.ReadFile(imagetest.Convert(t, baseDisk(t), "qcow2"))
 	if err != nil {
 		t.Fatal(err)
@@ -505,6 +512,7 @@ func TestMalformedQCOW2(t *testing.T) {
 }
 
 func TestEmpty(t *testing.T) {
+	t.Parallel()
 	if _, err := disk.Open(bytes.NewReader(nil), 0); !errors.Is(err, disk.ErrEmpty) {
 		t.Fatalf("Open: %v", err)
 	}
@@ -532,6 +540,7 @@ func firstDiff(a, b []byte) int {
 // several goroutines at once, as an encryptor's workers do, and compares
 // each with the sequential read.
 func TestConcurrentReads(t *testing.T) {
+	t.Parallel()
 	q := imagetest.Convert(t, baseDisk(t), "qcow2", "-c")
 	d, err := open(t, q)
 	if err != nil {

@@ -58,6 +58,7 @@ func FuzzOpen(f *testing.F) {
 }
 
 func TestTinyQCOW2(t *testing.T) {
+	t.Parallel()
 	b := tinyQCOW2()
 	d, err := disk.Open(bytes.NewReader(b), int64(len(b)))
 	if err != nil {

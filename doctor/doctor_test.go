@@ -251,6 +251,7 @@ func check(t *testing.T, r *doctor.Report, w want) {
 }
 
 func TestExamine(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name string
 		make func(t *testing.T) string
@@ -442,6 +443,7 @@ func TestExamine(t *testing.T) {
 }
 
 func TestOSCodeFor(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		id, version, code string
 		e2e               bool
@@ -466,6 +468,7 @@ func TestOSCodeFor(t *testing.T) {
 }
 
 func TestCancelled(t *testing.T) {
+	t.Parallel()
 	p := ubuntuDisk(t, goodUbuntu(), 24<<20)
 	f, _ := os.Open(p)
 	defer f.Close()
@@ -485,6 +488,7 @@ func TestCancelled(t *testing.T) {
 // ways a truncated copy or a crafted image would, and checks that the
 // doctor neither panics nor passes what it could not read.
 func TestDamagedFileSystems(t *testing.T) {
+	t.Parallel()
 	good, err := os.ReadFile(ubuntuDisk(t, goodUbuntu(), 24<<20))
 	if err != nil {
 		t.Fatal(err)

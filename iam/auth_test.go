@@ -71,6 +71,7 @@ func newFakeIAM(t *testing.T, f *fakeIAM) string {
 }
 
 func TestAuthenticatorCachesAndRefreshes(t *testing.T) {
+	t.Parallel()
 	f := &fakeIAM{apiKey: "good-key-0123456789"}
 	u := newFakeIAM(t, f)
 	a, err := NewAuthenticator(secret.NewString(f.apiKey), WithURL(u+"/identity/token"))
@@ -108,6 +109,7 @@ func TestAuthenticatorCachesAndRefreshes(t *testing.T) {
 }
 
 func TestAuthenticatorShortLivedToken(t *testing.T) {
+	t.Parallel()
 	f := &fakeIAM{apiKey: "good-key-0123456789", expires: 10}
 	a, err := NewAuthenticator(secret.NewString(f.apiKey), WithURL(newFakeIAM(t, f)))
 	if err != nil {
@@ -125,6 +127,7 @@ func TestAuthenticatorShortLivedToken(t *testing.T) {
 }
 
 func TestAuthenticatorSharesOneRequest(t *testing.T) {
+	t.Parallel()
 	f := &fakeIAM{apiKey: "good-key-0123456789", delay: 100 * time.Millisecond}
 	a, _ := NewAuthenticator(secret.NewString(f.apiKey), WithURL(newFakeIAM(t, f)))
 	var wg sync.WaitGroup
@@ -142,6 +145,7 @@ func TestAuthenticatorSharesOneRequest(t *testing.T) {
 }
 
 func TestAuthenticatorHonoursContext(t *testing.T) {
+	t.Parallel()
 	f := &fakeIAM{apiKey: "good-key-0123456789", delay: 10 * time.Second, release: make(chan struct{}), arrived: make(chan struct{}, 2)}
 	a, _ := NewAuthenticator(secret.NewString(f.apiKey), WithURL(newFakeIAM(t, f)))
 	// The request is cancelled once it reached IAM, which answers only
@@ -177,6 +181,7 @@ func TestAuthenticatorHonoursContext(t *testing.T) {
 }
 
 func TestAuthenticatorRefusedKey(t *testing.T) {
+	t.Parallel()
 	f := &fakeIAM{apiKey: "good-key-0123456789"}
 	bad := "bad-key-abcdefghijklmnop"
 	a, _ := NewAuthenticator(secret.NewString(bad), WithURL(newFakeIAM(t, f)))
@@ -193,6 +198,7 @@ func TestAuthenticatorRefusedKey(t *testing.T) {
 }
 
 func TestAuthenticatorValidation(t *testing.T) {
+	t.Parallel()
 	if _, err := NewAuthenticator(nil); err == nil {
 		t.Error("nil key accepted")
 	}
@@ -222,6 +228,7 @@ func TestAuthenticatorValidation(t *testing.T) {
 }
 
 func TestTokenIAMIDMalformed(t *testing.T) {
+	t.Parallel()
 	for _, tok := range []string{"", "a.b", "a.!!!.c", "a." + base64.RawURLEncoding.EncodeToString([]byte(`{}`)) + ".c"} {
 		if _, err := tokenIAMID(secret.NewString(tok)); err == nil {
 			t.Errorf("tokenIAMID(%q) succeeded", tok)
@@ -230,6 +237,7 @@ func TestTokenIAMIDMalformed(t *testing.T) {
 }
 
 func TestRoleCovers(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		have []string
 		want Role
@@ -249,6 +257,7 @@ func TestRoleCovers(t *testing.T) {
 }
 
 func TestGrants(t *testing.T) {
+	t.Parallel()
 	base := attrs{"accountId": "acct", "serviceName": "kms"}
 	with := func(kv ...string) attrs {
 		m := attrs{}
@@ -282,6 +291,7 @@ func TestGrants(t *testing.T) {
 }
 
 func TestPageToken(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"": "",
 		"https://iam.cloud.ibm.com/v1/serviceids?account_id=a&pagetoken=abc%3D": "abc=",
@@ -300,6 +310,7 @@ func TestPageToken(t *testing.T) {
 // An empty URL option keeps the default, so that a value read from an unset
 // environment variable can be passed as it is.
 func TestEmptyURLKeepsTheDefault(t *testing.T) {
+	t.Parallel()
 	a, err := NewAuthenticator(secret.NewString("k"), WithURL(""))
 	if err != nil {
 		t.Fatal(err)

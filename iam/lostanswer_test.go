@@ -70,6 +70,7 @@ func (p *loseAnswers) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // name. Setup must converge on one service ID, the one FindServiceID
 // returns, holding one API key.
 func TestSimLostServiceIDCreateAnswer(t *testing.T) {
+	t.Parallel()
 	e := start(t, cloudsim.Options{Seed: 7})
 	target, err := url.Parse(e.sim.URLs.IAMIdentity)
 	if err != nil {

@@ -126,6 +126,7 @@ func (e *env) count(t *testing.T, name string) counts {
 }
 
 func TestSimSetupIsIdempotent(t *testing.T) {
+	t.Parallel()
 	for _, hpcs := range []bool{false, true} {
 		name := map[bool]string{false: "KeyProtect", true: "HPCS"}[hpcs]
 		t.Run(name, func(t *testing.T) {
@@ -204,6 +205,7 @@ func TestSimSetupIsIdempotent(t *testing.T) {
 }
 
 func TestSimSeededAuthorizationIsFound(t *testing.T) {
+	t.Parallel()
 	e := start(t, cloudsim.Options{Seed: 4, SeedAuthorizations: true})
 	before := e.count(t, "none")
 	res, err := e.client.EnsureAuthorization(context.Background(), iam.BlockStorageAuthorization(e.crn(t, false)))
@@ -221,6 +223,7 @@ func TestSimSeededAuthorizationIsFound(t *testing.T) {
 // A policy another process creates between our look-up and our create
 // comes back as 409; that counts as found.
 func TestSimConflictCountsAsFound(t *testing.T) {
+	t.Parallel()
 	e := start(t, cloudsim.Options{Seed: 5})
 	ctx := context.Background()
 	a := iam.BlockStorageAuthorization(e.crn(t, false))
@@ -247,6 +250,7 @@ func TestSimConflictCountsAsFound(t *testing.T) {
 }
 
 func TestSimConflictWithoutRoleIsReported(t *testing.T) {
+	t.Parallel()
 	e := start(t, cloudsim.Options{Seed: 6})
 	ctx := context.Background()
 	plan := e.plan(t, false)
@@ -263,6 +267,7 @@ func TestSimConflictWithoutRoleIsReported(t *testing.T) {
 }
 
 func TestSimForbidden(t *testing.T) {
+	t.Parallel()
 	e := start(t, cloudsim.Options{Seed: 8})
 	ctx := context.Background()
 	res, err := e.client.Setup(ctx, e.plan(t, false))
@@ -413,6 +418,7 @@ func TestSimPreflight(t *testing.T) {
 }
 
 func TestPreflightStopsWhenContextDone(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := 0
 	checks := []iam.Check{
@@ -428,6 +434,7 @@ func TestPreflightStopsWhenContextDone(t *testing.T) {
 // TestSimNoSecretsInLogsOrErrors runs set-up and failure paths with debug
 // logging and searches logs and errors for API keys and tokens.
 func TestSimNoSecretsInLogsOrErrors(t *testing.T) {
+	t.Parallel()
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e := start(t, cloudsim.Options{Seed: 10}, iam.WithLogger(log))

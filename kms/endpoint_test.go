@@ -9,6 +9,7 @@ import (
 )
 
 func TestEndpointURL(t *testing.T) {
+	t.Parallel()
 	kp, _ := crn.ParseKey(testKPCRN)
 	hs, _ := crn.ParseKey(testHPCSCRN)
 	for _, tc := range []struct {
@@ -48,6 +49,7 @@ func TestEndpointURL(t *testing.T) {
 }
 
 func TestCheckURL(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ in, want string }{
 		{"https://us-south.kms.cloud.ibm.com", "https://us-south.kms.cloud.ibm.com"},
 		{"https://us-south.kms.cloud.ibm.com/", "https://us-south.kms.cloud.ibm.com"},
@@ -93,6 +95,7 @@ func TestCheckURL(t *testing.T) {
 
 // WithURL("") keeps the endpoint derived from the CRN.
 func TestEmptyURLKeepsTheCRNEndpoint(t *testing.T) {
+	t.Parallel()
 	k, _ := crn.ParseKey(testKPCRN)
 	want, err := EndpointURL(k, false, 0)
 	if err != nil {

@@ -18,6 +18,7 @@ func kpBody(status int, code, msg string) []byte {
 }
 
 func TestClassify(t *testing.T) {
+	t.Parallel()
 	crn, _ := crn.ParseKey(testKPCRN)
 	for _, tc := range []struct {
 		op     string
@@ -67,6 +68,7 @@ func TestClassify(t *testing.T) {
 }
 
 func TestErrorMessage(t *testing.T) {
+	t.Parallel()
 	crn, _ := crn.ParseKey(testKPCRN)
 	e := &Error{Op: "wrap", Key: crn.String(), Kind: ErrKeyNotActive, State: StateSuspended, Status: 409,
 		Reason: "KEY_ACTION_INVALID_STATE_ERR", Attempts: 1, Err: errors.New("kp.Error: msg='Key is not in a valid state'")}
@@ -89,6 +91,7 @@ func TestErrorMessage(t *testing.T) {
 }
 
 func TestKeyInfoUsable(t *testing.T) {
+	t.Parallel()
 	crn, _ := crn.ParseKey(testKPCRN)
 	for _, tc := range []struct {
 		info KeyInfo
@@ -119,6 +122,7 @@ func TestKeyInfoUsable(t *testing.T) {
 }
 
 func TestKeyStateString(t *testing.T) {
+	t.Parallel()
 	for s, want := range map[KeyState]string{StateActive: "Active", StateSuspended: "Suspended", StateDeactivated: "Deactivated",
 		StateDestroyed: "Destroyed", StatePreActive: "Pre-activation", StateUnknown: "Unknown", 7: "State(7)"} {
 		if s.String() != want {
@@ -128,6 +132,7 @@ func TestKeyStateString(t *testing.T) {
 }
 
 func TestClassifyTransportErrorUnwraps(t *testing.T) {
+	t.Parallel()
 	crn, _ := crn.ParseKey(testKPCRN)
 	inner := errors.New("connection refused")
 	ue := &kp.URLError{Err: inner, CorrelationID: "c"}

@@ -95,6 +95,7 @@ func fastPolicy(attempts int) RetryPolicy {
 }
 
 func TestRetryThenSucceed(t *testing.T) {
+	t.Parallel()
 	h := &scripted{statuses: []int{429, 503, 500}, retryAfter: "0"}
 	c := newTestClient(t, h, fastPolicy(5))
 	w, err := c.Wrap(context.Background(), testDEK(t))
@@ -116,6 +117,7 @@ func TestRetryThenSucceed(t *testing.T) {
 }
 
 func TestRetryGivesUpWithinBudget(t *testing.T) {
+	t.Parallel()
 	sdkMax, sdkWait := kp.RetryMax, kp.RetryWaitMax
 	for _, attempts := range []int{1, 3} {
 		h := &scripted{statuses: []int{503, 503, 503, 503, 503, 503, 503, 503}}
@@ -142,6 +144,7 @@ func TestRetryGivesUpWithinBudget(t *testing.T) {
 }
 
 func TestRetryAfterHonoured(t *testing.T) {
+	t.Parallel()
 	h := &scripted{statuses: []int{429}, retryAfter: "1"}
 	c := newTestClient(t, h, RetryPolicy{MaxAttempts: 3, MinWait: time.Millisecond, MaxWait: 2 * time.Second})
 	start := time.Now()
@@ -157,6 +160,7 @@ func TestRetryAfterHonoured(t *testing.T) {
 }
 
 func TestRetryAfterBeyondMaxWaitStops(t *testing.T) {
+	t.Parallel()
 	h := &scripted{statuses: []int{429, 429}, retryAfter: "3600"}
 	c := newTestClient(t, h, fastPolicy(5))
 	start := time.Now()
@@ -171,6 +175,7 @@ func TestRetryAfterBeyondMaxWaitStops(t *testing.T) {
 }
 
 func TestRetryStopsOnCancel(t *testing.T) {
+	t.Parallel()
 	h := &scripted{statuses: []int{503, 503, 503, 503, 503}}
 	c := newTestClient(t, h, RetryPolicy{MaxAttempts: 5, MinWait: 10 * time.Minute, MaxWait: 10 * time.Minute})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -187,6 +192,7 @@ func TestRetryStopsOnCancel(t *testing.T) {
 }
 
 func TestRetryDeadlineBeforeWaitStops(t *testing.T) {
+	t.Parallel()
 	h := &scripted{statuses: []int{503, 503}}
 	c := newTestClient(t, h, RetryPolicy{MaxAttempts: 5, MinWait: 20 * time.Minute, MaxWait: 20 * time.Minute})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -201,6 +207,7 @@ func TestRetryDeadlineBeforeWaitStops(t *testing.T) {
 }
 
 func TestNoRetryOnClientErrors(t *testing.T) {
+	t.Parallel()
 	for _, status := range []int{400, 404, 409, 422, 501} {
 		h := &scripted{statuses: []int{status, status}}
 		c := newTestClient(t, h, fastPolicy(5))
@@ -214,6 +221,7 @@ func TestNoRetryOnClientErrors(t *testing.T) {
 }
 
 func TestUnauthorizedRefreshesTokenOnce(t *testing.T) {
+	t.Parallel()
 	h := &scripted{statuses: []int{401, 401, 401}}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
@@ -232,6 +240,7 @@ func TestUnauthorizedRefreshesTokenOnce(t *testing.T) {
 }
 
 func TestConnectionErrorsRetried(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
 	srv.Close() // nothing listens any more
@@ -247,6 +256,7 @@ func TestConnectionErrorsRetried(t *testing.T) {
 }
 
 func TestMalformedAnswerDoesNotPanic(t *testing.T) {
+	t.Parallel()
 	// keyprotect-go-client indexes resources[0] of a 200 answer unchecked.
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, `{"metadata":{"collectionTotal":0},"resources":[]}`)
@@ -258,6 +268,7 @@ func TestMalformedAnswerDoesNotPanic(t *testing.T) {
 }
 
 func TestParseRetryAfter(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
 		in   string
@@ -278,6 +289,7 @@ func TestParseRetryAfter(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
+	t.Parallel()
 	p := RetryPolicy{MinWait: 100 * time.Millisecond, MaxWait: time.Second}.withDefaults()
 	for n, max := range map[int]time.Duration{1: 100 * time.Millisecond, 2: 200 * time.Millisecond, 3: 400 * time.Millisecond, 5: time.Second, 60: time.Second} {
 		for range 50 {
@@ -293,6 +305,7 @@ func TestBackoff(t *testing.T) {
 }
 
 func TestDecodeDEK(t *testing.T) {
+	t.Parallel()
 	raw := make([]byte, 64)
 	for i := range raw {
 		raw[i] = byte(i)
@@ -311,6 +324,7 @@ func TestDecodeDEK(t *testing.T) {
 }
 
 func TestNewOptions(t *testing.T) {
+	t.Parallel()
 	ts := &staticTokens{}
 	if _, err := New(testKPCRN, nil); err == nil {
 		t.Errorf("no token source accepted")

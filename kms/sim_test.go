@@ -96,6 +96,7 @@ func keyCRN(t *testing.T, base, keyID string) string {
 }
 
 func TestSimRoundTrips(t *testing.T) {
+	t.Parallel()
 	sim := startSim(t)
 	auth := ownerAuth(t, sim)
 	ctx := context.Background()
@@ -147,6 +148,7 @@ func TestSimRoundTrips(t *testing.T) {
 }
 
 func TestSimTypedErrors(t *testing.T) {
+	t.Parallel()
 	sim := startSim(t)
 	auth := ownerAuth(t, sim)
 	ctx := context.Background()
@@ -291,6 +293,7 @@ func wantKind(t *testing.T, what string, err, kind error) {
 }
 
 func TestSimRetries(t *testing.T) {
+	t.Parallel()
 	sim := startSim(t)
 	auth := ownerAuth(t, sim)
 	ctx := context.Background()
@@ -351,6 +354,7 @@ func TestSimRetries(t *testing.T) {
 }
 
 func TestSimRotation(t *testing.T) {
+	t.Parallel()
 	sim := startSim(t)
 	auth := ownerAuth(t, sim)
 	ctx := context.Background()
@@ -407,6 +411,7 @@ func TestSimRotation(t *testing.T) {
 // on and searches every log line and error string for the DEK, the API key
 // and the access token, raw and encoded.
 func TestSimNoSecretsInLogsOrErrors(t *testing.T) {
+	t.Parallel()
 	sim := startSim(t)
 	ctx := context.Background()
 	var logs bytes.Buffer
@@ -550,6 +555,7 @@ func encodings(b []byte) map[string]string {
 
 // A refused API key is ErrUnauthorized; an IAM outage is not.
 func TestSimTokenFailures(t *testing.T) {
+	t.Parallel()
 	sim := startSim(t)
 	ctx := context.Background()
 	in := instances(sim)[0]

@@ -10,6 +10,7 @@ import (
 )
 
 func TestDEKNeverPrints(t *testing.T) {
+	t.Parallel()
 	raw := bytes.Repeat([]byte{0xA5}, DEK512)
 	d, err := NewDEK(raw)
 	if err != nil {
@@ -43,6 +44,7 @@ func TestDEKNeverPrints(t *testing.T) {
 }
 
 func TestDEKSizesAndZero(t *testing.T) {
+	t.Parallel()
 	for _, n := range []int{0, 16, 31, 33, 48, 63, 65, 128} {
 		if _, err := NewDEK(make([]byte, n)); err == nil {
 			t.Errorf("NewDEK accepted %d bytes", n)

@@ -14,6 +14,7 @@ import (
 )
 
 func TestKeyFiles(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for _, size := range []int{vhdcrypt.AES128XTS, vhdcrypt.AES256XTS} {
 		dek, err := vhdcrypt.NewDEK(size)
@@ -59,6 +60,7 @@ func TestKeyFiles(t *testing.T) {
 }
 
 func TestKeyFromEnv(t *testing.T) {
+	t.Parallel()
 	raw := []byte(strings.Repeat("0123456789abcdef", 4))
 	env := map[string]string{
 		"STD":       base64.StdEncoding.EncodeToString(raw),

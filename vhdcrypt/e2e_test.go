@@ -80,6 +80,7 @@ func openVHD(t *testing.T, b []byte) *vhd.Image {
 // tapdisk decrypts to plain.raw, read as a file and as a stream, to raw and
 // to a VHD.
 func TestDecryptReferences(t *testing.T) {
+	t.Parallel()
 	plain := testenv.RefFile(t, "plain.raw")
 	for _, tc := range []struct{ file, key string }{
 		{"enc-qemu-k32.vhd", "key32.bin"},
@@ -120,6 +121,7 @@ func readVHD(t *testing.T, b []byte) []byte {
 // src-tap-sparse.vhd (its source) did not have in its allocated blocks,
 // which the defect marked present without encrypting.
 func TestCheckFindsCopyBugDamage(t *testing.T) {
+	t.Parallel()
 	src := openVHD(t, testenv.RefFile(t, "src-tap-sparse.vhd"))
 	var want int64
 	var wantBlocks []int
@@ -162,6 +164,7 @@ func TestCheckFindsCopyBugDamage(t *testing.T) {
 // reports what Check of the same file reports, except the structural
 // Problems only a file shows.
 func TestCheckStreamReportsAsFile(t *testing.T) {
+	t.Parallel()
 	for _, name := range []string{"src-qemu.vhd", "src-tap-sparse.vhd", "enc-tap-sparse-k64.vhd", "enc-copybug-k64.vhd"} {
 		b := testenv.RefFile(t, name)
 		file, err := vhdcrypt.Check(context.Background(), bytes.NewReader(b))
@@ -177,6 +180,7 @@ func TestCheckStreamReportsAsFile(t *testing.T) {
 // key, decrypts back to plain.raw, is not damaged, and stores exactly the
 // reference tools' ciphertext in every sector both images hold.
 func TestEncryptMatchesReference(t *testing.T) {
+	t.Parallel()
 	plain := testenv.RefFile(t, "plain.raw")
 	refs := map[string][]string{ // key -> reference encryptions with that key
 		"key32.bin": {"enc-qemu-k32.vhd"},
@@ -254,6 +258,7 @@ func sameCiphertext(t *testing.T, a, b *vhd.Image) int {
 
 // TestEncryptLayout: what the output stores for each kind of input.
 func TestEncryptLayout(t *testing.T) {
+	t.Parallel()
 	dek := refKey(t, "key64.bin")
 	blocks := func(b []byte) (alloc []int, full []bool) {
 		img := openVHD(t, b)
@@ -288,6 +293,7 @@ func TestEncryptLayout(t *testing.T) {
 // of 512 bytes (padded with zeros to a whole sector), as files and streams,
 // and fixed VHDs, as files and streams.
 func TestOddSizes(t *testing.T) {
+	t.Parallel()
 	dek, err := vhdcrypt.NewDEK(vhdcrypt.AES128XTS)
 	require.NoError(t, err)
 	defer dek.Zero()
@@ -317,6 +323,7 @@ func TestOddSizes(t *testing.T) {
 // full blocks; for a raw input, a stream cannot leave zero blocks out, but
 // decrypts the same).
 func TestDeterministic(t *testing.T) {
+	t.Parallel()
 	dek := refKey(t, "key64.bin")
 	src := testenv.RefFile(t, "src-qemu.vhd")
 	want := encrypt(t, bytes.NewReader(src), dek, fixedOpts(vhdcrypt.WithWorkers(1))...)
@@ -352,6 +359,7 @@ func newEncReader(t *testing.T, src io.Reader, dek *vhdcrypt.DEK, opts ...vhdcry
 
 // TestReaderSmallReads pulls the output through small, odd-sized reads.
 func TestReaderSmallReads(t *testing.T) {
+	t.Parallel()
 	dek := refKey(t, "key32.bin")
 	src := testenv.RefFile(t, "src-tap-sparse.vhd")
 	want := encrypt(t, bytes.NewReader(src), dek, fixedOpts()...)
@@ -381,6 +389,7 @@ func TestReaderSmallReads(t *testing.T) {
 
 // TestReaderCloseEarly stops the background work (goleak checks in TestMain).
 func TestReaderCloseEarly(t *testing.T) {
+	t.Parallel()
 	dek := refKey(t, "key64.bin")
 	e, err := vhdcrypt.NewEncryptor(context.Background(), bytes.NewReader(testenv.RefFile(t, "plain.raw")), dek, noTable)
 	require.NoError(t, err)
@@ -397,6 +406,7 @@ func TestReaderCloseEarly(t *testing.T) {
 
 // TestProgress: reports are monotonic and end at the total.
 func TestProgress(t *testing.T) {
+	t.Parallel()
 	dek := refKey(t, "key64.bin")
 	var got []vhdcrypt.Progress
 	out := encrypt(t, bytes.NewReader(testenv.RefFile(t, "plain.raw")), dek,
@@ -422,6 +432,7 @@ func TestProgress(t *testing.T) {
 // TestEncryptFileCancel: cancelling mid-way leaves no output and no
 // temporary file (and no goroutine: TestMain runs goleak).
 func TestEncryptFileCancel(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src.raw")
 	raw := make([]byte, 40<<20) // more than one writeback chunk
@@ -473,6 +484,7 @@ func TestEncryptFileCancel(t *testing.T) {
 
 // TestFailingWriter: a write error stops everything and is returned.
 func TestFailingWriter(t *testing.T) {
+	t.Parallel()
 	dek := refKey(t, "key64.bin")
 	e, err := vhdcrypt.NewEncryptor(context.Background(), bytes.NewReader(testenv.RefFile(t, "plain.raw")), dek, vhdcrypt.WithWorkers(3), noTable)
 	require.NoError(t, err)
@@ -498,6 +510,7 @@ func (f *failAfter) Write(p []byte) (int, error) {
 
 // TestInspect describes the reference images.
 func TestInspect(t *testing.T) {
+	t.Parallel()
 	info, err := vhdcrypt.Inspect(context.Background(), bytes.NewReader(testenv.RefFile(t, "enc-tap-sparse-k64.vhd")))
 	require.NoError(t, err)
 	require.Equal(t, "dynamic VHD", info.Format)
@@ -527,6 +540,7 @@ func TestInspect(t *testing.T) {
 // TestQemuReadsOurVHD: qemu-img, an independent reader, accepts the
 // unencrypted VHD that decryption writes and converts it back to the source.
 func TestQemuReadsOurVHD(t *testing.T) {
+	t.Parallel()
 	qemu := testenv.QemuImg(t)
 	dek := refKey(t, "key64.bin")
 	dir := t.TempDir()
@@ -544,6 +558,7 @@ func TestQemuReadsOurVHD(t *testing.T) {
 // TestDecryptFileSparse: a decrypted raw file keeps unallocated blocks as
 // holes (no disk space), including a hole at the very end.
 func TestDecryptFileSparse(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	disk := make([]byte, 64<<20)
 	_, _ = rand.Read(disk[3<<20 : 5<<20])
@@ -570,6 +585,7 @@ func mustEncryptor(t *testing.T, src io.Reader, dek *vhdcrypt.DEK, opts ...vhdcr
 // TestOutputsOtherThanFiles: a device is written directly (no temporary
 // file beside it), a directory is refused.
 func TestOutputsOtherThanFiles(t *testing.T) {
+	t.Parallel()
 	dek := refKey(t, "key64.bin")
 	src := filepath.Join(testenv.RefDir(t), "src-qemu.vhd")
 	require.NoError(t, vhdcrypt.EncryptFile(context.Background(), os.DevNull, src, dek))
@@ -582,6 +598,7 @@ func TestOutputsOtherThanFiles(t *testing.T) {
 // TestDecryptorReader pulls a decryption, and a raw stream logs that its
 // output is dense.
 func TestDecryptorReader(t *testing.T) {
+	t.Parallel()
 	dek := refKey(t, "key64.bin")
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -610,6 +627,7 @@ func TestDecryptorReader(t *testing.T) {
 // WithRandomNonce writes a non-zero nonce whose hash still matches the key,
 // and two encryptions with the same key then carry different hashes.
 func TestRandomNonce(t *testing.T) {
+	t.Parallel()
 	dek := refKey(t, "key64.bin")
 	in := testenv.RefFile(t, "src-qemu.vhd")
 	var hashes [][32]byte

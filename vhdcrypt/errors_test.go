@@ -20,6 +20,7 @@ import (
 // (format-level malformations are vhd's, tested there; a few are checked
 // here to be passed through).
 func TestMalformedInputs(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	plain := testenv.RefFile(t, "plain.raw")
 	enc := testenv.RefFile(t, "enc-qemu-k64.vhd")
@@ -108,6 +109,7 @@ var errFormat = errors.New("a *vhd.FormatError")
 // TestLargeSparseLayout plans a 2040 GiB disk with a few allocated blocks
 // without reading or writing terabytes: Size is known up front and small.
 func TestLargeSparseLayout(t *testing.T) {
+	t.Parallel()
 	dek, err := vhdcrypt.NewDEK(vhdcrypt.AES256XTS)
 	require.NoError(t, err)
 	// A raw stream of the maximum size is dense: check Size arithmetic only.

@@ -28,6 +28,7 @@ import (
 // hashes were recorded with that earlier encryptor, with the same key and
 // fixedOpts.
 func TestOutputUnchanged(t *testing.T) {
+	t.Parallel()
 	dek := refKey(t, "key64.bin")
 	plain := testenv.RefFile(t, "plain.raw")
 	var fixed bytes.Buffer
@@ -112,6 +113,7 @@ func qemuDataSectors(t *testing.T, path string, size int64) []bool {
 // qemu-img reads, and the output stores exactly the sectors qemu-img map
 // reports as data, so unallocated and zero clusters stay unallocated.
 func TestEncryptQCOW2(t *testing.T) {
+	t.Parallel()
 	imagetest.Tool(t, "qemu-io")
 	raw := qcowSource(t)
 	dek := refKey(t, "key64.bin")
@@ -204,6 +206,7 @@ func (w *countingWriter) Write(p []byte) (int, error) { w.n += int64(len(p)); re
 // refused with its typed error before any output: EncryptFile leaves no
 // file (not even a temporary one) and EncryptImage writes nothing.
 func TestRefusedBeforeOutput(t *testing.T) {
+	t.Parallel()
 	raw := qcowSource(t)
 	tree := imagetest.WriteTree(t, []imagetest.Entry{imagetest.File("etc/hostname", "bare\n")})
 	bare := imagetest.Ext4(t, tree, 8<<20, "bare")

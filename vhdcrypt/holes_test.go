@@ -14,6 +14,7 @@ import (
 // TestScanSkipsHoles: the zero scan of a sparse raw file reads only the
 // blocks that hold data, and the result is the same as reading everything.
 func TestScanSkipsHoles(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "sparse.raw")
 	f, err := os.Create(path)
 	require.NoError(t, err)

@@ -51,6 +51,7 @@ func (c *counterJobs) config(workers, depth int) pipelineConfig[int64] {
 }
 
 func TestPipelineOrderAndBoundedBuffers(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ workers, depth int }{{1, 2}, {2, 6}, {8, 18}, {4, 1}} {
 		c := &counterJobs{n: 500, delay: 200 * time.Microsecond}
 		var got int64
@@ -70,6 +71,7 @@ func TestPipelineOrderAndBoundedBuffers(t *testing.T) {
 }
 
 func TestPipelineEmpty(t *testing.T) {
+	t.Parallel()
 	c := &counterJobs{n: 0}
 	calls := 0
 	err := runPipeline(context.Background(), c.config(3, 8), func(*job[int64]) error { calls++; return nil })
@@ -78,6 +80,7 @@ func TestPipelineEmpty(t *testing.T) {
 }
 
 func TestPipelineErrors(t *testing.T) {
+	t.Parallel()
 	errRead := errors.New("read failed")
 	errProcess := errors.New("process failed")
 	errConsume := errors.New("consume failed")
@@ -124,6 +127,7 @@ func TestPipelineErrors(t *testing.T) {
 }
 
 func TestPipelineFirstErrorWins(t *testing.T) {
+	t.Parallel()
 	// Every worker fails; the consumer must see exactly one of those errors,
 	// never a context error caused by the cancellation that followed.
 	for range 50 {
@@ -147,6 +151,7 @@ type fmtErr int64
 func (e fmtErr) Error() string { return "worker error" }
 
 func TestPipelineParentCancel(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	c := &counterJobs{n: 1 << 40, delay: 100 * time.Microsecond} // effectively endless
@@ -170,6 +175,7 @@ func TestPipelineParentCancel(t *testing.T) {
 }
 
 func TestPipelineStopEarly(t *testing.T) {
+	t.Parallel()
 	// A consumer that abandons the pipeline (like a Reader being closed)
 	// stops every goroutine.
 	c := &counterJobs{n: 1 << 40}
@@ -187,6 +193,7 @@ func TestPipelineStopEarly(t *testing.T) {
 
 // Zero workers means the default, GOMAXPROCS, as a zero Plan.Workers does.
 func TestZeroWorkersMeansDefault(t *testing.T) {
+	t.Parallel()
 	for _, n := range []int{0, -3} {
 		if got, want := buildOptions([]Option{WithWorkers(n)}).workers, runtime.GOMAXPROCS(0); got != want {
 			t.Errorf("WithWorkers(%d): %d workers, want GOMAXPROCS = %d", n, got, want)

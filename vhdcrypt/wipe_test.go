@@ -39,6 +39,7 @@ func keyMemory(t *testing.T, c *xts.Cipher) []byte {
 // whichever way it ends: written to the end, read to the end, closed
 // early, or failed.
 func TestCipherWipedAfterUse(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dek, err := NewDEK(AES256XTS)
 	require.NoError(t, err)

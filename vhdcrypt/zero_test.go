@@ -7,6 +7,7 @@ import (
 )
 
 func TestIsZero(t *testing.T) {
+	t.Parallel()
 	for _, n := range []int{0, 1, 511, 4096, 4097, 2 << 20} {
 		b := make([]byte, n)
 		require.True(t, isZero(b), "len %d", n)

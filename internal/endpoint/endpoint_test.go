@@ -9,6 +9,7 @@ import (
 )
 
 func TestCheck(t *testing.T) {
+	t.Parallel()
 	sentinels := []error{ErrInvalid, ErrScheme, ErrInsecure, ErrSkipVerify}
 	for _, tc := range []struct {
 		in   string
@@ -87,6 +88,7 @@ func TestCheck(t *testing.T) {
 }
 
 func TestCheckKeepsTheURL(t *testing.T) {
+	t.Parallel()
 	u, err := Check("HTTP://LocalHost:9000/a/b/?q=1")
 	if err != nil {
 		t.Fatal(err)
@@ -97,6 +99,7 @@ func TestCheckKeepsTheURL(t *testing.T) {
 }
 
 func TestIsLoopback(t *testing.T) {
+	t.Parallel()
 	for host, want := range map[string]bool{
 		"localhost": true, "LocalHost": true, "127.0.0.1": true, "127.255.255.254": true,
 		"::1": true, "0:0:0:0:0:0:0:1": true, "::ffff:127.0.0.1": true,
@@ -111,6 +114,7 @@ func TestIsLoopback(t *testing.T) {
 }
 
 func TestCheckTransport(t *testing.T) {
+	t.Parallel()
 	skip := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // the test checks that it is refused
 	for _, tc := range []struct {
 		name string
@@ -145,6 +149,7 @@ type roundTripperFunc func(*http.Request) (*http.Response, error)
 func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func TestNewTransport(t *testing.T) {
+	t.Parallel()
 	a, b := NewTransport(), NewTransport()
 	if a == b || a.TLSClientConfig == b.TLSClientConfig {
 		t.Error("NewTransport shares state between calls")

@@ -43,6 +43,7 @@ func mustNotContain(t *testing.T, got string, secrets ...string) {
 }
 
 func TestIAMTokenAnswer(t *testing.T) {
+	t.Parallel()
 	tok := jwt(t, map[string]any{
 		"iam_id": ibmid, "sub": email, "email": email, "iat": 1717000000, "exp": 1717003600,
 		"account": map[string]any{"bss": account, "ims": "2345678"},
@@ -78,6 +79,7 @@ func TestIAMTokenAnswer(t *testing.T) {
 }
 
 func TestKeyMetadataKeepsTheKeyAndHidesTheAccount(t *testing.T) {
+	t.Parallel()
 	crn := "crn:v1:bluemix:public:kms:us-south:a/" + account + ":5e8c4a2e-1111-4c5d-9a0b-2f4e6d8c0a1b:key:0f9e8d7c-2222-4b3a-8c1d-9e8f7a6b5c4d"
 	body := `{"metadata":{"collectionType":"application/vnd.ibm.kms.key+json","collectionTotal":1},"resources":[{` +
 		`"type":"application/vnd.ibm.kms.key+json","id":"0f9e8d7c-2222-4b3a-8c1d-9e8f7a6b5c4d","name":"e2e-root",` +
@@ -103,6 +105,7 @@ func TestKeyMetadataKeepsTheKeyAndHidesTheAccount(t *testing.T) {
 }
 
 func TestEventLogPage(t *testing.T) {
+	t.Parallel()
 	meta := `{"requestData":{"ibmApiKey":"` + apiKey + `","uri":"cos://us-south/bucket/image.vhd-0.vhd"},"user":"` + email + `","ip":"` + publicIP + `"}`
 	metaJSON, err := json.Marshal(meta)
 	require.NoError(t, err)
@@ -140,6 +143,7 @@ func TestEventLogPage(t *testing.T) {
 }
 
 func TestCloudLogsStream(t *testing.T) {
+	t.Parallel()
 	event := map[string]any{
 		"action": "kms.secrets.wrap", "outcome": "success", "eventTime": "2024-05-29T10:00:01.00+0000",
 		"initiator": map[string]any{"id": ibmid, "name": email, "typeURI": "service/security/account/user",
@@ -192,6 +196,7 @@ func TestCloudLogsStream(t *testing.T) {
 }
 
 func TestXMLAndText(t *testing.T) {
+	t.Parallel()
 	s := New(apiKey)
 	loc := "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n" +
 		"<LocationConstraint xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">us-south-standard</LocationConstraint>"
@@ -222,6 +227,7 @@ func TestXMLAndText(t *testing.T) {
 }
 
 func TestNonJSONBodyThatLooksLikeJSON(t *testing.T) {
+	t.Parallel()
 	s := New()
 	out, err := s.Body("application/json", []byte(`{"truncated": "`+email))
 	require.NoError(t, err)
@@ -233,6 +239,7 @@ func TestNonJSONBodyThatLooksLikeJSON(t *testing.T) {
 }
 
 func TestJWTInFreeText(t *testing.T) {
+	t.Parallel()
 	tok := jwt(t, map[string]any{"sub": email, "exp": 1717003600})
 	s := New()
 	out := s.Text("Authorization: Bearer " + tok)

@@ -20,6 +20,7 @@ import (
 // Every catalogued action says where IBM documents it or what is invented
 // about it; a name with no documentation is invented as a whole.
 func TestActionCatalogue(t *testing.T) {
+	t.Parallel()
 	names := atsim.ActionNames()
 	require.Len(t, names, len(atsim.Actions))
 	for _, a := range names {
@@ -52,6 +53,7 @@ func TestActionCatalogue(t *testing.T) {
 
 // The simulated IAM records catalogued actions only.
 func TestIAMActionsAreCatalogued(t *testing.T) {
+	t.Parallel()
 	const acct, ownerKey = "0123456789abcdef0123456789abcdef", "owner-api-key-0123456789abcdef0123456789"
 	store := atsim.NewStore(0)
 	iam, err := iamsim.New(iamsim.Config{AccountID: acct, OwnerAPIKey: ownerKey, Events: store})

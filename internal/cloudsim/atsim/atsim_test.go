@@ -46,6 +46,7 @@ func newStore(t *testing.T) *atsim.Store {
 }
 
 func TestStoreIsBoundedAndOrdered(t *testing.T) {
+	t.Parallel()
 	s := atsim.NewStore(3)
 	changed := s.Changed()
 	for i := range 5 {
@@ -65,6 +66,7 @@ func TestStoreIsBoundedAndOrdered(t *testing.T) {
 }
 
 func TestFind(t *testing.T) {
+	t.Parallel()
 	s := newStore(t)
 	require.Len(t, s.Find(atsim.Filter{Action: "kms.secrets.wrap"}), 1)
 	require.Len(t, s.Find(atsim.Filter{Action: "kms.*"}), 3)
@@ -73,6 +75,7 @@ func TestFind(t *testing.T) {
 }
 
 func TestLuceneSubset(t *testing.T) {
+	t.Parallel()
 	s := newStore(t)
 	cases := map[string][]string{
 		``:                                      {"kms.secrets.wrap", "kms.secrets.unwrap", "kms.secrets-metadata.read", "audit-log.vsi-image-template.create"},
@@ -111,6 +114,7 @@ func TestLuceneSubset(t *testing.T) {
 }
 
 func TestLuceneErrors(t *testing.T) {
+	t.Parallel()
 	for _, q := range []string{
 		`action:[a TO b]`, `action:/re/`, `action:wrap~2`, `action:*wrap`, `action:w?ap`, `(action:a`,
 		`action:"unterminated`, `action:`, `AND`, `action:a OR`, `action:a)`,
@@ -172,6 +176,7 @@ func (f *fixture) post(t *testing.T, body, token string) (*http.Response, []map[
 }
 
 func TestQueryEndpoint(t *testing.T) {
+	t.Parallel()
 	f, _ := newHTTP(t)
 	body := `{"query":"action:kms.secrets.*","metadata":{"start_date":"` + t0.Format(time.RFC3339) + `","end_date":"` +
 		t0.Add(90*time.Second).Format(time.RFC3339) + `","syntax":"lucene","limit":10,"tier":"frequent_search"}}`
@@ -212,6 +217,7 @@ func TestQueryEndpoint(t *testing.T) {
 }
 
 func TestEventsEndpoint(t *testing.T) {
+	t.Parallel()
 	f, _ := newHTTP(t)
 	get := func(q string) map[string]any {
 		req, _ := http.NewRequest(http.MethodGet, f.srv.URL+"/v1/events?"+q, nil)

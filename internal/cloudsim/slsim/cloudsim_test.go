@@ -86,6 +86,7 @@ func importAndWait(t *testing.T, sim *cloudsim.Sim, key, wdek string) datatypes.
 }
 
 func TestCloudsimEncryptedImportAndOrder(t *testing.T) {
+	t.Parallel()
 	sim := startCloud(t, true)
 	dek, wdek := wrapDEK(t, sim)
 	upload(t, sim, "web.vhd-0.vhd", makeVHD(t, linuxDisk(t), dek))

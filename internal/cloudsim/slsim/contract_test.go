@@ -25,6 +25,7 @@ func contractTable() string {
 // slsim.Contract and checks that every row is tagged documented or
 // invented.
 func TestContractTableInREADME(t *testing.T) {
+	t.Parallel()
 	for _, r := range slsim.Contract {
 		require.True(t, strings.HasPrefix(r.Source, "documented: ") || strings.HasPrefix(r.Source, "invented"),
 			"row %q: the source must start with \"documented: <source>\" or \"invented\"", r.Name)

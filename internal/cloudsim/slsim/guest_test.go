@@ -44,6 +44,7 @@ func provisionWorld(t *testing.T) *world {
 }
 
 func TestCreateObjectProvisions(t *testing.T) {
+	t.Parallel()
 	w := provisionWorld(t)
 	guid := activeTemplate(t, w)
 	vs := services.GetVirtualGuestService(w.sess)
@@ -135,6 +136,7 @@ func TestCreateObjectProvisions(t *testing.T) {
 }
 
 func TestCreateObjectValidation(t *testing.T) {
+	t.Parallel()
 	w := provisionWorld(t)
 	guid := activeTemplate(t, w)
 	vs := services.GetVirtualGuestService(w.sess)
@@ -174,6 +176,7 @@ func TestCreateObjectValidation(t *testing.T) {
 }
 
 func TestOrders(t *testing.T) {
+	t.Parallel()
 	w := provisionWorld(t)
 	guid := activeTemplate(t, w)
 	tmpl, err := services.GetVirtualGuestService(w.sess).GenerateOrderTemplate(guestTemplate(guid))
@@ -278,6 +281,7 @@ func TestOrders(t *testing.T) {
 }
 
 func TestEventLogFilters(t *testing.T) {
+	t.Parallel()
 	w := provisionWorld(t)
 	guid := activeTemplate(t, w)
 	t0 := w.clock.Now()

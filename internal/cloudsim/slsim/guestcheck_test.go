@@ -172,6 +172,7 @@ func (w *world) templateInfo(t *testing.T, id int) slsim.TemplateInfo {
 // TestImportChecksTheGuest imports images of each kind and checks the
 // outcome: Active with what the checks found, or the reason a user sees.
 func TestImportChecksTheGuest(t *testing.T) {
+	t.Parallel()
 	status := dpkgStatus(40, 40, "install ok installed", "23.1.2-0ubuntu0~22.04.1")
 	sample := linuxDisk(t)
 	cases := []struct {
@@ -272,6 +273,7 @@ func TestImportChecksTheGuest(t *testing.T) {
 // cloud-init's record, so they read less than that one file, and the COS
 // stand-in served what the checks counted plus the VHD's metadata.
 func TestImageChecksReadLittle(t *testing.T) {
+	t.Parallel()
 	status := dpkgStatus(60, 4000, "install ok installed", "23.4.4-0ubuntu0~22.04.1")
 	tree := ubuntuTree(status, ubuntuCloudCfg)
 	raw := diskOf(t, "dos", "ext4", tree)

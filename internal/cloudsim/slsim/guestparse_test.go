@@ -43,6 +43,7 @@ func root(files map[string]string) mapRoot {
 }
 
 func TestUpstreamVersion(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		in   string
 		want []int
@@ -85,6 +86,7 @@ func equalInts(a, b []int) bool {
 }
 
 func TestDpkgCloudInit(t *testing.T) {
+	t.Parallel()
 	para := func(pkg, status, ver string) string {
 		return "Package: " + pkg + "\nStatus: " + status + "\nDescription: x\n long text\n .\n more\nVersion: " + ver + "\n"
 	}
@@ -118,6 +120,7 @@ func TestDpkgCloudInit(t *testing.T) {
 }
 
 func TestPythonCloudInit(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		path, want string
 	}{
@@ -139,6 +142,7 @@ func TestPythonCloudInit(t *testing.T) {
 }
 
 func TestEffectiveDatasources(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		files map[string]string
@@ -184,6 +188,7 @@ func TestEffectiveDatasources(t *testing.T) {
 }
 
 func TestSeparateMounts(t *testing.T) {
+	t.Parallel()
 	r := root(map[string]string{"etc/fstab": "# /var was on /dev/sda3\nLABEL=root / ext4 defaults 0 1\n/dev/vg/var /var xfs defaults 0 2\n/dev/vg/usr_local /usr/local ext4 defaults 0 2\n/dev/sdb1 /data ext4 defaults 0 2\n"})
 	if got := strings.Join(separateMounts(r), " "); got != "/var /usr/local" {
 		t.Fatalf("separate mounts %q", got)
@@ -200,6 +205,7 @@ func mbrEntry(b []byte, i int, typ byte, start, count uint32) {
 }
 
 func TestReadMBRWithLogicalPartitions(t *testing.T) {
+	t.Parallel()
 	d := make([]byte, 64<<20)
 	sectors := uint32(len(d) / 512)
 	mbrEntry(d, 0, 0x83, 2048, 16384)
@@ -240,6 +246,7 @@ func TestReadMBRWithLogicalPartitions(t *testing.T) {
 // TestReadGPT reads a GPT that sfdisk wrote, then the same disk with the
 // primary header damaged (the backup is used), then with both damaged.
 func TestReadGPT(t *testing.T) {
+	t.Parallel()
 	p := imagetest.Disk(t, "gpt", 16<<20,
 		imagetest.Part{Type: "U", Size: 2 << 20},
 		imagetest.Part{Type: "0FC63DAF-8483-4772-8E79-3D69D8477DE4", Size: 8 << 20})
@@ -269,6 +276,7 @@ func TestReadGPT(t *testing.T) {
 }
 
 func TestProbeFS(t *testing.T) {
+	t.Parallel()
 	at := func(off int, sig string) []byte {
 		b := make([]byte, 1<<20)
 		copy(b[off:], sig)
@@ -343,6 +351,7 @@ func FuzzCheckGuestDisk(f *testing.F) {
 // TestGuestDiskBounds checks that the guest disk stops at its bounds: a
 // number of reads and a number of bytes fetched.
 func TestGuestDiskBounds(t *testing.T) {
+	t.Parallel()
 	raw := make([]byte, 4<<20)
 	var v bytes.Buffer
 	if err := vhd.WriteFixed(&v, bytes.NewReader(raw), int64(len(raw))); err != nil {

@@ -90,6 +90,7 @@ func importEnded(g datatypes.Virtual_Guest_Block_Device_Template_Group) bool {
 }
 
 func TestImportUnencrypted(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, fast)
 	w.s3.put("images", "web.vhd-0.vhd", makeVHD(t, linuxDisk(t), nil))
 	id := w.createImport(t, importSpec{name: "web", uri: "cos://us-south/images/web.vhd-0.vhd"})
@@ -143,6 +144,7 @@ func eventNames(t *testing.T, w *world, objectName string) []string {
 }
 
 func TestImportEncrypted(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, service, instance, table string
 		dekLen                         int
@@ -197,6 +199,7 @@ func deref(p *string) string {
 // checks the reason surfaces in the status, the event log, Activity Tracker
 // and a later order.
 func TestImportFailures(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, fast)
 	w.kms.addKey(t, "root-1")
 	w.kms.addKey(t, "root-2")
@@ -311,6 +314,7 @@ func TestImportFailures(t *testing.T) {
 }
 
 func TestImportReadsOnlyWhatItVerifies(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, fast)
 	w.kms.addKey(t, "root-1")
 	dek := randomDEK(64)
@@ -325,6 +329,7 @@ func TestImportReadsOnlyWhatItVerifies(t *testing.T) {
 }
 
 func TestImportTransactionProgressAndDelete(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 1) // the copy phase lasts 10 real minutes
 	w.s3.put("images", "web.vhd", makeVHD(t, linuxDisk(t), nil))
 	id := w.createImport(t, importSpec{uri: "cos://us-south/images/web.vhd"})
@@ -361,6 +366,7 @@ func TestImportTransactionProgressAndDelete(t *testing.T) {
 }
 
 func TestCloseStopsBackgroundWork(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 1)
 	w.s3.put("images", "web.vhd", makeVHD(t, linuxDisk(t), nil))
 	for i := 0; i < 3; i++ {
@@ -385,6 +391,7 @@ func TestCloseStopsBackgroundWork(t *testing.T) {
 }
 
 func TestExportToIcos(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, fast)
 	img := makeVHD(t, linuxDisk(t), nil)
 	w.s3.put("images", "web.vhd", img)

@@ -35,6 +35,7 @@ func maskString(n *maskNode) string {
 }
 
 func TestParseMask(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ in, want string }{
 		// softlayer-go's README form, and SLDN REST's legacy form.
 		{"id;hostname", "hostname,id"},
@@ -84,6 +85,7 @@ func TestParseMask(t *testing.T) {
 }
 
 func TestParseMaskErrors(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ in, want string }{
 		{"mask[id", "Error on line 1 at column 8: Expected ']', got end of input"},
 		{"mask[id]]", "Error on line 1 at column 9: Expected ',' or ';', got ']'"},
@@ -117,6 +119,7 @@ func TestParseMaskErrors(t *testing.T) {
 }
 
 func TestPropsOf(t *testing.T) {
+	t.Parallel()
 	p := propsOf(reflect.TypeOf(datatypes.Virtual_Guest_Block_Device_Template_Group{}))
 	for name, local := range map[string]bool{"id": true, "name": true, "createDate": true, "globalIdentifier": false,
 		"status": false, "byolFlag": false, "children": false, "childrenCount": false} {
@@ -151,6 +154,7 @@ func decode(t *testing.T, v any) any {
 }
 
 func TestProject(t *testing.T) {
+	t.Parallel()
 	typ := reflect.TypeOf(datatypes.Virtual_Guest_Block_Device_Template_Group{})
 	full := decode(t, datatypes.Virtual_Guest_Block_Device_Template_Group{
 		Id: ptr(1), Name: ptr("n"), GlobalIdentifier: ptr("g"),
@@ -188,6 +192,7 @@ func TestProject(t *testing.T) {
 }
 
 func TestFilterOperations(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
 	typ := reflect.TypeOf(datatypes.Event_Log{})
 	items := []any{
@@ -314,6 +319,7 @@ func FuzzFilter(f *testing.F) {
 // TestProjectTypedAndValidated: a typed part applies to objects of its type
 // only, and every name is checked against the type it names.
 func TestProjectTypedAndValidated(t *testing.T) {
+	t.Parallel()
 	typ := reflect.TypeOf(datatypes.Virtual_Guest_Block_Device_Template_Group{})
 	full := decode(t, datatypes.Virtual_Guest_Block_Device_Template_Group{
 		Id: ptr(1), Name: ptr("n"), GlobalIdentifier: ptr("g"),
@@ -372,6 +378,7 @@ func TestProjectTypedAndValidated(t *testing.T) {
 }
 
 func TestTypeRegistry(t *testing.T) {
+	t.Parallel()
 	for _, name := range []string{"SoftLayer_Account", "SoftLayer_Virtual_Guest", "SoftLayer_Hardware_Server", "SoftLayer_Location",
 		"SoftLayer_Virtual_Guest_Block_Device_Template_Group_Status", "SoftLayer_Provisioning_Version1_Transaction"} {
 		if tt, ok := typeByName(name); !ok || slTypeName(tt) != name {

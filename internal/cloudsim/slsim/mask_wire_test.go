@@ -111,6 +111,7 @@ var maskForms = []maskForm{
 // softlayer-go (its Mask() helper and its session with the mask as written)
 // and as raw HTTP, and checks what each selects.
 func TestMaskFormsOnTheWire(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, fast)
 	w.s3.put("images", "plain.vhd", makeVHD(t, linuxDisk(t), nil))
 	id := w.waitImport(t, w.createImport(t, importSpec{uri: "cos://us-south/images/plain.vhd"})).Id
@@ -160,6 +161,7 @@ func rawGet(t *testing.T, w *world, path, mask string) (int, []byte) {
 // real API's exception codes, through softlayer-go and as raw HTTP, also
 // on a list that is empty.
 func TestMaskErrorsOnTheWire(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, fast)
 	for _, tc := range []struct {
 		mask, code, msg string

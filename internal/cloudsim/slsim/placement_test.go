@@ -35,6 +35,7 @@ func strictGet(t *testing.T, w *world, path string, out any) {
 }
 
 func TestImportLandsInTheImportDatacenterUntilAddLocations(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, fast)
 	w.s3.put("images", "web.vhd", makeVHD(t, linuxDisk(t), nil))
 	id := w.createImport(t, importSpec{uri: "cos://us-south/images/web.vhd"})
@@ -100,6 +101,7 @@ func TestImportLandsInTheImportDatacenterUntilAddLocations(t *testing.T) {
 }
 
 func TestImportDatacenterOfEachRegion(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, fast)
 	w.s3.put("frankfurt", "web.vhd", makeVHD(t, linuxDisk(t), nil))
 	id := w.createImport(t, importSpec{uri: "cos://eu-de/frankfurt/web.vhd"})
@@ -117,6 +119,7 @@ func TestImportDatacenterOfEachRegion(t *testing.T) {
 }
 
 func TestDeletedFailedImportVanishes(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, fast, func(c *slsim.Config) { c.DeleteFailedImports = true })
 	id := w.createImport(t, importSpec{uri: "cos://us-south/images/missing.vhd"})
 	svc := services.GetVirtualGuestBlockDeviceTemplateGroupService(w.sess).Id(id)
@@ -131,6 +134,7 @@ func TestDeletedFailedImportVanishes(t *testing.T) {
 }
 
 func TestExportObjectName(t *testing.T) {
+	t.Parallel()
 	require.Equal(t, "image-0.vhd", slsim.ExportObjectName("image.vhd", 0))
 	require.Equal(t, "dir/image-1.vhd", slsim.ExportObjectName("dir/image.VHD", 1))
 	require.Equal(t, "image-0.vhd", slsim.ExportObjectName("image", 0))

@@ -31,6 +31,7 @@ func encryptWith(t *testing.T, raw, key []byte, opts ...vhdcrypt.Option) []byte 
 // other nonces (tapdisk hashes with whatever nonce the image holds): all are
 // accepted with the right DEK and refused with another.
 func TestImportAcceptsAnyStoredNonce(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, fast)
 	w.kms.addKey(t, "root-1")
 	crk := w.keyCRN("kms", kpInstance, "root-1")
@@ -78,6 +79,7 @@ func TestImportAcceptsAnyStoredNonce(t *testing.T) {
 // accepted the DEK: vhd-util copy's zero nonce and a tapdisk-written image's
 // non-zero nonce both check.
 func TestImportReferenceImages(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, fast)
 	w.kms.addKey(t, "root-1")
 	crk := w.keyCRN("kms", kpInstance, "root-1")

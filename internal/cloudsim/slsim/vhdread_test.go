@@ -101,6 +101,7 @@ func readDisk(t *testing.T, f *vhdFile, dek []byte) *diskScan {
 // TestVHDReaderReferenceVectors reads the files of the reference toolchain
 // (blktap vhd-util, qemu-img): each must give plain.raw.
 func TestVHDReaderReferenceVectors(t *testing.T) {
+	t.Parallel()
 	plain := testenv.RefFile(t, "plain.raw")
 	key32 := testenv.RefFile(t, "key32.bin")
 	key64 := testenv.RefFile(t, "key64.bin")
@@ -170,6 +171,7 @@ func TestVHDReaderReferenceVectors(t *testing.T) {
 // allocated source: the sectors it marks present but leaves as plaintext
 // zeros decrypt to garbage, and everything else decrypts to plain.raw.
 func TestVHDReaderFindsCopyDefect(t *testing.T) {
+	t.Parallel()
 	plain := testenv.RefFile(t, "plain.raw")
 	key64 := testenv.RefFile(t, "key64.bin")
 	f := openImage(t, testenv.RefFile(t, "enc-copybug-k64.vhd"))
@@ -219,6 +221,7 @@ func patternDisk(size int) []byte {
 // TestVHDReaderOnEncryptorOutput reads what the module's encryptor writes,
 // with both key sizes and with the zero, a random and a chosen nonce.
 func TestVHDReaderOnEncryptorOutput(t *testing.T) {
+	t.Parallel()
 	raw := patternDisk(9 << 20) // 5 blocks, the last one partial
 	var chosen [32]byte
 	for i := range chosen {
@@ -316,6 +319,7 @@ func resumHeader(img []byte) {
 // TestVHDReaderRefusesMalformed damages one field at a time and expects the
 // typed error the import turns into its failure reason.
 func TestVHDReaderRefusesMalformed(t *testing.T) {
+	t.Parallel()
 	good, _ := validImage(t)
 	end := len(good) - 512
 	batmapHdr := 0x600 + 512 // 2 BAT entries, one sector
@@ -389,6 +393,7 @@ func TestVHDReaderRefusesMalformed(t *testing.T) {
 // damages, so that a change of the encryptor's layout shows here rather
 // than as a test that damages the wrong bytes.
 func TestVHDReaderLayoutAssumptions(t *testing.T) {
+	t.Parallel()
 	good, _ := validImage(t)
 	f := openImage(t, good)
 	if f.batOffset != 0x600 || f.batEntries != 2 || string(good[0x600+512:0x600+520]) != "tdbatmap" || f.batmap == nil {
@@ -450,6 +455,7 @@ func isAnyReason(err error) bool {
 // TestVHDReaderFixed reads a fixed VHD (the raw disk followed by a footer),
 // written by the module's vhd package.
 func TestVHDReaderFixed(t *testing.T) {
+	t.Parallel()
 	raw := patternDisk(5 << 20)
 	var out bytes.Buffer
 	if err := vhd.WriteFixed(&out, bytes.NewReader(raw), int64(len(raw))); err != nil {
@@ -475,6 +481,7 @@ func TestVHDReaderFixed(t *testing.T) {
 // directly or not; and the import backplane (slsim) reads file systems
 // with none of the libraries those packages use.
 func TestCheckerSharesNoCodeWithEncryptor(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("runs go list")
 	}

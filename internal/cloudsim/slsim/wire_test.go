@@ -34,6 +34,7 @@ func requireSLError(t *testing.T, err error, status int, code string) sl.Error {
 }
 
 func TestAuthentication(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 1)
 	svc := func(s *session.Session) services.Virtual_Guest_Block_Device_Template_Group {
 		return services.GetVirtualGuestBlockDeviceTemplateGroupService(s)
@@ -63,6 +64,7 @@ func TestAuthentication(t *testing.T) {
 }
 
 func TestUnknownMethodServiceAndObject(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 1)
 	var out any
 	err := w.sess.DoRequest("SoftLayer_Virtual_Guest", "frobnicate", nil, &sl.Options{Id: sl.Int(1)}, &out)
@@ -111,6 +113,7 @@ func TestResponsesAreNeverEmpty(t *testing.T) {
 }
 
 func TestVhdImportSoftwareDescriptions(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 1)
 	svc := services.GetVirtualGuestBlockDeviceTemplateGroupService(w.sess)
 	all, err := svc.GetVhdImportSoftwareDescriptions()
@@ -148,6 +151,7 @@ func TestVhdImportSoftwareDescriptions(t *testing.T) {
 }
 
 func TestCreateFromIcosValidation(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 1)
 	svc := services.GetVirtualGuestBlockDeviceTemplateGroupService(w.sess)
 	crk := w.keyCRN("kms", kpInstance, "root-1")
@@ -225,6 +229,7 @@ func TestCreateFromIcosValidation(t *testing.T) {
 }
 
 func TestCreateFromIcosForcesFlags(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 1) // real-time clock: the imports stay pending
 	svc := services.GetVirtualGuestBlockDeviceTemplateGroupService(w.sess)
 	crk := w.keyCRN("kms", kpInstance, "root-1")
@@ -269,6 +274,7 @@ func TestCreateFromIcosForcesFlags(t *testing.T) {
 }
 
 func TestTemplateMasksAndAccountFilters(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 1) // real-time clock: verified imports stay in the copy phase
 	svc := services.GetVirtualGuestBlockDeviceTemplateGroupService(w.sess)
 	var ids []int
@@ -393,6 +399,7 @@ func TestTemplateMasksAndAccountFilters(t *testing.T) {
 }
 
 func TestAccountGetObject(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, 1)
 	a, err := services.GetAccountService(w.sess).GetObject()
 	require.NoError(t, err)
