@@ -16,16 +16,9 @@ ROUNDS=${ROUNDS:-3}
 FILES=${FILES:-20000}            # small files in the root, besides the system ones
 MAX_SECONDS=${MAX_SECONDS:-1}    # target: one examination under 1 s
 MAX_RSS_MIB=${MAX_RSS_MIB:-64}   # target: peak RSS under 64 MiB
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-TMPBASE=${BENCH_TMP:-/tmp}
-
-for tool in go mkfs.ext4 debugfs sfdisk qemu-img /usr/bin/time; do
-  command -v "$tool" >/dev/null || { echo "doctor.sh: $tool is required" >&2; exit 1; }
-done
-
-W=$(mktemp -d "$TMPBASE/doctor-bench.XXXXXX")
-cleanup() { rm -rf "$W"; }
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
+bench_require go mkfs.ext4 debugfs sfdisk qemu-img /usr/bin/time
+bench_workdir doctor-bench
 
 echo "== setup in $W (cores: $(nproc))"
 SECONDS=0
@@ -84,20 +77,6 @@ mkfs.ext4 -q -F -L cloudimg-rootfs -E offset=1048576 -d "$T" "$W/disk.raw" "${pa
 qemu-img convert -c -O qcow2 "$W/disk.raw" "$W/disk.qcow2"
 echo "setup took ${SECONDS}s"
 echo "disk: $DISK_GIB GiB raw ($(du -m "$W/disk.raw" | cut -f1) MiB allocated), qcow2 $(du -m "$W/disk.qcow2" | cut -f1) MiB; root: $(find "$T" | wc -l) entries"
-
-now() { date +%s%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
-
-# timed NAME CMD...: wall seconds in T_NAME, peak RSS (KiB) in RSS_NAME.
-timed() {
-  local name=$1; shift
-  local t0 t1
-  t0=$(now)
-  /usr/bin/time -v -o "$W/time.$name" "$@" > "$W/out.$name" 2> "$W/err.$name"
-  t1=$(now)
-  printf -v "T_$name" '%s' "$(secs "$t0" "$t1")"
-  printf -v "RSS_$name" '%s' "$(awk -F': ' '/Maximum resident set size/ {print $2}' "$W/time.$name")"
-}
 
 # The baseline: debugfs, e2fsprogs' own reader, opening the same file
 # system and reading the same files the doctor reads.

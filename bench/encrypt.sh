@@ -13,23 +13,10 @@ SIZE_MIB=${SIZE_MIB:-2048}       # the dense image's virtual size
 SPARSE_GIB=${SPARSE_GIB:-20}     # the sparse image's virtual size
 ROUNDS=${ROUNDS:-2}
 ZERO_EVERY=${ZERO_EVERY:-16}     # every 16th block zero: 93.75% of blocks hold data
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-TMPBASE=${BENCH_TMP:-/tmp}
-
-for tool in go qemu-img openssl /usr/bin/time; do
-  command -v "$tool" >/dev/null || { echo "encrypt.sh: $tool is required" >&2; exit 1; }
-done
-
-need_kib=$(( (SIZE_MIB * 5 + 1024) * 1024 ))   # raw + source + copy + encrypted + decrypted, and slack
-avail_kib=$(df -Pk "$TMPBASE" | awk 'NR==2 {print $4}')
-if (( avail_kib < need_kib )); then
-  echo "encrypt.sh: need $((need_kib / 1024)) MiB free in $TMPBASE, have $((avail_kib / 1024)) MiB" >&2
-  exit 1
-fi
-
-W=$(mktemp -d "$TMPBASE/e2e-bench.XXXXXX")
-cleanup() { rm -rf "$W"; }
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
+bench_require go qemu-img openssl /usr/bin/time
+# raw + source + copy + encrypted + decrypted, and slack
+bench_workdir e2e-bench $(( (SIZE_MIB * 5 + 1024) * 1024 ))
 
 echo "== setup in $W (cores: $(nproc), free: $((avail_kib / 1024)) MiB)"
 go build -o "$W/vhdcrypt" "$ROOT/examples/vhdcrypt"
@@ -38,12 +25,7 @@ go build -o "$W/vhdcrypt" "$ROOT/examples/vhdcrypt"
 # ZERO_EVERY-th 2 MiB block zeroed, converted to a dynamic VHD by qemu-img,
 # which leaves the zero blocks unallocated.
 blocks=$(( SIZE_MIB / 2 ))
-# (openssl dies of SIGPIPE when head has enough: not an error.)
-{ openssl enc -aes-128-ctr -nosalt -pass pass:e2e-bench -pbkdf2 -in /dev/zero 2>/dev/null || true; } \
-  | head -c $(( SIZE_MIB * 1024 * 1024 )) > "$W/src.raw"
-for (( b = 0; b < blocks; b += ZERO_EVERY )); do
-  dd if=/dev/zero of="$W/src.raw" bs=2M seek="$b" count=1 conv=notrunc status=none
-done
+random_disk "$W/src.raw" "$SIZE_MIB" "$ZERO_EVERY" 0 e2e-bench
 qemu-img convert -f raw -O vpc -o subformat=dynamic,force_size=on "$W/src.raw" "$W/src.vhd"
 rm "$W/src.raw"
 
@@ -51,24 +33,6 @@ rm "$W/src.raw"
 
 src_bytes=$(stat -c %s "$W/src.vhd")
 echo "source: $(( src_bytes / 1024 / 1024 )) MiB dynamic VHD, $blocks blocks of which $(( blocks - (blocks + ZERO_EVERY - 1) / ZERO_EVERY )) hold data"
-
-# now_ns / elapsed helpers.
-now() { date +%s%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
-rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / 1e6 / s }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-
-# timed NAME CMD...: runs CMD under /usr/bin/time -v, records wall seconds in
-# T_NAME and peak RSS (KiB) in RSS_NAME.
-timed() {
-  local name=$1; shift
-  local t0 t1
-  t0=$(now)
-  /usr/bin/time -v -o "$W/time.$name" "$@"
-  t1=$(now)
-  printf -v "T_$name" '%s' "$(secs "$t0" "$t1")"
-  printf -v "RSS_$name" '%s' "$(awk -F': ' '/Maximum resident set size/ {print $2}' "$W/time.$name")"
-}
 
 # warm FILES: page-cache the inputs and flush everyone's dirty pages, so that
 # each timed step starts from the same writeback state (file outputs are

@@ -15,23 +15,9 @@ SIZE_MIB=${SIZE_MIB:-1536}       # the disk's virtual size
 ROUNDS=${ROUNDS:-3}
 ZERO_EVERY=${ZERO_EVERY:-8}      # every 8th 2 MiB block zero: 87.5% of blocks hold data
 MAX_RATIO=${MAX_RATIO:-1.3}      # target: qcow2 at most 1.3x the dynamic VHD's time
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-TMPBASE=${BENCH_TMP:-/tmp}
-
-for tool in go qemu-img sfdisk openssl /usr/bin/time sha256sum; do
-  command -v "$tool" >/dev/null || { echo "qcow2.sh: $tool is required" >&2; exit 1; }
-done
-
-need_kib=$(( (SIZE_MIB * 9 / 2 + 512) * 1024 ))   # raw + VHD + qcow2, and slack
-avail_kib=$(df -Pk "$TMPBASE" | awk 'NR==2 {print $4}')
-if (( avail_kib < need_kib )); then
-  echo "qcow2.sh: need $((need_kib / 1024)) MiB free in $TMPBASE, have $((avail_kib / 1024)) MiB" >&2
-  exit 1
-fi
-
-W=$(mktemp -d "$TMPBASE/qcow2-bench.XXXXXX")
-cleanup() { rm -rf "$W"; }
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
+bench_require go qemu-img sfdisk openssl /usr/bin/time sha256sum
+bench_workdir qcow2-bench $(( (SIZE_MIB * 9 / 2 + 512) * 1024 ))   # raw + VHD + qcow2, and slack
 
 echo "== setup in $W (cores: $(nproc))"
 go build -o "$W/vhdcrypt" "$ROOT/examples/vhdcrypt"
@@ -43,11 +29,7 @@ go build -o "$W/vhdcrypt" "$ROOT/examples/vhdcrypt"
 # without a partition table). Both images are converted from it by
 # qemu-img, which leaves the zero blocks unallocated in each.
 blocks=$(( SIZE_MIB / 2 ))
-{ openssl enc -aes-128-ctr -nosalt -pass pass:qcow2-bench -pbkdf2 -in /dev/zero 2>/dev/null || true; } \
-  | head -c $(( SIZE_MIB * 1024 * 1024 )) > "$W/src.raw"
-for (( b = ZERO_EVERY - 1; b < blocks; b += ZERO_EVERY )); do
-  dd if=/dev/zero of="$W/src.raw" bs=2M seek="$b" count=1 conv=notrunc status=none
-done
+random_disk "$W/src.raw" "$SIZE_MIB" "$ZERO_EVERY" $(( ZERO_EVERY - 1 )) qcow2-bench
 echo 'start=2048, type=83, bootable' | sfdisk -q "$W/src.raw"
 qemu-img convert -f raw -O vpc -o subformat=dynamic,force_size=on "$W/src.raw" "$W/src.vhd"
 qemu-img convert -f raw -O qcow2 "$W/src.raw" "$W/src.qcow2"
@@ -56,23 +38,11 @@ rm "$W/src.raw"
 echo "disk: ${SIZE_MIB} MiB, $blocks blocks of 2 MiB, $(( blocks - blocks / ZERO_EVERY )) hold data;" \
   "dynamic VHD $(( $(stat -c %s "$W/src.vhd") >> 20 )) MiB, qcow2 $(( $(stat -c %s "$W/src.qcow2") >> 20 )) MiB"
 
-now() { date +%s%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { printf "%s", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-
 # encrypt NAME FILE: encrypts FILE to /dev/null (the encryptor's own cost,
-# no output file) under /usr/bin/time -v, with FILE in the page cache;
-# records wall seconds in T_NAME and peak RSS (KiB) in RSS_NAME.
+# no output file) with FILE in the page cache; timed as in lib.sh.
 encrypt() {
-  local name=$1 file=$2 t0 t1
-  cat "$file" > /dev/null
-  t0=$(now)
-  /usr/bin/time -v -o "$W/time.$name" sh -c '"$1" encrypt -q -in "$2" -out - -key-file "$3" > /dev/null' _ \
-    "$W/vhdcrypt" "$file" "$W/key.bin"
-  t1=$(now)
-  printf -v "T_$name" '%s' "$(secs "$t0" "$t1")"
-  printf -v "RSS_$name" '%s' "$(awk -F': ' '/Maximum resident set size/ {print $2}' "$W/time.$name")"
+  cat "$2" > /dev/null
+  timed "$1" sh -c '"$1" encrypt -q -in "$2" -out - -key-file "$3" > /dev/null' _ "$W/vhdcrypt" "$2" "$W/key.bin"
 }
 
 vhd_times=() qcow_times=() ratios=()
