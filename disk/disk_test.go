@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -408,8 +409,7 @@ func TestQCOW2Refusals(t *testing.T) {
 	})
 	t.Run("luks", func(t *testing.T) {
 		p := filepath.Join(t.TempDir(), "enc.qcow2")
-		imagetest.Run(t, nil, "qemu-img", "create", "--object", "secret,id=s0,data=not-a-real-secret",
-			"-f", "qcow2", "-o", "encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10", p, "8M")
+		luksQCOW2(t, p)
 		_, err := open(t, p)
 		var fe *disk.FeatureError
 		if !errors.As(err, &fe) || !errors.Is(err, disk.ErrEncrypted) {
@@ -574,5 +574,30 @@ func TestConcurrentReads(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// luksQCOW2 makes a LUKS-encrypted qcow2 image at p with qemu-img. Before it
+// writes the LUKS header, qemu-img calibrates PBKDF2 by timing a first round
+// of iterations with the thread's CPU clock (QEMU crypto/pbkdf.c,
+// qcrypto_pbkdf2_count_iters). On a loaded machine that clock can advance by
+// 0 ms over the round, and qemu-img gives up with "Unable to get accurate
+// CPU usage" without writing an image. Only that failure is retried, a few
+// times; anything else fails the test at once.
+func luksQCOW2(t *testing.T, p string) {
+	t.Helper()
+	const calibration = "Unable to get accurate CPU usage"
+	args := []string{"create", "--object", "secret,id=s0,data=not-a-real-secret",
+		"-f", "qcow2", "-o", "encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10", p, "8M"}
+	for attempt := 1; ; attempt++ {
+		out, err := exec.Command(imagetest.Tool(t, "qemu-img"), args...).CombinedOutput()
+		if err == nil {
+			return
+		}
+		if !strings.Contains(string(out), calibration) || attempt == 5 {
+			t.Fatalf("qemu-img %s: %v (attempt %d)\n%s", strings.Join(args, " "), err, attempt, out)
+		}
+		t.Logf("qemu-img attempt %d: %s; again", attempt, calibration)
+		os.Remove(p) // qemu-img may leave the file it began
 	}
 }
