@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"strings"
 	"time"
 
@@ -85,32 +86,14 @@ func Inspect(ctx context.Context, src io.Reader) (*ImageInfo, error) {
 		if kh, ok := in.img.KeyHash(); ok {
 			info.Encrypted, info.KeyHash = true, &kh
 		}
-		info.AllocatedBlocks, info.FullBlocks = 0, 0
-		for b, err := range in.img.Blocks() {
-			if err != nil {
-				return nil, fmt.Errorf("vhdcrypt: reading the block map: %w", err)
-			}
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			info.AllocatedBlocks++
-			if b.Full {
-				info.FullBlocks++
-			}
+		var err error
+		if info.AllocatedBlocks, info.FullBlocks, err = countBlocks(ctx, in.img.Blocks(), "block map"); err != nil {
+			return nil, err
 		}
 	case in.kind == kindQCOW2:
-		info.AllocatedBlocks, info.FullBlocks = 0, 0
-		for b, err := range in.d.Blocks() {
-			if err != nil {
-				return nil, fmt.Errorf("vhdcrypt: reading the cluster map: %w", err)
-			}
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			info.AllocatedBlocks++
-			if b.Full {
-				info.FullBlocks++
-			}
+		var err error
+		if info.AllocatedBlocks, info.FullBlocks, err = countBlocks(ctx, in.d.Blocks(), "cluster map"); err != nil {
+			return nil, err
 		}
 	case in.sr != nil:
 		ft := in.sr.Footer()
@@ -172,4 +155,22 @@ func (i *ImageInfo) String() string {
 		line("encrypted", "no")
 	}
 	return b.String()
+}
+
+// countBlocks counts the allocated and the full blocks of a block map
+// (a VHD's BAT or a qcow2 cluster map, named by what in errors).
+func countBlocks(ctx context.Context, blocks iter.Seq2[vhd.BlockInfo, error], what string) (allocated, full int, err error) {
+	for b, err := range blocks {
+		if err != nil {
+			return 0, 0, fmt.Errorf("vhdcrypt: reading the %s: %w", what, err)
+		}
+		if err := ctx.Err(); err != nil {
+			return 0, 0, err
+		}
+		allocated++
+		if b.Full {
+			full++
+		}
+	}
+	return allocated, full, nil
 }
