@@ -109,6 +109,9 @@ type rule struct {
 	// direct imports when direct is set.
 	deny   []string
 	direct bool
+	// atMostOne, when set, allows at most one of these module-relative
+	// packages among the dependencies.
+	atMostOne []string
 }
 
 // The layering of docs/DESIGN.md ("Packages" and "Rules between
@@ -148,6 +151,8 @@ func rules() []rule {
 			except: []string{"examples/e2e", "examples/cloudsim"}, direct: true, deny: []string{"internal/..."}},
 		{why: "examples/e2e and examples/cloudsim may also start the simulator", pkgs: []string{"examples/e2e", "examples/cloudsim"},
 			direct: true, deny: []string{"internal/..."}},
+		{why: "only the composers combine cloud packages", pkgs: []string{"..."}, except: append(append([]string{}, composers...), notLibrary...),
+			atMostOne: cloudPackages},
 	}
 	// The cloud packages do not import one another (they share only the
 	// leaf packages crn and importspec, secret and internal/endpoint), nor
@@ -229,6 +234,18 @@ func violations(g graph) (bad []string, checked int) {
 				deps = g[full].Imports
 			}
 			checked++
+			if r.atMostOne != nil {
+				var uses []string
+				for _, dep := range deps {
+					if d, ok := strings.CutPrefix(dep, module+"/"); ok && slices.Contains(r.atMostOne, d) {
+						uses = append(uses, d)
+					}
+				}
+				if len(uses) > 1 {
+					bad = append(bad, rel+" imports "+strings.Join(uses, " and ")+" ("+r.why+")")
+				}
+				continue
+			}
 			for _, dep := range deps {
 				if !denied(g, r.deny, dep) {
 					continue
@@ -264,14 +281,18 @@ func TestDependencyRules(t *testing.T) {
 func TestDependencyRulesCanFail(t *testing.T) {
 	t.Parallel()
 	g := loadGraph(t)
-	for _, c := range []struct{ from, to string }{
-		{"vhd", "github.com/IBM/keyprotect-go-client"},
-		{"doctor", module + "/classic"},
-		{"crn", "golang.org/x/sys/unix"},
-		{"kms", module + "/iam"},
-		{"classic", module + "/cos"},
-		{"e2e", module + "/internal/cloudsim"},
-		{"examples/order", module + "/internal/endpoint"},
+	for _, c := range []struct {
+		from string
+		to   []string
+	}{
+		{"vhd", []string{"github.com/IBM/keyprotect-go-client"}},
+		{"doctor", []string{module + "/classic"}},
+		{"crn", []string{"golang.org/x/sys/unix"}},
+		{"kms", []string{module + "/iam"}},
+		{"classic", []string{module + "/cos"}},
+		{"e2e", []string{module + "/internal/cloudsim"}},
+		{"examples/order", []string{module + "/internal/endpoint"}},
+		{"internal/scrub", []string{module + "/cos", module + "/classic"}},
 	} {
 		clone := graph{}
 		for k, v := range g {
@@ -282,13 +303,15 @@ func TestDependencyRulesCanFail(t *testing.T) {
 		if from == nil {
 			t.Fatalf("%s: no such package", c.from)
 		}
-		from.Imports = append(slices.Clone(from.Imports), c.to)
-		from.Deps = append(slices.Clone(from.Deps), c.to)
-		if _, ok := clone[c.to]; !ok {
-			clone[c.to] = &pkgInfo{ImportPath: c.to}
+		from.Imports = append(slices.Clone(from.Imports), c.to...)
+		from.Deps = append(slices.Clone(from.Deps), c.to...)
+		for _, to := range c.to {
+			if _, ok := clone[to]; !ok {
+				clone[to] = &pkgInfo{ImportPath: to}
+			}
 		}
 		if bad, _ := violations(clone); len(bad) == 0 {
-			t.Errorf("%s importing %s breaks no rule", c.from, c.to)
+			t.Errorf("%s importing %v breaks no rule", c.from, c.to)
 		}
 	}
 }

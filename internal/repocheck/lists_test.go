@@ -40,9 +40,7 @@ func docGoPackages(t *testing.T, own []string) (named, items []string) {
 		items = append(items, m[1])
 	}
 	// Words like "internal/foo" that are not packages are reported too.
-	for _, w := range regexp.MustCompile(`\b(?:internal|examples|test|bench)/[a-z0-9/]*[a-z0-9]\b`).FindAllString(text, -1) {
-		items = append(items, w)
-	}
+	items = append(items, regexp.MustCompile(`\b(?:internal|examples|test|bench)/[a-z0-9/]*[a-z0-9]\b`).FindAllString(text, -1)...)
 	return named, items
 }
 
