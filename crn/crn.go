@@ -65,14 +65,20 @@ type Error struct {
 	Value string
 	// Reason says what is wrong with it.
 	Reason string
+
+	anyCRN bool // from Parse: the CRN is not necessarily a key's
 }
 
 // Error describes the fault and the expected form.
 func (e *Error) Error() string {
-	if e.Value == "" {
-		return fmt.Sprintf("crn: invalid key CRN: %s: %s", e.Field, e.Reason)
+	what := "key CRN"
+	if e.anyCRN {
+		what = "CRN"
 	}
-	return fmt.Sprintf("crn: invalid key CRN: %s %q: %s", e.Field, e.Value, e.Reason)
+	if e.Value == "" {
+		return fmt.Sprintf("crn: invalid %s: %s: %s", what, e.Field, e.Reason)
+	}
+	return fmt.Sprintf("crn: invalid %s: %s %q: %s", what, e.Field, e.Value, e.Reason)
 }
 
 // Is reports whether target is ErrInvalid.
@@ -114,14 +120,14 @@ type CRN struct {
 // Failures are *Error values matching ErrInvalid.
 func Parse(s string) (CRN, error) {
 	if len(s) > maxCRNLen {
-		return CRN{}, &Error{Field: "crn", Reason: fmt.Sprintf("%d bytes long, more than the %d a CRN can have here", len(s), maxCRNLen)}
+		return CRN{}, &Error{Field: "crn", Reason: fmt.Sprintf("%d bytes long, more than the %d a CRN can have here", len(s), maxCRNLen), anyCRN: true}
 	}
 	p := strings.Split(s, ":")
 	if len(p) != crnSegments {
-		return CRN{}, &Error{Field: "crn", Value: clip(s), Reason: fmt.Sprintf("has %d colon-separated segments, want %d", len(p), crnSegments)}
+		return CRN{}, &Error{Field: "crn", Value: clip(s), Reason: fmt.Sprintf("has %d colon-separated segments, want %d", len(p), crnSegments), anyCRN: true}
 	}
 	if p[0] != "crn" || p[1] != "v1" {
-		return CRN{}, &Error{Field: "prefix", Value: clip(p[0] + ":" + p[1]), Reason: `want "crn:v1"`}
+		return CRN{}, &Error{Field: "prefix", Value: clip(p[0] + ":" + p[1]), Reason: `want "crn:v1"`, anyCRN: true}
 	}
 	return CRN{CName: p[2], CType: p[3], ServiceName: p[4], Location: p[5], Scope: p[6],
 		ServiceInstance: p[7], ResourceType: p[8], Resource: p[9]}, nil

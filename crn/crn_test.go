@@ -138,6 +138,9 @@ func TestParse(t *testing.T) {
 	if err != nil || c.ResourceType != "image" || c.Resource != "4711" {
 		t.Fatalf("Parse = %+v, %v", c, err)
 	}
+	if _, err := Parse("crn:v1:a"); err == nil || !strings.HasPrefix(err.Error(), "crn: invalid CRN: ") {
+		t.Errorf("Parse's error %v does not say \"invalid CRN\"", err)
+	}
 	for _, bad := range []string{"", "crn:v1:a", "urn:v1:a:b:c:d:e:f:g:h", "crn:v2:a:b:c:d:e:f:g:h", "crn:v1:a:b:c:d:e:f:g:h:i", strings.Repeat("crn:v1:", 100)} {
 		if _, err := Parse(bad); !errors.Is(err, ErrInvalid) {
 			t.Errorf("Parse(%q): %v, want ErrInvalid", bad, err)
