@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/e2eimage/e2eimage/crn"
 )
 
 // SourceName says where an event was read.
@@ -232,14 +234,13 @@ func (q *Query) Matches(e *Event) bool {
 }
 
 // crnResource returns the resource segment (the last of the ten) of a CRN,
-// which names the resource within its type
-// (https://cloud.ibm.com/docs/account?topic=account-crn).
-func crnResource(crn string) (resource string, ok bool) {
-	p := strings.Split(crn, ":")
-	if len(p) != 10 || p[0] != "crn" {
+// which names the resource within its type (crn.Parse).
+func crnResource(s string) (resource string, ok bool) {
+	c, err := crn.Parse(s)
+	if err != nil {
 		return "", false
 	}
-	return p[9], p[9] != ""
+	return c.Resource, c.Resource != ""
 }
 
 type resourceKind int

@@ -380,25 +380,6 @@ func TestContractCopyToIcosBodyAndExportedNames(t *testing.T) {
 	require.Equal(t, before, f.count("SoftLayer_Virtual_Guest_Block_Device_Template_Group::copyToIcos"))
 }
 
-func TestExportedNameForms(t *testing.T) {
-	t.Parallel()
-	re := exportedName("dir/image.vhd")
-	for name, ok := range map[string]bool{
-		"dir/image-0.vhd":     true, // documented: image.vhd -> image-0.vhd
-		"dir/image-12.vhd":    true,
-		"dir/image.vhd-0.vhd": true, // the <name>.vhd-0.vhd form of IBM's import naming
-		"dir/image-0.VHD":     true,
-		"dir/image.vhd":       false,
-		"dir/image-x.vhd":     false,
-		"dir/imagery-0.vhd":   false,
-		"other/image-0.vhd":   false,
-	} {
-		require.Equal(t, ok, re.MatchString(name), name)
-	}
-	require.Equal(t, "img", exportPrefix("img"))
-	require.Equal(t, "a/img", exportPrefix("a/img.VHD"))
-}
-
 func TestExportMissingObjectsEndAfterTheBound(t *testing.T) {
 	t.Parallel()
 	f := newFakeSL(t)

@@ -28,8 +28,10 @@
 // the minimum interval, doubles while nothing changes, is capped at the
 // maximum and is jittered (WithPollInterval, PollEvery). Progress callbacks
 // (TemplateProgress, ServerProgress) see every poll. An import is read from
-// the template and its children: the parent may say Active while a child
-// still imports, so WaitTemplate waits until no transaction runs anywhere
+// the template and its children. Whether the parent says Active while a
+// child still imports is not documented (the fixture IBM's CLI tests with
+// shows an Active parent next to a finished import), so WaitTemplate does
+// not take Active for done: it waits until no transaction runs anywhere
 // and a child holds the disks. It ends with an *ImportFailedError on an
 // error status, a *TemplateGoneError when the template disappears, and a
 // *TemplateStateError when the state stays unexplained for longer than a

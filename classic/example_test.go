@@ -118,16 +118,5 @@ func ExampleClient_ValidateImport() {
 	if errors.As(err, &invalid) {
 		fmt.Println(invalid.Field+":", invalid.Reason)
 	}
-	// Output: BucketLocation: bucket "images" is cross-region (us-standard); imports need a Regional bucket
-}
-
-func ExampleBucketResiliency() {
-	for _, lc := range []string{"us-south-standard", "eu-cold", "ams03-smart"} {
-		res, loc, _ := classic.BucketResiliency(lc)
-		fmt.Println(lc, res, loc)
-	}
-	// Output:
-	// us-south-standard regional us-south
-	// eu-cold cross-region eu
-	// ams03-smart single-site ams03
+	// Output: BucketLocation: bucket "images" is Cross Region (us-standard); imports need a Regional bucket
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/softlayer/softlayer-go/services"
 	"github.com/softlayer/softlayer-go/session"
 
+	"github.com/e2eimage/e2eimage/importspec"
 	"github.com/e2eimage/e2eimage/secret"
 )
 
@@ -43,7 +43,8 @@ type ExportRequest struct {
 	// URI is cos://<region>/<bucket>/<file name>. The backplane writes one
 	// object per block device; IBM documents that for the file name
 	// image.vhd the first block device is exported as image-0.vhd, the
-	// second as image-1.vhd (image-templates export-image-ibm-cos.md).
+	// second as image-1.vhd (importspec.ExportedObjectName, where the
+	// source and the tolerated image.vhd-0.vhd form are given).
 	URI string
 	// APIKey is the IBM Cloud API key the backplane writes the objects
 	// with. Required; never appears in errors.
@@ -87,39 +88,17 @@ func (e *ExportMissingError) Error() string {
 // Is matches ErrExportMissing.
 func (e *ExportMissingError) Is(target error) bool { return target == ErrExportMissing }
 
-// exportPrefix is the part of an export's file name that every object it
-// writes starts with: the name without a trailing ".vhd".
-func exportPrefix(object string) string {
-	if len(object) > 4 && strings.EqualFold(object[len(object)-4:], ".vhd") {
-		return object[:len(object)-4]
-	}
-	return object
-}
-
-// exportedName matches the names an export of file name object may write
-// for block device n: the documented <stem>-<n>.vhd (image.vhd ->
-// image-0.vhd) and <file name>-<n>.vhd, the form of IBM's import naming
-// example (filename.vhd-0.vhd).
-func exportedName(object string) *regexp.Regexp {
-	return regexp.MustCompile(`^` + regexp.QuoteMeta(exportPrefix(object)) + `(?i:\.vhd)?-([0-9]+)\.(?i:vhd)$`)
-}
-
 // findExported lists the objects an export of u wrote.
 func findExported(ctx context.Context, list ObjectLister, u COSURI) ([]ExportedObject, error) {
-	prefix := exportPrefix(u.Object)
+	prefix := importspec.ExportStem(u.Object)
 	objs, err := list(ctx, u.Bucket, prefix)
 	if err != nil {
 		return nil, fmt.Errorf("classic: listing %s/%s*: %w", u.Bucket, prefix, err)
 	}
-	re := exportedName(u.Object)
 	var out []ExportedObject
 	for _, o := range objs {
-		m := re.FindStringSubmatch(o.Key)
-		if m == nil {
-			continue
-		}
-		n, err := strconv.Atoi(m[1])
-		if err != nil {
+		n, ok := importspec.ParseExportedName(u.Object, o.Key)
+		if !ok {
 			continue
 		}
 		out = append(out, ExportedObject{
@@ -215,7 +194,7 @@ func (c *Client) Export(ctx context.Context, templateID int, req ExportRequest, 
 			idleSince = now
 		}
 		if d := now.Sub(idleSince); d >= wo.unknownBound {
-			return "", true, &ExportMissingError{TemplateID: templateID, URI: u.String(), Prefix: exportPrefix(u.Object), For: d}
+			return "", true, &ExportMissingError{TemplateID: templateID, URI: u.String(), Prefix: importspec.ExportStem(u.Object), For: d}
 		}
 		return "no transaction, no object yet", false, nil
 	})

@@ -23,20 +23,6 @@ func FuzzParseCOSURI(f *testing.F) {
 	})
 }
 
-// FuzzBucketResiliency: no panic, and a constraint is one of the three
-// resiliencies or an error.
-func FuzzBucketResiliency(f *testing.F) {
-	for _, s := range []string{"us-south-standard", "us-cold", "ams03-smart", "", "-", "us-south-onerate_active"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		res, _, err := BucketResiliency(s)
-		if err == nil && res != Regional && res != CrossRegion && res != SingleSite {
-			t.Fatalf("BucketResiliency(%q) = %q", s, res)
-		}
-	})
-}
-
 // FuzzValidateStatic: no panic on any request fields.
 func FuzzValidateStatic(f *testing.F) {
 	f.Add("img", "cos://us-south/images/a.vhd", "UBUNTU_22_64", int64(1<<30), "us-south-standard",

@@ -27,7 +27,7 @@ type ImportRequest struct {
 	Note string
 	// URI is cos://<region>/<bucket>/<object>. The region must be an
 	// import location (IsImportRegion); an encrypted image's object name
-	// must end in .vhd (IBM's convention is <name>.vhd-0.vhd).
+	// must end in .vhd (import-image.md's example: filename.vhd-0.vhd).
 	URI string
 	// APIKey is the IBM Cloud API key (of a service ID) that the backplane
 	// uses to read the object and, for an encrypted image, to unwrap the
@@ -57,11 +57,16 @@ type ImportRequest struct {
 	// Encryption makes this an E2E encrypted import. nil: unencrypted.
 	Encryption *Encryption
 	// CloudInit marks the image cloud-init enabled. Forced on for
-	// encrypted images, as the backplane requires.
+	// encrypted images: IBM documents that an encrypted image "must be
+	// cloud-init enabled", and its console's import form selects the
+	// option and locks it; that the API needs it is this package's
+	// reading, not documented.
 	CloudInit bool
 	// BYOL says the image carries its own OS licence. Forced on for
-	// encrypted Red Hat images (OS codes REDHAT_*), as the backplane
-	// requires.
+	// encrypted Red Hat images (OS codes REDHAT_*): the console's import
+	// form selects it and locks it for them "because your encrypted image
+	// must include its own operating system license" (import-image.md);
+	// that the API needs it is this package's reading.
 	BYOL bool
 }
 

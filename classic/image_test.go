@@ -18,7 +18,7 @@ func millis(n int) time.Duration { return time.Duration(n) * time.Millisecond }
 
 const (
 	testCOSKey = "cos-service-id-key-fedcba9876543210"
-	testCRN    = "crn:v1:bluemix:public:kms:us-south:a/acct123:inst-guid:key:key-guid"
+	testCRN    = "crn:v1:bluemix:public:kms:us-south:a/0123456789abcdef0123456789abcdef:5ef6cebe-26d7-4ef3-abdc-fb50f336780f:key:a9640391-aec5-4c86-8942-6e6c47bb40b5"
 )
 
 var testWDEK = base64.StdEncoding.EncodeToString([]byte("wrapped dek ciphertext"))
@@ -414,33 +414,6 @@ func TestFindTemplateByName(t *testing.T) {
 	var flt map[string]map[string]map[string]any
 	require.NoError(t, json.Unmarshal([]byte(f.requests()[0].Filter), &flt))
 	require.Equal(t, "img", flt["privateBlockDeviceTemplateGroups"]["name"]["operation"])
-}
-
-func TestBucketResiliency(t *testing.T) {
-	t.Parallel()
-	cases := []struct {
-		in, res, loc string
-	}{
-		{"us-south-standard", Regional, "us-south"},
-		{"eu-de-smart", Regional, "eu-de"},
-		{"jp-tok-onerate_active", Regional, "jp-tok"},
-		{"US-SOUTH-VAULT", Regional, "us-south"},
-		{"us-standard", CrossRegion, "us"},
-		{"eu-cold", CrossRegion, "eu"},
-		{"ap-flex", CrossRegion, "ap"},
-		{"ams03-standard", SingleSite, "ams03"},
-		{"sng01-smart", SingleSite, "sng01"},
-	}
-	for _, tc := range cases {
-		res, loc, err := BucketResiliency(tc.in)
-		require.NoError(t, err, tc.in)
-		require.Equal(t, tc.res, res, tc.in)
-		require.Equal(t, tc.loc, loc, tc.in)
-	}
-	for _, bad := range []string{"", "  ", "standard", "x", "us-south-east-1-standard"} {
-		_, _, err := BucketResiliency(bad)
-		require.Error(t, err, bad)
-	}
 }
 
 func TestParseCOSURI(t *testing.T) {

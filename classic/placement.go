@@ -11,34 +11,20 @@ import (
 	"github.com/softlayer/softlayer-go/datatypes"
 	"github.com/softlayer/softlayer-go/services"
 	"github.com/softlayer/softlayer-go/session"
+
+	"github.com/e2eimage/e2eimage/importspec"
 )
 
 // ErrTemplateNotInDatacenter is matched by a *PlacementError: the template
 // has no copy in the data center an order asks for.
 var ErrTemplateNotInDatacenter = errors.New("classic: image template is not in the data center")
 
-// importDatacenters are the data centers IBM names for imports from each
-// region: "US-South (DAL13), US-East (WDC07), EU-Great Britain (LON02),
-// EU-Germany (FRA02), AP-Japan, and AU-Sydney. After the image is imported
-// to one of the data centers that are listed, you can move it to another
-// data center" (IBM Cloud docs, image-templates import-image.md, Table 1,
-// "Location", last updated 2024-10-28). The docs name no data center for
-// AP-Japan (jp-tok) and AU-Sydney (au-syd): for those the import's data
-// center is read from the template once it exists.
-var importDatacenters = map[string]string{
-	"us-south": "dal13",
-	"us-east":  "wdc07",
-	"eu-gb":    "lon02",
-	"eu-de":    "fra02",
-}
-
 // ImportDatacenter returns the data center IBM documents for imports from a
 // bucket in the COS region, and false when IBM names none (jp-tok, au-syd,
-// or a region that is not an import location).
-func ImportDatacenter(region string) (string, bool) {
-	dc, ok := importDatacenters[region]
-	return dc, ok
-}
+// or a region that is not an import location): importspec.ImportDatacenter.
+// For a region without a documented data center the import's data center
+// is read from the template once it exists.
+func ImportDatacenter(region string) (string, bool) { return importspec.ImportDatacenter(region) }
 
 // Placement says where a server ordered from an image template runs, and
 // whether the template is copied there first.

@@ -16,12 +16,15 @@ import (
 // (SoftLayer_Virtual_Guest_Block_Device_Template_Group_Status): a server
 // can be provisioned only from an Active template, and an operating system
 // reload accepts Active or Deprecated. IBM documents no status for a
-// running or a failed import: an import in progress shows as a transaction
-// on the template's children while the parent may already say Active
-// (softlayer-cli's fixture SoftLayer_Virtual_Guest_Block_Device_Template_Group/getObject.json
-// has transactionId and statusId on children[] and only status.name
-// "Active" on the parent; softlayer-python's "image detail" reads the
-// transactions from children[].transaction).
+// running or a failed import. softlayer-cli's fixture
+// SoftLayer_Virtual_Guest_Block_Device_Template_Group/getObject.json shows
+// a finished import: only status.name "Active" on the parent,
+// transactionId null and the disk space on the child; softlayer-python's
+// "image detail" reads transactions from children[].transaction, and SLDN
+// sets transactionId only "when there is a transaction being performed".
+// That an import in progress is a transaction on a child while the parent
+// may already say Active is inferred from these, so no wait takes Active
+// alone for done.
 const (
 	TemplateActive     = "Active"
 	TemplateDeprecated = "Deprecated"

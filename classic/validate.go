@@ -7,79 +7,20 @@ import (
 	"regexp"
 	"strings"
 	"unicode"
+
+	"github.com/e2eimage/e2eimage/crn"
+	"github.com/e2eimage/e2eimage/importspec"
 )
 
-// MaxImportDiskSize is the largest virtual disk an image import accepts.
-// IBM: "Imports are limited to 100 GB disks. Only the boot volume is
-// imported" (image-templates import-image.md; "disk at most 100 GB",
-// create-encrypted-image.md). The docs do not say whether GB is decimal or
-// binary; classic disk sizes are binary, and this constant takes the binary
-// reading (the larger) so that an image is refused here only when the
-// backplane would certainly refuse it.
-const MaxImportDiskSize int64 = 100 << 30
-
-// importRegions are the COS regions an image can be imported from: "US-South
-// (DAL13), US-East (WDC07), EU-Great Britain (LON02), EU-Germany (FRA02),
-// AP-Japan, and AU-Sydney" (image-templates import-image.md, Table 1
-// "Location").
-var importRegions = []string{"us-south", "us-east", "eu-gb", "eu-de", "jp-tok", "au-syd"}
+// MaxImportDiskSize is the largest virtual disk an image import accepts
+// (importspec.MaxDiskSize, where its source is given).
+const MaxImportDiskSize int64 = importspec.MaxDiskSize
 
 // IsImportRegion reports whether images can be imported from a bucket in
-// the COS region.
-func IsImportRegion(region string) bool {
-	for _, r := range importRegions {
-		if r == region {
-			return true
-		}
-	}
-	return false
-}
+// the COS region (importspec.IsImportRegion).
+func IsImportRegion(region string) bool { return importspec.IsImportRegion(region) }
 
-// Resiliency of a COS bucket, from its location constraint (../docs/CLOUD.md
-// section 4.3).
-const (
-	Regional    = "regional"
-	CrossRegion = "cross-region"
-	SingleSite  = "single-site"
-)
-
-// crossRegionLocations are COS cross-region location codes
-// (cloud-object-storage endpoints.md).
-var crossRegionLocations = map[string]bool{"us": true, "eu": true, "ap": true}
-
-var (
-	singleSiteRe   = regexp.MustCompile(`^[a-z]{3}[0-9]{2}$`)
-	regionRe       = regexp.MustCompile(`^[a-z]{2}-[a-z]{2,5}$`)
-	bucketRe       = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
-	storageClasses = []string{"standard", "vault", "cold", "smart", "flex", "onerate_active"}
-)
-
-// BucketResiliency classifies a COS location constraint such as
-// "us-south-standard" (Regional, region "us-south"), "us-standard" (Cross
-// Region) or "ams03-standard" (Single Site). It returns the location part
-// and an error for a constraint it cannot read.
-func BucketResiliency(locationConstraint string) (resiliency, location string, err error) {
-	lc := strings.ToLower(strings.TrimSpace(locationConstraint))
-	if lc == "" {
-		return "", "", fmt.Errorf("classic: empty bucket location constraint")
-	}
-	loc := lc
-	for _, class := range storageClasses {
-		if strings.HasSuffix(lc, "-"+class) {
-			loc = strings.TrimSuffix(lc, "-"+class)
-			break
-		}
-	}
-	switch {
-	case crossRegionLocations[loc]:
-		return CrossRegion, loc, nil
-	case singleSiteRe.MatchString(loc):
-		return SingleSite, loc, nil
-	case regionRe.MatchString(loc):
-		return Regional, loc, nil
-	}
-	return "", "", fmt.Errorf("classic: unrecognised bucket location constraint %q", locationConstraint)
-}
+var bucketRe = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 
 // COSURI is a parsed cos://<region>/<bucket>/<object> URI, the form
 // createFromIcos and copyToIcos take (../docs/CLOUD.md section 5.1).
@@ -104,34 +45,13 @@ func ParseCOSURI(s string) (COSURI, error) {
 	if !ok1 || !ok2 || region == "" || bucket == "" || object == "" {
 		return COSURI{}, fmt.Errorf("classic: %q is not a cos://<region>/<bucket>/<object> URI", s)
 	}
-	if !regionRe.MatchString(region) {
+	if !importspec.IsRegion(region) {
 		return COSURI{}, fmt.Errorf("classic: %q: %q is not a COS region name", s, region)
 	}
 	if !bucketRe.MatchString(bucket) {
 		return COSURI{}, fmt.Errorf("classic: %q: %q is not a valid bucket name (3-63 lower-case letters, digits, '.', '-')", s, bucket)
 	}
 	return COSURI{Region: region, Bucket: bucket, Object: object}, nil
-}
-
-// keyCRN is the part of a root key CRN that the checks need.
-type keyCRN struct {
-	service, location, instance, keyID string
-}
-
-// parseKeyCRN reads crn:v1:<cname>:<ctype>:<service>:<location>:<scope>:
-// <instance>:key:<id> for service kms (Key Protect) or hs-crypto (HPCS).
-func parseKeyCRN(s string) (keyCRN, error) {
-	p := strings.Split(s, ":")
-	if len(p) != 10 || p[0] != "crn" || p[1] != "v1" {
-		return keyCRN{}, fmt.Errorf("not a CRN of 10 colon-separated segments")
-	}
-	if p[4] != "kms" && p[4] != "hs-crypto" {
-		return keyCRN{}, fmt.Errorf("service %q is neither kms (Key Protect) nor hs-crypto (HPCS)", p[4])
-	}
-	if p[8] != "key" || p[9] == "" || p[7] == "" {
-		return keyCRN{}, fmt.Errorf("not a key CRN (want ...:<instance>:key:<key id>)")
-	}
-	return keyCRN{service: p[4], location: p[5], instance: p[7], keyID: p[9]}, nil
 }
 
 // validateStatic checks everything about an ImportRequest that needs no
@@ -151,12 +71,12 @@ func validateStatic(req *ImportRequest) (COSURI, error) {
 		return bad("URI", "%v", strings.TrimPrefix(err.Error(), "classic: "))
 	}
 	if !IsImportRegion(u.Region) {
-		return bad("URI", "region %q is not an image import location (one of %s)", u.Region, importRegionList())
+		return bad("URI", "region %q is not an image import location (one of %s)", u.Region, importspec.ImportRegionList())
 	}
 	obj := strings.ToLower(u.Object)
 	if req.Encryption != nil {
 		if !strings.HasSuffix(obj, ".vhd") {
-			return bad("URI", "object %q: an encrypted image must be a VHD whose name ends in .vhd (IBM names them <name>.vhd-0.vhd)", u.Object)
+			return bad("URI", "object %q: an encrypted image must be a VHD whose name ends in .vhd (IBM's example: filename.vhd-0.vhd)", u.Object)
 		}
 	} else if !strings.HasSuffix(obj, ".vhd") && !strings.HasSuffix(obj, ".vmdk") && !strings.HasSuffix(obj, ".iso") {
 		return bad("URI", "object %q: the name must end in .vhd, .vmdk or .iso", u.Object)
@@ -178,12 +98,12 @@ func validateStatic(req *ImportRequest) (COSURI, error) {
 			req.OSCode, supportedOSList())
 	}
 	if e := req.Encryption; e != nil {
-		k, err := parseKeyCRN(e.RootKeyCRN)
+		k, err := crn.ParseKey(e.RootKeyCRN)
 		if err != nil {
-			return bad("Encryption.RootKeyCRN", "%v", err)
+			return bad("Encryption.RootKeyCRN", "%v", strings.TrimPrefix(err.Error(), "crn: "))
 		}
-		if k.location != u.Region {
-			return bad("Encryption.RootKeyCRN", "the key service is in %q but the bucket is in %q; E2E needs a Regional bucket in the key service's region", k.location, u.Region)
+		if k.Region != u.Region {
+			return bad("Encryption.RootKeyCRN", "the key service is in %q but the bucket is in %q; E2E needs a Regional bucket in the key service's region", k.Region, u.Region)
 		}
 		if e.WrappedDEK == "" {
 			return bad("Encryption.WrappedDEK", "empty")
@@ -203,20 +123,18 @@ func validateStatic(req *ImportRequest) (COSURI, error) {
 }
 
 func checkBucketLocation(lc string, u COSURI) error {
-	res, loc, err := BucketResiliency(lc)
+	loc, err := importspec.ParseLocationConstraint(lc)
 	if err != nil {
-		return &InvalidImportError{Field: "BucketLocation", Reason: strings.TrimPrefix(err.Error(), "classic: ")}
+		return &InvalidImportError{Field: "BucketLocation", Reason: err.Error()}
 	}
-	if res != Regional {
-		return &InvalidImportError{Field: "BucketLocation", Reason: fmt.Sprintf("bucket %q is %s (%s); imports need a Regional bucket", u.Bucket, res, lc)}
+	if loc.Resiliency != importspec.Regional {
+		return &InvalidImportError{Field: "BucketLocation", Reason: fmt.Sprintf("bucket %q is %s (%s); imports need a Regional bucket", u.Bucket, loc.Resiliency, lc)}
 	}
-	if loc != u.Region {
-		return &InvalidImportError{Field: "BucketLocation", Reason: fmt.Sprintf("bucket %q is in %s but the URI names region %s", u.Bucket, loc, u.Region)}
+	if loc.Location != u.Region {
+		return &InvalidImportError{Field: "BucketLocation", Reason: fmt.Sprintf("bucket %q is in %s but the URI names region %s", u.Bucket, loc.Location, u.Region)}
 	}
 	return nil
 }
-
-func importRegionList() string { return strings.Join(importRegions, ", ") }
 
 // ValidateImport runs every check Import runs before it calls
 // createFromIcos: the request's fields, the bucket's location (through

@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 	"strings"
 
 	"github.com/IBM/ibm-cos-sdk-go/aws"
 	"github.com/IBM/ibm-cos-sdk-go/service/s3"
+
+	"github.com/e2eimage/e2eimage/importspec"
 )
 
 // Errors of the bucket checks.
@@ -19,8 +20,9 @@ var (
 	// ErrBucketAccess: the credentials may not use the bucket.
 	ErrBucketAccess = errors.New("cos: access to bucket denied")
 	// ErrUnknownLocation: a LocationConstraint this package cannot classify
-	// (empty, or not of the form <location>-<class>).
-	ErrUnknownLocation = errors.New("cos: unrecognised bucket location constraint")
+	// (empty, or not of the form <location>-<class>); it is
+	// importspec.ErrUnknownLocation.
+	ErrUnknownLocation = importspec.ErrUnknownLocation
 	// ErrNotRegional: the bucket is Cross Region or Single Data Center;
 	// E2E image import needs a Regional bucket.
 	ErrNotRegional = errors.New("cos: bucket is not regional")
@@ -68,92 +70,27 @@ func (e *WrongRegionError) Is(target error) bool {
 	return target == ErrRegionMismatch || (target == ErrNotRegional && e.Location.Resiliency != Regional)
 }
 
-// Resiliency is a bucket's resiliency class (../docs/CLOUD.md §4.3).
-type Resiliency int
+// Resiliency is a bucket's resiliency class (importspec.Resiliency, where
+// the rules and their sources are).
+type Resiliency = importspec.Resiliency
 
 // The resiliency classes.
 const (
-	// UnknownResiliency is the zero value.
-	UnknownResiliency Resiliency = iota
-	// Regional buckets live in one multi-zone region (us-south, eu-de, ...).
-	Regional
-	// CrossRegion buckets span a geography (us, eu, ap).
-	CrossRegion
-	// SingleSite buckets live in one data center (ams03, che01, ...).
-	SingleSite
+	UnknownResiliency = importspec.UnknownResiliency
+	Regional          = importspec.Regional
+	CrossRegion       = importspec.CrossRegion
+	SingleSite        = importspec.SingleSite
 )
-
-// String names the class as the IBM docs do.
-func (r Resiliency) String() string {
-	switch r {
-	case Regional:
-		return "Regional"
-	case CrossRegion:
-		return "Cross Region"
-	case SingleSite:
-		return "Single Data Center"
-	}
-	return "unknown"
-}
 
 // Location is a parsed bucket LocationConstraint.
-type Location struct {
-	// Constraint is the string as the server gave it, without surrounding
-	// whitespace.
-	Constraint string
-	// Location is its location part: a region, a cross-region geography or
-	// a data-center code.
-	Location string
-	// Class is the storage class part ("standard", "vault", "cold",
-	// "smart", "flex", "onerate_active"), or "" when the constraint has none.
-	Class string
-	// Resiliency follows from Location.
-	Resiliency Resiliency
-}
+type Location = importspec.Location
 
-// storageClasses are the class suffixes of COS provisioning codes.
-var storageClasses = map[string]bool{
-	"standard": true, "vault": true, "cold": true, "smart": true, "flex": true,
-	"onerate_active": true,
-}
-
-var (
-	// A region is <2 letters>-<word>: us-south, eu-de, jp-tok, in-che.
-	regionShape = regexp.MustCompile(`^[a-z]{2}-[a-z]+$`)
-	// A single data center is <3 letters><2 digits>: ams03, sjc04.
-	siteShape = regexp.MustCompile(`^[a-z]{3}[0-9]{2}$`)
-)
-
-// crossRegions are the cross-region geographies.
-var crossRegions = map[string]bool{"us": true, "eu": true, "ap": true}
-
-// ParseLocationConstraint classifies a LocationConstraint of the form
-// <location>-<class> ("us-south-standard", "eu-smart", "ams03-vault",
-// "jp-tok-onerate_active") or a bare location ("us-south", as S3-compatible
-// servers answer). Surrounding whitespace is ignored: IBM's own example
-// answer to GET ?location is pretty-printed XML, the constraint on a line
-// of its own ("\n  us-south-standard\n"), and the SDK hands over the
-// element's text as it is. Location names are recognised by shape: a
-// region is two letters, a hyphen and a word; us, eu and ap are
-// cross-region; three letters and two digits are a data center. Anything
-// else, including "", gives ErrUnknownLocation.
+// ParseLocationConstraint classifies a LocationConstraint such as
+// "us-south-standard", "eu-smart" or "ams03-vault":
+// importspec.ParseLocationConstraint. Anything it cannot classify gives an
+// error matching ErrUnknownLocation.
 func ParseLocationConstraint(s string) (Location, error) {
-	s = strings.TrimSpace(s)
-	loc := Location{Constraint: s, Location: strings.ToLower(s)}
-	if i := strings.LastIndexByte(loc.Location, '-'); i >= 0 && storageClasses[loc.Location[i+1:]] {
-		loc.Location, loc.Class = loc.Location[:i], loc.Location[i+1:]
-	}
-	switch {
-	case crossRegions[loc.Location]:
-		loc.Resiliency = CrossRegion
-	case siteShape.MatchString(loc.Location):
-		loc.Resiliency = SingleSite
-	case regionShape.MatchString(loc.Location):
-		loc.Resiliency = Regional
-	default:
-		return Location{Constraint: s}, fmt.Errorf("%w: %q", ErrUnknownLocation, s)
-	}
-	return loc, nil
+	return importspec.ParseLocationConstraint(s)
 }
 
 // BucketInfo is what CheckBucket learned about a bucket.

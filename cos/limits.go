@@ -1,6 +1,10 @@
 package cos
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/e2eimage/e2eimage/importspec"
+)
 
 // Limits of COS multipart uploads and of classic image import. Where a
 // source gives "GB" without saying whether it means 10^9 or 2^30 bytes, an
@@ -17,10 +21,10 @@ const (
 	MaxPartSize = 5_000_000_000
 	// MaxObjectSize is the largest object (COS docs: 10 TB; read as 10^12).
 	MaxObjectSize = 10_000_000_000_000
-	// ImportMaxSize is the largest image classic infrastructure imports
-	// (IBM image-templates docs: 100 GB; read as 2^30 so that a stream's
+	// ImportMaxSize is the largest image classic infrastructure imports:
+	// importspec.MaxDiskSize (100 GB, read as 100 GiB so that a stream's
 	// part size always reaches it).
-	ImportMaxSize = 100 << 30
+	ImportMaxSize = importspec.MaxDiskSize
 
 	// DefaultPartSize is the part size for inputs of unknown length and the
 	// smallest part size for inputs of known length. 16 MiB × MaxParts =

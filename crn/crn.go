@@ -1,7 +1,9 @@
 // Package crn parses and formats the Cloud Resource Names of root keys in
-// Key Protect and Hyper Protect Crypto Services. It is a leaf package (no
-// SDK, no network) so that every package naming a key (kms, iam, e2e) shares
-// one type without importing another's SDK.
+// Key Protect and Hyper Protect Crypto Services (ParseKey, strict), and
+// splits any other CRN into its segments (Parse). It is the module's one
+// CRN parser, and a leaf package (no SDK, no network) so that every package
+// naming a key or reading a CRN (kms, iam, classic, audit, e2e) shares one
+// type without importing another's SDK.
 package crn
 
 import (
@@ -63,14 +65,20 @@ type Error struct {
 	Value string
 	// Reason says what is wrong with it.
 	Reason string
+
+	anyCRN bool // from Parse: the CRN is not necessarily a key's
 }
 
 // Error describes the fault and the expected form.
 func (e *Error) Error() string {
-	if e.Value == "" {
-		return fmt.Sprintf("crn: invalid key CRN: %s: %s", e.Field, e.Reason)
+	what := "key CRN"
+	if e.anyCRN {
+		what = "CRN"
 	}
-	return fmt.Sprintf("crn: invalid key CRN: %s %q: %s", e.Field, e.Value, e.Reason)
+	if e.Value == "" {
+		return fmt.Sprintf("crn: invalid %s: %s: %s", what, e.Field, e.Reason)
+	}
+	return fmt.Sprintf("crn: invalid %s: %s %q: %s", what, e.Field, e.Value, e.Reason)
 }
 
 // Is reports whether target is ErrInvalid.
@@ -95,6 +103,34 @@ func (c Key) String() string {
 func (c Key) InstanceCRN() string {
 	return "crn:v1:bluemix:public:" + string(c.Service) + ":" + c.Region + ":a/" + c.AccountID + ":" +
 		c.InstanceID + "::"
+}
+
+// CRN is any Cloud Resource Name split into its ten segments
+// (crn:v1:<cname>:<ctype>:<service-name>:<location>:<scope>:
+// <service-instance>:<resource-type>:<resource>; IBM Cloud docs, account
+// crn.md, "Format of a CRN"). Segments may be empty.
+type CRN struct {
+	CName, CType, ServiceName, Location, Scope string
+	ServiceInstance, ResourceType, Resource    string
+}
+
+// Parse splits a CRN of any service into its segments. It checks only the
+// shape: ten colon-separated segments, "crn" and "v1" first, at most 512
+// bytes. Use ParseKey for a root key CRN, which it checks in full.
+// Failures are *Error values matching ErrInvalid.
+func Parse(s string) (CRN, error) {
+	if len(s) > maxCRNLen {
+		return CRN{}, &Error{Field: "crn", Reason: fmt.Sprintf("%d bytes long, more than the %d a CRN can have here", len(s), maxCRNLen), anyCRN: true}
+	}
+	p := strings.Split(s, ":")
+	if len(p) != crnSegments {
+		return CRN{}, &Error{Field: "crn", Value: clip(s), Reason: fmt.Sprintf("has %d colon-separated segments, want %d", len(p), crnSegments), anyCRN: true}
+	}
+	if p[0] != "crn" || p[1] != "v1" {
+		return CRN{}, &Error{Field: "prefix", Value: clip(p[0] + ":" + p[1]), Reason: `want "crn:v1"`, anyCRN: true}
+	}
+	return CRN{CName: p[2], CType: p[3], ServiceName: p[4], Location: p[5], Scope: p[6],
+		ServiceInstance: p[7], ResourceType: p[8], Resource: p[9]}, nil
 }
 
 // ParseKey parses a root key CRN of the form

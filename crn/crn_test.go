@@ -127,3 +127,23 @@ func FuzzParseKey(f *testing.F) {
 		}
 	})
 }
+
+func TestParse(t *testing.T) {
+	t.Parallel()
+	c, err := Parse("crn:v1:bluemix:public:cloud-object-storage:global:a/0123:5ef6cebe::")
+	if err != nil || c.ServiceName != "cloud-object-storage" || c.ServiceInstance != "5ef6cebe" || c.Resource != "" || c.Location != "global" {
+		t.Fatalf("Parse = %+v, %v", c, err)
+	}
+	c, err = Parse("crn:v1:bluemix:public:is:us-south:a/1::image:4711")
+	if err != nil || c.ResourceType != "image" || c.Resource != "4711" {
+		t.Fatalf("Parse = %+v, %v", c, err)
+	}
+	if _, err := Parse("crn:v1:a"); err == nil || !strings.HasPrefix(err.Error(), "crn: invalid CRN: ") {
+		t.Errorf("Parse's error %v does not say \"invalid CRN\"", err)
+	}
+	for _, bad := range []string{"", "crn:v1:a", "urn:v1:a:b:c:d:e:f:g:h", "crn:v2:a:b:c:d:e:f:g:h", "crn:v1:a:b:c:d:e:f:g:h:i", strings.Repeat("crn:v1:", 100)} {
+		if _, err := Parse(bad); !errors.Is(err, ErrInvalid) {
+			t.Errorf("Parse(%q): %v, want ErrInvalid", bad, err)
+		}
+	}
+}

@@ -10,14 +10,12 @@ import (
 	"strings"
 
 	"github.com/e2eimage/e2eimage/disk"
+	"github.com/e2eimage/e2eimage/importspec"
 )
 
-// MaxImportSize is the largest disk IBM imports: "Imports are limited to
-// 100 GB disks. Only the boot volume is imported, not secondary disks."
-// (ibm-cloud-docs/image-templates, import-image.md). Classic infrastructure
-// sizes its disks in binary gigabytes (a "100 GB" boot disk holds 100 GiB),
-// so the limit is read as 100 GiB, as the rest of this module reads it.
-const MaxImportSize = 100 << 30
+// MaxImportSize is the largest disk IBM imports, 100 GiB:
+// importspec.MaxDiskSize, where its source and reading are given.
+const MaxImportSize = importspec.MaxDiskSize
 
 // Option changes what Examine checks.
 type Option func(*options)

@@ -470,7 +470,7 @@ func validateImport(cfg *datatypes.Container_Virtual_Guest_Block_Device_Template
 	}
 	req.uri = u
 	if !strings.HasSuffix(strings.ToLower(u.key), ".vhd") {
-		return nil, errInvalid("The object %q is not a VHD image: the object name must end in .vhd (an exported image is named <name>.vhd-0.vhd). This simulator imports VHD images only.", u.key)
+		return nil, errInvalid("The object %q is not a VHD image: the object name must end in .vhd (IBM's example name for an import is filename.vhd-0.vhd). This simulator imports VHD images only.", u.key)
 	}
 	key := deref(cfg.IbmApiKey)
 	if key == "" {
@@ -484,8 +484,10 @@ func validateImport(cfg *datatypes.Container_Virtual_Guest_Block_Device_Template
 	case cfg.IsEncrypted != nil:
 		req.encrypted = *cfg.IsEncrypted
 	case crk != "" || wdek != "":
-		// isEncrypted is optional since 2019-06 (../../../docs/CLOUD.md 5.1): a root key
-		// CRN and a wrapped DEK make the import an encrypted one.
+		// isEncrypted is "not a required data type" since 2019-06 (SLDN
+		// release notes, ../../../docs/CLOUD.md 5.1). Inferred: without
+		// it, a root key CRN and a wrapped DEK make the import an
+		// encrypted one (the note does not say what the default is).
 		req.encrypted = true
 	}
 	if !req.encrypted && (crk != "" || wdek != "") {
@@ -518,9 +520,14 @@ func validateImport(cfg *datatypes.Container_Virtual_Guest_Block_Device_Template
 	req.cloudInit = deref(cfg.CloudInit)
 	req.byol = deref(cfg.Byol)
 	if req.encrypted {
-		req.cloudInit = true // forced on for encrypted images (../../../docs/CLOUD.md 7.2)
+		// Invented as an API rule: IBM documents that an encrypted image
+		// "must be cloud-init enabled" and that the console's import form
+		// selects Cloud-init (and, for Red Hat, Your license) and locks it
+		// (../../../docs/CLOUD.md 7.2); what the API does with
+		// cloudInit:false is not documented. The simulator forces both on.
+		req.cloudInit = true
 		if osr.rhel {
-			req.byol = true // forced on for encrypted RHEL (../../../docs/CLOUD.md 7.2)
+			req.byol = true
 		}
 	}
 	req.apiKey = secret.NewString(key)
