@@ -2,6 +2,7 @@ package classic
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,8 +13,10 @@ import (
 
 	"github.com/softlayer/softlayer-go/datatypes"
 	"github.com/softlayer/softlayer-go/session"
+	"github.com/softlayer/softlayer-go/sl"
 
 	"github.com/e2eimage/e2eimage/internal/endpoint"
+	"github.com/e2eimage/e2eimage/internal/retry"
 	"github.com/e2eimage/e2eimage/secret"
 )
 
@@ -80,7 +83,8 @@ type options struct {
 	userAgent    string
 	retryBase    time.Duration // first delay between read attempts
 	unknownBound time.Duration
-	now          func() time.Time // the clock of the unknown-state bound
+	noProgress   time.Duration
+	now          func() time.Time // the clock of the unknown-state and no-progress bounds
 }
 
 // WithEndpoint sets the REST endpoint (default DefaultEndpoint). It must be
@@ -117,8 +121,10 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 func WithRequestTimeout(d time.Duration) Option { return func(o *options) { o.reqTimeout = d } }
 
 // WithReadAttempts sets how many times a read-only call (getObject, list,
-// getAllObjects) is tried when it times out, is rate limited or meets a
-// 502/503/504 (default DefaultReadAttempts; 1 disables retries). Calls that
+// getAllObjects) is tried when it times out, is rate limited, meets a
+// 502/503/504 or a transient HTTP 500 ("Internal Error", a timeout, "try
+// again"; see the package documentation) (default DefaultReadAttempts; 1
+// disables retries). Calls that
 // create or change something are never retried: see the package
 // documentation.
 func WithReadAttempts(n int) Option { return func(o *options) { o.readAttempts = n } }
@@ -135,6 +141,12 @@ func WithPollInterval(min, max time.Duration) Option {
 // state it cannot read before it gives up with a *TemplateStateError
 // (default DefaultUnknownStateBound).
 func WithUnknownStateBound(d time.Duration) Option { return func(o *options) { o.unknownBound = d } }
+
+// WithNoProgressBound sets how long WaitTemplate and Export accept one
+// transaction status (the same group, status and friendly name on the same
+// copy) before they give up with a *NoProgressError (default
+// DefaultNoProgressBound).
+func WithNoProgressBound(d time.Duration) Option { return func(o *options) { o.noProgress = d } }
 
 // WithUserAgent appends a product token to softlayer-go's User-Agent.
 func WithUserAgent(ua string) Option { return func(o *options) { o.userAgent = ua } }
@@ -164,6 +176,7 @@ func New(creds Credentials, opts ...Option) (*Client, error) {
 		maxPoll:      DefaultMaxPoll,
 		retryBase:    time.Second,
 		unknownBound: DefaultUnknownStateBound,
+		noProgress:   DefaultNoProgressBound,
 		now:          time.Now,
 	}
 	for _, f := range opts {
@@ -196,6 +209,9 @@ func New(creds Credentials, opts ...Option) (*Client, error) {
 	}
 	if o.unknownBound <= 0 {
 		o.unknownBound = DefaultUnknownStateBound
+	}
+	if o.noProgress <= 0 {
+		o.noProgress = DefaultNoProgressBound
 	}
 	if o.now == nil {
 		o.now = time.Now
@@ -280,25 +296,15 @@ func (c *Client) secrets(extra ...*secret.String) []string {
 	return out
 }
 
-// read runs a read-only call, retrying timeouts, rate limiting and
-// 502/503/504 with backoff while ctx allows.
+// read runs a read-only call under the one retry policy
+// (internal/retry), retrying what transient calls passing: timeouts, rate
+// limiting, 502/503/504 and the transient HTTP 500 answers.
 func (c *Client) read(ctx context.Context, op string, fn func(*session.Session) error) error {
-	var err error
-	delay := c.opts.retryBase
-	for attempt := 1; ; attempt++ {
-		err = fn(c.session(ctx))
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil || attempt >= c.opts.readAttempts || !retryable(err) {
-			break
-		}
-		c.opts.logger.DebugContext(ctx, "classic: retrying read", "op", op, "attempt", attempt, "status", statusOf(err))
-		if serr := sleep(ctx, jitter(delay)); serr != nil {
-			break
-		}
-		delay = min(2*delay, 30*time.Second)
-	}
+	p := retry.Policy{MaxAttempts: c.opts.readAttempts, MinWait: c.opts.retryBase, MaxWait: 30 * time.Second,
+		OnRetry: func(n int, err error, wait time.Duration) {
+			c.opts.logger.DebugContext(ctx, "classic: retrying read", "op", op, "attempt", n, "status", statusOf(err), "wait", wait)
+		}}
+	err := retry.Do(ctx, p, classify, func(int) error { return fn(c.session(ctx)) })
 	return c.apiError(ctx, op, err)
 }
 
@@ -334,4 +340,48 @@ func tm(p *datatypes.Time) time.Time {
 		return time.Time{}
 	}
 	return p.Time
+}
+
+// callRaw makes one API call through softlayer-go and keeps its answer as
+// raw JSON, for decodeAnswer.
+func callRaw(s *session.Session, service, method string, id *int, args []any, raw *json.RawMessage) error {
+	return s.DoRequest(service, method, args, &sl.Options{Id: id}, raw)
+}
+
+// decodeAnswer decodes the answer of a POST call (createFromIcos,
+// createObject, verifyOrder) strictly, where softlayer-go would decode
+// whatever it is given into an empty struct: the answer must be a JSON
+// object; one that carries "error" is an *APIError keeping IBM's code and
+// message (SLDN release note 2020-10-09: createFromIcos could answer HTTP
+// 200 with an error message); every name in required must be present and
+// not null; and each field must have the type the datatype gives it.
+// Fields the datatype does not know are ignored: SoftLayer adds
+// properties without notice.
+func (c *Client) decodeAnswer(op string, raw []byte, out any, required []string, extra ...*secret.String) error {
+	secrets := c.secrets(extra...)
+	bad := func(format string, a ...any) error {
+		return &APIError{Op: op, StatusCode: 200, Message: scrub(fmt.Sprintf(format, a...), secrets)}
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
+		return bad("the answer is not a JSON object (%d bytes)", len(raw))
+	}
+	if e, ok := fields["error"]; ok {
+		var msg, code string
+		_ = json.Unmarshal(e, &msg)
+		_ = json.Unmarshal(fields["code"], &code)
+		if msg == "" {
+			msg = string(e)
+		}
+		return &APIError{Op: op, StatusCode: 200, Code: scrub(code, secrets), Message: scrub(msg, secrets)}
+	}
+	for _, k := range required {
+		if v, ok := fields[k]; !ok || string(v) == "null" {
+			return bad("the answer has no %q", k)
+		}
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return bad("decoding the answer: %v", err)
+	}
+	return nil
 }

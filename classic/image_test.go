@@ -302,7 +302,7 @@ func TestWaitTemplateActive(t *testing.T) {
 	require.Equal(t, 77, tmpl.ID)
 	require.Equal(t, []string{"Active/IMAGE_IMPORT_QUEUED", "Active/IMAGE_IMPORT_QUEUED", "Active/IMAGE_IMPORT_COPY", "Active/"}, seen)
 	for _, r := range f.requests() {
-		require.Contains(t, r.Mask, "transaction[transactionStatus]")
+		require.Contains(t, r.Mask, "transaction[transactionStatus,transactionGroup]")
 		require.Contains(t, r.Mask, "status")
 	}
 }
