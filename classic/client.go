@@ -16,6 +16,7 @@ import (
 	"github.com/softlayer/softlayer-go/sl"
 
 	"github.com/e2eimage/e2eimage/internal/endpoint"
+	"github.com/e2eimage/e2eimage/internal/httppolicy"
 	"github.com/e2eimage/e2eimage/internal/retry"
 	"github.com/e2eimage/e2eimage/secret"
 )
@@ -103,8 +104,10 @@ func WithEndpoint(u string) Option {
 // WithPrivateEndpoint is WithEndpoint(PrivateEndpoint).
 func WithPrivateEndpoint() Option { return WithEndpoint(PrivateEndpoint) }
 
-// WithHTTPClient sets the HTTP client whose Transport (and redirect policy)
-// carries the requests. Its Timeout is ignored: see WithRequestTimeout.
+// WithHTTPClient sets the HTTP client whose Transport carries the requests.
+// Its Timeout is ignored (see WithRequestTimeout), and so is its
+// CheckRedirect: no redirect is followed that would carry the API key or a
+// request body, change host, or leave https (internal/httppolicy).
 // A Transport that skips TLS certificate verification makes New fail.
 // Default: a transport of the client's own (TLS 1.2 or later, the proxy
 // environment variables), which CloseIdleConnections can empty without
@@ -225,7 +228,8 @@ func New(creds Credentials, opts ...Option) (*Client, error) {
 	} else {
 		rt = endpoint.NewTransport()
 	}
-	return &Client{creds: creds, opts: o, endpoint: ep, transport: rt}, nil
+	// No redirect carries the API key elsewhere.
+	return &Client{creds: creds, opts: o, endpoint: ep, transport: httppolicy.Wrap(rt)}, nil
 }
 
 // CloseIdleConnections closes the keep-alive connections that carry no
@@ -258,9 +262,8 @@ func checkEndpoint(raw string) (string, error) {
 // into the session it is given. The session is dropped after the call, and
 // Debug logging (which prints request bodies) stays off.
 func (c *Client) session(ctx context.Context) *session.Session {
-	hc := &http.Client{Transport: c.transport}
+	hc := &http.Client{Transport: c.transport, CheckRedirect: httppolicy.CheckRedirect}
 	if c.opts.httpClient != nil {
-		hc.CheckRedirect = c.opts.httpClient.CheckRedirect
 		hc.Jar = c.opts.httpClient.Jar
 	}
 	s := &session.Session{
