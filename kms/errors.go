@@ -71,6 +71,9 @@ type Error struct {
 	CorrelationID string
 	// Attempts is how many requests the call made (retries included).
 	Attempts int
+	// Endpoint is the key service base URL the call was sent to, "" when
+	// it sent nothing.
+	Endpoint string
 	// Err is the underlying error (from the SDK, IAM or the network).
 	Err error
 
@@ -144,7 +147,12 @@ func (e *Error) Unwrap() []error {
 func (e *Error) Fix() string {
 	switch e.Kind {
 	case ErrKeyNotFound:
-		return "check the key ID in the crn.Key and that the key is in this instance and region"
+		fix := "check the key ID in the crn.Key and that the key is in this instance and region"
+		if e.Endpoint != "" {
+			fix += " (asked at " + e.Endpoint + "; a Key Protect Dedicated instance is served at " +
+				"https://<instance_ID>.api.<region>.kms.appdomain.cloud: see WithDedicated and WithURL)"
+		}
+		return fix
 	case ErrNotRootKey:
 		return "use a root key (extractable=false); standard keys cannot wrap"
 	case ErrKeyNotActive:
