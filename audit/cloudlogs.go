@@ -159,6 +159,7 @@ func WithSecrets(s ...*secret.String) CloudLogsOption {
 // through its query API (POST /v1/query, Lucene syntax, server-sent
 // events) as a Source.
 type CloudLogs struct {
+	clock     httppolicy.ServiceClock
 	endpoint  string
 	auth      core.Authenticator
 	hc        *http.Client
@@ -193,8 +194,11 @@ func NewCloudLogs(instanceURL string, auth core.Authenticator, opts ...CloudLogs
 		return nil, fmt.Errorf("audit: refusing to send tokens over this HTTP client: %w", err)
 	}
 	// The library's HTTP policy: no redirect takes the token or the query
-	// elsewhere (a copy: the caller's client is not changed).
-	c.hc = httppolicy.Client(c.hc)
+	// elsewhere (a copy: the caller's client is not changed); every
+	// answer's Date sets the service clock (Now).
+	hc := httppolicy.Client(c.hc)
+	hc.Transport = httppolicy.Wrap(c.clock.Transport(c.hc.Transport))
+	c.hc = hc
 	return c, nil
 }
 
@@ -202,6 +206,22 @@ func NewCloudLogs(instanceURL string, auth core.Authenticator, opts ...CloudLogs
 // because their user_data was not an audit event, and the first of them
 // (at most MaxSkipDetails).
 func (c *CloudLogs) Skipped() (int, []Skip) { return c.skips.get() }
+
+// Now returns Cloud Logs' current time as the Date of its last answer
+// showed it, sending a one-result query first if no answer has been seen
+// yet. Audit events carry the service's time: a window that ends "now"
+// ends at this time, not at the local clock's.
+func (c *CloudLogs) Now(ctx context.Context) (time.Time, error) {
+	if t, ok := c.clock.Now(); ok {
+		return t, nil
+	}
+	now := time.Now()
+	if _, _, err := c.searchRetried(ctx, "*", now.Add(-time.Minute), now, 1); err != nil {
+		return time.Time{}, fmt.Errorf("audit: reading the Cloud Logs clock: %w", err)
+	}
+	t, _ := c.clock.Now()
+	return t, nil
+}
 
 // CloseIdleConnections closes the keep-alive connections of the query
 // client that carry no request now, as http.Client.CloseIdleConnections

@@ -164,6 +164,9 @@ type Client struct {
 	// meaning http.DefaultTransport) or the client's own.
 	transport http.RoundTripper
 
+	// clock follows the API's clock from the Date of its answers.
+	clock *httppolicy.ServiceClock
+
 	osMu    sync.Mutex
 	osCodes map[string]string // reference code -> name, nil until loaded
 }
@@ -228,8 +231,10 @@ func New(creds Credentials, opts ...Option) (*Client, error) {
 	} else {
 		rt = endpoint.NewTransport()
 	}
-	// No redirect carries the API key elsewhere.
-	return &Client{creds: creds, opts: o, endpoint: ep, transport: httppolicy.Wrap(rt)}, nil
+	// No redirect carries the API key elsewhere; every answer's Date sets
+	// the service clock (ServiceTime).
+	clock := &httppolicy.ServiceClock{}
+	return &Client{creds: creds, opts: o, endpoint: ep, transport: httppolicy.Wrap(clock.Transport(rt)), clock: clock}, nil
 }
 
 // CloseIdleConnections closes the keep-alive connections that carry no
@@ -239,6 +244,13 @@ func New(creds Credentials, opts ...Option) (*Client, error) {
 func (c *Client) CloseIdleConnections() {
 	(&http.Client{Transport: c.transport}).CloseIdleConnections()
 }
+
+// ServiceTime returns the SoftLayer API's current time as the Date header
+// of its last answer showed it (an upper bound: Date has a resolution of a
+// second), and false before any answer arrived. Event log records carry
+// the service's time: a window that ends "now" should end at ServiceTime,
+// not at the local clock's now, which may lag the service's.
+func (c *Client) ServiceTime() (time.Time, bool) { return c.clock.Now() }
 
 // Endpoint returns the REST endpoint the client talks to.
 func (c *Client) Endpoint() string { return c.endpoint }

@@ -93,6 +93,12 @@ func (e *Error) Error() string {
 			b.WriteString("; ")
 			b.WriteString(fix)
 		}
+		if e.Kind == ErrKeyNotFound && e.Endpoint != "" {
+			// A Key Protect Dedicated key keeps CRN service "kms" but is
+			// not served at the multi-tenant endpoint.
+			fmt.Fprintf(&b, " (asked at %s; a Key Protect Dedicated instance is served at "+
+				"https://<instance_ID>.api.<region>.kms.appdomain.cloud: see WithDedicated and WithURL)", e.Endpoint)
+		}
 	}
 	var details []string
 	if e.Status != 0 {
@@ -147,12 +153,7 @@ func (e *Error) Unwrap() []error {
 func (e *Error) Fix() string {
 	switch e.Kind {
 	case ErrKeyNotFound:
-		fix := "check the key ID in the crn.Key and that the key is in this instance and region"
-		if e.Endpoint != "" {
-			fix += " (asked at " + e.Endpoint + "; a Key Protect Dedicated instance is served at " +
-				"https://<instance_ID>.api.<region>.kms.appdomain.cloud: see WithDedicated and WithURL)"
-		}
-		return fix
+		return "check the key ID in the crn.Key and that the key is in this instance and region"
 	case ErrNotRootKey:
 		return "use a root key (extractable=false); standard keys cannot wrap"
 	case ErrKeyNotActive:

@@ -30,6 +30,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/e2eimage/e2eimage/internal/endpoint"
@@ -186,4 +187,87 @@ func Client(hc *http.Client) *http.Client {
 	c.Transport = Wrap(c.Transport)
 	c.CheckRedirect = CheckRedirect
 	return &c
+}
+
+// ServiceClock follows a service's clock from the Date header of its
+// answers (RFC 9110 §6.6.1: the origin server's time when it made the
+// answer), so that a time window ending "now" can end at the service's now
+// rather than the local clock's, which may lag or lead it. It is safe for
+// concurrent use; the zero value has seen no answer.
+type ServiceClock struct {
+	mu     sync.Mutex
+	offset time.Duration
+	seen   bool
+	local  func() time.Time
+}
+
+// Observe records the Date of an answer received at the local time at.
+// Date has a resolution of one second and is truncated, so the service's
+// time at receipt is taken as Date plus one second: an upper bound.
+func (c *ServiceClock) Observe(h http.Header, at time.Time) {
+	d, err := http.ParseTime(h.Get("Date"))
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	c.offset, c.seen = d.Add(time.Second).Sub(at), true
+	c.mu.Unlock()
+}
+
+// Now returns the service's current time as the last answer showed it (the
+// local clock moved by the last observed offset), and false when no answer
+// with a Date has been seen.
+func (c *ServiceClock) Now() (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now
+	if c.local != nil {
+		now = c.local
+	}
+	if !c.seen {
+		return now(), false
+	}
+	return now().Add(c.offset), true
+}
+
+// Transport returns base with every answer's Date observed by c.
+func (c *ServiceClock) Transport(base http.RoundTripper) http.RoundTripper {
+	return &clockTransport{base: base, clock: c}
+}
+
+type clockTransport struct {
+	base  http.RoundTripper
+	clock *ServiceClock
+}
+
+func (t *clockTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	b := t.base
+	if b == nil {
+		b = http.DefaultTransport
+	}
+	resp, err := b.RoundTrip(req)
+	if err == nil {
+		t.clock.Observe(resp.Header, time.Now())
+	}
+	return resp, err
+}
+
+// CloseIdleConnections closes the base transport's idle connections.
+func (t *clockTransport) CloseIdleConnections() {
+	type closer interface{ CloseIdleConnections() }
+	b := t.base
+	if b == nil {
+		b = http.DefaultTransport
+	}
+	if c, ok := b.(closer); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// Unwrap returns the base transport.
+func (t *clockTransport) Unwrap() http.RoundTripper {
+	if t.base == nil {
+		return http.DefaultTransport
+	}
+	return t.base
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/e2eimage/e2eimage/internal/endpoint"
 )
@@ -169,5 +170,45 @@ func TestWrappedTransportStillChecked(t *testing.T) {
 	}
 	if Wrap(Wrap(nil)) == nil {
 		t.Error("Wrap twice")
+	}
+}
+
+func TestServiceClock(t *testing.T) {
+	t.Parallel()
+	local := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	c := &ServiceClock{local: func() time.Time { return local }}
+	if _, ok := c.Now(); ok {
+		t.Fatal("a clock that saw no answer claims to know the service's time")
+	}
+	h := http.Header{}
+	h.Set("Date", local.Add(2*time.Hour).Format(http.TimeFormat))
+	c.Observe(h, local)
+	got, ok := c.Now()
+	if !ok || got != local.Add(2*time.Hour+time.Second) {
+		t.Errorf("Now() = %v, %v; want the service's time plus the Date's one-second resolution", got, ok)
+	}
+	h.Set("Date", "not a date")
+	c.Observe(h, local)
+	if got2, _ := c.Now(); got2 != got {
+		t.Errorf("a malformed Date changed the clock: %v", got2)
+	}
+}
+
+func TestServiceClockTransport(t *testing.T) {
+	t.Parallel()
+	ahead := time.Now().Add(3 * time.Hour).UTC()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Date", ahead.Format(http.TimeFormat))
+	}))
+	t.Cleanup(srv.Close)
+	var c ServiceClock
+	resp, err := (&http.Client{Transport: c.Transport(nil)}).Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	now, ok := c.Now()
+	if !ok || now.Before(ahead.Add(-time.Second)) || now.After(ahead.Add(time.Minute)) {
+		t.Errorf("Now() = %v, %v; want about %v", now, ok, ahead)
 	}
 }
