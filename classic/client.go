@@ -145,9 +145,9 @@ func WithPollInterval(min, max time.Duration) Option {
 // (default DefaultUnknownStateBound).
 func WithUnknownStateBound(d time.Duration) Option { return func(o *options) { o.unknownBound = d } }
 
-// WithNoProgressBound sets how long WaitTemplate and Export accept one
+// WithNoProgressBound sets how long WaitTemplate accepts one
 // transaction status (the same group, status and friendly name on the same
-// copy) before they give up with a *NoProgressError (default
+// copy) before it gives up with a *NoProgressError (default
 // DefaultNoProgressBound).
 func WithNoProgressBound(d time.Duration) Option { return func(o *options) { o.noProgress = d } }
 

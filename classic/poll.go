@@ -52,7 +52,7 @@ func UnknownStateAfter(d time.Duration) WaitOption {
 }
 
 // NoProgressAfter overrides the Client's no-progress bound
-// (WithNoProgressBound) for one WaitTemplate or Export call.
+// (WithNoProgressBound) for one WaitTemplate call.
 func NoProgressAfter(d time.Duration) WaitOption {
 	return func(o *waitOptions) {
 		if d > 0 {
