@@ -255,3 +255,19 @@ func TestContractOrderAnswersStrict(t *testing.T) {
 		})
 	}
 }
+
+// The poll interval grows while the transaction status does not change,
+// although how long it has lasted does; and an error that ends the wait
+// early names the transaction and how long it ran.
+func TestContractWaitErrorNamesTheTransaction(t *testing.T) {
+	t.Parallel()
+	f := newFakeSL(t)
+	r := replaySteps(t, step(t, 200, "template_importing.json"), step(t, 200, "template_importing.json"),
+		step(t, 500, "error_internal_error.json"))
+	r.serve(f)
+	clock := &steppingClock{now: time.Unix(1_700_000_000, 0), step: time.Minute}
+	c := newTestClient(t, f, withClock(clock), WithReadAttempts(1))
+	_, err := c.WaitTemplate(context.Background(), 2200100)
+	require.Error(t, err)
+	require.Contains(t, err.Error(), `last transaction IMAGE_IMPORT "Importing the image" (group Image Import) on copy 2200102 for 1m0s`)
+}

@@ -459,7 +459,24 @@ func (c *Client) WaitTemplate(ctx context.Context, id int, opts ...WaitOption) (
 		}
 		return w.check(t)
 	})
+	if err != nil && w.last != nil && w.last.Current.Status != "" && !waitVerdict(err) {
+		// Transient errors outlasted the policy, or ctx ended: say which
+		// transaction was running and for how long.
+		err = fmt.Errorf("%w; last transaction %s", err, w.last.Current.String())
+	}
 	return w.last, err
+}
+
+// waitVerdict reports whether err is one of WaitTemplate's own verdicts,
+// which describe the template themselves.
+func waitVerdict(err error) bool {
+	var (
+		fe *ImportFailedError
+		ge *TemplateGoneError
+		np *NoProgressError
+		se *TemplateStateError
+	)
+	return errors.As(err, &fe) || errors.As(err, &ge) || errors.As(err, &np) || errors.As(err, &se)
 }
 
 // templateWait is the state one WaitTemplate keeps across its polls.
@@ -477,12 +494,14 @@ type templateWait struct {
 // check judges one poll's template.
 func (w *templateWait) check(t *Template) (string, bool, error) {
 	now := w.c.opts.now()
+	// The poll's state key leaves out how long the status has lasted, so
+	// that an unchanged status lengthens the poll interval.
+	key := t.progress()
 	t.Current.For = w.progress.observe(t.Current, now)
 	w.last = t
 	if w.wo.onTemplate != nil {
 		w.wo.onTemplate(*t)
 	}
-	key := t.progress()
 	st := t.state()
 	switch st {
 	case stateFailed:
