@@ -811,10 +811,17 @@ func (r *runner) auditStep(ctx context.Context, s *Step) error {
 	want := audit.ExpectedActions(q)
 	deadline := time.Now().Add(r.p.AuditWait)
 	for {
-		// End zero: the window ends at the audit services' clock
-		// (audit.Reader.ServiceNow), which stamps the events; the local
-		// clock may lag it.
-		q.End = time.Time{}
+		// The window ends at the later of the plan's clock and the audit
+		// services' clock (audit.Reader.ServiceNow, read from their
+		// answers), which stamps the events: the local clock may lag it.
+		end, err := r.p.Audit.ServiceNow(ctx)
+		if err != nil {
+			return err
+		}
+		if c := r.p.Clock().Add(time.Second); c.After(end) {
+			end = c
+		}
+		q.End = end
 		events, err := r.p.Audit.Collect(ctx, q)
 		if err != nil {
 			return err
