@@ -366,7 +366,7 @@ func callRaw(s *session.Session, service, method string, id *int, args []any, ra
 // decodeAnswer decodes the answer of a POST call (createFromIcos,
 // createObject, verifyOrder) strictly, where softlayer-go would decode
 // whatever it is given into an empty struct: the answer must be a JSON
-// object; one that carries "error" is an *APIError keeping IBM's code and
+// object (or a list of exactly one); one that carries "error" is an *APIError keeping IBM's code and
 // message (SLDN release note 2020-10-09: createFromIcos could answer HTTP
 // 200 with an error message); every name in required must be present and
 // not null; and each field must have the type the datatype gives it.
@@ -376,6 +376,13 @@ func (c *Client) decodeAnswer(op string, raw []byte, out any, required []string,
 	secrets := c.secrets(extra...)
 	bad := func(format string, a ...any) error {
 		return &APIError{Op: op, StatusCode: 200, Message: scrub(fmt.Sprintf(format, a...), secrets)}
+	}
+	// softlayer-python's fixture of createFromIcos is a list holding the
+	// template (SoftLayer/fixtures/SoftLayer_Virtual_Guest_Block_Device_Template_Group.py):
+	// a one-element list stands for its element.
+	var list []json.RawMessage
+	if json.Unmarshal(raw, &list) == nil && len(list) == 1 {
+		raw = list[0]
 	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {

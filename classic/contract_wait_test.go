@@ -271,3 +271,47 @@ func TestContractWaitErrorNamesTheTransaction(t *testing.T) {
 	require.Error(t, err)
 	require.Contains(t, err.Error(), `last transaction IMAGE_IMPORT "Importing the image" (group Image Import) on copy 2200102 for 1m0s`)
 }
+
+func TestContractCreateFromIcosListAnswer(t *testing.T) {
+	t.Parallel()
+	f := newFakeSL(t)
+	serveOSCodes(f)
+	f.on("SoftLayer_Virtual_Guest_Block_Device_Template_Group::createFromIcos", func(fakeReq) (int, any) {
+		return 200, contract(t, "response_createFromIcos.json")
+	})
+	c := newTestClient(t, f)
+	tmpl, err := c.Import(context.Background(), goodImport())
+	require.NoError(t, err)
+	require.Equal(t, 2200100, tmpl.ID)
+	require.Equal(t, "5d1f0a3e-8c2b-4e7d-9a61-0f2b3c4d5e6f", tmpl.GlobalIdentifier)
+}
+
+func TestContractTemplateContent(t *testing.T) {
+	t.Parallel()
+	f := newFakeSL(t)
+	replayOf(t, "template_content.json").serve(f)
+	f.on("SoftLayer_Virtual_Guest_Block_Device_Template_Group::isEncrypted", func(fakeReq) (int, any) { return 200, "true" })
+	c := newTestClient(t, f)
+	tc, err := c.GetTemplateContent(context.Background(), 2200100)
+	require.NoError(t, err)
+	require.True(t, tc.Encrypted)
+	require.Equal(t, []TemplateDisk{
+		{Device: 0, Capacity: 25 << 30, Name: "e2e-ubuntu-0", OSCode: "UBUNTU_22_64"},
+		{Device: 1, Capacity: 100 << 30, Name: "e2e-ubuntu-1"},
+	}, tc.Disks, "the child's disks, in device order, GB counted in GiB")
+	require.Equal(t, "UBUNTU_22_64", tc.OSCode)
+	// The mask asks for what the disks need on the parent and each child.
+	m := f.requests()[0].Mask
+	for _, want := range []string{"children[", "blockDevices[id,device,diskSpace,units,diskImage[capacity,units,name,softwareReferences[softwareDescription[referenceCode]]]]"} {
+		require.Contains(t, m, want)
+	}
+
+	// An isEncrypted answer that is not a boolean is an error, not false.
+	f2 := newFakeSL(t)
+	replayOf(t, "template_content.json").serve(f2)
+	f2.on("SoftLayer_Virtual_Guest_Block_Device_Template_Group::isEncrypted", func(fakeReq) (int, any) {
+		return 200, `{"error":"Internal Error","code":"SoftLayer_Exception_Public"}`
+	})
+	_, err = newTestClient(t, f2, WithReadAttempts(1)).GetTemplateContent(context.Background(), 2200100)
+	require.Error(t, err)
+}
