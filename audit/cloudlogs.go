@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"strings"
 	"time"
@@ -16,6 +15,8 @@ import (
 	"github.com/IBM/go-sdk-core/v5/core"
 
 	"github.com/e2eimage/e2eimage/internal/endpoint"
+	"github.com/e2eimage/e2eimage/internal/httppolicy"
+	"github.com/e2eimage/e2eimage/internal/retry"
 	"github.com/e2eimage/e2eimage/secret"
 )
 
@@ -94,6 +95,10 @@ func (e *StreamError) Error() string {
 	return fmt.Sprintf("audit: Cloud Logs event stream, line %d: %s", e.Line, e.Reason)
 }
 
+// queryTimeout bounds one query (request and streamed answer) of the
+// default client; a query returns at most MaxQueryLimit small results.
+const queryTimeout = 2 * time.Minute
+
 // CloudLogsOption configures a CloudLogs.
 type CloudLogsOption func(*CloudLogs)
 
@@ -154,6 +159,7 @@ func WithSecrets(s ...*secret.String) CloudLogsOption {
 // through its query API (POST /v1/query, Lucene syntax, server-sent
 // events) as a Source.
 type CloudLogs struct {
+	clock     httppolicy.ServiceClock
 	endpoint  string
 	auth      core.Authenticator
 	hc        *http.Client
@@ -179,7 +185,7 @@ func NewCloudLogs(instanceURL string, auth core.Authenticator, opts ...CloudLogs
 	if auth == nil {
 		return nil, errors.New("audit: Cloud Logs needs an authenticator")
 	}
-	c := &CloudLogs{endpoint: ep, auth: auth, hc: &http.Client{Transport: endpoint.NewTransport()}, limit: DefaultQueryLimit,
+	c := &CloudLogs{endpoint: ep, auth: auth, hc: &http.Client{Transport: endpoint.NewTransport(), Timeout: queryTimeout}, limit: DefaultQueryLimit,
 		attempts: DefaultQueryAttempts, retryBase: time.Second, log: slog.New(slog.DiscardHandler)}
 	for _, f := range opts {
 		f(c)
@@ -187,6 +193,12 @@ func NewCloudLogs(instanceURL string, auth core.Authenticator, opts ...CloudLogs
 	if err := endpoint.CheckClient(c.hc); err != nil {
 		return nil, fmt.Errorf("audit: refusing to send tokens over this HTTP client: %w", err)
 	}
+	// The library's HTTP policy: no redirect takes the token or the query
+	// elsewhere (a copy: the caller's client is not changed); every
+	// answer's Date sets the service clock (Now).
+	hc := httppolicy.Client(c.hc)
+	hc.Transport = httppolicy.Wrap(c.clock.Transport(c.hc.Transport))
+	c.hc = hc
 	return c, nil
 }
 
@@ -194,6 +206,22 @@ func NewCloudLogs(instanceURL string, auth core.Authenticator, opts ...CloudLogs
 // because their user_data was not an audit event, and the first of them
 // (at most MaxSkipDetails).
 func (c *CloudLogs) Skipped() (int, []Skip) { return c.skips.get() }
+
+// Now returns Cloud Logs' current time as the Date of its last answer
+// showed it, sending a one-result query first if no answer has been seen
+// yet. Audit events carry the service's time: a window that ends "now"
+// ends at this time, not at the local clock's.
+func (c *CloudLogs) Now(ctx context.Context) (time.Time, error) {
+	if t, ok := c.clock.Now(); ok {
+		return t, nil
+	}
+	now := time.Now()
+	if _, _, err := c.searchRetried(ctx, "*", now.Add(-time.Minute), now, 1); err != nil {
+		return time.Time{}, fmt.Errorf("audit: reading the Cloud Logs clock: %w", err)
+	}
+	t, _ := c.clock.Now()
+	return t, nil
+}
 
 // CloseIdleConnections closes the keep-alive connections of the query
 // client that carry no request now, as http.Client.CloseIdleConnections
@@ -309,33 +337,49 @@ func (c *CloudLogs) Search(ctx context.Context, query string, from, to time.Time
 }
 
 // searchRetried is Search that also returns how many results the service
-// sent, skipped ones included.
+// sent, skipped ones included. It retries under the library's one retry
+// policy (internal/retry), with retryableQuery as its classifier.
 func (c *CloudLogs) searchRetried(ctx context.Context, query string, from, to time.Time, limit int) ([]Event, int, error) {
-	delay := c.retryBase
-	for attempt := 1; ; attempt++ {
-		evs, results, err := c.search(ctx, query, from, to, limit)
-		if err == nil || attempt >= c.attempts || ctx.Err() != nil || !retryableQuery(err) {
-			if err != nil {
-				return nil, 0, err
-			}
-			return evs, results, nil
+	var (
+		evs     []Event
+		results int
+	)
+	p := retry.Policy{MaxAttempts: c.attempts, MinWait: c.retryBase, MaxWait: 30 * time.Second,
+		OnRetry: func(n int, err error, wait time.Duration) {
+			c.log.DebugContext(ctx, "audit: retrying the Cloud Logs query", "attempt", n, "wait", wait, "err", err)
+		}}
+	err := retry.Do(ctx, p, classifyQuery, func(int) (err error) {
+		evs, results, err = c.search(ctx, query, from, to, limit)
+		return err
+	})
+	if err != nil {
+		var ce *retry.CanceledError
+		if errors.As(err, &ce) {
+			return nil, 0, fmt.Errorf("audit: querying Cloud Logs: %w", ce)
 		}
-		c.log.DebugContext(ctx, "audit: retrying the Cloud Logs query", "attempt", attempt, "err", err)
-		t := time.NewTimer(delay/2 + rand.N(delay/2+1))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, 0, fmt.Errorf("audit: querying Cloud Logs: %w", ctx.Err())
-		case <-t.C:
-		}
-		delay = min(2*delay, 30*time.Second)
+		return nil, 0, err
 	}
+	return evs, results, nil
 }
 
-// transportError marks a query that got no HTTP response.
-type transportError struct{ msg string }
+// transportError marks a query that got no HTTP response. It unwraps to
+// the transport's error (a *url.Error over a *net.OpError, say) unless
+// that error's text held a secret.
+type transportError struct {
+	msg   string
+	cause error
+}
 
 func (e *transportError) Error() string { return e.msg }
+
+func (e *transportError) Unwrap() error { return e.cause }
+
+func classifyQuery(err error) retry.Decision {
+	if retryableQuery(err) {
+		return retry.Retryable
+	}
+	return retry.Permanent
+}
 
 func retryableQuery(err error) bool {
 	var qe *QueryError
@@ -375,7 +419,11 @@ func (c *CloudLogs) search(ctx context.Context, query string, from, to time.Time
 		if ctx.Err() != nil {
 			return nil, 0, fmt.Errorf("audit: querying Cloud Logs: %w", ctx.Err())
 		}
-		return nil, 0, &transportError{msg: "audit: querying Cloud Logs: " + scrub(err.Error(), c.secrets)}
+		te := &transportError{msg: "audit: querying Cloud Logs: " + scrub(err.Error(), c.secrets)}
+		if te.msg == "audit: querying Cloud Logs: "+err.Error() {
+			te.cause = err
+		}
+		return nil, 0, te
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

@@ -155,7 +155,9 @@ type Event struct {
 // concerns one of the resources (when none is given, every event of the
 // window is selected).
 type Query struct {
-	// Start and End bound the window: Start <= Time < End. Required.
+	// Start and End bound the window: Start <= Time < End. Start is
+	// required; a zero End means the services' current time
+	// (Reader.ServiceNow), read from their clocks, not the local one.
 	Start, End time.Time
 	// KeyCRNs are CRNs of root keys whose Key Protect or HPCS events
 	// (wrap, unwrap, ...) are wanted.

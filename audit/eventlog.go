@@ -23,6 +23,30 @@ type EventLogPager interface {
 	EventLogRecords(ctx context.Context, objectFilter string, offset, limit int) ([]json.RawMessage, error)
 }
 
+// ServiceTimer is implemented by an EventLogPager that knows the service's
+// clock (*classic.Client: the Date of the API's answers).
+type ServiceTimer interface {
+	ServiceTime() (time.Time, bool)
+}
+
+// Now returns the event log service's current time when the pager knows it
+// (ServiceTimer), reading one record first if no answer has been seen yet;
+// the local time otherwise.
+func (l *EventLog) Now(ctx context.Context) (time.Time, error) {
+	st, ok := l.pager.(ServiceTimer)
+	if !ok {
+		return time.Now(), nil
+	}
+	if t, ok := st.ServiceTime(); ok {
+		return t, nil
+	}
+	if _, err := l.pager.EventLogRecords(ctx, "", 0, 1); err != nil {
+		return time.Time{}, fmt.Errorf("audit: reading the event log service's clock: %w", err)
+	}
+	t, _ := st.ServiceTime()
+	return t, nil
+}
+
 // DefaultEventLogPageSize is how many event log records one request asks
 // for (resultLimit). SLDN's own examples page by 50 to 100.
 const DefaultEventLogPageSize = 100
@@ -98,7 +122,9 @@ func (l *EventLog) Skipped() (int, []Skip) { return l.skips.get() }
 // [from, to). The date bounds are written in EventLogDateLayout and widened
 // to whole seconds (betweenDate includes both ends; a service that compares
 // at a coarser resolution than microseconds still returns every record of
-// the window); Window trims the answer to [from, to). Each filter is one
+// the window); Window trims the answer to [from, to). Records are ordered
+// by traceId ascending, as softlayer-python orders them, so that paging by
+// offset neither skips nor repeats a record. Each filter is one
 // query: an object filter cannot say "this guest OR that template".
 func (l *EventLog) Filters(q Query, from, to time.Time) []string {
 	start := from.UTC().Truncate(time.Second).Format(EventLogDateLayout)
@@ -107,7 +133,14 @@ func (l *EventLog) Filters(q Query, from, to time.Time) []string {
 		endT = endT.Add(time.Second)
 	}
 	end := endT.Format(EventLogDateLayout)
-	common := []filter.Filter{filter.Path("eventCreateDate").DateBetween(start, end)}
+	// Offset paging needs a stable order: softlayer-python's event log
+	// filter always sorts on traceId, ascending (SoftLayer/managers/event_log.py
+	// build_filter, with utils.query_filter_orderby), and its docs advise an
+	// orderBy on a unique property whenever results are paged.
+	common := []filter.Filter{
+		filter.Path("eventCreateDate").DateBetween(start, end),
+		filter.Path("traceId").OrderBy("ASC"),
+	}
 	if len(q.Actions) > 0 {
 		common = append(common, filter.Path("eventName").In(anys(q.Actions)...))
 	}

@@ -107,6 +107,14 @@ func NewReader(sources []Source, opts ...ReaderOption) *Reader {
 // error the iterator yields it once, with a zero Event, and stops.
 func (r *Reader) Events(ctx context.Context, q Query) iter.Seq2[Event, error] {
 	return func(yield func(Event, error) bool) {
+		if q.End.IsZero() && len(r.sources) > 0 {
+			end, err := r.ServiceNow(ctx)
+			if err != nil {
+				yield(Event{}, err)
+				return
+			}
+			q.End = end
+		}
 		if q.Start.IsZero() || q.End.IsZero() || !q.End.After(q.Start) {
 			yield(Event{}, errors.New("audit: the query needs a window with Start before End"))
 			return
@@ -177,6 +185,37 @@ func (r *Reader) Skipped() (int, []Skip) {
 		}
 	}
 	return n, out
+}
+
+// Clock is implemented by a Source that can read its service's clock
+// (EventLog over a *classic.Client, CloudLogs).
+type Clock interface {
+	Now(ctx context.Context) (time.Time, error)
+}
+
+// ServiceNow returns the latest current time of the sources' services
+// (each Source that is a Clock), or the local time when none is. A Query
+// whose End is zero ends there: events carry the services' times, and a
+// local clock that lags them would leave the latest events out.
+func (r *Reader) ServiceNow(ctx context.Context) (time.Time, error) {
+	var latest time.Time
+	for _, s := range r.sources {
+		c, ok := s.(Clock)
+		if !ok {
+			continue
+		}
+		t, err := c.Now(ctx)
+		if err != nil {
+			return time.Time{}, err
+		}
+		if t.After(latest) {
+			latest = t
+		}
+	}
+	if latest.IsZero() {
+		return time.Now(), nil
+	}
+	return latest, nil
 }
 
 // Collect returns all the events of q (see Events).

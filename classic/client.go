@@ -2,6 +2,7 @@ package classic
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,8 +13,11 @@ import (
 
 	"github.com/softlayer/softlayer-go/datatypes"
 	"github.com/softlayer/softlayer-go/session"
+	"github.com/softlayer/softlayer-go/sl"
 
 	"github.com/e2eimage/e2eimage/internal/endpoint"
+	"github.com/e2eimage/e2eimage/internal/httppolicy"
+	"github.com/e2eimage/e2eimage/internal/retry"
 	"github.com/e2eimage/e2eimage/secret"
 )
 
@@ -80,7 +84,8 @@ type options struct {
 	userAgent    string
 	retryBase    time.Duration // first delay between read attempts
 	unknownBound time.Duration
-	now          func() time.Time // the clock of the unknown-state bound
+	noProgress   time.Duration
+	now          func() time.Time // the clock of the unknown-state and no-progress bounds
 }
 
 // WithEndpoint sets the REST endpoint (default DefaultEndpoint). It must be
@@ -99,8 +104,10 @@ func WithEndpoint(u string) Option {
 // WithPrivateEndpoint is WithEndpoint(PrivateEndpoint).
 func WithPrivateEndpoint() Option { return WithEndpoint(PrivateEndpoint) }
 
-// WithHTTPClient sets the HTTP client whose Transport (and redirect policy)
-// carries the requests. Its Timeout is ignored: see WithRequestTimeout.
+// WithHTTPClient sets the HTTP client whose Transport carries the requests.
+// Its Timeout is ignored (see WithRequestTimeout), and so is its
+// CheckRedirect: no redirect is followed that would carry the API key or a
+// request body, change host, or leave https (internal/httppolicy).
 // A Transport that skips TLS certificate verification makes New fail.
 // Default: a transport of the client's own (TLS 1.2 or later, the proxy
 // environment variables), which CloseIdleConnections can empty without
@@ -117,8 +124,10 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 func WithRequestTimeout(d time.Duration) Option { return func(o *options) { o.reqTimeout = d } }
 
 // WithReadAttempts sets how many times a read-only call (getObject, list,
-// getAllObjects) is tried when it times out, is rate limited or meets a
-// 502/503/504 (default DefaultReadAttempts; 1 disables retries). Calls that
+// getAllObjects) is tried when it times out, is rate limited, meets a
+// 502/503/504 or a transient HTTP 500 ("Internal Error", a timeout, "try
+// again"; see the package documentation) (default DefaultReadAttempts; 1
+// disables retries). Calls that
 // create or change something are never retried: see the package
 // documentation.
 func WithReadAttempts(n int) Option { return func(o *options) { o.readAttempts = n } }
@@ -136,6 +145,12 @@ func WithPollInterval(min, max time.Duration) Option {
 // (default DefaultUnknownStateBound).
 func WithUnknownStateBound(d time.Duration) Option { return func(o *options) { o.unknownBound = d } }
 
+// WithNoProgressBound sets how long WaitTemplate accepts one
+// transaction status (the same group, status and friendly name on the same
+// copy) before it gives up with a *NoProgressError (default
+// DefaultNoProgressBound).
+func WithNoProgressBound(d time.Duration) Option { return func(o *options) { o.noProgress = d } }
+
 // WithUserAgent appends a product token to softlayer-go's User-Agent.
 func WithUserAgent(ua string) Option { return func(o *options) { o.userAgent = ua } }
 
@@ -148,6 +163,9 @@ type Client struct {
 	// transport carries every request: the WithHTTPClient client's (nil
 	// meaning http.DefaultTransport) or the client's own.
 	transport http.RoundTripper
+
+	// clock follows the API's clock from the Date of its answers.
+	clock *httppolicy.ServiceClock
 
 	osMu    sync.Mutex
 	osCodes map[string]string // reference code -> name, nil until loaded
@@ -164,6 +182,7 @@ func New(creds Credentials, opts ...Option) (*Client, error) {
 		maxPoll:      DefaultMaxPoll,
 		retryBase:    time.Second,
 		unknownBound: DefaultUnknownStateBound,
+		noProgress:   DefaultNoProgressBound,
 		now:          time.Now,
 	}
 	for _, f := range opts {
@@ -197,6 +216,9 @@ func New(creds Credentials, opts ...Option) (*Client, error) {
 	if o.unknownBound <= 0 {
 		o.unknownBound = DefaultUnknownStateBound
 	}
+	if o.noProgress <= 0 {
+		o.noProgress = DefaultNoProgressBound
+	}
 	if o.now == nil {
 		o.now = time.Now
 	}
@@ -209,7 +231,10 @@ func New(creds Credentials, opts ...Option) (*Client, error) {
 	} else {
 		rt = endpoint.NewTransport()
 	}
-	return &Client{creds: creds, opts: o, endpoint: ep, transport: rt}, nil
+	// No redirect carries the API key elsewhere; every answer's Date sets
+	// the service clock (ServiceTime).
+	clock := &httppolicy.ServiceClock{}
+	return &Client{creds: creds, opts: o, endpoint: ep, transport: httppolicy.Wrap(clock.Transport(rt)), clock: clock}, nil
 }
 
 // CloseIdleConnections closes the keep-alive connections that carry no
@@ -219,6 +244,13 @@ func New(creds Credentials, opts ...Option) (*Client, error) {
 func (c *Client) CloseIdleConnections() {
 	(&http.Client{Transport: c.transport}).CloseIdleConnections()
 }
+
+// ServiceTime returns the SoftLayer API's current time as the Date header
+// of its last answer showed it (an upper bound: Date has a resolution of a
+// second), and false before any answer arrived. Event log records carry
+// the service's time: a window that ends "now" should end at ServiceTime,
+// not at the local clock's now, which may lag the service's.
+func (c *Client) ServiceTime() (time.Time, bool) { return c.clock.Now() }
 
 // Endpoint returns the REST endpoint the client talks to.
 func (c *Client) Endpoint() string { return c.endpoint }
@@ -242,9 +274,8 @@ func checkEndpoint(raw string) (string, error) {
 // into the session it is given. The session is dropped after the call, and
 // Debug logging (which prints request bodies) stays off.
 func (c *Client) session(ctx context.Context) *session.Session {
-	hc := &http.Client{Transport: c.transport}
+	hc := &http.Client{Transport: c.transport, CheckRedirect: httppolicy.CheckRedirect}
 	if c.opts.httpClient != nil {
-		hc.CheckRedirect = c.opts.httpClient.CheckRedirect
 		hc.Jar = c.opts.httpClient.Jar
 	}
 	s := &session.Session{
@@ -280,25 +311,15 @@ func (c *Client) secrets(extra ...*secret.String) []string {
 	return out
 }
 
-// read runs a read-only call, retrying timeouts, rate limiting and
-// 502/503/504 with backoff while ctx allows.
+// read runs a read-only call under the one retry policy
+// (internal/retry), retrying what transient calls passing: timeouts, rate
+// limiting, 502/503/504 and the transient HTTP 500 answers.
 func (c *Client) read(ctx context.Context, op string, fn func(*session.Session) error) error {
-	var err error
-	delay := c.opts.retryBase
-	for attempt := 1; ; attempt++ {
-		err = fn(c.session(ctx))
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil || attempt >= c.opts.readAttempts || !retryable(err) {
-			break
-		}
-		c.opts.logger.DebugContext(ctx, "classic: retrying read", "op", op, "attempt", attempt, "status", statusOf(err))
-		if serr := sleep(ctx, jitter(delay)); serr != nil {
-			break
-		}
-		delay = min(2*delay, 30*time.Second)
-	}
+	p := retry.Policy{MaxAttempts: c.opts.readAttempts, MinWait: c.opts.retryBase, MaxWait: 30 * time.Second,
+		OnRetry: func(n int, err error, wait time.Duration) {
+			c.opts.logger.DebugContext(ctx, "classic: retrying read", "op", op, "attempt", n, "status", statusOf(err), "wait", wait)
+		}}
+	err := retry.Do(ctx, p, classify, func(int) error { return fn(c.session(ctx)) })
 	return c.apiError(ctx, op, err)
 }
 
@@ -334,4 +355,55 @@ func tm(p *datatypes.Time) time.Time {
 		return time.Time{}
 	}
 	return p.Time
+}
+
+// callRaw makes one API call through softlayer-go and keeps its answer as
+// raw JSON, for decodeAnswer.
+func callRaw(s *session.Session, service, method string, id *int, args []any, raw *json.RawMessage) error {
+	return s.DoRequest(service, method, args, &sl.Options{Id: id}, raw)
+}
+
+// decodeAnswer decodes the answer of a POST call (createFromIcos,
+// createObject, verifyOrder) strictly, where softlayer-go would decode
+// whatever it is given into an empty struct: the answer must be a JSON
+// object (or a list of exactly one); one that carries "error" is an *APIError keeping IBM's code and
+// message (SLDN release note 2020-10-09: createFromIcos could answer HTTP
+// 200 with an error message); every name in required must be present and
+// not null; and each field must have the type the datatype gives it.
+// Fields the datatype does not know are ignored: SoftLayer adds
+// properties without notice.
+func (c *Client) decodeAnswer(op string, raw []byte, out any, required []string, extra ...*secret.String) error {
+	secrets := c.secrets(extra...)
+	bad := func(format string, a ...any) error {
+		return &APIError{Op: op, StatusCode: 200, Message: scrub(fmt.Sprintf(format, a...), secrets)}
+	}
+	// softlayer-python's fixture of createFromIcos is a list holding the
+	// template (SoftLayer/fixtures/SoftLayer_Virtual_Guest_Block_Device_Template_Group.py):
+	// a one-element list stands for its element.
+	var list []json.RawMessage
+	if json.Unmarshal(raw, &list) == nil && len(list) == 1 {
+		raw = list[0]
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
+		return bad("the answer is not a JSON object (%d bytes)", len(raw))
+	}
+	if e, ok := fields["error"]; ok {
+		var msg, code string
+		_ = json.Unmarshal(e, &msg)
+		_ = json.Unmarshal(fields["code"], &code)
+		if msg == "" {
+			msg = string(e)
+		}
+		return &APIError{Op: op, StatusCode: 200, Code: scrub(code, secrets), Message: scrub(msg, secrets)}
+	}
+	for _, k := range required {
+		if v, ok := fields[k]; !ok || string(v) == "null" {
+			return bad("the answer has no %q", k)
+		}
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return bad("decoding the answer: %v", err)
+	}
+	return nil
 }

@@ -51,9 +51,9 @@ type TemplateDisk struct {
 // reads children[blockDevices[diskImage[capacity,name,units,
 // softwareReferences[softwareDescription]],diskSpace]]).
 const contentMask = "mask[id,globalIdentifier,name,note,createDate,statusId,status,transactionId," +
-	"transaction[transactionStatus],blockDevices[id,device,diskSpace,units,diskImage[capacity,units,name," +
+	"transaction[transactionStatus,transactionGroup],blockDevices[id,device,diskSpace,units,diskImage[capacity,units,name," +
 	"softwareReferences[softwareDescription[referenceCode]]]],blockDevicesDiskSpaceTotal,datacenters[id,name]," +
-	"children[id,parentId,statusId,status,transactionId,transaction[transactionStatus],blockDevices[id,device," +
+	"children[id,parentId,statusId,status,transactionId,transaction[transactionStatus,transactionGroup],blockDevices[id,device," +
 	"diskSpace,units,diskImage[capacity,units,name,softwareReferences[softwareDescription[referenceCode]]]]," +
 	"blockDevicesDiskSpaceTotal,datacenter[id,name]]]"
 

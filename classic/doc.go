@@ -33,10 +33,15 @@
 // shows an Active parent next to a finished import), so WaitTemplate does
 // not take Active for done: it waits until no transaction runs anywhere
 // and a child holds the disks. It ends with an *ImportFailedError on an
-// error status, a *TemplateGoneError when the template disappears, and a
-// *TemplateStateError when the state stays unexplained for longer than a
-// bound (WithUnknownStateBound). Every wait ends when its context does;
-// give it a deadline.
+// error status or when a copy it saw vanishes (two polls without it), a
+// *TemplateGoneError when the template disappears, a *NoProgressError when
+// one transaction status lasts longer than the no-progress bound
+// (WithNoProgressBound, NoProgressAfter; default DefaultNoProgressBound,
+// one hour), and a *TemplateStateError when the state stays unexplained for
+// longer than a bound (WithUnknownStateBound). Progress callbacks and every
+// wait error name the current transaction (Template.Current: group, status,
+// friendly name, how long the wait has seen it). Every wait ends when its
+// context does; give it a deadline.
 //
 // # Data centers
 //
@@ -57,7 +62,15 @@
 // and retries only read-only calls itself (getObject, lists,
 // generateOrderTemplate, verifyOrder, getAllObjects), on timeouts,
 // SoftLayer_Exception_WebService_RateLimitExceeded, 429 and 502/503/504,
-// with a context-aware backoff (WithReadAttempts). Calls that create
+// and on the HTTP 500 answers that say the fault is passing ("Internal
+// Error", a timeout, "try again", "temporarily unavailable"): SoftLayer
+// answers all its exceptions at 500, so a 500 whose code or message says
+// not found, not permitted or invalid is never retried. Reads and the
+// polls of a wait use the library's one retry policy (backoff with jitter,
+// bounded attempts, ended by the context; WithReadAttempts). The answers
+// of createFromIcos, createObject and verifyOrder are decoded strictly: an
+// error body answered at HTTP 200 becomes an *APIError keeping IBM's
+// message, and an answer without the id is an error. Calls that create
 // something are sent once; after an unknown outcome use FindTemplateByName
 // or FindServer to see whether the object exists before trying again.
 //

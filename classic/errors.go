@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"strings"
 	"time"
 
 	"github.com/softlayer/softlayer-go/sl"
 
+	"github.com/e2eimage/e2eimage/internal/retry"
 	"github.com/e2eimage/e2eimage/secret"
 )
 
@@ -40,6 +40,9 @@ var (
 	// ErrTemplateStateUnknown is matched by a *TemplateStateError for a
 	// template that stayed in a state no documented signal explains.
 	ErrTemplateStateUnknown = errors.New("classic: image template state unknown")
+	// ErrNoProgress is matched by every *NoProgressError: a wait saw the
+	// same transaction status for longer than its no-progress bound.
+	ErrNoProgress = errors.New("classic: no progress")
 )
 
 // InvalidImportError says which field of an ImportRequest the backplane
@@ -76,6 +79,8 @@ type ImportFailedError struct {
 	TemplateID int
 	Status     string // the status key name (or name) that reported the failure
 	Reason     string // what the backplane said, when it said something
+	// Transaction is the transaction the last poll saw, if any.
+	Transaction Transaction
 }
 
 func (e *ImportFailedError) Error() string {
@@ -83,11 +88,38 @@ func (e *ImportFailedError) Error() string {
 	if e.Reason != "" {
 		msg += ": " + e.Reason
 	}
+	if e.Transaction.Status != "" {
+		msg += " (transaction " + e.Transaction.String() + ")"
+	}
 	return msg
 }
 
 // Is matches ErrImportFailed.
 func (e *ImportFailedError) Is(target error) bool { return target == ErrImportFailed }
+
+// NoProgressError reports a wait that saw the same transaction status for
+// longer than its no-progress bound (WithNoProgressBound,
+// NoProgressAfter): a transaction stuck in a failing status, or one the
+// backplane no longer moves. It matches ErrNoProgress.
+type NoProgressError struct {
+	// What names what was waited for ("template 2200100").
+	What string
+	// Transaction is the status that did not change; its For is how long
+	// the wait saw it.
+	Transaction Transaction
+	// Bound is the no-progress bound that was passed.
+	Bound time.Duration
+	// State describes the object as the last poll saw it.
+	State string
+}
+
+func (e *NoProgressError) Error() string {
+	return fmt.Sprintf("classic: %s made no progress: transaction %s unchanged for %s (bound %s; %s)",
+		e.What, e.Transaction.String(), e.Transaction.For.Round(time.Second), e.Bound, e.State)
+}
+
+// Is matches ErrNoProgress.
+func (e *NoProgressError) Is(target error) bool { return target == ErrNoProgress }
 
 // TemplateGoneError reports that the image template a wait was watching
 // was not found any more (SoftLayer_Exception_ObjectNotFound): the import
@@ -247,21 +279,82 @@ func scrub(s string, secrets []string) string {
 	return s
 }
 
-// retryable reports whether a read may be tried again: timeouts, rate
-// limiting and 502/503/504.
-func retryable(err error) bool {
+// classify is the classic API's error classifier for internal/retry.
+func classify(err error) retry.Decision {
+	if transient(err) {
+		return retry.Retryable
+	}
+	return retry.Permanent
+}
+
+// transient reports whether an error of the classic API is worth another
+// attempt: no answer in time, rate limiting (429 or
+// SoftLayer_Exception_WebService_RateLimitExceeded), 408/502/503/504, and
+// the HTTP 500 answers that say the fault is passing.
+//
+// SoftLayer answers every exception at HTTP 500, its own faults and the
+// caller's alike (SLDN article "Exception Handling with the SoftLayer
+// API": an exception is an HTTP 500 whose body is {"error", "code"}). A
+// 500 is therefore retried only when its message says the fault is on the
+// server's side and passing ("Internal Error", a timeout, "try again",
+// "temporarily unavailable"), and never when its code or message says
+// not found, not permitted or invalid (SoftLayer_Exception_ObjectNotFound,
+// the permission and access-denied exceptions, invalid parameters): those
+// answers do not change by asking again.
+func transient(err error) bool {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae.Timeout() || transientAnswer(ae.StatusCode, ae.Code, ae.Message)
+	}
 	var slErr sl.Error
 	if errors.As(err, &slErr) {
-		switch slErr.StatusCode {
-		case 408, 429, 502, 503, 504, 599:
-			return true
+		if slErr.StatusCode == 599 {
+			return true // softlayer-go's marker for a timed-out request
 		}
-		if slErr.Exception == "SoftLayer_Exception_WebService_RateLimitExceeded" {
+		msg := slErr.Message
+		if slErr.Wrapped != nil {
+			msg = slErr.Wrapped.Error()
+		}
+		if transientAnswer(slErr.StatusCode, slErr.Exception, msg) {
 			return true
 		}
 	}
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// Exception codes and message words that make a 500 permanent, and words
+// that make it transient (matched case-insensitively).
+var (
+	permanentWords = []string{"objectnotfound", "not found", "notfound", "permission", "access denied",
+		"accessdenied", "not authorized", "notauthorized", "authentication", "invalid"}
+	transientWords = []string{"internal error", "timed out", "timeout", "try again", "temporarily unavailable",
+		"service unavailable"}
+)
+
+func transientAnswer(status int, code, msg string) bool {
+	switch status {
+	case 408, 429, 502, 503, 504:
+		return true
+	}
+	if code == "SoftLayer_Exception_WebService_RateLimitExceeded" {
+		return true
+	}
+	if status != 500 {
+		return false
+	}
+	lc, lm := strings.ToLower(code), strings.ToLower(msg)
+	for _, w := range permanentWords {
+		if strings.Contains(lc, w) || strings.Contains(lm, w) {
+			return false
+		}
+	}
+	for _, w := range transientWords {
+		if strings.Contains(lm, w) {
+			return true
+		}
+	}
+	return false
 }
 
 func statusOf(err error) int {
@@ -270,25 +363,4 @@ func statusOf(err error) int {
 		return slErr.StatusCode
 	}
 	return 0
-}
-
-// sleep waits d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
-// jitter returns a duration in [d/2, d).
-func jitter(d time.Duration) time.Duration {
-	if d <= 1 {
-		return d
-	}
-	half := d / 2
-	return half + rand.N(d-half)
 }

@@ -2,7 +2,7 @@ package classic
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"maps"
 	"strings"
 
@@ -141,17 +141,17 @@ func (c *Client) Import(ctx context.Context, req ImportRequest) (*Template, erro
 			cfg.Byol = bp(true)
 		}
 	}
-	var g datatypes.Virtual_Guest_Block_Device_Template_Group
-	err = c.write(ctx, "SoftLayer_Virtual_Guest_Block_Device_Template_Group::createFromIcos",
-		func(s *session.Session) (err error) {
-			g, err = services.GetVirtualGuestBlockDeviceTemplateGroupService(s).CreateFromIcos(&cfg)
-			return err
-		}, req.APIKey)
+	const op = "SoftLayer_Virtual_Guest_Block_Device_Template_Group::createFromIcos"
+	var raw json.RawMessage
+	err = c.write(ctx, op, func(s *session.Session) error {
+		return callRaw(s, "SoftLayer_Virtual_Guest_Block_Device_Template_Group", "createFromIcos", nil, []any{&cfg}, &raw)
+	}, req.APIKey)
 	if err != nil {
 		return nil, err
 	}
-	if g.Id == nil {
-		return nil, errors.New("classic: createFromIcos answered without a template id")
+	var g datatypes.Virtual_Guest_Block_Device_Template_Group
+	if err := c.decodeAnswer(op, raw, &g, []string{"id"}, req.APIKey); err != nil {
+		return nil, err
 	}
 	t := templateFrom(g)
 	c.opts.logger.DebugContext(ctx, "classic: import started", "template", t.ID, "name", t.Name, "uri", u.String())

@@ -302,7 +302,7 @@ func TestWaitTemplateActive(t *testing.T) {
 	require.Equal(t, 77, tmpl.ID)
 	require.Equal(t, []string{"Active/IMAGE_IMPORT_QUEUED", "Active/IMAGE_IMPORT_QUEUED", "Active/IMAGE_IMPORT_COPY", "Active/"}, seen)
 	for _, r := range f.requests() {
-		require.Contains(t, r.Mask, "transaction[transactionStatus]")
+		require.Contains(t, r.Mask, "transaction[transactionStatus,transactionGroup]")
 		require.Contains(t, r.Mask, "status")
 	}
 }
@@ -332,7 +332,9 @@ func TestWaitTemplateStopsWithContext(t *testing.T) {
 	f := newFakeSL(t)
 	templateScript(f, map[string]any{"status": status("PENDING", ""), "transaction": tx("IMAGE_IMPORT_COPY")})
 	c := newTestClient(t, f)
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	// Long enough for the first poll to answer on a loaded machine (the
+	// error must name its transaction), far shorter than the bound below.
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	start := time.Now()
 	_, err := c.WaitTemplate(ctx, 5, PollEvery(millis(5), millis(10)))

@@ -2,10 +2,19 @@ package classic
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
+
+	"github.com/e2eimage/e2eimage/internal/retry"
 )
+
+// DefaultNoProgressBound is how long WaitTemplate accepts one transaction
+// status (the same group, status name and friendly name on the same copy)
+// before it gives up with a *NoProgressError. IBM documents an import as
+// taking "several minutes to an hour" (../docs/CLOUD.md section 7.2) and
+// documents no status for a failed one: a transaction that sits in one
+// status for longer than a whole documented import is taken as stuck.
+const DefaultNoProgressBound = time.Hour
 
 // WaitOption configures one call of a waiting method (WaitTemplate,
 // WaitServer, OrderServer, Export).
@@ -14,6 +23,7 @@ type WaitOption func(*waitOptions)
 type waitOptions struct {
 	min, max     time.Duration
 	unknownBound time.Duration
+	noProgress   time.Duration
 	onTemplate   func(Template)
 	onServer     func(Server)
 }
@@ -41,6 +51,16 @@ func UnknownStateAfter(d time.Duration) WaitOption {
 	}
 }
 
+// NoProgressAfter overrides the Client's no-progress bound
+// (WithNoProgressBound) for one WaitTemplate call.
+func NoProgressAfter(d time.Duration) WaitOption {
+	return func(o *waitOptions) {
+		if d > 0 {
+			o.noProgress = d
+		}
+	}
+}
+
 // TemplateProgress registers fn, called with the template after every poll
 // of WaitTemplate or Export. It runs on the calling goroutine and should
 // return quickly.
@@ -55,7 +75,8 @@ func ServerProgress(fn func(Server)) WaitOption {
 }
 
 func (c *Client) waitOptions(opts []WaitOption) waitOptions {
-	wo := waitOptions{min: c.opts.minPoll, max: c.opts.maxPoll, unknownBound: c.opts.unknownBound}
+	wo := waitOptions{min: c.opts.minPoll, max: c.opts.maxPoll, unknownBound: c.opts.unknownBound,
+		noProgress: c.opts.noProgress}
 	for _, f := range opts {
 		f(&wo)
 	}
@@ -69,52 +90,49 @@ func (c *Client) waitOptions(opts []WaitOption) waitOptions {
 // error (each already retried by Client.read) before a wait gives up.
 const maxPollFailures = 5
 
-// poll calls check until it reports done, an error, or ctx ends. The
-// interval starts at wo.min, doubles while the state key check returns does
-// not change, is capped at wo.max, resets when the state changes, and is
-// jittered. Transient errors (timeouts, rate limiting, 5xx) are tolerated
-// maxPollFailures times in a row.
+// poll calls check until it reports done, an error, or ctx ends, under the
+// one retry policy (internal/retry): the interval starts at wo.min, doubles
+// while the state check returns does not change, is capped at wo.max,
+// resets when the state changes, and is jittered; transient errors
+// (see transient) are tolerated maxPollFailures times in a row. An error
+// check reports with done is returned as it is; any other names what was
+// waited for and the last state seen (which includes the transaction).
 func (c *Client) poll(ctx context.Context, wo waitOptions, what string, check func() (state string, done bool, err error)) error {
-	interval := wo.min
-	last, failures, first := "", 0, true
-	for {
+	last, first, finished := "", true, false
+	p := retry.Policy{MaxAttempts: maxPollFailures, MinWait: wo.min, MaxWait: wo.max,
+		OnRetry: func(n int, err error, wait time.Duration) {
+			c.opts.logger.DebugContext(ctx, "classic: poll failed, will retry", "what", what, "failures", n, "wait", wait, "err", err)
+		}}
+	err := retry.Poll(ctx, p, retry.Interval{Min: wo.min, Max: wo.max}, classify, func() (string, bool, error) {
 		state, done, err := check()
-		switch {
-		case err != nil && !done && isTransient(err) && failures+1 < maxPollFailures && ctx.Err() == nil:
-			failures++
-			c.opts.logger.DebugContext(ctx, "classic: poll failed, will retry", "what", what, "failures", failures, "err", err)
-		case err != nil && ctx.Err() != nil:
-			return fmt.Errorf("classic: waiting for %s (last state %q): %w", what, last, err)
-		case err != nil || done:
-			return err
-		default:
-			failures = 0
-			if first || state != last {
-				c.opts.logger.DebugContext(ctx, "classic: state", "what", what, "state", state)
-				interval = wo.min
-			} else {
-				interval = min(2*interval, wo.max)
-			}
+		finished = done
+		if err == nil && !done && (first || state != last) {
+			c.opts.logger.DebugContext(ctx, "classic: state", "what", what, "state", state)
 			last, first = state, false
 		}
-		if err := sleep(ctx, jitter(interval)); err != nil {
-			return fmt.Errorf("classic: waiting for %s (last state %q): %w", what, last, err)
-		}
+		return state, done, err
+	})
+	if err == nil || finished {
+		return err
 	}
+	return fmt.Errorf("classic: waiting for %s (last state %q): %w", what, last, err)
 }
 
-// isTransient reports whether a poll error is worth polling through.
-func isTransient(err error) bool {
-	var ae *APIError
-	if !errors.As(err, &ae) {
-		return false
+// progressClock tracks, across the polls of one wait, since when the wait
+// has seen the current transaction status.
+type progressClock struct {
+	key   string
+	since time.Time
+}
+
+// observe records x at now and returns how long x's status has been seen.
+func (p *progressClock) observe(x Transaction, now time.Time) time.Duration {
+	k := x.key()
+	if x.Status == "" {
+		k = ""
 	}
-	if ae.Timeout() {
-		return true
+	if k != p.key || p.since.IsZero() {
+		p.key, p.since = k, now
 	}
-	switch ae.StatusCode {
-	case 429, 502, 503, 504:
-		return true
-	}
-	return ae.Code == "SoftLayer_Exception_WebService_RateLimitExceeded"
+	return now.Sub(p.since)
 }

@@ -3,7 +3,6 @@ package classic
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -277,12 +276,19 @@ func (c *Client) verify(ctx context.Context, spec *ServerSpec, t *Template, dc s
 	if err := json.Unmarshal(raw, &vgOrder); err != nil {
 		return nil, fmt.Errorf("classic: decoding the order template: %w", err)
 	}
-	var verified datatypes.Container_Product_Order
-	err = c.read(ctx, "SoftLayer_Product_Order::verifyOrder", func(s *session.Session) (err error) {
-		verified, err = services.GetProductOrderService(s).VerifyOrder(&vgOrder)
-		return err
+	const op = "SoftLayer_Product_Order::verifyOrder"
+	var rawVerified json.RawMessage
+	err = c.read(ctx, op, func(s *session.Session) error {
+		if err := datatypes.SetComplexType(&vgOrder); err != nil {
+			return err
+		}
+		return callRaw(s, "SoftLayer_Product_Order", "verifyOrder", nil, []any{&vgOrder}, &rawVerified)
 	})
 	if err != nil {
+		return nil, err
+	}
+	var verified datatypes.Container_Product_Order
+	if err := c.decodeAnswer(op, rawVerified, &verified, []string{"prices"}); err != nil {
 		return nil, err
 	}
 	q := &OrderQuote{
@@ -338,16 +344,17 @@ func (c *Client) CreateServer(ctx context.Context, spec ServerSpec, opts ...Wait
 		return nil, err
 	}
 	guest := spec.guest(t.GlobalIdentifier, p.Datacenter)
-	var g datatypes.Virtual_Guest
-	err = c.write(ctx, "SoftLayer_Virtual_Guest::createObject", func(s *session.Session) (err error) {
-		g, err = services.GetVirtualGuestService(s).CreateObject(guest)
-		return err
+	const op = "SoftLayer_Virtual_Guest::createObject"
+	var raw json.RawMessage
+	err = c.write(ctx, op, func(s *session.Session) error {
+		return callRaw(s, "SoftLayer_Virtual_Guest", "createObject", nil, []any{guest}, &raw)
 	})
 	if err != nil {
 		return nil, err
 	}
-	if g.Id == nil {
-		return nil, errors.New("classic: createObject answered without a server id")
+	var g datatypes.Virtual_Guest
+	if err := c.decodeAnswer(op, raw, &g, []string{"id"}); err != nil {
+		return nil, err
 	}
 	srv := serverFrom(g)
 	srv.TemplateID, srv.TemplateGlobalIdentifier = t.ID, t.GlobalIdentifier

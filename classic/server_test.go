@@ -314,15 +314,3 @@ func TestCancelledCallUnwrapsToContextError(t *testing.T) {
 	require.ErrorIs(t, err, context.Canceled)
 	require.False(t, errors.Is(err, ErrNotFound))
 }
-
-func TestJitterRange(t *testing.T) {
-	t.Parallel()
-	for _, d := range []int{2, 10, 1000} {
-		for range 200 {
-			j := jitter(millis(d))
-			require.GreaterOrEqual(t, j, millis(d)/2)
-			require.Less(t, j, millis(d))
-		}
-	}
-	require.Equal(t, millis(0), jitter(0))
-}

@@ -59,6 +59,10 @@ type Template struct {
 	// when none runs anywhere. TransactionDetail is its friendly name.
 	Transaction       string
 	TransactionDetail string
+	// Current is the same transaction in full: its group, status and
+	// friendly name, the copy it runs on, and (in the TemplateProgress
+	// callback of a wait) how long the wait has seen that status.
+	Current Transaction
 	// BlockDevices counts the block devices the parent group lists.
 	BlockDevices int
 	// Copies are the template's children: the copy of its disks in each
@@ -67,6 +71,56 @@ type Template struct {
 	// Datacenters names the data centers that hold a copy: the copies'
 	// data centers, else the parent's datacenters property.
 	Datacenters []string
+}
+
+// Transaction is a transaction running on an image template or one of its
+// copies, as the API reports it (SoftLayer_Provisioning_Version1_Transaction:
+// transactionGroup.name, transactionStatus.name and friendlyName, the
+// fields softlayer-python's "image detail" shows). IBM documents none of
+// the group or status names an import goes through. The zero value means
+// no transaction runs.
+type Transaction struct {
+	// Group is transactionGroup.name, "" when not given.
+	Group string
+	// Status is transactionStatus.name; "UNKNOWN" for a transaction (or a
+	// transactionId) whose status is not given.
+	Status string
+	// Detail is transactionStatus.friendlyName.
+	Detail string
+	// CopyID is the child the transaction runs on, 0 for the template
+	// itself.
+	CopyID int
+	// For is how long a wait has seen this status (0 outside a wait): a
+	// lower bound of the time the transaction has spent in it.
+	For time.Duration
+}
+
+// String describes the transaction for messages: status, friendly name,
+// group and, within a wait, for how long.
+func (x Transaction) String() string {
+	if x.Status == "" {
+		return "(none)"
+	}
+	var b strings.Builder
+	b.WriteString(x.Status)
+	if x.Detail != "" {
+		fmt.Fprintf(&b, " %q", x.Detail)
+	}
+	if x.Group != "" {
+		fmt.Fprintf(&b, " (group %s)", x.Group)
+	}
+	if x.CopyID != 0 {
+		fmt.Fprintf(&b, " on copy %d", x.CopyID)
+	}
+	if x.For > 0 {
+		fmt.Fprintf(&b, " for %s", x.For.Round(time.Second))
+	}
+	return b.String()
+}
+
+// key identifies the status for the no-progress bound.
+func (x Transaction) key() string {
+	return fmt.Sprintf("%d/%s/%s/%s", x.CopyID, x.Group, x.Status, x.Detail)
 }
 
 // TemplateCopy is a child group of an image template: the copy of its disks
@@ -84,6 +138,8 @@ type TemplateCopy struct {
 	// group").
 	Transaction       string
 	TransactionDetail string
+	// TransactionGroup is the transaction's group name, "" when not given.
+	TransactionGroup string
 	// BlockDevices counts the copy's block devices; DiskSpaceTotal is its
 	// blockDevicesDiskSpaceTotal as the API reports it.
 	BlockDevices   int
@@ -200,14 +256,18 @@ func (t *Template) progress() string {
 	b.WriteString("status ")
 	b.WriteString(orNone(t.StatusName, t.Status))
 	if t.Transaction != "" {
-		fmt.Fprintf(&b, ", transaction %s", t.Transaction)
+		fmt.Fprintf(&b, ", transaction %s", t.Current.String())
 	}
 	for i := range t.Copies {
 		c := &t.Copies[i]
 		fmt.Fprintf(&b, "; copy %d in %s", c.ID, orNone(c.Datacenter, ""))
 		switch {
 		case c.Busy():
-			fmt.Fprintf(&b, " busy (%s)", c.Transaction)
+			fmt.Fprintf(&b, " busy (%s", c.Transaction)
+			if c.TransactionDetail != "" {
+				fmt.Fprintf(&b, " %q", c.TransactionDetail)
+			}
+			b.WriteString(")")
 		case c.Ready():
 			b.WriteString(" ready")
 		default:
@@ -264,28 +324,31 @@ func (t *Template) state() importState {
 // data center (the fields softlayer-python's image detail mask and
 // softlayer-cli's IMAGE_DETAIL_MASK read).
 const templateMask = "mask[id,globalIdentifier,name,note,createDate,statusId,status,transactionId," +
-	"transaction[transactionStatus],blockDevices[id],blockDevicesDiskSpaceTotal,datacenters[id,name]," +
-	"children[id,parentId,statusId,status,transactionId,transaction[transactionStatus],blockDevices[id]," +
+	"transaction[transactionStatus,transactionGroup],blockDevices[id],blockDevicesDiskSpaceTotal,datacenters[id,name]," +
+	"children[id,parentId,statusId,status,transactionId,transaction[transactionStatus,transactionGroup],blockDevices[id]," +
 	"blockDevicesDiskSpaceTotal,datacenter[id,name]]]"
 
 // transactionOf names the transaction a group reports: the transaction's
 // status name, "UNKNOWN" for a transaction (or a transactionId) whose
 // status is not given, "" for none.
-func transactionOf(g *datatypes.Virtual_Guest_Block_Device_Template_Group) (name, detail string) {
+func transactionOf(g *datatypes.Virtual_Guest_Block_Device_Template_Group) Transaction {
 	if tx := g.Transaction; tx != nil {
-		name = "UNKNOWN"
+		x := Transaction{Status: "UNKNOWN"}
 		if ts := tx.TransactionStatus; ts != nil {
 			if n := str(ts.Name); n != "" {
-				name = n
+				x.Status = n
 			}
-			detail = str(ts.FriendlyName)
+			x.Detail = str(ts.FriendlyName)
 		}
-		return name, detail
+		if tg := tx.TransactionGroup; tg != nil {
+			x.Group = str(tg.Name)
+		}
+		return x
 	}
 	if g.TransactionId != nil && *g.TransactionId != 0 {
-		return "UNKNOWN", ""
+		return Transaction{Status: "UNKNOWN"}
 	}
-	return "", ""
+	return Transaction{}
 }
 
 func groupStatus(s *datatypes.Virtual_Guest_Block_Device_Template_Group_Status) (key, name, desc string) {
@@ -309,7 +372,8 @@ func templateFrom(g datatypes.Virtual_Guest_Block_Device_Template_Group) Templat
 		BlockDevices:     len(g.BlockDevices),
 	}
 	t.Status, t.StatusName, t.StatusDescription = groupStatus(g.Status)
-	t.Transaction, t.TransactionDetail = transactionOf(&g)
+	t.Current = transactionOf(&g)
+	t.Transaction, t.TransactionDetail = t.Current.Status, t.Current.Detail
 	seen := map[string]bool{}
 	for i := range g.Children {
 		ch := &g.Children[i]
@@ -321,9 +385,12 @@ func templateFrom(g datatypes.Virtual_Guest_Block_Device_Template_Group) Templat
 			c.DiskSpaceTotal = float64(*ch.BlockDevicesDiskSpaceTotal)
 		}
 		c.Status, c.StatusName, _ = groupStatus(ch.Status)
-		c.Transaction, c.TransactionDetail = transactionOf(ch)
+		x := transactionOf(ch)
+		c.Transaction, c.TransactionDetail, c.TransactionGroup = x.Status, x.Detail, x.Group
 		if t.Transaction == "" && c.Transaction != "" {
-			t.Transaction, t.TransactionDetail = c.Transaction, c.TransactionDetail
+			x.CopyID = c.ID
+			t.Current = x
+			t.Transaction, t.TransactionDetail = x.Status, x.Detail
 		}
 		t.Copies = append(t.Copies, c)
 		if c.Datacenter != "" && !seen[c.Datacenter] {
@@ -363,58 +430,133 @@ func (c *Client) GetTemplate(ctx context.Context, id int) (*Template, error) {
 // importing. The wait ends with
 //
 //   - an *ImportFailedError when the template or a copy reports an error
-//     status (not documented by IBM; see Template.Failed);
+//     status (not documented by IBM; see Template.Failed), or when a copy
+//     seen by an earlier poll is missing from two polls in a row while the
+//     import is not done (the copy vanished);
 //   - a *TemplateGoneError when the template no longer exists (getObject
 //     answers SoftLayer_Exception_ObjectNotFound), as when an import was
 //     deleted or removed after failing;
+//   - a *NoProgressError when one transaction status lasts longer than the
+//     no-progress bound (WithNoProgressBound, NoProgressAfter);
 //   - a *TemplateStateError when the template is Deprecated, or when it
 //     stays in a state WaitTemplate cannot read (no transaction running,
 //     yet not done) for longer than the unknown-state bound
 //     (WithUnknownStateBound, UnknownStateAfter);
-//   - ctx's error when ctx ends first.
+//   - an error naming the last state seen (with its transaction) when
+//     transient errors outlast the retry policy or ctx ends.
 //
-// Progress is reported to the TemplateProgress callback after every poll.
-// Imports take from minutes to an hour: give ctx a deadline to match.
+// Transient errors of a poll (see WithReadAttempts) are retried. Progress
+// is reported to the TemplateProgress callback after every poll, with
+// Template.Current.For set to how long the wait has seen that transaction
+// status. Imports take from minutes to an hour: give ctx a deadline to
+// match.
 func (c *Client) WaitTemplate(ctx context.Context, id int, opts ...WaitOption) (*Template, error) {
-	wo := c.waitOptions(opts)
-	var (
-		last         *Template
-		unknownSince time.Time
-	)
-	err := c.poll(ctx, wo, fmt.Sprintf("template %d", id), func() (string, bool, error) {
+	w := &templateWait{c: c, id: id, wo: c.waitOptions(opts)}
+	err := c.poll(ctx, w.wo, fmt.Sprintf("template %d", id), func() (string, bool, error) {
 		t, err := c.GetTemplate(ctx, id)
 		if err != nil {
 			if errors.Is(err, ErrNotFound) {
-				return "", true, &TemplateGoneError{TemplateID: id, Last: last, cause: err}
+				return "", true, &TemplateGoneError{TemplateID: id, Last: w.last, cause: err}
 			}
 			return "", false, err
 		}
-		last = t
-		if wo.onTemplate != nil {
-			wo.onTemplate(*t)
-		}
-		key := t.progress()
-		switch t.state() {
-		case stateFailed:
-			return key, true, &ImportFailedError{TemplateID: id, Status: t.failedStatus(), Reason: t.FailureReason()}
-		case stateDone:
-			return key, true, nil
-		case stateDeprecated:
-			return key, true, &TemplateStateError{TemplateID: id, State: key, Deprecated: true}
-		case stateRunning:
-			unknownSince = time.Time{}
-			return key, false, nil
-		}
-		now := c.opts.now()
-		if unknownSince.IsZero() {
-			unknownSince = now
-		}
-		if d := now.Sub(unknownSince); d >= wo.unknownBound {
-			return key, true, &TemplateStateError{TemplateID: id, State: key, For: d}
+		return w.check(t)
+	})
+	if err != nil && w.last != nil && w.last.Current.Status != "" && !waitVerdict(err) {
+		// Transient errors outlasted the policy, or ctx ended: say which
+		// transaction was running and for how long.
+		err = fmt.Errorf("%w; last transaction %s", err, w.last.Current.String())
+	}
+	return w.last, err
+}
+
+// waitVerdict reports whether err is one of WaitTemplate's own verdicts,
+// which describe the template themselves.
+func waitVerdict(err error) bool {
+	var (
+		fe *ImportFailedError
+		ge *TemplateGoneError
+		np *NoProgressError
+		se *TemplateStateError
+	)
+	return errors.As(err, &fe) || errors.As(err, &ge) || errors.As(err, &np) || errors.As(err, &se)
+}
+
+// templateWait is the state one WaitTemplate keeps across its polls.
+type templateWait struct {
+	c            *Client
+	id           int
+	wo           waitOptions
+	last         *Template
+	unknownSince time.Time
+	progress     progressClock
+	seenCopies   map[int]TemplateCopy // every copy an earlier poll saw
+	missing      map[int]int          // copy id -> polls in a row it was missing
+}
+
+// check judges one poll's template.
+func (w *templateWait) check(t *Template) (string, bool, error) {
+	now := w.c.opts.now()
+	// The poll's state key leaves out how long the status has lasted, so
+	// that an unchanged status lengthens the poll interval.
+	key := t.progress()
+	t.Current.For = w.progress.observe(t.Current, now)
+	w.last = t
+	if w.wo.onTemplate != nil {
+		w.wo.onTemplate(*t)
+	}
+	st := t.state()
+	switch st {
+	case stateFailed:
+		return key, true, &ImportFailedError{TemplateID: w.id, Status: t.failedStatus(), Reason: t.FailureReason(), Transaction: t.Current}
+	case stateDone:
+		return key, true, nil
+	case stateDeprecated:
+		return key, true, &TemplateStateError{TemplateID: w.id, State: key, Deprecated: true}
+	}
+	if gone := w.vanished(t); gone != nil {
+		return key, true, &ImportFailedError{TemplateID: w.id, Status: "copy vanished", Transaction: t.Current,
+			Reason: fmt.Sprintf("copy %d in %s, last seen with transaction %s, is no longer among the template's copies (%s)",
+				gone.ID, orNone(gone.Datacenter, ""), orNone(gone.Transaction, ""), key)}
+	}
+	if st == stateRunning {
+		w.unknownSince = time.Time{}
+		if t.Current.For >= w.wo.noProgress {
+			return key, true, &NoProgressError{What: fmt.Sprintf("template %d", w.id), Transaction: t.Current, Bound: w.wo.noProgress, State: key}
 		}
 		return key, false, nil
-	})
-	return last, err
+	}
+	if w.unknownSince.IsZero() {
+		w.unknownSince = now
+	}
+	if d := now.Sub(w.unknownSince); d >= w.wo.unknownBound {
+		return key, true, &TemplateStateError{TemplateID: w.id, State: key, For: d}
+	}
+	return key, false, nil
+}
+
+// vanished records the copies of t and returns a copy that earlier polls
+// saw and the last two did not, nil when there is none.
+func (w *templateWait) vanished(t *Template) *TemplateCopy {
+	if w.seenCopies == nil {
+		w.seenCopies, w.missing = map[int]TemplateCopy{}, map[int]int{}
+	}
+	present := map[int]bool{}
+	for _, cp := range t.Copies {
+		present[cp.ID] = true
+		w.seenCopies[cp.ID] = cp
+		delete(w.missing, cp.ID)
+	}
+	for id, cp := range w.seenCopies {
+		if present[id] {
+			continue
+		}
+		w.missing[id]++
+		if w.missing[id] >= 2 {
+			return &cp
+		}
+	}
+	return nil
 }
 
 // failedStatus is the status that made Failed true.

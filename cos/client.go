@@ -18,6 +18,7 @@ import (
 	"github.com/IBM/ibm-cos-sdk-go/service/s3"
 
 	"github.com/e2eimage/e2eimage/internal/endpoint"
+	"github.com/e2eimage/e2eimage/internal/httppolicy"
 	"github.com/e2eimage/e2eimage/secret"
 )
 
@@ -182,6 +183,11 @@ func New(cfg Config) (*Client, error) {
 	} else if err := endpoint.CheckClient(hc); err != nil {
 		return nil, fmt.Errorf("%w (HTTPClient: %w)", ErrInsecureEndpoint, err)
 	}
+	// The library's HTTP policy: no redirect carries a signature, a token,
+	// the IAM exchange's API key or a body elsewhere. base keeps the
+	// caller's transport for the SDK session (AWS_CA_BUNDLE below).
+	base := hc
+	hc = httppolicy.Client(hc)
 	retries := cfg.MaxRetries
 	switch {
 	case retries == 0:
@@ -238,8 +244,8 @@ func New(cfg Config) (*Client, error) {
 	// client's transport, and fails when that is not an *http.Transport (a
 	// proxying or recording RoundTripper). Such a transport is the caller's
 	// to configure: the session is made over a stand-in, then given hc.
-	sessConf := awsConf
-	if _, ok := hc.Transport.(*http.Transport); !ok && hc.Transport != nil {
+	sessConf := awsConf.Copy().WithHTTPClient(base)
+	if _, ok := base.Transport.(*http.Transport); !ok && base.Transport != nil {
 		sessConf = awsConf.Copy().WithHTTPClient(&http.Client{Transport: &http.Transport{}})
 	}
 	sess, err := session.NewSession(sessConf)
@@ -247,8 +253,10 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("cos: creating SDK session: %w", err)
 	}
 	sess.Config.HTTPClient = hc
+	svc := s3.New(sess)
+	svc.Handlers.Send.PushBack(unwrappableError)
 	return &Client{
-		s3:       s3.New(sess),
+		s3:       svc,
 		http:     hc,
 		region:   cfg.Region,
 		endpoint: ep,

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/IBM/ibm-cos-sdk-go/aws"
 	"github.com/IBM/ibm-cos-sdk-go/aws/client"
 	"github.com/IBM/ibm-cos-sdk-go/aws/request"
 	"github.com/IBM/ibm-cos-sdk-go/service/s3"
+	"github.com/e2eimage/e2eimage/internal/retry"
 )
 
 // CreateMultipartUpload is not idempotent: every request that reaches the
@@ -93,34 +93,25 @@ func (u *uploader) create(ctx context.Context) error {
 		before = nil
 	}
 	uncertain := 0
-	delay := u.o.retryBase()
-	for i := 1; ; i++ {
+	err = retry.Do(ctx, u.o.retryPolicy(u.log, "create multipart upload"), classifyRetry, func(int) error {
 		out, err := u.c.s3.CreateMultipartUploadWithContext(ctx, in, noSDKRetries)
 		if err == nil {
 			u.uploadID = aws.StringValue(out.UploadId)
-			break
+			return nil
 		}
 		if mayHaveCreated(err) {
 			uncertain++
 		}
-		if !retryable(err) || i >= u.o.partAttempts || ctx.Err() != nil {
-			u.sweep(ctx, before, uncertain)
-			if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
-				// The SDK's RequestCanceled does not unwrap to it.
-				return fmt.Errorf("creating multipart upload: %w (%w)", ctx.Err(), err)
-			}
-			return fmt.Errorf("creating multipart upload: %w", err)
+		return err
+	})
+	if err != nil {
+		u.sweep(ctx, before, uncertain)
+		last := lastError(err)
+		if ctx.Err() != nil && !errors.Is(last, ctx.Err()) {
+			// The SDK's RequestCanceled does not unwrap to it.
+			return fmt.Errorf("creating multipart upload: %w (%w)", ctx.Err(), last)
 		}
-		u.log.Info("cos: retrying", "what", "create multipart upload", "attempt", i+1, "of", u.o.partAttempts, "err", err)
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			u.sweep(ctx, before, uncertain)
-			return fmt.Errorf("creating multipart upload: %w (%w)", ctx.Err(), err)
-		}
-		delay = min(2*delay, maxRetryDelay)
+		return fmt.Errorf("creating multipart upload: %w", last)
 	}
 	u.sweep(ctx, before, uncertain)
 	u.log.Debug("cos: multipart upload created", "upload_id", u.uploadID, "part_size", u.partSize)

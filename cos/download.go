@@ -16,6 +16,7 @@ import (
 
 	"github.com/IBM/ibm-cos-sdk-go/aws"
 	"github.com/IBM/ibm-cos-sdk-go/service/s3"
+	"github.com/e2eimage/e2eimage/internal/retry"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -188,8 +189,11 @@ func (e errWriter) Write(p []byte) (int, error) {
 func (c *Client) getRange(ctx context.Context, o options, log *slog.Logger, bucket, key, etag string,
 	off, n int64, w io.Writer, buf []byte, prog *progress, whole bool) error {
 	var got int64
-	delay := o.retryBase()
-	for attempt := 1; ; attempt++ {
+	pol := o.retryPolicy(log, "download range")
+	pol.OnRetry = func(n int, err error, wait time.Duration) {
+		log.Info("cos: download range broke; retrying", "offset", off+got, "attempt", n+1, "wait", wait, "err", err)
+	}
+	rerr := retry.Do(ctx, pol, classifyRange, func(int) error {
 		in := &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}
 		if etag != "" {
 			in.IfMatch = aws.String(`"` + etag + `"`)
@@ -225,28 +229,38 @@ func (c *Client) getRange(ctx context.Context, o options, log *slog.Logger, buck
 			}
 			return nil
 		}()
-		if err == nil {
-			return nil
-		}
-		var we *writeError
-		switch {
-		case errors.As(err, &we):
-			return err
-		case statusCode(err) == http.StatusPreconditionFailed:
-			return fmt.Errorf("%w: %w", ErrObjectChanged, err)
-		case statusCode(err) == http.StatusNotFound:
-			return fmt.Errorf("%w: %w", ErrNotFound, err)
-		case !retryable(err) || attempt >= o.partAttempts || ctx.Err() != nil:
-			return fmt.Errorf("bytes %d-%d: %w", off+got, off+n-1, err)
-		}
-		log.Info("cos: download range broke; retrying", "offset", off+got, "attempt", attempt+1, "err", err)
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		}
-		delay = min(2*delay, maxRetryDelay)
+		return err
+	})
+	if rerr == nil {
+		return nil
 	}
+	var ce *retry.CanceledError
+	if errors.As(rerr, &ce) {
+		return ctx.Err()
+	}
+	err := lastError(rerr)
+	var we *writeError
+	switch {
+	case errors.As(err, &we):
+		return err
+	case statusCode(err) == http.StatusPreconditionFailed:
+		return fmt.Errorf("%w: %w", ErrObjectChanged, err)
+	case statusCode(err) == http.StatusNotFound:
+		return fmt.Errorf("%w: %w", ErrNotFound, err)
+	}
+	return fmt.Errorf("bytes %d-%d: %w", off+got, off+n-1, err)
+}
+
+// classifyRange classifies the error of a ranged read: a failed write, a
+// changed object (412) and a missing one (404) are final; a broken body
+// and the transient errors of retryable are tried again.
+func classifyRange(err error) retry.Decision {
+	var we *writeError
+	switch {
+	case errors.As(err, &we), statusCode(err) == http.StatusPreconditionFailed, statusCode(err) == http.StatusNotFound:
+		return retry.Permanent
+	case retryable(err) || errors.Is(err, io.ErrUnexpectedEOF):
+		return retry.Retryable
+	}
+	return retry.Permanent
 }

@@ -151,3 +151,39 @@ func resumable(err error) bool {
 	var se *sourceError
 	return retryable(err) || isCredentialError(err) || errors.As(err, &se)
 }
+
+// sdkError is an SDK error that also unwraps to its cause: the SDK's
+// awserr values carry the transport's error (a *url.Error over a
+// *net.OpError or *net.DNSError) as OrigErr but have no Unwrap, so
+// errors.As could not reach it through this package's errors. The SDK
+// error itself stays first in the chain (statusCode and errorCode find it).
+type sdkError struct{ err awserr.Error }
+
+func (e sdkError) Error() string { return e.err.Error() }
+
+// Code, Message and OrigErr make sdkError an awserr.Error itself.
+func (e sdkError) Code() string { return e.err.Code() }
+
+// Message returns the SDK error's message.
+func (e sdkError) Message() string { return e.err.Message() }
+
+// OrigErr returns the SDK error's cause.
+func (e sdkError) OrigErr() error { return e.err.OrigErr() }
+
+// Unwrap returns the SDK error and its cause.
+func (e sdkError) Unwrap() []error {
+	if orig := e.err.OrigErr(); orig != nil {
+		return []error{e.err, orig}
+	}
+	return []error{e.err}
+}
+
+// unwrappableError runs after the SDK's send handler and wraps a
+// transport error in sdkError (an awserr.Error with the same code, so the
+// SDK's retry rules see no difference).
+func unwrappableError(r *request.Request) {
+	var se sdkError
+	if ae, ok := r.Error.(awserr.Error); ok && !errors.As(r.Error, &se) {
+		r.Error = sdkError{ae}
+	}
+}

@@ -2,7 +2,6 @@ package cos
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/IBM/ibm-cos-sdk-go/aws"
 	"github.com/IBM/ibm-cos-sdk-go/service/s3"
+	"github.com/e2eimage/e2eimage/internal/retry"
 )
 
 // smallRead is the largest ReadAt that Object serves from its page cache:
@@ -260,9 +260,12 @@ func (ob *Object) putPage(i int64, data []byte) {
 // continuing from where a broken body stopped.
 func (ob *Object) fetch(ctx context.Context, p []byte, off int64) error {
 	var got int
-	delay := ob.o.retryBase()
-	for attempt := 1; ; attempt++ {
-		err := func() error {
+	pol := ob.o.retryPolicy(ob.log, "ranged read")
+	pol.OnRetry = func(n int, err error, wait time.Duration) {
+		ob.log.Info("cos: ranged read broke; retrying", "offset", off+int64(got), "attempt", n+1, "wait", wait, "err", err)
+	}
+	rerr := retry.Do(ctx, pol, classifyRange, func(int) error {
+		return func() error {
 			in := &s3.GetObjectInput{
 				Bucket:  aws.String(ob.bucket),
 				Key:     aws.String(ob.key),
@@ -283,27 +286,18 @@ func (ob *Object) fetch(ctx context.Context, p []byte, off int64) error {
 			}
 			return nil
 		}()
-		if err == nil {
-			return nil
-		}
-		switch {
-		case statusCode(err) == http.StatusPreconditionFailed:
-			return fmt.Errorf("cos: reading %s/%s: %w: %w", ob.bucket, ob.key, ErrObjectChanged, err)
-		case statusCode(err) == http.StatusNotFound:
-			return fmt.Errorf("cos: reading %s/%s: %w: %w", ob.bucket, ob.key, ErrNotFound, err)
-		case ctx.Err() != nil:
-			return fmt.Errorf("cos: reading %s/%s: %w", ob.bucket, ob.key, ctx.Err())
-		case !(retryable(err) || errors.Is(err, io.ErrUnexpectedEOF)) || attempt >= ob.o.partAttempts:
-			return fmt.Errorf("cos: reading %s/%s bytes %d-%d: %w", ob.bucket, ob.key, off+int64(got), off+int64(len(p))-1, err)
-		}
-		ob.log.Info("cos: ranged read broke; retrying", "offset", off+int64(got), "attempt", attempt+1, "err", err)
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("cos: reading %s/%s: %w", ob.bucket, ob.key, ctx.Err())
-		}
-		delay = min(2*delay, maxRetryDelay)
+	})
+	if rerr == nil {
+		return nil
 	}
+	err := lastError(rerr)
+	switch {
+	case statusCode(err) == http.StatusPreconditionFailed:
+		return fmt.Errorf("cos: reading %s/%s: %w: %w", ob.bucket, ob.key, ErrObjectChanged, err)
+	case statusCode(err) == http.StatusNotFound:
+		return fmt.Errorf("cos: reading %s/%s: %w: %w", ob.bucket, ob.key, ErrNotFound, err)
+	case ctx.Err() != nil:
+		return fmt.Errorf("cos: reading %s/%s: %w", ob.bucket, ob.key, ctx.Err())
+	}
+	return fmt.Errorf("cos: reading %s/%s bytes %d-%d: %w", ob.bucket, ob.key, off+int64(got), off+int64(len(p))-1, err)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/IBM/ibm-cos-sdk-go/aws"
 	"github.com/IBM/ibm-cos-sdk-go/aws/request"
 	"github.com/IBM/ibm-cos-sdk-go/service/s3"
+	"github.com/e2eimage/e2eimage/internal/retry"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -630,22 +631,40 @@ func (u *uploader) stateLocked() UploadState {
 // attempt runs fn up to o.partAttempts times while its error is retryable,
 // waiting between attempts.
 func (c *Client) attempt(ctx context.Context, o options, log *slog.Logger, what string, fn func() error) error {
-	delay := o.retryBase()
-	for i := 1; ; i++ {
-		err := fn()
-		if err == nil || !retryable(err) || i >= o.partAttempts || ctx.Err() != nil {
-			return err
-		}
-		log.Info("cos: retrying", "what", what, "attempt", i+1, "of", o.partAttempts, "err", err)
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return err
-		}
-		delay = min(2*delay, maxRetryDelay)
+	err := retry.Do(ctx, o.retryPolicy(log, what), classifyRetry, func(int) error { return fn() })
+	return lastError(err)
+}
+
+// retryPolicy is the library's one retry policy (internal/retry) with this
+// package's bounds: o.partAttempts attempts, waits from retryBase doubling
+// up to maxRetryDelay, logged as retries of what.
+func (o options) retryPolicy(log *slog.Logger, what string) retry.Policy {
+	return retry.Policy{MaxAttempts: o.partAttempts, MinWait: o.retryBase(), MaxWait: maxRetryDelay,
+		OnRetry: func(n int, err error, wait time.Duration) {
+			log.Info("cos: retrying", "what", what, "attempt", n+1, "of", o.partAttempts, "wait", wait, "err", err)
+		}}
+}
+
+// classifyRetry is this package's error classifier for internal/retry.
+func classifyRetry(err error) retry.Decision {
+	if retryable(err) {
+		return retry.Retryable
 	}
+	return retry.Permanent
+}
+
+// lastError is the error of the last attempt retry.Do made: the package's
+// errors keep the shapes they had before the one policy.
+func lastError(err error) error {
+	var gu *retry.GaveUpError
+	if errors.As(err, &gu) {
+		return gu.Last
+	}
+	var ce *retry.CanceledError
+	if errors.As(err, &ce) {
+		return ce.Last
+	}
+	return err
 }
 
 // Delays between a part's attempts (the SDK's own retries come first).
@@ -922,16 +941,7 @@ func (u *uploader) fail(ctx context.Context, err error) error {
 // checked at once and again after a pause, and the abort repeated until the
 // server no longer knows the upload on both checks.
 func (c *Client) abortFully(ctx context.Context, bucket, key, uploadID string) error {
-	pause := func(d time.Duration) error {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	pause := func(d time.Duration) error { return retry.Sleep(ctx, d) }
 	delay := abortSettle
 	for aborts := 1; ; aborts++ {
 		if err := c.Abort(ctx, bucket, key, uploadID); err != nil {

@@ -811,7 +811,17 @@ func (r *runner) auditStep(ctx context.Context, s *Step) error {
 	want := audit.ExpectedActions(q)
 	deadline := time.Now().Add(r.p.AuditWait)
 	for {
-		q.End = r.p.Clock().Add(time.Second)
+		// The window ends at the later of the plan's clock and the audit
+		// services' clock (audit.Reader.ServiceNow, read from their
+		// answers), which stamps the events: the local clock may lag it.
+		end, err := r.p.Audit.ServiceNow(ctx)
+		if err != nil {
+			return err
+		}
+		if c := r.p.Clock().Add(time.Second); c.After(end) {
+			end = c
+		}
+		q.End = end
 		events, err := r.p.Audit.Collect(ctx, q)
 		if err != nil {
 			return err

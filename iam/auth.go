@@ -12,6 +12,7 @@ import (
 	"github.com/IBM/go-sdk-core/v5/core"
 
 	"github.com/e2eimage/e2eimage/internal/endpoint"
+	"github.com/e2eimage/e2eimage/internal/httppolicy"
 	"github.com/e2eimage/e2eimage/secret"
 )
 
@@ -118,6 +119,8 @@ func NewAuthenticator(apiKey *secret.String, opts ...Option) (*Authenticator, er
 	if err := endpoint.CheckTransport(rt); err != nil {
 		return nil, fmt.Errorf("iam: refusing to send an API key over this transport: %w", err)
 	}
+	// No redirect carries the API key (the form body) anywhere.
+	rt = httppolicy.Wrap(rt)
 	if o.timeout <= 0 {
 		o.timeout = defaultTokenTimeout
 	}
@@ -191,7 +194,7 @@ func (a *Authenticator) fetch(ctx context.Context) (*secret.String, error) {
 	ca := &core.IamAuthenticator{
 		ApiKey: a.apiKey.Reveal(),
 		URL:    a.url,
-		Client: &http.Client{Transport: ctxTransport{ctx: tctx, base: a.transport}},
+		Client: &http.Client{Transport: ctxTransport{ctx: tctx, base: a.transport}, CheckRedirect: httppolicy.CheckRedirect},
 	}
 	start := a.now()
 	resp, err := ca.RequestToken()

@@ -13,6 +13,7 @@ import (
 	"github.com/IBM/platform-services-go-sdk/iampolicymanagementv1"
 
 	"github.com/e2eimage/e2eimage/internal/endpoint"
+	"github.com/e2eimage/e2eimage/internal/httppolicy"
 )
 
 // IAM service names used in policies (../docs/CLOUD.md §3.3).
@@ -197,10 +198,13 @@ func NewClient(auth *Authenticator, accountID string, opts ...Option) (*Client, 
 	// CloseIdleConnections reaches every connection.
 	hc := o.httpClient
 	if hc == nil {
-		hc = &http.Client{Transport: endpoint.NewTransport()}
+		hc = &http.Client{Transport: endpoint.NewTransport(), Timeout: httppolicy.DefaultRequestTimeout}
 	} else if err := endpoint.CheckClient(hc); err != nil {
 		return nil, fmt.Errorf("iam: refusing to send tokens over this HTTP client: %w", err)
 	}
+	// No redirect carries a token elsewhere (a copy: the caller's client
+	// is not changed).
+	hc = httppolicy.Client(hc)
 	for _, svc := range []*core.BaseService{identity.Service, policy.Service} {
 		svc.SetHTTPClient(hc)
 		if o.maxRetries > 0 {

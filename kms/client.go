@@ -9,12 +9,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strings"
 
 	"github.com/e2eimage/e2eimage/crn"
 
 	kp "github.com/IBM/keyprotect-go-client"
 
 	"github.com/e2eimage/e2eimage/internal/endpoint"
+	"github.com/e2eimage/e2eimage/internal/httppolicy"
 	"github.com/e2eimage/e2eimage/secret"
 )
 
@@ -41,6 +44,7 @@ type Option func(*options)
 type options struct {
 	url       string
 	private   bool
+	dedicated bool
 	hpcsPort  int
 	keyRing   string
 	retry     RetryPolicy
@@ -62,6 +66,17 @@ func WithURL(url string) Option {
 // WithPrivateEndpoint selects the private (IBM Cloud network) endpoint.
 // Default: the public endpoint.
 func WithPrivateEndpoint() Option { return func(o *options) { o.private = true } }
+
+// WithDedicated selects the endpoint of a Key Protect Dedicated instance
+// (single-tenant Key Protect, the documented migration target of Hyper
+// Protect Crypto Services), https://<instance_ID>.api.<region>.kms.appdomain.cloud
+// or, with WithPrivateEndpoint, the .api.private. form (see
+// DedicatedEndpointURL). Its keys keep the CRN service "kms", so the CRN
+// alone cannot tell a Dedicated instance from a multi-tenant one: the
+// signal IBM documents is the instance's endpoint, shown as endpoints.public
+// in "ibmcloud resource service-instance <name> -o json" and on the
+// instance's page. Pass that endpoint with WithURL, or use this option.
+func WithDedicated() Option { return func(o *options) { o.dedicated = true } }
 
 // WithHPCSPort selects the port-based HPCS endpoint of older instances,
 // https://api.<region>.hs-crypto.cloud.ibm.com:<port>. Default: the
@@ -124,7 +139,16 @@ func New(rootKeyCRN string, tokens TokenSource, opts ...Option) (*Client, error)
 		opt(&o)
 	}
 	base := o.url
-	if base == "" {
+	switch {
+	case base != "":
+	case o.dedicated:
+		if o.hpcsPort != 0 {
+			return nil, errors.New("kms: WithDedicated and WithHPCSPort do not go together")
+		}
+		if base, err = DedicatedEndpointURL(crn, o.private); err != nil {
+			return nil, err
+		}
+	default:
 		if base, err = EndpointURL(crn, o.private, o.hpcsPort); err != nil {
 			return nil, err
 		}
@@ -141,7 +165,8 @@ func New(rootKeyCRN string, tokens TokenSource, opts ...Option) (*Client, error)
 	} else if err := endpoint.CheckTransport(rt); err != nil {
 		return nil, fmt.Errorf("kms: refusing to send keys over this transport: %w", err)
 	}
-	rtr := &retryTransport{base: rt, policy: o.retry.withDefaults(), log: o.log, sleep: sleepCtx}
+	// No redirect carries a token or a key elsewhere.
+	rtr := &retryTransport{base: httppolicy.Wrap(rt), policy: o.retry.withDefaults(), log: o.log, sleep: sleepCtx}
 	cfg := kp.ClientConfig{
 		BaseURL:    base,
 		InstanceID: crn.InstanceID,
@@ -156,6 +181,7 @@ func New(rootKeyCRN string, tokens TokenSource, opts ...Option) (*Client, error)
 	// Per-attempt timeouts are the transport's; the whole call is bounded by
 	// the caller's context and the retry budget.
 	c.HttpClient.Timeout = 0
+	c.HttpClient.CheckRedirect = httppolicy.CheckRedirect
 	return &Client{crn: crn, endpoint: base, kp: c, tokens: tokens, log: o.log, transport: rt}, nil
 }
 
@@ -222,6 +248,7 @@ func (c *Client) callOnce(ctx context.Context, op string, fn func(ctx context.Co
 		e = classify(op, c.crn, err)
 	}
 	e.Attempts = attempts
+	e.Endpoint = c.endpoint
 	c.log.LogAttrs(ctx, slog.LevelDebug, "kms: call failed", slog.String("op", op),
 		slog.Int("status", e.Status), slog.String("reason", e.Reason), slog.Int("attempts", attempts))
 	return st, e
@@ -247,7 +274,14 @@ func (c *Client) exhaustedError(op string, a *lastAnswer) *Error {
 	e := &Error{Op: op, Key: c.crn.String(), State: StateUnknown}
 	if a.err != nil {
 		e.Kind = ErrUnavailable
-		e.Err = fmt.Errorf("request to %s: %w", a.url, a.err)
+		// As net/http reports it: *url.Error over the transport's error
+		// (a *net.OpError, *net.DNSError, ...), so callers can tell an
+		// unreachable service from a refusal.
+		method := a.method
+		if method == "" {
+			method = http.MethodGet
+		}
+		e.Err = &url.Error{Op: method[:1] + strings.ToLower(method[1:]), URL: a.url, Err: a.err}
 		return e
 	}
 	msg, reason := parseErrorBody(a.body)

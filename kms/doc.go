@@ -21,9 +21,17 @@
 // The endpoint comes from the CRN: https://<region>.kms.cloud.ibm.com for
 // Key Protect, https://<instance>.api.<region>.hs-crypto.appdomain.cloud for
 // HPCS, or their private forms (WithPrivateEndpoint), or the port-based
-// endpoint of older HPCS instances (WithHPCSPort). WithURL overrides all of
-// them. Plain http is refused except to loopback hosts (a local simulator),
-// and TLS certificates are always verified.
+// endpoint of older HPCS instances (WithHPCSPort). A Key Protect Dedicated
+// instance (the documented migration target of HPCS) keeps CRN service
+// "kms" but is served at https://<instance_ID>.api.<region>.kms.appdomain.cloud:
+// the CRN cannot tell it apart, so select it with WithDedicated (or pass the
+// instance's endpoint, endpoints.public of "ibmcloud resource
+// service-instance -o json", with WithURL); a key-not-found error names the
+// endpoint that was asked. WithURL overrides all of them. Plain http is
+// refused except to loopback hosts (a local simulator), TLS certificates are
+// always verified, and no redirect carries a token or a key elsewhere
+// (internal/httppolicy). Retries follow the library's one policy
+// (internal/retry) with the bounds of RetryPolicy.
 //
 // # DEKs
 //

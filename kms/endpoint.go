@@ -61,6 +61,32 @@ func EndpointURL(c crn.Key, private bool, hpcsPort int) (string, error) {
 	return "", fmt.Errorf("kms: unknown key service %q", c.Service)
 }
 
+// DedicatedEndpointURL returns the base URL of a Key Protect Dedicated
+// instance (CRN service "kms"), without the /api/v2 suffix:
+// https://<instance_ID>.api.<region>.kms.appdomain.cloud, IBM's documented
+// form (key-protect docs: the migration guide from HPCS, setting up the CLI
+// for a single-tenant instance, and the instance's endpoints.public value),
+// or https://<instance_ID>.api.private.<region>.kms.appdomain.cloud when
+// private is set. The private form is inferred: it follows the documented
+// private form of HPCS's instance endpoints (.api.private.<region>.), which
+// IBM's own Terraform modules also use for Key Protect Dedicated; the
+// instance's endpoints.private value is authoritative (pass it with
+// WithURL). Key Protect Dedicated is a Key Protect offering: an HPCS CRN is
+// refused.
+func DedicatedEndpointURL(c crn.Key, private bool) (string, error) {
+	if c.Service != crn.KeyProtect {
+		return "", fmt.Errorf("kms: Key Protect Dedicated keys have CRN service %q, not %q", crn.KeyProtect, c.Service)
+	}
+	if c.InstanceID == "" || c.Region == "" {
+		return "", errors.New("kms: a Key Protect Dedicated endpoint needs the CRN's instance ID and region")
+	}
+	priv := ""
+	if private {
+		priv = "private."
+	}
+	return "https://" + c.InstanceID + ".api." + priv + c.Region + ".kms.appdomain.cloud", nil
+}
+
 // CheckURL validates a service base URL: https to any host, or http only to
 // a loopback host (127.0.0.0/8, ::1 or localhost), with no user
 // information, query or fragment. It returns the URL without a trailing

@@ -71,6 +71,9 @@ type Error struct {
 	CorrelationID string
 	// Attempts is how many requests the call made (retries included).
 	Attempts int
+	// Endpoint is the key service base URL the call was sent to, "" when
+	// it sent nothing.
+	Endpoint string
 	// Err is the underlying error (from the SDK, IAM or the network).
 	Err error
 
@@ -89,6 +92,12 @@ func (e *Error) Error() string {
 		if fix := e.Fix(); fix != "" {
 			b.WriteString("; ")
 			b.WriteString(fix)
+		}
+		if e.Kind == ErrKeyNotFound && e.Endpoint != "" {
+			// A Key Protect Dedicated key keeps CRN service "kms" but is
+			// not served at the multi-tenant endpoint.
+			fmt.Fprintf(&b, " (asked at %s; a Key Protect Dedicated instance is served at "+
+				"https://<instance_ID>.api.<region>.kms.appdomain.cloud: see WithDedicated and WithURL)", e.Endpoint)
 		}
 	}
 	var details []string

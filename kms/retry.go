@@ -7,11 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/e2eimage/e2eimage/internal/retry"
 )
 
 // Retry defaults. They match keyprotect-go-client's own (../docs/CLOUD.md §2.4:
@@ -70,21 +71,16 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 	return p
 }
 
-// backoff is the wait before retry number n (1 for the first retry):
-// MinWait*2^(n-1) capped at MaxWait, with "equal jitter" (half fixed, half
-// random) so that many clients do not retry in step.
-func (p RetryPolicy) backoff(n int) time.Duration {
-	d := p.MinWait
-	for i := 1; i < n && d < p.MaxWait; i++ {
-		d *= 2
-	}
-	d = min(d, p.MaxWait)
-	half := d / 2
-	if half <= 0 {
-		return d
-	}
-	return half + rand.N(half+1)
+// retryPolicy is p as the library's one retry policy (internal/retry):
+// a Retry-After longer than MaxWait ends the retries.
+func (p RetryPolicy) retryPolicy(sleep func(context.Context, time.Duration) error) retry.Policy {
+	return retry.Policy{MaxAttempts: p.MaxAttempts, MinWait: p.MinWait, MaxWait: p.MaxWait,
+		MaxRetryAfter: p.MaxWait, Sleep: sleep}.WithDefaults()
 }
+
+// backoff is the wait before retry number n (1 for the first retry):
+// MinWait*2^(n-1) capped at MaxWait, with "equal jitter" (internal/retry).
+func (p RetryPolicy) backoff(n int) time.Duration { return p.retryPolicy(nil).Backoff(n) }
 
 // Why the SDK's own retries are not used.
 //
@@ -124,6 +120,7 @@ type lastAnswer struct {
 	header http.Header
 	body   []byte
 	url    string
+	method string
 	err    error
 }
 
@@ -186,40 +183,10 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		body = b
 	}
 	ctx := req.Context()
-	for attempt := 1; ; attempt++ {
-		ans := t.attempt(ctx, req, body, st)
-		st.mu.Lock()
-		st.attempts = attempt
-		st.last = ans
-		st.mu.Unlock()
-		if ctx.Err() != nil {
-			return nil, context.Cause(ctx)
-		}
-		wait, retry := t.retryable(ans, attempt)
-		if !retry {
-			return ans.response(req), ans.err
-		}
-		stop := ""
-		switch {
-		case attempt >= t.policy.MaxAttempts:
-			stop = "attempts exhausted"
-		case wait > t.policy.MaxWait:
-			stop = "Retry-After longer than the maximum wait"
-		default:
-			if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
-				stop = "the context deadline comes before the next attempt"
-			}
-		}
-		if stop != "" {
-			t.log.LogAttrs(ctx, slog.LevelDebug, "kms: giving up",
-				slog.Int("attempt", attempt), slog.Int("status", ans.status), slog.String("why", stop))
-			st.mu.Lock()
-			st.exhausted = ans
-			st.mu.Unlock()
-			// Stop go-retryablehttp from retrying on its own (see above).
-			st.cancel(errRetriesExhausted)
-			return ans.response(req), ans.err
-		}
+	var final *lastAnswer
+	p := t.policy.retryPolicy(t.sleep)
+	p.OnRetry = func(attempt int, err error, wait time.Duration) {
+		ans := err.(*retryAnswer).ans
 		attrs := []slog.Attr{slog.String("method", req.Method), slog.String("path", req.URL.Path),
 			slog.Int("attempt", attempt), slog.Duration("wait", wait)}
 		if ans.err != nil {
@@ -228,10 +195,57 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			attrs = append(attrs, slog.Int("status", ans.status))
 		}
 		t.log.LogAttrs(ctx, slog.LevelInfo, "kms: retrying", attrs...)
-		if err := t.sleep(ctx, wait); err != nil {
-			return nil, err
-		}
 	}
+	err := retry.Do(ctx, p, classifyAnswer, func(attempt int) error {
+		ans := t.attempt(ctx, req, body, st)
+		st.mu.Lock()
+		st.attempts = attempt
+		st.last = ans
+		st.mu.Unlock()
+		final = ans
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		if wait, ok := t.retryable(ans); ok {
+			return &retryAnswer{ans: ans, after: wait}
+		}
+		return nil
+	})
+	var gu *retry.GaveUpError
+	switch {
+	case err == nil:
+		return final.response(req), final.err
+	case errors.As(err, &gu):
+		t.log.LogAttrs(ctx, slog.LevelDebug, "kms: giving up",
+			slog.Int("attempt", gu.Attempts), slog.Int("status", final.status), slog.String("why", string(gu.Reason)))
+		st.mu.Lock()
+		st.exhausted = final
+		st.mu.Unlock()
+		// Stop go-retryablehttp from retrying on its own (see above).
+		st.cancel(errRetriesExhausted)
+		return final.response(req), final.err
+	}
+	var ce *retry.CanceledError
+	if errors.As(err, &ce) {
+		return nil, ce.Cause
+	}
+	return nil, err
+}
+
+// retryAnswer is a retryable answer, as an error for internal/retry.
+type retryAnswer struct {
+	ans   *lastAnswer
+	after time.Duration // the server's Retry-After, 0 for the backoff
+}
+
+func (e *retryAnswer) Error() string { return "kms: retryable answer" }
+
+func classifyAnswer(err error) retry.Decision {
+	var ra *retryAnswer
+	if errors.As(err, &ra) {
+		return retry.Decision{Retry: true, After: ra.after}
+	}
+	return retry.Permanent
 }
 
 // attempt makes one request and buffers its answer, so that the per-attempt
@@ -247,7 +261,7 @@ func (t *retryTransport) attempt(ctx context.Context, req *http.Request, body []
 	}
 	resp, err := t.base.RoundTrip(r)
 	if err != nil {
-		return &lastAnswer{err: err, url: req.URL.String()}
+		return &lastAnswer{err: err, url: req.URL.String(), method: req.Method}
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody+1))
 	_ = resp.Body.Close()
@@ -261,19 +275,19 @@ func (t *retryTransport) attempt(ctx context.Context, req *http.Request, body []
 	return &lastAnswer{status: resp.StatusCode, header: resp.Header, body: b, url: req.URL.String()}
 }
 
-// retryable reports whether the answer warrants another attempt, and after
-// how long.
-func (t *retryTransport) retryable(a *lastAnswer, attempt int) (time.Duration, bool) {
+// retryable reports whether the answer warrants another attempt, and the
+// wait the server asked for (0: the policy's backoff).
+func (t *retryTransport) retryable(a *lastAnswer) (time.Duration, bool) {
 	if a.err != nil {
-		return t.policy.backoff(attempt), true
+		return 0, true
 	}
 	if a.status != http.StatusTooManyRequests && (a.status < 500 || a.status == http.StatusNotImplemented) {
 		return 0, false
 	}
-	if d, ok := parseRetryAfter(a.header.Get("Retry-After"), time.Now()); ok {
+	if d, ok := parseRetryAfter(a.header.Get("Retry-After"), time.Now()); ok && d > 0 {
 		return d, true
 	}
-	return t.policy.backoff(attempt), true
+	return 0, true
 }
 
 // response rebuilds an *http.Response from the buffered answer.
@@ -294,43 +308,10 @@ func (a *lastAnswer) response(req *http.Request) *http.Response {
 	}
 }
 
-// parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date
-// (RFC 9110 §10.2.3).
+// parseRetryAfter reads a Retry-After header (internal/retry).
 func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	if v == "" {
-		return 0, false
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n < 0 {
-			return 0, false
-		}
-		const maxSeconds = int64(1<<63-1) / int64(time.Second)
-		if n > maxSeconds {
-			n = maxSeconds
-		}
-		return time.Duration(n) * time.Second, true
-	}
-	t, err := http.ParseTime(v)
-	if err != nil {
-		return 0, false
-	}
-	if d := t.Sub(now); d > 0 {
-		return d, true
-	}
-	return 0, true
+	return retry.ParseRetryAfter(v, now)
 }
 
-// sleepCtx waits for d or until ctx is done.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	case <-t.C:
-		return nil
-	}
-}
+// sleepCtx waits for d or until ctx is done (internal/retry).
+func sleepCtx(ctx context.Context, d time.Duration) error { return retry.Sleep(ctx, d) }

@@ -13,7 +13,8 @@
 // examples/e2e or examples/import. Otherwise name the resources; with none,
 // every event of the window is printed. The window is [-since, -until):
 // RFC 3339 times, or durations before now ("2h"); -since defaults to the
-// state's start, else 24h, and -until to now. -action keeps only the given
+// state's start, else 24h, and -until to the services' now (their clock,
+// read from their answers' Date, not the local one). -action keeps only the given
 // actions (repeatable), e.g. kms.secrets.wrap.
 //
 // Activity Tracker events are read from the IBM Cloud Logs instance that
@@ -112,10 +113,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 	if q.Start, err = parseTime(*since, start, now); err != nil {
 		return fail(2, "-since: %v", err)
 	}
-	if q.End, err = parseTime(*until, now(), now); err != nil {
+	// Without -until the window ends at the services' clock (the events'
+	// clock), which the reader reads from their answers.
+	if q.End, err = parseTime(*until, time.Time{}, now); err != nil {
 		return fail(2, "-until: %v", err)
 	}
-	if !q.Start.Before(q.End) {
+	if !q.End.IsZero() && !q.Start.Before(q.End) {
 		return fail(2, "the window is empty: -since %s is not before -until %s", q.Start.Format(time.RFC3339), q.End.Format(time.RFC3339))
 	}
 
@@ -165,7 +168,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 		fmt.Fprintln(stderr, "audit: no -logs-url: reading the classic event log only")
 	}
 
-	events, err := audit.NewReader(sources).Collect(ctx, q)
+	reader := audit.NewReader(sources)
+	if q.End.IsZero() {
+		if q.End, err = reader.ServiceNow(ctx); err != nil {
+			return fail(1, "%v", err)
+		}
+	}
+	events, err := reader.Collect(ctx, q)
 	if err != nil {
 		return fail(1, "%v", err)
 	}

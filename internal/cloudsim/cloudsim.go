@@ -388,6 +388,14 @@ func (s *Sim) wrap(name string, h http.Handler) http.Handler {
 		s.inflight.Add(1)
 		s.closeMu.Unlock()
 		defer s.inflight.Done()
+		if name == ServiceSoftLayer || name == ServiceActivityTracker {
+			// A server's Date is its own clock (RFC 9110 §6.6.1); the
+			// records these services answer with carry simulated time,
+			// so their Date does too, and a client can end a window at
+			// the service's now. (IAM, the key services and S3 keep the
+			// real time: token expiry and request signing use it.)
+			w.Header().Set("Date", s.Clock.Now().UTC().Format(http.TimeFormat))
+		}
 		start := time.Now()
 		sw := &simcore.StatusRecorder{ResponseWriter: w}
 		inner.ServeHTTP(sw, r)

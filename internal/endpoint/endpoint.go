@@ -145,6 +145,14 @@ func CheckTransport(rt http.RoundTripper) error {
 	if rt == nil {
 		rt = http.DefaultTransport
 	}
+	// Look through wrappers such as internal/httppolicy's Transport.
+	for range 8 {
+		u, ok := rt.(interface{ Unwrap() http.RoundTripper })
+		if !ok {
+			break
+		}
+		rt = u.Unwrap()
+	}
 	if t, ok := rt.(*http.Transport); ok && t.TLSClientConfig != nil && t.TLSClientConfig.InsecureSkipVerify {
 		return refuse(ErrSkipVerify, "the transport skips TLS certificate verification (InsecureSkipVerify)")
 	}
