@@ -44,6 +44,8 @@
 //
 //   - internal/cli: flag handling, exit codes and credentials shared by the programs
 //   - internal/endpoint: https only, plain http only to loopback, TLS always verified
+//   - internal/httppolicy: every client's redirect rule (same host, no credentials or bodies)
+//   - internal/retry: the one retry and poll policy (backoff, jitter, capped Retry-After)
 //   - internal/durable: crash-safe writes of small files
 //   - internal/lockedmem: buffers kept out of swap and core dumps
 //   - internal/nocore: no core dumps while keys are in memory
@@ -64,6 +66,7 @@
 //   - internal/versitygw: a real S3 server for the cos tests
 //   - internal/exampletest: runs godoc examples against the simulator
 //   - internal/faults: deterministic HTTP fault injection
+//   - internal/httppolicy/policytest: redirecting servers for the clients' tests
 //   - internal/durable/crashfs: a model file system for power-cut tests
 //   - internal/extcheck: keeps testdata/extmod's copies of the examples verbatim
 //   - internal/readmetest: runs README.md's commands
