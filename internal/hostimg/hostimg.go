@@ -151,8 +151,12 @@ func (e *Ext4) BlockOffset(n int64) int64 { return e.Start + n*e.BlockSize }
 // InodeCRC recomputes the checksum of inode ino in the disk image b, as
 // ext4's metadata_csum (and go-diskfs) computes it.
 func (e *Ext4) InodeCRC(b []byte, ino uint32) {
+	e.InodeBytesCRC(b[e.InodeOffset(ino):][:e.InodeSize], ino)
+}
+
+// InodeBytesCRC recomputes the checksum of in, the bytes of inode ino.
+func (e *Ext4) InodeBytesCRC(in []byte, ino uint32) {
 	le := binary.LittleEndian
-	in := b[e.InodeOffset(ino):][:e.InodeSize]
 	le.PutUint16(in[0x7c:], 0)
 	if e.InodeSize > 128 {
 		le.PutUint16(in[0x82:], 0)
