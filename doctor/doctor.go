@@ -184,6 +184,9 @@ func (x *examination) layout() error {
 	var fsNames []string
 	for i := range parts {
 		p := &parts[i]
+		if err := x.ctx.Err(); err != nil {
+			return err
+		}
 		n, err := x.d.ReadAt(buf[:min(int64(len(buf)), p.Size)], p.Start)
 		if err != nil && !errors.Is(err, io.EOF) {
 			return fmt.Errorf("doctor: reading partition %d: %w", p.Number, err)

@@ -255,6 +255,7 @@ func openXFS(d *disk.Disk, b *budget, start, size int64) (f fsys, err error) {
 	if err := checkXFSSuperblock(sb, size); err != nil {
 		return nil, err
 	}
+	g.xfsInode = int(binary.BigEndian.Uint16(sb[104:]))
 	x, err := xfs.NewFS(*io.NewSectionReader(g, start, size), nil)
 	if err != nil {
 		return nil, err

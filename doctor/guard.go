@@ -107,9 +107,10 @@ func (b *budget) failed() error {
 // budget, and checks each inode the library reads before it trusts it
 // (ext4 only).
 type guardedReader struct {
-	d   *disk.Disk
-	b   *budget
-	ext *extGuard // nil but for ext2/3/4
+	d        *disk.Disk
+	b        *budget
+	ext      *extGuard // nil but for ext2/3/4
+	xfsInode int       // XFS: the inode size, 0 for other file systems
 }
 
 func (g *guardedReader) ReadAt(p []byte, off int64) (int, error) {
@@ -124,7 +125,28 @@ func (g *guardedReader) ReadAt(p []byte, off int64) (int, error) {
 			}
 		}
 	}
+	if err == nil && g.xfsInode > 0 && len(p) == g.xfsInode {
+		if cerr := g.checkXFSInode(p); cerr != nil {
+			return 0, cerr
+		}
+	}
 	return n, err
+}
+
+// checkXFSInode checks what go-xfs-filesystem trusts in an XFS inode
+// (b, read whole): it allocates a symbolic link stored in the inode
+// (local format) at the size the inode claims, before reading it from the
+// inode's few hundred bytes.
+func (g *guardedReader) checkXFSInode(b []byte) error {
+	be := binary.BigEndian
+	if len(b) < 100 || string(b[:2]) != "IN" {
+		return nil
+	}
+	mode, format, size := be.Uint16(b[2:]), b[5], be.Uint64(b[56:])
+	if mode&0xF000 == 0xA000 && format == 1 && size > uint64(len(b)) {
+		return g.b.trip(&LimitError{Structure: fmt.Sprintf("an XFS symbolic link stored in its inode (%d bytes)", size), Limit: fmt.Sprintf("its %d-byte inode", len(b))})
+	}
+	return nil
 }
 
 var _ io.ReaderAt = (*guardedReader)(nil)

@@ -54,16 +54,17 @@ const (
 
 // readPartitions reads the disk's partition table with go-diskfs.
 func readPartitions(ctx context.Context, d *disk.Disk) (disk.TableKind, []Partition, string, error) {
+	b := newBudget(ctx, "the partition table")
+	g := &guardedReader{d: d, b: b}
+	st := &storage{r: g, size: d.Size()}
 	head := make([]byte, min(d.Size(), disk.PrefixSize))
-	if _, err := d.ReadAt(head, 0); err != nil && !errors.Is(err, io.EOF) {
+	if _, err := g.ReadAt(head, 0); err != nil && !errors.Is(err, io.EOF) {
 		return disk.NoTable, nil, "", fmt.Errorf("doctor: reading the first sectors: %w", err)
 	}
 	kind, found := disk.ProbeTable(head)
-	b := newBudget(ctx, "the partition table")
-	st := &storage{r: &guardedReader{d: d, b: b}, size: d.Size()}
 	switch kind {
 	case disk.GPT:
-		if err := checkGPT(d, head); err != nil {
+		if err := checkGPT(g, d.Size(), head); err != nil {
 			return kind, nil, "", err
 		}
 		t, err := gpt.Read(st, 512, 512)
@@ -113,14 +114,14 @@ func readPartitions(ctx context.Context, d *disk.Disk) (disk.TableKind, []Partit
 // to it, of the backup header at the disk's last LBA. go-diskfs reads the
 // backup when the primary fails its CRCs, and allocates the entry count
 // times the entry size that header claims.
-func checkGPT(d *disk.Disk, head []byte) error {
+func checkGPT(d io.ReaderAt, size int64, head []byte) error {
 	if err := gptBounds("primary", head[512:1024]); err != nil {
 		return err
 	}
-	if gptIntact(d, head[512:1024]) {
+	if gptIntact(d, size, head[512:1024]) {
 		return nil // go-diskfs reads the primary and never the backup
 	}
-	last := d.Size()/512 - 1
+	last := size/512 - 1
 	if last < 2 {
 		return nil
 	}
@@ -147,7 +148,7 @@ func gptBounds(which string, h []byte) error {
 // gptIntact reports whether the primary GPT header (h, bounded by
 // gptBounds) and its entry array pass their CRC-32 checks, as go-diskfs
 // checks them before it takes the primary.
-func gptIntact(d *disk.Disk, h []byte) bool {
+func gptIntact(d io.ReaderAt, size int64, h []byte) bool {
 	le := binary.LittleEndian
 	if string(h[:8]) != "EFI PART" {
 		return false
@@ -163,7 +164,7 @@ func gptIntact(d *disk.Disk, h []byte) bool {
 	}
 	lba := int64(le.Uint64(h[72:]))
 	n, size := int64(le.Uint32(h[80:])), int64(le.Uint32(h[84:]))
-	if lba < 0 || lba > d.Size()/512 {
+	if lba < 0 || lba > size/512 {
 		return false
 	}
 	ents := make([]byte, n*size)
