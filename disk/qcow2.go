@@ -180,7 +180,7 @@ func checkQCOW2(r io.ReaderAt, fileSize int64) (*q2Header, error) {
 		return nil, bad(36, "l1_size", "%d entries (QEMU allows %d bytes of L1 table)", h.l1Size, q2MaxL1Bytes)
 	case h.l1Size > 0 && (h.l1Offset == 0 || h.l1Offset%cluster != 0):
 		return nil, bad(40, "l1_table_offset", "%d is not a cluster boundary", h.l1Offset)
-	case h.l1Size > 0 && h.l1Offset+uint64(h.l1Size)*8 > uint64(fileSize):
+	case h.l1Size > 0 && (h.l1Offset > uint64(fileSize) || uint64(h.l1Size)*8 > uint64(fileSize)-h.l1Offset):
 		return nil, bad(40, "l1_table_offset", "the L1 table (%d bytes at %d) ends past the end of the %d-byte file", uint64(h.l1Size)*8, h.l1Offset, fileSize)
 	}
 	if err := q2CheckExtensions(r, fileSize, h, cluster); err != nil {
@@ -191,7 +191,7 @@ func checkQCOW2(r io.ReaderAt, fileSize int64) (*q2Header, error) {
 
 // q2BackingName reads the backing file name the header points at.
 func q2BackingName(r io.ReaderAt, fileSize int64, h *q2Header) (string, error) {
-	if h.backingSize == 0 || h.backingSize > 1023 || h.backingOffset+uint64(h.backingSize) > uint64(fileSize) {
+	if h.backingSize == 0 || h.backingSize > 1023 || h.backingOffset > uint64(fileSize) || uint64(h.backingSize) > uint64(fileSize)-h.backingOffset {
 		return "", &MalformedError{Format: QCOW2, Offset: 8, Field: "backing_file_offset",
 			Reason: fmt.Sprintf("a %d-byte name at %d does not fit the %d-byte file (QEMU allows 1 to 1023 bytes)", h.backingSize, h.backingOffset, fileSize)}
 	}

@@ -466,6 +466,8 @@ func (x *examination) configDrive(f fsys) {
 	const fix = "let cloud-init use ConfigDrive: in /etc/cloud/cloud.cfg or a file of /etc/cloud/cloud.cfg.d, set datasource_list: [ ConfigDrive, None ] (later files override earlier ones)"
 	ds, from, read, err := datasources(f)
 	switch {
+	case errors.Is(err, ErrLimit):
+		x.add(CheckConfigDrive, NotInspected, err.Error(), "check datasource_list in /etc/cloud/cloud.cfg and /etc/cloud/cloud.cfg.d by hand")
 	case err != nil:
 		x.add(CheckConfigDrive, Fail, err.Error(), fix)
 	case len(read) == 0:

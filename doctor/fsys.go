@@ -396,7 +396,7 @@ func readFile(f fsys, p string, limit int64) ([]byte, string, error) {
 		return nil, rp, fmt.Errorf("doctor: /%s is not a regular file (%v)", rp, mode.Type())
 	}
 	if size > limit {
-		return nil, rp, fmt.Errorf("doctor: /%s has %d bytes, more than the %d this check reads", rp, size, limit)
+		return nil, rp, &LimitError{Structure: fmt.Sprintf("/%s (%d bytes)", rp, size), Limit: fmt.Sprintf("the %d bytes this check reads", limit)}
 	}
 	r, err := f.open(rp)
 	if err != nil {
@@ -408,7 +408,7 @@ func readFile(f fsys, p string, limit int64) ([]byte, string, error) {
 		return nil, rp, fmt.Errorf("doctor: reading /%s: %w", rp, err)
 	}
 	if int64(len(b)) > limit {
-		return nil, rp, fmt.Errorf("doctor: /%s is longer than the %d bytes this check reads", rp, limit)
+		return nil, rp, &LimitError{Structure: "/" + rp, Limit: fmt.Sprintf("the %d bytes this check reads", limit)}
 	}
 	return b, rp, nil
 }

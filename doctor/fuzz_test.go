@@ -3,6 +3,7 @@ package doctor_test
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"io"
 	"os"
 	"runtime/metrics"
@@ -199,6 +200,9 @@ func (o *overlay) put(off int64, b []byte) {
 }
 
 func (o *overlay) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errors.New("overlay: negative offset")
+	}
 	if off >= int64(len(o.base)) {
 		return 0, io.EOF
 	}

@@ -9,7 +9,8 @@
 //     backup header (last LBA) claims a huge entry array;
 //   - Ext4ExtentLoop: the root directory's extent index points to a block
 //     whose index points to itself, or to a second block pointing back;
-//   - Ext4HugeDir: /etc claims a huge size and n extents of 32,768 blocks.
+//   - Ext4HugeDir: /etc claims a huge size and n extents of 32,768 blocks;
+//   - CloudCfgKeys: a cloud.cfg of many distinct keys.
 package hostimg
 
 import (
@@ -40,6 +41,27 @@ func Tree(tb testing.TB) string {
 		imagetest.File("boot/vmlinuz-6.8.0-1-generic", "kernel placeholder\n"),
 		imagetest.File("var/lib/dpkg/status", "Package: cloud-init\nStatus: install ok installed\nVersion: 23.4-1\n\n"),
 	})
+}
+
+// CloudCfgKeys returns an MBR disk with an ext4 root file system whose
+// /etc/cloud/cloud.cfg is size bytes of distinct short keys ("k1: 1"...):
+// a YAML decoder that checks each key against all the previous ones takes
+// quadratic time on it.
+func CloudCfgKeys(tb testing.TB, size int) string {
+	tb.Helper()
+	tree := Tree(tb)
+	var b []byte
+	for i := 0; ; i++ {
+		line := fmt.Appendf(nil, "k%d: 1\n", i)
+		if len(b)+len(line) > size {
+			break
+		}
+		b = append(b, line...)
+	}
+	if err := os.WriteFile(tree+"/etc/cloud/cloud.cfg", b, 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	return Ext4Disk(tb, tree, 16<<20, 20<<20, "dos")
 }
 
 // Ext4Disk makes an MBR disk of diskSize bytes whose one partition holds
