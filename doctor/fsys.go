@@ -202,7 +202,7 @@ func (e ext4FS) open(p string) (r io.ReadCloser, err error) {
 	if err != nil {
 		return nil, notExist(limited(e.b, err))
 	}
-	return guardedFile{f, e.b}, nil
+	return &guardedFile{f: f, b: e.b}, nil
 }
 
 func (e ext4FS) readDir(p string) (ds []dirent, err error) {
@@ -289,7 +289,7 @@ func (x xfsFS) open(p string) (r io.ReadCloser, err error) {
 	if err != nil {
 		return nil, notExist(limited(x.b, err))
 	}
-	return guardedFile{f, x.b}, nil
+	return &guardedFile{f: f, b: x.b}, nil
 }
 
 func (x xfsFS) readDir(p string) (ds []dirent, err error) {
@@ -311,25 +311,39 @@ func (x xfsFS) readDir(p string) (ds []dirent, err error) {
 }
 
 // guardedFile reads a file of a file-system library under a recover, with
-// the budget's breach in place of the library's flattened error.
+// the budget's breach in place of the library's flattened error. It checks
+// the budget (and so the context) at each read, and ends a read that makes
+// no progress: go-diskfs returns 0 bytes and no error for ever from a file
+// whose extents and size disagree.
 type guardedFile struct {
 	f interface {
 		io.Reader
 		Close() error
 	}
-	b *budget
+	b     *budget
+	stuck int // consecutive reads of 0 bytes without error
 }
 
-func (g guardedFile) Read(p []byte) (n int, err error) {
+func (g *guardedFile) Read(p []byte) (n int, err error) {
 	defer guard("reading a file", &err)
+	if err := g.b.failed(); err != nil {
+		return 0, err
+	}
 	n, err = g.f.Read(p)
 	if err != nil && !errors.Is(err, io.EOF) {
 		err = limited(g.b, err)
 	}
+	if n == 0 && err == nil && len(p) > 0 {
+		if g.stuck++; g.stuck >= 100 {
+			return 0, fmt.Errorf("doctor: the file system reader makes no progress reading a file: %w", io.ErrNoProgress)
+		}
+	} else {
+		g.stuck = 0
+	}
 	return n, err
 }
 
-func (g guardedFile) Close() error { return g.f.Close() }
+func (g *guardedFile) Close() error { return g.f.Close() }
 
 // resolve follows the symbolic links of p, component by component, as the
 // kernel would with the file system mounted at /, and returns the path of

@@ -329,36 +329,50 @@ func FuzzExamine(f *testing.F) {
 	for _, h := range hostileInputs(ss) {
 		f.Add(h.data)
 	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		s, o := mutate(ss, data)
-		d, err := disk.Open(o, int64(len(s.b)), disk.AllowNoPartitionTable())
-		if err != nil {
-			return
+	f.Fuzz(func(t *testing.T, data []byte) { examineInput(t, ss, data) })
+}
+
+// FuzzExamineXFS is FuzzExamine on the XFS seed alone, so that its time
+// goes to the XFS superblock, AG headers, root inode and btree roots.
+func FuzzExamineXFS(f *testing.F) {
+	ss := fuzzSeeds(f)
+	xfs := []*seed{ss[seedIndex(ss, "xfs-gpt")]}
+	f.Add([]byte{0, 0})
+	f.Add([]byte{0, 1})
+	f.Fuzz(func(t *testing.T, data []byte) { examineInput(t, xfs, data) })
+}
+
+// examineInput runs one fuzz input: the edited image through disk.Open
+// and doctor.Examine, within the budget.
+func examineInput(t *testing.T, ss []*seed, data []byte) {
+	s, o := mutate(ss, data)
+	d, err := disk.Open(o, int64(len(s.b)), disk.AllowNoPartitionTable())
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*fuzzTimeBudget)
+	defer cancel()
+	a0, t0 := allocated(), time.Now()
+	r, err := doctor.Examine(ctx, d)
+	took, alloc := time.Since(t0), allocated()-a0
+	if alloc > fuzzAllocBudget {
+		t.Fatalf("%s: Examine allocated %d MiB, over the budget of %d MiB", s.name, alloc>>20, fuzzAllocBudget>>20)
+	}
+	if took > fuzzTimeBudget {
+		t.Fatalf("%s: Examine took %v, over the budget of %v", s.name, took, fuzzTimeBudget)
+	}
+	if err != nil {
+		return
+	}
+	if len(r.Findings) == 0 {
+		t.Fatalf("%s: a report without findings", s.name)
+	}
+	for _, fd := range r.Findings {
+		if fd.Verdict != doctor.Pass && fd.Verdict != doctor.Fail && fd.Verdict != doctor.NotInspected {
+			t.Fatalf("%s: finding %q has verdict %v", s.name, fd.Check, fd.Verdict)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 4*fuzzTimeBudget)
-		defer cancel()
-		a0, t0 := allocated(), time.Now()
-		r, err := doctor.Examine(ctx, d)
-		took, alloc := time.Since(t0), allocated()-a0
-		if alloc > fuzzAllocBudget {
-			t.Fatalf("%s: Examine allocated %d MiB, over the budget of %d MiB", s.name, alloc>>20, fuzzAllocBudget>>20)
-		}
-		if took > fuzzTimeBudget {
-			t.Fatalf("%s: Examine took %v, over the budget of %v", s.name, took, fuzzTimeBudget)
-		}
-		if err != nil {
-			return
-		}
-		if len(r.Findings) == 0 {
-			t.Fatalf("%s: a report without findings", s.name)
-		}
-		for _, fd := range r.Findings {
-			if fd.Verdict != doctor.Pass && fd.Verdict != doctor.Fail && fd.Verdict != doctor.NotInspected {
-				t.Fatalf("%s: finding %q has verdict %v", s.name, fd.Check, fd.Verdict)
-			}
-		}
-		_ = r.String()
-	})
+	}
+	_ = r.String()
 }
 
 type hostileInput struct {
