@@ -119,10 +119,11 @@ func (g *guardedReader) ReadAt(p []byte, off int64) (int, error) {
 	}
 	n, err := g.d.ReadAt(p, off)
 	if err == nil && g.ext != nil {
-		if ino, ok := g.ext.inodeAt(off, len(p)); ok {
+		if ino, ok := g.ext.inodeAt(off, len(p)); ok && !g.ext.checked[ino] {
 			if cerr := g.ext.checkInode(g, p, ino); cerr != nil {
 				return 0, cerr
 			}
+			g.ext.checked[ino] = true
 		}
 	}
 	if err == nil && g.xfsInode > 0 && len(p) == g.xfsInode {
@@ -164,13 +165,17 @@ type extGuard struct {
 	perGroup   int64   // inodes per group
 	tables     []int64 // absolute offset of each group's inode table
 	tableOrder []int   // indices of tables, by offset
+	// checked holds the inodes found good: the disk does not change
+	// during an examination, and go-diskfs reads each directory's inode
+	// again at every path lookup.
+	checked map[uint32]bool
 }
 
 // newExtGuard reads the group descriptors of the ext file system whose
 // superblock is sb (already bounded by checkExtSuperblock).
 func newExtGuard(g *guardedReader, sb []byte, start int64) (*extGuard, error) {
 	le := binary.LittleEndian
-	e := &extGuard{start: start, blockSize: 1024 << le.Uint32(sb[24:]), inodeSize: 128, perGroup: int64(le.Uint32(sb[40:]))}
+	e := &extGuard{start: start, blockSize: 1024 << le.Uint32(sb[24:]), inodeSize: 128, perGroup: int64(le.Uint32(sb[40:])), checked: map[uint32]bool{}}
 	e.blocks = int64(le.Uint32(sb[4:]))
 	descSize := int64(32)
 	if le.Uint32(sb[96:])&0x80 != 0 { // 64bit
