@@ -198,27 +198,9 @@ func (x *examination) layout() error {
 			p.FileSystem, p.Note = "extended", "an extended partition: its logical partitions are not read"
 			x.uninspected = append(x.uninspected, fmt.Sprintf("the logical partitions inside partition %d", p.Number))
 		case strings.HasPrefix(id.typ, "ext") || id.typ == "xfs":
-			var f fsys
-			b := newBudget(x.ctx, fmt.Sprintf("the %s file system of %s", id.typ, partName(p)))
-			x.budgets[i] = b
-			if id.typ == "xfs" {
-				f, err = openXFS(x.d, b, p.Start, p.Size)
-			} else {
-				f, err = openExt4(x.d, b, p.Start, p.Size)
+			if err := x.openFS(i, p, id.typ); err != nil {
+				return err
 			}
-			if cerr := x.ctx.Err(); cerr != nil {
-				return cerr
-			}
-			if err != nil {
-				p.Note = "not inspected: " + err.Error()
-				if errors.Is(err, ErrLimit) {
-					p.Note = err.Error()
-				}
-				x.uninspected = append(x.uninspected, fmt.Sprintf("the %s file system of partition %d (%v)", id.typ, p.Number, err))
-				break
-			}
-			p.Inspected = true
-			x.fss[i] = f
 		case id.typ == "lvm2":
 			p.Note = "not inspected: an LVM physical volume (its logical volumes are not read; IBM states that the Linux boot volume does not support LVM)"
 			x.uninspected = append(x.uninspected, fmt.Sprintf("the LVM volume of partition %d", p.Number))
@@ -253,6 +235,35 @@ func (x *examination) layout() error {
 	default:
 		x.add(CheckFileSystems, Pass, strings.Join(fsNames, ", "), "")
 	}
+	return nil
+}
+
+// openFS opens the ext2/3/4 or XFS file system of partition i (p), with
+// a budget of its own. It returns only the context's error: a file system
+// it cannot open is noted as not inspected.
+func (x *examination) openFS(i int, p *Partition, typ string) error {
+	var f fsys
+	var err error
+	b := newBudget(x.ctx, fmt.Sprintf("the %s file system of %s", typ, partName(p)))
+	x.budgets[i] = b
+	if typ == "xfs" {
+		f, err = openXFS(x.d, b, p.Start, p.Size)
+	} else {
+		f, err = openExt4(x.d, b, p.Start, p.Size)
+	}
+	if cerr := x.ctx.Err(); cerr != nil {
+		return cerr
+	}
+	if err != nil {
+		p.Note = "not inspected: " + err.Error()
+		if errors.Is(err, ErrLimit) {
+			p.Note = err.Error()
+		}
+		x.uninspected = append(x.uninspected, fmt.Sprintf("the %s file system of partition %d (%v)", typ, p.Number, err))
+		return nil
+	}
+	p.Inspected = true
+	x.fss[i] = f
 	return nil
 }
 

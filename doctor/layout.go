@@ -163,11 +163,11 @@ func gptIntact(d io.ReaderAt, size int64, h []byte) bool {
 		return false
 	}
 	lba := int64(le.Uint64(h[72:]))
-	n, size := int64(le.Uint32(h[80:])), int64(le.Uint32(h[84:]))
+	n, esize := int64(le.Uint32(h[80:])), int64(le.Uint32(h[84:]))
 	if lba < 0 || lba > size/512 {
 		return false
 	}
-	ents := make([]byte, n*size)
+	ents := make([]byte, n*esize)
 	if _, err := d.ReadAt(ents, lba*512); err != nil {
 		return false
 	}
