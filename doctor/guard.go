@@ -55,8 +55,6 @@ type budget struct {
 	bytes int64  // left
 	reads int64  // left
 	err   error  // the first breach, sticky
-	// counters for the tests and the bench
-	readBytes, readCalls int64
 }
 
 func newBudget(ctx context.Context, what string) *budget {
@@ -82,8 +80,6 @@ func (b *budget) charge(n int) error {
 	}
 	b.bytes -= int64(n)
 	b.reads--
-	b.readBytes += int64(n)
-	b.readCalls++
 	return nil
 }
 
