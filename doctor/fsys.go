@@ -128,6 +128,9 @@ func checkExtSuperblock(sb []byte, size int64) error {
 // (a 100 GiB file system of 1 KiB blocks has 800 KiB of it).
 const maxGDTSize = 16 << 20
 
+// xfsMinAG is the smallest allocation group XFS makes (XFS_AG_MIN_BYTES).
+const xfsMinAG = 16 << 20
+
 // checkXFSSuperblock bounds what go-xfs-filesystem reads from an XFS
 // superblock (sb, its first 512 bytes): one allocation group header per
 // sb_agcount, inodes of sb_inodesize.
@@ -145,6 +148,11 @@ func checkXFSSuperblock(sb []byte, size int64) error {
 		return fmt.Errorf("doctor: the XFS superblock claims %d blocks of %d bytes in a %d-byte partition", dblocks, bs, size)
 	case agblocks == 0 || agcount == 0 || agcount > dblocks/agblocks+1:
 		return fmt.Errorf("doctor: the XFS superblock claims %d groups of %d blocks", agcount, agblocks)
+	case agcount > 1 && agblocks*bs < xfsMinAG:
+		// go-xfs-filesystem reads every group's headers at once: groups
+		// of XFS's smallest size keep their number to what the partition
+		// holds (6,400 for 100 GiB).
+		return fmt.Errorf("doctor: the XFS superblock claims %d groups of %d bytes (XFS's smallest is %d)", agcount, agblocks*bs, xfsMinAG)
 	case inodeSize < 256 || inodeSize > 2048:
 		return fmt.Errorf("doctor: the XFS superblock claims %d-byte inodes", inodeSize)
 	}

@@ -17,6 +17,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"os"
 	"slices"
 	"testing"
@@ -124,6 +125,7 @@ type Ext4 struct {
 	PerGroup  int64 // inodes per group
 	Tables    []int64
 	Seed      uint32 // the metadata checksum seed
+	Bitmap0   int64  // the block bitmap of group 0
 }
 
 // ReadExt4 reads the superblock and group descriptors of the ext4 file
@@ -157,8 +159,26 @@ func ReadExt4(b []byte, start int64) (*Ext4, error) {
 			t |= int64(le.Uint32(d[0x28:])) << 32
 		}
 		e.Tables = append(e.Tables, t)
+		if g == 0 {
+			e.Bitmap0 = int64(le.Uint32(d[0:]))
+			if desc >= 64 {
+				e.Bitmap0 |= int64(le.Uint32(d[0x20:])) << 32
+			}
+		}
 	}
 	return e, nil
+}
+
+// FreeBlock returns the first block at or after from that group 0's block
+// bitmap marks free, and inside b.
+func (e *Ext4) FreeBlock(b []byte, from int64) (int64, error) {
+	bm := b[e.BlockOffset(e.Bitmap0):][:e.BlockSize]
+	for n := from; n < e.BlockSize*8 && e.BlockOffset(n+1) <= int64(len(b)); n++ {
+		if bm[n/8]&(1<<(n%8)) == 0 {
+			return n, nil
+		}
+	}
+	return 0, fmt.Errorf("no free block from %d in the first %d bytes", from, len(b))
 }
 
 // InodeOffset returns where inode ino is in the disk image.
@@ -282,7 +302,7 @@ func Ext4ExtentLoop(tb testing.TB, twoBlocks bool) string {
 func Ext4HugeDir(tb testing.TB, n int) string {
 	tb.Helper()
 	p := Ext4Disk(tb, Tree(tb), 256<<20, 260<<20, "dos")
-	b := readFile(tb, p)
+	b := readHead(tb, p, 64<<20) // the metadata this damages: not all 260 MiB
 	e, err := ReadExt4(b, PartStart)
 	if err != nil {
 		tb.Fatal(err)
@@ -292,7 +312,10 @@ func Ext4HugeDir(tb testing.TB, n int) string {
 		tb.Fatal(err)
 	}
 	le := binary.LittleEndian
-	leaf := e.Blocks - 8
+	leaf, err := e.FreeBlock(b, 1024)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	in := b[e.InodeOffset(etc):]
 	le.PutUint32(in[4:], 0)      // i_size: 1 TiB
 	le.PutUint32(in[0x6c:], 256) // i_size_high
@@ -312,6 +335,23 @@ func Ext4HugeDir(tb testing.TB, n int) string {
 	return p
 }
 
+// readHead returns the first n bytes of the file at p (all of it when it
+// is shorter).
+func readHead(tb testing.TB, p string, n int64) []byte {
+	tb.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, n)
+	k, err := io.ReadFull(f, b)
+	if err != nil && err != io.ErrUnexpectedEOF {
+		tb.Fatal(err)
+	}
+	return b[:k]
+}
+
 func readFile(tb testing.TB, p string) []byte {
 	tb.Helper()
 	b, err := os.ReadFile(p)
@@ -321,7 +361,7 @@ func readFile(tb testing.TB, p string) []byte {
 	return b
 }
 
-// writeFile writes b back over the image at p, skipping its all-zero
+// writeFile writes b back over the start of the image at p, skipping its all-zero
 // 64 KiB chunks so that the image stays sparse (the damage never zeroes
 // what was not zero).
 func writeFile(tb testing.TB, p string, b []byte) {
