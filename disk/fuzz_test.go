@@ -3,6 +3,7 @@ package disk_test
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"io"
 	"testing"
 
@@ -74,5 +75,22 @@ func TestTinyQCOW2(t *testing.T) {
 	sec := make([]byte, 512)
 	if _, err := d.ReadAt(sec, 0); err != nil || sec[510] != 0x55 {
 		t.Fatalf("sector 0: %v %x", err, sec[510:])
+	}
+}
+
+// TestQCOW2TableOffsetsWrap: an L1 table or backing file name whose offset
+// plus size wraps around 2^64 is refused by the header check (found by
+// doctor's FuzzExamine: the sum passed as small, and the library read at a
+// negative offset).
+func TestQCOW2TableOffsetsWrap(t *testing.T) {
+	t.Parallel()
+	be := binary.BigEndian
+	b := tinyQCOW2()
+	be.PutUint64(b[40:], 0xffffffffffff0000) // l1_table_offset
+	be.PutUint32(b[36:], 0xffff)             // l1_size: 0x7fff8 bytes, wrapping to 0x6fff8
+	_, err := disk.Open(bytes.NewReader(b), int64(len(b)))
+	var me *disk.MalformedError
+	if !errors.As(err, &me) || me.Field != "l1_table_offset" {
+		t.Fatalf("Open: %v, want a MalformedError on l1_table_offset", err)
 	}
 }

@@ -143,24 +143,8 @@ func checkQCOW2(r io.ReaderAt, fileSize int64) (*q2Header, error) {
 	default:
 		return nil, bad(32, "crypt_method", "%d (0, 1 and 2 are defined)", h.cryptMethod)
 	}
-	if f := h.incompatible; f != 0 {
-		switch {
-		case f&q2IncompatDataFile != 0:
-			return nil, &FeatureError{Format: QCOW2, Feature: "an external data file", err: ErrUnsupportedFeature,
-				Fix: "convert it into one self-contained disk: " + convertHint(QCOW2)}
-		case f&q2IncompatCorrupt != 0:
-			return nil, &FeatureError{Format: QCOW2, Feature: "the corrupt flag (QEMU found its metadata inconsistent)", err: ErrUnsupportedFeature,
-				Fix: "check and repair it first: qemu-img check -r all IN"}
-		case f&q2IncompatDirty != 0:
-			return nil, &FeatureError{Format: QCOW2, Feature: "the dirty flag (it was not closed cleanly)", err: ErrUnsupportedFeature,
-				Fix: "repair its reference counts first: qemu-img check -r all IN"}
-		case f&q2IncompatExtendedL2 != 0:
-			return nil, &FeatureError{Format: QCOW2, Feature: "extended L2 entries (subclusters)", err: ErrUnsupportedFeature,
-				Fix: "convert it: " + convertHint(QCOW2)}
-		case f&^q2IncompatCompression != 0:
-			return nil, &FeatureError{Format: QCOW2, Feature: fmt.Sprintf("incompatible feature bits %#x", f&^q2IncompatCompression), err: ErrUnsupportedFeature,
-				Fix: "convert it with the qemu-img that wrote it: " + convertHint(QCOW2)}
-		}
+	if err := q2CheckFeatures(h.incompatible); err != nil {
+		return nil, err
 	}
 	if h.compression > 1 {
 		return nil, &FeatureError{Format: QCOW2, Feature: fmt.Sprintf("compression type %d", h.compression), err: ErrUnsupportedFeature,
@@ -170,18 +154,8 @@ func checkQCOW2(r io.ReaderAt, fileSize int64) (*q2Header, error) {
 	if h.size > vhd.MaxSize {
 		return nil, fmt.Errorf("%w: the qcow2 disk holds %d bytes, a VHD at most %d", ErrTooLarge, h.size, int64(vhd.MaxSize))
 	}
-	// One L1 entry maps cluster/8 clusters.
-	perL1 := cluster * (cluster / 8)
-	need := (h.size + perL1 - 1) / perL1
-	switch {
-	case uint64(h.l1Size) < need:
-		return nil, bad(36, "l1_size", "%d entries map less than the %d-byte disk (it needs %d)", h.l1Size, h.size, need)
-	case uint64(h.l1Size)*8 > q2MaxL1Bytes:
-		return nil, bad(36, "l1_size", "%d entries (QEMU allows %d bytes of L1 table)", h.l1Size, q2MaxL1Bytes)
-	case h.l1Size > 0 && (h.l1Offset == 0 || h.l1Offset%cluster != 0):
-		return nil, bad(40, "l1_table_offset", "%d is not a cluster boundary", h.l1Offset)
-	case h.l1Size > 0 && h.l1Offset+uint64(h.l1Size)*8 > uint64(fileSize):
-		return nil, bad(40, "l1_table_offset", "the L1 table (%d bytes at %d) ends past the end of the %d-byte file", uint64(h.l1Size)*8, h.l1Offset, fileSize)
+	if err := q2CheckL1(h, cluster, fileSize, bad); err != nil {
+		return nil, err
 	}
 	if err := q2CheckExtensions(r, fileSize, h, cluster); err != nil {
 		return nil, err
@@ -189,9 +163,54 @@ func checkQCOW2(r io.ReaderAt, fileSize int64) (*q2Header, error) {
 	return h, nil
 }
 
+// q2CheckFeatures refuses the incompatible features (f, the header's
+// bits) this reader does not read, each with what to do about it.
+func q2CheckFeatures(f uint64) error {
+	if f != 0 {
+		switch {
+		case f&q2IncompatDataFile != 0:
+			return &FeatureError{Format: QCOW2, Feature: "an external data file", err: ErrUnsupportedFeature,
+				Fix: "convert it into one self-contained disk: " + convertHint(QCOW2)}
+		case f&q2IncompatCorrupt != 0:
+			return &FeatureError{Format: QCOW2, Feature: "the corrupt flag (QEMU found its metadata inconsistent)", err: ErrUnsupportedFeature,
+				Fix: "check and repair it first: qemu-img check -r all IN"}
+		case f&q2IncompatDirty != 0:
+			return &FeatureError{Format: QCOW2, Feature: "the dirty flag (it was not closed cleanly)", err: ErrUnsupportedFeature,
+				Fix: "repair its reference counts first: qemu-img check -r all IN"}
+		case f&q2IncompatExtendedL2 != 0:
+			return &FeatureError{Format: QCOW2, Feature: "extended L2 entries (subclusters)", err: ErrUnsupportedFeature,
+				Fix: "convert it: " + convertHint(QCOW2)}
+		case f&^q2IncompatCompression != 0:
+			return &FeatureError{Format: QCOW2, Feature: fmt.Sprintf("incompatible feature bits %#x", f&^q2IncompatCompression), err: ErrUnsupportedFeature,
+				Fix: "convert it with the qemu-img that wrote it: " + convertHint(QCOW2)}
+		}
+	}
+	return nil
+}
+
+// q2CheckL1 bounds the L1 table the library reads whole: enough entries
+// for the disk, at most q2MaxL1Bytes, on a cluster boundary, inside the
+// file (without an offset plus size that wraps around 2^64).
+func q2CheckL1(h *q2Header, cluster uint64, fileSize int64, bad func(int64, string, string, ...any) error) error {
+	// One L1 entry maps cluster/8 clusters.
+	perL1 := cluster * (cluster / 8)
+	need := (h.size + perL1 - 1) / perL1
+	switch {
+	case uint64(h.l1Size) < need:
+		return bad(36, "l1_size", "%d entries map less than the %d-byte disk (it needs %d)", h.l1Size, h.size, need)
+	case uint64(h.l1Size)*8 > q2MaxL1Bytes:
+		return bad(36, "l1_size", "%d entries (QEMU allows %d bytes of L1 table)", h.l1Size, q2MaxL1Bytes)
+	case h.l1Size > 0 && (h.l1Offset == 0 || h.l1Offset%cluster != 0):
+		return bad(40, "l1_table_offset", "%d is not a cluster boundary", h.l1Offset)
+	case h.l1Size > 0 && (h.l1Offset > uint64(fileSize) || uint64(h.l1Size)*8 > uint64(fileSize)-h.l1Offset):
+		return bad(40, "l1_table_offset", "the L1 table (%d bytes at %d) ends past the end of the %d-byte file", uint64(h.l1Size)*8, h.l1Offset, fileSize)
+	}
+	return nil
+}
+
 // q2BackingName reads the backing file name the header points at.
 func q2BackingName(r io.ReaderAt, fileSize int64, h *q2Header) (string, error) {
-	if h.backingSize == 0 || h.backingSize > 1023 || h.backingOffset+uint64(h.backingSize) > uint64(fileSize) {
+	if h.backingSize == 0 || h.backingSize > 1023 || h.backingOffset > uint64(fileSize) || uint64(h.backingSize) > uint64(fileSize)-h.backingOffset {
 		return "", &MalformedError{Format: QCOW2, Offset: 8, Field: "backing_file_offset",
 			Reason: fmt.Sprintf("a %d-byte name at %d does not fit the %d-byte file (QEMU allows 1 to 1023 bytes)", h.backingSize, h.backingOffset, fileSize)}
 	}

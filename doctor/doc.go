@@ -60,13 +60,45 @@
 //     init; this package replaces its logger with a no-op one when it is
 //     imported.
 //
-// Both libraries are given only what this package has bounded (a GPT of
-// at most 1024 entries; files read whole only up to 1 MiB, dpkg's status
-// file line by line), and every call into them runs under a recover that
-// turns a panic on a crafted image into an error: the file system is then
-// reported NotInspected. They can still loop deeply on a crafted extent
-// tree or directory, which no recover stops: the doctor is meant for the
-// user's own images, before upload.
+// # Budgets
+//
+// The image is untrusted input, and both libraries trust what they read:
+// go-diskfs allocates the entry array a GPT header claims (of the backup
+// header too, when the primary fails its CRCs), follows an ext4 extent
+// index wherever it points (a loop recurses until the stack is exhausted:
+// masahiro331/go-ext4-filesystem's reader, read for comparison, recurses
+// the same way) and reads a directory into one buffer of the size its
+// extents claim; go-xfs-filesystem allocates a symbolic link stored in its
+// inode at the size the inode claims. So every examination keeps to a
+// budget, whatever the bytes (test/hostile measures a process's peak RSS,
+// at most 256 MiB, and time, at most 10 s, on crafted images):
+//
+//   - what a library allocates from a header is bounded before it reads
+//     it: both GPT headers (at most 1024 entries of 128 to 1024 bytes; the
+//     backup is checked whenever the primary fails its CRCs), the ext
+//     superblock (block, group, inode and descriptor sizes and counts
+//     against the partition's size; a group descriptor table of at most
+//     16 MiB) and the XFS superblock;
+//   - each library reads the disk through a guard that counts its reads
+//     (at most 256 MiB and 131,072 reads per file system) and checks the
+//     context at each one, so a cancelled examination stops at its next
+//     read and a library looping on a crafted structure stops at its
+//     budget;
+//   - the guard checks each ext inode go-diskfs reads before go-diskfs
+//     trusts it: an extent tree at most 5 deep (the kernel's limit), with
+//     at most 4096 blocks, no block visited twice, extents inside the file
+//     system; a directory of at most 8 MiB, by its size and by its
+//     extents; a symbolic link's target of at most 4096 bytes. It checks
+//     each XFS inode the same way for a link stored in the inode;
+//   - files are read whole only up to 1 MiB, dpkg's status file line by
+//     line; every call into a library runs under a recover that turns a
+//     panic into an error.
+//
+// A breach is a *LimitError (matching ErrLimit), "not inspected: <the
+// structure> exceeds <the limit>": the file system is reported
+// NotInspected, a check that would have failed for want of what it could
+// not read is NotInspected too, and a partition table beyond its bounds
+// fails the partition table check. Nothing is passed that was not read.
 //
 // # What is read, where
 //

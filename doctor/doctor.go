@@ -56,15 +56,69 @@ type examination struct {
 	o   options
 	r   *Report
 
-	fss         map[int]fsys // inspected file systems by partition index in r.Partitions
-	uninspected []string     // what could not be read, for the details
+	fss         map[int]fsys    // inspected file systems by partition index in r.Partitions
+	budgets     map[int]*budget // their readers' budgets, by the same index
+	uninspected []string        // what could not be read, for the details
 }
 
 func (x *examination) add(check string, v Verdict, detail, fix string) {
+	// A file system whose reader stopped on a breach of its budget (a
+	// crafted extent tree, an oversized directory) may hide what a check
+	// looked for: what would fail is not inspected instead.
+	if v == Fail && check != CheckPartitionTable && check != CheckSize && check != CheckOSCode {
+		if err := x.breach(); err != nil {
+			v, detail = NotInspected, detail+"; the file system was not read in full: "+err.Error()
+		}
+	}
 	x.r.Findings = append(x.r.Findings, Finding{Check: check, Verdict: v, Detail: detail, Fix: fix})
 }
 
+// breach returns the first breach of a file system's budget, if any.
+func (x *examination) breach() error {
+	for i := range x.r.Partitions {
+		if b := x.budgets[i]; b != nil && b.err != nil {
+			return b.err
+		}
+	}
+	return nil
+}
+
+// breaches marks the file systems whose readers breached their budget as
+// not inspected, in their partition and in the file systems finding.
+func (x *examination) breaches() {
+	var not []string
+	for i := range x.r.Partitions {
+		p := &x.r.Partitions[i]
+		b := x.budgets[i]
+		if b == nil || b.err == nil || !p.Inspected {
+			continue
+		}
+		p.Inspected = false
+		p.Note = b.err.Error()
+		not = append(not, fmt.Sprintf("the %s file system of %s (%v)", p.FileSystem, partName(p), b.err))
+	}
+	if len(not) == 0 {
+		return
+	}
+	for i := range x.r.Findings {
+		f := &x.r.Findings[i]
+		if f.Check == CheckFileSystems {
+			f.Verdict = NotInspected
+			f.Detail += "; not read in full: " + strings.Join(not, "; ")
+			f.Fix = "check these by hand, or use ext4 or XFS without LVM for the boot volume"
+		}
+	}
+}
+
 func (x *examination) run() error {
+	err := x.examine()
+	if err == nil {
+		x.breaches()
+	}
+	return err
+}
+
+func (x *examination) examine() error {
 	if err := x.ctx.Err(); err != nil {
 		return err
 	}
@@ -97,7 +151,10 @@ func (x *examination) run() error {
 // layout reads the partition table and identifies and opens each
 // partition's file system.
 func (x *examination) layout() error {
-	kind, parts, note, err := readPartitions(x.d)
+	kind, parts, note, err := readPartitions(x.ctx, x.d)
+	if cerr := x.ctx.Err(); cerr != nil {
+		return cerr
+	}
 	x.r.Table = kind
 	switch {
 	case err != nil:
@@ -120,10 +177,14 @@ func (x *examination) layout() error {
 		x.add(CheckPartitionTable, Pass, detail, "")
 	}
 	x.fss = map[int]fsys{}
+	x.budgets = map[int]*budget{}
 	buf := make([]byte, probeSize)
 	var fsNames []string
 	for i := range parts {
 		p := &parts[i]
+		if err := x.ctx.Err(); err != nil {
+			return err
+		}
 		n, err := x.d.ReadAt(buf[:min(int64(len(buf)), p.Size)], p.Start)
 		if err != nil && !errors.Is(err, io.EOF) {
 			return fmt.Errorf("doctor: reading partition %d: %w", p.Number, err)
@@ -135,19 +196,9 @@ func (x *examination) layout() error {
 			p.FileSystem, p.Note = "extended", "an extended partition: its logical partitions are not read"
 			x.uninspected = append(x.uninspected, fmt.Sprintf("the logical partitions inside partition %d", p.Number))
 		case strings.HasPrefix(id.typ, "ext") || id.typ == "xfs":
-			var f fsys
-			if id.typ == "xfs" {
-				f, err = openXFS(x.d, p.Start, p.Size)
-			} else {
-				f, err = openExt4(x.d, p.Start, p.Size)
+			if err := x.openFS(i, p, id.typ); err != nil {
+				return err
 			}
-			if err != nil {
-				p.Note = "not inspected: " + err.Error()
-				x.uninspected = append(x.uninspected, fmt.Sprintf("the %s file system of partition %d (%v)", id.typ, p.Number, err))
-				break
-			}
-			p.Inspected = true
-			x.fss[i] = f
 		case id.typ == "lvm2":
 			p.Note = "not inspected: an LVM physical volume (its logical volumes are not read; IBM states that the Linux boot volume does not support LVM)"
 			x.uninspected = append(x.uninspected, fmt.Sprintf("the LVM volume of partition %d", p.Number))
@@ -182,6 +233,35 @@ func (x *examination) layout() error {
 	default:
 		x.add(CheckFileSystems, Pass, strings.Join(fsNames, ", "), "")
 	}
+	return nil
+}
+
+// openFS opens the ext2/3/4 or XFS file system of partition i (p), with
+// a budget of its own. It returns only the context's error: a file system
+// it cannot open is noted as not inspected.
+func (x *examination) openFS(i int, p *Partition, typ string) error {
+	var f fsys
+	var err error
+	b := newBudget(x.ctx, fmt.Sprintf("the %s file system of %s", typ, partName(p)))
+	x.budgets[i] = b
+	if typ == "xfs" {
+		f, err = openXFS(x.d, b, p.Start, p.Size)
+	} else {
+		f, err = openExt4(x.d, b, p.Start, p.Size)
+	}
+	if cerr := x.ctx.Err(); cerr != nil {
+		return cerr
+	}
+	if err != nil {
+		p.Note = "not inspected: " + err.Error()
+		if errors.Is(err, ErrLimit) {
+			p.Note = err.Error()
+		}
+		x.uninspected = append(x.uninspected, fmt.Sprintf("the %s file system of partition %d (%v)", typ, p.Number, err))
+		return nil
+	}
+	p.Inspected = true
+	x.fss[i] = f
 	return nil
 }
 
@@ -395,6 +475,8 @@ func (x *examination) configDrive(f fsys) {
 	const fix = "let cloud-init use ConfigDrive: in /etc/cloud/cloud.cfg or a file of /etc/cloud/cloud.cfg.d, set datasource_list: [ ConfigDrive, None ] (later files override earlier ones)"
 	ds, from, read, err := datasources(f)
 	switch {
+	case errors.Is(err, ErrLimit):
+		x.add(CheckConfigDrive, NotInspected, err.Error(), "check datasource_list in /etc/cloud/cloud.cfg and /etc/cloud/cloud.cfg.d by hand")
 	case err != nil:
 		x.add(CheckConfigDrive, Fail, err.Error(), fix)
 	case len(read) == 0:

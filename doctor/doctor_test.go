@@ -3,7 +3,9 @@ package doctor_test
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -537,5 +539,75 @@ func TestDamagedFileSystems(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// cancellingReader reads an image and cancels a context at its cancelAt'th
+// read, then counts the reads that still come.
+type cancellingReader struct {
+	r        io.ReaderAt
+	cancel   context.CancelFunc
+	cancelAt int
+	reads    int // in all
+	after    int // after the cancelling read
+}
+
+func (c *cancellingReader) ReadAt(p []byte, off int64) (int, error) {
+	c.reads++
+	switch {
+	case c.cancelAt > 0 && c.reads == c.cancelAt:
+		c.cancel()
+	case c.cancelAt > 0 && c.reads > c.cancelAt:
+		c.after++
+	}
+	return c.r.ReadAt(p, off)
+}
+
+// TestCancelDuringExamine cancels the context at every k-th read of an
+// examination (of an ext4 and an XFS disk) and checks that Examine
+// returns context.Canceled and reads nothing more: the doctor and its
+// readers check the context at each structure they read.
+func TestCancelDuringExamine(t *testing.T) {
+	t.Parallel()
+	for _, p := range []string{ubuntuDisk(t, goodUbuntu(), 24<<20), rhelDisk(t)} {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		fi, _ := f.Stat()
+		count := &cancellingReader{r: f}
+		d, err := disk.Open(count, fi.Size())
+		if err != nil {
+			t.Fatal(err)
+		}
+		opened := count.reads
+		if _, err := doctor.Examine(context.Background(), d); err != nil {
+			t.Fatal(err)
+		}
+		total := count.reads - opened
+		if total < 10 {
+			t.Fatalf("an examination made %d reads: too few to test", total)
+		}
+		tried := 0
+		for k := 1; k <= total; k += max(1, total/40) {
+			ctx, cancel := context.WithCancel(context.Background())
+			c := &cancellingReader{r: f, cancel: cancel}
+			d, err := disk.Open(c, fi.Size())
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.cancelAt = c.reads + k
+			_, err = doctor.Examine(ctx, d)
+			cancel()
+			tried++
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("cancelled at read %d of %d: Examine returned %v", k, total, err)
+			}
+			if c.after > 0 {
+				t.Errorf("cancelled at read %d of %d: %d reads after", k, total, c.after)
+			}
+		}
+		t.Logf("%s: %d reads in an examination, cancelled at %d points", filepath.Base(p), total, tried)
 	}
 }

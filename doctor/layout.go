@@ -1,11 +1,14 @@
 package doctor
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/diskfs/go-diskfs/partition/gpt"
@@ -50,23 +53,23 @@ const (
 )
 
 // readPartitions reads the disk's partition table with go-diskfs.
-func readPartitions(d *disk.Disk) (disk.TableKind, []Partition, string, error) {
+func readPartitions(ctx context.Context, d *disk.Disk) (disk.TableKind, []Partition, string, error) {
+	b := newBudget(ctx, "the partition table")
+	g := &guardedReader{d: d, b: b}
+	st := &storage{r: g, size: d.Size()}
 	head := make([]byte, min(d.Size(), disk.PrefixSize))
-	if _, err := d.ReadAt(head, 0); err != nil && !errors.Is(err, io.EOF) {
+	if _, err := g.ReadAt(head, 0); err != nil && !errors.Is(err, io.EOF) {
 		return disk.NoTable, nil, "", fmt.Errorf("doctor: reading the first sectors: %w", err)
 	}
 	kind, found := disk.ProbeTable(head)
-	st := &storage{d: d}
 	switch kind {
 	case disk.GPT:
-		// go-diskfs allocates what the header claims; bound it first.
-		n, size := binary.LittleEndian.Uint32(head[512+80:]), binary.LittleEndian.Uint32(head[512+84:])
-		if n > maxGPTEntries || size < 128 || size > maxGPTEntrySize {
-			return kind, nil, "", fmt.Errorf("doctor: the GPT header claims %d entries of %d bytes", n, size)
+		if err := checkGPT(g, d.Size(), head); err != nil {
+			return kind, nil, "", err
 		}
 		t, err := gpt.Read(st, 512, 512)
 		if err != nil {
-			return kind, nil, "", fmt.Errorf("doctor: reading the GPT: %w", err)
+			return kind, nil, "", fmt.Errorf("doctor: reading the GPT: %w", limited(b, err))
 		}
 		var ps []Partition
 		for _, p := range t.Partitions {
@@ -87,7 +90,7 @@ func readPartitions(d *disk.Disk) (disk.TableKind, []Partition, string, error) {
 	case disk.MBR:
 		t, err := mbr.Read(st, 512, 512)
 		if err != nil {
-			return kind, nil, "", fmt.Errorf("doctor: reading the MBR: %w", err)
+			return kind, nil, "", fmt.Errorf("doctor: reading the MBR: %w", limited(b, err))
 		}
 		sig := binary.LittleEndian.Uint32(head[440:])
 		var ps []Partition
@@ -104,6 +107,71 @@ func readPartitions(d *disk.Disk) (disk.TableKind, []Partition, string, error) {
 		return kind, ps, "", nil
 	}
 	return kind, nil, found, nil
+}
+
+// checkGPT bounds what go-diskfs allocates from a GPT: the entry array of
+// the primary header (LBA 1, in head) and, when go-diskfs would fall back
+// to it, of the backup header at the disk's last LBA. go-diskfs reads the
+// backup when the primary fails its CRCs, and allocates the entry count
+// times the entry size that header claims.
+func checkGPT(d io.ReaderAt, size int64, head []byte) error {
+	if err := gptBounds("primary", head[512:1024]); err != nil {
+		return err
+	}
+	if gptIntact(d, size, head[512:1024]) {
+		return nil // go-diskfs reads the primary and never the backup
+	}
+	last := size/512 - 1
+	if last < 2 {
+		return nil
+	}
+	h := make([]byte, 512)
+	if _, err := d.ReadAt(h, last*512); err != nil {
+		return fmt.Errorf("doctor: reading the backup GPT header: %w", err)
+	}
+	if string(h[:8]) != "EFI PART" {
+		return nil // go-diskfs refuses it itself
+	}
+	return gptBounds("backup", h)
+}
+
+// gptBounds checks the entry count and size a GPT header (h, one sector)
+// claims.
+func gptBounds(which string, h []byte) error {
+	n, size := binary.LittleEndian.Uint32(h[80:]), binary.LittleEndian.Uint32(h[84:])
+	if n > maxGPTEntries || size < 128 || size > maxGPTEntrySize || size&(size-1) != 0 {
+		return fmt.Errorf("doctor: the %s GPT header claims %d entries of %d bytes (at most %d of %d to %d bytes)", which, n, size, maxGPTEntries, 128, maxGPTEntrySize)
+	}
+	return nil
+}
+
+// gptIntact reports whether the primary GPT header (h, bounded by
+// gptBounds) and its entry array pass their CRC-32 checks, as go-diskfs
+// checks them before it takes the primary.
+func gptIntact(d io.ReaderAt, size int64, h []byte) bool {
+	le := binary.LittleEndian
+	if string(h[:8]) != "EFI PART" {
+		return false
+	}
+	hsize := le.Uint32(h[12:])
+	if hsize < 92 || hsize > 512 {
+		return false
+	}
+	hc := slices.Clone(h[:hsize])
+	le.PutUint32(hc[16:], 0)
+	if crc32.ChecksumIEEE(hc) != le.Uint32(h[16:]) {
+		return false
+	}
+	lba := int64(le.Uint64(h[72:]))
+	n, esize := int64(le.Uint32(h[80:])), int64(le.Uint32(h[84:]))
+	if lba < 0 || lba > size/512 {
+		return false
+	}
+	ents := make([]byte, n*esize)
+	if _, err := d.ReadAt(ents, lba*512); err != nil {
+		return false
+	}
+	return crc32.ChecksumIEEE(ents) == le.Uint32(h[88:])
 }
 
 func mbrTypeName(t byte) string {

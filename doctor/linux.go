@@ -329,8 +329,9 @@ func datasources(f fsys) (list_ []string, from string, read []string, err error)
 	}
 	sort.Strings(extra)
 	files = append(files, extra...)
+	total := 0
 	for _, p := range files {
-		b, _, err := readFile(f, p, maxFileSize)
+		b, _, err := readFile(f, p, maxCloudCfgFile)
 		if errors.Is(err, iofs.ErrNotExist) {
 			continue
 		}
@@ -338,17 +339,63 @@ func datasources(f fsys) (list_ []string, from string, read []string, err error)
 			return nil, "", read, err
 		}
 		read = append(read, "/"+p)
-		var cfg map[string]any
-		if err := yaml.Unmarshal(b, &cfg); err != nil {
-			return nil, "", read, fmt.Errorf("doctor: /%s is not valid YAML (cloud-init would ignore it): %w", p, err)
+		if total += len(b); total > maxCloudCfgTotal {
+			return nil, "", read, &LimitError{Structure: fmt.Sprintf("cloud-init's configuration (%d bytes in %d files)", total, len(read)), Limit: fmt.Sprintf("%d KiB", maxCloudCfgTotal>>10)}
 		}
-		v, ok := cfg["datasource_list"]
-		if !ok {
+		v, found, err := topLevelValue(b, "datasource_list")
+		if err != nil {
+			return nil, "", read, fmt.Errorf("doctor: /%s %w (cloud-init would ignore it)", p, err)
+		}
+		if !found {
 			continue
 		}
 		list_, from = toStrings(v), "/"+p
 	}
 	return list_, from, read, nil
+}
+
+// Budgets of cloud-init's configuration files: real ones hold a few KiB
+// each. yaml.v3 checks a mapping's keys for duplicates against each other
+// (quadratic: a 1 MiB file of short keys took minutes), so the files are
+// parsed into nodes, which is linear, and only the value looked for is
+// decoded.
+const (
+	maxCloudCfgFile  = 256 << 10
+	maxCloudCfgTotal = 1 << 20
+)
+
+// topLevelValue parses a YAML document and decodes the value of key in its
+// top-level mapping (the last one, as PyYAML, which cloud-init uses, keeps
+// the last of duplicate keys).
+func topLevelValue(b []byte, key string) (any, bool, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, false, fmt.Errorf("is not valid YAML: %w", err)
+	}
+	if doc.Kind == 0 || len(doc.Content) == 0 {
+		return nil, false, nil // an empty file
+	}
+	m := doc.Content[0]
+	if m.Kind != yaml.MappingNode {
+		if m.Kind == yaml.ScalarNode && m.Tag == "!!null" {
+			return nil, false, nil
+		}
+		return nil, false, errors.New("is not a YAML mapping")
+	}
+	var val *yaml.Node
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if k := m.Content[i]; k.Kind == yaml.ScalarNode && k.Value == key {
+			val = m.Content[i+1]
+		}
+	}
+	if val == nil {
+		return nil, false, nil
+	}
+	var v any
+	if err := val.Decode(&v); err != nil {
+		return nil, false, fmt.Errorf("is not valid YAML: %w", err)
+	}
+	return v, true, nil
 }
 
 func toStrings(v any) []string {

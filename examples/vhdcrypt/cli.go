@@ -25,6 +25,7 @@ const (
 	exitWrongKey      = 3
 	exitDamaged       = 4
 	exitNotImportable = 5
+	exitNotInspected  = 6
 	exitInterrupted   = 130
 )
 
@@ -380,7 +381,8 @@ func cmdInspect(ctx context.Context, args []string, e *env) error {
 
 // runDoctor prints the image doctor's report on an unencrypted image file:
 // IBM Cloud's requirements for an imported image, read inside it. A
-// failing requirement is exit code 5.
+// failing requirement is exit code 5; a requirement not inspected (and
+// none failing) is exit code 6.
 func runDoctor(ctx context.Context, f *os.File, info *vhdcrypt.ImageInfo, osCode string, e *env) error {
 	fmt.Fprintln(e.stdout, "\nIBM Cloud import requirements (the image doctor):")
 	ra, n, ok, err := vhdcrypt.RandomAccess(f)
@@ -414,6 +416,9 @@ func runDoctor(ctx context.Context, f *os.File, info *vhdcrypt.ImageInfo, osCode
 	}
 	if !rep.OK() {
 		return exitError{exitNotImportable, errors.New("the image does not meet IBM Cloud's import requirements (see the report above)")}
+	}
+	if !rep.Complete() {
+		return exitError{exitNotInspected, errors.New("some of IBM Cloud's import requirements were not inspected (see the report above): check them by hand")}
 	}
 	return nil
 }

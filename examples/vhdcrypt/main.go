@@ -47,6 +47,9 @@
 //	   defect of vhd-util copy), or structural problems in the VHD
 //	5  not importable (inspect): the image doctor found a requirement the
 //	   image fails (or an -os-code that contradicts it)
+//	6  not inspected (inspect): nothing failed, but the image doctor could
+//	   not inspect some requirement (a file system it does not read, or a
+//	   structure beyond its limits): the image is not known to be importable
 //	130 interrupted (SIGINT, SIGTERM); no partial output file is left
 package main
 

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -198,4 +199,42 @@ func TestNoCloudSDK(t *testing.T) {
 		}
 	}
 	t.Logf("%d packages, none of a cloud SDK", len(deps))
+}
+
+// TestInspectNotInspected: an image whose only partition holds nothing the
+// doctor reads fails no requirement but proves none either: inspect exits
+// 6, not 0, so that "inspect || echo ..." does not take it for importable.
+func TestInspectNotInspected(t *testing.T) {
+	b := make([]byte, 4<<20)
+	// An MBR with one Linux partition from LBA 2048 to the end, holding
+	// bytes of no known file system.
+	p := b[446:]
+	p[4] = 0x83
+	binary.LittleEndian.PutUint32(p[8:], 2048)
+	binary.LittleEndian.PutUint32(p[12:], uint32(len(b)/512-2048))
+	b[510], b[511] = 0x55, 0xAA
+	for i := 2048 * 512; i < len(b); i++ {
+		b[i] = byte(i*7 + 3)
+	}
+	img := filepath.Join(t.TempDir(), "unknown.raw")
+	if err := os.WriteFile(img, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := os.Create(filepath.Join(t.TempDir(), "stdout"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	var stderr strings.Builder
+	code := run(context.Background(), []string{"inspect", "-in", img}, &env{stdin: os.Stdin, stdout: out, stderr: &stderr, lookup: os.LookupEnv})
+	stdout, err := os.ReadFile(out.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != exitNotInspected {
+		t.Fatalf("exit code %d, want %d\n%s%s", code, exitNotInspected, stdout, stderr.String())
+	}
+	if !strings.Contains(string(stdout), "[not inspected] file systems") || !strings.Contains(stderr.String(), "were not inspected") {
+		t.Fatalf("the report does not say what was not inspected:\n%s%s", stdout, stderr.String())
+	}
 }
