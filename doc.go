@@ -63,6 +63,7 @@
 //   - internal/cli/clitest: the simulator and a finished flow for the programs' tests
 //   - internal/testenv: reference vectors and external tools, or skip with a note
 //   - internal/imagetest: realistic disk images built with distribution tools
+//   - internal/hostimg: hostile disk images (GPT, ext4) built for the doctor's tests
 //   - internal/versitygw: a real S3 server for the cos tests
 //   - internal/exampletest: runs godoc examples against the simulator
 //   - internal/faults: deterministic HTTP fault injection
@@ -73,7 +74,9 @@
 //   - internal/repocheck: one home per IBM fact, the dependency rules, this list
 //   - test/hostile, test/fuzzall, test/faultflow, test/killflow,
 //     test/powercut, test/secrets: the hardening suites (test/README.md),
-//     with test/internal/hvhd, test/internal/leak, test/internal/lostproxy
+//     with test/hostile/preflight (the doctor as preflight runs it, in a
+//     process of its own), test/internal/hvhd, test/internal/leak,
+//     test/internal/lostproxy
 //     and test/internal/procs
 //   - bench/cmd/doctor, bench/cmd/template, bench/cmd/upload: drivers of
 //     the bench/ scripts

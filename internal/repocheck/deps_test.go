@@ -127,7 +127,7 @@ var (
 	// programs built on it.
 	composers = []string{"e2e", "examples/...", "internal/cli", "bench/...", "test/..."}
 	// testSupport is for tests and demos only.
-	testSupport = []string{"internal/cloudsim/...", "internal/testenv", "internal/imagetest", "internal/versitygw",
+	testSupport = []string{"internal/cloudsim/...", "internal/testenv", "internal/imagetest", "internal/hostimg", "internal/versitygw",
 		"internal/exampletest", "internal/faults", "internal/cli/clitest", "internal/durable/crashfs", "internal/httppolicy/policytest", "testing"}
 	// notLibrary are the packages that are not part of the library: the
 	// programs, their shared flag handling, the test harnesses and the
