@@ -19,12 +19,14 @@
 // uploads, imports or orders twice.
 //
 // The flow deletes nothing it did not start (an aborted multipart upload is
-// its own), creates no buckets or service instances, and does not lock its
-// state file: two runs must not share one.
+// its own) and creates no buckets or service instances. A run holds an
+// exclusive lock on its state file (flock(2) on <state>.lock) from start
+// to end: a second run of the same state fails at once (ErrStateLocked),
+// and a killed run's lock goes with its process. Systems without flock(2)
+// (Windows) run unlocked.
 //
 // # What this package does not do
 //
 //   - It creates no buckets, key instances or root keys; it checks them.
-//   - It does not lock its state file: two runs must not share one.
 //   - Encryption itself, and its limits, are package vhdcrypt's.
 package e2e

@@ -369,6 +369,8 @@ type runner struct {
 	mu             sync.Mutex // guards st and lastCheckpoint (checkpoints arrive on upload goroutines)
 	st             *State
 	lastCheckpoint time.Time
+	store          stateStore // nil without Plan.StatePath
+	unlock         func()     // releases store's lock; nil without a store
 
 	progMu sync.Mutex // serialises OnProgress (encryptor and uploader report from their goroutines)
 
@@ -395,12 +397,22 @@ func newRunner(plan Plan, mode runMode) (*runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, found, err := loadOrNewState(p.StatePath)
+	var store stateStore
+	unlock := func() {}
+	if p.StatePath != "" {
+		store = fileStore{p.StatePath}
+		if unlock, err = store.lock(); err != nil {
+			return nil, err
+		}
+	}
+	st, found, err := loadOrNewState(store)
 	if err != nil {
+		unlock()
 		return nil, err
 	}
 	if found {
 		if err := st.matches(&p, key.String()); err != nil {
+			unlock()
 			return nil, err
 		}
 	} else {
@@ -410,7 +422,7 @@ func newRunner(plan Plan, mode runMode) (*runner, error) {
 		}
 		st.Started = p.Clock()
 	}
-	r := &runner{p: p, mode: mode, key: key, st: st}
+	r := &runner{p: p, mode: mode, key: key, st: st, store: store, unlock: unlock}
 	r.res = &Result{Name: p.Name, Resumed: found, StatePath: p.StatePath, Started: st.Started}
 	r.res.Key.RootKeyCRN = key.String()
 	if st.IAM != nil {
@@ -472,10 +484,10 @@ func (r *runner) save() error {
 
 func (r *runner) saveLocked() error {
 	r.st.Updated = r.p.Clock()
-	if r.p.StatePath == "" {
+	if r.store == nil {
 		return nil
 	}
-	return r.st.Save(r.p.StatePath)
+	return r.store.save(r.st)
 }
 
 // finish fills the result from the state.
@@ -502,8 +514,12 @@ func (r *runner) finish() *Result {
 	return r.res
 }
 
-// close zeroes what the runner owns.
+// close zeroes what the runner owns and releases the state's lock.
 func (r *runner) close() {
+	if r.unlock != nil {
+		r.unlock()
+		r.unlock = nil
+	}
 	if r.dek != nil {
 		r.dek.Zero()
 		r.dek = nil

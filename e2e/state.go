@@ -216,20 +216,18 @@ func stateTempPattern(path string) string { return "." + filepath.Base(path) + "
 // before its rename (SIGKILL, power loss) left beside the state file path:
 // regular files whose names match Save's pattern exactly, nothing else. It
 // is best effort: a file that cannot be removed is only clutter, and the
-// state file itself is never touched. Two runs must not share a state file
-// (that is unsupported anyway): this would remove the other's file
-// mid-Save, and its Save would fail.
+// state file itself is never touched. It runs under the state's lock
+// (fileStore.lock), so no other run is in the middle of a Save.
 func removeStaleStateTemps(path string) { durable.RemoveTemps(path, stateTempPattern(path)) }
 
-// loadOrNewState loads the state at path, or returns a new one when there
-// is no file (or no path). It first removes the temporary files an
-// interrupted Save left (removeStaleStateTemps).
-func loadOrNewState(path string) (*State, bool, error) {
-	if path == "" {
+// loadOrNewState loads the state from store, or returns a new one when
+// there is none (or no store). A file store first removes the temporary
+// files an interrupted Save left (removeStaleStateTemps).
+func loadOrNewState(store stateStore) (*State, bool, error) {
+	if store == nil {
 		return &State{Version: StateVersion}, false, nil
 	}
-	removeStaleStateTemps(path)
-	st, err := LoadState(path)
+	st, err := store.load()
 	if errors.Is(err, fs.ErrNotExist) {
 		return &State{Version: StateVersion}, false, nil
 	}

@@ -171,7 +171,7 @@ func TestStaleStateTempsRemoved(t *testing.T) {
 	}
 	keep = append(keep, ".run.json.tmp7") // a directory is not Save's
 
-	st, found, err := loadOrNewState(path)
+	st, found, err := loadOrNewState(fileStore{path})
 	if err != nil || !found || st.Name != "img" {
 		t.Fatalf("loadOrNewState: %+v %v %v", st, found, err)
 	}
@@ -191,7 +191,7 @@ func TestStaleStateTempsRemoved(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, ".new.json.tmp42"), []byte("{"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, found, err := loadOrNewState(other); err != nil || found {
+	if _, found, err := loadOrNewState(fileStore{other}); err != nil || found {
 		t.Fatalf("loadOrNewState(new): %v %v", found, err)
 	}
 	if _, err := os.Lstat(filepath.Join(dir, ".new.json.tmp42")); !errors.Is(err, fs.ErrNotExist) {

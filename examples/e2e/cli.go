@@ -31,6 +31,7 @@ const (
 	exitFailure     = 1
 	exitUsage       = 2
 	exitPreflight   = 3
+	exitLocked      = 4 // another run holds the state file (e2e.ErrStateLocked)
 	exitInterrupted = 130
 )
 
@@ -223,6 +224,9 @@ func run(ctx context.Context, args []string, e env) int {
 	case errors.Is(err, e2e.ErrPlan):
 		fmt.Fprintln(e.stderr, "e2e:", cli.FlagError(err, nil))
 		return exitUsage
+	case errors.Is(err, e2e.ErrStateLocked):
+		fmt.Fprintln(e.stderr, err)
+		return exitLocked
 	}
 	fmt.Fprintln(e.stderr, err)
 	var pe *e2e.PreflightError
@@ -257,7 +261,8 @@ E2E_IMPORT_API_KEY (the import service ID's key). Secrets are never taken
 from flags.
 
 Exit codes of the built program (go run turns every failure into 1): 0 success,
-1 failure, 2 usage, 3 preflight failed, 130 interrupted.
+1 failure, 2 usage, 3 preflight failed, 4 another run holds the state file
+(-state; runs of one state never overlap), 130 interrupted.
 
 Flags:
 `
