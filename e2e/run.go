@@ -15,6 +15,7 @@ import (
 	"github.com/e2eimage/e2eimage/audit"
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/cos"
+	"github.com/e2eimage/e2eimage/iam"
 	"github.com/e2eimage/e2eimage/secret"
 )
 
@@ -375,12 +376,13 @@ type runner struct {
 	progMu sync.Mutex // serialises OnProgress (encryptor and uploader report from their goroutines)
 
 	res              *Result
-	dek              *secret.DEK    // owned by the runner (zeroed at the end)
-	importKey        *secret.String // the import's API key, once known
-	reimports        int            // imports sent again after an access failure
-	reimportDeadline time.Time      // when the reimports stop
-	ownImportKey     bool           // importKey was made by the preparation (zeroed at the end)
-	bucketLocation   string         // from the preflight
+	dek              *secret.DEK      // owned by the runner (zeroed at the end)
+	importKey        *secret.String   // the import's API key, once known
+	reimports        int              // imports sent again after an access failure
+	reimportDeadline time.Time        // when the reimports stop
+	ownImportKey     bool             // importKey was made by the preparation (zeroed at the end)
+	bucketLocation   string           // from the preflight
+	imageResult      *iam.CheckResult // the image check, once passed (it runs before the preparation)
 	template         *classic.Template
 
 	remote                  *cos.Object // the exported boot disk, read from COS (Plan.SourceTemplate)

@@ -39,6 +39,20 @@ func (r *runner) prepare(ctx context.Context, s *Step) error {
 		s.Status, s.Detail = StepResumed, "an earlier attempt prepared and started the import"
 		return nil
 	}
+	// The image is examined before anything changes in the account: an
+	// image that cannot be imported leaves no service ID, key or policy
+	// behind (the preflight reuses this result).
+	if c, ok := r.imageCheck(); ok {
+		rep := iam.Preflight(ctx, c)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !rep.OK() {
+			r.res.Preflight = preflightResults(rep)
+			s.Detail = "not prepared: the image check failed"
+			return &PreflightError{Report: rep}
+		}
+	}
 	sr, err := r.setup(ctx)
 	if err != nil {
 		return err
