@@ -446,6 +446,11 @@ func (r *runner) runSteps(ctx context.Context, steps []stepFunc) error {
 		start := time.Now()
 		err := sf.fn(ctx, &s)
 		s.Duration = time.Since(start)
+		if err != nil && ctx.Err() == nil {
+			if u := unreachable(err, string(sf.name)); u != nil {
+				err = u
+			}
+		}
 		if err != nil {
 			s.Status, s.Error = StepFailed, err.Error()
 		} else if s.Status == StepRunning {

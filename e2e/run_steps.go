@@ -124,6 +124,11 @@ func (r *runner) preflight(ctx context.Context, s *Step) error {
 		return err
 	}
 	if !rep.OK() {
+		for _, f := range rep.Failed() {
+			if u := unreachable(f.Err, f.Name); u != nil { // one cause, said once
+				return u
+			}
+		}
 		var names []string
 		for _, f := range rep.Failed() {
 			names = append(names, f.Name)

@@ -32,6 +32,7 @@ const (
 	exitUsage       = 2
 	exitPreflight   = 3
 	exitLocked      = 4 // another run holds the state file (e2e.ErrStateLocked)
+	exitUnreachable = 5 // a service cannot be reached (e2e.ErrUnreachable)
 	exitInterrupted = 130
 )
 
@@ -227,6 +228,10 @@ func run(ctx context.Context, args []string, e env) int {
 	case errors.Is(err, e2e.ErrStateLocked):
 		fmt.Fprintln(e.stderr, err)
 		return exitLocked
+	case errors.Is(err, e2e.ErrUnreachable):
+		fmt.Fprintln(e.stderr, err)
+		fmt.Fprintln(e.stderr, "e2e: check the network, the proxy and the endpoints; nothing in the account was found wrong")
+		return exitUnreachable
 	}
 	fmt.Fprintln(e.stderr, err)
 	var pe *e2e.PreflightError
@@ -262,7 +267,8 @@ from flags.
 
 Exit codes of the built program (go run turns every failure into 1): 0 success,
 1 failure, 2 usage, 3 preflight failed, 4 another run holds the state file
-(-state; runs of one state never overlap), 130 interrupted.
+(-state; runs of one state never overlap), 5 a service cannot be reached
+(DNS, connection refused, TLS, timeout), 130 interrupted.
 
 Flags:
 `
