@@ -14,6 +14,8 @@
 //   - classic: SoftLayer image import (createFromIcos), export and ordering
 //   - audit: the events that prove what happened
 //   - e2e: the facade that composes them (streaming encryption, the whole flow)
+//   - e2e/ibmcloud: the real clients for e2e from an API key and endpoints
+//     (Connect), and the read-only live check of an account
 //
 // vhd and xts import no cloud SDK. Only e2e composes the others. The
 // examples directory holds thin command-line programs over e2e, and

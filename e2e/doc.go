@@ -9,7 +9,8 @@
 // doctor of package doctor), key (get or generate the DEK
 // and wrap it), upload (encrypt while uploading, one stream, no temporary
 // file), import (createFromIcos), wait-template, order and wait-server
-// (optional) and audit. Plan says what to use; Connect builds the clients
+// (optional) and audit. Plan says what to use; ibmcloud.Connect (package
+// e2e/ibmcloud) builds the clients
 // from an API key, a root key CRN and endpoints; Prepare and Preflight run
 // only the first steps. Every step is idempotent and recorded in a state file
 // (State: JSON, mode 0600, written atomically) that holds the wrapped DEK but

@@ -38,6 +38,11 @@ const DefaultImportKeyWait = 10 * time.Minute
 // incomplete or inconsistent; Run makes no request then.
 var ErrPlan = errors.New("e2e: invalid plan")
 
+// ErrImportKeyRefused is matched by the errors of Plan.ProveImportKey when
+// IAM, the key service or COS refused the import key (as opposed to being
+// unreachable); Run retries while it does, up to Plan.ImportKeyWait.
+var ErrImportKeyRefused = errors.New("e2e: the import API key was refused")
+
 // ErrNoImage is returned when a run has to encrypt and upload the image
 // and Plan.Image is nil (an image is not needed once the state file
 // records the upload).
@@ -98,8 +103,8 @@ type Plan struct {
 	source *classic.TemplateContent
 	// ProveImportKey, when set, is called before createFromIcos with the
 	// import's API key, the bucket and the object, and must return nil
-	// when that key can already do what the import does (Clients.ProveImportKey
-	// is one; Connect's clients are what most callers pass). IAM is
+	// when that key can already do what the import does (ibmcloud.Clients.ProveImportKey
+	// is one; ibmcloud.Connect's clients are what most callers pass). IAM is
 	// eventually consistent: a service ID, key or policy made moments ago
 	// (Prepare) can be refused for a while, so Run retries while the error
 	// matches ErrImportKeyRefused, up to ImportKeyWait, and imports only

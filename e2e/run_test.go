@@ -29,6 +29,7 @@ import (
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/cos"
 	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/e2e/ibmcloud"
 	"github.com/e2eimage/e2eimage/iam"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
 	"github.com/e2eimage/e2eimage/internal/cloudsim/slsim"
@@ -42,7 +43,7 @@ import (
 type world struct {
 	sim     *cloudsim.Sim
 	apiKey  *secret.String
-	clients *e2e.Clients
+	clients *ibmcloud.Clients
 	// s3Writes counts the requests that write object data or start a
 	// multipart upload (PUT object or part, POST ?uploads).
 	s3Puts, s3Creates int
@@ -60,13 +61,13 @@ func newWorld(t *testing.T, opts cloudsim.Options) *world {
 	w.s3Puts = sim.Faults.Add(faults.Rule{Service: cloudsim.ServiceS3, Method: "PUT", Kind: faults.Latency})
 	w.s3Creates = sim.Faults.Add(faults.Rule{Service: cloudsim.ServiceS3, Method: "POST", QueryContains: "uploads", Kind: faults.Latency})
 
-	// The simulator's URLs, read as e2e.Endpoints through JSON: the names
+	// The simulator's URLs, read as ibmcloud.Endpoints through JSON: the names
 	// examples/cloudsim prints are the ones Endpoints reads.
 	b, err := json.Marshal(sim.URLs)
 	require.NoError(t, err)
-	var ep e2e.Endpoints
+	var ep ibmcloud.Endpoints
 	require.NoError(t, json.Unmarshal(b, &ep))
-	w.clients, err = e2e.Connect(e2e.Cloud{
+	w.clients, err = ibmcloud.Connect(ibmcloud.Config{
 		APIKey: w.apiKey, RootKeyCRN: sim.Account.RootKeyCRN, COSInstance: sim.Account.COSInstanceCRN,
 		Endpoints: ep, PollMin: 5 * time.Millisecond, PollMax: 50 * time.Millisecond,
 	})
@@ -695,9 +696,9 @@ func TestRunWithHPCS(t *testing.T) {
 	w := newWorld(t, cloudsim.Options{Seed: 33})
 	b, err := json.Marshal(w.sim.URLs)
 	require.NoError(t, err)
-	var ep e2e.Endpoints
+	var ep ibmcloud.Endpoints
 	require.NoError(t, json.Unmarshal(b, &ep))
-	hpcs, err := e2e.Connect(e2e.Cloud{APIKey: w.apiKey, RootKeyCRN: w.sim.Account.HPCSRootKeyCRN, Endpoints: ep,
+	hpcs, err := ibmcloud.Connect(ibmcloud.Config{APIKey: w.apiKey, RootKeyCRN: w.sim.Account.HPCSRootKeyCRN, Endpoints: ep,
 		PollMin: 5 * time.Millisecond, PollMax: 50 * time.Millisecond})
 	require.NoError(t, err)
 	defer hpcs.Close()

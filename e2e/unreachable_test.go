@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/e2e/ibmcloud"
 	"github.com/e2eimage/e2eimage/secret"
 )
 
@@ -37,10 +38,10 @@ func TestUnreachableIsReportedOnceByCause(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			u := c.url
-			cl, err := e2e.Connect(e2e.Cloud{
+			cl, err := ibmcloud.Connect(ibmcloud.Config{
 				APIKey:     secret.NewString("an-api-key-that-never-leaves"),
 				RootKeyCRN: "crn:v1:bluemix:public:kms:us-south:a/0123456789abcdef0123456789abcdef:11111111-2222-3333-4444-555555555555:key:66666666-7777-8888-9999-000000000000",
-				Endpoints:  e2e.Endpoints{IAM: u, KMS: u, S3: u, SoftLayer: u + "/rest/v3.1"},
+				Endpoints:  ibmcloud.Endpoints{IAM: u, KMS: u, S3: u, SoftLayer: u + "/rest/v3.1"},
 			})
 			require.NoError(t, err)
 			defer cl.Close()

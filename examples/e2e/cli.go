@@ -17,6 +17,7 @@ import (
 
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/e2e/ibmcloud"
 	"github.com/e2eimage/e2eimage/iam"
 	"github.com/e2eimage/e2eimage/internal/cli"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
@@ -363,9 +364,9 @@ func simPlan(ctx context.Context, c *config, e env, out *printer, logger *slog.L
 	if c.cosInstance == "" {
 		c.cosInstance = a.COSInstanceCRN
 	}
-	clients, err := e2e.Connect(e2e.Cloud{
+	clients, err := ibmcloud.Connect(ibmcloud.Config{
 		APIKey: secret.NewString(a.APIKey), RootKeyCRN: a.RootKeyCRN, COSInstance: c.cosInstance,
-		Endpoints: e2e.Endpoints{
+		Endpoints: ibmcloud.Endpoints{
 			IAM: sim.URLs.IAM, IAMIdentity: sim.URLs.IAMIdentity, IAMPolicy: sim.URLs.IAMPolicy, KMS: sim.URLs.KMS,
 			HPCS: sim.URLs.HPCS, S3: sim.URLs.S3, SoftLayer: sim.URLs.SoftLayer, ActivityTracker: sim.URLs.ActivityTracker,
 		},
@@ -439,16 +440,16 @@ func cloudPlan(ctx context.Context, c *config, e env, out *printer, logger *slog
 		return fail("-cos-instance is required with -service-id %q: give the CRN or GUID of the COS instance holding the bucket "+
 			"(as to examples/prepare), or -service-id \"\" to import with the API key itself", c.serviceID)
 	}
-	var ep e2e.Endpoints
+	var ep ibmcloud.Endpoints
 	if c.endpoints != "" {
-		if ep, err = e2e.LoadEndpoints(c.endpoints); err != nil {
+		if ep, err = ibmcloud.LoadEndpoints(c.endpoints); err != nil {
 			return fail("%v", err)
 		}
 	}
 	if c.logsURL != "" {
 		ep.ActivityTracker = c.logsURL
 	}
-	cloud := e2e.Cloud{
+	cloud := ibmcloud.Config{
 		APIKey: apiKey, RootKeyCRN: c.rootKeyCRN, Region: c.region, COSInstance: c.cosInstance,
 		Private: c.private, Endpoints: ep, Logger: logger,
 	}
@@ -459,7 +460,7 @@ func cloudPlan(ctx context.Context, c *config, e env, out *printer, logger *slog
 		// A local endpoint (a simulator): poll it often.
 		cloud.PollMin, cloud.PollMax = 50*time.Millisecond, time.Second
 	}
-	clients, err := e2e.Connect(cloud)
+	clients, err := ibmcloud.Connect(cloud)
 	if err != nil {
 		return e2e.Plan{}, nil, connectFailed(e, err)
 	}
@@ -519,7 +520,7 @@ func cloudPlan(ctx context.Context, c *config, e env, out *printer, logger *slog
 }
 
 // basePlan is the part of the plan the flags fill in both modes. The COS
-// instance comes from c.cosInstance alone, which also went to e2e.Cloud.
+// instance comes from c.cosInstance alone, which also went to ibmcloud.Config.
 func basePlan(c *config) e2e.Plan {
 	p := e2e.Plan{
 		Name: c.name, Note: c.note, OSCode: c.osCode, Object: c.object, Workers: c.workers, ImageSize: c.imageSize,
@@ -534,13 +535,13 @@ func basePlan(c *config) e2e.Plan {
 	if c.saveAPIKey != "" {
 		path := c.saveAPIKey
 		p.SaveAPIKey = func(_ context.Context, sid iam.ServiceID, keyID string, key *secret.String) error {
-			return e2e.WriteSecretFile(path, key)
+			return ibmcloud.WriteSecretFile(path, key)
 		}
 	}
 	return p
 }
 
-// connectFailed reports an error of e2e.Connect: in flags when it is about
+// connectFailed reports an error of ibmcloud.Connect: in flags when it is about
 // what the flags gave (exit 2), else as it is (exit 1).
 func connectFailed(e env, err error) int {
 	code, err := cli.ConnectError(err)
@@ -639,7 +640,7 @@ func secretFrom(file, envName string, e env) (*secret.String, error) {
 	if loose, err := vhdcrypt.LooseKeyFileMode(file); err == nil && loose {
 		fmt.Fprintf(e.stderr, "e2e: warning: %s is readable by other users\n", file)
 	}
-	return e2e.ReadSecretFile(file)
+	return ibmcloud.ReadSecretFile(file)
 }
 
 // printer writes the steps and the progress bars to standard error.

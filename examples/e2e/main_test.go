@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/e2e/ibmcloud"
 	"github.com/e2eimage/e2eimage/iam"
 	"github.com/e2eimage/e2eimage/internal/cli/clitest"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
@@ -198,9 +199,9 @@ func prepareAsREADME(t *testing.T, seed int64) *readmeSim {
 	t.Helper()
 	sim := clitest.StartSim(t, cloudsim.Options{Seed: seed, ClockSpeed: 2000})
 	a := sim.Account
-	ep, err := e2e.LoadEndpoints(sim.Endpoints)
+	ep, err := ibmcloud.LoadEndpoints(sim.Endpoints)
 	require.NoError(t, err)
-	cl, err := e2e.Connect(e2e.Cloud{APIKey: secret.NewString(a.APIKey), RootKeyCRN: a.RootKeyCRN, COSInstance: a.COSInstanceCRN, Endpoints: ep})
+	cl, err := ibmcloud.Connect(ibmcloud.Config{APIKey: secret.NewString(a.APIKey), RootKeyCRN: a.RootKeyCRN, COSInstance: a.COSInstanceCRN, Endpoints: ep})
 	require.NoError(t, err)
 	defer cl.Close()
 	keyFile := filepath.Join(sim.Dir, "import.key")
@@ -208,7 +209,7 @@ func prepareAsREADME(t *testing.T, seed int64) *readmeSim {
 		KeyService: cl.Keys, IAM: cl.IAM, COS: cl.COS, Classic: cl.Classic, Bucket: a.Bucket, OSCode: "UBUNTU_22_64",
 		COSInstanceID: a.COSInstanceCRN, Prepare: true, ServiceID: iam.ServiceIDSpec{Name: "e2eimage-import"},
 		SaveAPIKey: func(_ context.Context, _ iam.ServiceID, _ string, key *secret.String) error {
-			return e2e.WriteSecretFile(keyFile, key)
+			return ibmcloud.WriteSecretFile(keyFile, key)
 		},
 	})
 	require.NoError(t, err)

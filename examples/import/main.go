@@ -52,6 +52,7 @@ import (
 	"github.com/e2eimage/e2eimage/vhdcrypt"
 
 	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/e2e/ibmcloud"
 	"github.com/e2eimage/e2eimage/iam"
 	"github.com/e2eimage/e2eimage/internal/cli"
 	"github.com/e2eimage/e2eimage/internal/progressbar"
@@ -135,7 +136,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if importKey.Empty() {
 		importKey = apiKey
 	}
-	cloud := e2e.Cloud{APIKey: apiKey, RootKeyCRN: *rootKey, Region: *region, COSInstance: *cosInstance, Private: cf.Private}
+	cloud := ibmcloud.Config{APIKey: apiKey, RootKeyCRN: *rootKey, Region: *region, COSInstance: *cosInstance, Private: cf.Private}
 	if cf.Endpoints != "" {
 		if cloud.Endpoints, err = cf.LoadEndpoints(); err != nil {
 			return fail(2, "%v", err)
@@ -145,7 +146,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if creds, ok := cli.SLCredentials(getenv); ok {
 		cloud.Classic = creds
 	}
-	clients, err := e2e.Connect(cloud)
+	clients, err := ibmcloud.Connect(cloud)
 	if err != nil {
 		code, err := cli.ConnectError(err)
 		return fail(code, "%v", err)

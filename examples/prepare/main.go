@@ -59,6 +59,7 @@ import (
 	"os"
 
 	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/e2e/ibmcloud"
 	"github.com/e2eimage/e2eimage/iam"
 	"github.com/e2eimage/e2eimage/internal/cli"
 	"github.com/e2eimage/e2eimage/secret"
@@ -116,7 +117,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 	if err != nil {
 		return fail(2, "%v", err)
 	}
-	cloud := e2e.Cloud{APIKey: apiKey, RootKeyCRN: *rootKey, Region: *region, COSInstance: *cosInstance, Private: cf.Private}
+	cloud := ibmcloud.Config{APIKey: apiKey, RootKeyCRN: *rootKey, Region: *region, COSInstance: *cosInstance, Private: cf.Private}
 	if cf.Endpoints != "" {
 		if cloud.Endpoints, err = cf.LoadEndpoints(); err != nil {
 			return fail(2, "%v", err)
@@ -125,7 +126,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 	if creds, ok := cli.SLCredentials(getenv); ok {
 		cloud.Classic = creds
 	}
-	clients, err := e2e.Connect(cloud)
+	clients, err := ibmcloud.Connect(cloud)
 	if err != nil {
 		code, err := cli.ConnectError(err)
 		return fail(code, "%v", err)
@@ -141,7 +142,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 	if *saveKey != "" {
 		path := *saveKey
 		plan.SaveAPIKey = func(_ context.Context, sid iam.ServiceID, keyID string, key *secret.String) error {
-			if err := e2e.WriteSecretFile(path, key); err != nil {
+			if err := ibmcloud.WriteSecretFile(path, key); err != nil {
 				return err
 			}
 			fmt.Fprintf(stderr, "prepare: saved the new API key %s of service ID %s in %s\n", keyID, sid.ID, path)

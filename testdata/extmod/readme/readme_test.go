@@ -19,6 +19,7 @@ import (
 	"github.com/e2eimage/e2eimage/cos"
 	"github.com/e2eimage/e2eimage/crn"
 	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/e2e/ibmcloud"
 	"github.com/e2eimage/e2eimage/iam"
 	"github.com/e2eimage/e2eimage/secret"
 	"github.com/e2eimage/e2eimage/vhdcrypt"
@@ -74,9 +75,9 @@ func uploadStream(ctx context.Context, dek *vhdcrypt.DEK, store *cos.Client, buc
 }
 
 // runFlow is the block of "The whole flow".
-func runFlow(ctx context.Context, endpoints e2e.Endpoints) error {
+func runFlow(ctx context.Context, endpoints ibmcloud.Endpoints) error {
 	// README block begin
-	clients, err := e2e.Connect(e2e.Cloud{
+	clients, err := ibmcloud.Connect(ibmcloud.Config{
 		APIKey:      secret.NewString(os.Getenv("IBMCLOUD_API_KEY")),
 		RootKeyCRN:  os.Getenv("ROOT_KEY_CRN"), // crn:v1:bluemix:public:kms:us-south:a/...:key:...
 		COSInstance: os.Getenv("COS_INSTANCE_CRN"),
@@ -96,7 +97,7 @@ func runFlow(ctx context.Context, endpoints e2e.Endpoints) error {
 		KeyService: clients.Keys, IAM: clients.IAM, Prepare: true,
 		ServiceID: iam.ServiceIDSpec{Name: "image-import"}, COSInstanceID: os.Getenv("COS_INSTANCE_ID"),
 		SaveAPIKey: func(_ context.Context, _ iam.ServiceID, _ string, key *secret.String) error {
-			return e2e.WriteSecretFile("import.key", key) // mode 0600; pass it as ImportAPIKey next time
+			return ibmcloud.WriteSecretFile("import.key", key) // mode 0600; pass it as ImportAPIKey next time
 		},
 		COS: clients.COS, Bucket: os.Getenv("COS_BUCKET"), Classic: clients.Classic,
 		Server: &classic.ServerSpec{Hostname: "web", Domain: "example.com", Datacenter: "dal13", CPUs: 2, MemoryMB: 4096},
@@ -157,7 +158,7 @@ func TestReadmeBlocks(t *testing.T) {
 	if err := os.WriteFile("sim.json", line, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	endpoints, err := e2e.LoadEndpoints("sim.json")
+	endpoints, err := ibmcloud.LoadEndpoints("sim.json")
 	if err != nil {
 		t.Fatal(err)
 	}

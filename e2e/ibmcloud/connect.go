@@ -1,4 +1,4 @@
-package e2e
+package ibmcloud
 
 import (
 	"cmp"
@@ -18,6 +18,7 @@ import (
 	"github.com/e2eimage/e2eimage/audit"
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/cos"
+	"github.com/e2eimage/e2eimage/e2e"
 	"github.com/e2eimage/e2eimage/iam"
 	"github.com/e2eimage/e2eimage/internal/durable"
 	"github.com/e2eimage/e2eimage/kms"
@@ -56,7 +57,7 @@ type Endpoints struct {
 
 // Cloud says how to reach IBM Cloud and with which credentials, for
 // Connect.
-type Cloud struct {
+type Config struct {
 	// APIKey is the IBM Cloud API key the clients authenticate with.
 	// Required.
 	APIKey *secret.String
@@ -96,7 +97,7 @@ type Cloud struct {
 type Clients struct {
 	// Auth exchanges the API key for IAM tokens.
 	Auth *iam.Authenticator
-	// IAM and Keys are nil without Cloud.RootKeyCRN.
+	// IAM and Keys are nil without Config.RootKeyCRN.
 	IAM  *iam.Client
 	Keys *kms.Client
 	COS  *cos.Client
@@ -124,7 +125,7 @@ type Clients struct {
 // object. IAM is eventually consistent, so a service ID, key or policy
 // made moments ago can be refused for a while; Run calls this (as
 // Plan.ProveImportKey) before createFromIcos and retries while access is
-// refused. Errors from a refusal match ErrImportKeyRefused.
+// refused. Errors from a refusal match e2e.ErrImportKeyRefused.
 func (cl *Clients) ProveImportKey(ctx context.Context, apiKey *secret.String, bucket, object string) error {
 	aopts := []iam.Option{iam.WithURL(cl.iamURL)}
 	if cl.hc != nil {
@@ -160,23 +161,18 @@ func (cl *Clients) ProveImportKey(ctx context.Context, apiKey *secret.String, bu
 	return nil
 }
 
-// ErrImportKeyRefused is matched by ProveImportKey's errors when IAM, the
-// key service or COS refused the import key (as opposed to being
-// unreachable).
-var ErrImportKeyRefused = errors.New("e2e: the import API key was refused")
-
 func importKeyError(what string, err error, refused bool) error {
 	if refused {
-		return fmt.Errorf("%w: %s: %w", ErrImportKeyRefused, what, err)
+		return fmt.Errorf("%w: %s: %w", e2e.ErrImportKeyRefused, what, err)
 	}
-	return fmt.Errorf("e2e: proving the import API key: %s: %w", what, err)
+	return fmt.Errorf("ibmcloud: proving the import API key: %s: %w", what, err)
 }
 
 // Connect makes the clients for c. It makes no request; a wrong key or an
 // unreachable endpoint shows on the first call (Preflight finds both).
-func Connect(c Cloud) (*Clients, error) {
+func Connect(c Config) (*Clients, error) {
 	if c.APIKey.Empty() {
-		return nil, fmt.Errorf("%w: Cloud.APIKey is required", ErrPlan)
+		return nil, fmt.Errorf("%w: Config.APIKey is required", e2e.ErrPlan)
 	}
 	log := c.Logger
 	if log == nil {
@@ -240,7 +236,7 @@ func Connect(c Cloud) (*Clients, error) {
 		}
 	}
 	if region == "" {
-		return nil, fmt.Errorf("%w: Cloud.Region is required without a root key CRN", ErrPlan)
+		return nil, fmt.Errorf("%w: Config.Region is required without a root key CRN", e2e.ErrPlan)
 	}
 	cc := cos.Config{
 		Region: region, Endpoint: e.S3, Tokens: auth, ServiceInstanceID: c.COSInstance, Logger: log,
@@ -269,7 +265,7 @@ func Connect(c Cloud) (*Clients, error) {
 	}
 	if c.PollMin > 0 || c.PollMax > 0 {
 		if c.PollMin <= 0 || c.PollMax < c.PollMin {
-			return nil, fmt.Errorf("%w: PollMin and PollMax must both be set, PollMin <= PollMax", ErrPlan)
+			return nil, fmt.Errorf("%w: PollMin and PollMax must both be set, PollMin <= PollMax", e2e.ErrPlan)
 		}
 		copts = append(copts, classic.WithPollInterval(c.PollMin, c.PollMax))
 	}
@@ -297,7 +293,7 @@ func Connect(c Cloud) (*Clients, error) {
 // keep open between requests: the IAM token exchange's, the key service's,
 // the IAM APIs', COS's (its IAM token exchange included), the classic
 // API's and Activity Tracker's. Each client has a transport of its own, so
-// no one else's connections are touched (with Cloud.HTTPClient they all
+// no one else's connections are touched (with Config.HTTPClient they all
 // share that client's transport, and Close empties its idle pool). Requests in flight are not
 // interrupted, and the clients stay usable: a later call opens new
 // connections. Close on nil does nothing.
@@ -331,10 +327,10 @@ func LoadEndpoints(path string) (Endpoints, error) {
 	var ep Endpoints
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return ep, fmt.Errorf("e2e: reading endpoints: %w", err)
+		return ep, fmt.Errorf("ibmcloud: reading endpoints: %w", err)
 	}
 	if err := json.Unmarshal(b, &ep); err != nil {
-		return ep, fmt.Errorf("e2e: endpoints file %s: %w", path, err)
+		return ep, fmt.Errorf("ibmcloud: endpoints file %s: %w", path, err)
 	}
 	return ep, nil
 }
@@ -348,20 +344,20 @@ const maxSecretFile = 64 << 10
 func ReadSecretFile(path string) (*secret.String, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("e2e: reading secret file: %w", err)
+		return nil, fmt.Errorf("ibmcloud: reading secret file: %w", err)
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
 	if err != nil {
-		return nil, fmt.Errorf("e2e: reading secret file %s: %w", path, err)
+		return nil, fmt.Errorf("ibmcloud: reading secret file %s: %w", path, err)
 	}
 	defer clear(b)
 	if len(b) > maxSecretFile {
-		return nil, fmt.Errorf("e2e: secret file %s is larger than %d bytes", path, maxSecretFile)
+		return nil, fmt.Errorf("ibmcloud: secret file %s is larger than %d bytes", path, maxSecretFile)
 	}
 	v := strings.TrimSpace(string(b))
 	if v == "" {
-		return nil, fmt.Errorf("e2e: secret file %s is empty", path)
+		return nil, fmt.Errorf("ibmcloud: secret file %s is empty", path)
 	}
 	return secret.NewString(v), nil
 }
@@ -375,7 +371,7 @@ func WriteSecretFile(path string, s *secret.String) error {
 	b := []byte(s.Reveal() + "\n")
 	defer clear(b)
 	if err := durable.Create(path, b); err != nil {
-		return fmt.Errorf("e2e: writing secret file: %w", err)
+		return fmt.Errorf("ibmcloud: writing secret file: %w", err)
 	}
 	return nil
 }

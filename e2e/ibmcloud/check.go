@@ -1,4 +1,4 @@
-package e2e
+package ibmcloud
 
 import (
 	"bytes"
@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/e2eimage/e2eimage/audit"
+	"github.com/e2eimage/e2eimage/e2e"
 	"github.com/e2eimage/e2eimage/internal/durable"
 	"github.com/e2eimage/e2eimage/internal/endpoint"
 	"github.com/e2eimage/e2eimage/internal/scrub"
@@ -62,11 +63,11 @@ const (
 
 // ErrCheckFailed is matched by Check's error when at least one call failed;
 // the error also wraps each call's error.
-var ErrCheckFailed = errors.New("e2e: the cloud check failed")
+var ErrCheckFailed = errors.New("ibmcloud: the cloud check failed")
 
 // ErrNotReadOnly is matched by the error a Recorder returns for a request
 // that could change something, which it does not send.
-var ErrNotReadOnly = errors.New("e2e: request refused: it is not read-only")
+var ErrNotReadOnly = errors.New("ibmcloud: request refused: it is not read-only")
 
 // CheckOptions says what Check looks at.
 type CheckOptions struct {
@@ -84,7 +85,7 @@ type CheckOptions struct {
 	// Clock gives the end of the event log and Cloud Logs windows
 	// (default time.Now); a simulator with a fast clock wants its own.
 	Clock func() time.Time
-	// Recorder, when it is the Transport of the Cloud.HTTPClient the
+	// Recorder, when it is the Transport of the Config.HTTPClient the
 	// clients were made with, gives each call's responses, scrubbed, to the
 	// report (for CheckReport.WriteFixtures). Check fails if it saw none of
 	// the check's requests.
@@ -187,7 +188,7 @@ func (r *CheckReport) String() string {
 // refused before it is sent.
 func (cl *Clients) Check(ctx context.Context, opts CheckOptions) (*CheckReport, error) {
 	if cl == nil || cl.Auth == nil || cl.COS == nil || cl.Classic == nil {
-		return nil, fmt.Errorf("%w: Check needs clients made by Connect", ErrPlan)
+		return nil, fmt.Errorf("%w: Check needs clients made by Connect", e2e.ErrPlan)
 	}
 	since := opts.Since
 	if since <= 0 {
@@ -336,7 +337,7 @@ func (cl *Clients) Check(ctx context.Context, opts CheckOptions) (*CheckReport, 
 	})
 
 	if opts.Recorder != nil && !opts.Recorder.sawCall() {
-		return rep, fmt.Errorf("%w: CheckOptions.Recorder saw none of the check's requests: make it the Transport of Cloud.HTTPClient", ErrPlan)
+		return rep, fmt.Errorf("%w: CheckOptions.Recorder saw none of the check's requests: make it the Transport of Config.HTTPClient", e2e.ErrPlan)
 	}
 	if len(errs) > 0 {
 		names := make([]string, 0, len(errs))
@@ -449,26 +450,26 @@ func (r *CheckReport) WriteFixtures(dir string) ([]string, error) {
 			enc.SetEscapeHTML(false) // keep & < > as the services wrote them
 			enc.SetIndent("", "  ")
 			if err := enc.Encode(f); err != nil {
-				return nil, fmt.Errorf("e2e: encoding fixture %s-%d: %w", c.Name, i+1, err)
+				return nil, fmt.Errorf("ibmcloud: encoding fixture %s-%d: %w", c.Name, i+1, err)
 			}
 			files = append(files, file{filepath.Join(dir, fmt.Sprintf("%s-%d.json", c.Name, i+1)), b.Bytes()})
 		}
 	}
 	if len(files) == 0 {
-		return nil, errors.New("e2e: the check recorded no responses (check with CheckOptions.Recorder)")
+		return nil, errors.New("ibmcloud: the check recorded no responses (check with CheckOptions.Recorder)")
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("e2e: fixtures directory: %w", err)
+		return nil, fmt.Errorf("ibmcloud: fixtures directory: %w", err)
 	}
 	for _, f := range files {
 		if _, err := os.Lstat(f.path); err == nil {
-			return nil, fmt.Errorf("e2e: fixture %s: %w", f.path, fs.ErrExist)
+			return nil, fmt.Errorf("ibmcloud: fixture %s: %w", f.path, fs.ErrExist)
 		}
 	}
 	paths := make([]string, 0, len(files))
 	for _, f := range files {
 		if err := durable.Create(f.path, f.data); err != nil {
-			return paths, fmt.Errorf("e2e: writing fixture: %w", err)
+			return paths, fmt.Errorf("ibmcloud: writing fixture: %w", err)
 		}
 		paths = append(paths, f.path)
 	}
@@ -515,7 +516,7 @@ type captured struct {
 }
 
 // Recorder is an http.RoundTripper for read-only sessions such as Check.
-// Give it as the Transport of Cloud.HTTPClient. It sends only requests
+// Give it as the Transport of Config.HTTPClient. It sends only requests
 // that read:
 //
 //   - GET and HEAD, except on the classic API, where only GET of a method
@@ -545,7 +546,7 @@ func NewRecorder(base http.RoundTripper) (*Recorder, error) {
 		base = endpoint.NewTransport()
 	}
 	if err := endpoint.CheckTransport(base); err != nil {
-		return nil, fmt.Errorf("e2e: recorder: %w", err)
+		return nil, fmt.Errorf("ibmcloud: recorder: %w", err)
 	}
 	return &Recorder{base: base, bodies: map[string][]captured{}}, nil
 }
