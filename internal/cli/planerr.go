@@ -37,9 +37,9 @@ var PlanFlags = map[string]string{
 	"Concurrency":          "-concurrency",
 	"ImageSize":            "-image-size",
 	"AuditWait":            "-audit-wait",
-	"Config.APIKey":         "IBMCLOUD_API_KEY or -api-key-file",
-	"Config.Region":         "-region",
-	"Config.COSInstance":    "-cos-instance",
+	"Config.APIKey":        "IBMCLOUD_API_KEY or -api-key-file",
+	"Config.Region":        "-region",
+	"Config.COSInstance":   "-cos-instance",
 }
 
 var wordChar = regexp.MustCompile(`\w`)
