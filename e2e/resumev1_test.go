@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"github.com/e2eimage/e2eimage/iam"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
 	"github.com/e2eimage/e2eimage/secret"
+	"github.com/e2eimage/e2eimage/vhdcrypt"
 )
 
 // A run resumes from the version 1 state files of testdata/state-v1 written
@@ -42,4 +44,35 @@ func TestRunResumesVersion1StateFiles(t *testing.T) {
 			require.True(t, st.TemplateActive)
 		})
 	}
+}
+
+// A state file holding a 64-byte DEK (made with Plan.DEKSize AES256XTS)
+// resumes with it under a plan that asks for the default 32-byte one: the
+// DEK of a run never changes between its attempts.
+func TestRunResumesWithTheDEKOfItsState(t *testing.T) {
+	w := newWorld(t, cloudsim.Options{Seed: 8, SeedAuthorizations: true})
+	img := sample(t, 8<<20)
+	plan := w.plan(t, img)
+	plan.DEKSize = vhdcrypt.AES256XTS
+	ctx, cancel := context.WithCancel(ctxFor(t))
+	defer cancel()
+	plan.OnStep = func(s e2e.Step) { // stop once the key step is done
+		if s.Name == e2e.StepUpload {
+			cancel()
+		}
+	}
+	_, err := e2e.Run(ctx, plan)
+	require.ErrorIs(t, err, context.Canceled)
+	plan.OnStep = nil
+	st, err := e2e.LoadState(plan.StatePath)
+	require.NoError(t, err)
+	require.Equal(t, vhdcrypt.AES256XTS, st.DEKSize)
+
+	plan.DEKSize = 0 // the default, 32 bytes
+	plan.Image = bytes.NewReader(img)
+	res, err := e2e.Run(ctxFor(t), plan)
+	require.NoError(t, err)
+	require.Equal(t, vhdcrypt.AES256XTS, res.Key.DEKSize)
+	require.Equal(t, e2e.DEKLocal, res.Key.DEKSource)
+	require.Equal(t, e2e.StepResumed, res.Steps[2].Status, "the key step: %+v", res.Steps[2])
 }

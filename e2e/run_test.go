@@ -245,10 +245,10 @@ func TestRunWholeFlowOnSimulator(t *testing.T) {
 		require.True(t, c.OK, "preflight %s: %s", c.Name, c.Detail)
 	}
 
-	// A 64-byte DEK made locally, wrapped by the account's root key.
+	// A 32-byte DEK generated and wrapped by the key service.
 	require.Equal(t, w.sim.Account.RootKeyCRN, res.Key.RootKeyCRN)
-	require.Equal(t, vhdcrypt.AES256XTS, res.Key.DEKSize)
-	require.Equal(t, e2e.DEKLocal, res.Key.DEKSource)
+	require.Equal(t, vhdcrypt.AES128XTS, res.Key.DEKSize)
+	require.Equal(t, e2e.DEKKeyService, res.Key.DEKSource)
 	require.NotEmpty(t, res.Key.KeyVersion)
 
 	// The server is provisioned from an encrypted template made from the
@@ -265,7 +265,7 @@ func TestRunWholeFlowOnSimulator(t *testing.T) {
 	require.NotNil(t, tmpl)
 	require.Equal(t, slsim.TemplateStatusActive, tmpl.Status)
 	require.True(t, tmpl.Encrypted)
-	require.Equal(t, vhdcrypt.AES256XTS, tmpl.KeySize)
+	require.Equal(t, vhdcrypt.AES128XTS, tmpl.KeySize)
 	require.Equal(t, int64(len(img)), tmpl.VirtualSize)
 	require.Equal(t, res.Object.URI, tmpl.URI)
 	var guest *slsim.GuestInfo

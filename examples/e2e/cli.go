@@ -117,7 +117,7 @@ func run(ctx context.Context, args []string, e env) int {
 	fs.BoolVar(&c.private, "private", false, "use the private endpoints (from IBM Cloud's network)")
 	fs.StringVar(&c.keyFile, "key-file", "", "bring your own DEK: `file` of its raw 32 or 64 bytes")
 	fs.StringVar(&c.keyEnv, "key-env", "", "bring your own DEK: environment `variable` holding it base64-encoded")
-	fs.IntVar(&c.dekBits, "dek-bits", 512, "size of a new DEK in bits, IBM's naming: 512 (64 bytes, made here) or 256 (32 bytes, made by the key service)")
+	fs.IntVar(&c.dekBits, "dek-bits", 256, "size of a new DEK in bits, IBM's naming: 256 (32 bytes, generated and wrapped by the key service, as IBM's E2E page says) or 512 (64 bytes, made here, as IBM's vhd-util page shows)")
 	fs.BoolVar(&c.prepare, "prepare", false, "create the missing IAM objects first (always on in simulator mode)")
 	fs.StringVar(&c.serviceID, "service-id", "e2eimage-import", "service ID `name` whose API key the import uses; \"\" imports with the API key itself")
 	fs.StringVar(&c.importAPIKeyFile, "import-api-key-file", "", "`file` holding the service ID's API key (default: env E2E_IMPORT_API_KEY)")
@@ -529,8 +529,8 @@ func basePlan(c *config) e2e.Plan {
 		COSKeyAuthorization: c.cosKeyAuthz, StatePath: c.state, AuditWait: c.auditWait,
 		PartSize: c.partSize, Concurrency: c.concurrency,
 	}
-	if c.dekBits == 256 {
-		p.DEKSize = vhdcrypt.AES128XTS
+	if c.dekBits == 512 {
+		p.DEKSize = vhdcrypt.AES256XTS
 	}
 	if c.saveAPIKey != "" {
 		path := c.saveAPIKey

@@ -68,13 +68,16 @@ func TestNoArgumentsRunsTheWholeFlowOnTheSimulator(t *testing.T) {
 }
 
 func TestJSONResult(t *testing.T) {
-	code, stdout, stderr := runMain(t, nil, "-json", "-q", "-hostname", "", "-dek-bits", "256", "-name", "json-demo")
+	code, stdout, stderr := runMain(t, nil, "-json", "-q", "-hostname", "", "-name", "json-demo")
 	require.Equal(t, exitOK, code, stderr)
 	var res e2e.Result
 	require.NoError(t, json.Unmarshal([]byte(stdout), &res), stdout)
 	require.Equal(t, "json-demo", res.Name)
 	require.Equal(t, "json-demo.vhd-0.vhd", res.Object.Key)
-	require.Equal(t, vhdcrypt.AES128XTS, res.Key.DEKSize)
+	require.Equal(t, vhdcrypt.AES128XTS, res.Key.DEKSize, "the default DEK: 32 bytes")
+	require.Equal(t, e2e.DEKKeyService, res.Key.DEKSource, "made by the key service")
+	require.Contains(t, stdout, `"dek_size": 32`)
+	require.Contains(t, stdout, `"dek_source": "key-service"`)
 	require.Nil(t, res.Server, "-hostname \"\" orders no server")
 	require.NotEmpty(t, res.Template.GlobalIdentifier)
 	require.NotEmpty(t, res.Audit)
