@@ -338,15 +338,29 @@ func LoadEndpoints(path string) (Endpoints, error) {
 // maxSecretFile bounds ReadSecretFile: API keys are 44 characters.
 const maxSecretFile = 64 << 10
 
+// ErrWritableSecretFile is matched by ReadSecretFile's error for a file
+// that users other than its owner can write: someone else could have put
+// their key there, so it is not used.
+var ErrWritableSecretFile = errors.New("ibmcloud: secret file is writable by other users")
+
 // ReadSecretFile reads an API key (or another one-line secret) from a file,
-// without surrounding white space. An empty file is an error. Whether the
-// file is readable by others can be checked with LooseKeyFileMode.
+// without surrounding white space. An empty file is an error, and so is a
+// file writable by group or others (ErrWritableSecretFile). A file readable
+// by others is read; vhdcrypt.LooseKeyFileMode tells a caller who wants to
+// warn about it.
 func ReadSecretFile(path string) (*secret.String, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("ibmcloud: reading secret file: %w", err)
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("ibmcloud: reading secret file: %w", err)
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return nil, fmt.Errorf("%w: %s has mode %v (chmod go-w %s, or 600)", ErrWritableSecretFile, path, fi.Mode().Perm(), path)
+	}
 	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
 	if err != nil {
 		return nil, fmt.Errorf("ibmcloud: reading secret file %s: %w", path, err)

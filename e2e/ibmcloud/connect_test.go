@@ -1,6 +1,7 @@
 package ibmcloud_test
 
 import (
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"github.com/e2eimage/e2eimage/e2e"
 	"github.com/e2eimage/e2eimage/e2e/ibmcloud"
 	"github.com/e2eimage/e2eimage/secret"
+	"github.com/e2eimage/e2eimage/vhdcrypt"
 )
 
 func TestSecretFiles(t *testing.T) {
@@ -81,4 +83,29 @@ func TestConnectChecksItsInput(t *testing.T) {
 	require.Nil(t, c.IAM)
 	require.Equal(t, "https://s3.private.eu-de.cloud-object-storage.appdomain.cloud", c.COS.Endpoint())
 	require.Equal(t, "https://api.service.softlayer.com/rest/v3.1", c.Classic.Endpoint())
+}
+
+// A secret file that others can write is refused (someone else could have
+// put their key there); one that others can read is read, and
+// vhdcrypt.LooseKeyFileMode says so for a warning.
+func TestSecretFileModes(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		mode    os.FileMode
+		refused bool
+	}{{0o600, false}, {0o644, false}, {0o620, true}, {0o602, true}, {0o666, true}} {
+		p := filepath.Join(dir, fmt.Sprintf("key-%o", c.mode))
+		require.NoError(t, os.WriteFile(p, []byte("k\n"), 0o600))
+		require.NoError(t, os.Chmod(p, c.mode))
+		got, err := ibmcloud.ReadSecretFile(p)
+		if c.refused {
+			require.ErrorIs(t, err, ibmcloud.ErrWritableSecretFile, "mode %o", c.mode)
+			require.Nil(t, got)
+			continue
+		}
+		require.NoError(t, err, "mode %o", c.mode)
+		loose, err := vhdcrypt.LooseKeyFileMode(p)
+		require.NoError(t, err)
+		require.Equal(t, c.mode&0o077 != 0, loose)
+	}
 }

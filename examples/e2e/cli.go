@@ -587,6 +587,10 @@ func planKeys(p *e2e.Plan, c *config, e env) int {
 	)
 	switch {
 	case c.keyFile != "":
+		if fi, serr := os.Stat(c.keyFile); serr == nil && fi.Mode().Perm()&0o022 != 0 {
+			fmt.Fprintf(e.stderr, "e2e: key file %s is writable by other users (mode %v): not used; chmod go-w it\n", c.keyFile, fi.Mode().Perm())
+			return exitUsage
+		}
 		if loose, lerr := vhdcrypt.LooseKeyFileMode(c.keyFile); lerr == nil && loose {
 			fmt.Fprintf(e.stderr, "e2e: warning: key file %s is readable by other users\n", c.keyFile)
 		}
