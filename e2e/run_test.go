@@ -503,6 +503,7 @@ func TestRunImportFailureReportsTheReason(t *testing.T) {
 			if tc.wrap != nil {
 				plan.KeyService = tc.wrap(plan.KeyService)
 				plan.RootKeyCRN = w.sim.Account.RootKeyCRN
+				plan.DEKSize = vhdcrypt.AES256XTS // a local DEK, which Wrap wraps (a 32-byte one is generated)
 			}
 			res, err := e2e.Run(ctxFor(t), plan)
 			var failed *classic.ImportFailedError
