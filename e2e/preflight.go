@@ -100,6 +100,10 @@ func Prepare(ctx context.Context, plan Plan) (*Result, error) {
 		{StepPrepare, r.prepare},
 		{StepPreflight, r.preflight},
 	})
+	// A key nobody saved is of no use after this call: delete it.
+	if _, rerr := r.releaseKey(context.WithoutCancel(ctx)); err == nil {
+		err = rerr
+	}
 	return r.finish(), err
 }
 

@@ -338,7 +338,7 @@ func Run(ctx context.Context, plan Plan) (*Result, error) {
 			{StepWaitServer, r.waitServer},
 			{StepAudit, r.auditStep},
 		})
-		return r.finish(), err
+		return r.endRun(ctx, err)
 	}
 	err = r.runSteps(ctx, []stepFunc{
 		{StepPrepare, r.prepare},
@@ -351,6 +351,18 @@ func Run(ctx context.Context, plan Plan) (*Result, error) {
 		{StepWaitServer, r.waitServer},
 		{StepAudit, r.auditStep},
 	})
+	return r.endRun(ctx, err)
+}
+
+// endRun finishes the result. Without a state file nothing can resume the
+// run, so an API key it still owns (a failure before the import was done)
+// is deleted now; with one, the next attempt deletes or uses it.
+func (r *runner) endRun(ctx context.Context, err error) (*Result, error) {
+	if r.store == nil {
+		if _, rerr := r.releaseKey(context.WithoutCancel(ctx)); err == nil {
+			err = rerr
+		}
+	}
 	return r.finish(), err
 }
 

@@ -81,6 +81,12 @@ type State struct {
 
 	// IAM holds the ids of the IAM objects preparation found or made.
 	IAM *IAMResult `json:"iam,omitempty"`
+	// RunAPIKeyID is the id (never the value) of the import service ID's
+	// API key that this run created and still owns: one nobody saved
+	// (Plan.SaveAPIKey). The run deletes it once the import is done; a
+	// resumed run, which no longer holds its value, deletes it before
+	// making a replacement. Not in version 1 files.
+	RunAPIKeyID string `json:"-"`
 
 	// A run from a template (Plan.SourceTemplate): the template, the
 	// export's file name, whether copyToIcos was sent (set just before)

@@ -24,15 +24,17 @@ type stateV1 State
 
 // diskState is the version 2 file.
 type diskState struct {
-	Version int         `json:"version"`
-	Run     diskRun     `json:"run"`
-	Prepare *IAMResult  `json:"prepare,omitempty"`
-	Image   *diskImage  `json:"image,omitempty"`
-	Key     *diskKey    `json:"key,omitempty"`
-	Export  *diskExport `json:"export,omitempty"`
-	Upload  *diskUpload `json:"upload,omitempty"`
-	Import  *diskStep   `json:"import,omitempty"`
-	Order   *diskStep   `json:"order,omitempty"`
+	Version int        `json:"version"`
+	Run     diskRun    `json:"run"`
+	Prepare *IAMResult `json:"prepare,omitempty"`
+	// RunAPIKeyID: State.RunAPIKeyID.
+	RunAPIKeyID string      `json:"run_api_key_id,omitempty"`
+	Image       *diskImage  `json:"image,omitempty"`
+	Key         *diskKey    `json:"key,omitempty"`
+	Export      *diskExport `json:"export,omitempty"`
+	Upload      *diskUpload `json:"upload,omitempty"`
+	Import      *diskStep   `json:"import,omitempty"`
+	Order       *diskStep   `json:"order,omitempty"`
 }
 
 // diskRun is what a plan must agree with to resume, and the clock.
@@ -96,7 +98,7 @@ type diskStep struct {
 // toDisk returns the version 2 file of s.
 func (s *State) toDisk() diskState {
 	d := diskState{Version: StateVersion, Run: diskRun{Name: s.Name, RootKeyCRN: s.RootKeyCRN, Bucket: s.Bucket,
-		Object: s.Object, Started: s.Started, Updated: s.Updated}, Prepare: s.IAM}
+		Object: s.Object, Started: s.Started, Updated: s.Updated}, Prepare: s.IAM, RunAPIKeyID: s.RunAPIKeyID}
 	if s.DiskSize != 0 || s.OSCode != "" {
 		d.Image = &diskImage{DiskSize: s.DiskSize, OSCode: s.OSCode}
 	}
@@ -122,7 +124,7 @@ func (s *State) toDisk() diskState {
 func (d *diskState) state() *State {
 	r := d.Run
 	s := &State{Version: StateVersion, Name: r.Name, RootKeyCRN: r.RootKeyCRN, Bucket: r.Bucket, Object: r.Object,
-		Started: r.Started, Updated: r.Updated, IAM: d.Prepare}
+		Started: r.Started, Updated: r.Updated, IAM: d.Prepare, RunAPIKeyID: d.RunAPIKeyID}
 	if i := d.Image; i != nil {
 		s.DiskSize, s.OSCode = i.DiskSize, i.OSCode
 	}
