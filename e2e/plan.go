@@ -244,12 +244,29 @@ type Plan struct {
 // object store acknowledged, Total is the encrypted image's size.
 const PhaseUpload vhdcrypt.Phase = "upload"
 
+// planError is an ErrPlan error.
+func planError(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", ErrPlan, fmt.Sprintf(format, a...))
+}
+
 // withDefaults returns a copy of p with defaults applied, the root key CRN
-// resolved, and checks what can be checked without a request.
+// resolved, and checks what can be checked without a request (no I/O: the
+// image is not opened here).
 func (p Plan) withDefaults(mode runMode) (Plan, crn.Key, error) {
-	bad := func(format string, a ...any) error {
-		return fmt.Errorf("%w: %s", ErrPlan, fmt.Sprintf(format, a...))
+	p.applyDefaults()
+	key, err := crn.ParseKey(p.RootKeyCRN)
+	errs := p.checkInputs(mode)
+	if err != nil {
+		errs = append(errs, planError("RootKeyCRN: %v", err))
 	}
+	errs = append(errs, p.checkClients(mode)...)
+	errs = append(errs, p.checkSource(mode)...)
+	return p, key, errors.Join(errs...)
+}
+
+// applyDefaults fills the fields whose zero value means a default that
+// needs neither the image nor the cloud.
+func (p *Plan) applyDefaults() {
 	if p.Object == "" && p.Name != "" {
 		p.Object = p.Name + ObjectSuffix
 	}
@@ -273,63 +290,73 @@ func (p Plan) withDefaults(mode runMode) (Plan, crn.Key, error) {
 			p.RootKeyCRN = c.CRN().String()
 		}
 	}
+}
+
+// checkInputs checks the names, sizes and the DEK.
+func (p *Plan) checkInputs(mode runMode) []error {
 	run := mode == modeRun
 	var errs []error
 	switch {
 	case p.Name == "" && run:
-		errs = append(errs, bad("Name (the template name) is required"))
+		errs = append(errs, planError("Name (the template name) is required"))
 	case strings.TrimSpace(p.Name) != p.Name:
-		errs = append(errs, bad("Name %q has surrounding white space", p.Name))
+		errs = append(errs, planError("Name %q has surrounding white space", p.Name))
 	}
-	if p.OSCode == "" && run && p.Image != nil {
-		if _, _, ok, err := vhdcrypt.RandomAccess(p.Image); err == nil && !ok {
-			errs = append(errs, bad("OSCode (the operating system reference code, e.g. UBUNTU_22_64) is required for an image read as a stream: the image doctor, which finds it otherwise, reads files only"))
-		}
+	if p.OSCode == "" && run && p.Image != nil && !randomAccess(p.Image) {
+		errs = append(errs, planError("OSCode (the operating system reference code, e.g. UBUNTU_22_64) is required for an image read as a stream: the image doctor, which finds it otherwise, reads files only"))
 	}
 	if p.Object != "" && !strings.HasSuffix(p.Object, ".vhd") {
-		errs = append(errs, bad("object name %q must end in .vhd (IBM's convention: <name>%s)", p.Object, ObjectSuffix))
-	}
-	if p.KeyService == nil {
-		errs = append(errs, bad("KeyService is required"))
-	}
-	crn, err := crn.ParseKey(p.RootKeyCRN)
-	if err != nil {
-		errs = append(errs, bad("RootKeyCRN: %v", err))
+		errs = append(errs, planError("object name %q must end in .vhd (IBM's convention: <name>%s)", p.Object, ObjectSuffix))
 	}
 	if p.DEK != nil {
 		if n := p.DEK.Len(); n != vhdcrypt.AES128XTS && n != vhdcrypt.AES256XTS {
-			errs = append(errs, bad("DEK: %v (got %d bytes)", vhdcrypt.ErrKeySize, n))
+			errs = append(errs, planError("DEK: %v (got %d bytes)", vhdcrypt.ErrKeySize, n))
 		}
 	} else if p.DEKSize != vhdcrypt.AES128XTS && p.DEKSize != vhdcrypt.AES256XTS {
-		errs = append(errs, bad("DEKSize %d: must be %d or %d", p.DEKSize, vhdcrypt.AES128XTS, vhdcrypt.AES256XTS))
-	}
-	if p.COS == nil {
-		errs = append(errs, bad("COS (the object storage client) is required"))
+		errs = append(errs, planError("DEKSize %d: must be %d or %d", p.DEKSize, vhdcrypt.AES128XTS, vhdcrypt.AES256XTS))
 	}
 	if p.Bucket == "" {
-		errs = append(errs, bad("Bucket is required"))
+		errs = append(errs, planError("Bucket is required"))
 	}
-	if p.Classic == nil && run {
-		errs = append(errs, bad("Classic (the classic infrastructure client) is required"))
+	if p.Server != nil && (p.Server.Hostname == "" || p.Server.Domain == "") {
+		errs = append(errs, planError("Server needs a Hostname and a Domain (a retried order finds the server by them)"))
+	}
+	if p.PartSize < 0 || p.Concurrency < 0 || p.ImageSize < 0 || p.AuditWait < 0 {
+		errs = append(errs, planError("PartSize, Concurrency, ImageSize and AuditWait cannot be negative"))
+	}
+	return errs
+}
+
+// randomAccess reports whether the image can be read at any offset (a
+// file, an io.ReaderAt with a size); it does not read the image.
+func randomAccess(img io.Reader) bool {
+	_, _, ok, err := vhdcrypt.RandomAccess(img)
+	return err != nil || ok
+}
+
+// checkClients checks that the clients the plan needs are there.
+func (p *Plan) checkClients(mode runMode) []error {
+	var errs []error
+	if p.KeyService == nil {
+		errs = append(errs, planError("KeyService is required"))
+	}
+	if p.COS == nil {
+		errs = append(errs, planError("COS (the object storage client) is required"))
+	}
+	if p.Classic == nil && mode == modeRun {
+		errs = append(errs, planError("Classic (the classic infrastructure client) is required"))
 	}
 	withServiceID := p.ServiceID.Name != ""
 	if withServiceID && p.IAM == nil {
-		errs = append(errs, bad("ServiceID needs IAM (the IAM client) to find or make it"))
+		errs = append(errs, planError("ServiceID needs IAM (the IAM client) to find or make it"))
 	}
 	if withServiceID && p.COSInstanceID == "" {
-		errs = append(errs, bad("ServiceID needs COSInstanceID, the COS instance its access policy names"))
+		errs = append(errs, planError("ServiceID needs COSInstanceID, the COS instance its access policy names"))
 	}
 	if (p.Prepare || p.COSKeyAuthorization) && p.IAM == nil {
-		errs = append(errs, bad("Prepare needs IAM (the IAM client)"))
+		errs = append(errs, planError("Prepare needs IAM (the IAM client)"))
 	}
-	if p.Server != nil && (p.Server.Hostname == "" || p.Server.Domain == "") {
-		errs = append(errs, bad("Server needs a Hostname and a Domain (a retried order finds the server by them)"))
-	}
-	errs = append(errs, p.checkSource(mode)...)
-	if p.PartSize < 0 || p.Concurrency < 0 || p.ImageSize < 0 || p.AuditWait < 0 {
-		errs = append(errs, bad("PartSize, Concurrency, ImageSize and AuditWait cannot be negative"))
-	}
-	return p, crn, errors.Join(errs...)
+	return errs
 }
 
 // iamPlan is the IAM side of the plan.

@@ -85,8 +85,8 @@ type State struct {
 	// API key that this run created and still owns: one nobody saved
 	// (Plan.SaveAPIKey). The run deletes it once the import is done; a
 	// resumed run, which no longer holds its value, deletes it before
-	// making a replacement. Not in version 1 files.
-	RunAPIKeyID string `json:"-"`
+	// making a replacement. Version 1 files have none.
+	RunAPIKeyID string `json:"run_api_key_id,omitempty"`
 
 	// A run from a template (Plan.SourceTemplate): the template, the
 	// export's file name, whether copyToIcos was sent (set just before)

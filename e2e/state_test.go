@@ -126,6 +126,8 @@ func TestStateFieldsAreTheReviewedOnes(t *testing.T) {
 		// A run from a template: an id, a file name, two flags, and object
 		// keys, sizes and ETags (the export's API key is not stored).
 		"source_template_id": true, "export_object": true, "export_requested": true, "export_done": true, "exported": true,
+		// The id of the API key the run owns; never its value.
+		"run_api_key_id": true,
 	}
 	typ := reflect.TypeOf(State{})
 	for i := range typ.NumField() {

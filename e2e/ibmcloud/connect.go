@@ -174,12 +174,10 @@ func Connect(c Config) (*Clients, error) {
 	if c.APIKey.Empty() {
 		return nil, fmt.Errorf("%w: Config.APIKey is required", e2e.ErrPlan)
 	}
-	log := c.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	e := c.Endpoints
-	iamURL := e.IAM
+	iamURL := c.Endpoints.IAM
 	if iamURL == "" {
 		iamURL = iam.DefaultURL
 		if c.Private {
@@ -196,97 +194,121 @@ func Connect(c Config) (*Clients, error) {
 		return nil, err
 	}
 	cl := &Clients{Auth: auth, iamURL: iamURL, hc: c.HTTPClient, rootKey: c.RootKeyCRN}
-
-	region := c.Region
-	if c.RootKeyCRN != "" {
-		key, err := crn.ParseKey(c.RootKeyCRN)
-		if err != nil {
-			return nil, err
-		}
-		if region == "" {
-			region = key.Region
-		}
-		kopts := []kms.Option{kms.WithLogger(log)}
-		switch {
-		case key.Service == crn.KeyProtect && e.KMS != "":
-			kopts = append(kopts, kms.WithURL(e.KMS))
-		case key.Service == crn.HPCS && e.HPCS != "":
-			kopts = append(kopts, kms.WithURL(e.HPCS))
-		}
-		if c.Private {
-			kopts = append(kopts, kms.WithPrivateEndpoint())
-		}
-		if c.HPCSPort != 0 {
-			kopts = append(kopts, kms.WithHPCSPort(c.HPCSPort))
-		}
-		if c.HTTPClient != nil {
-			kopts = append(kopts, kms.WithHTTPClient(c.HTTPClient))
-		}
-		cl.kmsOpts = kopts
-		if cl.Keys, err = kms.New(c.RootKeyCRN, auth, kopts...); err != nil {
-			return nil, err
-		}
-		iopts := []iam.Option{iam.WithLogger(log), iam.WithIdentityURL(cmp.Or(e.IAMIdentity, iamURL)),
-			iam.WithPolicyURL(cmp.Or(e.IAMPolicy, iamURL))}
-		if c.HTTPClient != nil {
-			iopts = append(iopts, iam.WithHTTPClient(c.HTTPClient))
-		}
-		if cl.IAM, err = iam.NewClient(auth, key.AccountID, iopts...); err != nil {
-			return nil, err
-		}
+	region, err := cl.connectKeyService(c)
+	if err != nil {
+		return nil, err
 	}
 	if region == "" {
 		return nil, fmt.Errorf("%w: Config.Region is required without a root key CRN", e2e.ErrPlan)
 	}
+	if err := cl.connectCOS(c, region); err != nil {
+		return nil, err
+	}
+	if err := cl.connectClassic(c); err != nil {
+		return nil, err
+	}
+	return cl, nil
+}
+
+// connectKeyService makes the key service and IAM clients of the root key
+// (none without Config.RootKeyCRN) and returns the region to use.
+func (cl *Clients) connectKeyService(c Config) (string, error) {
+	if c.RootKeyCRN == "" {
+		return c.Region, nil
+	}
+	key, err := crn.ParseKey(c.RootKeyCRN)
+	if err != nil {
+		return "", err
+	}
+	e := c.Endpoints
+	kopts := []kms.Option{kms.WithLogger(c.Logger)}
+	switch {
+	case key.Service == crn.KeyProtect && e.KMS != "":
+		kopts = append(kopts, kms.WithURL(e.KMS))
+	case key.Service == crn.HPCS && e.HPCS != "":
+		kopts = append(kopts, kms.WithURL(e.HPCS))
+	}
+	if c.Private {
+		kopts = append(kopts, kms.WithPrivateEndpoint())
+	}
+	if c.HPCSPort != 0 {
+		kopts = append(kopts, kms.WithHPCSPort(c.HPCSPort))
+	}
+	if c.HTTPClient != nil {
+		kopts = append(kopts, kms.WithHTTPClient(c.HTTPClient))
+	}
+	cl.kmsOpts = kopts
+	if cl.Keys, err = kms.New(c.RootKeyCRN, cl.Auth, kopts...); err != nil {
+		return "", err
+	}
+	iopts := []iam.Option{iam.WithLogger(c.Logger), iam.WithIdentityURL(cmp.Or(e.IAMIdentity, cl.iamURL)),
+		iam.WithPolicyURL(cmp.Or(e.IAMPolicy, cl.iamURL))}
+	if c.HTTPClient != nil {
+		iopts = append(iopts, iam.WithHTTPClient(c.HTTPClient))
+	}
+	if cl.IAM, err = iam.NewClient(cl.Auth, key.AccountID, iopts...); err != nil {
+		return "", err
+	}
+	return cmp.Or(c.Region, key.Region), nil
+}
+
+// connectCOS makes the COS client of region.
+func (cl *Clients) connectCOS(c Config, region string) error {
 	cc := cos.Config{
-		Region: region, Endpoint: e.S3, Tokens: auth, ServiceInstanceID: c.COSInstance, Logger: log,
+		Region: region, Endpoint: c.Endpoints.S3, Tokens: cl.Auth, ServiceInstanceID: c.COSInstance, Logger: c.Logger,
 		HTTPClient: c.HTTPClient,
 	}
 	if c.Private {
 		cc.EndpointType = cos.Private
 	}
 	cl.cosCfg = cc
-	if cl.COS, err = cos.New(cc); err != nil {
-		return nil, err
-	}
+	var err error
+	cl.COS, err = cos.New(cc)
+	return err
+}
+
+// connectClassic makes the classic infrastructure client and the audit
+// reader over its event log (and Activity Tracker's, when configured).
+func (cl *Clients) connectClassic(c Config) error {
 	creds := c.Classic
 	if creds.APIKey.Empty() {
 		creds = classic.IBMCloudAPIKey(c.APIKey)
 	}
-	copts := []classic.Option{classic.WithLogger(log), classic.WithUserAgent("e2eimage")}
+	copts := []classic.Option{classic.WithLogger(c.Logger), classic.WithUserAgent("e2eimage")}
 	if c.HTTPClient != nil {
 		copts = append(copts, classic.WithHTTPClient(c.HTTPClient))
 	}
 	switch {
-	case e.SoftLayer != "":
-		copts = append(copts, classic.WithEndpoint(e.SoftLayer))
+	case c.Endpoints.SoftLayer != "":
+		copts = append(copts, classic.WithEndpoint(c.Endpoints.SoftLayer))
 	case c.Private:
 		copts = append(copts, classic.WithPrivateEndpoint())
 	}
 	if c.PollMin > 0 || c.PollMax > 0 {
 		if c.PollMin <= 0 || c.PollMax < c.PollMin {
-			return nil, fmt.Errorf("%w: PollMin and PollMax must both be set, PollMin <= PollMax", e2e.ErrPlan)
+			return fmt.Errorf("%w: PollMin and PollMax must both be set, PollMin <= PollMax", e2e.ErrPlan)
 		}
 		copts = append(copts, classic.WithPollInterval(c.PollMin, c.PollMax))
 	}
+	var err error
 	if cl.Classic, err = classic.New(creds, copts...); err != nil {
-		return nil, err
+		return err
 	}
 	sources := []audit.Source{audit.NewEventLog(cl.Classic)}
-	if e.ActivityTracker != "" {
-		lopts := []audit.CloudLogsOption{audit.WithLogger(log), audit.WithSecrets(c.APIKey, creds.APIKey)}
+	if at := c.Endpoints.ActivityTracker; at != "" {
+		lopts := []audit.CloudLogsOption{audit.WithLogger(c.Logger), audit.WithSecrets(c.APIKey, creds.APIKey)}
 		if c.HTTPClient != nil {
 			lopts = append(lopts, audit.WithHTTPClient(c.HTTPClient))
 		}
-		logs, err := audit.NewCloudLogs(e.ActivityTracker, auth, lopts...)
+		logs, err := audit.NewCloudLogs(at, cl.Auth, lopts...)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		sources = append(sources, logs)
 		cl.cloudLogs = logs
 	}
 	cl.Audit = audit.NewReader(sources)
-	return cl, nil
+	return nil
 }
 
 // Close closes the keep-alive connections that the clients Connect made
