@@ -640,7 +640,9 @@ const maxReimports = 5
 var errDeadline = errors.New("e2e: deadline reached")
 
 // sleepUntil pauses for d, or returns ctx's error, or errDeadline when the
-// pause would end after deadline.
+// pause would end after deadline. It is the package's one wait: the import
+// key's proof, the re-imports and the audit step's polling all pause here
+// (package classic does the template and server waits).
 func sleepUntil(ctx context.Context, d time.Duration, deadline time.Time) error {
 	if time.Now().Add(d).After(deadline) {
 		return errDeadline
@@ -924,12 +926,8 @@ func (r *runner) auditStep(ctx context.Context, s *Step) error {
 		}
 		s.Detail = fmt.Sprintf("%d events so far; waiting for %s%s", len(events), strings.Join(missing, ", "), skipped)
 		r.emit(*s)
-		t := time.NewTimer(min(wait, auditPoll))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		if err := sleepUntil(ctx, min(wait, auditPoll), deadline); err != nil && !errors.Is(err, errDeadline) {
+			return err
 		}
 	}
 }
