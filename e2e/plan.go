@@ -13,9 +13,7 @@ import (
 
 	"github.com/e2eimage/e2eimage/vhdcrypt"
 
-	"github.com/e2eimage/e2eimage/audit"
 	"github.com/e2eimage/e2eimage/classic"
-	"github.com/e2eimage/e2eimage/cos"
 	"github.com/e2eimage/e2eimage/iam"
 	"github.com/e2eimage/e2eimage/kms"
 	"github.com/e2eimage/e2eimage/secret"
@@ -196,7 +194,7 @@ type Plan struct {
 
 	// COS uploads the encrypted image. Required; its region is the
 	// import's (cos://<region>/<bucket>/<object>).
-	COS *cos.Client
+	COS ObjectStore
 	// Bucket is the Regional bucket, in the root key's region. Required.
 	Bucket string
 	// PartSize and Concurrency tune the multipart upload (cos.WithPartSize,
@@ -205,13 +203,13 @@ type Plan struct {
 	Concurrency int
 
 	// Classic imports the image and orders the server. Required.
-	Classic *classic.Client
+	Classic ImageService
 	// Server, when set, orders a server from the new template and waits
 	// until it is provisioned. Its Template field is filled by Run.
 	Server *classic.ServerSpec
 
 	// Audit, when set, collects the run's audit events at the end.
-	Audit *audit.Reader
+	Audit AuditSource
 	// AuditWait is how long the audit step keeps reading while expected
 	// events (the wrap, the template's creation, the provisioning) are
 	// missing; Activity Tracker shows events minutes after they happen.

@@ -411,3 +411,11 @@ func WriteSecretFile(path string, s *secret.String) error {
 	}
 	return nil
 }
+
+// The clients Connect makes are what package e2e's Plan takes.
+var (
+	_ e2e.ObjectStore  = (*cos.Client)(nil)
+	_ e2e.ImageService = (*classic.Client)(nil)
+	_ e2e.AuditSource  = (*audit.Reader)(nil)
+	_ kms.KeyService   = (*kms.Client)(nil)
+)
