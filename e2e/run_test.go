@@ -51,6 +51,9 @@ type world struct {
 
 func newWorld(t *testing.T, opts cloudsim.Options) *world {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("starts the simulator; under -short the flow runs against in-memory fakes (TestRunAgainstFakes)")
+	}
 	if opts.ClockSpeed == 0 {
 		opts.ClockSpeed = 2000
 	}
