@@ -128,7 +128,9 @@ func (s *fakeStore) Stat(_ context.Context, bucket, key string) (*cos.ObjectInfo
 	return &cos.ObjectInfo{Size: int64(len(b)), ETag: "etag"}, nil
 }
 
-func (s *fakeStore) List(context.Context, string, string) ([]cos.ListedObject, error) { return nil, nil }
+func (s *fakeStore) List(context.Context, string, string) ([]cos.ListedObject, error) {
+	return nil, nil
+}
 func (s *fakeStore) OpenObject(context.Context, string, string, ...cos.ObjectOption) (*cos.Object, error) {
 	return nil, errors.New("fake: no OpenObject")
 }
