@@ -26,6 +26,24 @@
 // and a killed run's lock goes with its process. Systems without flock(2)
 // (Windows) run unlocked.
 //
+// The first steps:
+//
+//	clients, err := ibmcloud.Connect(ibmcloud.Config{APIKey: apiKey, RootKeyCRN: rootKeyCRN})
+//	...
+//	res, err := e2e.Run(ctx, e2e.Plan{
+//		Image: image, Name: "web", Bucket: bucket, StatePath: "web.e2e-state.json",
+//		KeyService: clients.Keys, COS: clients.COS, Classic: clients.Classic, ImportAPIKey: importKey,
+//	})
+//
+// Plan takes the services as small interfaces of this package
+// (ObjectStore, ImageService, AuditSource; kms.KeyService for the key
+// service), so that a test or another implementation can stand in. The
+// default DEK is 32 bytes, generated and wrapped by the key service. An
+// API key the preparation creates for the import service ID and nobody
+// saves (Plan.SaveAPIKey) belongs to the run: it is deleted once the import
+// is done. A service that cannot be reached at all is reported once as an
+// *UnreachableError, apart from failed checks.
+//
 // # What this package does not do
 //
 //   - It creates no buckets, key instances or root keys; it checks them.

@@ -189,7 +189,11 @@ type Plan struct {
 	// SaveAPIKey is called when preparation creates an API key for the
 	// service ID, the only time IAM shows its value: store it (mode 0600,
 	// or a secret manager) and pass it back as ImportAPIKey next time.
-	// An error stops the run. Optional.
+	// An error stops the run, and the key is deleted first (its value
+	// would be lost). Without SaveAPIKey the key is the run's: its id (not
+	// its value) is in the state file, and the run deletes it once the
+	// import is done (a resumed attempt that no longer has its value
+	// deletes it and makes another), so keys never pile up.
 	SaveAPIKey func(ctx context.Context, serviceID iam.ServiceID, apiKeyID string, apiKey *secret.String) error
 
 	// COS uploads the encrypted image. Required; its region is the
