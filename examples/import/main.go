@@ -35,7 +35,9 @@
 //
 // Exit codes (of the built program: `go run` reports any failure as "exit
 // status N" and exits 1 itself): 0 the template is Active, 1 failure, 2
-// usage error, 3 preflight failed (nothing was uploaded), 130 interrupted.
+// usage error, 3 preflight failed (nothing was uploaded), 4 another run
+// holds the state file (nothing was done), 5 a service cannot be reached
+// (DNS, connection refused, TLS, timeout), 130 interrupted.
 package main
 
 import (
@@ -71,7 +73,8 @@ Running it again resumes an interrupted import (see -state).
 Environment: IBMCLOUD_API_KEY, IBMCLOUD_REGION, SL_USERNAME, SL_API_KEY,
 E2E_IMPORT_API_KEY. Exit codes of the built program (go run turns every
 failure into 1): 0 imported, 1 failure, 2 usage,
-3 preflight failed, 130 interrupted.
+3 preflight failed, 4 another run holds the state file, 5 a service cannot
+be reached, 130 interrupted.
 
 Flags:
 `
@@ -229,6 +232,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return fail(3, "preflight failed; nothing was uploaded (examples/prepare creates what is missing)")
 	case errors.Is(err, e2e.ErrPlan):
 		return fail(2, "%v", cli.FlagError(err, nil))
+	case errors.Is(err, e2e.ErrStateLocked):
+		return fail(4, "%v", err)
+	case errors.Is(err, e2e.ErrUnreachable):
+		return fail(5, "%v (check the network, the proxy and the endpoints)", err)
 	}
 	fmt.Fprintln(stderr, err)
 	if cli.StateExists(*state) {

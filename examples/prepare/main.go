@@ -47,7 +47,8 @@
 // Exit codes (of the built program: `go run` reports any failure as "exit
 // status N" and exits 1 itself): 0 every check passed, 1 failure, 2 usage
 // error (also a refusal made before anything was created), 3 a check
-// failed (the report says which and how to fix it).
+// failed (the report says which and how to fix it), 5 a service cannot be
+// reached (DNS, connection refused, TLS, timeout; said once, with the host).
 package main
 
 import (
@@ -76,7 +77,8 @@ server-protect -> key service, a service ID with an API key and its access
 policies), only where missing, then checks every preparation step.
 Environment: IBMCLOUD_API_KEY, IBMCLOUD_REGION, SL_USERNAME, SL_API_KEY,
 E2E_IMPORT_API_KEY. Exit codes of the built program (go run turns every
-failure into 1): 0 ready, 1 failure, 2 usage or refused, 3 not ready.
+failure into 1): 0 ready, 1 failure, 2 usage or refused, 3 not ready,
+5 a service cannot be reached.
 
 Flags:
 `
@@ -202,6 +204,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 		return fail(3, "not ready: %d check(s) failed", len(pe.Report.Failed()))
 	case errors.Is(err, e2e.ErrPlan):
 		return fail(2, "%v", cli.FlagError(err, nil))
+	case errors.Is(err, e2e.ErrUnreachable):
+		return fail(5, "%v (check the network, the proxy and the endpoints)", err)
 	}
 	return fail(1, "%v", err)
 }
