@@ -73,3 +73,21 @@ func holdStateLock(path string) {
 	time.Sleep(time.Minute)
 	os.Exit(0)
 }
+
+// Cleanup takes the same lock as Run: it fails at once while a run holds
+// the state.
+func TestCleanupWaitsForNoRun(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.json")
+	unlock, err := fileStore{path}.lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	_, err = Cleanup(t.Context(), Plan{COS: &nopStore{}, Bucket: "b", StatePath: path})
+	if !errors.Is(err, ErrStateLocked) {
+		t.Fatalf("Cleanup beside a run: %v, want ErrStateLocked", err)
+	}
+}
+
+// nopStore is an ObjectStore that is never called.
+type nopStore struct{ ObjectStore }
