@@ -42,20 +42,37 @@ func (f fileStore) save(st *State) error { return st.Save(f.path) }
 
 func (f fileStore) lock() (func(), error) {
 	lockPath := f.path + ".lock"
-	fd, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("e2e: opening the state's lock file: %w", err)
+	// The holder removes the lock file when it ends, so a file opened
+	// just before that removal may be locked by a second run after it:
+	// a lock counts only while the path still names the locked file.
+	for range 10 {
+		fd, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("e2e: opening the state's lock file: %w", err)
+		}
+		held, err := tryLock(fd)
+		if err != nil {
+			fd.Close()
+			return nil, fmt.Errorf("e2e: locking the state file %s: %w", f.path, err)
+		}
+		if !held {
+			fd.Close()
+			return nil, fmt.Errorf("%w: %s is in use by another run (lock %s); wait for it to end, or use another state file", ErrStateLocked, f.path, lockPath)
+		}
+		if sameFile(fd, lockPath) {
+			return func() {
+				_ = os.Remove(lockPath) // while still holding it: see above
+				fd.Close()
+			}, nil
+		}
+		fd.Close() // removed by its last holder: lock the new one
 	}
-	held, err := tryLock(fd)
-	if err != nil {
-		fd.Close()
-		return nil, fmt.Errorf("e2e: locking the state file %s: %w", f.path, err)
-	}
-	if !held {
-		fd.Close()
-		return nil, fmt.Errorf("%w: %s is in use by another run (lock %s); wait for it to end, or use another state file", ErrStateLocked, f.path, lockPath)
-	}
-	// The lock file stays: removing it while another process waits to
-	// open it would let two runs lock two different files.
-	return func() { fd.Close() }, nil
+	return nil, fmt.Errorf("%w: %s: its lock file keeps changing", ErrStateLocked, f.path)
+}
+
+// sameFile reports whether path still names the open file f.
+func sameFile(f *os.File, path string) bool {
+	a, err1 := f.Stat()
+	b, err2 := os.Stat(path)
+	return err1 == nil && err2 == nil && os.SameFile(a, b)
 }

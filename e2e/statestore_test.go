@@ -30,6 +30,9 @@ func TestStateLockExcludesASecondRun(t *testing.T) {
 		t.Errorf("the second lock took %s to fail; it must fail at once", d)
 	}
 	first()
+	if _, err := os.Stat(path + ".lock"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the lock file is left after the run: %v", err)
+	}
 	again, err := fileStore{path}.lock()
 	if err != nil {
 		t.Fatalf("lock after release: %v", err)
