@@ -41,8 +41,9 @@ func (r *runner) prepare(ctx context.Context, s *Step) error {
 	}
 	// The image is examined before anything changes in the account: an
 	// image that cannot be imported leaves no service ID, key or policy
-	// behind (the preflight reuses this result).
-	if c, ok := r.imageCheck(); ok {
+	// behind (the preflight reuses this result). A template's disk is
+	// examined as it is exported (Plan.Doctor), which the export step does.
+	if c, ok := r.imageCheck(); ok && r.p.source == nil {
 		rep := iam.Preflight(ctx, c)
 		if err := ctx.Err(); err != nil {
 			return err
