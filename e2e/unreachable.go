@@ -49,7 +49,7 @@ func unreachable(err error, what string) *UnreachableError {
 	if errors.As(err, &ue) {
 		return ue
 	}
-	cause, host := networkCause(err)
+	host, cause := networkCause(err)
 	if cause == nil {
 		if o, ok := err.(interface{ OrigErr() error }); ok && o.OrigErr() != nil {
 			return unreachable(o.OrigErr(), what)
@@ -64,7 +64,7 @@ func unreachable(err error, what string) *UnreachableError {
 
 // networkCause finds the network failure in err, and the host from the
 // request's URL (or the dial address, or the name looked up).
-func networkCause(err error) (cause error, host string) {
+func networkCause(err error) (host string, cause error) {
 	var uerr *url.Error
 	if errors.As(err, &uerr) {
 		if u, perr := url.Parse(uerr.URL); perr == nil {
@@ -83,19 +83,19 @@ func networkCause(err error) (cause error, host string) {
 		if host == "" {
 			host = dns.Name
 		}
-		return dns, host
+		return host, dns
 	case errors.As(err, &op) && op.Op == "dial":
 		if host == "" && op.Addr != nil {
 			host = op.Addr.String()
 		}
-		return op, host
+		return host, op
 	case errors.As(err, &unknownCA), errors.As(err, &badHost), errors.As(err, &invalid),
 		errors.As(err, &verify), errors.As(err, &record):
-		return err, host
+		return host, err
 	case uerr != nil && uerr.Timeout():
-		return uerr.Err, host
+		return host, uerr.Err
 	}
-	return nil, ""
+	return "", nil
 }
 
 // serviceOf names the IBM Cloud service a host belongs to, from IBM's
