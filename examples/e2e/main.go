@@ -95,7 +95,10 @@
 // Exit codes (of the built program: `go run` reports any failure as "exit
 // status N" and exits 1 itself): 0 success, 1 failure, 2 usage error (a
 // flag, or a refusal before anything was created), 3 preflight failed
-// (nothing was uploaded), 130 interrupted (run it again to resume).
+// (nothing was uploaded), 4 another run holds the state file (nothing was
+// done), 5 a service cannot be reached (DNS, connection refused, TLS,
+// timeout; said once, with the host), 130 interrupted (run it again to
+// resume).
 package main
 
 import (
