@@ -29,6 +29,8 @@
 // Composition:
 //
 //   - e2e: the facade that composes them (streaming encryption, the whole flow)
+//   - e2e/ibmcloud: the real clients for e2e from an API key and endpoints
+//     (Connect), and the read-only live check of an account
 //
 // Command-line programs, thin layers over the packages above:
 //

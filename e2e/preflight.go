@@ -100,6 +100,10 @@ func Prepare(ctx context.Context, plan Plan) (*Result, error) {
 		{StepPrepare, r.prepare},
 		{StepPreflight, r.preflight},
 	})
+	// A key nobody saved is of no use after this call: delete it.
+	if _, rerr := r.releaseKey(context.WithoutCancel(ctx)); err == nil {
+		err = rerr
+	}
 	return r.finish(), err
 }
 
@@ -255,6 +259,9 @@ func (r *runner) imageCheck() (iam.Check, bool) {
 	}
 	const name = "image"
 	return iam.Check{Name: name, Run: func(ctx context.Context) iam.CheckResult {
+		if r.imageResult != nil { // examined before the preparation
+			return *r.imageResult
+		}
 		detail, fix, err := r.examineImage(ctx)
 		if err != nil {
 			if fix == "" {
@@ -262,7 +269,9 @@ func (r *runner) imageCheck() (iam.Check, bool) {
 			}
 			return iam.CheckResult{Name: name, Detail: cmp.Or(detail, err.Error()), Fix: fix, Err: err}
 		}
-		return iam.CheckResult{Name: name, OK: true, Detail: detail}
+		res := iam.CheckResult{Name: name, OK: true, Detail: detail}
+		r.imageResult = &res
+		return res
 	}}, true
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/e2e/ibmcloud"
 	"github.com/e2eimage/e2eimage/iam"
 	"github.com/e2eimage/e2eimage/secret"
 )
@@ -21,14 +22,14 @@ import (
 // Regional bucket in the key's region) and IMAGE_FILE (a raw or VHD disk
 // image). The *_URL variables, unset for IBM Cloud, point it at other
 // endpoints, such as those of the local cloud simulator (go run
-// ./examples/cloudsim prints them; e2e.LoadEndpoints reads that line).
+// ./examples/cloudsim prints them; ibmcloud.LoadEndpoints reads that line).
 func ExampleRun() {
 	ctx := context.Background()
-	clients, err := e2e.Connect(e2e.Cloud{
+	clients, err := ibmcloud.Connect(ibmcloud.Config{
 		APIKey:      secret.NewString(os.Getenv("IBMCLOUD_API_KEY")),
 		RootKeyCRN:  os.Getenv("ROOT_KEY_CRN"),
 		COSInstance: os.Getenv("COS_INSTANCE_CRN"),
-		Endpoints: e2e.Endpoints{
+		Endpoints: ibmcloud.Endpoints{
 			IAM: os.Getenv("IAM_URL"), KMS: os.Getenv("KMS_URL"), S3: os.Getenv("S3_URL"),
 			SoftLayer: os.Getenv("SOFTLAYER_URL"), ActivityTracker: os.Getenv("ACTIVITY_TRACKER_URL"),
 		},

@@ -39,6 +39,21 @@ func (r *runner) prepare(ctx context.Context, s *Step) error {
 		s.Status, s.Detail = StepResumed, "an earlier attempt prepared and started the import"
 		return nil
 	}
+	// The image is examined before anything changes in the account: an
+	// image that cannot be imported leaves no service ID, key or policy
+	// behind (the preflight reuses this result). A template's disk is
+	// examined as it is exported (Plan.Doctor), which the export step does.
+	if c, ok := r.imageCheck(); ok && r.p.source == nil {
+		rep := iam.Preflight(ctx, c)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !rep.OK() {
+			r.res.Preflight = preflightResults(rep)
+			s.Detail = "not prepared: the image check failed"
+			return &PreflightError{Report: rep}
+		}
+	}
 	sr, err := r.setup(ctx)
 	if err != nil {
 		return err
@@ -57,6 +72,9 @@ func (r *runner) prepare(ctx context.Context, s *Step) error {
 // setup runs iam.Client.Setup, records what it found or made and keeps the
 // service ID's API key for the import.
 func (r *runner) setup(ctx context.Context) (*iam.SetupResult, error) {
+	if err := r.dropOrphanKey(ctx); err != nil {
+		return nil, err
+	}
 	sr, err := r.p.IAM.Setup(ctx, r.p.iamPlan(r.key))
 	if sr != nil {
 		r.recordIAM(sr)
@@ -72,13 +90,78 @@ func (r *runner) setup(ctx context.Context) (*iam.SetupResult, error) {
 			r.importKey.Zero()
 		}
 		r.importKey, r.ownImportKey = sid.APIKey, sid.APIKey != r.p.ImportAPIKey && sid.APIKey != r.p.ServiceID.KnownAPIKey
-		if sid.APIKeyCreated && r.p.SaveAPIKey != nil {
-			if err := r.p.SaveAPIKey(ctx, sid.ServiceID, sid.APIKeyID, sid.APIKey); err != nil {
-				return sr, fmt.Errorf("e2e: saving the service ID's new API key %s: %w", sid.APIKeyID, err)
+		if sid.APIKeyCreated {
+			if err := r.adoptKey(ctx, sid); err != nil {
+				return sr, err
 			}
 		}
 	}
 	return sr, nil
+}
+
+// adoptKey decides who owns an API key the preparation just created: the
+// user, when Plan.SaveAPIKey stores it (a key that cannot be stored is
+// deleted before the error is reported, since its value would be lost);
+// otherwise the run, which records its id (never its value) in the state
+// and deletes it once the import no longer needs it (releaseKey).
+func (r *runner) adoptKey(ctx context.Context, sid *iam.ServiceIDResult) error {
+	if r.p.SaveAPIKey != nil {
+		err := r.p.SaveAPIKey(ctx, sid.ServiceID, sid.APIKeyID, sid.APIKey)
+		if err == nil {
+			return nil
+		}
+		err = fmt.Errorf("e2e: saving the service ID's new API key %s: %w", sid.APIKeyID, err)
+		if derr := r.p.IAM.DeleteAPIKey(context.WithoutCancel(ctx), sid.APIKeyID); derr != nil {
+			return errors.Join(err, fmt.Errorf("e2e: and deleting the key that could not be saved: %w", derr))
+		}
+		return fmt.Errorf("%w (the key was deleted: its value could not be kept)", err)
+	}
+	r.mu.Lock()
+	r.st.RunAPIKeyID = sid.APIKeyID
+	err := r.saveLocked()
+	r.mu.Unlock()
+	return err
+}
+
+// dropOrphanKey deletes, by id, the API key an earlier attempt of this run
+// created and owned (State.RunAPIKeyID) when this attempt does not hold
+// its value (none given as ImportAPIKey or ServiceID.KnownAPIKey): the
+// preparation is about to make its replacement.
+func (r *runner) dropOrphanKey(ctx context.Context) error {
+	id := r.st.RunAPIKeyID
+	if id == "" || !r.importKey.Empty() {
+		return nil
+	}
+	if err := r.p.IAM.DeleteAPIKey(ctx, id); err != nil {
+		return fmt.Errorf("e2e: deleting API key %s, which an earlier attempt made and whose value is gone: %w", id, err)
+	}
+	r.mu.Lock()
+	r.st.RunAPIKeyID = ""
+	err := r.saveLocked()
+	r.mu.Unlock()
+	return err
+}
+
+// releaseKey deletes the API key the run owns (State.RunAPIKeyID) once
+// nothing needs it: the import (and the export of a template source, which
+// comes before it) is done. It returns what it did, for the step's detail.
+func (r *runner) releaseKey(ctx context.Context) (string, error) {
+	id := r.st.RunAPIKeyID
+	if id == "" || r.p.IAM == nil {
+		return "", nil
+	}
+	if err := r.p.IAM.DeleteAPIKey(ctx, id); err != nil {
+		return "", fmt.Errorf("e2e: deleting the run's API key %s after the import: %w", id, err)
+	}
+	r.mu.Lock()
+	r.st.RunAPIKeyID = ""
+	err := r.saveLocked()
+	r.mu.Unlock()
+	if r.ownImportKey {
+		r.importKey.Zero()
+		r.importKey, r.ownImportKey = nil, false
+	}
+	return "; the run's API key " + id + " was deleted", err
 }
 
 func (r *runner) recordIAM(sr *iam.SetupResult) {
@@ -110,6 +193,11 @@ func (r *runner) preflight(ctx context.Context, s *Step) error {
 		return err
 	}
 	if !rep.OK() {
+		for _, f := range rep.Failed() {
+			if u := unreachable(f.Err, f.Name); u != nil { // one cause, said once
+				return u
+			}
+		}
 		var names []string
 		for _, f := range rep.Failed() {
 			names = append(names, f.Name)
@@ -553,7 +641,9 @@ const maxReimports = 5
 var errDeadline = errors.New("e2e: deadline reached")
 
 // sleepUntil pauses for d, or returns ctx's error, or errDeadline when the
-// pause would end after deadline.
+// pause would end after deadline. It is the package's one wait: the import
+// key's proof, the re-imports and the audit step's polling all pause here
+// (package classic does the template and server waits).
 func sleepUntil(ctx context.Context, d time.Duration, deadline time.Time) error {
 	if time.Now().Add(d).After(deadline) {
 		return errDeadline
@@ -630,7 +720,9 @@ func (r *runner) waitTemplate(ctx context.Context, s *Step) error {
 	st := r.st
 	if st.TemplateActive {
 		s.Status, s.Detail = StepResumed, fmt.Sprintf("template %d is Active", st.TemplateID)
-		return nil
+		note, err := r.releaseKey(ctx)
+		s.Detail += note
+		return err
 	}
 	last := ""
 	t, err := r.p.Classic.WaitTemplate(ctx, st.TemplateID, classic.TemplateProgress(func(t classic.Template) {
@@ -672,7 +764,9 @@ func (r *runner) waitTemplate(ctx context.Context, s *Step) error {
 		return err
 	}
 	s.Detail = fmt.Sprintf("template %d (%s) is Active", t.ID, t.GlobalIdentifier)
-	return nil
+	note, err := r.releaseKey(ctx)
+	s.Detail += note
+	return err
 }
 
 // order orders the server, or finds the server of an earlier attempt.
@@ -843,12 +937,8 @@ func (r *runner) auditStep(ctx context.Context, s *Step) error {
 		}
 		s.Detail = fmt.Sprintf("%d events so far; waiting for %s%s", len(events), strings.Join(missing, ", "), skipped)
 		r.emit(*s)
-		t := time.NewTimer(min(wait, auditPoll))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		if err := sleepUntil(ctx, min(wait, auditPoll), deadline); err != nil && !errors.Is(err, errDeadline) {
+			return err
 		}
 	}
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/cos"
 	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/e2e/ibmcloud"
 	"github.com/e2eimage/e2eimage/iam"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
 	"github.com/e2eimage/e2eimage/internal/cloudsim/slsim"
@@ -42,7 +43,7 @@ import (
 type world struct {
 	sim     *cloudsim.Sim
 	apiKey  *secret.String
-	clients *e2e.Clients
+	clients *ibmcloud.Clients
 	// s3Writes counts the requests that write object data or start a
 	// multipart upload (PUT object or part, POST ?uploads).
 	s3Puts, s3Creates int
@@ -50,6 +51,9 @@ type world struct {
 
 func newWorld(t *testing.T, opts cloudsim.Options) *world {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("starts the simulator; under -short the flow runs against in-memory fakes (TestRunAgainstFakes)")
+	}
 	if opts.ClockSpeed == 0 {
 		opts.ClockSpeed = 2000
 	}
@@ -60,13 +64,13 @@ func newWorld(t *testing.T, opts cloudsim.Options) *world {
 	w.s3Puts = sim.Faults.Add(faults.Rule{Service: cloudsim.ServiceS3, Method: "PUT", Kind: faults.Latency})
 	w.s3Creates = sim.Faults.Add(faults.Rule{Service: cloudsim.ServiceS3, Method: "POST", QueryContains: "uploads", Kind: faults.Latency})
 
-	// The simulator's URLs, read as e2e.Endpoints through JSON: the names
+	// The simulator's URLs, read as ibmcloud.Endpoints through JSON: the names
 	// examples/cloudsim prints are the ones Endpoints reads.
 	b, err := json.Marshal(sim.URLs)
 	require.NoError(t, err)
-	var ep e2e.Endpoints
+	var ep ibmcloud.Endpoints
 	require.NoError(t, json.Unmarshal(b, &ep))
-	w.clients, err = e2e.Connect(e2e.Cloud{
+	w.clients, err = ibmcloud.Connect(ibmcloud.Config{
 		APIKey: w.apiKey, RootKeyCRN: sim.Account.RootKeyCRN, COSInstance: sim.Account.COSInstanceCRN,
 		Endpoints: ep, PollMin: 5 * time.Millisecond, PollMax: 50 * time.Millisecond,
 	})
@@ -244,10 +248,10 @@ func TestRunWholeFlowOnSimulator(t *testing.T) {
 		require.True(t, c.OK, "preflight %s: %s", c.Name, c.Detail)
 	}
 
-	// A 64-byte DEK made locally, wrapped by the account's root key.
+	// A 32-byte DEK generated and wrapped by the key service.
 	require.Equal(t, w.sim.Account.RootKeyCRN, res.Key.RootKeyCRN)
-	require.Equal(t, vhdcrypt.AES256XTS, res.Key.DEKSize)
-	require.Equal(t, e2e.DEKLocal, res.Key.DEKSource)
+	require.Equal(t, vhdcrypt.AES128XTS, res.Key.DEKSize)
+	require.Equal(t, e2e.DEKKeyService, res.Key.DEKSource)
 	require.NotEmpty(t, res.Key.KeyVersion)
 
 	// The server is provisioned from an encrypted template made from the
@@ -264,7 +268,7 @@ func TestRunWholeFlowOnSimulator(t *testing.T) {
 	require.NotNil(t, tmpl)
 	require.Equal(t, slsim.TemplateStatusActive, tmpl.Status)
 	require.True(t, tmpl.Encrypted)
-	require.Equal(t, vhdcrypt.AES256XTS, tmpl.KeySize)
+	require.Equal(t, vhdcrypt.AES128XTS, tmpl.KeySize)
 	require.Equal(t, int64(len(img)), tmpl.VirtualSize)
 	require.Equal(t, res.Object.URI, tmpl.URI)
 	var guest *slsim.GuestInfo
@@ -502,6 +506,7 @@ func TestRunImportFailureReportsTheReason(t *testing.T) {
 			if tc.wrap != nil {
 				plan.KeyService = tc.wrap(plan.KeyService)
 				plan.RootKeyCRN = w.sim.Account.RootKeyCRN
+				plan.DEKSize = vhdcrypt.AES256XTS // a local DEK, which Wrap wraps (a 32-byte one is generated)
 			}
 			res, err := e2e.Run(ctxFor(t), plan)
 			var failed *classic.ImportFailedError
@@ -695,9 +700,9 @@ func TestRunWithHPCS(t *testing.T) {
 	w := newWorld(t, cloudsim.Options{Seed: 33})
 	b, err := json.Marshal(w.sim.URLs)
 	require.NoError(t, err)
-	var ep e2e.Endpoints
+	var ep ibmcloud.Endpoints
 	require.NoError(t, json.Unmarshal(b, &ep))
-	hpcs, err := e2e.Connect(e2e.Cloud{APIKey: w.apiKey, RootKeyCRN: w.sim.Account.HPCSRootKeyCRN, Endpoints: ep,
+	hpcs, err := ibmcloud.Connect(ibmcloud.Config{APIKey: w.apiKey, RootKeyCRN: w.sim.Account.HPCSRootKeyCRN, Endpoints: ep,
 		PollMin: 5 * time.Millisecond, PollMax: 50 * time.Millisecond})
 	require.NoError(t, err)
 	defer hpcs.Close()

@@ -17,8 +17,8 @@ import (
 )
 
 // StateVersion is the version of the state file format that this package
-// writes and reads.
-const StateVersion = 1
+// writes; it reads version 1 files too (stateformat.go).
+const StateVersion = 2
 
 // maxStateFile bounds the state file read by LoadState: the state of a
 // multipart upload of cos.MaxParts parts is about 1.5 MB.
@@ -35,7 +35,10 @@ var ErrStateVersion = errors.New("e2e: unsupported state file version")
 
 // State is what Run remembers between attempts, so that a run stopped by an
 // error, a signal or a crash resumes where it stopped and never uploads,
-// imports or orders twice. It is saved as JSON (LoadState, Save).
+// imports or orders twice. It is saved as JSON (LoadState, Save) in a
+// format of its own, one record per step (MarshalJSON; docs/DESIGN.md
+// documents it as a table of transitions): the JSON tags below are those
+// of the version 1 format, which LoadState still reads.
 //
 // It holds no secret: the DEK is kept only wrapped by the root key (the
 // WDEK, which only the key service can open), and API keys are never
@@ -78,6 +81,12 @@ type State struct {
 
 	// IAM holds the ids of the IAM objects preparation found or made.
 	IAM *IAMResult `json:"iam,omitempty"`
+	// RunAPIKeyID is the id (never the value) of the import service ID's
+	// API key that this run created and still owns: one nobody saved
+	// (Plan.SaveAPIKey). The run deletes it once the import is done; a
+	// resumed run, which no longer holds its value, deletes it before
+	// making a replacement. Version 1 files have none.
+	RunAPIKeyID string `json:"run_api_key_id,omitempty"`
 
 	// A run from a template (Plan.SourceTemplate): the template, the
 	// export's file name, whether copyToIcos was sent (set just before)
@@ -129,11 +138,10 @@ func LoadState(path string) (*State, error) {
 	}
 	var st State
 	dec := json.NewDecoder(f)
-	if err := dec.Decode(&st); err != nil {
+	if err := dec.Decode(&st); errors.Is(err, ErrStateVersion) {
+		return nil, fmt.Errorf("e2e: state file %s: %w", path, err)
+	} else if err != nil {
 		return nil, fmt.Errorf("e2e: state file %s is not valid: %w", path, err)
-	}
-	if st.Version != StateVersion {
-		return nil, fmt.Errorf("%w: %s has version %d, this program reads %d", ErrStateVersion, path, st.Version, StateVersion)
 	}
 	return &st, nil
 }
@@ -216,20 +224,18 @@ func stateTempPattern(path string) string { return "." + filepath.Base(path) + "
 // before its rename (SIGKILL, power loss) left beside the state file path:
 // regular files whose names match Save's pattern exactly, nothing else. It
 // is best effort: a file that cannot be removed is only clutter, and the
-// state file itself is never touched. Two runs must not share a state file
-// (that is unsupported anyway): this would remove the other's file
-// mid-Save, and its Save would fail.
+// state file itself is never touched. It runs under the state's lock
+// (fileStore.lock), so no other run is in the middle of a Save.
 func removeStaleStateTemps(path string) { durable.RemoveTemps(path, stateTempPattern(path)) }
 
-// loadOrNewState loads the state at path, or returns a new one when there
-// is no file (or no path). It first removes the temporary files an
-// interrupted Save left (removeStaleStateTemps).
-func loadOrNewState(path string) (*State, bool, error) {
-	if path == "" {
+// loadOrNewState loads the state from store, or returns a new one when
+// there is none (or no store). A file store first removes the temporary
+// files an interrupted Save left (removeStaleStateTemps).
+func loadOrNewState(store stateStore) (*State, bool, error) {
+	if store == nil {
 		return &State{Version: StateVersion}, false, nil
 	}
-	removeStaleStateTemps(path)
-	st, err := LoadState(path)
+	st, err := store.load()
 	if errors.Is(err, fs.ErrNotExist) {
 		return &State{Version: StateVersion}, false, nil
 	}

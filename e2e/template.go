@@ -533,7 +533,13 @@ func Cleanup(ctx context.Context, plan Plan) (*CleanupResult, error) {
 	if plan.COS == nil || plan.Bucket == "" || plan.StatePath == "" {
 		return nil, fmt.Errorf("%w: Cleanup needs COS, Bucket and StatePath", ErrPlan)
 	}
-	st, err := LoadState(plan.StatePath)
+	store := fileStore{plan.StatePath}
+	unlock, err := store.lock() // never beside a run of the same state
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	st, err := store.load()
 	if err != nil {
 		return nil, err
 	}
@@ -591,7 +597,7 @@ func Cleanup(ctx context.Context, plan Plan) (*CleanupResult, error) {
 		}
 	}
 	st.Updated = r.p.Clock()
-	if err := st.Save(plan.StatePath); err != nil {
+	if err := store.save(st); err != nil {
 		return res, errors.Join(derr, err)
 	}
 	return res, derr

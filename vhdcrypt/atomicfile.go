@@ -13,7 +13,9 @@ import (
 // renamed over the destination only after everything was written and synced.
 // Until then the destination is untouched, and on any error or cancellation
 // the temporary file is removed, so a failed run never leaves a partial image
-// behind (vhd-util copy does, and it then blocks a retry).
+// behind (vhd-util copy does, and it then blocks a retry). A run killed
+// before it could remove it leaves it; the next run for the same
+// destination removes it (removeStalePartials).
 //
 // When the destination exists and is not a regular file (a device such as
 // /dev/null, a named pipe), it is opened and written directly: there is
@@ -49,10 +51,12 @@ func createOutput(dst, src string) (*outputFile, error) {
 	case err != nil && !errors.Is(err, os.ErrNotExist):
 		return nil, fmt.Errorf("vhdcrypt: checking output: %w", err)
 	}
-	f, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".partial-*")
+	removeStalePartials(dst)
+	f, err := os.CreateTemp(filepath.Dir(dst), partialPattern(dst))
 	if err != nil {
 		return nil, fmt.Errorf("vhdcrypt: creating output: %w", err)
 	}
+	_, _ = lockPartial(f) // held until closed: not stale to another run
 	o := &outputFile{File: f, dst: dst, tmp: f.Name()}
 	if err := f.Chmod(0o600); err != nil {
 		o.abort()

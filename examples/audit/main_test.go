@@ -14,6 +14,7 @@ import (
 	"github.com/e2eimage/e2eimage/audit"
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/e2e/ibmcloud"
 	"github.com/e2eimage/e2eimage/internal/cli/clitest"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
 	"github.com/e2eimage/e2eimage/internal/testenv"
@@ -66,10 +67,10 @@ func TestAuditTrailOfARun(t *testing.T) {
 
 func TestClassicEventLogOnly(t *testing.T) {
 	sim, endpoints, state, _ := wholeRun(t)
-	ep, err := e2e.LoadEndpoints(endpoints)
+	ep, err := ibmcloud.LoadEndpoints(endpoints)
 	require.NoError(t, err)
 	only := filepath.Join(t.TempDir(), "sl.json")
-	b, err := json.Marshal(e2e.Endpoints{SoftLayer: ep.SoftLayer})
+	b, err := json.Marshal(ibmcloud.Endpoints{SoftLayer: ep.SoftLayer})
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(only, b, 0o600))
 	code, stdout, stderr := runAudit(t, sim, map[string]string{"SL_USERNAME": "apikey", "SL_API_KEY": sim.Account.APIKey},

@@ -13,7 +13,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/e2e/ibmcloud"
 	"github.com/e2eimage/e2eimage/internal/cli"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
 	"github.com/e2eimage/e2eimage/secret"
@@ -43,14 +43,14 @@ func runCheck(ctx context.Context, f *checkFlags, c *config, e env, logger *slog
 		fmt.Fprintln(e.stderr, "e2e: -save-fixtures needs -check")
 		return exitUsage
 	}
-	rec, err := e2e.NewRecorder(nil)
+	rec, err := ibmcloud.NewRecorder(nil)
 	if err != nil {
 		fmt.Fprintln(e.stderr, "e2e:", err)
 		return exitFailure
 	}
 	var (
-		cloud e2e.Cloud
-		opts  e2e.CheckOptions
+		cloud ibmcloud.Config
+		opts  ibmcloud.CheckOptions
 		where string
 	)
 	if c.sim {
@@ -61,9 +61,9 @@ func runCheck(ctx context.Context, f *checkFlags, c *config, e env, logger *slog
 		}
 		defer sim.Close()
 		a, u := sim.Account, sim.URLs
-		cloud = e2e.Cloud{
+		cloud = ibmcloud.Config{
 			APIKey: secret.NewString(a.APIKey), RootKeyCRN: a.RootKeyCRN, COSInstance: a.COSInstanceCRN,
-			Endpoints: e2e.Endpoints{IAM: u.IAM, IAMIdentity: u.IAMIdentity, IAMPolicy: u.IAMPolicy, KMS: u.KMS, HPCS: u.HPCS,
+			Endpoints: ibmcloud.Endpoints{IAM: u.IAM, IAMIdentity: u.IAMIdentity, IAMPolicy: u.IAMPolicy, KMS: u.KMS, HPCS: u.HPCS,
 				S3: u.S3, SoftLayer: u.SoftLayer, ActivityTracker: u.ActivityTracker},
 		}
 		// The simulator's own account: the E2E_* variables, which name a
@@ -84,7 +84,7 @@ func runCheck(ctx context.Context, f *checkFlags, c *config, e env, logger *slog
 	}
 	cloud.Logger = logger
 	cloud.HTTPClient = &http.Client{Transport: rec}
-	clients, err := e2e.Connect(cloud)
+	clients, err := ibmcloud.Connect(cloud)
 	if err != nil {
 		fmt.Fprintln(e.stderr, "e2e:", err)
 		return exitUsage
@@ -132,10 +132,10 @@ func runCheck(ctx context.Context, f *checkFlags, c *config, e env, logger *slog
 
 // checkCloud says how to reach IBM Cloud (or -endpoints) for the check,
 // from the flags and the E2E_* variables.
-func checkCloud(c *config, e env) (e2e.Cloud, int) {
-	fail := func(format string, a ...any) (e2e.Cloud, int) {
+func checkCloud(c *config, e env) (ibmcloud.Config, int) {
+	fail := func(format string, a ...any) (ibmcloud.Config, int) {
 		fmt.Fprintf(e.stderr, "e2e: "+format+"\n", a...)
-		return e2e.Cloud{}, exitUsage
+		return ibmcloud.Config{}, exitUsage
 	}
 	apiKey, err := secretFrom(c.apiKeyFile, "IBMCLOUD_API_KEY", e)
 	switch {
@@ -144,7 +144,7 @@ func checkCloud(c *config, e env) (e2e.Cloud, int) {
 	case apiKey.Empty():
 		return fail("no API key: set IBMCLOUD_API_KEY or give -api-key-file (or run with -sim)")
 	}
-	cloud := e2e.Cloud{
+	cloud := ibmcloud.Config{
 		APIKey: apiKey, RootKeyCRN: cmp.Or(c.rootKeyCRN, e.getenv("E2E_ROOT_KEY_CRN")), Region: c.region,
 		COSInstance: cmp.Or(c.cosInstance, e.getenv("E2E_COS_INSTANCE")), Private: c.private,
 	}
@@ -152,7 +152,7 @@ func checkCloud(c *config, e env) (e2e.Cloud, int) {
 		return fail("-check needs a root key (-root-key-crn or E2E_ROOT_KEY_CRN) or a region (-region or IBMCLOUD_REGION)")
 	}
 	if c.endpoints != "" {
-		if cloud.Endpoints, err = e2e.LoadEndpoints(c.endpoints); err != nil {
+		if cloud.Endpoints, err = ibmcloud.LoadEndpoints(c.endpoints); err != nil {
 			return fail("%v", err)
 		}
 	}

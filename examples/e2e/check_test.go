@@ -11,11 +11,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/e2e/ibmcloud"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
 )
 
-var checkNames = []string{e2e.CheckIAMToken, e2e.CheckRootKey, e2e.CheckBucket, e2e.CheckOSCodes, e2e.CheckEventLog, e2e.CheckCloudLogs}
+var checkNames = []string{ibmcloud.CheckIAMToken, ibmcloud.CheckRootKey, ibmcloud.CheckBucket, ibmcloud.CheckOSCodes, ibmcloud.CheckEventLog, ibmcloud.CheckCloudLogs}
 
 func TestCheckOnTheEmbeddedSimulator(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "fixtures")
@@ -63,12 +63,12 @@ func TestCheckOnTheEmbeddedSimulator(t *testing.T) {
 func TestCheckJSONReport(t *testing.T) {
 	code, stdout, stderr := runMain(t, nil, "-check", "-json")
 	require.Equal(t, exitOK, code, stderr)
-	var rep e2e.CheckReport
+	var rep ibmcloud.CheckReport
 	require.NoError(t, json.Unmarshal([]byte(stdout), &rep), stdout)
 	require.Len(t, rep.Calls, len(checkNames))
 	for i, c := range rep.Calls {
 		require.Equal(t, checkNames[i], c.Name)
-		require.Equal(t, e2e.CheckOK, c.Status, c.Error)
+		require.Equal(t, ibmcloud.CheckOK, c.Status, c.Error)
 		require.Positive(t, c.Duration)
 	}
 }
@@ -107,10 +107,10 @@ func TestCheckFromEnvironmentAgainstAnExternalSimulator(t *testing.T) {
 	code, stdout, stderr := runMain(t, vars, "-check", "-endpoints", endpoints, "-json")
 	require.Equal(t, exitOK, code, stderr)
 	require.NotContains(t, stderr+stdout, sim.Account.APIKey, "the API key is never printed")
-	var rep e2e.CheckReport
+	var rep ibmcloud.CheckReport
 	require.NoError(t, json.Unmarshal([]byte(stdout), &rep))
 	for _, c := range rep.Calls {
-		require.Equal(t, e2e.CheckOK, c.Status, "%s: %s", c.Name, c.Error)
+		require.Equal(t, ibmcloud.CheckOK, c.Status, "%s: %s", c.Name, c.Error)
 	}
 	require.Contains(t, rep.Calls[2].Detail, sim.Account.Bucket, "E2E_BUCKET was used")
 

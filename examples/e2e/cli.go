@@ -17,6 +17,7 @@ import (
 
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/e2e/ibmcloud"
 	"github.com/e2eimage/e2eimage/iam"
 	"github.com/e2eimage/e2eimage/internal/cli"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
@@ -31,6 +32,8 @@ const (
 	exitFailure     = 1
 	exitUsage       = 2
 	exitPreflight   = 3
+	exitLocked      = 4 // another run holds the state file (e2e.ErrStateLocked)
+	exitUnreachable = 5 // a service cannot be reached (e2e.ErrUnreachable)
 	exitInterrupted = 130
 )
 
@@ -114,7 +117,7 @@ func run(ctx context.Context, args []string, e env) int {
 	fs.BoolVar(&c.private, "private", false, "use the private endpoints (from IBM Cloud's network)")
 	fs.StringVar(&c.keyFile, "key-file", "", "bring your own DEK: `file` of its raw 32 or 64 bytes")
 	fs.StringVar(&c.keyEnv, "key-env", "", "bring your own DEK: environment `variable` holding it base64-encoded")
-	fs.IntVar(&c.dekBits, "dek-bits", 512, "size of a new DEK in bits, IBM's naming: 512 (64 bytes, made here) or 256 (32 bytes, made by the key service)")
+	fs.IntVar(&c.dekBits, "dek-bits", 256, "size of a new DEK in bits, IBM's naming: 256 (32 bytes, generated and wrapped by the key service, as IBM's E2E page says) or 512 (64 bytes, made here, as IBM's vhd-util page shows)")
 	fs.BoolVar(&c.prepare, "prepare", false, "create the missing IAM objects first (always on in simulator mode)")
 	fs.StringVar(&c.serviceID, "service-id", "e2eimage-import", "service ID `name` whose API key the import uses; \"\" imports with the API key itself")
 	fs.StringVar(&c.importAPIKeyFile, "import-api-key-file", "", "`file` holding the service ID's API key (default: env E2E_IMPORT_API_KEY)")
@@ -223,6 +226,13 @@ func run(ctx context.Context, args []string, e env) int {
 	case errors.Is(err, e2e.ErrPlan):
 		fmt.Fprintln(e.stderr, "e2e:", cli.FlagError(err, nil))
 		return exitUsage
+	case errors.Is(err, e2e.ErrStateLocked):
+		fmt.Fprintln(e.stderr, err)
+		return exitLocked
+	case errors.Is(err, e2e.ErrUnreachable):
+		fmt.Fprintln(e.stderr, err)
+		fmt.Fprintln(e.stderr, "e2e: check the network, the proxy and the endpoints; nothing in the account was found wrong")
+		return exitUnreachable
 	}
 	fmt.Fprintln(e.stderr, err)
 	var pe *e2e.PreflightError
@@ -257,7 +267,9 @@ E2E_IMPORT_API_KEY (the import service ID's key). Secrets are never taken
 from flags.
 
 Exit codes of the built program (go run turns every failure into 1): 0 success,
-1 failure, 2 usage, 3 preflight failed, 130 interrupted.
+1 failure, 2 usage, 3 preflight failed, 4 another run holds the state file
+(-state; runs of one state never overlap), 5 a service cannot be reached
+(DNS, connection refused, TLS, timeout), 130 interrupted.
 
 Flags:
 `
@@ -352,9 +364,9 @@ func simPlan(ctx context.Context, c *config, e env, out *printer, logger *slog.L
 	if c.cosInstance == "" {
 		c.cosInstance = a.COSInstanceCRN
 	}
-	clients, err := e2e.Connect(e2e.Cloud{
+	clients, err := ibmcloud.Connect(ibmcloud.Config{
 		APIKey: secret.NewString(a.APIKey), RootKeyCRN: a.RootKeyCRN, COSInstance: c.cosInstance,
-		Endpoints: e2e.Endpoints{
+		Endpoints: ibmcloud.Endpoints{
 			IAM: sim.URLs.IAM, IAMIdentity: sim.URLs.IAMIdentity, IAMPolicy: sim.URLs.IAMPolicy, KMS: sim.URLs.KMS,
 			HPCS: sim.URLs.HPCS, S3: sim.URLs.S3, SoftLayer: sim.URLs.SoftLayer, ActivityTracker: sim.URLs.ActivityTracker,
 		},
@@ -428,16 +440,16 @@ func cloudPlan(ctx context.Context, c *config, e env, out *printer, logger *slog
 		return fail("-cos-instance is required with -service-id %q: give the CRN or GUID of the COS instance holding the bucket "+
 			"(as to examples/prepare), or -service-id \"\" to import with the API key itself", c.serviceID)
 	}
-	var ep e2e.Endpoints
+	var ep ibmcloud.Endpoints
 	if c.endpoints != "" {
-		if ep, err = e2e.LoadEndpoints(c.endpoints); err != nil {
+		if ep, err = ibmcloud.LoadEndpoints(c.endpoints); err != nil {
 			return fail("%v", err)
 		}
 	}
 	if c.logsURL != "" {
 		ep.ActivityTracker = c.logsURL
 	}
-	cloud := e2e.Cloud{
+	cloud := ibmcloud.Config{
 		APIKey: apiKey, RootKeyCRN: c.rootKeyCRN, Region: c.region, COSInstance: c.cosInstance,
 		Private: c.private, Endpoints: ep, Logger: logger,
 	}
@@ -448,7 +460,7 @@ func cloudPlan(ctx context.Context, c *config, e env, out *printer, logger *slog
 		// A local endpoint (a simulator): poll it often.
 		cloud.PollMin, cloud.PollMax = 50*time.Millisecond, time.Second
 	}
-	clients, err := e2e.Connect(cloud)
+	clients, err := ibmcloud.Connect(cloud)
 	if err != nil {
 		return e2e.Plan{}, nil, connectFailed(e, err)
 	}
@@ -508,7 +520,7 @@ func cloudPlan(ctx context.Context, c *config, e env, out *printer, logger *slog
 }
 
 // basePlan is the part of the plan the flags fill in both modes. The COS
-// instance comes from c.cosInstance alone, which also went to e2e.Cloud.
+// instance comes from c.cosInstance alone, which also went to ibmcloud.Config.
 func basePlan(c *config) e2e.Plan {
 	p := e2e.Plan{
 		Name: c.name, Note: c.note, OSCode: c.osCode, Object: c.object, Workers: c.workers, ImageSize: c.imageSize,
@@ -517,19 +529,19 @@ func basePlan(c *config) e2e.Plan {
 		COSKeyAuthorization: c.cosKeyAuthz, StatePath: c.state, AuditWait: c.auditWait,
 		PartSize: c.partSize, Concurrency: c.concurrency,
 	}
-	if c.dekBits == 256 {
-		p.DEKSize = vhdcrypt.AES128XTS
+	if c.dekBits == 512 {
+		p.DEKSize = vhdcrypt.AES256XTS
 	}
 	if c.saveAPIKey != "" {
 		path := c.saveAPIKey
 		p.SaveAPIKey = func(_ context.Context, sid iam.ServiceID, keyID string, key *secret.String) error {
-			return e2e.WriteSecretFile(path, key)
+			return ibmcloud.WriteSecretFile(path, key)
 		}
 	}
 	return p
 }
 
-// connectFailed reports an error of e2e.Connect: in flags when it is about
+// connectFailed reports an error of ibmcloud.Connect: in flags when it is about
 // what the flags gave (exit 2), else as it is (exit 1).
 func connectFailed(e env, err error) int {
 	code, err := cli.ConnectError(err)
@@ -575,6 +587,10 @@ func planKeys(p *e2e.Plan, c *config, e env) int {
 	)
 	switch {
 	case c.keyFile != "":
+		if fi, serr := os.Stat(c.keyFile); serr == nil && fi.Mode().Perm()&0o022 != 0 {
+			fmt.Fprintf(e.stderr, "e2e: key file %s is writable by other users (mode %v): not used; chmod go-w it\n", c.keyFile, fi.Mode().Perm())
+			return exitUsage
+		}
 		if loose, lerr := vhdcrypt.LooseKeyFileMode(c.keyFile); lerr == nil && loose {
 			fmt.Fprintf(e.stderr, "e2e: warning: key file %s is readable by other users\n", c.keyFile)
 		}
@@ -628,7 +644,7 @@ func secretFrom(file, envName string, e env) (*secret.String, error) {
 	if loose, err := vhdcrypt.LooseKeyFileMode(file); err == nil && loose {
 		fmt.Fprintf(e.stderr, "e2e: warning: %s is readable by other users\n", file)
 	}
-	return e2e.ReadSecretFile(file)
+	return ibmcloud.ReadSecretFile(file)
 }
 
 // printer writes the steps and the progress bars to standard error.

@@ -73,8 +73,8 @@
 // SL_USERNAME and SL_API_KEY for classic infrastructure when they differ from
 // the IBM Cloud key, E2E_IMPORT_API_KEY (or -import-api-key-file) for the
 // import's service ID key, and a DEK of your own with -key-file (raw 32 or 64
-// bytes) or -key-env NAME (base64). Without one, a 64-byte DEK is made
-// (-dek-bits 256 has Key Protect generate a 32-byte one). Neither the DEK nor
+// bytes) or -key-env NAME (base64). Without one, the key service generates
+// a 32-byte DEK (-dek-bits 512 makes a 64-byte one here). Neither the DEK nor
 // any API key is ever printed or stored; the state file keeps only the
 // wrapped DEK.
 //
@@ -95,7 +95,10 @@
 // Exit codes (of the built program: `go run` reports any failure as "exit
 // status N" and exits 1 itself): 0 success, 1 failure, 2 usage error (a
 // flag, or a refusal before anything was created), 3 preflight failed
-// (nothing was uploaded), 130 interrupted (run it again to resume).
+// (nothing was uploaded), 4 another run holds the state file (nothing was
+// done), 5 a service cannot be reached (DNS, connection refused, TLS,
+// timeout; said once, with the host), 130 interrupted (run it again to
+// resume).
 package main
 
 import (

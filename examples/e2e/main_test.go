@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/e2e/ibmcloud"
 	"github.com/e2eimage/e2eimage/iam"
 	"github.com/e2eimage/e2eimage/internal/cli/clitest"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
@@ -67,13 +68,16 @@ func TestNoArgumentsRunsTheWholeFlowOnTheSimulator(t *testing.T) {
 }
 
 func TestJSONResult(t *testing.T) {
-	code, stdout, stderr := runMain(t, nil, "-json", "-q", "-hostname", "", "-dek-bits", "256", "-name", "json-demo")
+	code, stdout, stderr := runMain(t, nil, "-json", "-q", "-hostname", "", "-name", "json-demo")
 	require.Equal(t, exitOK, code, stderr)
 	var res e2e.Result
 	require.NoError(t, json.Unmarshal([]byte(stdout), &res), stdout)
 	require.Equal(t, "json-demo", res.Name)
 	require.Equal(t, "json-demo.vhd-0.vhd", res.Object.Key)
-	require.Equal(t, vhdcrypt.AES128XTS, res.Key.DEKSize)
+	require.Equal(t, vhdcrypt.AES128XTS, res.Key.DEKSize, "the default DEK: 32 bytes")
+	require.Equal(t, e2e.DEKKeyService, res.Key.DEKSource, "made by the key service")
+	require.Contains(t, stdout, `"dek_size": 32`)
+	require.Contains(t, stdout, `"dek_source": "key-service"`)
 	require.Nil(t, res.Server, "-hostname \"\" orders no server")
 	require.NotEmpty(t, res.Template.GlobalIdentifier)
 	require.NotEmpty(t, res.Audit)
@@ -198,9 +202,9 @@ func prepareAsREADME(t *testing.T, seed int64) *readmeSim {
 	t.Helper()
 	sim := clitest.StartSim(t, cloudsim.Options{Seed: seed, ClockSpeed: 2000})
 	a := sim.Account
-	ep, err := e2e.LoadEndpoints(sim.Endpoints)
+	ep, err := ibmcloud.LoadEndpoints(sim.Endpoints)
 	require.NoError(t, err)
-	cl, err := e2e.Connect(e2e.Cloud{APIKey: secret.NewString(a.APIKey), RootKeyCRN: a.RootKeyCRN, COSInstance: a.COSInstanceCRN, Endpoints: ep})
+	cl, err := ibmcloud.Connect(ibmcloud.Config{APIKey: secret.NewString(a.APIKey), RootKeyCRN: a.RootKeyCRN, COSInstance: a.COSInstanceCRN, Endpoints: ep})
 	require.NoError(t, err)
 	defer cl.Close()
 	keyFile := filepath.Join(sim.Dir, "import.key")
@@ -208,7 +212,7 @@ func prepareAsREADME(t *testing.T, seed int64) *readmeSim {
 		KeyService: cl.Keys, IAM: cl.IAM, COS: cl.COS, Classic: cl.Classic, Bucket: a.Bucket, OSCode: "UBUNTU_22_64",
 		COSInstanceID: a.COSInstanceCRN, Prepare: true, ServiceID: iam.ServiceIDSpec{Name: "e2eimage-import"},
 		SaveAPIKey: func(_ context.Context, _ iam.ServiceID, _ string, key *secret.String) error {
-			return e2e.WriteSecretFile(keyFile, key)
+			return ibmcloud.WriteSecretFile(keyFile, key)
 		},
 	})
 	require.NoError(t, err)

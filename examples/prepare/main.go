@@ -47,7 +47,8 @@
 // Exit codes (of the built program: `go run` reports any failure as "exit
 // status N" and exits 1 itself): 0 every check passed, 1 failure, 2 usage
 // error (also a refusal made before anything was created), 3 a check
-// failed (the report says which and how to fix it).
+// failed (the report says which and how to fix it), 5 a service cannot be
+// reached (DNS, connection refused, TLS, timeout; said once, with the host).
 package main
 
 import (
@@ -59,6 +60,7 @@ import (
 	"os"
 
 	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/e2e/ibmcloud"
 	"github.com/e2eimage/e2eimage/iam"
 	"github.com/e2eimage/e2eimage/internal/cli"
 	"github.com/e2eimage/e2eimage/secret"
@@ -75,7 +77,8 @@ server-protect -> key service, a service ID with an API key and its access
 policies), only where missing, then checks every preparation step.
 Environment: IBMCLOUD_API_KEY, IBMCLOUD_REGION, SL_USERNAME, SL_API_KEY,
 E2E_IMPORT_API_KEY. Exit codes of the built program (go run turns every
-failure into 1): 0 ready, 1 failure, 2 usage or refused, 3 not ready.
+failure into 1): 0 ready, 1 failure, 2 usage or refused, 3 not ready,
+5 a service cannot be reached.
 
 Flags:
 `
@@ -116,7 +119,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 	if err != nil {
 		return fail(2, "%v", err)
 	}
-	cloud := e2e.Cloud{APIKey: apiKey, RootKeyCRN: *rootKey, Region: *region, COSInstance: *cosInstance, Private: cf.Private}
+	cloud := ibmcloud.Config{APIKey: apiKey, RootKeyCRN: *rootKey, Region: *region, COSInstance: *cosInstance, Private: cf.Private}
 	if cf.Endpoints != "" {
 		if cloud.Endpoints, err = cf.LoadEndpoints(); err != nil {
 			return fail(2, "%v", err)
@@ -125,7 +128,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 	if creds, ok := cli.SLCredentials(getenv); ok {
 		cloud.Classic = creds
 	}
-	clients, err := e2e.Connect(cloud)
+	clients, err := ibmcloud.Connect(cloud)
 	if err != nil {
 		code, err := cli.ConnectError(err)
 		return fail(code, "%v", err)
@@ -141,7 +144,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 	if *saveKey != "" {
 		path := *saveKey
 		plan.SaveAPIKey = func(_ context.Context, sid iam.ServiceID, keyID string, key *secret.String) error {
-			if err := e2e.WriteSecretFile(path, key); err != nil {
+			if err := ibmcloud.WriteSecretFile(path, key); err != nil {
 				return err
 			}
 			fmt.Fprintf(stderr, "prepare: saved the new API key %s of service ID %s in %s\n", keyID, sid.ID, path)
@@ -201,6 +204,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 		return fail(3, "not ready: %d check(s) failed", len(pe.Report.Failed()))
 	case errors.Is(err, e2e.ErrPlan):
 		return fail(2, "%v", cli.FlagError(err, nil))
+	case errors.Is(err, e2e.ErrUnreachable):
+		return fail(5, "%v (check the network, the proxy and the endpoints)", err)
 	}
 	return fail(1, "%v", err)
 }

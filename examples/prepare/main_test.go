@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/e2e/ibmcloud"
 	"github.com/e2eimage/e2eimage/internal/cli/clitest"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
 	"github.com/e2eimage/e2eimage/internal/testenv"
@@ -106,9 +107,9 @@ func TestHelpAndUsage(t *testing.T) {
 // list API.
 func (s *simEnv) apiKeys(t *testing.T, name string) int {
 	t.Helper()
-	ep, err := e2e.LoadEndpoints(s.endpoints)
+	ep, err := ibmcloud.LoadEndpoints(s.endpoints)
 	require.NoError(t, err)
-	cl, err := e2e.Connect(e2e.Cloud{APIKey: secret.NewString(s.sim.Account.APIKey), RootKeyCRN: s.sim.Account.RootKeyCRN, Endpoints: ep})
+	cl, err := ibmcloud.Connect(ibmcloud.Config{APIKey: secret.NewString(s.sim.Account.APIKey), RootKeyCRN: s.sim.Account.RootKeyCRN, Endpoints: ep})
 	require.NoError(t, err)
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -4,7 +4,7 @@
 // lines, repeatable list flags and the credentials read from the
 // environment (IBMCLOUD_API_KEY, SL_USERNAME, SL_API_KEY).
 //
-// It does not connect to anything (e2e.Connect does), does not print any
+// It does not connect to anything (ibmcloud.Connect does), does not print any
 // result and does not read os.Args or the process environment itself:
 // every function takes the writer and the lookup function the command was
 // given, so the commands stay testable. It is internal to the module and
@@ -21,7 +21,7 @@ import (
 	"strings"
 
 	"github.com/e2eimage/e2eimage/classic"
-	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/e2e/ibmcloud"
 	"github.com/e2eimage/e2eimage/secret"
 )
 
@@ -111,11 +111,11 @@ func (c *CloudFlags) Register(fs *flag.FlagSet, h Help) {
 
 // LoadEndpoints reads the -endpoints file; without -endpoints it returns
 // the zero Endpoints (IBM Cloud's public or private URLs).
-func (c *CloudFlags) LoadEndpoints() (e2e.Endpoints, error) {
+func (c *CloudFlags) LoadEndpoints() (ibmcloud.Endpoints, error) {
 	if c.Endpoints == "" {
-		return e2e.Endpoints{}, nil
+		return ibmcloud.Endpoints{}, nil
 	}
-	return e2e.LoadEndpoints(c.Endpoints)
+	return ibmcloud.LoadEndpoints(c.Endpoints)
 }
 
 // ErrNoAPIKey is returned by APIKey when neither -api-key-file nor
@@ -135,11 +135,11 @@ func (c *CloudFlags) APIKey(getenv func(string) string) (*secret.String, error) 
 	return key, nil
 }
 
-// SecretFrom reads a secret from file when given (e2e.ReadSecretFile),
+// SecretFrom reads a secret from file when given (ibmcloud.ReadSecretFile),
 // else takes value (an environment variable's); nil when there is neither.
 func SecretFrom(file, value string) (*secret.String, error) {
 	if file != "" {
-		return e2e.ReadSecretFile(file)
+		return ibmcloud.ReadSecretFile(file)
 	}
 	if value == "" {
 		return nil, nil

@@ -9,7 +9,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/e2e/ibmcloud"
 	"github.com/e2eimage/e2eimage/iam"
 	"github.com/e2eimage/e2eimage/secret"
 )
@@ -36,7 +36,7 @@ var ErrKeyRefused = errors.New("refused before creating anything")
 //
 // It returns the known key to give e2e.Plan.ImportAPIKey (nil when a new
 // one is to be made) and a line saying what was decided. c and auth are the
-// preparing identity's IAM client and authenticator (e2e.Clients.IAM,
+// preparing identity's IAM client and authenticator (ibmcloud.Clients.IAM,
 // Clients.Auth); auth's URL is where the known key is checked.
 func ImportKey(ctx context.Context, c *iam.Client, auth *iam.Authenticator, name, saveFile string, given *secret.String) (*secret.String, string, error) {
 	refuse := func(format string, a ...any) (*secret.String, string, error) {
@@ -46,7 +46,7 @@ func ImportKey(ctx context.Context, c *iam.Client, auth *iam.Authenticator, name
 	saved := false
 	if saveFile != "" {
 		if _, err := os.Stat(saveFile); err == nil {
-			k, err := e2e.ReadSecretFile(saveFile)
+			k, err := ibmcloud.ReadSecretFile(saveFile)
 			if err != nil {
 				return nil, "", err
 			}

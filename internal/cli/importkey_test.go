@@ -8,7 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/e2e/ibmcloud"
 	"github.com/e2eimage/e2eimage/internal/cli/clitest"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
 	"github.com/e2eimage/e2eimage/internal/testenv"
@@ -23,9 +23,9 @@ func TestMain(m *testing.M) { testenv.VerifyTestMain(m, testenv.NoStrayTemp(test
 // happens before anything is created, and what is allowed says why.
 func TestImportKeyDecides(t *testing.T) {
 	sim := clitest.StartSim(t, cloudsim.Options{Seed: 71})
-	ep, err := e2e.LoadEndpoints(sim.Endpoints)
+	ep, err := ibmcloud.LoadEndpoints(sim.Endpoints)
 	require.NoError(t, err)
-	cl, err := e2e.Connect(e2e.Cloud{APIKey: secret.NewString(sim.Account.APIKey), RootKeyCRN: sim.Account.RootKeyCRN, Endpoints: ep})
+	cl, err := ibmcloud.Connect(ibmcloud.Config{APIKey: secret.NewString(sim.Account.APIKey), RootKeyCRN: sim.Account.RootKeyCRN, Endpoints: ep})
 	require.NoError(t, err)
 	defer cl.Close()
 	ctx := context.Background()
@@ -34,7 +34,7 @@ func TestImportKeyDecides(t *testing.T) {
 	savedFile := filepath.Join(dir, "saved.key")
 	_, sidIAM := sim.IAM.CreateServiceID("sid")
 	sidKey := sim.IAM.CreateAPIKey(sidIAM, "k")
-	require.NoError(t, e2e.WriteSecretFile(savedFile, secret.NewString(sidKey)))
+	require.NoError(t, ibmcloud.WriteSecretFile(savedFile, secret.NewString(sidKey)))
 
 	// No service ID yet.
 	known, note, err := ImportKey(ctx, cl.IAM, cl.Auth, "missing", newFile, nil)

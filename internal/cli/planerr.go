@@ -37,9 +37,9 @@ var PlanFlags = map[string]string{
 	"Concurrency":          "-concurrency",
 	"ImageSize":            "-image-size",
 	"AuditWait":            "-audit-wait",
-	"Cloud.APIKey":         "IBMCLOUD_API_KEY or -api-key-file",
-	"Cloud.Region":         "-region",
-	"Cloud.COSInstance":    "-cos-instance",
+	"Config.APIKey":        "IBMCLOUD_API_KEY or -api-key-file",
+	"Config.Region":        "-region",
+	"Config.COSInstance":   "-cos-instance",
 }
 
 var wordChar = regexp.MustCompile(`\w`)
@@ -63,7 +63,7 @@ func FlagError(err error, names map[string]string) error {
 	for f := range names {
 		keys = append(keys, f)
 	}
-	// Longest first: a phrase before its words, Cloud.APIKey before APIKey.
+	// Longest first: a phrase before its words, Config.APIKey before APIKey.
 	sort.Slice(keys, func(i, j int) bool { return len(keys[i]) > len(keys[j]) })
 	alts := make([]string, len(keys))
 	for i, k := range keys {
@@ -101,7 +101,7 @@ type flagError struct {
 func (e *flagError) Error() string { return e.msg }
 func (e *flagError) Unwrap() error { return e.err }
 
-// ConnectError tells an error of e2e.Connect, whose input comes from the
+// ConnectError tells an error of ibmcloud.Connect, whose input comes from the
 // flags, with the exit code it deserves: an invalid plan or root key CRN is
 // a usage error (ExitUsage), told in flags; anything else is a failure (1).
 func ConnectError(err error) (int, error) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/e2e/ibmcloud"
 	"github.com/e2eimage/e2eimage/iam"
 	"github.com/e2eimage/e2eimage/secret"
 )
@@ -23,7 +24,7 @@ func TestFlagErrorNamesFlagsNotFields(t *testing.T) {
 		fmt.Errorf("%w: ServiceID needs COSInstanceID, the COS instance its access policy names", e2e.ErrPlan),
 		fmt.Errorf("%w: Name %q has surrounding white space", e2e.ErrPlan, " Bucket "),
 		fmt.Errorf("%w: PartSize, Concurrency, ImageSize and AuditWait cannot be negative", e2e.ErrPlan),
-		fmt.Errorf("%w: Cloud.APIKey is required", e2e.ErrPlan),
+		fmt.Errorf("%w: Config.APIKey is required", e2e.ErrPlan),
 	)
 	err := FlagError(joined, nil)
 	require.ErrorIs(t, err, e2e.ErrPlan)
@@ -39,10 +40,10 @@ func TestFlagErrorNamesFlagsNotFields(t *testing.T) {
 }
 
 // The errors e2e.Run gives for a plan wrong in every way it checks name no
-// field of e2e.Plan or e2e.Cloud once told in flags.
+// field of e2e.Plan or ibmcloud.Config once told in flags.
 func TestFlagErrorLeavesNoGoFieldInRunsErrors(t *testing.T) {
 	crn := "crn:v1:bluemix:public:kms:us-south:a/0123456789abcdef0123456789abcdef:aaaaaaaa-2222-4333-8444-555555555555:key:bbbbbbbb-2222-4333-8444-555555555555"
-	clients, err := e2e.Connect(e2e.Cloud{APIKey: secret.NewString("not-a-real-key"), RootKeyCRN: crn})
+	clients, err := ibmcloud.Connect(ibmcloud.Config{APIKey: secret.NewString("not-a-real-key"), RootKeyCRN: crn})
 	require.NoError(t, err)
 	defer clients.Close()
 	// The clients the commands always make; everything else wrong.
@@ -52,13 +53,13 @@ func TestFlagErrorLeavesNoGoFieldInRunsErrors(t *testing.T) {
 		Server: &classic.ServerSpec{}, PartSize: -1,
 	})
 	require.ErrorIs(t, err, e2e.ErrPlan)
-	_, cerr := e2e.Connect(e2e.Cloud{})
+	_, cerr := ibmcloud.Connect(ibmcloud.Config{})
 	require.ErrorIs(t, cerr, e2e.ErrPlan)
-	_, rerr := e2e.Connect(e2e.Cloud{APIKey: secret.NewString("k")})
+	_, rerr := ibmcloud.Connect(ibmcloud.Config{APIKey: secret.NewString("k")})
 	require.ErrorIs(t, rerr, e2e.ErrPlan)
 
 	var fields []string
-	for _, typ := range []reflect.Type{reflect.TypeFor[e2e.Plan](), reflect.TypeFor[e2e.Cloud]()} {
+	for _, typ := range []reflect.Type{reflect.TypeFor[e2e.Plan](), reflect.TypeFor[ibmcloud.Config]()} {
 		for i := range typ.NumField() {
 			if f := typ.Field(i).Name; f != "COS" && f != "IAM" && f != "DEK" { // product names and terms too
 				fields = append(fields, f)
@@ -76,11 +77,11 @@ func TestFlagErrorLeavesNoGoFieldInRunsErrors(t *testing.T) {
 }
 
 func TestConnectErrorExitCodes(t *testing.T) {
-	code, err := ConnectError(fmt.Errorf("%w: Cloud.Region is required without a root key CRN", e2e.ErrPlan))
+	code, err := ConnectError(fmt.Errorf("%w: Config.Region is required without a root key CRN", e2e.ErrPlan))
 	require.Equal(t, ExitUsage, code)
 	require.Equal(t, "invalid flags: -region is required without a root key CRN", err.Error())
 
-	_, perr := e2e.Connect(e2e.Cloud{APIKey: secret.NewString("k"), RootKeyCRN: "crn:nope"})
+	_, perr := ibmcloud.Connect(ibmcloud.Config{APIKey: secret.NewString("k"), RootKeyCRN: "crn:nope"})
 	require.Error(t, perr)
 	code, err = ConnectError(perr)
 	require.Equal(t, ExitUsage, code)

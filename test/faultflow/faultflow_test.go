@@ -29,6 +29,7 @@ import (
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/cos"
 	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/e2e/ibmcloud"
 	"github.com/e2eimage/e2eimage/iam"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
 	"github.com/e2eimage/e2eimage/internal/faults"
@@ -69,20 +70,20 @@ func (s *syncBuffer) String() string {
 type world struct {
 	sim     *cloudsim.Sim
 	apiKey  *secret.String
-	clients *e2e.Clients
+	clients *ibmcloud.Clients
 	logs    *syncBuffer
 	proxies []*lostproxy.Proxy
 	s3Puts  int // counting rule: PUTs of object data
 }
 
-// endpointsOf reads the simulator's URLs as e2e.Endpoints (the JSON names
+// endpointsOf reads the simulator's URLs as ibmcloud.Endpoints (the JSON names
 // are shared).
-func endpointsOf(t *testing.T, sim *cloudsim.Sim) e2e.Endpoints {
+func endpointsOf(t *testing.T, sim *cloudsim.Sim) ibmcloud.Endpoints {
 	b, err := json.Marshal(sim.URLs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ep e2e.Endpoints
+	var ep ibmcloud.Endpoints
 	if err := json.Unmarshal(b, &ep); err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +116,7 @@ func newWorld(t *testing.T, seed int64, lose map[string][]lostproxy.Rule) *world
 		*target = p.URL
 	}
 	logger := slog.New(slog.NewTextHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	w.clients, err = e2e.Connect(e2e.Cloud{
+	w.clients, err = ibmcloud.Connect(ibmcloud.Config{
 		APIKey: w.apiKey, RootKeyCRN: sim.Account.RootKeyCRN, COSInstance: sim.Account.COSInstanceCRN,
 		Endpoints: ep, PollMin: 5 * time.Millisecond, PollMax: 50 * time.Millisecond, Logger: logger,
 	})

@@ -38,6 +38,7 @@ import (
 
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/e2e/ibmcloud"
 	"github.com/e2eimage/e2eimage/internal/sampleimage"
 	"github.com/e2eimage/e2eimage/kms"
 	"github.com/e2eimage/e2eimage/secret"
@@ -290,7 +291,7 @@ func verifyCloud(t *testing.T, info procs.SimInfo, statePath string, imgOpts sam
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	apiKey := secret.NewString(info.APIKey)
-	clients, err := e2e.Connect(e2e.Cloud{APIKey: apiKey, RootKeyCRN: info.RootKeyCRN, Endpoints: info.Endpoints,
+	clients, err := ibmcloud.Connect(ibmcloud.Config{APIKey: apiKey, RootKeyCRN: info.RootKeyCRN, Endpoints: info.Endpoints,
 		PollMin: 10 * time.Millisecond, PollMax: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

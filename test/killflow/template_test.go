@@ -23,6 +23,7 @@ import (
 
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/e2e/ibmcloud"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
 	"github.com/e2eimage/e2eimage/kms"
 	"github.com/e2eimage/e2eimage/secret"
@@ -155,7 +156,7 @@ func (w *templateWorld) verify(t *testing.T, name string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	clients, err := e2e.Connect(e2e.Cloud{APIKey: secret.NewString(w.info.APIKey), RootKeyCRN: w.info.RootKeyCRN,
+	clients, err := ibmcloud.Connect(ibmcloud.Config{APIKey: secret.NewString(w.info.APIKey), RootKeyCRN: w.info.RootKeyCRN,
 		Endpoints: w.info.Endpoints, PollMin: 10 * time.Millisecond, PollMax: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

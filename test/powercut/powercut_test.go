@@ -22,6 +22,7 @@ import (
 
 	"github.com/e2eimage/e2eimage/cos"
 	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/e2e/ibmcloud"
 	"github.com/e2eimage/e2eimage/internal/durable"
 	"github.com/e2eimage/e2eimage/internal/durable/crashfs"
 	"github.com/e2eimage/e2eimage/secret"
@@ -107,10 +108,10 @@ func secretSubject() subject {
 	return subject{
 		name: "secret file",
 		write: func(path string) error {
-			return e2e.WriteSecretFile(path, secret.NewString(apiKey))
+			return ibmcloud.WriteSecretFile(path, secret.NewString(apiKey))
 		},
 		read: func(path string) (string, error) {
-			s, err := e2e.ReadSecretFile(path)
+			s, err := ibmcloud.ReadSecretFile(path)
 			if err != nil {
 				return "", err
 			}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/e2e/ibmcloud"
 	"github.com/e2eimage/e2eimage/internal/sampleimage"
 	"github.com/e2eimage/e2eimage/kms"
 	"github.com/e2eimage/e2eimage/secret"
@@ -268,7 +269,7 @@ func TestExampleE2EVerboseLeaksNothing(t *testing.T) {
 			t.Errorf("%s: mode %v, %v", filepath.Base(p), fi.Mode().Perm(), err)
 		}
 	}
-	clients, err := e2e.Connect(e2e.Cloud{APIKey: secret.NewString(sim.Info.APIKey), RootKeyCRN: sim.Info.RootKeyCRN, Endpoints: sim.Info.Endpoints})
+	clients, err := ibmcloud.Connect(ibmcloud.Config{APIKey: secret.NewString(sim.Info.APIKey), RootKeyCRN: sim.Info.RootKeyCRN, Endpoints: sim.Info.Endpoints})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,7 @@ import (
 	"github.com/e2eimage/e2eimage/audit"
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/cos"
-	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/e2e/ibmcloud"
 	"github.com/e2eimage/e2eimage/iam"
 	"github.com/e2eimage/e2eimage/kms"
 	"github.com/e2eimage/e2eimage/secret"
@@ -178,16 +178,16 @@ func constructors() []constructor {
 	}
 }
 
-// connectEndpoints covers e2e.Connect: each endpoint field in turn.
-func connectEndpoints() map[string]func(*e2e.Endpoints, string) {
-	return map[string]func(*e2e.Endpoints, string){
-		"IAM":             func(e *e2e.Endpoints, u string) { e.IAM = u },
-		"IAMIdentity":     func(e *e2e.Endpoints, u string) { e.IAMIdentity = u },
-		"IAMPolicy":       func(e *e2e.Endpoints, u string) { e.IAMPolicy = u },
-		"KMS":             func(e *e2e.Endpoints, u string) { e.KMS = u },
-		"S3":              func(e *e2e.Endpoints, u string) { e.S3 = u },
-		"SoftLayer":       func(e *e2e.Endpoints, u string) { e.SoftLayer = u + "/rest/v3.1" },
-		"ActivityTracker": func(e *e2e.Endpoints, u string) { e.ActivityTracker = u },
+// connectEndpoints covers ibmcloud.Connect: each endpoint field in turn.
+func connectEndpoints() map[string]func(*ibmcloud.Endpoints, string) {
+	return map[string]func(*ibmcloud.Endpoints, string){
+		"IAM":             func(e *ibmcloud.Endpoints, u string) { e.IAM = u },
+		"IAMIdentity":     func(e *ibmcloud.Endpoints, u string) { e.IAMIdentity = u },
+		"IAMPolicy":       func(e *ibmcloud.Endpoints, u string) { e.IAMPolicy = u },
+		"KMS":             func(e *ibmcloud.Endpoints, u string) { e.KMS = u },
+		"S3":              func(e *ibmcloud.Endpoints, u string) { e.S3 = u },
+		"SoftLayer":       func(e *ibmcloud.Endpoints, u string) { e.SoftLayer = u + "/rest/v3.1" },
+		"ActivityTracker": func(e *ibmcloud.Endpoints, u string) { e.ActivityTracker = u },
 	}
 }
 
@@ -215,10 +215,10 @@ func TestConstructorsRefusePlainHTTP(t *testing.T) {
 	apiKey := secret.NewString("not-a-real-api-key-0123456789")
 	for field, set := range connectEndpoints() {
 		for _, u := range hostileURLs {
-			var ep e2e.Endpoints
+			var ep ibmcloud.Endpoints
 			set(&ep, u)
-			if _, err := e2e.Connect(e2e.Cloud{APIKey: apiKey, RootKeyCRN: testCRN, Endpoints: ep}); err == nil {
-				t.Errorf("e2e.Connect accepted Endpoints.%s = %q", field, u)
+			if _, err := ibmcloud.Connect(ibmcloud.Config{APIKey: apiKey, RootKeyCRN: testCRN, Endpoints: ep}); err == nil {
+				t.Errorf("ibmcloud.Connect accepted Endpoints.%s = %q", field, u)
 			} else {
 				refused++
 			}

@@ -15,6 +15,7 @@ import (
 	"github.com/e2eimage/e2eimage/audit"
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/e2e/ibmcloud"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
 	"github.com/e2eimage/e2eimage/internal/testenv"
 	"github.com/e2eimage/e2eimage/secret"
@@ -49,7 +50,7 @@ func TestRefusedCredentialsAreNotEchoed(t *testing.T) {
 	}
 	defer sim.Close()
 	b, _ := json.Marshal(sim.URLs)
-	var ep e2e.Endpoints
+	var ep ibmcloud.Endpoints
 	if err := json.Unmarshal(b, &ep); err != nil {
 		t.Fatal(err)
 	}
@@ -64,12 +65,12 @@ func TestRefusedCredentialsAreNotEchoed(t *testing.T) {
 	sc.AddString("wrong IBM Cloud API key", wrongIBM)
 	sc.AddString("wrong classic API key", wrongSL)
 	var errs []string
-	for _, cloud := range []e2e.Cloud{
+	for _, cloud := range []ibmcloud.Config{
 		{APIKey: secret.NewString(wrongIBM), RootKeyCRN: sim.Account.RootKeyCRN, Endpoints: ep, Logger: logger},
 		{APIKey: secret.NewString(wrongIBM), RootKeyCRN: sim.Account.RootKeyCRN, Endpoints: ep, Logger: logger,
 			Classic: classic.ClassicAPIKey("someuser", secret.NewString(wrongSL))},
 	} {
-		clients, err := e2e.Connect(cloud)
+		clients, err := ibmcloud.Connect(cloud)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -131,18 +132,18 @@ func TestClientsCloseReleasesConnections(t *testing.T) {
 	}
 	defer sim.Close()
 	b, _ := json.Marshal(sim.URLs)
-	var ep e2e.Endpoints
+	var ep ibmcloud.Endpoints
 	if err := json.Unmarshal(b, &ep); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	for _, withLogger := range []bool{false, true} {
-		cloud := e2e.Cloud{APIKey: secret.NewString(sim.Account.APIKey), RootKeyCRN: sim.Account.RootKeyCRN, Endpoints: ep}
+		cloud := ibmcloud.Config{APIKey: secret.NewString(sim.Account.APIKey), RootKeyCRN: sim.Account.RootKeyCRN, Endpoints: ep}
 		if withLogger {
 			cloud.Logger = slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		}
-		clients, err := e2e.Connect(cloud)
+		clients, err := ibmcloud.Connect(cloud)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/e2e/ibmcloud"
 	"github.com/e2eimage/e2eimage/iam"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
 	"github.com/e2eimage/e2eimage/internal/sampleimage"
@@ -58,10 +59,10 @@ func (s *Sim) Run(t testing.TB, name string, server *classic.ServerSpec) (state 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
-	ep, err := e2e.LoadEndpoints(s.Endpoints)
+	ep, err := ibmcloud.LoadEndpoints(s.Endpoints)
 	require.NoError(t, err)
 	key := secret.NewString(s.Account.APIKey)
-	cl, err := e2e.Connect(e2e.Cloud{APIKey: key, RootKeyCRN: s.Account.RootKeyCRN, Endpoints: ep,
+	cl, err := ibmcloud.Connect(ibmcloud.Config{APIKey: key, RootKeyCRN: s.Account.RootKeyCRN, Endpoints: ep,
 		PollMin: 5 * time.Millisecond, PollMax: 50 * time.Millisecond})
 	require.NoError(t, err)
 	defer cl.Close()
@@ -85,9 +86,9 @@ func Lookup(vars map[string]string) func(string) (string, bool) {
 // tests that count what a command created through IAM's list APIs.
 func (s *Sim) IAMClient(t testing.TB) *iam.Client {
 	t.Helper()
-	ep, err := e2e.LoadEndpoints(s.Endpoints)
+	ep, err := ibmcloud.LoadEndpoints(s.Endpoints)
 	require.NoError(t, err)
-	cl, err := e2e.Connect(e2e.Cloud{APIKey: secret.NewString(s.Account.APIKey), RootKeyCRN: s.Account.RootKeyCRN, Endpoints: ep})
+	cl, err := ibmcloud.Connect(ibmcloud.Config{APIKey: secret.NewString(s.Account.APIKey), RootKeyCRN: s.Account.RootKeyCRN, Endpoints: ep})
 	require.NoError(t, err)
 	t.Cleanup(cl.Close)
 	return cl.IAM

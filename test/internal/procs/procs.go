@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/e2e/ibmcloud"
 	"github.com/e2eimage/e2eimage/internal/testenv"
 )
 
@@ -40,7 +40,7 @@ func Build(t testing.TB, dir, pkg string) string {
 // SimInfo is the first line examples/cloudsim prints: the service URLs and
 // the seeded account.
 type SimInfo struct {
-	e2e.Endpoints
+	ibmcloud.Endpoints
 	AccountID     string `json:"account_id"`
 	APIKey        string `json:"api_key"`
 	RootKeyCRN    string `json:"root_key_crn"`

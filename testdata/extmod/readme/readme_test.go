@@ -9,7 +9,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log"
 	"os"
 	"strings"
@@ -19,6 +21,7 @@ import (
 	"github.com/e2eimage/e2eimage/cos"
 	"github.com/e2eimage/e2eimage/crn"
 	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/e2e/ibmcloud"
 	"github.com/e2eimage/e2eimage/iam"
 	"github.com/e2eimage/e2eimage/secret"
 	"github.com/e2eimage/e2eimage/vhdcrypt"
@@ -74,9 +77,9 @@ func uploadStream(ctx context.Context, dek *vhdcrypt.DEK, store *cos.Client, buc
 }
 
 // runFlow is the block of "The whole flow".
-func runFlow(ctx context.Context, endpoints e2e.Endpoints) error {
+func runFlow(ctx context.Context, endpoints ibmcloud.Endpoints) error {
 	// README block begin
-	clients, err := e2e.Connect(e2e.Cloud{
+	clients, err := ibmcloud.Connect(ibmcloud.Config{
 		APIKey:      secret.NewString(os.Getenv("IBMCLOUD_API_KEY")),
 		RootKeyCRN:  os.Getenv("ROOT_KEY_CRN"), // crn:v1:bluemix:public:kms:us-south:a/...:key:...
 		COSInstance: os.Getenv("COS_INSTANCE_CRN"),
@@ -91,12 +94,17 @@ func runFlow(ctx context.Context, endpoints e2e.Endpoints) error {
 		return err
 	}
 	defer image.Close()
+	importKey, err := ibmcloud.ReadSecretFile("import.key") // saved by an earlier run, if any
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
 	res, err := e2e.Run(ctx, e2e.Plan{
 		Image: image, Name: "web", OSCode: "UBUNTU_22_64",
 		KeyService: clients.Keys, IAM: clients.IAM, Prepare: true,
 		ServiceID: iam.ServiceIDSpec{Name: "image-import"}, COSInstanceID: os.Getenv("COS_INSTANCE_ID"),
+		ImportAPIKey: importKey, // checked, and used instead of making a new key
 		SaveAPIKey: func(_ context.Context, _ iam.ServiceID, _ string, key *secret.String) error {
-			return e2e.WriteSecretFile("import.key", key) // mode 0600; pass it as ImportAPIKey next time
+			return ibmcloud.WriteSecretFile("import.key", key) // mode 0600; read back above next time
 		},
 		COS: clients.COS, Bucket: os.Getenv("COS_BUCKET"), Classic: clients.Classic,
 		Server: &classic.ServerSpec{Hostname: "web", Domain: "example.com", Datacenter: "dal13", CPUs: 2, MemoryMB: 4096},
@@ -108,6 +116,27 @@ func runFlow(ctx context.Context, endpoints e2e.Endpoints) error {
 	fmt.Println("server", res.Server.ID, "runs template", res.Template.ID)
 	// README block end
 	return nil
+}
+
+// serviceIDKeys counts the API keys of the README's import service ID with
+// IAM's list API.
+func serviceIDKeys(ctx context.Context, t *testing.T, endpoints ibmcloud.Endpoints) int {
+	t.Helper()
+	clients, err := ibmcloud.Connect(ibmcloud.Config{APIKey: secret.NewString(os.Getenv("IBMCLOUD_API_KEY")),
+		RootKeyCRN: os.Getenv("ROOT_KEY_CRN"), Endpoints: endpoints})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer clients.Close()
+	sid, err := clients.IAM.FindServiceID(ctx, "image-import")
+	if err != nil || sid == nil {
+		t.Fatalf("service ID image-import: %v %v", sid, err)
+	}
+	keys, err := clients.IAM.APIKeys(ctx, sid.IAMID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(keys)
 }
 
 // writeDisk writes the simulator's sample disk (examples/cloudsim
@@ -157,7 +186,7 @@ func TestReadmeBlocks(t *testing.T) {
 	if err := os.WriteFile("sim.json", line, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	endpoints, err := e2e.LoadEndpoints("sim.json")
+	endpoints, err := ibmcloud.LoadEndpoints("sim.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,6 +261,20 @@ func TestReadmeBlocks(t *testing.T) {
 		}
 		if fi.Mode().Perm() != 0o600 {
 			t.Fatalf("import.key has mode %v", fi.Mode().Perm())
+		}
+		// Run again, as a user would for the next image (a new state
+		// file): the saved key is used, none is made.
+		first := serviceIDKeys(ctx, t, endpoints)
+		if err := os.Rename("web.e2e-state.json", "web.first.e2e-state.json"); err != nil {
+			t.Fatal(err)
+		}
+		if err := runFlow(ctx, endpoints); err != nil {
+			t.Fatalf("the README's flow run a second time: %v", err)
+		}
+		second := serviceIDKeys(ctx, t, endpoints)
+		t.Logf("API keys of service ID image-import: %d after the first run, %d after the second", first, second)
+		if first != 1 || second != 1 {
+			t.Fatalf("the service ID has %d API key(s) after the first run and %d after the second, want 1 and 1", first, second)
 		}
 		ran++
 	})

@@ -1,4 +1,4 @@
-package e2e
+package ibmcloud
 
 import (
 	"bytes"
@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/e2eimage/e2eimage/audit"
+	"github.com/e2eimage/e2eimage/e2e"
 	"github.com/e2eimage/e2eimage/internal/durable"
 	"github.com/e2eimage/e2eimage/internal/endpoint"
 	"github.com/e2eimage/e2eimage/internal/scrub"
@@ -62,11 +63,11 @@ const (
 
 // ErrCheckFailed is matched by Check's error when at least one call failed;
 // the error also wraps each call's error.
-var ErrCheckFailed = errors.New("e2e: the cloud check failed")
+var ErrCheckFailed = errors.New("ibmcloud: the cloud check failed")
 
 // ErrNotReadOnly is matched by the error a Recorder returns for a request
 // that could change something, which it does not send.
-var ErrNotReadOnly = errors.New("e2e: request refused: it is not read-only")
+var ErrNotReadOnly = errors.New("ibmcloud: request refused: it is not read-only")
 
 // CheckOptions says what Check looks at.
 type CheckOptions struct {
@@ -84,7 +85,7 @@ type CheckOptions struct {
 	// Clock gives the end of the event log and Cloud Logs windows
 	// (default time.Now); a simulator with a fast clock wants its own.
 	Clock func() time.Time
-	// Recorder, when it is the Transport of the Cloud.HTTPClient the
+	// Recorder, when it is the Transport of the Config.HTTPClient the
 	// clients were made with, gives each call's responses, scrubbed, to the
 	// report (for CheckReport.WriteFixtures). Check fails if it saw none of
 	// the check's requests.
@@ -187,166 +188,184 @@ func (r *CheckReport) String() string {
 // refused before it is sent.
 func (cl *Clients) Check(ctx context.Context, opts CheckOptions) (*CheckReport, error) {
 	if cl == nil || cl.Auth == nil || cl.COS == nil || cl.Classic == nil {
-		return nil, fmt.Errorf("%w: Check needs clients made by Connect", ErrPlan)
+		return nil, fmt.Errorf("%w: Check needs clients made by Connect", e2e.ErrPlan)
 	}
-	since := opts.Since
-	if since <= 0 {
-		since = 24 * time.Hour
-	}
-	limit := opts.EventLogLimit
-	if limit <= 0 {
-		limit = 5
-	}
-	limit = min(limit, audit.DefaultEventLogPageSize)
-	now := opts.Clock
-	if now == nil {
-		now = time.Now
-	}
-	region := opts.Region
-	switch {
-	case region != "":
-	case cl.Keys != nil:
-		region = cl.Keys.CRN().Region
-	default:
-		region = cl.COS.Region()
-	}
-
-	rep := &CheckReport{Started: time.Now()}
-	scr := scrub.New()
-	var errs []error
-	run := func(name, skip string, fn func(ctx context.Context, c *CheckCall) error) {
-		c := CheckCall{Name: name}
-		if skip != "" {
-			c.Status, c.Detail = CheckSkipped, skip
-			rep.Calls = append(rep.Calls, c)
-			return
-		}
-		cctx := context.WithValue(ctx, checkKey{}, &checkTag{name: name, capture: opts.Recorder != nil})
-		start := time.Now()
-		err := fn(cctx, &c)
-		c.Duration = time.Since(start)
-		if opts.Recorder != nil {
-			caps, refused := opts.Recorder.take(name)
-			if refused > 0 && !errors.Is(err, ErrNotReadOnly) {
-				err = errors.Join(err, fmt.Errorf("%w: %d request(s) refused", ErrNotReadOnly, refused))
-			}
-			c.Responses = scrubResponses(scr, caps)
-		}
-		if err != nil {
-			c.Status, c.Err, c.Error = CheckFailed, err, err.Error()
-			errs = append(errs, fmt.Errorf("%s: %w", name, err))
-		} else {
-			c.Status = CheckOK
-		}
-		rep.Calls = append(rep.Calls, c)
-	}
-
-	run(CheckIAMToken, "", func(ctx context.Context, c *CheckCall) error {
-		cl.Auth.InvalidateToken()
-		tok, err := cl.Auth.AccessToken(ctx)
-		if err != nil {
-			return err
-		}
-		scr.AddSecret(tok.Reveal())
-		c.Detail = "IAM issued an access token (" + cl.Auth.URL() + ")"
-		return nil
-	})
-
-	skip := ""
-	if cl.Keys == nil {
-		skip = "no root key CRN was given"
-	}
-	run(CheckRootKey, skip, func(ctx context.Context, c *CheckCall) error {
+	k := newChecker(cl, opts)
+	k.run(ctx, CheckIAMToken, "", k.iamToken)
+	k.run(ctx, CheckRootKey, skipIf(cl.Keys == nil, "no root key CRN was given"), func(ctx context.Context, c *CheckCall) error {
 		detail, fix, err := kms.CheckKey(ctx, cl.Keys)
 		c.Detail, c.Fix = detail, fix
 		return err
 	})
+	k.run(ctx, CheckBucket, skipIf(opts.Bucket == "", "no bucket was given"), k.bucket)
+	k.run(ctx, CheckOSCodes, "", k.osCodes)
+	k.run(ctx, CheckEventLog, "", k.eventLog)
+	k.run(ctx, CheckCloudLogs, skipIf(cl.cloudLogs == nil, "no Cloud Logs instance URL was given"), k.cloudLogs)
+	return k.result()
+}
 
-	skip = ""
-	if opts.Bucket == "" {
-		skip = "no bucket was given"
+func skipIf(cond bool, why string) string {
+	if cond {
+		return why
 	}
-	run(CheckBucket, skip, func(ctx context.Context, c *CheckCall) error {
-		info, err := cl.COS.CheckBucket(ctx, opts.Bucket, region)
-		if err != nil {
-			c.Fix = "E2E imports need a Regional bucket in the root key's region (" + region + ") that the API key can read"
-			return err
-		}
-		enc := "not encrypted with a root key"
-		if info.KeyProtect {
-			enc = "encrypted with root key " + info.RootKeyCRN
-		}
-		c.Detail = fmt.Sprintf("bucket %s is %s (%s), %s", info.Name, info.Location.Resiliency, info.Location.Constraint, enc)
-		return nil
-	})
+	return ""
+}
 
-	run(CheckOSCodes, "", func(ctx context.Context, c *CheckCall) error {
-		codes, err := cl.Classic.OSReferenceCodes(ctx)
-		if err != nil {
-			return err
-		}
-		if len(codes) == 0 {
-			return errors.New("classic: getVhdImportSoftwareDescriptions lists no operating system codes")
-		}
-		names := make([]string, 0, len(codes))
-		for k := range codes {
-			names = append(names, k)
-		}
-		slices.Sort(names)
-		c.Detail = fmt.Sprintf("%d operating system codes for VHD imports (%s)", len(codes), strings.Join(names[:min(3, len(names))], ", "))
-		if len(names) > 3 {
-			c.Detail = strings.TrimSuffix(c.Detail, ")") + ", ...)"
-		}
-		return nil
-	})
+// checker is one Check: its settings, the report and the failures.
+type checker struct {
+	cl     *Clients
+	opts   CheckOptions
+	since  time.Duration
+	limit  int
+	now    func() time.Time
+	region string
+	rep    *CheckReport
+	scr    *scrub.Scrubber
+	errs   []error
+}
 
-	run(CheckEventLog, "", func(ctx context.Context, c *CheckCall) error {
-		to := now()
-		from := to.Add(-since)
-		el := audit.NewEventLog(cl.Classic, audit.WithPageSize(limit))
-		filters := el.Filters(audit.Query{}, from, to)
-		page, err := cl.Classic.EventLogPage(ctx, filters[0], 0, limit)
-		if err != nil {
-			return err
-		}
-		for i, r := range page {
-			if r.EventName == nil || r.EventCreateDate == nil {
-				return fmt.Errorf("classic: event log record %d has no eventName or eventCreateDate: package audit could not read it", i)
-			}
-		}
-		c.Detail = fmt.Sprintf("%d event log record(s) in the last %s (one page of at most %d)", len(page), shortDuration(since), limit)
-		return nil
-	})
-
-	skip = ""
-	if cl.cloudLogs == nil {
-		skip = "no Cloud Logs instance URL was given"
+func newChecker(cl *Clients, opts CheckOptions) *checker {
+	k := &checker{cl: cl, opts: opts, since: opts.Since, limit: opts.EventLogLimit, now: opts.Clock, region: opts.Region,
+		rep: &CheckReport{Started: time.Now()}, scr: scrub.New()}
+	if k.since <= 0 {
+		k.since = 24 * time.Hour
 	}
-	run(CheckCloudLogs, skip, func(ctx context.Context, c *CheckCall) error {
-		to := now()
-		evs, err := cl.cloudLogs.Search(ctx, "*", to.Add(-since), to, 1)
-		if err != nil {
-			return err
-		}
-		c.Detail = fmt.Sprintf("%d event(s) in the last %s (query limited to 1)", len(evs), shortDuration(since))
-		if len(evs) > 0 {
-			c.Detail += ": " + evs[0].Action
-		}
-		return nil
-	})
+	if k.limit <= 0 {
+		k.limit = 5
+	}
+	k.limit = min(k.limit, audit.DefaultEventLogPageSize)
+	if k.now == nil {
+		k.now = time.Now
+	}
+	switch {
+	case k.region != "":
+	case cl.Keys != nil:
+		k.region = cl.Keys.CRN().Region
+	default:
+		k.region = cl.COS.Region()
+	}
+	return k
+}
 
-	if opts.Recorder != nil && !opts.Recorder.sawCall() {
-		return rep, fmt.Errorf("%w: CheckOptions.Recorder saw none of the check's requests: make it the Transport of Cloud.HTTPClient", ErrPlan)
+// run makes one call (or reports it skipped) and records it.
+func (k *checker) run(ctx context.Context, name, skip string, fn func(ctx context.Context, c *CheckCall) error) {
+	c := CheckCall{Name: name}
+	if skip != "" {
+		c.Status, c.Detail = CheckSkipped, skip
+		k.rep.Calls = append(k.rep.Calls, c)
+		return
 	}
-	if len(errs) > 0 {
-		names := make([]string, 0, len(errs))
-		for _, c := range rep.Failed() {
-			names = append(names, c.Name)
+	rec := k.opts.Recorder
+	cctx := context.WithValue(ctx, checkKey{}, &checkTag{name: name, capture: rec != nil})
+	start := time.Now()
+	err := fn(cctx, &c)
+	c.Duration = time.Since(start)
+	if rec != nil {
+		caps, refused := rec.take(name)
+		if refused > 0 && !errors.Is(err, ErrNotReadOnly) {
+			err = errors.Join(err, fmt.Errorf("%w: %d request(s) refused", ErrNotReadOnly, refused))
 		}
-		head := fmt.Errorf("%w: %d of %d calls failed (%s)", ErrCheckFailed, len(errs), len(rep.Calls), strings.Join(names, ", "))
-		return rep, errors.Join(append([]error{head}, errs...)...)
+		c.Responses = scrubResponses(k.scr, caps)
 	}
-	return rep, nil
+	if err != nil {
+		c.Status, c.Err, c.Error = CheckFailed, err, err.Error()
+		k.errs = append(k.errs, fmt.Errorf("%s: %w", name, err))
+	} else {
+		c.Status = CheckOK
+	}
+	k.rep.Calls = append(k.rep.Calls, c)
+}
+
+func (k *checker) iamToken(ctx context.Context, c *CheckCall) error {
+	k.cl.Auth.InvalidateToken()
+	tok, err := k.cl.Auth.AccessToken(ctx)
+	if err != nil {
+		return err
+	}
+	k.scr.AddSecret(tok.Reveal())
+	c.Detail = "IAM issued an access token (" + k.cl.Auth.URL() + ")"
+	return nil
+}
+
+func (k *checker) bucket(ctx context.Context, c *CheckCall) error {
+	info, err := k.cl.COS.CheckBucket(ctx, k.opts.Bucket, k.region)
+	if err != nil {
+		c.Fix = "E2E imports need a Regional bucket in the root key's region (" + k.region + ") that the API key can read"
+		return err
+	}
+	enc := "not encrypted with a root key"
+	if info.KeyProtect {
+		enc = "encrypted with root key " + info.RootKeyCRN
+	}
+	c.Detail = fmt.Sprintf("bucket %s is %s (%s), %s", info.Name, info.Location.Resiliency, info.Location.Constraint, enc)
+	return nil
+}
+
+func (k *checker) osCodes(ctx context.Context, c *CheckCall) error {
+	codes, err := k.cl.Classic.OSReferenceCodes(ctx)
+	if err != nil {
+		return err
+	}
+	if len(codes) == 0 {
+		return errors.New("classic: getVhdImportSoftwareDescriptions lists no operating system codes")
+	}
+	names := make([]string, 0, len(codes))
+	for code := range codes {
+		names = append(names, code)
+	}
+	slices.Sort(names)
+	c.Detail = fmt.Sprintf("%d operating system codes for VHD imports (%s)", len(codes), strings.Join(names[:min(3, len(names))], ", "))
+	if len(names) > 3 {
+		c.Detail = strings.TrimSuffix(c.Detail, ")") + ", ...)"
+	}
+	return nil
+}
+
+func (k *checker) eventLog(ctx context.Context, c *CheckCall) error {
+	to := k.now()
+	from := to.Add(-k.since)
+	el := audit.NewEventLog(k.cl.Classic, audit.WithPageSize(k.limit))
+	filters := el.Filters(audit.Query{}, from, to)
+	page, err := k.cl.Classic.EventLogPage(ctx, filters[0], 0, k.limit)
+	if err != nil {
+		return err
+	}
+	for i, r := range page {
+		if r.EventName == nil || r.EventCreateDate == nil {
+			return fmt.Errorf("classic: event log record %d has no eventName or eventCreateDate: package audit could not read it", i)
+		}
+	}
+	c.Detail = fmt.Sprintf("%d event log record(s) in the last %s (one page of at most %d)", len(page), shortDuration(k.since), k.limit)
+	return nil
+}
+
+func (k *checker) cloudLogs(ctx context.Context, c *CheckCall) error {
+	to := k.now()
+	evs, err := k.cl.cloudLogs.Search(ctx, "*", to.Add(-k.since), to, 1)
+	if err != nil {
+		return err
+	}
+	c.Detail = fmt.Sprintf("%d event(s) in the last %s (query limited to 1)", len(evs), shortDuration(k.since))
+	if len(evs) > 0 {
+		c.Detail += ": " + evs[0].Action
+	}
+	return nil
+}
+
+// result is the report, and an error naming the failed calls.
+func (k *checker) result() (*CheckReport, error) {
+	if k.opts.Recorder != nil && !k.opts.Recorder.sawCall() {
+		return k.rep, fmt.Errorf("%w: CheckOptions.Recorder saw none of the check's requests: make it the Transport of Config.HTTPClient", e2e.ErrPlan)
+	}
+	if len(k.errs) == 0 {
+		return k.rep, nil
+	}
+	names := make([]string, 0, len(k.errs))
+	for _, c := range k.rep.Failed() {
+		names = append(names, c.Name)
+	}
+	head := fmt.Errorf("%w: %d of %d calls failed (%s)", ErrCheckFailed, len(k.errs), len(k.rep.Calls), strings.Join(names, ", "))
+	return k.rep, errors.Join(append([]error{head}, k.errs...)...)
 }
 
 // shortDuration prints 24h for 24h0m0s and 1h30m for 1h30m0s.
@@ -449,26 +468,26 @@ func (r *CheckReport) WriteFixtures(dir string) ([]string, error) {
 			enc.SetEscapeHTML(false) // keep & < > as the services wrote them
 			enc.SetIndent("", "  ")
 			if err := enc.Encode(f); err != nil {
-				return nil, fmt.Errorf("e2e: encoding fixture %s-%d: %w", c.Name, i+1, err)
+				return nil, fmt.Errorf("ibmcloud: encoding fixture %s-%d: %w", c.Name, i+1, err)
 			}
 			files = append(files, file{filepath.Join(dir, fmt.Sprintf("%s-%d.json", c.Name, i+1)), b.Bytes()})
 		}
 	}
 	if len(files) == 0 {
-		return nil, errors.New("e2e: the check recorded no responses (check with CheckOptions.Recorder)")
+		return nil, errors.New("ibmcloud: the check recorded no responses (check with CheckOptions.Recorder)")
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("e2e: fixtures directory: %w", err)
+		return nil, fmt.Errorf("ibmcloud: fixtures directory: %w", err)
 	}
 	for _, f := range files {
 		if _, err := os.Lstat(f.path); err == nil {
-			return nil, fmt.Errorf("e2e: fixture %s: %w", f.path, fs.ErrExist)
+			return nil, fmt.Errorf("ibmcloud: fixture %s: %w", f.path, fs.ErrExist)
 		}
 	}
 	paths := make([]string, 0, len(files))
 	for _, f := range files {
 		if err := durable.Create(f.path, f.data); err != nil {
-			return paths, fmt.Errorf("e2e: writing fixture: %w", err)
+			return paths, fmt.Errorf("ibmcloud: writing fixture: %w", err)
 		}
 		paths = append(paths, f.path)
 	}
@@ -515,7 +534,7 @@ type captured struct {
 }
 
 // Recorder is an http.RoundTripper for read-only sessions such as Check.
-// Give it as the Transport of Cloud.HTTPClient. It sends only requests
+// Give it as the Transport of Config.HTTPClient. It sends only requests
 // that read:
 //
 //   - GET and HEAD, except on the classic API, where only GET of a method
@@ -545,7 +564,7 @@ func NewRecorder(base http.RoundTripper) (*Recorder, error) {
 		base = endpoint.NewTransport()
 	}
 	if err := endpoint.CheckTransport(base); err != nil {
-		return nil, fmt.Errorf("e2e: recorder: %w", err)
+		return nil, fmt.Errorf("ibmcloud: recorder: %w", err)
 	}
 	return &Recorder{base: base, bodies: map[string][]captured{}}, nil
 }

@@ -1,6 +1,6 @@
 //go:build live
 
-package e2e_test
+package ibmcloud_test
 
 // The live check: Clients.Check against a real IBM Cloud account, read-only.
 // Built only with -tags live (never in CI), skipped without
@@ -30,6 +30,7 @@ import (
 
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/e2e/ibmcloud"
 	"github.com/e2eimage/e2eimage/secret"
 )
 
@@ -57,7 +58,7 @@ func TestLiveCheck(t *testing.T) {
 		t.Skip("IBMCLOUD_API_KEY is not set: the live check needs an IBM Cloud account " +
 			"(also E2E_ROOT_KEY_CRN and E2E_BUCKET; see README.md, \"Checking a real account\")")
 	}
-	cloud := e2e.Cloud{
+	cloud := ibmcloud.Config{
 		APIKey:      secret.NewString(apiKey),
 		RootKeyCRN:  os.Getenv("E2E_ROOT_KEY_CRN"),
 		Region:      os.Getenv("IBMCLOUD_REGION"),
@@ -73,7 +74,7 @@ func TestLiveCheck(t *testing.T) {
 
 	service := liveService
 	if file := os.Getenv("E2E_ENDPOINTS"); file != "" {
-		ep, err := e2e.LoadEndpoints(file)
+		ep, err := ibmcloud.LoadEndpoints(file)
 		require.NoError(t, err)
 		logs := cloud.Endpoints.ActivityTracker
 		cloud.Endpoints = ep
@@ -96,16 +97,16 @@ func TestLiveCheck(t *testing.T) {
 	}
 
 	wire := &wireLog{base: http.DefaultTransport.(*http.Transport).Clone()}
-	rec, err := e2e.NewRecorder(wire)
+	rec, err := ibmcloud.NewRecorder(wire)
 	require.NoError(t, err)
 	cloud.HTTPClient = &http.Client{Transport: rec}
-	cl, err := e2e.Connect(cloud)
+	cl, err := ibmcloud.Connect(cloud)
 	require.NoError(t, err)
 	t.Cleanup(cl.Close)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	rep, err := cl.Check(ctx, e2e.CheckOptions{Bucket: os.Getenv("E2E_BUCKET"), Recorder: rec})
+	rep, err := cl.Check(ctx, ibmcloud.CheckOptions{Bucket: os.Getenv("E2E_BUCKET"), Recorder: rec})
 	require.NotNil(t, rep, "%v", err)
 	t.Logf("check of %s:\n%s", time.Now().Format(time.RFC3339), rep)
 
@@ -118,9 +119,9 @@ func TestLiveCheck(t *testing.T) {
 	for _, c := range rep.Calls {
 		t.Run(c.Name, func(t *testing.T) {
 			switch c.Status {
-			case e2e.CheckSkipped:
+			case ibmcloud.CheckSkipped:
 				t.Skip(c.Detail)
-			case e2e.CheckFailed:
+			case ibmcloud.CheckFailed:
 				t.Errorf("%s\nfix: %s", c.Error, c.Fix)
 			default:
 				t.Logf("%s (%s, %d responses)", c.Detail, c.Duration, len(c.Responses))

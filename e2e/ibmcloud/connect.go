@@ -1,4 +1,4 @@
-package e2e
+package ibmcloud
 
 import (
 	"cmp"
@@ -18,6 +18,7 @@ import (
 	"github.com/e2eimage/e2eimage/audit"
 	"github.com/e2eimage/e2eimage/classic"
 	"github.com/e2eimage/e2eimage/cos"
+	"github.com/e2eimage/e2eimage/e2e"
 	"github.com/e2eimage/e2eimage/iam"
 	"github.com/e2eimage/e2eimage/internal/durable"
 	"github.com/e2eimage/e2eimage/kms"
@@ -56,7 +57,7 @@ type Endpoints struct {
 
 // Cloud says how to reach IBM Cloud and with which credentials, for
 // Connect.
-type Cloud struct {
+type Config struct {
 	// APIKey is the IBM Cloud API key the clients authenticate with.
 	// Required.
 	APIKey *secret.String
@@ -96,7 +97,7 @@ type Cloud struct {
 type Clients struct {
 	// Auth exchanges the API key for IAM tokens.
 	Auth *iam.Authenticator
-	// IAM and Keys are nil without Cloud.RootKeyCRN.
+	// IAM and Keys are nil without Config.RootKeyCRN.
 	IAM  *iam.Client
 	Keys *kms.Client
 	COS  *cos.Client
@@ -124,7 +125,7 @@ type Clients struct {
 // object. IAM is eventually consistent, so a service ID, key or policy
 // made moments ago can be refused for a while; Run calls this (as
 // Plan.ProveImportKey) before createFromIcos and retries while access is
-// refused. Errors from a refusal match ErrImportKeyRefused.
+// refused. Errors from a refusal match e2e.ErrImportKeyRefused.
 func (cl *Clients) ProveImportKey(ctx context.Context, apiKey *secret.String, bucket, object string) error {
 	aopts := []iam.Option{iam.WithURL(cl.iamURL)}
 	if cl.hc != nil {
@@ -160,30 +161,23 @@ func (cl *Clients) ProveImportKey(ctx context.Context, apiKey *secret.String, bu
 	return nil
 }
 
-// ErrImportKeyRefused is matched by ProveImportKey's errors when IAM, the
-// key service or COS refused the import key (as opposed to being
-// unreachable).
-var ErrImportKeyRefused = errors.New("e2e: the import API key was refused")
-
 func importKeyError(what string, err error, refused bool) error {
 	if refused {
-		return fmt.Errorf("%w: %s: %w", ErrImportKeyRefused, what, err)
+		return fmt.Errorf("%w: %s: %w", e2e.ErrImportKeyRefused, what, err)
 	}
-	return fmt.Errorf("e2e: proving the import API key: %s: %w", what, err)
+	return fmt.Errorf("ibmcloud: proving the import API key: %s: %w", what, err)
 }
 
 // Connect makes the clients for c. It makes no request; a wrong key or an
 // unreachable endpoint shows on the first call (Preflight finds both).
-func Connect(c Cloud) (*Clients, error) {
+func Connect(c Config) (*Clients, error) {
 	if c.APIKey.Empty() {
-		return nil, fmt.Errorf("%w: Cloud.APIKey is required", ErrPlan)
+		return nil, fmt.Errorf("%w: Config.APIKey is required", e2e.ErrPlan)
 	}
-	log := c.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	e := c.Endpoints
-	iamURL := e.IAM
+	iamURL := c.Endpoints.IAM
 	if iamURL == "" {
 		iamURL = iam.DefaultURL
 		if c.Private {
@@ -200,104 +194,128 @@ func Connect(c Cloud) (*Clients, error) {
 		return nil, err
 	}
 	cl := &Clients{Auth: auth, iamURL: iamURL, hc: c.HTTPClient, rootKey: c.RootKeyCRN}
-
-	region := c.Region
-	if c.RootKeyCRN != "" {
-		key, err := crn.ParseKey(c.RootKeyCRN)
-		if err != nil {
-			return nil, err
-		}
-		if region == "" {
-			region = key.Region
-		}
-		kopts := []kms.Option{kms.WithLogger(log)}
-		switch {
-		case key.Service == crn.KeyProtect && e.KMS != "":
-			kopts = append(kopts, kms.WithURL(e.KMS))
-		case key.Service == crn.HPCS && e.HPCS != "":
-			kopts = append(kopts, kms.WithURL(e.HPCS))
-		}
-		if c.Private {
-			kopts = append(kopts, kms.WithPrivateEndpoint())
-		}
-		if c.HPCSPort != 0 {
-			kopts = append(kopts, kms.WithHPCSPort(c.HPCSPort))
-		}
-		if c.HTTPClient != nil {
-			kopts = append(kopts, kms.WithHTTPClient(c.HTTPClient))
-		}
-		cl.kmsOpts = kopts
-		if cl.Keys, err = kms.New(c.RootKeyCRN, auth, kopts...); err != nil {
-			return nil, err
-		}
-		iopts := []iam.Option{iam.WithLogger(log), iam.WithIdentityURL(cmp.Or(e.IAMIdentity, iamURL)),
-			iam.WithPolicyURL(cmp.Or(e.IAMPolicy, iamURL))}
-		if c.HTTPClient != nil {
-			iopts = append(iopts, iam.WithHTTPClient(c.HTTPClient))
-		}
-		if cl.IAM, err = iam.NewClient(auth, key.AccountID, iopts...); err != nil {
-			return nil, err
-		}
+	region, err := cl.connectKeyService(c)
+	if err != nil {
+		return nil, err
 	}
 	if region == "" {
-		return nil, fmt.Errorf("%w: Cloud.Region is required without a root key CRN", ErrPlan)
+		return nil, fmt.Errorf("%w: Config.Region is required without a root key CRN", e2e.ErrPlan)
 	}
+	if err := cl.connectCOS(c, region); err != nil {
+		return nil, err
+	}
+	if err := cl.connectClassic(c); err != nil {
+		return nil, err
+	}
+	return cl, nil
+}
+
+// connectKeyService makes the key service and IAM clients of the root key
+// (none without Config.RootKeyCRN) and returns the region to use.
+func (cl *Clients) connectKeyService(c Config) (string, error) {
+	if c.RootKeyCRN == "" {
+		return c.Region, nil
+	}
+	key, err := crn.ParseKey(c.RootKeyCRN)
+	if err != nil {
+		return "", err
+	}
+	e := c.Endpoints
+	kopts := []kms.Option{kms.WithLogger(c.Logger)}
+	switch {
+	case key.Service == crn.KeyProtect && e.KMS != "":
+		kopts = append(kopts, kms.WithURL(e.KMS))
+	case key.Service == crn.HPCS && e.HPCS != "":
+		kopts = append(kopts, kms.WithURL(e.HPCS))
+	}
+	if c.Private {
+		kopts = append(kopts, kms.WithPrivateEndpoint())
+	}
+	if c.HPCSPort != 0 {
+		kopts = append(kopts, kms.WithHPCSPort(c.HPCSPort))
+	}
+	if c.HTTPClient != nil {
+		kopts = append(kopts, kms.WithHTTPClient(c.HTTPClient))
+	}
+	cl.kmsOpts = kopts
+	if cl.Keys, err = kms.New(c.RootKeyCRN, cl.Auth, kopts...); err != nil {
+		return "", err
+	}
+	iopts := []iam.Option{iam.WithLogger(c.Logger), iam.WithIdentityURL(cmp.Or(e.IAMIdentity, cl.iamURL)),
+		iam.WithPolicyURL(cmp.Or(e.IAMPolicy, cl.iamURL))}
+	if c.HTTPClient != nil {
+		iopts = append(iopts, iam.WithHTTPClient(c.HTTPClient))
+	}
+	if cl.IAM, err = iam.NewClient(cl.Auth, key.AccountID, iopts...); err != nil {
+		return "", err
+	}
+	return cmp.Or(c.Region, key.Region), nil
+}
+
+// connectCOS makes the COS client of region.
+func (cl *Clients) connectCOS(c Config, region string) error {
 	cc := cos.Config{
-		Region: region, Endpoint: e.S3, Tokens: auth, ServiceInstanceID: c.COSInstance, Logger: log,
+		Region: region, Endpoint: c.Endpoints.S3, Tokens: cl.Auth, ServiceInstanceID: c.COSInstance, Logger: c.Logger,
 		HTTPClient: c.HTTPClient,
 	}
 	if c.Private {
 		cc.EndpointType = cos.Private
 	}
 	cl.cosCfg = cc
-	if cl.COS, err = cos.New(cc); err != nil {
-		return nil, err
-	}
+	var err error
+	cl.COS, err = cos.New(cc)
+	return err
+}
+
+// connectClassic makes the classic infrastructure client and the audit
+// reader over its event log (and Activity Tracker's, when configured).
+func (cl *Clients) connectClassic(c Config) error {
 	creds := c.Classic
 	if creds.APIKey.Empty() {
 		creds = classic.IBMCloudAPIKey(c.APIKey)
 	}
-	copts := []classic.Option{classic.WithLogger(log), classic.WithUserAgent("e2eimage")}
+	copts := []classic.Option{classic.WithLogger(c.Logger), classic.WithUserAgent("e2eimage")}
 	if c.HTTPClient != nil {
 		copts = append(copts, classic.WithHTTPClient(c.HTTPClient))
 	}
 	switch {
-	case e.SoftLayer != "":
-		copts = append(copts, classic.WithEndpoint(e.SoftLayer))
+	case c.Endpoints.SoftLayer != "":
+		copts = append(copts, classic.WithEndpoint(c.Endpoints.SoftLayer))
 	case c.Private:
 		copts = append(copts, classic.WithPrivateEndpoint())
 	}
 	if c.PollMin > 0 || c.PollMax > 0 {
 		if c.PollMin <= 0 || c.PollMax < c.PollMin {
-			return nil, fmt.Errorf("%w: PollMin and PollMax must both be set, PollMin <= PollMax", ErrPlan)
+			return fmt.Errorf("%w: PollMin and PollMax must both be set, PollMin <= PollMax", e2e.ErrPlan)
 		}
 		copts = append(copts, classic.WithPollInterval(c.PollMin, c.PollMax))
 	}
+	var err error
 	if cl.Classic, err = classic.New(creds, copts...); err != nil {
-		return nil, err
+		return err
 	}
 	sources := []audit.Source{audit.NewEventLog(cl.Classic)}
-	if e.ActivityTracker != "" {
-		lopts := []audit.CloudLogsOption{audit.WithLogger(log), audit.WithSecrets(c.APIKey, creds.APIKey)}
+	if at := c.Endpoints.ActivityTracker; at != "" {
+		lopts := []audit.CloudLogsOption{audit.WithLogger(c.Logger), audit.WithSecrets(c.APIKey, creds.APIKey)}
 		if c.HTTPClient != nil {
 			lopts = append(lopts, audit.WithHTTPClient(c.HTTPClient))
 		}
-		logs, err := audit.NewCloudLogs(e.ActivityTracker, auth, lopts...)
+		logs, err := audit.NewCloudLogs(at, cl.Auth, lopts...)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		sources = append(sources, logs)
 		cl.cloudLogs = logs
 	}
 	cl.Audit = audit.NewReader(sources)
-	return cl, nil
+	return nil
 }
 
 // Close closes the keep-alive connections that the clients Connect made
 // keep open between requests: the IAM token exchange's, the key service's,
 // the IAM APIs', COS's (its IAM token exchange included), the classic
 // API's and Activity Tracker's. Each client has a transport of its own, so
-// no one else's connections are touched (with Cloud.HTTPClient they all
+// no one else's connections are touched (with Config.HTTPClient they all
 // share that client's transport, and Close empties its idle pool). Requests in flight are not
 // interrupted, and the clients stay usable: a later call opens new
 // connections. Close on nil does nothing.
@@ -331,10 +349,10 @@ func LoadEndpoints(path string) (Endpoints, error) {
 	var ep Endpoints
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return ep, fmt.Errorf("e2e: reading endpoints: %w", err)
+		return ep, fmt.Errorf("ibmcloud: reading endpoints: %w", err)
 	}
 	if err := json.Unmarshal(b, &ep); err != nil {
-		return ep, fmt.Errorf("e2e: endpoints file %s: %w", path, err)
+		return ep, fmt.Errorf("ibmcloud: endpoints file %s: %w", path, err)
 	}
 	return ep, nil
 }
@@ -342,26 +360,40 @@ func LoadEndpoints(path string) (Endpoints, error) {
 // maxSecretFile bounds ReadSecretFile: API keys are 44 characters.
 const maxSecretFile = 64 << 10
 
+// ErrWritableSecretFile is matched by ReadSecretFile's error for a file
+// that users other than its owner can write: someone else could have put
+// their key there, so it is not used.
+var ErrWritableSecretFile = errors.New("ibmcloud: secret file is writable by other users")
+
 // ReadSecretFile reads an API key (or another one-line secret) from a file,
-// without surrounding white space. An empty file is an error. Whether the
-// file is readable by others can be checked with LooseKeyFileMode.
+// without surrounding white space. An empty file is an error, and so is a
+// file writable by group or others (ErrWritableSecretFile). A file readable
+// by others is read; vhdcrypt.LooseKeyFileMode tells a caller who wants to
+// warn about it.
 func ReadSecretFile(path string) (*secret.String, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("e2e: reading secret file: %w", err)
+		return nil, fmt.Errorf("ibmcloud: reading secret file: %w", err)
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("ibmcloud: reading secret file: %w", err)
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return nil, fmt.Errorf("%w: %s has mode %v (chmod go-w %s, or 600)", ErrWritableSecretFile, path, fi.Mode().Perm(), path)
+	}
 	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
 	if err != nil {
-		return nil, fmt.Errorf("e2e: reading secret file %s: %w", path, err)
+		return nil, fmt.Errorf("ibmcloud: reading secret file %s: %w", path, err)
 	}
 	defer clear(b)
 	if len(b) > maxSecretFile {
-		return nil, fmt.Errorf("e2e: secret file %s is larger than %d bytes", path, maxSecretFile)
+		return nil, fmt.Errorf("ibmcloud: secret file %s is larger than %d bytes", path, maxSecretFile)
 	}
 	v := strings.TrimSpace(string(b))
 	if v == "" {
-		return nil, fmt.Errorf("e2e: secret file %s is empty", path)
+		return nil, fmt.Errorf("ibmcloud: secret file %s is empty", path)
 	}
 	return secret.NewString(v), nil
 }
@@ -375,7 +407,15 @@ func WriteSecretFile(path string, s *secret.String) error {
 	b := []byte(s.Reveal() + "\n")
 	defer clear(b)
 	if err := durable.Create(path, b); err != nil {
-		return fmt.Errorf("e2e: writing secret file: %w", err)
+		return fmt.Errorf("ibmcloud: writing secret file: %w", err)
 	}
 	return nil
 }
+
+// The clients Connect makes are what package e2e's Plan takes.
+var (
+	_ e2e.ObjectStore  = (*cos.Client)(nil)
+	_ e2e.ImageService = (*classic.Client)(nil)
+	_ e2e.AuditSource  = (*audit.Reader)(nil)
+	_ kms.KeyService   = (*kms.Client)(nil)
+)

@@ -1,4 +1,4 @@
-package e2e_test
+package ibmcloud_test
 
 // Clients.Check against the local simulator: every call it makes reads,
 // seen three ways (a transport below the clients, the Recorder, and the
@@ -26,6 +26,7 @@ import (
 
 	"github.com/e2eimage/e2eimage/cos"
 	"github.com/e2eimage/e2eimage/e2e"
+	"github.com/e2eimage/e2eimage/e2e/ibmcloud"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
 	"github.com/e2eimage/e2eimage/internal/faults"
 	"github.com/e2eimage/e2eimage/secret"
@@ -127,7 +128,7 @@ func simService(urls cloudsim.URLs) func(string) string {
 // checkSim is a simulator and the Cloud that reaches it.
 type checkSim struct {
 	sim   *cloudsim.Sim
-	cloud e2e.Cloud
+	cloud ibmcloud.Config
 }
 
 func newCheckSim(t *testing.T) *checkSim {
@@ -137,20 +138,20 @@ func newCheckSim(t *testing.T) *checkSim {
 	t.Cleanup(func() { _ = sim.Close() })
 	b, err := json.Marshal(sim.URLs)
 	require.NoError(t, err)
-	var ep e2e.Endpoints
+	var ep ibmcloud.Endpoints
 	require.NoError(t, json.Unmarshal(b, &ep))
 	a := sim.Account
-	return &checkSim{sim: sim, cloud: e2e.Cloud{
+	return &checkSim{sim: sim, cloud: ibmcloud.Config{
 		APIKey: secret.NewString(a.APIKey), RootKeyCRN: a.RootKeyCRN, COSInstance: a.COSInstanceCRN, Endpoints: ep,
 	}}
 }
 
 // connect makes clients whose requests all go through rt.
-func (s *checkSim) connect(t *testing.T, rt http.RoundTripper) *e2e.Clients {
+func (s *checkSim) connect(t *testing.T, rt http.RoundTripper) *ibmcloud.Clients {
 	t.Helper()
 	c := s.cloud
 	c.HTTPClient = &http.Client{Transport: rt}
-	cl, err := e2e.Connect(c)
+	cl, err := ibmcloud.Connect(c)
 	require.NoError(t, err)
 	t.Cleanup(cl.Close)
 	return cl
@@ -180,7 +181,7 @@ func countWrites(s *cloudsim.Sim) func() map[string]int {
 }
 
 // wrapOnce wraps a DEK: a Key Protect event for Cloud Logs to find.
-func wrapOnce(ctx context.Context, t *testing.T, cl *e2e.Clients) {
+func wrapOnce(ctx context.Context, t *testing.T, cl *ibmcloud.Clients) {
 	t.Helper()
 	dek, err := secret.NewDEK(make([]byte, secret.DEK512))
 	require.NoError(t, err)
@@ -209,11 +210,11 @@ func TestCheckOnlyReads(t *testing.T) {
 	wire := &wireLog{base: http.DefaultTransport}
 	cl := s.connect(t, wire)
 	server := countWrites(s.sim)
-	rep, err := cl.Check(ctx, e2e.CheckOptions{Bucket: s.sim.Account.Bucket, Clock: s.sim.Clock.Now})
+	rep, err := cl.Check(ctx, ibmcloud.CheckOptions{Bucket: s.sim.Account.Bucket, Clock: s.sim.Clock.Now})
 	require.NoError(t, err, "%v", rep)
 
 	for _, c := range rep.Calls {
-		require.Equal(t, e2e.CheckOK, c.Status, "%s: %s", c.Name, c.Error)
+		require.Equal(t, ibmcloud.CheckOK, c.Status, "%s: %s", c.Name, c.Error)
 		require.NotEmpty(t, c.Detail, c.Name)
 		require.Positive(t, c.Duration, c.Name)
 		require.Empty(t, c.Responses, "no Recorder, no responses")
@@ -222,7 +223,7 @@ func TestCheckOnlyReads(t *testing.T) {
 	for _, c := range rep.Calls {
 		names = append(names, c.Name)
 	}
-	require.Equal(t, []string{e2e.CheckIAMToken, e2e.CheckRootKey, e2e.CheckBucket, e2e.CheckOSCodes, e2e.CheckEventLog, e2e.CheckCloudLogs}, names)
+	require.Equal(t, []string{ibmcloud.CheckIAMToken, ibmcloud.CheckRootKey, ibmcloud.CheckBucket, ibmcloud.CheckOSCodes, ibmcloud.CheckEventLog, ibmcloud.CheckCloudLogs}, names)
 	require.Contains(t, rep.Calls[5].Detail, "1 event(s)", "the wrap is found")
 
 	// 1. The requests as they left the process.
@@ -278,10 +279,10 @@ func TestCheckWithRecorderWritesScrubbedFixtures(t *testing.T) {
 
 	// Every answer also carries a cookie and a header naming a person.
 	wire := &wireLog{base: headerAdder{http.DefaultTransport}}
-	rec, err := e2e.NewRecorder(wire)
+	rec, err := ibmcloud.NewRecorder(wire)
 	require.NoError(t, err)
 	cl := s.connect(t, rec)
-	rep, err := cl.Check(ctx, e2e.CheckOptions{Bucket: s.sim.Account.Bucket, Recorder: rec, Clock: s.sim.Clock.Now})
+	rep, err := cl.Check(ctx, ibmcloud.CheckOptions{Bucket: s.sim.Account.Bucket, Recorder: rec, Clock: s.sim.Clock.Now})
 	require.NoError(t, err, "%v", rep)
 
 	// The Recorder saw what the wire carried, refused nothing, and named
@@ -396,22 +397,22 @@ func TestCheckSkipsWhatIsNotGiven(t *testing.T) {
 	s := newCheckSim(t)
 	c := s.cloud
 	c.RootKeyCRN, c.Region, c.Endpoints.ActivityTracker = "", s.sim.Account.Region, ""
-	cl, err := e2e.Connect(c)
+	cl, err := ibmcloud.Connect(c)
 	require.NoError(t, err)
 	t.Cleanup(cl.Close)
-	rep, err := cl.Check(checkCtx(t), e2e.CheckOptions{Clock: s.sim.Clock.Now})
+	rep, err := cl.Check(checkCtx(t), ibmcloud.CheckOptions{Clock: s.sim.Clock.Now})
 	require.NoError(t, err)
-	status := map[string]e2e.CheckStatus{}
+	status := map[string]ibmcloud.CheckStatus{}
 	for _, c := range rep.Calls {
 		status[c.Name] = c.Status
-		if c.Status == e2e.CheckSkipped {
+		if c.Status == ibmcloud.CheckSkipped {
 			require.Zero(t, c.Duration)
 			require.NotEmpty(t, c.Detail, "a skipped call says why")
 		}
 	}
-	require.Equal(t, map[string]e2e.CheckStatus{
-		e2e.CheckIAMToken: e2e.CheckOK, e2e.CheckRootKey: e2e.CheckSkipped, e2e.CheckBucket: e2e.CheckSkipped,
-		e2e.CheckOSCodes: e2e.CheckOK, e2e.CheckEventLog: e2e.CheckOK, e2e.CheckCloudLogs: e2e.CheckSkipped,
+	require.Equal(t, map[string]ibmcloud.CheckStatus{
+		ibmcloud.CheckIAMToken: ibmcloud.CheckOK, ibmcloud.CheckRootKey: ibmcloud.CheckSkipped, ibmcloud.CheckBucket: ibmcloud.CheckSkipped,
+		ibmcloud.CheckOSCodes: ibmcloud.CheckOK, ibmcloud.CheckEventLog: ibmcloud.CheckOK, ibmcloud.CheckCloudLogs: ibmcloud.CheckSkipped,
 	}, status)
 	require.Contains(t, rep.String(), "skipped")
 }
@@ -419,17 +420,17 @@ func TestCheckSkipsWhatIsNotGiven(t *testing.T) {
 func TestCheckReportsEachFailureAndGoesOn(t *testing.T) {
 	s := newCheckSim(t)
 	cl := s.connect(t, http.DefaultTransport)
-	rep, err := cl.Check(checkCtx(t), e2e.CheckOptions{Bucket: cloudsim.SingleSiteBucket, Clock: s.sim.Clock.Now})
-	require.ErrorIs(t, err, e2e.ErrCheckFailed)
+	rep, err := cl.Check(checkCtx(t), ibmcloud.CheckOptions{Bucket: cloudsim.SingleSiteBucket, Clock: s.sim.Clock.Now})
+	require.ErrorIs(t, err, ibmcloud.ErrCheckFailed)
 	require.ErrorIs(t, err, cos.ErrNotRegional, "the call's own error is wrapped")
 	failed := rep.Failed()
 	require.Len(t, failed, 1)
-	require.Equal(t, e2e.CheckBucket, failed[0].Name)
+	require.Equal(t, ibmcloud.CheckBucket, failed[0].Name)
 	require.NotEmpty(t, failed[0].Fix)
 	require.Contains(t, rep.String(), "fix: ")
 	for _, c := range rep.Calls {
-		if c.Name != e2e.CheckBucket {
-			require.Equal(t, e2e.CheckOK, c.Status, "%s ran after the failure", c.Name)
+		if c.Name != ibmcloud.CheckBucket {
+			require.Equal(t, ibmcloud.CheckOK, c.Status, "%s ran after the failure", c.Name)
 		}
 	}
 
@@ -437,20 +438,20 @@ func TestCheckReportsEachFailureAndGoesOn(t *testing.T) {
 	bad := s.cloud
 	bad.APIKey = secret.NewString("not-a-key-of-this-account-0123456789abcdefgh")
 	bad.Classic.Username, bad.Classic.APIKey = "apikey", secret.NewString(s.sim.Account.APIKey)
-	cl2, err := e2e.Connect(bad)
+	cl2, err := ibmcloud.Connect(bad)
 	require.NoError(t, err)
 	t.Cleanup(cl2.Close)
-	rep, err = cl2.Check(checkCtx(t), e2e.CheckOptions{Bucket: s.sim.Account.Bucket, Clock: s.sim.Clock.Now})
-	require.ErrorIs(t, err, e2e.ErrCheckFailed)
+	rep, err = cl2.Check(checkCtx(t), ibmcloud.CheckOptions{Bucket: s.sim.Account.Bucket, Clock: s.sim.Clock.Now})
+	require.ErrorIs(t, err, ibmcloud.ErrCheckFailed)
 	require.NotContains(t, err.Error(), "not-a-key-of-this-account", "the API key never shows in an error")
 	require.NotContains(t, rep.String(), "not-a-key-of-this-account")
-	status := map[string]e2e.CheckStatus{}
+	status := map[string]ibmcloud.CheckStatus{}
 	for _, c := range rep.Calls {
 		status[c.Name] = c.Status
 	}
-	require.Equal(t, e2e.CheckFailed, status[e2e.CheckIAMToken])
-	require.Equal(t, e2e.CheckFailed, status[e2e.CheckRootKey])
-	require.Equal(t, e2e.CheckOK, status[e2e.CheckOSCodes], "the classic credentials are other ones")
+	require.Equal(t, ibmcloud.CheckFailed, status[ibmcloud.CheckIAMToken])
+	require.Equal(t, ibmcloud.CheckFailed, status[ibmcloud.CheckRootKey])
+	require.Equal(t, ibmcloud.CheckOK, status[ibmcloud.CheckOSCodes], "the classic credentials are other ones")
 }
 
 // okTransport answers every request 200 with a body, counting them.
@@ -468,7 +469,7 @@ func (o *okTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 func TestRecorderRefusesWrites(t *testing.T) {
 	base := &okTransport{}
-	rec, err := e2e.NewRecorder(base)
+	rec, err := ibmcloud.NewRecorder(base)
 	require.NoError(t, err)
 	hc := &http.Client{Transport: rec}
 	sl := "https://api.softlayer.com/rest/v3.1/"
@@ -510,7 +511,7 @@ func TestRecorderRefusesWrites(t *testing.T) {
 			require.Equal(t, before+1, base.n)
 			continue
 		}
-		require.True(t, errors.Is(err, e2e.ErrNotReadOnly), "%s %s: %v", tc.method, tc.url, err)
+		require.True(t, errors.Is(err, ibmcloud.ErrNotReadOnly), "%s %s: %v", tc.method, tc.url, err)
 		require.Equal(t, before, base.n, "%s %s reached the network", tc.method, tc.url)
 	}
 	refused := 0
@@ -527,16 +528,16 @@ func TestRecorderRefusesWrites(t *testing.T) {
 func TestRecorderRefusesAnInsecureBase(t *testing.T) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
-	_, err := e2e.NewRecorder(tr)
+	_, err := ibmcloud.NewRecorder(tr)
 	require.Error(t, err)
 }
 
 func TestCheckNeedsTheRecorderInTheTransport(t *testing.T) {
 	s := newCheckSim(t)
 	cl := s.connect(t, http.DefaultTransport)
-	rec, err := e2e.NewRecorder(nil)
+	rec, err := ibmcloud.NewRecorder(nil)
 	require.NoError(t, err)
-	_, err = cl.Check(checkCtx(t), e2e.CheckOptions{Recorder: rec, Clock: s.sim.Clock.Now})
+	_, err = cl.Check(checkCtx(t), ibmcloud.CheckOptions{Recorder: rec, Clock: s.sim.Clock.Now})
 	require.ErrorIs(t, err, e2e.ErrPlan)
-	require.Contains(t, err.Error(), "Cloud.HTTPClient")
+	require.Contains(t, err.Error(), "Config.HTTPClient")
 }
