@@ -387,12 +387,8 @@ func firstSecret(a, b *secret.String) *secret.String {
 // instanceGUID returns the GUID of a service instance given as a GUID or
 // as a CRN (crn:v1:bluemix:public:cloud-object-storage:global:a/<account>:<guid>::).
 func instanceGUID(s string) string {
-	if !strings.HasPrefix(s, "crn:") {
-		return s
-	}
-	parts := strings.Split(s, ":")
-	if len(parts) >= 8 {
-		return parts[7]
+	if c, err := crn.Parse(s); err == nil && c.ServiceInstance != "" {
+		return c.ServiceInstance
 	}
 	return s
 }

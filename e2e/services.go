@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"io"
+	"time"
 
 	"github.com/e2eimage/e2eimage/audit"
 	"github.com/e2eimage/e2eimage/classic"
@@ -47,10 +48,23 @@ type ImageService interface {
 	WaitServer(ctx context.Context, id int, opts ...classic.WaitOption) (*classic.Server, error)
 }
 
+// serviceClock is what an AuditSource may add: the services' own clock, which
+// stamps the events (*audit.Reader has it). The audit window ends there when
+// the local clock lags.
+type serviceClock interface {
+	ServiceNow(ctx context.Context) (time.Time, error)
+}
+
 // AuditSource reads the events that show what a run did: *audit.Reader.
+// When it also has ServiceNow(ctx) (time.Time, error), as *audit.Reader does,
+// the audit window ends at the services' clock rather than the local one.
 type AuditSource interface {
 	Collect(ctx context.Context, q audit.Query) ([]audit.Event, error)
 	// Skipped says how many records the last Collect could not read, and
 	// why.
 	Skipped() (int, []audit.Skip)
 }
+
+// The audit reader carries the services' clock; a change that lost it would
+// bring back windows that end before the events do.
+var _ serviceClock = (*audit.Reader)(nil)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/e2eimage/e2eimage/disk"
 	"github.com/e2eimage/e2eimage/doctor"
 	"github.com/e2eimage/e2eimage/iam"
+	"github.com/e2eimage/e2eimage/importspec"
 	"github.com/e2eimage/e2eimage/internal/units"
 	"github.com/e2eimage/e2eimage/secret"
 	"github.com/e2eimage/e2eimage/vhd"
@@ -106,7 +106,7 @@ func (p *Plan) checkSource(mode runMode) []error {
 	if p.ExportObject != "" && !strings.HasSuffix(strings.ToLower(p.ExportObject), ".vhd") {
 		errs = append(errs, bad("export file name %q must end in .vhd", p.ExportObject))
 	}
-	if p.ExportObject != "" && exportName(p.ExportObject).MatchString(p.Object) {
+	if _, clash := importspec.ParseExportedName(p.ExportObject, p.Object); p.ExportObject != "" && clash {
 		errs = append(errs, bad("the export file name %q would name the encrypted object %q too", p.ExportObject, p.Object))
 	}
 	return errs
@@ -195,24 +195,6 @@ func (r *runner) exportKey() (*secret.String, error) {
 		return r.importKey, nil
 	}
 	return nil, errNoExportKey
-}
-
-// exportName matches the names the export of file name object writes for
-// block device n: <stem>-<n>.vhd (IBM's export documentation) and
-// <file name>-<n>.vhd.
-func exportName(object string) *regexp.Regexp {
-	stem := object
-	if len(stem) > 4 && strings.EqualFold(stem[len(stem)-4:], ".vhd") {
-		stem = stem[:len(stem)-4]
-	}
-	return regexp.MustCompile(`^` + regexp.QuoteMeta(stem) + `(?i:\.vhd)?-([0-9]+)\.(?i:vhd)$`)
-}
-
-func exportStem(object string) string {
-	if len(object) > 4 && strings.EqualFold(object[len(object)-4:], ".vhd") {
-		return object[:len(object)-4]
-	}
-	return object
 }
 
 func (r *runner) exportURI() string {
@@ -344,20 +326,14 @@ func keys(objs []ExportedObject) string {
 
 // findExported lists the objects the export wrote.
 func (r *runner) findExported(ctx context.Context) ([]ExportedObject, error) {
-	stem := exportStem(r.p.ExportObject)
-	objs, err := r.p.COS.List(ctx, r.p.Bucket, stem)
+	objs, err := r.p.COS.List(ctx, r.p.Bucket, importspec.ExportStem(r.p.ExportObject))
 	if err != nil {
 		return nil, err
 	}
-	re := exportName(r.p.ExportObject)
 	var out []ExportedObject
 	for _, o := range objs {
-		m := re.FindStringSubmatch(o.Key)
-		if m == nil {
-			continue
-		}
-		n, err := strconv.Atoi(m[1])
-		if err != nil {
+		n, ok := importspec.ParseExportedName(r.p.ExportObject, o.Key)
+		if !ok {
 			continue
 		}
 		out = append(out, ExportedObject{Key: o.Key, BlockDevice: n, Size: o.Size, ETag: o.ETag})

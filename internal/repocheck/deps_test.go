@@ -125,7 +125,7 @@ var (
 	cloudPackages = []string{"kms", "iam", "cos", "classic", "audit"}
 	// composers may combine cloud packages: the facade, and the CLIs and
 	// programs built on it.
-	composers = []string{"e2e", "examples/...", "internal/cli", "bench/...", "test/..."}
+	composers = []string{"e2e", "e2e/ibmcloud", "examples/...", "internal/cli", "bench/...", "test/..."}
 	// testSupport is for tests and demos only.
 	testSupport = []string{"internal/cloudsim/...", "internal/testenv", "internal/imagetest", "internal/hostimg", "internal/versitygw",
 		"internal/exampletest", "internal/faults", "internal/cli/clitest", "internal/durable/crashfs", "internal/httppolicy/policytest", "testing"}
