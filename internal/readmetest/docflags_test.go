@@ -1,13 +1,51 @@
 package readmetest
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
+
+// examples are the example programs, built once for the tests that run
+// them, in a directory TestMain removes.
+var examples struct {
+	once sync.Once
+	dir  string
+	err  error
+	out  []byte
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if examples.dir != "" {
+		os.RemoveAll(examples.dir)
+	}
+	os.Exit(code)
+}
+
+// examplesBin builds ./examples/... once and returns the directory of the
+// executables.
+func examplesBin(t *testing.T) string {
+	t.Helper()
+	examples.once.Do(func() {
+		if examples.dir, examples.err = os.MkdirTemp("", "readmetest-bin"); examples.err != nil {
+			return
+		}
+		build := exec.Command("go", "build", "-o", examples.dir+string(os.PathSeparator), "./examples/...")
+		build.Dir = root
+		examples.out, examples.err = build.CombinedOutput()
+	})
+	if examples.err != nil {
+		t.Fatalf("building the examples: %v\n%s", examples.err, examples.out)
+	}
+	return examples.dir
+}
 
 // Every flag that a Markdown document of the repository gives to one of
 // the example programs, in a code block or an inline code span, must be a
@@ -120,12 +158,7 @@ func TestDocFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	binDir := t.TempDir()
-	build := exec.Command("go", "build", "-o", binDir+string(os.PathSeparator), "./examples/...")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the examples: %v\n%s", err, out)
-	}
+	binDir := examplesBin(t)
 	helps := map[string]map[string]bool{}
 	checked, uses := 0, 0
 	for _, doc := range docs {
@@ -164,4 +197,97 @@ func TestDocFlags(t *testing.T) {
 	if checked == 0 {
 		t.Fatal("no flag found to check")
 	}
+}
+
+// sampleLine turns a line of a README sample output into a pattern: "..."
+// stands for any text, a run of spaces for any run of spaces.
+func sampleLine(line string) *regexp.Regexp {
+	var b strings.Builder
+	for i, part := range strings.Split(line, "...") {
+		if i > 0 {
+			b.WriteString(".*")
+		}
+		for j, w := range strings.Fields(part) {
+			if j > 0 || strings.HasPrefix(part, " ") && (i > 0 || j > 0) {
+				b.WriteString(`\s+`)
+			}
+			b.WriteString(regexp.QuoteMeta(w))
+		}
+		if strings.HasSuffix(part, " ") && strings.TrimSpace(part) != "" {
+			b.WriteString(`\s+`)
+		}
+	}
+	return regexp.MustCompile("^" + b.String() + "$")
+}
+
+// matchSample reports the first line of sample (a README sample output)
+// that output does not hold, in order; a line "..." skips any number of
+// lines. It returns "" when every line is found.
+func matchSample(sample, output []string) string {
+	k := 0
+	for _, line := range sample {
+		if strings.TrimSpace(line) == "..." {
+			continue
+		}
+		re := sampleLine(line)
+		for k < len(output) && !re.MatchString(output[k]) {
+			k++
+		}
+		if k == len(output) {
+			return line
+		}
+		k++
+	}
+	return ""
+}
+
+func TestMatchSample(t *testing.T) {
+	out := []string{"e2e: mode (x y)", "noise", "[2] preflight     done        67ms  10 checks passed", "tail"}
+	if l := matchSample([]string{"e2e: mode (...)", "...", "[2] preflight     done   ...  10 checks passed"}, out); l != "" {
+		t.Fatalf("did not match: %q", l)
+	}
+	if l := matchSample([]string{"[2] preflight done ... 9 checks passed"}, out); l == "" {
+		t.Fatal("9 checks matched 10")
+	}
+	if l := matchSample([]string{"[2] preflight     done   ...  10 checks passed", "e2e: mode (...)"}, out); l == "" {
+		t.Fatal("lines out of order matched")
+	}
+}
+
+// TestReadmeSampleOutput runs examples/e2e as the README's first command
+// does (no arguments: the simulator) and checks that the sample output
+// the README shows (the block whose first line starts with "e2e: ") is
+// what the program prints, line by line in order, "..." aside.
+func TestReadmeSampleOutput(t *testing.T) {
+	md, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sample []string
+	for _, block := range strings.Split(string(md), "\n```\n")[1:] {
+		if strings.HasPrefix(block, "e2e: ") {
+			sample = strings.Split(strings.TrimRight(block, "\n"), "\n")
+			break
+		}
+	}
+	if len(sample) < 5 {
+		t.Fatalf("README.md has no sample output block starting with \"e2e: \" (found %d lines)", len(sample))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(examplesBin(t), "e2e"))
+	cmd.Dir = t.TempDir()
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "IBMCLOUD_API_KEY=") { // the README's reader has none set
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("e2e: %v\n%s", err, out)
+	}
+	if l := matchSample(sample, strings.Split(string(out), "\n")); l != "" {
+		t.Fatalf("README.md's sample output line %q is not in the output of a run (in order):\n%s", l, out)
+	}
+	t.Logf("README.md's %d sample output lines match a run of examples/e2e", len(sample))
 }
