@@ -47,7 +47,8 @@
 // Exit codes (of the built program: `go run` reports any failure as "exit
 // status N" and exits 1 itself): 0 every check passed, 1 failure, 2 usage
 // error (also a refusal made before anything was created), 3 a check
-// failed (the report says which and how to fix it).
+// failed (the report says which and how to fix it; a bucket that does not
+// exist is found before anything is created).
 package main
 
 import (
@@ -58,6 +59,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/e2eimage/e2eimage/cos"
 	"github.com/e2eimage/e2eimage/e2e"
 	"github.com/e2eimage/e2eimage/iam"
 	"github.com/e2eimage/e2eimage/internal/cli"
@@ -151,6 +153,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 		// A key made now could not be kept: refuse rather than make a key
 		// nobody can use.
 		return fail(2, "give -save-api-key FILE (IAM shows a new API key only once), or the service ID's current key (-import-api-key-file or E2E_IMPORT_API_KEY)")
+	}
+	if !*check {
+		// An access policy for a bucket that is not there would be made
+		// for nothing (and name whatever bucket is made under that name
+		// later): refuse before anything is created. Other answers are
+		// left to the preflight, which explains them.
+		if _, err := clients.COS.CheckBucket(ctx, *bucket, ""); errors.Is(err, cos.ErrBucketNotFound) {
+			return fail(3, "bucket %s not found: create it (a Regional bucket in the root key's region) or fix -bucket, and run again; nothing was created", *bucket)
+		}
 	}
 	if !*check && *serviceID != "" {
 		// Decide on the service ID's key before anything is created: a

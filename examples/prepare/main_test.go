@@ -89,6 +89,27 @@ func TestPrepareAFreshAccount(t *testing.T) {
 	}
 }
 
+// TestMissingBucketCreatesNothing: a bucket that does not exist stops the
+// preparation before any authorization, service ID, key or access policy
+// is created (exit 3, naming the bucket).
+func TestMissingBucketCreatesNothing(t *testing.T) {
+	s := startSim(t)
+	a := s.sim.Account
+	base := []string{"-endpoints", s.endpoints, "-root-key-crn", a.RootKeyCRN, "-bucket", "no-such-bucket", "-cos-instance", a.COSInstanceCRN}
+	keyFile := filepath.Join(t.TempDir(), "import.key")
+	code, stdout, stderr := s.run(t, append(base, "-save-api-key", keyFile)...)
+	require.Equal(t, 3, code, stdout+stderr)
+	require.Contains(t, stderr, "bucket no-such-bucket not found")
+	require.Contains(t, stderr, "nothing was created")
+	require.NotContains(t, stdout, "created")
+	require.NoFileExists(t, keyFile)
+
+	code, stdout, stderr = s.run(t, append(base, "-check")...)
+	require.Equal(t, 3, code, stderr)
+	require.Contains(t, stdout, "MISSING  authorization server-protect -> kms")
+	require.Contains(t, stdout, "MISSING  service ID e2eimage-import")
+}
+
 func TestHelpAndUsage(t *testing.T) {
 	s := &simEnv{vars: map[string]string{}}
 	code, _, stderr := s.run(t, "-help")
