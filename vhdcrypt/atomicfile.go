@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -51,7 +52,13 @@ func createOutput(dst, src string) (*outputFile, error) {
 	}
 	f, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".partial-*")
 	if err != nil {
-		return nil, fmt.Errorf("vhdcrypt: creating output: %w", err)
+		// The temporary file's name means nothing to the caller: name the
+		// output and its directory.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("vhdcrypt: creating output %s in directory %s: %w", dst, filepath.Dir(dst), err)
 	}
 	o := &outputFile{File: f, dst: dst, tmp: f.Name()}
 	if err := f.Chmod(0o600); err != nil {
