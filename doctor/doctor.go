@@ -365,7 +365,7 @@ func (x *examination) osCodeFinding() {
 		return
 	}
 	if err := x.r.CheckOSCode(x.o.osCode); err != nil {
-		x.add(CheckOSCode, Fail, err.Error(), "import with --os-code "+x.r.OS.Code)
+		x.add(CheckOSCode, Fail, err.Error(), "import with OS reference code "+x.r.OS.Code+" (-os-code "+x.r.OS.Code+")")
 		return
 	}
 	x.add(CheckOSCode, Pass, fmt.Sprintf("%s matches %s", x.o.osCode, x.r.OS.display()), "")

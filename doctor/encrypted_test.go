@@ -49,3 +49,27 @@ func TestExamineRefusesAnEncryptedVHD(t *testing.T) {
 		t.Fatalf("Examine of the same disk unencrypted: %v, %v", rep, err)
 	}
 }
+
+// TestOSCodeFixNamesTheFlag: the fix for a contradicting OS code names the
+// code and the commands' flag as it is spelled (-os-code, not --os-code).
+func TestOSCodeFixNamesTheFlag(t *testing.T) {
+	raw, err := sampleimage.Build(sampleimage.Options{Size: sampleimage.MinSize, Seed: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := disk.Open(bytes.NewReader(raw), int64(len(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := doctor.Examine(context.Background(), d, doctor.WithOSCode("DEBIAN_12_64"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, ok := rep.Finding(doctor.CheckOSCode)
+	if !ok || f.Verdict != doctor.Fail {
+		t.Fatalf("OS code finding: %+v (found %v)", f, ok)
+	}
+	if want := "import with OS reference code UBUNTU_22_64 (-os-code UBUNTU_22_64)"; f.Fix != want {
+		t.Fatalf("fix %q, want %q", f.Fix, want)
+	}
+}
