@@ -226,9 +226,15 @@ func run(ctx context.Context, args []string, e env) int {
 		fmt.Fprintln(e.stderr, "e2e:", cli.FlagError(err, nil))
 		return exitUsage
 	}
-	fmt.Fprintln(e.stderr, err)
 	var pe *e2e.PreflightError
 	if errors.As(err, &pe) {
+		for i := range pe.Report.Results {
+			r := &pe.Report.Results[i]
+			r.Detail, r.Fix = inFlags(r.Detail), inFlags(r.Fix)
+		}
+	}
+	fmt.Fprintln(e.stderr, inFlags(err.Error()))
+	if pe != nil {
 		fmt.Fprint(e.stderr, pe.Report.String())
 		return exitPreflight
 	}
@@ -712,6 +718,17 @@ func (p *printer) line(format string, a ...any) {
 	fmt.Fprintf(p.w, format+"\n", a...)
 }
 
+// libraryWords are the library's names in its errors and fixes that this
+// command spells as its flags.
+var libraryWords = strings.NewReplacer(
+	"iam.Client.Setup", "-prepare",
+	"give ImportAPIKey, or Prepare with a ServiceID", "give -import-api-key-file, or -prepare",
+	"(Plan.ImportAPIKey), or prepare the service ID (Plan.Prepare) to make one", "(-import-api-key-file), or -prepare to make one",
+)
+
+// inFlags tells a message of the library in this command's flags.
+func inFlags(msg string) string { return libraryWords.Replace(msg) }
+
 func (p *printer) step(s e2e.Step) {
 	if s.Name != p.current {
 		p.current = s.Name
@@ -719,7 +736,7 @@ func (p *printer) step(s e2e.Step) {
 	}
 	switch {
 	case s.Status != e2e.StepRunning:
-		p.line("[%d] %s", p.n, s)
+		p.line("[%d] %s", p.n, inFlags(s.String()))
 	case s.Detail == "":
 		p.line("[%d] %s ...", p.n, s.Name)
 	default:

@@ -161,6 +161,15 @@ func TestCloudModeAgainstAnExternalSimulator(t *testing.T) {
 	require.Equal(t, exitPreflight, code, stderr)
 	require.Contains(t, stderr, "authorization server-protect -> kms")
 	require.Contains(t, stderr, "MISSING")
+	require.Contains(t, stderr, "(or -prepare)", "the fix names this command's flag")
+	for _, lib := range []string{"iam.Client.Setup", "Plan.", "ImportAPIKey", "Prepare with"} {
+		require.NotContains(t, stderr, lib, "the library's names, not this command's flags")
+	}
+	require.Contains(t, stderr, "give the service ID's API key (-import-api-key-file), or -prepare to make one")
+	// A bad flag is one line pointing to -help, not the usage.
+	code, _, stderr = runMain(t, vars, "-no-such-flag")
+	require.Equal(t, exitUsage, code)
+	require.Equal(t, "e2e: flag provided but not defined: -no-such-flag (e2e -help lists the flags)\n", stderr)
 	require.Zero(t, sim.S3.PendingUploads(sim.Account.Bucket))
 
 	code, stdout, stderr := runMain(t, vars, append(args, "-prepare")...)
