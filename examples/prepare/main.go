@@ -196,7 +196,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 				}
 				fmt.Fprintf(stdout, "%s  %-50s %s\n", status, c.Name, c.Detail)
 				if c.Fix != "" {
-					fmt.Fprintf(stdout, "         fix: %s\n", c.Fix)
+					fmt.Fprintf(stdout, "         fix: %s\n", cli.SetupFix(c.Fix, "prepare without -check"))
 				}
 			}
 			for _, r := range res.Resources() {

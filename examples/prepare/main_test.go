@@ -56,6 +56,8 @@ func TestPrepareAFreshAccount(t *testing.T) {
 	require.Contains(t, stdout, "MISSING  authorization server-protect -> kms")
 	require.Contains(t, stdout, "MISSING  service ID e2eimage-import")
 	require.Contains(t, stdout, "fix:")
+	require.Contains(t, stdout, "(or prepare without -check)", "the fix names this command")
+	require.NotContains(t, stdout, "iam.Client.Setup", "not the library's call")
 	require.Contains(t, stdout, "ok       root key")
 
 	// A new API key must have somewhere to go.
