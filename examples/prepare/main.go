@@ -187,7 +187,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 			}
 		} else {
 			for _, s := range res.Steps {
-				fmt.Fprintln(stdout, s)
+				fmt.Fprintln(stdout, cli.SetupFix(s.String(), "prepare without -check"))
 			}
 			for _, c := range res.Preflight {
 				status := "ok     "
