@@ -20,13 +20,19 @@ import (
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
 	"github.com/e2eimage/e2eimage/internal/faults"
 	"github.com/e2eimage/e2eimage/internal/sampleimage"
-	"github.com/e2eimage/e2eimage/internal/testenv"
+	"github.com/e2eimage/e2eimage/internal/simscript"
 	"github.com/e2eimage/e2eimage/secret"
 )
 
 // The tests start simulators, each with a data directory that must be
 // gone once it is closed.
-func TestMain(m *testing.M) { testenv.VerifyTestMain(m, testenv.NoStrayTemp(testenv.SimTempPattern)) }
+// TestMain runs the tests, or, as testdata/script's scripts run it, the
+// e2e command itself (see internal/simscript).
+func TestMain(m *testing.M) { simscript.Main(m, map[string]func(){"e2e": main}) }
+
+// TestScripts runs testdata/script/*.txtar against simulators started by
+// the scripts.
+func TestScripts(t *testing.T) { simscript.Run(t, "testdata/script") }
 
 func runMain(t *testing.T, vars map[string]string, args ...string) (int, string, string) {
 	t.Helper()
