@@ -1,11 +1,11 @@
 module github.com/e2eimage/e2eimage
 
-go 1.26.4
+go 1.26.0
 
 require (
 	github.com/IBM/go-sdk-core/v5 v5.22.1
 	github.com/IBM/ibm-cos-sdk-go v1.14.1
-	github.com/IBM/keyprotect-go-client v0.17.3
+	github.com/IBM/keyprotect-go-client v0.17.2
 	github.com/IBM/platform-services-go-sdk v0.101.0
 	github.com/diskfs/go-diskfs v1.9.4
 	github.com/google/uuid v1.6.0

@@ -89,31 +89,31 @@ func TestReadableFormats(t *testing.T) {
 		name   string
 		format disk.Format
 		qemu   string
-		make   func() string
+		make   func(*testing.T) string
 	}{
-		{"raw", disk.Raw, "raw", func() string { return base }},
-		{"vhd-dynamic", disk.VHDDynamic, "vpc", func() string {
+		{"raw", disk.Raw, "raw", func(t *testing.T) string { return base }},
+		{"vhd-dynamic", disk.VHDDynamic, "vpc", func(t *testing.T) string {
 			return imagetest.Convert(t, base, "vpc", "-o", "subformat=dynamic")
 		}},
-		{"vhd-fixed", disk.VHDFixed, "vpc", func() string {
+		{"vhd-fixed", disk.VHDFixed, "vpc", func(t *testing.T) string {
 			return imagetest.Convert(t, base, "vpc", "-o", "subformat=fixed,force_size=on")
 		}},
-		{"qcow2-v3", disk.QCOW2, "qcow2", func() string { return imagetest.Convert(t, base, "qcow2") }},
-		{"qcow2-v2", disk.QCOW2, "qcow2", func() string { return imagetest.Convert(t, base, "qcow2", "-o", "compat=0.10") }},
-		{"qcow2-4k-clusters", disk.QCOW2, "qcow2", func() string {
+		{"qcow2-v3", disk.QCOW2, "qcow2", func(t *testing.T) string { return imagetest.Convert(t, base, "qcow2") }},
+		{"qcow2-v2", disk.QCOW2, "qcow2", func(t *testing.T) string { return imagetest.Convert(t, base, "qcow2", "-o", "compat=0.10") }},
+		{"qcow2-4k-clusters", disk.QCOW2, "qcow2", func(t *testing.T) string {
 			return imagetest.Convert(t, base, "qcow2", "-o", "cluster_size=4096")
 		}},
-		{"qcow2-2m-clusters", disk.QCOW2, "qcow2", func() string {
+		{"qcow2-2m-clusters", disk.QCOW2, "qcow2", func(t *testing.T) string {
 			return imagetest.Convert(t, base, "qcow2", "-o", "cluster_size=2M")
 		}},
-		{"qcow2-zlib", disk.QCOW2, "qcow2", func() string { return imagetest.Convert(t, base, "qcow2", "-c") }},
-		{"qcow2-zstd", disk.QCOW2, "qcow2", func() string {
+		{"qcow2-zlib", disk.QCOW2, "qcow2", func(t *testing.T) string { return imagetest.Convert(t, base, "qcow2", "-c") }},
+		{"qcow2-zstd", disk.QCOW2, "qcow2", func(t *testing.T) string {
 			return imagetest.Convert(t, base, "qcow2", "-c", "-o", "compression_type=zstd")
 		}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			path := c.make()
+			path := c.make(t)
 			if got := detect(t, path); got != c.format {
 				t.Fatalf("Detect: %s, want %s", got, c.format)
 			}
@@ -253,22 +253,24 @@ func TestRefusedFormats(t *testing.T) {
 	base := baseDisk(t)
 	for _, c := range []struct {
 		format disk.Format
-		make   func() string
+		make   func(*testing.T) string
 	}{
-		{disk.VHDX, func() string { return imagetest.Convert(t, base, "vhdx") }},
-		{disk.VMDK, func() string { return imagetest.Convert(t, base, "vmdk") }},
-		{disk.VMDK, func() string { return imagetest.Convert(t, base, "vmdk", "-o", "subformat=streamOptimized") }},
-		{disk.VMDKDescriptor, func() string { return imagetest.Convert(t, base, "vmdk", "-o", "subformat=monolithicFlat") }},
-		{disk.VDI, func() string { return imagetest.Convert(t, base, "vdi") }},
-		{disk.QED, func() string { return imagetest.Convert(t, base, "qed") }},
-		{disk.QCOW1, func() string { return imagetest.Convert(t, base, "qcow") }},
-		{disk.Parallels, func() string { return imagetest.Convert(t, base, "parallels") }},
-		{disk.ISO9660, func() string { return genISO(t) }},
-		{disk.ISO9660, func() string { return craftedISO(t) }},
-		{disk.VHDDifferencing, func() string { return differencingVHD(t, base) }},
+		{disk.VHDX, func(t *testing.T) string { return imagetest.Convert(t, base, "vhdx") }},
+		{disk.VMDK, func(t *testing.T) string { return imagetest.Convert(t, base, "vmdk") }},
+		{disk.VMDK, func(t *testing.T) string {
+			return imagetest.Convert(t, base, "vmdk", "-o", "subformat=streamOptimized")
+		}},
+		{disk.VMDKDescriptor, func(t *testing.T) string { return imagetest.Convert(t, base, "vmdk", "-o", "subformat=monolithicFlat") }},
+		{disk.VDI, func(t *testing.T) string { return imagetest.Convert(t, base, "vdi") }},
+		{disk.QED, func(t *testing.T) string { return imagetest.Convert(t, base, "qed") }},
+		{disk.QCOW1, func(t *testing.T) string { return imagetest.Convert(t, base, "qcow") }},
+		{disk.Parallels, func(t *testing.T) string { return imagetest.Convert(t, base, "parallels") }},
+		{disk.ISO9660, func(t *testing.T) string { return genISO(t) }},
+		{disk.ISO9660, func(t *testing.T) string { return craftedISO(t) }},
+		{disk.VHDDifferencing, func(t *testing.T) string { return differencingVHD(t, base) }},
 	} {
 		t.Run(c.format.String(), func(t *testing.T) {
-			path := c.make()
+			path := c.make(t)
 			if got := detect(t, path); got != c.format {
 				t.Fatalf("Detect: %s, want %s", got, c.format)
 			}

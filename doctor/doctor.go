@@ -17,6 +17,12 @@ import (
 // importspec.MaxDiskSize, where its source and reading are given.
 const MaxImportSize = importspec.MaxDiskSize
 
+// ErrEncrypted is Examine's error for an encrypted VHD (a tapdisk key hash
+// in its batmap, as vhdcrypt writes): its partitions and file systems are
+// ciphertext, so nothing in it can be examined; examine the image it was
+// encrypted from instead.
+var ErrEncrypted = errors.New("doctor: the image is encrypted (its file systems are ciphertext); examine the image it was encrypted from")
+
 // Option changes what Examine checks.
 type Option func(*options)
 
@@ -33,8 +39,9 @@ func WithOSCode(code string) Option { return func(o *options) { o.osCode = strin
 // files of the disk d, without mounting anything, and reports each of
 // IBM's image requirements as passed, failed or not inspected, each with
 // what to do about it. It returns an error only when the disk cannot be
-// read at all (an I/O error, a cancelled ctx); what is wrong with the
-// image is in the Report.
+// read at all (an I/O error, a cancelled ctx) or holds ciphertext (an
+// encrypted VHD: an error matching ErrEncrypted, and no report); what is
+// wrong with the image is in the Report.
 func Examine(ctx context.Context, d *disk.Disk, opts ...Option) (*Report, error) {
 	var o options
 	for _, opt := range opts {
@@ -42,6 +49,11 @@ func Examine(ctx context.Context, d *disk.Disk, opts ...Option) (*Report, error)
 	}
 	if d == nil {
 		return nil, errors.New("doctor: no disk")
+	}
+	if img, ok := d.VHD(); ok {
+		if _, encrypted := img.KeyHash(); encrypted {
+			return nil, ErrEncrypted
+		}
 	}
 	x := &examination{ctx: ctx, d: d, o: o, r: &Report{Format: d.Format(), Size: d.Size()}}
 	if err := x.run(); err != nil {
@@ -431,7 +443,7 @@ func (x *examination) osCodeFinding() {
 		return
 	}
 	if err := x.r.CheckOSCode(x.o.osCode); err != nil {
-		x.add(CheckOSCode, Fail, err.Error(), "import with --os-code "+x.r.OS.Code)
+		x.add(CheckOSCode, Fail, err.Error(), "import with OS reference code "+x.r.OS.Code+" (-os-code "+x.r.OS.Code+")")
 		return
 	}
 	x.add(CheckOSCode, Pass, fmt.Sprintf("%s matches %s", x.o.osCode, x.r.OS.display()), "")

@@ -81,12 +81,12 @@ func TestRunRefusesWhatTheDoctorRefuses(t *testing.T) {
 	sample := sampleFile(t)
 	for _, c := range []struct {
 		name   string
-		image  func() string
+		image  func(*testing.T) string
 		osCode string
 		want   error
 		check  func(t *testing.T, err error)
 	}{
-		{"no cloud-init", func() string { return ubuntuDisk(t, "22.04", false) }, "", e2e.ErrImageNotImportable, func(t *testing.T, err error) {
+		{"no cloud-init", func(t *testing.T) string { return ubuntuDisk(t, "22.04", false) }, "", e2e.ErrImageNotImportable, func(t *testing.T, err error) {
 			var ie *e2e.ImageError
 			require.ErrorAs(t, err, &ie)
 			f, ok := ie.Report.Finding(doctor.CheckCloudInit)
@@ -94,10 +94,10 @@ func TestRunRefusesWhatTheDoctorRefuses(t *testing.T) {
 			require.Equal(t, doctor.Fail, f.Verdict, ie.Report.String())
 			require.Equal(t, "UBUNTU_22_64", ie.Report.OSCode(), "the system was identified")
 		}},
-		{"raw disk without a partition table", func() string { return bareExt4(t) }, "UBUNTU_22_64", disk.ErrNoPartitionTable, nil},
-		{"qcow2 without a partition table", func() string { return imagetest.Convert(t, bareExt4(t), "qcow2") }, "UBUNTU_22_64", disk.ErrNoPartitionTable, nil},
-		{"VHDX", func() string { return imagetest.Convert(t, sample, "vhdx") }, "UBUNTU_22_64", disk.ErrUnsupportedFormat, nil},
-		{"OS code of another system", func() string { return sample }, "DEBIAN_12_64", doctor.ErrOSCodeMismatch, func(t *testing.T, err error) {
+		{"raw disk without a partition table", func(t *testing.T) string { return bareExt4(t) }, "UBUNTU_22_64", disk.ErrNoPartitionTable, nil},
+		{"qcow2 without a partition table", func(t *testing.T) string { return imagetest.Convert(t, bareExt4(t), "qcow2") }, "UBUNTU_22_64", disk.ErrNoPartitionTable, nil},
+		{"VHDX", func(t *testing.T) string { return imagetest.Convert(t, sample, "vhdx") }, "UBUNTU_22_64", disk.ErrUnsupportedFormat, nil},
+		{"OS code of another system", func(t *testing.T) string { return sample }, "DEBIAN_12_64", doctor.ErrOSCodeMismatch, func(t *testing.T, err error) {
 			var me *doctor.OSCodeMismatchError
 			require.ErrorAs(t, err, &me)
 			require.Equal(t, "UBUNTU_22_64", me.Detected)
@@ -105,7 +105,7 @@ func TestRunRefusesWhatTheDoctorRefuses(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			plan := w.plan(t, nil)
-			plan.Image, plan.OSCode = openFile(t, c.image()), c.osCode
+			plan.Image, plan.OSCode = openFile(t, c.image(t)), c.osCode
 			var log stepLog
 			plan.OnStep = log.add
 			res, err := e2e.Run(ctxFor(t), plan)

@@ -9,7 +9,8 @@
 #      module's internal packages): gofmt, go vet ./..., go test ./... —
 #      examples with "// Output:" run as usual, the examples that need a cloud
 #      and the README's Go blocks run against examples/cloudsim started as a
-#      separate process, the others compile.
+#      separate process, the others compile; fake/ runs e2e.Run through the
+#      public simulated cloud (cloudsimtest) in its own process.
 #   3. go test ./internal/readmetest: every command of README.md's sh blocks
 #      runs, or (real cloud, go test) has its flags checked.
 #
@@ -47,14 +48,17 @@ if [ -f "$out/extmod.log" ]; then
   ran_cloud=$(grep -cE '^    --- PASS: TestExamplesAgainstTheSimulator/Example' "$out/extmod.log")
   readme_blocks=$(sed -nE 's/.* ([0-9]+) README blocks ran against the simulator.*/\1/p' "$out/extmod.log")
   packages=$(grep -cE '^ok ' "$out/extmod.log")
+  fake=$(grep -cE '^--- PASS: TestPublicFake' "$out/extmod.log")
   compile_only=$((declared - ran_output - ran_cloud))
   echo "   $packages packages of example.com/extmod passed"
   echo "   $declared godoc examples compiled outside the module: $ran_output ran with // Output:, $ran_cloud ran against the simulator process, $compile_only compile-only"
   echo "   ${readme_blocks:-0} README Go blocks ran against the simulator process"
+  echo "   $fake tests ran e2e.Run through the public fake (cloudsimtest), no process started"
   [ "$ran_output" -eq "$with_output" ] || fail "$with_output examples have an // Output: line but $ran_output passed"
   [ "$ran_cloud" -gt 0 ] || fail "no example ran against the simulator"
   [ "$compile_only" -ge 0 ] || fail "more examples passed ($((ran_output + ran_cloud))) than are declared ($declared)"
   [ "${readme_blocks:-0}" -gt 0 ] || fail "no README Go block ran"
+  [ "$fake" -ge 2 ] || fail "the tests of the public fake (fake/) did not both pass"
 fi
 
 echo "== go test ./internal/readmetest (README.md's sh commands)"

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -54,7 +55,13 @@ func createOutput(dst, src string) (*outputFile, error) {
 	removeStalePartials(dst)
 	f, err := os.CreateTemp(filepath.Dir(dst), partialPattern(dst))
 	if err != nil {
-		return nil, fmt.Errorf("vhdcrypt: creating output: %w", err)
+		// The temporary file's name means nothing to the caller: name the
+		// output and its directory.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("vhdcrypt: creating output %s in directory %s: %w", dst, filepath.Dir(dst), err)
 	}
 	_, _ = lockPartial(f) // held until closed: not stale to another run
 	o := &outputFile{File: f, dst: dst, tmp: f.Name()}

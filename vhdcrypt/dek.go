@@ -75,7 +75,7 @@ func ReadKeyFile(path string) (*DEK, error) {
 			size = "more than 64 bytes"
 		}
 		hint := ""
-		if n == AES128XTS+1 || n == AES256XTS+1 {
+		if (n == AES128XTS+1 || n == AES256XTS+1) && (buf[n-1] == '\n' || buf[n-1] == '\r') {
 			hint = " (a trailing newline? the file must hold the raw key bytes only)"
 		}
 		return nil, fmt.Errorf("vhdcrypt: key file %s holds %s%s: %w", path, size, hint, ErrKeySize)

@@ -212,7 +212,7 @@ func TestRefusedBeforeOutput(t *testing.T) {
 	bare := imagetest.Ext4(t, tree, 8<<20, "bare")
 	dek := refKey(t, "key64.bin")
 
-	backing := func() string {
+	backing := func(t *testing.T) string {
 		dir := t.TempDir()
 		imagetest.Run(t, nil, "qemu-img", "convert", "-O", "qcow2", raw, filepath.Join(dir, "base.qcow2"))
 		over := filepath.Join(dir, "overlay.qcow2")
@@ -223,36 +223,36 @@ func TestRefusedBeforeOutput(t *testing.T) {
 	// it, quickly. (LUKS, crypt_method 2, is refused the same way, but
 	// qemu-img's key-derivation benchmark makes such an image slow to
 	// create and fails on a loaded machine.)
-	encrypted := func() string {
+	encrypted := func(t *testing.T) string {
 		p := filepath.Join(t.TempDir(), "aes.qcow2")
 		imagetest.Run(t, nil, "qemu-img", "create", "-q", "--object", "secret,id=s0,data=not-a-real-secret",
 			"-f", "qcow2", "-o", "encrypt.format=aes,encrypt.key-secret=s0", p, "8M")
 		return p
 	}
-	iso := func() string {
+	iso := func(t *testing.T) string {
 		p := filepath.Join(t.TempDir(), "media.iso")
 		imagetest.Run(t, nil, "genisoimage", "-quiet", "-o", p, tree)
 		return p
 	}
 	for _, c := range []struct {
 		name string
-		make func() string
+		make func(*testing.T) string
 		want error
 		as   any // a pointer to the typed error errors.As must find
 	}{
-		{"VHDX", func() string { return imagetest.Convert(t, raw, "vhdx") }, disk.ErrUnsupportedFormat, new(*disk.UnsupportedFormatError)},
-		{"VMDK sparse", func() string { return imagetest.Convert(t, raw, "vmdk") }, disk.ErrUnsupportedFormat, new(*disk.UnsupportedFormatError)},
-		{"VMDK descriptor", func() string { return imagetest.Convert(t, raw, "vmdk", "-o", "subformat=monolithicFlat") }, disk.ErrUnsupportedFormat, new(*disk.UnsupportedFormatError)},
-		{"VDI", func() string { return imagetest.Convert(t, raw, "vdi") }, disk.ErrUnsupportedFormat, new(*disk.UnsupportedFormatError)},
+		{"VHDX", func(t *testing.T) string { return imagetest.Convert(t, raw, "vhdx") }, disk.ErrUnsupportedFormat, new(*disk.UnsupportedFormatError)},
+		{"VMDK sparse", func(t *testing.T) string { return imagetest.Convert(t, raw, "vmdk") }, disk.ErrUnsupportedFormat, new(*disk.UnsupportedFormatError)},
+		{"VMDK descriptor", func(t *testing.T) string { return imagetest.Convert(t, raw, "vmdk", "-o", "subformat=monolithicFlat") }, disk.ErrUnsupportedFormat, new(*disk.UnsupportedFormatError)},
+		{"VDI", func(t *testing.T) string { return imagetest.Convert(t, raw, "vdi") }, disk.ErrUnsupportedFormat, new(*disk.UnsupportedFormatError)},
 		{"ISO", iso, disk.ErrUnsupportedFormat, new(*disk.UnsupportedFormatError)},
-		{"random bytes", func() string { return imagetest.RandomFile(t, 4<<20) }, disk.ErrNoPartitionTable, new(*disk.NoPartitionTableError)},
+		{"random bytes", func(t *testing.T) string { return imagetest.RandomFile(t, 4<<20) }, disk.ErrNoPartitionTable, new(*disk.NoPartitionTableError)},
 		{"qcow2 with a backing file", backing, disk.ErrBackingFile, new(*disk.BackingFileError)},
 		{"encrypted qcow2", encrypted, disk.ErrEncrypted, new(*disk.FeatureError)},
-		{"raw without MBR or GPT", func() string { return bare }, disk.ErrNoPartitionTable, new(*disk.NoPartitionTableError)},
-		{"qcow2 without MBR or GPT", func() string { return imagetest.Convert(t, bare, "qcow2") }, disk.ErrNoPartitionTable, new(*disk.NoPartitionTableError)},
+		{"raw without MBR or GPT", func(t *testing.T) string { return bare }, disk.ErrNoPartitionTable, new(*disk.NoPartitionTableError)},
+		{"qcow2 without MBR or GPT", func(t *testing.T) string { return imagetest.Convert(t, bare, "qcow2") }, disk.ErrNoPartitionTable, new(*disk.NoPartitionTableError)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			src := c.make()
+			src := c.make(t)
 			dir := t.TempDir()
 			dst := filepath.Join(dir, "out.vhd")
 			err := vhdcrypt.EncryptFile(context.Background(), dst, src, dek)

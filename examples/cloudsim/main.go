@@ -94,6 +94,25 @@ type Info struct {
 	cloudsim.Account
 }
 
+// usageText starts -help: what the program prints, which is what a
+// program pointed at the simulator needs.
+const usageText = `usage:
+  cloudsim [-addr HOST[:PORT]] [-seed N] [-clock-speed X | -real-time] [-seed-authorizations] [-v] > sim.json
+  cloudsim -sample-image PATH [-seed N]
+
+Runs a local IBM Cloud (IAM, Key Protect, HPCS, COS, classic, Activity Tracker)
+on loopback ports until interrupted or its parent process ends.
+
+The first line on standard output is one JSON object: every service's URL and
+the account's fake credentials (api_key, root_key_crn, bucket, cos_instance_crn,
+...), which a program talking to the simulator needs. Keep it in a file:
+"e2e -endpoints sim.json" (and import, order, prepare, audit) reads the URLs
+from it, ibmcloud.LoadEndpoints in Go. Go tests can start the same simulator
+in their own process instead: package cloudsimtest.
+
+Flags:
+`
+
 // run starts the simulator, prints Info and serves until ctx is done.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("cloudsim", flag.ContinueOnError)
@@ -106,6 +125,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	verbose := fs.Bool("v", false, "log every request to standard error")
 	sample := fs.String("sample-image", "", "write the sample disk (which the image doctor passes) to a new `file` and exit")
 	templateDisk := fs.String("template-disk", "", "also write the raw disk that the seeded e2e-sample template's export holds to a new `file` (mode 0600), then serve")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usageText)
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0

@@ -123,6 +123,19 @@ func TestBadFlags(t *testing.T) {
 	require.Empty(t, out.String())
 }
 
+// TestHelpNamesTheFirstLine: -help says that the first line of standard
+// output is the JSON a program needs, and lists the flags.
+func TestHelpNamesTheFirstLine(t *testing.T) {
+	var out, errOut bytes.Buffer
+	require.Equal(t, 0, run(context.Background(), []string{"-help"}, &out, &errOut))
+	help := errOut.String()
+	require.Contains(t, help, "The first line on standard output is one JSON object")
+	require.Contains(t, help, "-endpoints sim.json")
+	require.Contains(t, help, "cloudsimtest")
+	require.Contains(t, help, "-sample-image")
+	require.Empty(t, out.String(), "-help starts no simulator")
+}
+
 func ExampleInfo() {
 	// The first line of `go run ./examples/cloudsim` decodes into Info.
 	var info Info

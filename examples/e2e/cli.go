@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -234,9 +236,15 @@ func run(ctx context.Context, args []string, e env) int {
 		fmt.Fprintln(e.stderr, "e2e: check the network, the proxy and the endpoints; nothing in the account was found wrong")
 		return exitUnreachable
 	}
-	fmt.Fprintln(e.stderr, err)
 	var pe *e2e.PreflightError
 	if errors.As(err, &pe) {
+		for i := range pe.Report.Results {
+			r := &pe.Report.Results[i]
+			r.Detail, r.Fix = inFlags(r.Detail), inFlags(r.Fix)
+		}
+	}
+	fmt.Fprintln(e.stderr, inFlags(err.Error()))
+	if pe != nil {
 		fmt.Fprint(e.stderr, pe.Report.String())
 		return exitPreflight
 	}
@@ -312,16 +320,77 @@ func chooseMode(c *config, e env) int {
 		if len(cloud) > 0 {
 			why = strings.Join(cloud, ", ") + " given"
 		}
-		fmt.Fprintf(e.stderr, "e2e: IBM Cloud mode (%s): the real services, in your account (-sim runs the local simulator instead)\n", why)
+		fmt.Fprintf(e.stderr, "e2e: %s (%s): %s (-sim runs the local simulator instead)\n", cloudModeName(c.endpoints), why, endpointsSay(c.endpoints))
 	default:
 		c.sim = true
-		line := "e2e: simulator mode: a local IBM Cloud in this process, nothing leaves the machine (IBM Cloud: -sim=false or -root-key-crn, -bucket, -image, see -help)"
+		line := "e2e: simulator mode: a local IBM Cloud in this process, nothing leaves the machine (IBM Cloud: -sim=false, or an IBM Cloud flag such as -root-key-crn or -bucket; see -help)"
 		if _, ok := e.lookup("IBMCLOUD_API_KEY"); ok {
 			line += "; IBMCLOUD_API_KEY is set but not used here"
 		}
 		fmt.Fprintln(e.stderr, line)
 	}
 	return exitOK
+}
+
+// loopbackEndpoints reports whether the endpoints file at path names at
+// least one service and every service it names is on this machine (a
+// loopback address or localhost), as a simulator started by
+// examples/cloudsim is, and returns the services it leaves to IBM Cloud's
+// public endpoints. An unreadable file gives false: the run reports it.
+func loopbackEndpoints(path string) (local bool, public []string) {
+	if path == "" {
+		return false, nil
+	}
+	ep, err := ibmcloud.LoadEndpoints(path)
+	if err != nil {
+		return false, nil
+	}
+	named := 0
+	for _, f := range []struct{ name, url string }{
+		{"iam", ep.IAM}, {"kms", ep.KMS}, {"s3", ep.S3}, {"softlayer", ep.SoftLayer},
+		{"iam_identity", ep.IAMIdentity}, {"iam_policy", ep.IAMPolicy}, {"hpcs", ep.HPCS}, {"activity_tracker", ep.ActivityTracker},
+	} {
+		if f.url == "" {
+			if f.name == "iam" || f.name == "kms" || f.name == "s3" || f.name == "softlayer" {
+				public = append(public, f.name)
+			}
+			continue
+		}
+		u, err := url.Parse(f.url)
+		if err != nil {
+			return false, nil
+		}
+		host := u.Hostname()
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return false, nil
+		}
+		named++
+	}
+	return named > 0, public
+}
+
+// cloudModeName names the mode of a run that is not the in-process
+// simulator: endpoints on this machine are not IBM Cloud.
+func cloudModeName(endpoints string) string {
+	if local, _ := loopbackEndpoints(endpoints); local {
+		return "local endpoints mode"
+	}
+	return "IBM Cloud mode"
+}
+
+// endpointsSay says where the requests of a run that is not the in-process
+// simulator go.
+func endpointsSay(endpoints string) string {
+	local, public := loopbackEndpoints(endpoints)
+	switch {
+	case local && len(public) == 0:
+		return "the services at the loopback URLs in " + endpoints + " (such as examples/cloudsim), on this machine"
+	case local:
+		return "the services at the loopback URLs in " + endpoints + " (such as examples/cloudsim), on this machine, and IBM Cloud for those it does not name (" + strings.Join(public, ", ") + ")"
+	case endpoints != "":
+		return "the services at the URLs in " + endpoints + " (IBM Cloud's public endpoints for those it does not name), in the account of your API key"
+	}
+	return "the real services, in your account"
 }
 
 // isAre lists flags followed by "is" or "are".
@@ -665,6 +734,17 @@ func (p *printer) line(format string, a ...any) {
 	fmt.Fprintf(p.w, format+"\n", a...)
 }
 
+// libraryWords are the library's names in its errors and fixes that this
+// command spells as its flags.
+var libraryWords = strings.NewReplacer(
+	"iam.Client.Setup", "-prepare",
+	"give ImportAPIKey, or Prepare with a ServiceID", "give -import-api-key-file, or -prepare",
+	"(Plan.ImportAPIKey), or prepare the service ID (Plan.Prepare) to make one", "(-import-api-key-file), or -prepare to make one",
+)
+
+// inFlags tells a message of the library in this command's flags.
+func inFlags(msg string) string { return libraryWords.Replace(msg) }
+
 func (p *printer) step(s e2e.Step) {
 	if s.Name != p.current {
 		p.current = s.Name
@@ -672,7 +752,7 @@ func (p *printer) step(s e2e.Step) {
 	}
 	switch {
 	case s.Status != e2e.StepRunning:
-		p.line("[%d] %s", p.n, s)
+		p.line("[%d] %s", p.n, inFlags(s.String()))
 	case s.Detail == "":
 		p.line("[%d] %s ...", p.n, s.Name)
 	default:

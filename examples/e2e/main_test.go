@@ -21,13 +21,19 @@ import (
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
 	"github.com/e2eimage/e2eimage/internal/faults"
 	"github.com/e2eimage/e2eimage/internal/sampleimage"
-	"github.com/e2eimage/e2eimage/internal/testenv"
+	"github.com/e2eimage/e2eimage/internal/simscript"
 	"github.com/e2eimage/e2eimage/secret"
 )
 
 // The tests start simulators, each with a data directory that must be
 // gone once it is closed.
-func TestMain(m *testing.M) { testenv.VerifyTestMain(m, testenv.NoStrayTemp(testenv.SimTempPattern)) }
+// TestMain runs the tests, or, as testdata/script's scripts run it, the
+// e2e command itself (see internal/simscript).
+func TestMain(m *testing.M) { simscript.Main(m, map[string]func(){"e2e": main}) }
+
+// TestScripts runs testdata/script/*.txtar against simulators started by
+// the scripts.
+func TestScripts(t *testing.T) { simscript.Run(t, "testdata/script") }
 
 func runMain(t *testing.T, vars map[string]string, args ...string) (int, string, string) {
 	t.Helper()
@@ -108,6 +114,7 @@ func TestModeFromFlagsNamedOnTheFirstLine(t *testing.T) {
 	require.Equal(t, exitOK, code, stderr)
 	first, _, _ := strings.Cut(stderr, "\n")
 	require.True(t, strings.HasPrefix(first, "e2e: simulator mode:"), first)
+	require.NotContains(t, first, "-image", "-image is a flag of both modes, not one that selects IBM Cloud")
 	require.Contains(t, first, "IBMCLOUD_API_KEY is set but not used")
 	require.Contains(t, stderr, "simulator: a fresh account")
 
@@ -164,6 +171,15 @@ func TestCloudModeAgainstAnExternalSimulator(t *testing.T) {
 	require.Equal(t, exitPreflight, code, stderr)
 	require.Contains(t, stderr, "authorization server-protect -> kms")
 	require.Contains(t, stderr, "MISSING")
+	require.Contains(t, stderr, "(or -prepare)", "the fix names this command's flag")
+	for _, lib := range []string{"iam.Client.Setup", "Plan.", "ImportAPIKey", "Prepare with"} {
+		require.NotContains(t, stderr, lib, "the library's names, not this command's flags")
+	}
+	require.Contains(t, stderr, "give the service ID's API key (-import-api-key-file), or -prepare to make one")
+	// A bad flag is one line pointing to -help, not the usage.
+	code, _, stderr = runMain(t, vars, "-no-such-flag")
+	require.Equal(t, exitUsage, code)
+	require.Equal(t, "e2e: flag provided but not defined: -no-such-flag (e2e -help lists the flags)\n", stderr)
 	require.Zero(t, sim.S3.PendingUploads(sim.Account.Bucket))
 
 	code, stdout, stderr := runMain(t, vars, append(args, "-prepare")...)
@@ -332,4 +348,41 @@ func TestPrepareSaveAPIKeyRunTwiceMakesOneKey(t *testing.T) {
 	require.Equal(t, exitOK, code, stderr)
 	require.Contains(t, stderr, "using the API key saved in "+keyFile)
 	require.Equal(t, 1, keys(), "the second run made no API key")
+}
+
+// TestEndpointsModeLine: -endpoints naming loopback URLs (a simulator
+// started by examples/cloudsim) is not called IBM Cloud and its real
+// services; endpoints elsewhere are named as the file's.
+func TestEndpointsModeLine(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, ep map[string]string) string {
+		b, err := json.Marshal(ep)
+		require.NoError(t, err)
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, b, 0o600))
+		return p
+	}
+	all := map[string]string{}
+	for _, k := range []string{"iam", "iam_identity", "iam_policy", "kms", "hpcs", "s3", "softlayer", "activity_tracker"} {
+		all[k] = "http://127.0.0.1:1"
+	}
+	local := write("sim.json", all)
+	code, _, stderr := runMain(t, nil, "-endpoints", local)
+	require.Equal(t, exitUsage, code, stderr)
+	first, _, _ := strings.Cut(stderr, "\n")
+	require.Equal(t, "e2e: local endpoints mode (-endpoints given): the services at the loopback URLs in "+local+
+		" (such as examples/cloudsim), on this machine (-sim runs the local simulator instead)", first)
+	require.NotContains(t, first, "IBM Cloud")
+
+	partial := write("partial.json", map[string]string{"iam": "http://localhost:9/", "s3": "http://[::1]:9"})
+	_, _, stderr = runMain(t, nil, "-endpoints", partial)
+	first, _, _ = strings.Cut(stderr, "\n")
+	require.Contains(t, first, "local endpoints mode")
+	require.Contains(t, first, "and IBM Cloud for those it does not name (kms, softlayer)")
+
+	remote := write("remote.json", map[string]string{"iam": "https://private.iam.cloud.ibm.com", "s3": "http://127.0.0.1:9"})
+	_, _, stderr = runMain(t, nil, "-endpoints", remote)
+	first, _, _ = strings.Cut(stderr, "\n")
+	require.Equal(t, "e2e: IBM Cloud mode (-endpoints given): the services at the URLs in "+remote+
+		" (IBM Cloud's public endpoints for those it does not name), in the account of your API key (-sim runs the local simulator instead)", first)
 }

@@ -12,12 +12,18 @@ import (
 	"github.com/e2eimage/e2eimage/e2e"
 	"github.com/e2eimage/e2eimage/internal/cli/clitest"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
-	"github.com/e2eimage/e2eimage/internal/testenv"
+	"github.com/e2eimage/e2eimage/internal/simscript"
 )
 
 // The tests start simulators, each with a data directory that must be
 // gone once it is closed.
-func TestMain(m *testing.M) { testenv.VerifyTestMain(m, testenv.NoStrayTemp(testenv.SimTempPattern)) }
+// TestMain runs the tests, or, as testdata/script's scripts run it, the
+// order command itself (see internal/simscript).
+func TestMain(m *testing.M) { simscript.Main(m, map[string]func(){"order": main}) }
+
+// TestScripts runs testdata/script/*.txtar against simulators started by
+// the scripts.
+func TestScripts(t *testing.T) { simscript.Run(t, "testdata/script") }
 
 // imported starts a simulator and imports a sample image with e2e.Run
 // (recording it in a state file), as examples/import would.

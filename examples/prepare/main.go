@@ -47,7 +47,8 @@
 // Exit codes (of the built program: `go run` reports any failure as "exit
 // status N" and exits 1 itself): 0 every check passed, 1 failure, 2 usage
 // error (also a refusal made before anything was created), 3 a check
-// failed (the report says which and how to fix it), 5 a service cannot be
+// failed (the report says which and how to fix it; a bucket that does not
+// exist is found before anything is created), 5 a service cannot be
 // reached (DNS, connection refused, TLS, timeout; said once, with the host).
 package main
 
@@ -59,6 +60,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/e2eimage/e2eimage/cos"
 	"github.com/e2eimage/e2eimage/e2e"
 	"github.com/e2eimage/e2eimage/e2e/ibmcloud"
 	"github.com/e2eimage/e2eimage/iam"
@@ -155,6 +157,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 		// nobody can use.
 		return fail(2, "give -save-api-key FILE (IAM shows a new API key only once), or the service ID's current key (-import-api-key-file or E2E_IMPORT_API_KEY)")
 	}
+	if !*check {
+		// An access policy for a bucket that is not there would be made
+		// for nothing (and name whatever bucket is made under that name
+		// later): refuse before anything is created. Other answers are
+		// left to the preflight, which explains them.
+		if _, err := clients.COS.CheckBucket(ctx, *bucket, ""); errors.Is(err, cos.ErrBucketNotFound) {
+			return fail(3, "bucket %s not found: create it (a Regional bucket in the root key's region) or fix -bucket, and run again; nothing was created", *bucket)
+		}
+	}
 	if !*check && *serviceID != "" {
 		// Decide on the service ID's key before anything is created: a
 		// key IAM makes and nobody can keep is lost for good.
@@ -179,7 +190,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 			}
 		} else {
 			for _, s := range res.Steps {
-				fmt.Fprintln(stdout, s)
+				fmt.Fprintln(stdout, cli.SetupFix(s.String(), "prepare without -check"))
 			}
 			for _, c := range res.Preflight {
 				status := "ok     "
@@ -188,7 +199,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup fu
 				}
 				fmt.Fprintf(stdout, "%s  %-50s %s\n", status, c.Name, c.Detail)
 				if c.Fix != "" {
-					fmt.Fprintf(stdout, "         fix: %s\n", c.Fix)
+					fmt.Fprintf(stdout, "         fix: %s\n", cli.SetupFix(c.Fix, "prepare without -check"))
 				}
 			}
 			for _, r := range res.Resources() {

@@ -16,13 +16,19 @@ import (
 	"github.com/e2eimage/e2eimage/e2e/ibmcloud"
 	"github.com/e2eimage/e2eimage/internal/cli/clitest"
 	"github.com/e2eimage/e2eimage/internal/cloudsim"
-	"github.com/e2eimage/e2eimage/internal/testenv"
+	"github.com/e2eimage/e2eimage/internal/simscript"
 	"github.com/e2eimage/e2eimage/secret"
 )
 
 // The tests start simulators, each with a data directory that must be
 // gone once it is closed.
-func TestMain(m *testing.M) { testenv.VerifyTestMain(m, testenv.NoStrayTemp(testenv.SimTempPattern)) }
+// TestMain runs the tests, or, as testdata/script's scripts run it, the
+// prepare command itself (see internal/simscript).
+func TestMain(m *testing.M) { simscript.Main(m, map[string]func(){"prepare": main}) }
+
+// TestScripts runs testdata/script/*.txtar against simulators started by
+// the scripts.
+func TestScripts(t *testing.T) { simscript.Run(t, "testdata/script") }
 
 type simEnv struct {
 	sim       *cloudsim.Sim
@@ -57,6 +63,8 @@ func TestPrepareAFreshAccount(t *testing.T) {
 	require.Contains(t, stdout, "MISSING  authorization server-protect -> kms")
 	require.Contains(t, stdout, "MISSING  service ID e2eimage-import")
 	require.Contains(t, stdout, "fix:")
+	require.Contains(t, stdout, "(or prepare without -check)", "the fix names this command")
+	require.NotContains(t, stdout, "iam.Client.Setup", "not the library's call")
 	require.Contains(t, stdout, "ok       root key")
 
 	// A new API key must have somewhere to go.
@@ -88,6 +96,27 @@ func TestPrepareAFreshAccount(t *testing.T) {
 	for _, c := range res.Preflight {
 		require.True(t, c.OK, c.Name)
 	}
+}
+
+// TestMissingBucketCreatesNothing: a bucket that does not exist stops the
+// preparation before any authorization, service ID, key or access policy
+// is created (exit 3, naming the bucket).
+func TestMissingBucketCreatesNothing(t *testing.T) {
+	s := startSim(t)
+	a := s.sim.Account
+	base := []string{"-endpoints", s.endpoints, "-root-key-crn", a.RootKeyCRN, "-bucket", "no-such-bucket", "-cos-instance", a.COSInstanceCRN}
+	keyFile := filepath.Join(t.TempDir(), "import.key")
+	code, stdout, stderr := s.run(t, append(base, "-save-api-key", keyFile)...)
+	require.Equal(t, 3, code, stdout+stderr)
+	require.Contains(t, stderr, "bucket no-such-bucket not found")
+	require.Contains(t, stderr, "nothing was created")
+	require.NotContains(t, stdout, "created")
+	require.NoFileExists(t, keyFile)
+
+	code, stdout, stderr = s.run(t, append(base, "-check")...)
+	require.Equal(t, 3, code, stderr)
+	require.Contains(t, stdout, "MISSING  authorization server-protect -> kms")
+	require.Contains(t, stdout, "MISSING  service ID e2eimage-import")
 }
 
 func TestHelpAndUsage(t *testing.T) {

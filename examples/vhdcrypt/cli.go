@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -113,13 +115,21 @@ func newFlags(name string, e *env) *flag.FlagSet {
 	return fs
 }
 
-// parse parses args and rejects positional arguments.
+// parse parses args and rejects positional arguments. -h prints the
+// flags; a bad flag is one line with the way to them, so that the error
+// does not scroll away behind the list.
 func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
+	out := fs.Output()
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.SetOutput(out)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(out, "Usage of %s:\n", fs.Name())
+			fs.PrintDefaults()
 			return err
 		}
-		return usageError{err.Error()}
+		return usageError{fmt.Sprintf("%v (%s -h lists the flags)", err, fs.Name())}
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("unexpected argument %q (all inputs are flags)", fs.Arg(0))}
@@ -140,14 +150,64 @@ func (k *keyFlags) load(e *env) (*vhdcrypt.DEK, error) {
 	case k.file != "" && k.env != "":
 		return nil, usageError{"give the key with -key-file or -key-env, not both"}
 	case k.file != "":
+		if fi, err := os.Stat(k.file); err == nil && fi.IsDir() {
+			return nil, usageError{fmt.Sprintf("-key-file %s is a directory: give the file that holds the raw key", k.file)}
+		}
 		if loose, err := vhdcrypt.LooseKeyFileMode(k.file); err == nil && loose {
 			fmt.Fprintf(e.stderr, "vhdcrypt: warning: key file %s can be read by other users (chmod 600 it)\n", k.file)
 		}
-		return vhdcrypt.ReadKeyFile(k.file)
+		dek, err := vhdcrypt.ReadKeyFile(k.file)
+		if errors.Is(err, vhdcrypt.ErrKeySize) && base64KeyFile(k.file) {
+			return nil, fmt.Errorf("key file %s holds base64 text, not the raw key bytes: give the text with -key-env NAME "+
+				"(in the environment variable NAME), or decode it into a key file (base64 -d): %w", k.file, vhdcrypt.ErrKeySize)
+		}
+		return dek, err
 	case k.env != "":
 		return vhdcrypt.KeyFromEnv(k.env, e.lookup)
 	}
 	return nil, usageError{"a key is required: -key-file KEY or -key-env NAME"}
+}
+
+// cliError is an error told in the command's flags, wrapping the
+// library's error (which names the library's options) for errors.Is.
+type cliError struct {
+	msg string
+	err error
+}
+
+func (c cliError) Error() string { return c.msg }
+func (c cliError) Unwrap() error { return c.err }
+
+// noPartitionTable tells a disk without a partition table in the
+// command's terms: one switch, -no-partition-table.
+func noPartitionTable(in string, npt *disk.NoPartitionTableError) error {
+	msg := fmt.Sprintf("%s: the %s image has no partition table (neither MBR nor GPT)", in, npt.Format)
+	if npt.Found != "" {
+		msg += "; it starts with " + npt.Found
+		if npt.Found != "zeros" {
+			msg += ", so it looks like a partition or volume image rather than a whole disk"
+		}
+	}
+	msg += ": give the whole disk (with its partition table and boot loader), or add -no-partition-table to encrypt it as it is"
+	return cliError{msg, npt}
+}
+
+// base64KeyFile reports whether the file at path holds the base64 text of
+// a 32- or 64-byte key (the form -key-env takes) rather than the raw bytes.
+func base64KeyFile(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	buf := make([]byte, 256)
+	defer clear(buf)
+	n, _ := io.ReadFull(f, buf)
+	text := bytes.TrimSpace(buf[:n])
+	raw := make([]byte, base64.StdEncoding.DecodedLen(len(text)))
+	defer clear(raw)
+	m, err := base64.StdEncoding.Decode(raw, text)
+	return err == nil && (m == vhdcrypt.AES128XTS || m == vhdcrypt.AES256XTS)
 }
 
 // dataFlags are shared by encrypt and decrypt.
@@ -161,7 +221,7 @@ type dataFlags struct {
 func (d *dataFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&d.in, "in", "", "input image file, or - for standard input")
 	fs.StringVar(&d.out, "out", "", "output file, or - for standard output")
-	fs.IntVar(&d.workers, "workers", runtime.GOMAXPROCS(0), "parallel workers")
+	fs.IntVar(&d.workers, "workers", runtime.GOMAXPROCS(0), "parallel workers (0: one per CPU)")
 	fs.BoolVar(&d.quiet, "q", false, "no progress or summary on standard error")
 	d.key.register(fs)
 }
@@ -170,8 +230,8 @@ func (d *dataFlags) check() error {
 	if d.in == "" || d.out == "" {
 		return usageError{"-in and -out are required"}
 	}
-	if d.workers < 1 {
-		return usageError{"-workers must be at least 1"}
+	if d.workers < 0 {
+		return usageError{"-workers cannot be negative (0 means one per CPU)"}
 	}
 	return nil
 }
@@ -259,11 +319,12 @@ func cmdEncrypt(ctx context.Context, args []string, e *env) error {
 	enc, err := vhdcrypt.NewEncryptor(ctx, in, dek, opts...)
 	if err != nil {
 		p.abort()
+		var npt *disk.NoPartitionTableError
 		switch {
 		case errors.Is(err, vhdcrypt.ErrNeedSize):
 			return usageError{"standard input is not a dynamic VHD: for a raw image give its size with -size BYTES (or give a file)"}
-		case errors.Is(err, disk.ErrNoPartitionTable):
-			return fmt.Errorf("%w\n(-no-partition-table encrypts it anyway, if that is what you mean)", err)
+		case errors.As(err, &npt):
+			return noPartitionTable(d.in, npt)
 		}
 		return err
 	}

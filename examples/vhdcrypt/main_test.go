@@ -56,6 +56,14 @@ func TestScripts(t *testing.T) {
 					return err
 				}
 			}
+			// The same key as base64 text in a file, and raw with a
+			// newline after it: two ways to get a key file wrong.
+			if err := os.WriteFile(filepath.Join(e.WorkDir, "key64.b64"), []byte(base64.StdEncoding.EncodeToString(key64)+"\n"), 0o600); err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(e.WorkDir, "key64nl.bin"), append(append([]byte{}, key64...), '\n'), 0o600); err != nil {
+				return err
+			}
 			return nil
 		},
 		// [qemu-img]: qemu-img is installed; under CI its absence is an

@@ -43,15 +43,29 @@ func NewFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
 
 // Parse parses args into fs. When ok is false the command must return
 // exit at once: ExitOK for -help (the usage was printed), ExitUsage for a
-// bad flag (the flag package printed the error and the usage).
+// bad flag (one line was printed: the error and the way to -help, so that
+// the error does not scroll away behind the usage).
 func Parse(fs *flag.FlagSet, args []string) (exit int, ok bool) {
-	if err := fs.Parse(args); err != nil {
+	out := fs.Output()
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.SetOutput(out)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fs.Usage()
 			return ExitOK, false
 		}
+		fmt.Fprintf(out, "%s: %v (%s -help lists the flags)\n", fs.Name(), err, fs.Name())
 		return ExitUsage, false
 	}
 	return ExitOK, true
+}
+
+// SetupFix rewrites a preflight check's fix that names the library's way
+// to create what is missing (iam.Client.Setup) in the command's words:
+// how, such as "-prepare".
+func SetupFix(fix, how string) string {
+	return strings.ReplaceAll(fix, "iam.Client.Setup", how)
 }
 
 // Failer writes a command's error lines, "<Prefix>: <message>\n", to W.

@@ -31,7 +31,8 @@ func TestParseExitCodes(t *testing.T) {
 	exit, ok = Parse(fs, []string{"-n", "x"})
 	require.False(t, ok)
 	require.Equal(t, ExitUsage, exit)
-	require.Contains(t, out.String(), `invalid value "x" for flag -n`)
+	require.Equal(t, "demo: invalid value \"x\" for flag -n: parse error (demo -help lists the flags)\n", out.String(),
+		"a bad flag is one line, not the usage")
 
 	fs = NewFlagSet("demo", "", &out)
 	n := fs.Int("n", 3, "")
@@ -40,6 +41,11 @@ func TestParseExitCodes(t *testing.T) {
 	require.Equal(t, ExitOK, exit)
 	require.Equal(t, 7, *n)
 	require.Equal(t, []string{"rest"}, fs.Args())
+}
+
+func TestSetupFix(t *testing.T) {
+	require.Equal(t, "create the service ID and its policies (-prepare)", SetupFix("create the service ID and its policies (iam.Client.Setup)", "-prepare"))
+	require.Equal(t, "nothing to rewrite", SetupFix("nothing to rewrite", "-prepare"))
 }
 
 func TestFailerPrefixesOneLine(t *testing.T) {

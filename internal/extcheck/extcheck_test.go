@@ -34,6 +34,7 @@ var handWritten = []string{
 	"README.md",
 	"go.mod",
 	"go.sum",
+	"fake/fake_test.go",
 	"internal/exampletest/process.go",
 	"readme/readme_test.go",
 }

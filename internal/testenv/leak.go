@@ -41,11 +41,18 @@ func NoStrayTemp(patterns ...string) Option {
 // leaks. Leaks are looked for only when the tests passed. opts add checks
 // (NoStrayTemp).
 func VerifyTestMain(m *testing.M, opts ...Option) {
+	os.Exit(RunTestMain(m, opts...))
+}
+
+// RunTestMain is VerifyTestMain without the exit: it runs the tests of m
+// with the checks and returns the exit code, for a TestMain that hands m
+// to another runner (testscript.Main) through a TestingM of its own.
+func RunTestMain(m *testing.M, opts ...Option) int {
 	var c mainConfig
 	for _, o := range opts {
 		o(&c)
 	}
-	os.Exit(runMain(m, c))
+	return runMain(m, c)
 }
 
 func runMain(m *testing.M, c mainConfig) int {

@@ -1,9 +1,9 @@
 module example.com/extmod
 
-go 1.26.4
+go 1.26.0
 
 require (
-	github.com/IBM/keyprotect-go-client v0.17.3
+	github.com/IBM/keyprotect-go-client v0.17.2
 	github.com/e2eimage/e2eimage v0.0.0
 	github.com/johannesboyne/gofakes3 v1.2.0
 )

@@ -4,4 +4,4 @@
 // module. It contains no Go code.
 module github.com/e2eimage/e2eimage/testdata/vhd-reference
 
-go 1.26.4
+go 1.26.0
