@@ -75,7 +75,11 @@
 // reading the file once before encrypting (blocks in the holes of a sparse
 // file are known to be zero without being read); the encryption pass then
 // reads the non-zero blocks again (usually from the page cache), and the
-// memory cost is one bool per 2 MiB block. A raw stream cannot be scanned ahead,
+// memory cost is one bool per 2 MiB block. On Linux a file is read through
+// a read-only memory map for both passes: the scan looks at the cached
+// pages in place and the cipher reads its plaintext from them, so neither
+// pass copies the disk into buffers first (a file cut short meanwhile
+// fails the verb with an error). A raw stream cannot be scanned ahead,
 // so its output has every block allocated and is as large as the disk; for
 // sparse output give a file, or convert the image to a dynamic VHD first
 // (qemu-img convert -O vpc). A dynamic VHD's blocks are taken as allocated

@@ -43,20 +43,31 @@ func TestOutputUnchanged(t *testing.T) {
 		in     []byte
 		stream bool
 		want   string
+		onDisk bool // an *os.File: read through a memory map where the system has one
 	}{
-		{"raw file", plain, false, sparse},
-		{"raw stream", plain, true, dense},
-		{"fixed VHD file", fixed.Bytes(), false, sparse},
-		{"fixed VHD stream", fixed.Bytes(), true, dense},
-		{"dynamic VHD file", testenv.RefFile(t, "src-qemu.vhd"), false, sparse},
-		{"dynamic VHD stream", testenv.RefFile(t, "src-qemu.vhd"), true, sparse},
-		{"tapdisk VHD file", testenv.RefFile(t, "src-tap-sparse.vhd"), false, tap},
-		{"tapdisk VHD stream", testenv.RefFile(t, "src-tap-sparse.vhd"), true, sparse},
+		{"raw file", plain, false, sparse, false},
+		{"raw file on disk", plain, false, sparse, true},
+		{"fixed VHD file on disk", fixed.Bytes(), false, sparse, true},
+		{"raw stream", plain, true, dense, false},
+		{"fixed VHD file", fixed.Bytes(), false, sparse, false},
+		{"fixed VHD stream", fixed.Bytes(), true, dense, false},
+		{"dynamic VHD file", testenv.RefFile(t, "src-qemu.vhd"), false, sparse, false},
+		{"dynamic VHD stream", testenv.RefFile(t, "src-qemu.vhd"), true, sparse, false},
+		{"tapdisk VHD file", testenv.RefFile(t, "src-tap-sparse.vhd"), false, tap, false},
+		{"tapdisk VHD stream", testenv.RefFile(t, "src-tap-sparse.vhd"), true, sparse, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var src io.Reader = bytes.NewReader(c.in)
-			if c.stream {
+			switch {
+			case c.stream:
 				src = streamOf(c.in)
+			case c.onDisk:
+				p := filepath.Join(t.TempDir(), "in")
+				require.NoError(t, os.WriteFile(p, c.in, 0o600))
+				f, err := os.Open(p)
+				require.NoError(t, err)
+				defer f.Close()
+				src = f
 			}
 			out := encrypt(t, src, dek, fixedOpts(vhdcrypt.WithSize(int64(len(plain))), noTable)...)
 			sum := sha256.Sum256(out)

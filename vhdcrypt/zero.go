@@ -37,7 +37,9 @@ type scanJob struct {
 // in parallel, and reports which ones hold any non-zero byte. This is the
 // price of sparse output from a raw image: one extra read of the whole disk
 // (the encryption pass then reads the non-zero blocks again, usually from the
-// page cache). The result is one bool per block: 1 MiB for a 2 TiB disk.
+// page cache). A file that can be mapped is scanned in place, without
+// copying it into buffers (mapped.go). The result is one bool per block:
+// 1 MiB for a 2 TiB disk.
 //
 // Blocks that lie entirely in a hole of a sparse file (found with
 // SEEK_DATA, where the system has it) are zero without being read, so a
@@ -48,6 +50,8 @@ func scanZeroBlocks(ctx context.Context, in *input, o *options) ([]bool, error) 
 	next := 0
 	file, _ := in.ra.(*os.File) // the guest bytes are at the same offsets for raw and fixed
 	dataAt := int64(-1)         // next stored byte, as far as nextData has looked
+	m := newInputMap(in)        // nil, or the file read in place (mapped.go)
+	defer m.release()           // after runPipeline: no worker is left
 	cfg := pipelineConfig[scanJob]{
 		workers: o.workers,
 		depth:   o.workers + 1, // nothing waits for a writer: one buffer per worker
@@ -74,6 +78,11 @@ func scanZeroBlocks(ctx context.Context, in *input, o *options) ([]bool, error) 
 			return nil
 		},
 		process: func(_ context.Context, j *job[scanJob]) error {
+			if b := m.get(); b != nil {
+				var err error
+				j.v.zero, err = m.zeroBlock(b, j.v.index)
+				return err
+			}
 			if err := in.readBlockAt(j.v.index, j.buf); err != nil {
 				return err
 			}
