@@ -280,7 +280,6 @@ func (e *Encryptor) newReader() *outReader {
 		depth:   pipelineDepth(e.o.workers),
 		bufSize: vhd.BlockSize,
 	}
-	finish := e.cipher.Wipe
 	switch {
 	case e.in.ra != nil:
 		next := 0
@@ -292,14 +291,7 @@ func (e *Encryptor) newReader() *outReader {
 			j.v = blockJob{index: i, bitmap: e.layout.Allocated[i]}
 			return nil
 		}
-		m := newInputMap(e.in) // a raw or fixed file: read in place (mapped.go)
-		if m != nil {
-			finish = func() { m.release(); e.cipher.Wipe() }
-		}
 		cfg.process = func(_ context.Context, j *job[blockJob]) error {
-			if b := m.get(); b != nil {
-				return m.encryptBlock(e.cipher, b, j.buf, j.v.index, j.v.bitmap)
-			}
 			if err := e.in.readBlockAt(j.v.index, j.buf); err != nil {
 				return err
 			}
@@ -349,7 +341,7 @@ func (e *Encryptor) newReader() *outReader {
 		total:  e.size,
 		phase:  PhaseEncrypt,
 		o:      e.o,
-		finish: finish,
+		finish: e.cipher.Wipe,
 	}
 }
 
