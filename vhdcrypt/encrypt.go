@@ -143,6 +143,8 @@ func (e *Encryptor) AllocatedBlocks() (allocated, total int) {
 //     bitmaps, from its BAT and bitmaps, without reading any data. Partial
 //     bitmaps are kept, and only present sectors are encrypted, as tapdisk
 //     itself writes. A block allocated with no sector present is dropped.
+//   - Dynamic VHD, random access, WithoutZeroScan: the source's BAT alone,
+//     as for a stream (below): no bitmap is read before the output starts.
 //   - Dynamic VHD stream: the source's BAT; the sector bitmaps only arrive
 //     with each block, after the header has been written, so every
 //     allocated block is written full, its absent sectors as encrypted
@@ -161,6 +163,15 @@ func planAllocation(ctx context.Context, in *input, o *options) ([]vhd.Bitmap, e
 	alloc := make([]vhd.Bitmap, n)
 	full := vhd.FullBitmap() // shared by every full block: memory stays O(blocks) words
 	switch {
+	case in.kind == kindDynamic && in.img != nil && o.noScan:
+		// WithoutZeroScan: the block table alone, as for a stream, so that
+		// a remote input is read front to back once (each block's bitmap
+		// with its data) instead of every bitmap first.
+		for i := range n {
+			if in.img.Allocated(i) {
+				alloc[i] = full
+			}
+		}
 	case in.kind == kindDynamic && in.img != nil:
 		for b, err := range in.img.Blocks() {
 			if err != nil {

@@ -307,3 +307,23 @@ func TestRefusedBeforeOutput(t *testing.T) {
 	require.ErrorAs(t, err, &nr)
 	require.Zero(t, w.n)
 }
+
+// TestNoScanDynamicVHD: with WithoutZeroScan a dynamic VHD read with
+// random access is planned from its block table alone, so that a remote
+// source is read front to back once; the output is then byte for byte
+// that of the same VHD read as a stream (every allocated block full), which
+// for qemu-img's VHD is also that of the file read with its bitmaps.
+func TestNoScanDynamicVHD(t *testing.T) {
+	t.Parallel()
+	dek := refKey(t, "key64.bin")
+	for _, name := range []string{"src-qemu.vhd", "src-tap-sparse.vhd"} {
+		in := testenv.RefFile(t, name)
+		stream := encrypt(t, streamOf(in), dek, fixedOpts()...)
+		got := encrypt(t, bytes.NewReader(in), dek, fixedOpts(vhdcrypt.WithoutZeroScan())...)
+		require.True(t, bytes.Equal(stream, got), "%s: WithoutZeroScan's output differs from the stream's", name)
+		if name == "src-qemu.vhd" {
+			file := encrypt(t, bytes.NewReader(in), dek, fixedOpts()...)
+			require.True(t, bytes.Equal(file, got), "%s: WithoutZeroScan's output differs from the file's", name)
+		}
+	}
+}
