@@ -27,7 +27,11 @@ import (
 // Memory: at most ahead+2 windows are held (the ones being read and the
 // ones fetched ahead); a window is dropped when its last byte has been
 // served or, when the limit is reached, the lowest one first. A dropped
-// window that is read again is fetched again (counted in Stats).
+// window that is read again is fetched again (counted in Stats). The
+// buffers of dropped windows are reused for the next ones once no reader
+// copies from them, so a long read allocates a few windows, not one per
+// window of the object (which the garbage collector let grow to twice the
+// memory).
 
 // Defaults of WithReadAhead: windows of the default part size, so that
 // reading an object once costs as many GETs as a copy of it in parts, two
@@ -60,13 +64,17 @@ type window struct {
 	ready  chan struct{} // closed once data or err is set
 	err    error
 	served int64 // bytes served from it (under Object.raMu), to drop it once all are
+	users  int   // readers between taking it and their last copy (under raMu)
+	gone   bool  // no longer held (under raMu)
+	done   bool  // its GET has returned (under raMu)
 }
 
 // raState is the read-ahead's state, under raMu.
 type raState struct {
 	raMu    sync.Mutex
 	windows map[int64]*window
-	seqEnd  int64 // where the forward-moving large reads have got to; -1: none yet
+	seqEnd  int64    // where the forward-moving large reads have got to; -1: none yet
+	free    [][]byte // buffers of windows done with, for the next ones
 }
 
 // sequential reports whether a read of n bytes at off continues the
@@ -122,7 +130,9 @@ func (ob *Object) readAhead(ctx context.Context, p []byte, off int64) (bool, err
 	}
 	wins := make([]*window, 0, last-first+1)
 	for i := first; i <= last; i++ {
-		wins = append(wins, ob.startWindow(ctx, i, first))
+		win := ob.startWindow(ctx, i, first)
+		win.users++
+		wins = append(wins, win)
 	}
 	for i := last + 1; i <= last+int64(ob.raAhead) && i*w < ob.info.Size; i++ {
 		if ob.startWindow(ctx, i, -1) == nil {
@@ -131,28 +141,58 @@ func (ob *Object) readAhead(ctx context.Context, p []byte, off int64) (bool, err
 	}
 	ob.ra.raMu.Unlock()
 
+	var err error
 	for _, win := range wins {
-		select {
-		case <-win.ready:
-		case <-ctx.Done():
-			return true, fmt.Errorf("cos: reading %s/%s: %w", ob.bucket, ob.key, ctx.Err())
+		if err == nil {
+			err = ob.copyWindow(ctx, win, p, off)
 		}
-		if win.err != nil {
-			ob.dropWindow(win)
-			return true, win.err
-		}
-		start := win.start
-		lo, hi := max(off, start), min(off+int64(len(p)), start+int64(len(win.data)))
-		copy(p[lo-off:hi-off], win.data[lo-start:hi-start])
 		ob.ra.raMu.Lock()
-		win.served += hi - lo
-		if win.served >= int64(len(win.data)) {
-			ob.forget(win)
-		}
+		win.users--
+		ob.recycle(win)
 		ob.ra.raMu.Unlock()
+	}
+	if err != nil {
+		return true, err
 	}
 	ob.hits.Add(1)
 	return true, nil
+}
+
+// copyWindow waits for win and copies what it holds of [off, off+len(p))
+// into p.
+func (ob *Object) copyWindow(ctx context.Context, win *window, p []byte, off int64) error {
+	select {
+	case <-win.ready:
+	case <-ctx.Done():
+		return fmt.Errorf("cos: reading %s/%s: %w", ob.bucket, ob.key, ctx.Err())
+	}
+	if win.err != nil {
+		ob.dropWindow(win)
+		return win.err
+	}
+	start := win.start
+	lo, hi := max(off, start), min(off+int64(len(p)), start+int64(len(win.data)))
+	copy(p[lo-off:hi-off], win.data[lo-start:hi-start])
+	ob.ra.raMu.Lock()
+	win.served += hi - lo
+	if win.served >= int64(len(win.data)) {
+		ob.forget(win)
+	}
+	ob.ra.raMu.Unlock()
+	return nil
+}
+
+// recycle keeps win's buffer for a later window once nothing uses it: no
+// longer held, its GET returned, no reader copying from it. Caller holds
+// raMu.
+func (ob *Object) recycle(win *window) {
+	if !win.gone || !win.done || win.users > 0 || win.data == nil {
+		return
+	}
+	if len(ob.ra.free) < ob.raAhead+2 {
+		ob.ra.free = append(ob.ra.free, win.data[:cap(win.data)])
+	}
+	win.data = nil
 }
 
 // startWindow returns window i, starting its GET if it is not held. A
@@ -176,11 +216,22 @@ func (ob *Object) startWindow(ctx context.Context, i, keep int64) *window {
 	}
 	// The head cache (WithHeadCache) already holds the object's first bytes.
 	start := max(i*ob.raWindow, ob.headSize)
-	win := &window{idx: i, start: start, data: make([]byte, max(min((i+1)*ob.raWindow, ob.info.Size)-start, 0)), ready: make(chan struct{})}
+	n := max(min((i+1)*ob.raWindow, ob.info.Size)-start, 0)
+	var buf []byte
+	if k := len(ob.ra.free); k > 0 && int64(cap(ob.ra.free[k-1])) >= n {
+		buf, ob.ra.free = ob.ra.free[k-1][:n], ob.ra.free[:k-1]
+	} else {
+		buf = make([]byte, n)
+	}
+	win := &window{idx: i, start: start, data: buf, ready: make(chan struct{})}
 	ob.ra.windows[i] = win
 	go func() {
-		win.err = ob.fetch(ctx, win.data, start)
+		err := ob.fetch(ctx, buf, start)
+		ob.ra.raMu.Lock()
+		win.err, win.done = err, true
 		close(win.ready)
+		ob.recycle(win)
+		ob.ra.raMu.Unlock()
 	}()
 	return win
 }
@@ -202,6 +253,8 @@ func (ob *Object) forget(win *window) {
 	if ob.ra.windows[win.idx] == win {
 		delete(ob.ra.windows, win.idx)
 	}
+	win.gone = true
+	ob.recycle(win)
 }
 
 // dropWindow forgets a failed window, so that a later read tries again.
