@@ -79,9 +79,10 @@ rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / 1e6 / s }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { printf "%s", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-# timed NAME CMD...: runs CMD under GNU time, wall seconds in T_NAME, peak
-# RSS (KiB) in RSS_NAME; CMD's output in $W/out.NAME and $W/err.NAME (shown
-# when CMD fails, which stops the script).
+# timed NAME CMD...: runs CMD under GNU time, wall seconds in T_NAME, CPU
+# seconds (user + system, CMD and its children) in CPU_NAME, peak RSS (KiB)
+# in RSS_NAME; CMD's output in $W/out.NAME and $W/err.NAME (shown when CMD
+# fails, which stops the script).
 timed() {
   local name=$1 t0 t1
   shift
@@ -94,6 +95,30 @@ timed() {
   t1=$(now)
   printf -v "T_$name" '%s' "$(secs "$t0" "$t1")"
   printf -v "RSS_$name" '%s' "$(awk -F': ' '/Maximum resident set size/ {print $2}' "$W/time.$name")"
+  printf -v "CPU_$name" '%s' "$(awk -F': ' '/User time|System time/ {s += $2} END {printf "%.2f", s}' "$W/time.$name")"
+}
+
+# goal NAME VALUE MAX: prints whether VALUE (a ratio) is within MAX, and
+# sets FAILED=1 when it is not.
+goal() {
+  if awk -v v="$2" -v m="$3" 'BEGIN { exit !(v <= m) }'; then
+    echo "goal $1: $2 <= $3: met"
+  else
+    echo "goal $1: $2 > $3: NOT met"
+    FAILED=1
+  fi
+}
+
+# baseline_build REV OUT PKG: builds package PKG of the repository as of
+# commit REV into OUT (from a git archive of it in $W, removed afterwards),
+# so that a script can measure "today's" binary against the working tree's
+# in the same run.
+baseline_build() {
+  local rev=$1 out=$2 pkg=$3 dir="$W/baseline-src"
+  mkdir -p "$dir"
+  git -C "$ROOT" archive "$rev" | tar -x -C "$dir"
+  (cd "$dir" && go build -o "$out" "./$pkg")
+  rm -rf "$dir"
 }
 
 # best NAME: keeps the smallest T_NAME seen so far in BEST_NAME.

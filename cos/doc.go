@@ -61,7 +61,10 @@
 // GETs (If-Match on the ETag seen at the start), so that package vhdcrypt
 // reads a remote image with random access and its workers fetch blocks in
 // parallel: an image in COS is encrypted into a new object without a byte
-// of it on local disk. List and Delete find and remove objects by name,
+// of it on local disk. Reads that move forward through the object are
+// served from read-ahead windows (WithReadAhead: 16 MiB, one GET each, two
+// ahead), so that reading an image once costs about the GETs of a copy of
+// it in parts. List and Delete find and remove objects by name,
 // for the objects an image export writes.
 //
 // # What this package does NOT do

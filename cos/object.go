@@ -51,8 +51,11 @@ type ObjectStats struct {
 // table pages and sector bitmaps) are served from a page cache of 256 KiB;
 // WithHeadCache keeps the object's first bytes once they are fetched, for
 // callers that read the first blocks twice (an inspection, then the
-// encryption). Reads are not read ahead: each one fetches what it asks for
-// (a page for a small read), so reading the object once transfers it once.
+// encryption). Reads that move forward through the object are read ahead
+// in large windows, one GET each (WithReadAhead, readahead.go), so reading
+// the object front to back costs about as many GETs as a copy of it in
+// parts; other reads fetch what they ask for (a page for a small read).
+// Either way, reading the object once transfers it about once.
 //
 // An Object is safe for concurrent use. It holds no connection: there is
 // nothing to close.
@@ -73,6 +76,10 @@ type Object struct {
 	mu    sync.Mutex
 	pages map[int64]*page // by page index
 	clock int64           // LRU counter
+
+	raWindow int64 // read-ahead window (readahead.go); 0: off
+	raAhead  int   // windows fetched ahead
+	ra       raState
 
 	requests, bytes, hits atomic.Int64
 }
@@ -110,7 +117,8 @@ func (c *Client) OpenObject(ctx context.Context, bucket, key string, opts ...Obj
 	if err != nil {
 		return nil, err
 	}
-	ob := &Object{ctx: ctx, c: c, bucket: bucket, key: key, info: *info, o: c.options(nil), pages: make(map[int64]*page)}
+	ob := &Object{ctx: ctx, c: c, bucket: bucket, key: key, info: *info, o: c.options(nil), pages: make(map[int64]*page),
+		raWindow: DefaultReadAheadWindow, raAhead: DefaultReadAhead}
 	for _, f := range opts {
 		f(ob)
 	}
@@ -160,6 +168,12 @@ func (ob *Object) ReadAt(p []byte, off int64) (int, error) {
 		k := copy(p, ob.head[off:])
 		ob.hits.Add(1)
 		p, off = p[k:], off+int64(k)
+	}
+	if served, err := ob.readAhead(ctx, p, off); served {
+		if err != nil {
+			return 0, err
+		}
+		return n, eof
 	}
 	switch {
 	case len(p) == 0:

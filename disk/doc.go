@@ -27,8 +27,9 @@
 //
 // qcow2 is read with github.com/lima-vm/go-qcow2reader, the reader Lima uses
 // to convert the cloud images it boots: a pure-Go io.ReaderAt over the
-// virtual disk that decompresses zlib clusters itself (zstd through a
-// decompressor this package registers, from klauspost/compress), reports
+// virtual disk that lets its user register the decompressors (this package
+// registers its own for zlib and zstd, from klauspost/compress: one read and
+// one inflate per compressed cluster, see qcow2inflate.go), reports
 // each cluster's status (allocated, zero, compressed) through Extent, and
 // caches only 16 L2 tables, so that memory does not grow with the image.
 // The alternative, shelling out to qemu-img, needs a tool the user may

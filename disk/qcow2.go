@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/klauspost/compress/zstd"
 	"github.com/lima-vm/go-qcow2reader/image/qcow2"
 
 	"github.com/e2eimage/e2eimage/vhd"
@@ -37,24 +36,6 @@ const (
 	q2ExtFDE         = 0x0537be77
 	q2ExtDataFile    = 0x44415441
 )
-
-func init() {
-	// go-qcow2reader reads zlib (raw deflate) clusters itself and leaves
-	// zstd to its user. The decoder is bounded: a compressed cluster
-	// expands to at most one cluster (2 MiB), so a frame asking for a
-	// larger window is malformed.
-	qcow2.SetDecompressor(qcow2.CompressionTypeZstd, func(r io.Reader) (io.ReadCloser, error) {
-		d, err := zstd.NewReader(r,
-			zstd.WithDecoderConcurrency(1),
-			zstd.WithDecoderLowmem(true),
-			zstd.WithDecoderMaxWindow(8<<20),
-			zstd.WithDecoderMaxMemory(8<<20))
-		if err != nil {
-			return nil, err
-		}
-		return d.IOReadCloser(), nil
-	})
-}
 
 // q2Header is the part of a qcow2 header this package checks before the
 // library sees the file.
@@ -261,17 +242,22 @@ func q2CheckExtensions(r io.ReaderAt, fileSize int64, h *q2Header, cluster uint6
 
 // readerAtOnly hides every method of a reader but ReadAt, so that
 // go-qcow2reader can neither name the file (it would open a backing file
-// next to it) nor close it.
-type readerAtOnly struct{ r io.ReaderAt }
+// next to it) nor close it. It carries the checked cluster size for the
+// decompressors (qcow2inflate.go), which get only a section of it.
+type readerAtOnly struct {
+	r       io.ReaderAt
+	cluster int
+}
 
 func (o readerAtOnly) ReadAt(p []byte, off int64) (int, error) { return o.r.ReadAt(p, off) }
 
 // openQCOW2 checks the header and opens the image with go-qcow2reader.
 func openQCOW2(r io.ReaderAt, fileSize int64) (*qcow2.Qcow2, error) {
-	if _, err := checkQCOW2(r, fileSize); err != nil {
+	h, err := checkQCOW2(r, fileSize)
+	if err != nil {
 		return nil, err
 	}
-	img, err := qcow2.Open(readerAtOnly{r}, nil)
+	img, err := qcow2.Open(readerAtOnly{r: r, cluster: 1 << h.clusterBits}, nil)
 	if err != nil {
 		return nil, &MalformedError{Format: QCOW2, Offset: -1, Field: "header", Reason: err.Error()}
 	}

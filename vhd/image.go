@@ -559,6 +559,13 @@ func (img *Image) Blocks() iter.Seq2[BlockInfo, error] {
 	}
 }
 
+// Allocated reports whether block i is allocated (has any allocated native
+// block), from the block table alone: unlike Block, it reads nothing. A
+// fixed VHD's blocks are all allocated.
+func (img *Image) Allocated(i int) bool {
+	return i >= 0 && i < img.NumBlocks() && img.allocated(i)
+}
+
 // allocated reports whether BlockSize block i has any allocated native block.
 func (img *Image) allocated(i int) bool {
 	if img.typ == Fixed {

@@ -64,18 +64,20 @@
 //	                             cluster, sector bitmaps of     say what is stored
 //	                             the stored clusters (zero and  (compressed clusters are
 //	                             unallocated clusters absent)   decompressed once)
-//	raw or fixed VHD, file       non-zero blocks only, full     one extra read of the disk
-//	                                                            (a parallel zero scan)
+//	raw or fixed VHD, file       non-zero blocks only, full     a parallel zero scan: the
+//	                                                            zero blocks and the first
+//	                                                            64 KiB of the others
 //	raw or fixed VHD, stream     every block, full              none; needs WithSize
 //
 // Why: the VHD's block table comes before the blocks, and the output is
 // written front to back without seeking (so it can go to a pipe or an
 // upload), so the allocation must be known before the first byte. A dynamic
 // VHD states it in its header. For a raw file, the zero blocks are found by
-// reading the file once before encrypting (blocks in the holes of a sparse
-// file are known to be zero without being read); the encryption pass then
-// reads the non-zero blocks again (usually from the page cache), and the
-// memory cost is one bool per 2 MiB block. A raw stream cannot be scanned ahead,
+// reading the file before encrypting (blocks in the holes of a sparse
+// file are known to be zero without being read, and a block is read only up
+// to its first non-zero 64 KiB, so a block with data near its start costs one
+// small read); the encryption pass then reads the non-zero blocks in full,
+// and the memory cost is one bool per 2 MiB block. A raw stream cannot be scanned ahead,
 // so its output has every block allocated and is as large as the disk; for
 // sparse output give a file, or convert the image to a dynamic VHD first
 // (qemu-img convert -O vpc). A dynamic VHD's blocks are taken as allocated

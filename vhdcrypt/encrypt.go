@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"sync/atomic"
 
@@ -143,6 +144,8 @@ func (e *Encryptor) AllocatedBlocks() (allocated, total int) {
 //     bitmaps, from its BAT and bitmaps, without reading any data. Partial
 //     bitmaps are kept, and only present sectors are encrypted, as tapdisk
 //     itself writes. A block allocated with no sector present is dropped.
+//   - Dynamic VHD, random access, WithoutZeroScan: the source's BAT alone,
+//     as for a stream (below): no bitmap is read before the output starts.
 //   - Dynamic VHD stream: the source's BAT; the sector bitmaps only arrive
 //     with each block, after the header has been written, so every
 //     allocated block is written full, its absent sectors as encrypted
@@ -161,22 +164,18 @@ func planAllocation(ctx context.Context, in *input, o *options) ([]vhd.Bitmap, e
 	alloc := make([]vhd.Bitmap, n)
 	full := vhd.FullBitmap() // shared by every full block: memory stays O(blocks) words
 	switch {
+	case in.kind == kindDynamic && in.img != nil && o.noScan:
+		// WithoutZeroScan: the block table alone, as for a stream, so that
+		// a remote input is read front to back once (each block's bitmap
+		// with its data) instead of every bitmap first.
+		for i := range n {
+			if in.img.Allocated(i) {
+				alloc[i] = full
+			}
+		}
 	case in.kind == kindDynamic && in.img != nil:
-		for b, err := range in.img.Blocks() {
-			if err != nil {
-				return nil, fmt.Errorf("vhdcrypt: reading the input's block map: %w", err)
-			}
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			switch {
-			case b.Full:
-				alloc[b.Index] = full
-			case b.Bitmap.Empty():
-				// Allocated with no sector present: reads as zeros, store nothing.
-			default:
-				alloc[b.Index] = b.Bitmap
-			}
+		if err := planBlocks(ctx, in.img.Blocks(), alloc, "block map"); err != nil {
+			return nil, err
 		}
 	case in.kind == kindDynamic:
 		for i := range n {
@@ -185,18 +184,8 @@ func planAllocation(ctx context.Context, in *input, o *options) ([]vhd.Bitmap, e
 			}
 		}
 	case in.kind == kindQCOW2:
-		for b, err := range in.d.Blocks() {
-			if err != nil {
-				return nil, fmt.Errorf("vhdcrypt: reading the input's cluster map: %w", err)
-			}
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			if b.Full {
-				alloc[b.Index] = full
-			} else {
-				alloc[b.Index] = b.Bitmap
-			}
+		if err := planBlocks(ctx, in.d.Blocks(), alloc, "cluster map"); err != nil {
+			return nil, err
 		}
 	case in.ra != nil && o.noScan:
 		o.logger.Debug("vhdcrypt: no zero scan asked for: every block of the raw or fixed input is allocated", "virtual_size", in.size)
@@ -221,6 +210,30 @@ func planAllocation(ctx context.Context, in *input, o *options) ([]vhd.Bitmap, e
 		}
 	}
 	return alloc, nil
+}
+
+// planBlocks fills alloc from a block map (a dynamic VHD's or a qcow2
+// image's): full blocks share one full bitmap, partial ones keep theirs,
+// and a block stored with no sector present (a VHD's; qcow2 yields none)
+// reads as zeros and is left out.
+func planBlocks(ctx context.Context, blocks iter.Seq2[vhd.BlockInfo, error], alloc []vhd.Bitmap, what string) error {
+	full := vhd.FullBitmap()
+	for b, err := range blocks {
+		if err != nil {
+			return fmt.Errorf("vhdcrypt: reading the input's %s: %w", what, err)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		switch {
+		case b.Full:
+			alloc[b.Index] = full
+		case b.Bitmap.Empty():
+		default:
+			alloc[b.Index] = b.Bitmap
+		}
+	}
+	return nil
 }
 
 // WriteTo writes the encrypted VHD to w: exactly Size bytes, with no

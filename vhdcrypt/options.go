@@ -98,8 +98,13 @@ func WithTimestamp(t time.Time) Option { return func(o *options) { o.timestamp =
 // reading the whole disk once beforehand to find its all-zero blocks. The
 // trade: a remote input (an object read with ranged GETs, such as
 // cos.Object) is then transferred once instead of twice, and the output is
-// as large as the disk. It changes nothing for a dynamic VHD, whose block
-// table already says what is allocated.
+// as large as the disk. A dynamic VHD read with random access is then
+// planned from its block table alone, as a stream of it is, instead of
+// reading every block's sector bitmap first (one small read per block,
+// scattered over the whole input): the output is what the stream gives,
+// every allocated block full, its absent sectors stored as encrypted zeros
+// (which decrypt to the zeros they were). For images with full blocks
+// (qemu-img writes them so) that is the same output.
 func WithoutZeroScan() Option { return func(o *options) { o.noScan = true } }
 
 // WithSize declares the virtual size in bytes of a raw (or fixed VHD) image

@@ -7,12 +7,14 @@
 //	template -mode encrypt -bucket B -src SRC -dst DST -key K     (COS to COS encryption)
 //
 // copy is the baseline: the object read front to back by the same cos
-// client (ranged GETs of one part each) and streamed into a multipart
-// upload. encrypt is what e2e.Run does with Plan.SourceTemplate: the
-// object opened with cos.OpenObject (e2e.SourceHeadCache), encrypted by
-// vhdcrypt reading it with random access (at least 4 workers, hence 4
-// ranged GETs in flight; no zero scan), and streamed into the same
-// multipart upload. Nothing is written to local disk in either mode.
+// client (one ranged GET per read of the uploader, read-ahead off) and
+// streamed into a multipart upload. encrypt is what e2e.Run does with
+// Plan.SourceTemplate: the object opened with cos.OpenObject
+// (e2e.SourceHeadCache, the default read-ahead: 16 MiB windows, two ahead),
+// encrypted by vhdcrypt reading it with random access (at least 4 workers;
+// WithoutZeroScan, so the block table alone plans the output), and
+// streamed into the same multipart upload. Nothing is written to local
+// disk in either mode.
 //
 // The COS endpoint and HMAC keys come from the environment, as for
 // bench/cmd/upload: COS_ENDPOINT, COS_REGION (default us-south),
@@ -73,7 +75,9 @@ func run() error {
 	)
 	switch *mode {
 	case "copy":
-		if obj, err = client.OpenObject(ctx, *bucket, *src); err != nil {
+		// The baseline stays a plain copy: one GET per read of the
+		// uploader's, front to back, no read-ahead.
+		if obj, err = client.OpenObject(ctx, *bucket, *src, cos.WithReadAhead(0, 0)); err != nil {
 			return err
 		}
 		body := frontToBack{io.NewSectionReader(obj, 0, obj.Size())}
