@@ -58,6 +58,10 @@
 //
 // Test support:
 //
+//   - cloudsimtest: a simulated IBM Cloud in another module's own tests,
+//     in process, closed when the test ends
+//   - internal/simscript: testscript commands that start the simulator for
+//     the programs' scripts
 //   - internal/cloudsim: a local IBM Cloud for tests and demos, with
 //     internal/cloudsim/iamsim, internal/cloudsim/kmssim,
 //     internal/cloudsim/s3sim, internal/cloudsim/slsim,

@@ -36,7 +36,7 @@ var ErrStateVersion = errors.New("e2e: unsupported state file version")
 // State is what Run remembers between attempts, so that a run stopped by an
 // error, a signal or a crash resumes where it stopped and never uploads,
 // imports or orders twice. It is saved as JSON (LoadState, Save) in a
-// format of its own, one record per step (MarshalJSON; docs/DESIGN.md
+// format of its own, one record per step (MarshalJSON; ../docs/DESIGN.md
 // documents it as a table of transitions): the JSON tags below are those
 // of the version 1 format, which LoadState still reads.
 //

@@ -11,7 +11,7 @@ import (
 
 // The state file's format is not State's Go layout: State is what the
 // program works with; the file is one record per step, each saying what
-// was requested, the id it got and whether it is done (docs/DESIGN.md,
+// was requested, the id it got and whether it is done (../docs/DESIGN.md,
 // "The state file", has the table of transitions). Save writes version 2;
 // LoadState reads versions 1 and 2 and refuses others naming the version.
 //

@@ -685,7 +685,7 @@ type errReader struct{ err error }
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
 // softLayerMethod names the classic API method of a REST request
-// (<endpoint>/<Service>[/<id>][/<method>].json, ../docs/CLOUD.md §5.5):
+// (<endpoint>/<Service>[/<id>][/<method>].json, ../../docs/CLOUD.md §5.5):
 // "Service::method", or "" when the path names no SoftLayer_ service. A
 // path without a method part is getObject, createObject, editObject or
 // deleteObject by the HTTP method, as softlayer-go sends them.

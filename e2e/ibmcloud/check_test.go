@@ -49,7 +49,7 @@ type wireLog struct {
 func (w *wireLog) RoundTrip(req *http.Request) (*http.Response, error) {
 	r := wireReq{method: req.Method, host: req.URL.Host, path: req.URL.Path, query: req.URL.RawQuery}
 	// Classic REST paths are .../<Service>[/<id>][/<method>].json
-	// (../docs/CLOUD.md §5.5).
+	// (../../docs/CLOUD.md §5.5).
 	if i := strings.Index(r.path, "/SoftLayer_"); i >= 0 {
 		segs := strings.Split(strings.TrimSuffix(r.path[i+1:], ".json"), "/")
 		name := ""
