@@ -66,7 +66,10 @@ type ImportRequest struct {
 	// encrypted Red Hat images (OS codes REDHAT_*): the console's import
 	// form selects it and locks it for them "because your encrypted image
 	// must include its own operating system license" (import-image.md);
-	// that the API needs it is this package's reading.
+	// that the API needs it is this package's reading. Refused for
+	// encrypted Windows images: "For Windows images, you cannot select
+	// Cloud Init if you specify that you use your own license"
+	// (import-image.md), and an encrypted image is cloud-init enabled.
 	BYOL bool
 }
 

@@ -68,6 +68,7 @@ func TestValidationRejectsBeforeAnyRequest(t *testing.T) {
 		{"disk too big", func(r *ImportRequest) { r.DiskSize = MaxImportDiskSize + 512 }, "DiskSize"},
 		{"negative disk", func(r *ImportRequest) { r.DiskSize = -1 }, "DiskSize"},
 		{"no OS code", func(r *ImportRequest) { r.OSCode = "" }, "OSCode"},
+		{"encrypted Windows with BYOL", func(r *ImportRequest) { r.OSCode = "WIN_2019-STD_64"; r.BYOL = true }, "BYOL"},
 		{"CRN not a CRN", func(r *ImportRequest) { r.Encryption.RootKeyCRN = "key-guid" }, "Encryption.RootKeyCRN"},
 		{"CRN of another service", func(r *ImportRequest) {
 			r.Encryption.RootKeyCRN = strings.Replace(testCRN, ":kms:", ":cloud-object-storage:", 1)
@@ -103,6 +104,39 @@ func TestValidationRejectsBeforeAnyRequest(t *testing.T) {
 		})
 	}
 	require.Empty(t, f.requests(), "validation must fail before any API call")
+}
+
+// TestWindowsBYOLRefusedOnlyWhenEncrypted: BYOL with cloud-init is what IBM
+// rules out for Windows, so only an encrypted (cloud-init) Windows import
+// with BYOL is refused; a plain Windows BYOL import and an encrypted Windows
+// import without BYOL pass the static checks.
+func TestWindowsBYOLRefusedOnlyWhenEncrypted(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name            string
+		encrypted, byol bool
+		refused         bool
+	}{
+		{"encrypted with BYOL", true, true, true},
+		{"encrypted without BYOL", true, false, false},
+		{"plain with BYOL", false, true, false},
+	} {
+		req := goodImport()
+		req.OSCode = "WIN_2022-STD_64"
+		req.BYOL = tc.byol
+		if !tc.encrypted {
+			req.Encryption = nil
+		}
+		_, err := validateStatic(&req)
+		var ie *InvalidImportError
+		if tc.refused {
+			require.ErrorAs(t, err, &ie, tc.name)
+			require.Equal(t, "BYOL", ie.Field, tc.name)
+			require.Contains(t, err.Error(), "cloud-init", tc.name)
+		} else {
+			require.NoError(t, err, tc.name)
+		}
+	}
 }
 
 func TestLocatorErrorIsWrapped(t *testing.T) {

@@ -97,6 +97,12 @@ func validateStatic(req *ImportRequest) (COSURI, error) {
 		return bad("OSCode", "%q is not one of the systems IBM documents for imports and E2E images (%s); set AnyOSCode to ask the API instead",
 			req.OSCode, supportedOSList())
 	}
+	if req.Encryption != nil && req.BYOL && importspec.IsWindows(req.OSCode) {
+		// import-image.md: "For Windows images, you cannot select Cloud Init
+		// if you specify that you use your own license", and an encrypted
+		// image must be cloud-init enabled (create-encrypted-image.md).
+		return bad("BYOL", "an encrypted Windows image (%s) cannot bring its own licence: IBM's import allows no cloud-init with BYOL for Windows, and an encrypted image must be cloud-init enabled", req.OSCode)
+	}
 	if e := req.Encryption; e != nil {
 		k, err := crn.ParseKey(e.RootKeyCRN)
 		if err != nil {

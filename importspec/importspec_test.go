@@ -148,3 +148,18 @@ func TestExportNames(t *testing.T) {
 		}
 	}
 }
+
+func TestIsWindows(t *testing.T) {
+	for code, want := range map[string]bool{
+		"WIN_2019-STD_64": true, "win_2022-std_64": true, "UBUNTU_22_64": false, "": false, "WINDOWS": false,
+	} {
+		if got := importspec.IsWindows(code); got != want {
+			t.Errorf("importspec.IsWindows(%q) = %v, want %v", code, got, want)
+		}
+	}
+	for _, sys := range importspec.SupportedOperatingSystems() {
+		if got, want := importspec.IsWindows(sys.Code), sys.OSReleaseID == ""; got != want {
+			t.Errorf("%s: IsWindows = %v, but the table says os-release ID %q", sys.Code, got, sys.OSReleaseID)
+		}
+	}
+}

@@ -113,3 +113,10 @@ func OSCodeFor(id, versionID string) (code string, supported bool) {
 	}
 	return "", false
 }
+
+// IsWindows reports whether code is the reference code of a Windows system:
+// the codes IBM's examples give for Windows all start with WIN_ (see
+// operatingSystems).
+func IsWindows(code string) bool {
+	return strings.HasPrefix(strings.ToUpper(strings.TrimSpace(code)), "WIN_")
+}
