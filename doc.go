@@ -49,6 +49,7 @@
 //   - internal/httppolicy: every client's redirect rule (same host, no credentials or bodies)
 //   - internal/retry: the one retry and poll policy (backoff, jitter, capped Retry-After)
 //   - internal/durable: crash-safe writes of small files
+//   - internal/flock: exclusive, non-blocking file locks (flock(2))
 //   - internal/lockedmem: buffers kept out of swap and core dumps
 //   - internal/nocore: no core dumps while keys are in memory
 //   - internal/progressbar: byte-count progress for the programs

@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/e2eimage/e2eimage/internal/flock"
 )
 
 // outputFile is where a file-producing verb writes: a temporary file beside
@@ -63,7 +65,7 @@ func createOutput(dst, src string) (*outputFile, error) {
 		}
 		return nil, fmt.Errorf("vhdcrypt: creating output %s in directory %s: %w", dst, filepath.Dir(dst), err)
 	}
-	_, _ = lockPartial(f) // held until closed: not stale to another run
+	_, _ = flock.Try(f) // held until closed: not stale to another run
 	o := &outputFile{File: f, dst: dst, tmp: f.Name()}
 	if err := f.Chmod(0o600); err != nil {
 		o.abort()

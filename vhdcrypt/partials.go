@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/e2eimage/e2eimage/internal/flock"
 )
 
 // partialPattern is the os.CreateTemp pattern of the partial output of dst:
@@ -50,7 +52,7 @@ func removeStalePartials(dst string) {
 		if err != nil {
 			continue
 		}
-		if held, err := lockPartial(f); err == nil && held {
+		if held, err := flock.Try(f); err == nil && held {
 			_ = os.Remove(path)
 		}
 		f.Close()

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+
+	"github.com/e2eimage/e2eimage/internal/flock"
 )
 
 // A new output for out.vhd removes the partial outputs of out.vhd that a
@@ -40,7 +42,7 @@ func TestStalePartialOutputsRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer hf.Close()
-	if ok, err := lockPartial(hf); err != nil || !ok {
+	if ok, err := flock.Try(hf); err != nil || !ok {
 		t.Fatalf("lock: %v %v", ok, err)
 	}
 	keep = append(keep, ".out.vhd.partial-77")

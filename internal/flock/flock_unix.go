@@ -1,6 +1,6 @@
 //go:build linux || darwin || freebsd || netbsd || openbsd || dragonfly
 
-package e2e
+package flock
 
 import (
 	"errors"
@@ -9,10 +9,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// tryLock takes an exclusive flock(2) on f without waiting; false when
-// another open file holds it. The kernel drops the lock when the last
-// descriptor of the open file closes, also when its process dies.
-func tryLock(f *os.File) (bool, error) {
+// Try takes an exclusive flock(2) on f without waiting: true when it got
+// it, false when another open file holds it.
+func Try(f *os.File) (bool, error) {
 	err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 	switch {
 	case err == nil:
