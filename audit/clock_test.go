@@ -114,3 +114,30 @@ func TestServiceNowWithoutClocksIsLocal(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, now.Before(before))
 }
+
+// clockedSource is a Source with a Clock that counts the windows asked of it.
+type clockedSource struct {
+	now     time.Time
+	windows int
+}
+
+func (c *clockedSource) Window(_ context.Context, _ Query, _, _ time.Time) ([]Event, error) {
+	c.windows++
+	return nil, nil
+}
+
+func (c *clockedSource) Now(context.Context) (time.Time, error) { return c.now, nil }
+
+// TestWindowEndsNoLaterThanTheServiceClock: an End far ahead of the services'
+// now (as -until 2100 gives) is read up to that now only, not slice by slice
+// to the year 2100.
+func TestWindowEndsNoLaterThanTheServiceClock(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 8, 12, 0, 0, 0, time.UTC)
+	src := &clockedSource{now: now}
+	r := NewReader([]Source{src})
+	q := Query{Start: now.Add(-3 * time.Hour), End: time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)}
+	_, err := r.Collect(context.Background(), q)
+	require.NoError(t, err)
+	require.Equal(t, 3, src.windows, "three one-hour slices up to the services' now, not %d", src.windows)
+}

@@ -107,13 +107,20 @@ func NewReader(sources []Source, opts ...ReaderOption) *Reader {
 // error the iterator yields it once, with a zero Event, and stops.
 func (r *Reader) Events(ctx context.Context, q Query) iter.Seq2[Event, error] {
 	return func(yield func(Event, error) bool) {
-		if q.End.IsZero() && len(r.sources) > 0 {
+		// A window ends no later than the services' now: no event is
+		// stamped after it, and an End far ahead (-until 2100) would
+		// otherwise be read slice by slice, hundreds of thousands of
+		// requests for nothing. Without a clock among the sources the
+		// local now stands in only for a zero End.
+		if len(r.sources) > 0 && (q.End.IsZero() || r.hasClock()) {
 			end, err := r.ServiceNow(ctx)
 			if err != nil {
 				yield(Event{}, err)
 				return
 			}
-			q.End = end
+			if q.End.IsZero() || q.End.After(end) {
+				q.End = end
+			}
 		}
 		if q.Start.IsZero() || q.End.IsZero() || !q.End.After(q.Start) {
 			yield(Event{}, errors.New("audit: the query needs a window with Start before End"))
@@ -193,10 +200,22 @@ type Clock interface {
 	Now(ctx context.Context) (time.Time, error)
 }
 
+// hasClock reports whether a source can read its service's clock.
+func (r *Reader) hasClock() bool {
+	for _, s := range r.sources {
+		if _, ok := s.(Clock); ok {
+			return true
+		}
+	}
+	return false
+}
+
 // ServiceNow returns the latest current time of the sources' services
 // (each Source that is a Clock), or the local time when none is. A Query
 // whose End is zero ends there: events carry the services' times, and a
-// local clock that lags them would leave the latest events out.
+// local clock that lags them would leave the latest events out. A Query
+// whose End is later ends there too when a source has a clock: nothing is
+// stamped after it.
 func (r *Reader) ServiceNow(ctx context.Context) (time.Time, error) {
 	var latest time.Time
 	for _, s := range r.sources {
