@@ -97,26 +97,8 @@ func validateStatic(req *ImportRequest) (COSURI, error) {
 		return bad("OSCode", "%q is not one of the systems IBM documents for imports and E2E images (%s); set AnyOSCode to ask the API instead",
 			req.OSCode, supportedOSList())
 	}
-	if req.Encryption != nil && req.BYOL && importspec.IsWindows(req.OSCode) {
-		// import-image.md: "For Windows images, you cannot select Cloud Init
-		// if you specify that you use your own license", and an encrypted
-		// image must be cloud-init enabled (create-encrypted-image.md).
-		return bad("BYOL", "an encrypted Windows image (%s) cannot bring its own licence: IBM's import allows no cloud-init with BYOL for Windows, and an encrypted image must be cloud-init enabled", req.OSCode)
-	}
-	if e := req.Encryption; e != nil {
-		k, err := crn.ParseKey(e.RootKeyCRN)
-		if err != nil {
-			return bad("Encryption.RootKeyCRN", "%v", strings.TrimPrefix(err.Error(), "crn: "))
-		}
-		if k.Region != u.Region {
-			return bad("Encryption.RootKeyCRN", "the key service is in %q but the bucket is in %q; E2E needs a Regional bucket in the key service's region", k.Region, u.Region)
-		}
-		if e.WrappedDEK == "" {
-			return bad("Encryption.WrappedDEK", "empty")
-		}
-		if _, err := base64.StdEncoding.DecodeString(e.WrappedDEK); err != nil {
-			return bad("Encryption.WrappedDEK", "not base64 (the ciphertext the key service returned from wrap)")
-		}
+	if err := checkEncryption(req, u); err != nil {
+		return COSURI{}, err
 	}
 	if req.BucketLocation != "" {
 		if err := checkBucketLocation(req.BucketLocation, u); err != nil {
@@ -126,6 +108,38 @@ func validateStatic(req *ImportRequest) (COSURI, error) {
 		return bad("BucketLocation", "unknown: set BucketLocation or BucketLocator (or SkipBucketCheck) so a non-Regional bucket is caught before the import")
 	}
 	return u, nil
+}
+
+// checkEncryption checks what an encrypted import adds: the root key's CRN
+// and region, the wrapped DEK, and no BYOL for Windows.
+func checkEncryption(req *ImportRequest, u COSURI) error {
+	e := req.Encryption
+	if e == nil {
+		return nil
+	}
+	bad := func(field, format string, a ...any) error {
+		return &InvalidImportError{Field: field, Reason: fmt.Sprintf(format, a...)}
+	}
+	if req.BYOL && importspec.IsWindows(req.OSCode) {
+		// import-image.md: "For Windows images, you cannot select Cloud Init
+		// if you specify that you use your own license", and an encrypted
+		// image must be cloud-init enabled (create-encrypted-image.md).
+		return bad("BYOL", "an encrypted Windows image (%s) cannot bring its own licence: IBM's import allows no cloud-init with BYOL for Windows, and an encrypted image must be cloud-init enabled", req.OSCode)
+	}
+	k, err := crn.ParseKey(e.RootKeyCRN)
+	if err != nil {
+		return bad("Encryption.RootKeyCRN", "%v", strings.TrimPrefix(err.Error(), "crn: "))
+	}
+	if k.Region != u.Region {
+		return bad("Encryption.RootKeyCRN", "the key service is in %q but the bucket is in %q; E2E needs a Regional bucket in the key service's region", k.Region, u.Region)
+	}
+	if e.WrappedDEK == "" {
+		return bad("Encryption.WrappedDEK", "empty")
+	}
+	if _, err := base64.StdEncoding.DecodeString(e.WrappedDEK); err != nil {
+		return bad("Encryption.WrappedDEK", "not base64 (the ciphertext the key service returned from wrap)")
+	}
+	return nil
 }
 
 func checkBucketLocation(lc string, u COSURI) error {
