@@ -77,5 +77,23 @@ func TestPublicFakeImport(t *testing.T) {
 	if !again.Resumed || again.Template.ID != first.Template.ID {
 		t.Fatalf("the second run did not resume: resumed %v, template %d then %d", again.Resumed, first.Template.ID, again.Template.ID)
 	}
-	t.Logf("template %d imported once, found again by the second run", first.Template.ID)
+	// The first run deleted the API key it made once the image was
+	// imported; the second needs none and makes none.
+	clients, err := ibmcloud.Connect(cloud.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer clients.Close()
+	sid, err := clients.IAM.FindServiceID(context.Background(), "image-import")
+	if err != nil || sid == nil {
+		t.Fatalf("service ID image-import: %v, %v", sid, err)
+	}
+	keys, err := clients.IAM.APIKeys(context.Background(), sid.IAMID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 0 {
+		t.Fatalf("service ID image-import has %d API keys after two runs, want 0", len(keys))
+	}
+	t.Logf("template %d imported once, found again by the second run; %d API keys left", first.Template.ID, len(keys))
 }
