@@ -1,6 +1,7 @@
 // Package flock takes advisory, exclusive, non-blocking file locks with
 // flock(2), for the state file of a run (package e2e) and the partial
-// outputs of an encryption (package vhdcrypt).
+// outputs of an encryption (package vhdcrypt), and the simulator's S3 data
+// directories (internal/cloudsim/s3sim).
 //
 // The kernel drops a lock when the last descriptor of its open file closes,
 // also when the holding process dies, so a dead holder never keeps a lock.

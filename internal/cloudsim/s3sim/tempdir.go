@@ -5,15 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/e2eimage/e2eimage/internal/flock"
 )
 
 // TempDirPattern is the name pattern (os.MkdirTemp) of the data directory
 // New makes when Config.Dir is empty.
 const TempDirPattern = "cloudsim-s3-*"
-
-// errNoLocks is what tryLock returns where the system has no flock(2):
-// directories of killed simulators are then not swept.
-var errNoLocks = errors.New("s3sim: no file locks on this system")
 
 // ownerFile is the file in a temporary data directory that its simulator
 // holds locked while it runs. The kernel drops the lock when the process
@@ -48,9 +46,9 @@ func lockOwner(dir string) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	ok, err := tryLock(f)
+	ok, err := flock.Try(f)
 	switch {
-	case errors.Is(err, errNoLocks):
+	case errors.Is(err, flock.ErrUnsupported):
 		err = nil // this simulator's directory cannot be swept if it is killed
 	case err == nil && !ok:
 		err = errors.New("a new file is locked by someone else")
@@ -82,7 +80,7 @@ func sweepAbandoned(parent, keep string) {
 		if err != nil {
 			continue // no owner file, or not ours to open
 		}
-		if ok, err := tryLock(f); err == nil && ok {
+		if ok, err := flock.Try(f); err == nil && ok {
 			// Whatever cannot be removed (another user's files) stays.
 			_ = os.RemoveAll(d)
 		}
